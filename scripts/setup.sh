@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what scheduler-server needs on a Debian machine with Python >= 3.11:
+# Debian packages (openssh-server for the SSH tests), a virtualenv in .venv and
+# the package itself (editable). Safe to run again; it only adds what is missing.
+#   scripts/setup.sh serve   runtime only
+#   scripts/setup.sh test    runtime + test dependencies + openssh-server
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-serve}"
+
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "scheduler-server needs Python >= 3.11, found " + sys.version.split()[0])'
+
+apt_packages=()
+if [ "$mode" = test ]; then
+  [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${apt_packages[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+extras=""
+[ "$mode" = test ] && extras="[test]"
+echo "setup: installing scheduler-server${extras} into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c 'import scheduler_server' # fail here, not later, if the install did not work

@@ -1,0 +1,54 @@
+"""The Flask application: ``create_app(settings)`` and, for gunicorn, ``app``.
+
+``gunicorn scheduler_server.app:app`` builds the app on first access of ``app``
+from the configuration found as ``config.load_settings`` describes, so merely
+importing this module reads no files.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from flask import Flask
+from flask_cors import CORS
+
+from .config import ConfigError, Settings, load_settings
+from .logging_setup import configure_logging
+from .web import register_blueprints
+from .web.errors import install_error_handlers
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings if settings is not None else load_settings()
+    configure_logging(settings.logging)
+    app = Flask("scheduler_server")
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    app.json.sort_keys = False
+    if settings.server.cors_origins:
+        CORS(app, resources={r"/api/*": {"origins": settings.server.cors_origins}})
+    install_error_handlers(app)
+    register_blueprints(app)
+    return app
+
+
+def _app_from_environment() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        # One line, no traceback: the operator needs the file, the key and the problem.
+        print(f"scheduler-server: bad configuration: {exc}", file=sys.stderr)
+        # Exit code 4 is gunicorn's APP_LOAD_ERROR: the master stops instead of respawning workers.
+        raise SystemExit(4) from None
+
+
+_app: Flask | None = None
+
+
+def __getattr__(name: str):
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = _app_from_environment()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

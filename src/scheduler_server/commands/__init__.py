@@ -1,0 +1,12 @@
+"""Sub-commands of ``scheduler-server``, one module each."""
+
+from __future__ import annotations
+
+import click
+
+
+def register_commands(group: click.Group) -> None:
+    from . import config_check, schedule, serve
+
+    for module in (serve, schedule, config_check):
+        group.add_command(module.command)

@@ -1,0 +1,22 @@
+"""Shared option handling for the sub-commands."""
+
+from __future__ import annotations
+
+import click
+
+from ..config import ConfigError, Settings, load_settings
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: $SCHEDULER_SERVER_CONFIG, ~/.config/scheduler-server/config.yaml, ~/.pipeline-scheduler/config.yaml).",
+)
+
+
+def settings_or_exit(config_path: str | None) -> Settings:
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None

@@ -1,0 +1,1 @@
+"""Observing policies: each turns a time window and a config into a command script."""

@@ -1,0 +1,97 @@
+"""The observing scheduler's one entry point, shared by the HTTP API and the CLI.
+
+It resolves a policy by name, builds its config from a *fresh* copy of the
+defaults (a preset, then the request's overrides, merged on top) and runs it.
+Nothing a request sends can change what the next request sees.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from .policies.base import Policy, PolicyConfig, ScheduleResult
+from .policies.registry import available_policies
+
+
+class ScheduleInputError(ValueError):
+    """A client mistake; ``field`` is the dotted name of the offending input."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    name: str
+    config: Mapping[str, Any]
+    preset: str | None = None
+
+
+def lookup_policy(name: str) -> Policy:
+    policies = available_policies()
+    policy = policies.get(name)
+    if policy is None:
+        known = ", ".join(sorted(policies)) or "(none installed)"
+        raise ScheduleInputError("policy.policy", f"unknown policy {name!r}; known policies: {known}")
+    return policy
+
+
+def presets_of(policy_name: str, policy: Policy, site_presets: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+    presets = dict(policy.presets)
+    presets.update((site_presets or {}).get(policy_name, {}))
+    return presets
+
+
+def build_config(
+    policy_name: str,
+    policy: Policy,
+    overrides: Mapping[str, Any],
+    preset: str | None = None,
+    site_presets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PolicyConfig:
+    merged = policy.Config().model_dump()
+    if preset is not None:
+        presets = presets_of(policy_name, policy, site_presets)
+        if preset not in presets:
+            known = ", ".join(sorted(presets)) or "(this policy has none)"
+            raise ScheduleInputError("policy.preset", f"unknown preset {preset!r} for policy {policy_name!r}; known presets: {known}")
+        merged = deep_merge(merged, presets[preset])
+    merged = deep_merge(merged, overrides)
+    try:
+        return policy.Config.model_validate(merged)
+    except ValidationError as exc:
+        raise config_error(exc) from None
+
+
+def run_schedule(t0: datetime, t1: datetime, request: PolicyRequest, site_presets=None) -> ScheduleResult:
+    policy = lookup_policy(request.name)
+    config = build_config(request.name, policy, request.config, request.preset, site_presets)
+    return policy.schedule(t0, t1, config)
+
+
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: ``base`` with ``overrides`` merged in, recursively for mappings."""
+    result = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def config_error(exc: ValidationError) -> ScheduleInputError:
+    error = exc.errors()[0]
+    path = ".".join(["policy", "config", *(str(p) for p in error["loc"])])
+    if error["type"] == "extra_forbidden":
+        problem = "unknown config key"
+    else:
+        problem = f"{error['msg']} (got {error.get('input')!r})"
+    return ScheduleInputError(path, problem)

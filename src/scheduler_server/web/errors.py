@@ -1,0 +1,72 @@
+"""Errors handled in one place: no response ever carries a traceback.
+
+Each API family answers in its seed's JSON style; ``ApiError`` carries the
+status and message and the blueprint that raised it decides the shape.
+Anything unexpected becomes a 500 whose request id is also in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("scheduler_server.web")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def request_id() -> str:
+    rid = getattr(g, "request_id", None)
+    if rid is None:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex[:16]
+        g.request_id = rid
+    return rid
+
+
+def status_style(status: int, message: str, field: str | None = None):
+    """The observing seed's shape: {"status": "error", "message": ...}."""
+    body = {"status": "error", "message": message}
+    if field:
+        body["field"] = field
+    return jsonify(body), status
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.before_request
+    def _assign_request_id():
+        request_id()
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers["X-Request-ID"] = request_id()
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return status_style(exc.status, exc.message, exc.field)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"request body: larger than the {app.config.get('MAX_CONTENT_LENGTH')} bytes this server accepts"
+        response, status = status_style(exc.code or 500, message)
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response, status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        rid = request_id()
+        log.exception("unexpected error handling %s %s [request %s]", request.method, request.path, rid)
+        return status_style(500, f"internal server error; quote request id {rid} when reporting it")

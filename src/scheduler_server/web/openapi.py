@@ -1,0 +1,131 @@
+"""The OpenAPI document, assembled from the same pydantic models that validate requests.
+
+Views declare themselves with ``@spec.operation(...)``; the decorator only
+records the declaration, so what is documented is exactly what is registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .. import __version__
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+@dataclass
+class Operation:
+    path: str
+    method: str
+    summary: str
+    tags: list[str]
+    description: str = ""
+    body: type[BaseModel] | None = None
+    body_description: str = ""
+    query: type[BaseModel] | None = None
+    path_params: dict[str, str] = field(default_factory=dict)
+    responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
+    security: bool = False
+
+
+class ApiSpec:
+    def __init__(self, title: str, description: str):
+        self.title = title
+        self.description = description
+        self.operations: list[Operation] = []
+        self.security_schemes: dict[str, Any] = {}
+
+    def operation(self, path: str, method: str, summary: str, tags: list[str], **kwargs: Any) -> Callable:
+        op = Operation(path=path, method=method.lower(), summary=summary, tags=tags, **kwargs)
+        self.operations.append(op)
+
+        def register(view: Callable) -> Callable:
+            if not op.description and view.__doc__:
+                op.description = view.__doc__.strip()
+            return view
+
+        return register
+
+    def document(self, server_url: str | None = None) -> dict[str, Any]:
+        models = {m for op in self.operations for m in _models_of(op)}
+        ordered = sorted(models, key=lambda m: m.__name__)
+        _, defs = models_json_schema([(m, "validation") for m in ordered], ref_template=REF_TEMPLATE)
+        paths: dict[str, dict[str, Any]] = {}
+        for op in self.operations:
+            paths.setdefault(op.path, {})[op.method] = self._operation_object(op)
+        doc: dict[str, Any] = {
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": __version__, "description": self.description},
+            "paths": paths,
+            "components": {"schemas": defs.get("$defs", {})},
+        }
+        if self.security_schemes:
+            doc["components"]["securitySchemes"] = self.security_schemes
+        if server_url:
+            doc["servers"] = [{"url": server_url}]
+        return doc
+
+    def _operation_object(self, op: Operation) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "summary": op.summary,
+            "tags": op.tags,
+            "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "responses": {},
+        }
+        if op.description:
+            obj["description"] = op.description
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": desc}
+            for name, desc in op.path_params.items()
+        ]
+        if op.query is not None:
+            schema = op.query.model_json_schema(ref_template=REF_TEMPLATE)
+            required = set(schema.get("required", []))
+            for name, prop in schema.get("properties", {}).items():
+                params.append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in required,
+                        "description": prop.get("description", ""),
+                        "schema": {k: v for k, v in prop.items() if k != "description"},
+                    }
+                )
+        if params:
+            obj["parameters"] = params
+        if op.body is not None:
+            obj["requestBody"] = {
+                "required": True,
+                "description": op.body_description,
+                "content": {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=op.body.__name__)}}},
+            }
+        for status, (desc, model) in sorted(op.responses.items()):
+            response: dict[str, Any] = {"description": desc}
+            if model is not None:
+                response["content"] = {
+                    "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=model.__name__)}}
+                }
+            obj["responses"][str(status)] = response
+        if op.security and self.security_schemes:
+            obj["security"] = [{name: []} for name in self.security_schemes]
+        return obj
+
+
+def _models_of(op: Operation) -> list[type[BaseModel]]:
+    found = [m for _, m in op.responses.values() if m is not None]
+    if op.body is not None:
+        found.append(op.body)
+    return found
+
+
+spec = ApiSpec(
+    title="scheduler-server",
+    description=(
+        "Observing schedules for a telescope (`/api/v1/schedule`, `/api/v1/policies`) and XNAT "
+        "processing pipelines on cloud instances (`/pipeline`, `/instance`, `/api/v1/pipelines`, `/api/v1/instances`)."
+    ),
+)

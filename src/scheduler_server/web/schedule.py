@@ -1,0 +1,197 @@
+"""The Schedule API of the observing seed: POST /api/v1/schedule/ and GET /api/v1/policies."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+
+from ..observing.policies.registry import available_policies
+from ..observing.service import PolicyRequest, ScheduleInputError, presets_of, run_schedule
+from ..observing.policies.base import PolicyFailure
+from ..observing.timeparse import ACCEPTED_FORMATS, parse_time
+from .errors import ApiError
+from .openapi import spec
+
+bp = Blueprint("schedule", __name__, url_prefix="/api/v1")
+
+
+def _policy_from_json_string(value: Any) -> Any:
+    # The seed's curl sends the policy as a JSON *string*; its example request sends an object.
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"a string policy must hold JSON: {exc.msg} at character {exc.pos}") from None
+    return value
+
+
+_TIME_SCHEMA = {"type": "string", "description": f"Start or end of the window: {ACCEPTED_FORMATS}.", "examples": ["2022-01-01 12:00"]}
+Time = Annotated[datetime, PlainValidator(parse_time), WithJsonSchema(_TIME_SCHEMA)]
+
+
+class PolicySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: str = Field(description="Name of the policy, e.g. 'dummy' or 'basic'.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Overrides merged onto the policy's defaults.")
+    preset: str | None = Field(None, description="A named set of config values applied before the overrides.")
+
+
+PolicyField = Annotated[
+    PolicySpec,
+    BeforeValidator(_policy_from_json_string),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"$ref": "#/components/schemas/PolicySpec"},
+                {"type": "string", "description": "The same object, encoded as a JSON string (as the seed's curl sends it)."},
+            ]
+        }
+    ),
+]
+
+
+class ScheduleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    t0: Time
+    t1: Time
+    policy: PolicyField
+    format: Literal["script", "json"] = Field(
+        "script", description="'json' also returns the scheduled blocks; 'script' (default) answers as the seed."
+    )
+
+
+class ScheduledBlock(BaseModel):
+    name: str
+    kind: str
+    t0: str
+    t1: str
+    az: float | None = None
+    el: float | None = None
+    throw: float | None = None
+    cuts: list[str] = Field(default_factory=list, description="Why parts of this block were cut.")
+
+
+class ScheduleResponse(BaseModel):
+    status: Literal["ok"]
+    commands: str = Field(description="The command script for the window.")
+    message: str
+    blocks: list[ScheduledBlock] | None = Field(None, description="Only when the request asked for format 'json'.")
+
+
+class ErrorResponse(BaseModel):
+    status: Literal["error"]
+    message: str = Field(description="What is wrong, naming the field.")
+    field: str | None = Field(None, description="Dotted name of the offending field, when there is one.")
+
+
+class PolicyInfo(BaseModel):
+    name: str
+    description: str
+    defaults: dict[str, Any]
+    presets: dict[str, dict[str, Any]]
+    config_schema: dict[str, Any] = Field(description="JSON schema of the policy's config.")
+
+
+class PolicyList(BaseModel):
+    status: Literal["ok"]
+    policies: list[PolicyInfo]
+
+
+@spec.operation(
+    "/api/v1/schedule/",
+    "post",
+    "Generate the command script for a time window",
+    ["schedule"],
+    body=ScheduleRequest,
+    responses={200: ("The schedule", ScheduleResponse), 400: ("A client mistake", ErrorResponse)},
+)
+@bp.post("/schedule/")
+@bp.post("/schedule", strict_slashes=False)
+def schedule():
+    """Runs the named policy over [t0, t1]. The path also answers without its trailing slash."""
+    body = _json_body()
+    try:
+        req = ScheduleRequest.model_validate(body)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    if req.t1 <= req.t0:
+        raise ApiError(400, f"t1: must be later than t0 (t0 is {req.t0.isoformat()}, t1 is {req.t1.isoformat()})", "t1")
+    settings = current_app.config["SETTINGS"]
+    max_hours = settings.observing.max_window_hours
+    if (req.t1 - req.t0).total_seconds() > max_hours * 3600:
+        raise ApiError(400, f"t1: the window t0..t1 is longer than the {max_hours:g} hours this server allows", "t1")
+    try:
+        result = run_schedule(
+            req.t0,
+            req.t1,
+            PolicyRequest(req.policy.policy, req.policy.config, req.policy.preset),
+            settings.observing.presets,
+        )
+    except ScheduleInputError as exc:
+        raise ApiError(400, str(exc), exc.field) from None
+    except PolicyFailure as exc:
+        raise ApiError(400, f"policy {req.policy.policy!r} could not schedule this window: {exc}", "policy") from None
+    answer: dict[str, Any] = {"status": "ok", "commands": result.commands, "message": "Success"}
+    if req.format == "json":
+        answer["blocks"] = [b.to_json() for b in result.blocks or []]
+    return jsonify(answer)
+
+
+@spec.operation(
+    "/api/v1/policies",
+    "get",
+    "List the policies with their default config and its JSON schema",
+    ["schedule"],
+    responses={200: ("The installed policies", PolicyList)},
+)
+@bp.get("/policies")
+def policies():
+    site_presets = current_app.config["SETTINGS"].observing.presets
+    listed = []
+    for name, policy in sorted(available_policies().items()):
+        listed.append(
+            {
+                "name": name,
+                "description": policy.description,
+                "defaults": policy.Config().model_dump(mode="json"),
+                "presets": presets_of(name, policy, site_presets),
+                "config_schema": policy.Config.model_json_schema(),
+            }
+        )
+    return jsonify({"status": "ok", "policies": listed})
+
+
+def _json_body() -> Any:
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise ApiError(400, "request body: empty; send a JSON object with t0, t1 and policy")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise ApiError(400, f"request body: not valid JSON ({reason})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"request body: must be a JSON object with t0, t1 and policy, not a JSON {type(body).__name__}")
+    return body
+
+
+def _validation_error(exc: ValidationError) -> ApiError:
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"]]
+    field = ".".join(loc) or "request body"
+    kind = error["type"]
+    if kind == "missing":
+        problem = "missing (required)"
+    elif kind == "extra_forbidden":
+        problem = "unknown field"
+    elif kind == "value_error":
+        problem = str(error["ctx"]["error"])
+    elif loc == ["policy"] and kind == "model_type":
+        problem = "must be a JSON object (or a JSON string holding one) with 'policy' and 'config'"
+    else:
+        problem = error["msg"]
+    return ApiError(400, f"{field}: {problem}", field)
