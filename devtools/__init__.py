@@ -1,0 +1,1 @@
+"""Development and test tools that are not part of the installed service."""
