@@ -30,6 +30,8 @@ class Operation:
     path_params: dict[str, str] = field(default_factory=dict)
     responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
     security: bool = False
+    # Models referenced only from hand-written schema fragments (WithJsonSchema).
+    models: list[type[BaseModel]] = field(default_factory=list)
 
 
 class ApiSpec:
@@ -116,7 +118,7 @@ class ApiSpec:
 
 
 def _models_of(op: Operation) -> list[type[BaseModel]]:
-    found = [m for _, m in op.responses.values() if m is not None]
+    found = [m for _, m in op.responses.values() if m is not None] + list(op.models)
     if op.body is not None:
         found.append(op.body)
     return found

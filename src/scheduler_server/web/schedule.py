@@ -107,6 +107,7 @@ class PolicyList(BaseModel):
     "Generate the command script for a time window",
     ["schedule"],
     body=ScheduleRequest,
+    models=[PolicySpec],
     responses={200: ("The schedule", ScheduleResponse), 400: ("A client mistake", ErrorResponse)},
 )
 @bp.post("/schedule/")
