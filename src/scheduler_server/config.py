@@ -74,10 +74,14 @@ class Settings(_Section):
         Path("~/.local/share/scheduler-server"),
         description="Directory for the database, logs, keys and caches. Created on start.",
     )
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    observing: ObservingSettings = Field(default_factory=ObservingSettings)
-    pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings, description="The HTTP server.")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
+    observing: ObservingSettings = Field(
+        default_factory=ObservingSettings, description="The observing scheduler (POST /api/v1/schedule/)."
+    )
+    pipelines: PipelineSettings = Field(
+        default_factory=PipelineSettings, description="The pipeline scheduler (/pipeline, /instance, /api/v1/pipelines)."
+    )
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (informational).")
 

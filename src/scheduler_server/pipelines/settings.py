@@ -56,7 +56,7 @@ class PipelineSettings(_Section):
     ssh_password: SecretStr | None = Field(None, description="SSH password when no key is used (seed: SSH_PASSWORD).")
     timetest_csv_file: Path | None = Field(None, description="Append the seed's timing CSV here (seed: TIMETEST_CSV_FILE).")
     ssh_hosts: list[SSHHost] = Field(default_factory=list, description="Hosts of the ssh backend.")
-    openstack: OpenStackSettings = Field(default_factory=OpenStackSettings)
+    openstack: OpenStackSettings = Field(default_factory=OpenStackSettings, description="The openstack backend.")
 
 
 LEGACY_KEYS: dict[str, tuple[str, ...]] = {
