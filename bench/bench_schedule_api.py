@@ -1,0 +1,141 @@
+"""Schedule API under load: a dummy schedule against gunicorn, as the seed launches it.
+
+Prints requests/s and latency percentiles. Latency at concurrency 1 comes from a
+Python client (one new connection per request, as gunicorn's sync worker closes
+each); throughput comes from wrk (Debian package `wrk`) when it is installed,
+otherwise from Python client processes.
+
+    .venv/bin/python bench/bench_schedule_api.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from devtools.sshd import free_port  # noqa: E402
+
+BODY = json.dumps({"t0": "2022-01-01 12:00", "t1": "2022-01-01 14:00", "policy": '{"policy": "dummy", "config": {}}'})
+BIN = Path(sys.executable).parent
+
+
+def start_gunicorn(port: int, workers: int, home: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_SERVER")}
+    env.update(HOME=home, PATH=f"{BIN}:{env['PATH']}")
+    proc = subprocess.Popen(
+        ["gunicorn", "--bind", f"localhost:{port}", "--workers", str(workers), "scheduler_server.app:app"],
+        env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            one_request(port)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def one_request(port: int) -> float:
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/api/v1/schedule/", BODY, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    if response.status != 200 or b'"ok"' not in data:
+        raise RuntimeError(f"bad answer {response.status}: {data[:200]!r}")
+    return time.perf_counter() - start
+
+
+def latency(port: int, seconds: float) -> list[float]:
+    samples, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        samples.append(one_request(port))
+    return sorted(samples)
+
+
+def pct(samples: list[float], p: float) -> float:
+    return samples[min(len(samples) - 1, int(p / 100 * len(samples)))] * 1000
+
+
+def wrk_throughput(port: int, seconds: float, connections: int) -> tuple[float, float, float]:
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' % BODY
+    )
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/api/v1/schedule/"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out and "connect 0, read 0, write 0, timeout 0" not in out:
+        raise RuntimeError(out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(label):
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    return rps, ms("50"), ms("99")
+
+
+def _client(port, seconds, queue):
+    queue.put(latency(port, seconds))
+
+
+def python_throughput(port: int, seconds: float, clients: int) -> tuple[float, float, float]:
+    queue = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_client, args=(port, seconds, queue)) for _ in range(clients)]
+    for p in procs:
+        p.start()
+    samples = sorted(s for _ in procs for s in queue.get())
+    for p in procs:
+        p.join()
+    return len(samples) / seconds, pct(samples, 50), pct(samples, 99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    rows = []
+    home = tempfile.mkdtemp(prefix="bench-home-")
+    for workers in (1, 2):
+        port = free_port()
+        proc = start_gunicorn(port, workers, home)
+        try:
+            for _ in range(200):
+                one_request(port)  # warm up
+            seq = latency(port, args.seconds)
+            rows.append((workers, "python, sequential", 1, len(seq) / args.seconds, pct(seq, 50), pct(seq, 99)))
+            if shutil.which("wrk"):
+                rps, p50, p99 = wrk_throughput(port, args.seconds, 4)
+                rows.append((workers, "wrk", 4, rps, p50, p99))
+            else:
+                rps, p50, p99 = python_throughput(port, args.seconds, 2)
+                rows.append((workers, "python, 2 processes", 2, rps, p50, p99))
+        finally:
+            proc.terminate()
+            proc.wait()
+    print(f"{'gunicorn workers':>16} | {'client':<20} | {'conc.':>5} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7}")
+    print("-" * 80)
+    for w, client, conc, rps, p50, p99 in rows:
+        print(f"{w:>16} | {client:<20} | {conc:>5} | {rps:>8.0f} | {p50:>7.2f} | {p99:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
