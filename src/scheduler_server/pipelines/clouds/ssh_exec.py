@@ -1,0 +1,229 @@
+"""``SSHExecutor``: the ``Executor`` for any instance reached over SSH (ssh hosts, OpenStack servers).
+
+One paramiko transport per instance, opened lazily and reopened once when it
+broke; every command is its own channel, so several threads can run commands at
+once. SFTP (uploads, log tails) shares one client behind a lock because
+paramiko's SFTP client is not safe for concurrent use.
+
+Host keys: cloud instances are new machines whose keys nobody has seen, so by
+default any key is accepted (and logged at DEBUG). Give ``known_hosts`` to
+check keys instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import socket
+import threading
+import time
+from pathlib import Path
+
+import paramiko
+
+from .base import CommandResult, Executor, InstanceUnreachable
+
+log = logging.getLogger(__name__)
+
+
+class _AcceptNewHost(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(self, client, hostname, key):
+        log.debug("accepting %s host key of %s", key.get_name(), hostname)
+
+
+class SSHExecutor(Executor):
+    def __init__(
+        self,
+        address: str,
+        port: int = 22,
+        user: str | None = None,
+        *,
+        key_file: Path | None = None,
+        password: str | None = None,
+        connect_timeout: float = 10.0,
+        known_hosts: Path | None = None,
+    ):
+        self.address = address
+        self.port = port
+        self.user = user
+        self.key_file = Path(key_file).expanduser() if key_file else None
+        self._password = password
+        self.connect_timeout = connect_timeout
+        self.known_hosts = known_hosts
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._lock = threading.RLock()
+        self._sftp_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SSHExecutor({self.user}@{self.address}:{self.port})"
+
+    # --- connection -----------------------------------------------------------------
+
+    def _transport(self) -> paramiko.Transport:
+        with self._lock:
+            if self._client is not None:
+                transport = self._client.get_transport()
+                if transport is not None and transport.is_active():
+                    return transport
+                self._drop()
+            client = paramiko.SSHClient()
+            if self.known_hosts:
+                client.load_host_keys(str(self.known_hosts))
+                client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            else:
+                client.set_missing_host_key_policy(_AcceptNewHost())
+            try:
+                client.connect(
+                    self.address,
+                    port=self.port,
+                    username=self.user,
+                    key_filename=str(self.key_file) if self.key_file else None,
+                    password=self._password,
+                    timeout=self.connect_timeout,
+                    banner_timeout=self.connect_timeout,
+                    auth_timeout=self.connect_timeout,
+                    allow_agent=False,
+                    look_for_keys=self.key_file is None and self._password is None,
+                )
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                client.close()
+                raise InstanceUnreachable(f"ssh {self.user}@{self.address}:{self.port}: {_describe(exc)}") from None
+            transport = client.get_transport()
+            assert transport is not None
+            transport.set_keepalive(15)
+            self._client = client
+            return transport
+
+    def _drop(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        if self._client is not None:
+            self._client.close()
+        self._sftp = None
+        self._client = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    # --- commands -------------------------------------------------------------------
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = 60.0) -> CommandResult:
+        for attempt in (1, 2):
+            transport = self._transport()
+            try:
+                channel = transport.open_session(timeout=self.connect_timeout)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                # A transport that died since the last use: reconnect once.
+                with self._lock:
+                    self._drop()
+                if attempt == 2:
+                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+                continue
+            return self._run_on(channel, command, stdin, timeout)
+        raise AssertionError("unreachable")
+
+    def _run_on(self, channel: paramiko.Channel, command: str, stdin: bytes | None, timeout: float | None) -> CommandResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        try:
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            pause = 0.001
+            while True:
+                got = False
+                while channel.recv_ready():
+                    out += channel.recv(65536)
+                    got = True
+                while channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+                    got = True
+                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: command timed out after {timeout} s")
+                # Short polls keep quick commands quick; long ones back off to 50 ms.
+                pause = 0.001 if got else min(pause * 2, 0.05)
+                time.sleep(pause)
+            code = channel.recv_exit_status()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+        finally:
+            channel.close()
+        return CommandResult(code, bytes(out), bytes(err))
+
+    # --- files ----------------------------------------------------------------------
+
+    def _with_sftp(self, action):
+        for attempt in (1, 2):
+            transport = self._transport()
+            with self._sftp_lock:
+                try:
+                    if self._sftp is None or self._sftp.get_channel().get_transport() is not transport:
+                        self._sftp = paramiko.SFTPClient.from_transport(transport)
+                    return action(self._sftp)
+                except FileNotFoundError:
+                    raise
+                except (paramiko.SSHException, EOFError, socket.error) as exc:
+                    if isinstance(exc, OSError) and exc.errno is not None:
+                        raise
+                    self._sftp = None
+                    if attempt == 2:
+                        raise InstanceUnreachable(f"sftp {self.address}:{self.port}: {_describe(exc)}") from None
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+        if directory in ("", ".", "/"):
+            return
+        try:
+            sftp.stat(directory)
+            return
+        except FileNotFoundError:
+            pass
+        SSHExecutor._makedirs(sftp, posixpath.dirname(directory))
+        try:
+            sftp.mkdir(directory)
+        except OSError:
+            sftp.stat(directory)  # created concurrently is fine; anything else raises here
+
+    def upload(self, local_path: Path, remote_path: str, mode: int = 0o644) -> None:
+        def action(sftp):
+            self._makedirs(sftp, posixpath.dirname(remote_path))
+            sftp.put(str(local_path), remote_path)
+            sftp.chmod(remote_path, mode)
+
+        self._with_sftp(action)
+
+    def write_file(self, remote_path: str, data: bytes, mode: int = 0o644) -> None:
+        def action(sftp):
+            self._makedirs(sftp, posixpath.dirname(remote_path))
+            with sftp.open(remote_path, "wb") as handle:
+                handle.write(data)
+            sftp.chmod(remote_path, mode)
+
+        self._with_sftp(action)
+
+    def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
+        def action(sftp):
+            try:
+                with sftp.open(remote_path, "rb") as handle:
+                    handle.seek(offset)
+                    return handle.read(max_bytes)
+            except IOError as exc:
+                if getattr(exc, "errno", None) == 2:
+                    raise FileNotFoundError(remote_path) from None
+                raise
+
+        return self._with_sftp(action)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
