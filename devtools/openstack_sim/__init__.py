@@ -1,0 +1,13 @@
+"""An OpenStack cloud on loopback, for tests, benchmarks and trying the service on one machine.
+
+It speaks what openstacksdk needs of Keystone v3, Nova, Neutron and Glance over
+real HTTP, and every server it boots is a real SSH host (an sshd on the
+server's own 127.<block>.x.y address). See docs/openstack.md and
+``python -m devtools.openstack_sim --help``.
+"""
+
+from .app import Simulator
+from .config import SimConfig
+from .faults import FaultRule, parse_rule
+
+__all__ = ["Simulator", "SimConfig", "FaultRule", "parse_rule"]

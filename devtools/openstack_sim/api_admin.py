@@ -1,0 +1,101 @@
+"""The simulator's own control API under ``/_sim`` (not OpenStack): inspect state, inject faults.
+
+``GET /_sim/state`` servers, ports, floating IPs, keypairs and the config
+``PATCH /_sim/config`` change boot_delay, delete_delay, max_servers, fip_pool_size
+``GET|POST|DELETE /_sim/faults`` list, add (JSON ``{"kind": ..., ...}``) or clear fault rules
+``POST /_sim/servers/<id>/vanish`` make a server disappear now
+``GET /_sim/requests`` the last requests served (method, path, status, fault)
+"""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .faults import FaultRule
+
+bp = Blueprint("admin", __name__, url_prefix="/_sim")
+
+
+def _sim():
+    return current_app.config["SIM"]
+
+
+def _bad(message: str):
+    return jsonify({"error": message}), 400
+
+
+@bp.get("/state")
+def state():
+    cloud = _sim().cloud
+    with cloud.lock:
+        servers = [
+            {
+                "id": s.id, "name": s.name, "status": s.status, "task_state": s.task_state, "fixed_ip": s.fixed_ip,
+                "metadata": dict(s.metadata), "fate": s.fate, "key_name": s.key_name,
+                "ssh": f"{s.fixed_ip}:{cloud.config.ssh_port}" if s.host else None,
+                "user_data": base64.b64decode(s.user_data).decode(errors="replace") if s.user_data else None,
+            }
+            for s in cloud.servers.values()
+        ]
+        fips = [
+            {"id": f.id, "address": f.floating_ip_address, "port_id": f.port_id, "description": f.description,
+             "forwarding": f.forwarder is not None}
+            for f in cloud.floating_ips.values()
+        ]
+        ports = [{"id": p.id, "device_id": p.device_id, "ip_address": p.ip_address} for p in cloud.ports.values()]
+        keypairs = sorted(cloud.keypairs)
+    return jsonify({"config": cloud.config.public(), "servers": servers, "floating_ips": fips, "ports": ports, "keypairs": keypairs})
+
+
+@bp.patch("/config")
+def patch_config():
+    try:
+        _sim().config.update(request.get_json(silent=True) or {})
+    except ValueError as exc:
+        return _bad(str(exc))
+    return jsonify(_sim().config.public())
+
+
+@bp.get("/faults")
+def list_faults():
+    return jsonify({"faults": _sim().cloud.faults.list()})
+
+
+@bp.post("/faults")
+def add_fault():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _bad("expected a JSON object like {\"kind\": \"server_error\"}")
+    allowed = set(FaultRule.__dataclass_fields__) - {"fired"}
+    unknown = set(body) - allowed
+    if unknown:
+        return _bad(f"{', '.join(sorted(unknown))}: unknown field(s); allowed: {', '.join(sorted(allowed))}")
+    try:
+        rule = FaultRule(**body)
+    except (TypeError, ValueError) as exc:
+        return _bad(str(exc))
+    _sim().cloud.faults.add(rule)
+    return jsonify({"faults": _sim().cloud.faults.list()}), 201
+
+
+@bp.delete("/faults")
+def clear_faults():
+    _sim().cloud.faults.clear()
+    return "", 204
+
+
+@bp.post("/servers/<server_id>/vanish")
+def vanish(server_id):
+    cloud = _sim().cloud
+    with cloud.lock:
+        if server_id not in cloud.servers:
+            return jsonify({"error": f"no server {server_id}"}), 404
+    cloud.vanish_server(server_id)
+    return "", 204
+
+
+@bp.get("/requests")
+def requests_log():
+    return jsonify({"requests": list(_sim().request_log)})

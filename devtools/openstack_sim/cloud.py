@@ -1,0 +1,356 @@
+"""The simulated cloud's state and the behaviour behind the APIs: boot, delete, ports, floating IPs.
+
+One ``Cloud`` per simulator; every method is thread-safe (one re-entrant lock).
+HTTP handlers call it and turn ``CloudError`` into each service's error body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import threading
+import time
+
+from .config import SimConfig
+from .faults import FaultBook
+from .hosts import Forwarder, ServerHost
+from .model import (
+    DEFAULT_SG_ID,
+    FLAVORS,
+    IMAGES,
+    PRIVATE_NET_ID,
+    PUBLIC_NET_ID,
+    CloudError,
+    FloatingIP,
+    Keypair,
+    Network,
+    Port,
+    SecurityGroup,
+    Server,
+    new_id,
+    now_iso,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Cloud:
+    def __init__(self, config: SimConfig, faults: FaultBook | None = None):
+        self.config = config
+        self.faults = faults or FaultBook()
+        self.lock = threading.RLock()
+        self.project_id = new_id().replace("-", "")
+        self.user_id = new_id().replace("-", "")
+        self.images = {i.id: i for i in IMAGES}
+        self.flavors = {f.id: f for f in FLAVORS}
+        block = config.address_block
+        self.networks = {
+            PRIVATE_NET_ID: Network(id=PRIVATE_NET_ID, name="private", external=False, cidr=f"127.{block}.0.0/17"),
+            PUBLIC_NET_ID: Network(id=PUBLIC_NET_ID, name="public", external=True, cidr=f"127.{block}.200.0/21"),
+        }
+        self.security_groups = {DEFAULT_SG_ID: SecurityGroup(id=DEFAULT_SG_ID, name="default")}
+        for name in config.security_groups:
+            sg = SecurityGroup(id=new_id(), name=name)
+            self.security_groups[sg.id] = sg
+        self.keypairs: dict[str, Keypair] = {}
+        self.servers: dict[str, Server] = {}
+        self.ports: dict[str, Port] = {}
+        self.floating_ips: dict[str, FloatingIP] = {}
+        self._fixed_index = 0
+        self._closing = threading.Event()
+        self._boots: set[threading.Thread] = set()
+
+    # --- keypairs ---------------------------------------------------------------------
+
+    def import_keypair(self, name: str, public_key: str) -> Keypair:
+        if not name or len(name) > 255:
+            raise CloudError(400, "Keypair name must be string and between 1 and 255 characters long", "badRequest")
+        parts = public_key.split()
+        if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")):
+            raise CloudError(400, "Keypair data is invalid: failed to generate fingerprint", "badRequest")
+        try:
+            blob = base64.b64decode(parts[1], validate=True)
+        except binascii.Error:
+            raise CloudError(400, "Keypair data is invalid: failed to generate fingerprint", "badRequest") from None
+        digest = hashlib.md5(blob).hexdigest()  # Nova's fingerprint format, not a security use
+        with self.lock:
+            if name in self.keypairs:
+                raise CloudError(409, f"Key pair '{name}' already exists.", "conflictingRequest")
+            kp = Keypair(name=name, public_key=public_key.strip(), fingerprint=":".join(digest[i : i + 2] for i in range(0, 32, 2)))
+            self.keypairs[name] = kp
+            return kp
+
+    def delete_keypair(self, name: str) -> None:
+        with self.lock:
+            if self.keypairs.pop(name, None) is None:
+                raise CloudError(404, f"Keypair {name} not found.", "itemNotFound")
+
+    # --- servers ----------------------------------------------------------------------
+
+    def get_server(self, server_id: str) -> Server:
+        with self.lock:
+            server = self.servers.get(server_id)
+            if server is None:
+                raise CloudError(404, f"Instance {server_id} could not be found.", "itemNotFound")
+            return server
+
+    def create_server(self, body: dict) -> Server:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise CloudError(400, "Invalid input for field/attribute name.", "badRequest")
+        image_id = body.get("imageRef")
+        if image_id not in self.images:
+            raise CloudError(400, f"Image {image_id} could not be found.", "badRequest")
+        flavor_id = str(body.get("flavorRef"))
+        if flavor_id not in self.flavors:
+            raise CloudError(400, f"Flavor {flavor_id} could not be found.", "badRequest")
+        key_name = body.get("key_name")
+        if key_name is not None and key_name not in self.keypairs:
+            raise CloudError(400, "Invalid key_name provided.", "badRequest")
+        network_id = self._requested_network(body.get("networks"))
+        groups = [g.get("name") for g in body.get("security_groups") or [{"name": "default"}]]
+        known = {sg.name for sg in self.security_groups.values()} | set(self.security_groups)
+        for group in groups:
+            if group not in known:
+                raise CloudError(400, f"Security group {group} not found for project {self.project_id}.", "badRequest")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255 for k, v in metadata.items()
+        ):
+            raise CloudError(400, "Invalid input for field/attribute metadata.", "badRequest")
+        user_data = body.get("user_data")
+        if user_data is not None:
+            try:
+                base64.b64decode(user_data, validate=True)
+            except (binascii.Error, TypeError):
+                raise CloudError(400, "User data needs to be valid base 64.", "badRequest") from None
+            if len(user_data) > 65535:
+                raise CloudError(400, "User data too large.", "badRequest")
+        with self.lock:
+            used = len(self.servers)
+            if used + 1 > self.config.max_servers:
+                raise CloudError(
+                    403,
+                    f"Quota exceeded for instances: Requested 1, but already used {used} of {self.config.max_servers} instances",
+                    "forbidden",
+                )
+            server = Server(
+                id=new_id(),
+                name=name,
+                project_id=self.project_id,
+                user_id=self.user_id,
+                image_id=image_id,
+                flavor_id=flavor_id,
+                key_name=key_name,
+                network_id=network_id,
+                security_groups=groups,
+                metadata=dict(metadata),
+                user_data=user_data,
+            )
+            rule = self.faults.take_server_fate()
+            if rule is not None:
+                server.fate, server.fate_after = rule.kind, rule.after
+            if network_id:
+                self._attach_port(server, network_id)
+            self.servers[server.id] = server
+        boot = threading.Thread(target=self._boot, args=(server,), name=f"boot-{server.id[:8]}", daemon=True)
+        with self.lock:
+            self._boots.add(boot)
+        boot.start()
+        return server
+
+    def _requested_network(self, networks) -> str | None:
+        if networks in (None, "auto"):
+            return PRIVATE_NET_ID
+        if networks == "none":
+            return None
+        if not isinstance(networks, list) or len(networks) != 1:
+            raise CloudError(400, "The simulator supports exactly one requested network.", "badRequest")
+        wanted = networks[0].get("uuid") if isinstance(networks[0], dict) else None
+        if wanted not in self.networks or self.networks[wanted].external:
+            raise CloudError(400, f"Network {wanted} could not be found.", "badRequest")
+        return wanted
+
+    def _attach_port(self, server: Server, network_id: str) -> None:
+        address = self.config.fixed_ip(self._fixed_index)
+        self._fixed_index += 1
+        mac = "fa:16:3e:%02x:%02x:%02x" % tuple(bytes.fromhex(server.id[:6]))
+        port = Port(
+            id=new_id(), network_id=network_id, device_id=server.id, ip_address=address,
+            subnet_id=self.networks[network_id].subnet_id, mac_address=mac,
+        )
+        self.ports[port.id] = port
+        server.port_id, server.fixed_ip = port.id, address
+
+    def _boot(self, server: Server) -> None:
+        try:
+            self._settle(server)
+        finally:
+            with self.lock:
+                self._boots.discard(threading.current_thread())
+
+    def _settle(self, server: Server) -> None:
+        """Start the server's sshd while it is in BUILD, then settle its fate after the boot delay."""
+        host = None
+        if server.fate == "ok" or server.fate == "server_vanish":
+            keys = [self.keypairs[server.key_name].public_key] if server.key_name in self.keypairs else []
+            try:
+                if server.fixed_ip:
+                    host = ServerHost(server.fixed_ip, self.config.ssh_port, keys).start()
+            except Exception as exc:  # a broken sshd is a broken VM: ERROR, with the cause as fault
+                log.warning("server %s: sshd failed: %s", server.id, exc)
+                server.fate, server.fate_after = "server_error", 0.0
+                host = None
+        after = server.fate_after if server.fate == "server_error" and server.fate_after is not None else self.config.boot_delay
+        self._closing.wait(max(0.0, server.created_mono + after - time.monotonic()))
+        with self.lock:
+            if server.deleted or self._closing.is_set():
+                if host:
+                    host.stop()
+                return
+            server.updated = now_iso()
+            if server.fate == "server_stuck":
+                return
+            if server.fate == "server_error":
+                server.status, server.task_state = "ERROR", None
+                server.fault = {"code": 500, "message": "No valid host was found. There are not enough hosts available.", "created": now_iso()}
+                return
+            server.status, server.task_state, server.launched_at, server.host = "ACTIVE", None, now_iso(), host
+        if server.fate == "server_vanish":
+            if not self._closing.wait(server.fate_after if server.fate_after is not None else 1.0):
+                self.vanish_server(server.id)
+
+    def delete_server(self, server_id: str) -> None:
+        """Nova deletes asynchronously: the server lists with task_state 'deleting' for delete_delay seconds."""
+        with self.lock:
+            server = self.get_server(server_id)
+            if server.task_state == "deleting":
+                return
+            server.task_state = "deleting"
+        timer = threading.Timer(self.config.delete_delay, self._remove_server, args=(server_id,))
+        timer.daemon = True
+        timer.start()
+
+    def vanish_server(self, server_id: str) -> None:
+        """The server is gone behind the client's back (host failure, another admin)."""
+        self._remove_server(server_id)
+
+    def _remove_server(self, server_id: str) -> None:
+        with self.lock:
+            server = self.servers.pop(server_id, None)
+            if server is None:
+                return
+            server.deleted = True
+            host, server.host = server.host, None
+            if server.port_id:
+                self._delete_port(server.port_id)
+        if host is not None:
+            host.stop()
+
+    # --- ports and floating IPs -------------------------------------------------------
+
+    def _delete_port(self, port_id: str) -> None:
+        self.ports.pop(port_id, None)
+        for fip in self.floating_ips.values():
+            if fip.port_id == port_id:  # Neutron disassociates, it does not delete the floating IP
+                self._associate(fip, None)
+
+    def get_fip(self, fip_id: str) -> FloatingIP:
+        with self.lock:
+            fip = self.floating_ips.get(fip_id)
+            if fip is None:
+                raise CloudError(404, f"Floating IP {fip_id} could not be found", "FloatingIPNotFound")
+            return fip
+
+    def create_fip(self, network_id: str | None, port_id: str | None, description: str) -> FloatingIP:
+        with self.lock:
+            net = self.networks.get(network_id or "")
+            if net is None:
+                raise CloudError(404, f"Network {network_id} could not be found.", "NetworkNotFound")
+            if not net.external:
+                raise CloudError(400, f"Bad floatingip request: Network {network_id} is not a valid external network.", "BadRequest")
+            used = {f.floating_ip_address for f in self.floating_ips.values()}
+            free = [a for a in (self.config.floating_ip(i) for i in range(self.config.fip_pool_size)) if a not in used]
+            if not free:
+                raise CloudError(409, f"No more IP addresses available on network {network_id}.", "IpAddressGenerationFailure")
+            fip = FloatingIP(
+                id=new_id(), floating_network_id=net.id, floating_ip_address=free[0],
+                project_id=self.project_id, description=description or "",
+            )
+            self.floating_ips[fip.id] = fip
+            if port_id:
+                self.update_fip(fip.id, {"port_id": port_id}, None)
+            return fip
+
+    def update_fip(self, fip_id: str, changes: dict, if_revision: int | None) -> FloatingIP:
+        with self.lock:
+            fip = self.get_fip(fip_id)
+            if if_revision is not None and if_revision != fip.revision_number:
+                raise CloudError(
+                    412, f"Constrained to revision {if_revision} but current revision is {fip.revision_number}.",
+                    "RevisionNumberConstraintFailed",
+                )
+            if "port_id" in changes:
+                port_id = changes["port_id"]
+                port = None
+                if port_id is not None:
+                    port = self.ports.get(port_id)
+                    if port is None:
+                        raise CloudError(404, f"Port {port_id} could not be found.", "PortNotFound")
+                    holder = next((f for f in self.floating_ips.values() if f.port_id == port_id and f.id != fip.id), None)
+                    if holder is not None:
+                        raise CloudError(
+                            409,
+                            f"Cannot associate floating IP {fip.floating_ip_address} ({fip.id}) with port {port_id} "
+                            f"using fixed IP {port.ip_address}, as that fixed IP already has a floating IP on external "
+                            f"network {fip.floating_network_id}.",
+                            "FloatingIPPortAlreadyAssociated",
+                        )
+                self._associate(fip, port)
+            if "description" in changes:
+                fip.description = changes["description"] or ""
+            fip.revision_number += 1
+            fip.updated_at = now_iso()
+            return fip
+
+    def _associate(self, fip: FloatingIP, port: Port | None) -> None:
+        if fip.forwarder is not None:
+            fip.forwarder.stop()
+            fip.forwarder = None
+        fip.port_id = port.id if port else None
+        fip.fixed_ip_address = port.ip_address if port else None
+        if port is not None:
+            try:
+                fip.forwarder = Forwarder(
+                    (fip.floating_ip_address, self.config.ssh_port), (port.ip_address, self.config.ssh_port)
+                )
+            except OSError as exc:
+                log.warning("floating IP %s: cannot forward: %s", fip.floating_ip_address, exc)
+
+    def delete_fip(self, fip_id: str) -> None:
+        with self.lock:
+            fip = self.get_fip(fip_id)
+            self._associate(fip, None)
+            del self.floating_ips[fip_id]
+
+    # --- shutdown ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every sshd and forwarder (the simulator is shutting down)."""
+        self._closing.set()
+        with self.lock:
+            boots = list(self._boots)
+        for boot in boots:  # each stops the sshd it may just have started
+            boot.join(timeout=15)
+        with self.lock:
+            hosts = [s.host for s in self.servers.values() if s.host]
+            for s in self.servers.values():
+                s.host = None
+            for fip in self.floating_ips.values():
+                if fip.forwarder:
+                    fip.forwarder.stop()
+                    fip.forwarder = None
+        for host in hosts:
+            host.stop()

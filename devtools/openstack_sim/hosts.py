@@ -1,0 +1,133 @@
+"""The machine side of a simulated server: a real sshd, and floating-IP forwarding.
+
+Each server's sshd (``devtools.sshd.SSHServer``) listens on the server's own
+loopback address (``127.<block>.x.y``) on the simulator's common SSH port, so a
+client reaches it exactly as it would a VM: by address, on one well-known port.
+A floating IP is a TCP forwarder from its own loopback address to the server's.
+
+All servers share this machine and its login user; "processes of a server" are
+the ones whose ``SSH_CONNECTION`` names the server's address and port: sshd puts
+it in every session's environment, and it survives ``setsid``/``nohup``, so
+deleting a server can kill everything that ran on it, like a real VM going away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+
+from devtools.sshd import SSHServer
+
+log = logging.getLogger(__name__)
+
+
+class ServerHost:
+    """A real sshd for one server, plus the means to kill everything that ran on it."""
+
+    def __init__(self, address: str, port: int, authorized_keys: list[str]):
+        self.address = address
+        self.port = port
+        self._sshd = SSHServer(authorized_keys=authorized_keys, host=address, port=port)
+
+    def start(self) -> "ServerHost":
+        self._sshd.start()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._sshd.process.pid if self._sshd.process else None
+
+    def stop(self) -> None:
+        """Stop the sshd and kill every process that ran on this server."""
+        self._sshd.stop()
+        self.kill_processes()
+
+    def kill_processes(self) -> int:
+        marker = f" {self.address} {self.port}"
+        killed = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            for var in environ.split(b"\0"):
+                if var.startswith(b"SSH_CONNECTION=") and var.decode(errors="replace").endswith(marker):
+                    try:
+                        os.kill(int(entry.name), signal.SIGKILL)
+                        killed += 1
+                    except OSError:
+                        pass
+                    break
+        return killed
+
+
+class Forwarder:
+    """Forwards TCP connections from a floating address to a server's fixed address."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int]):
+        self.listen = listen
+        self.target = target
+        self._server = socket.create_server(listen)
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        threading.Thread(target=self._accept, name=f"fip-{listen[0]}", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()  # like a VM whose sshd is not up: the connection is refused
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            done = threading.Barrier(2, action=lambda c=client, u=upstream: self._close(c, u))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst, done), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, done: threading.Barrier) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        try:
+            done.wait(timeout=3600)
+        except threading.BrokenBarrierError:
+            pass
+
+    def _close(self, *socks: socket.socket) -> None:
+        with self._lock:
+            for s in socks:
+                self._open.discard(s)
+                s.close()
+
+    def stop(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone would not.
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._server.close()
+        with self._lock:
+            for s in list(self._open):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
