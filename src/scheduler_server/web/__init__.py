@@ -6,7 +6,8 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import docs, health, schedule
+    from . import docs, health, pipelines_api, pipelines_common, pipelines_seed, schedule
 
-    for module in (health, schedule, docs):
+    for module in (health, schedule, docs, pipelines_seed, pipelines_api):
         app.register_blueprint(module.bp)
+    pipelines_common.install(app)

@@ -1,0 +1,240 @@
+"""One pipeline attempt from the dispatcher's side: start, watch, finish, cancel, retry.
+
+Each method is one job on a worker thread for one pipeline (the dispatcher
+never runs two jobs for the same pipeline at once). State lives in the
+database and in the job directory on the instance, so after a restart the
+same methods pick up where the dead process stopped: ``start`` on a pipeline
+found ``staging`` first asks the job directory whether it was launched, and
+the first ``poll`` after a restart is a full liveness check.
+
+Only infrastructure failures (``BackendError``, a launch that never came up, a
+process found dead without an exit code) are retried, with exponential backoff,
+up to MAX_ATTEMPTS; a script's non-zero exit is final unless
+``retry_script_failures`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from . import runner
+from .clouds.base import BackendError, InstanceGone, InstanceUnreachable
+from .models import CANCELLED, FAILED, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline
+from .secrets import mask_text
+from .tasks import TASK_TYPES, resolve_in_folder
+
+log = logging.getLogger(__name__)
+
+#: A running pipeline gets a full liveness check (not just "is there an exit code") this often.
+FULL_CHECK_EVERY = 5.0
+
+
+class Attempts:
+    def __init__(self, service):
+        self.service = service
+        self.store = service.store
+        self.pool = service.pool
+        self._last_full_check: dict[int, float] = {}
+        self._unreachable_since: dict[int, float] = {}
+
+    @property
+    def settings(self):
+        return self.service.settings.pipelines
+
+    # --- start ----------------------------------------------------------------------
+
+    def start(self, pipeline_id: int) -> None:
+        """Stage and launch on the assigned (ready) instance; on a restart, re-attach if it was launched."""
+        pipeline = self.store.get_pipeline(pipeline_id)
+        if pipeline is None or pipeline.status not in (PROVISIONING, STAGING) or pipeline.cancel_requested:
+            return
+        instance = self.pool.get(pipeline.instance_id) if pipeline.instance_id else None
+        if instance is None or not instance.info:
+            return self.infra_failure(pipeline_id, "instance lost before staging")
+        directory = runner.job_dir(self.settings.remote_base_folder, pipeline.id, pipeline.attempt)
+        try:
+            executor = self.pool.executor(instance)
+            if pipeline.status == STAGING:
+                state = runner.status(executor, directory)
+                if state.state in ("running", "exited", "lost", "killed"):
+                    self._set(pipeline_id, RUNNING, "re-attached after a restart", started_at=pipeline.started_at or time.time())
+                    return self.poll(pipeline_id, full=True)
+            else:
+                self._set(pipeline_id, STAGING, f"instance {instance.id} ready", instance_ready_at=max(instance.ready_at or 0, pipeline.updated_at), job_dir=directory)
+            command, script, files, secret = self._prepare(pipeline)
+            runner.stage(executor, directory, script, files, command)
+            if self._cancel_requested(pipeline_id):
+                return self.cancel(pipeline_id)
+            runner.launch(executor, directory, secret)
+        except runner.LaunchError as exc:
+            return self.infra_failure(pipeline_id, f"launch failed: {exc}")
+        except BackendError as exc:
+            return self.infra_failure(pipeline_id, f"staging failed: {exc}")
+        except (FileNotFoundError, ValueError) as exc:
+            # The script or a file vanished from LOCAL_SCRIPTS_FOLDER since submission: not retryable.
+            return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
+        self._set(pipeline_id, RUNNING, "script started", started_at=time.time())
+        self._last_full_check[pipeline_id] = time.time()
+
+    def _prepare(self, pipeline: Pipeline):
+        task = TASK_TYPES[pipeline.type]
+        folder = Path(self.settings.local_scripts_folder)
+        script = (pipeline.script, resolve_in_folder(folder, pipeline.script))
+        files = [(name, resolve_in_folder(folder, name)) for name in pipeline.spec.get("files") or []]
+        secret = self.service.secrets.decrypt(pipeline.secret) if pipeline.secret else None
+        return task.command(pipeline.spec, self.settings.xnat_credentials), script, files, secret
+
+    # --- watch ----------------------------------------------------------------------
+
+    def poll(self, pipeline_id: int, full: bool = False) -> None:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        if pipeline is None or pipeline.status != RUNNING:
+            return
+        instance = self.pool.get(pipeline.instance_id) if pipeline.instance_id else None
+        if instance is None or not instance.info:
+            return self.infra_failure(pipeline_id, "lost: its instance is gone")
+        now = time.time()
+        full = full or now - self._last_full_check.get(pipeline_id, 0.0) >= FULL_CHECK_EVERY
+        try:
+            executor = self.pool.executor(instance)
+            code = runner.exit_code_if_done(executor, pipeline.job_dir)
+            if code is None and full:
+                self._last_full_check[pipeline_id] = now
+                state = runner.status(executor, pipeline.job_dir)
+                if state.state == "exited":
+                    code = state.exit_code if state.exit_code is not None else -1
+                elif state.state != "running":
+                    return self.infra_failure(pipeline_id, f"lost: the script's process is gone ({state.state})")
+            self._unreachable_since.pop(pipeline_id, None)
+        except InstanceGone as exc:
+            return self.infra_failure(pipeline_id, f"lost: {exc}")
+        except (InstanceUnreachable, BackendError) as exc:
+            since = self._unreachable_since.setdefault(pipeline_id, now)
+            allowed = max(30.0, self.settings.max_connection_retries * self.settings.connection_retry_interval)
+            if now - since > allowed:
+                return self.infra_failure(pipeline_id, f"lost: instance unreachable for {now - since:.0f} s ({exc})")
+            log.info("pipeline %s: instance unreachable, will retry: %s", pipeline_id, exc)
+            return
+        if code is not None:
+            self.finish(pipeline_id, code)
+
+    def finish(self, pipeline_id: int, exit_code: int) -> None:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        if pipeline is None or pipeline.status != RUNNING:
+            return
+        self._collect(pipeline)
+        if exit_code == 0:
+            return self._final(pipeline_id, SUCCEEDED, "script exited 0", exit_code=0, instance_ok=True)
+        reason = f"script exited {exit_code}"
+        if self.settings.retry_script_failures and pipeline.attempts_used() < self.settings.max_attempts:
+            return self._retry(pipeline_id, reason, exit_code=exit_code, instance_ok=True)
+        self._final(pipeline_id, FAILED, reason, exit_code=exit_code, instance_ok=True)
+
+    # --- stop -----------------------------------------------------------------------
+
+    def cancel(self, pipeline_id: int) -> None:
+        self._stop(pipeline_id, CANCELLED, "cancelled on request")
+
+    def timeout(self, pipeline_id: int) -> None:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        limit = pipeline.timeout if pipeline and pipeline.timeout else self.settings.pipeline_timeout
+        self._stop(pipeline_id, FAILED, f"timeout: still running after {limit:g} s")
+
+    def _stop(self, pipeline_id: int, to: str, reason: str) -> None:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        if pipeline is None or pipeline.status not in (QUEUED, PROVISIONING, STAGING, RUNNING):
+            return
+        healthy = True
+        if pipeline.status in (STAGING, RUNNING) and pipeline.job_dir and pipeline.instance_id:
+            instance = self.pool.get(pipeline.instance_id)
+            try:
+                if instance is not None and instance.info:
+                    executor = self.pool.executor(instance)
+                    runner.kill(executor, pipeline.job_dir, self.settings.kill_grace)
+                    self._collect(pipeline)
+            except BackendError as exc:
+                healthy = False  # cannot confirm the kill: the instance is deleted rather than reused
+                log.warning("pipeline %s: could not kill its process: %s", pipeline_id, exc)
+        self._final(pipeline_id, to, reason, instance_ok=healthy)
+
+    # --- outcomes -------------------------------------------------------------------
+
+    def infra_failure(self, pipeline_id: int, reason: str) -> None:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        if pipeline is None:
+            return
+        log.warning("pipeline %s attempt %s: %s", pipeline_id, pipeline.attempt, reason)
+        if pipeline.status in (STAGING, RUNNING):
+            self._collect(pipeline)
+        if pipeline.attempts_used() < self.settings.max_attempts:
+            return self._retry(pipeline_id, reason, instance_ok=False)
+        self._final(pipeline_id, FAILED, f"{reason} (after {pipeline.attempts_used()} attempts)", instance_ok=False)
+
+    def _retry(self, pipeline_id: int, reason: str, exit_code: int | None = None, instance_ok: bool = True) -> None:
+        def change(session, p: Pipeline):
+            used = p.attempts_used()
+            delay = min(self.settings.retry_backoff * (2 ** max(0, used - 1)), self.settings.retry_backoff_max)
+            p.move(QUEUED, f"{reason}; retry {used + 1}/{self.settings.max_attempts} in {delay:g} s")
+            p.next_attempt_at = time.time() + delay
+            p.exit_code = exit_code
+            instance_id, p.instance_id, p.job_dir = p.instance_id, None, None
+            return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
+
+        self._after_release(self.store.update_pipeline(pipeline_id, change), pipeline_id)
+
+    def _final(self, pipeline_id: int, to: str, reason: str, exit_code: int | None = None, instance_ok: bool = True) -> None:
+        def change(session, p: Pipeline):
+            if p.status == to:
+                return None
+            p.move(to, reason)
+            p.finished_at = time.time()
+            if exit_code is not None:
+                p.exit_code = exit_code
+            instance_id = p.instance_id
+            return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
+
+        self._after_release(self.store.update_pipeline(pipeline_id, change), pipeline_id)
+        pipeline = self.store.get_pipeline(pipeline_id)
+        if pipeline is not None:
+            self.service.timetest.record(pipeline)
+            log.info("pipeline %s %s: %s", pipeline_id, to, reason)
+
+    def _after_release(self, outcome, pipeline_id: int) -> None:
+        self._last_full_check.pop(pipeline_id, None)
+        self._unreachable_since.pop(pipeline_id, None)
+        if outcome and outcome[0]:
+            self.service.dispatcher.submit(("instance", outcome[1]), self.pool.destroy, outcome[1])
+
+    def _set(self, pipeline_id: int, to: str, reason: str, **values) -> None:
+        def change(session, p: Pipeline):
+            p.move(to, reason)
+            for key, value in values.items():
+                setattr(p, key, value)
+
+        self.store.update_pipeline(pipeline_id, change)
+
+    def _cancel_requested(self, pipeline_id: int) -> bool:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        return pipeline is None or pipeline.cancel_requested
+
+    def _collect(self, pipeline: Pipeline) -> None:
+        """Copy the attempt's logs home (masked) and remove its job directory from the instance."""
+        if not pipeline.job_dir or not pipeline.instance_id:
+            return
+        instance: Instance | None = self.pool.get(pipeline.instance_id)
+        if instance is None or not instance.info:
+            return
+        destination = self.service.log_dir(pipeline.id, pipeline.attempt)
+        try:
+            executor = self.pool.executor(instance)
+            runner.fetch_logs(executor, pipeline.job_dir, destination)
+            runner.remove(executor, pipeline.job_dir)
+        except (BackendError, OSError) as exc:
+            log.warning("pipeline %s: could not fetch its logs: %s", pipeline.id, exc)
+            return
+        secrets = self.service.secrets_of(pipeline)
+        if secrets:
+            for path in destination.glob("*.log"):
+                path.write_text(mask_text(path.read_text(errors="replace"), secrets))

@@ -1,0 +1,221 @@
+"""The one dispatcher loop: decides what happens next; worker threads do the blocking backend work.
+
+Only the process holding the database lease dispatches (several gunicorn
+workers, or several hosts on one PostgreSQL, still make one dispatcher). Each
+tick it:
+
+1. hands every active pipeline the job its state needs (cancel, start, poll, timeout),
+2. assigns queued pipelines (priority, then FIFO; backoff respected) to idle or
+   booting instances while fewer than MAX_ACTIVE_PIPELINES are active, creating
+   instances up to MAX_INSTANCES,
+3. boots spare instances ahead for the rest of the queue (look-ahead),
+4. deletes instances idle longer than IDLE_TIMEOUT.
+
+A submission wakes the loop at once; otherwise it ticks every ``poll_interval``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Hashable
+
+from sqlalchemy import select
+
+from .models import BOOTING, BUSY, DELETING, IDLE, PROVISIONING, QUEUED, RUNNING, STAGING, Instance, Pipeline
+from .store import new_holder_id
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, service):
+        self.service = service
+        self.store = service.store
+        self.pool = service.pool
+        self.attempts = service.attempts
+        self.holder = new_holder_id()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._workers: ThreadPoolExecutor | None = None
+        self._in_flight: set[Hashable] = set()
+        self._lock = threading.Lock()
+        self._leading = False
+        self._last_poll: dict[int, float] = {}
+
+    @property
+    def settings(self):
+        return self.service.settings.pipelines
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    # --- thread lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._workers = ThreadPoolExecutor(self.settings.backend_threads, thread_name_prefix="pipelines-worker")
+        self._thread = threading.Thread(target=self._run, name="pipelines-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+        if self._leading:
+            try:
+                self.store.release_lease(self.holder)
+            except Exception:  # noqa: BLE001 - best effort on shutdown; the lease expires anyway
+                log.debug("could not release the dispatcher lease", exc_info=True)
+        self._leading = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def submit(self, key: Hashable, fn: Callable, *args) -> bool:
+        """Run ``fn(*args)`` on a worker unless a job with the same key is still running."""
+        with self._lock:
+            if key in self._in_flight or self._workers is None or self._stop.is_set():
+                return False
+            self._in_flight.add(key)
+        try:
+            self._workers.submit(self._job, key, fn, *args)
+        except RuntimeError:  # shut down meanwhile
+            with self._lock:
+                self._in_flight.discard(key)
+            return False
+        return True
+
+    def _job(self, key: Hashable, fn: Callable, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a bug in one job must not stop the others
+            log.exception("pipelines job %s failed", key)
+        finally:
+            with self._lock:
+                self._in_flight.discard(key)
+            self._wake.set()
+
+    def busy(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._in_flight
+
+    def _run(self) -> None:
+        lease_renewed = 0.0
+        while not self._stop.is_set():
+            now = time.time()
+            try:
+                if now - lease_renewed > self.settings.dispatcher_lease / 3:
+                    was_leading = self._leading
+                    self._leading = self.store.acquire_lease(self.holder, self.settings.dispatcher_lease)
+                    lease_renewed = now
+                    if self._leading and not was_leading:
+                        log.info("this process (%s) now dispatches pipelines", self.holder)
+                        self._recover()
+                if self._leading:
+                    self.tick(time.time())
+            except Exception:  # noqa: BLE001 - keep the loop alive through a DB hiccup
+                log.exception("dispatcher tick failed")
+            self._wake.wait(self.settings.poll_interval if self._leading else self.settings.dispatcher_lease / 3)
+            self._wake.clear()
+
+    def _recover(self) -> None:
+        leaked = self.pool.reconcile()
+        if leaked:
+            log.warning("deleted %d leaked instance(s): %s", len(leaked), ", ".join(leaked))
+        self._last_poll.clear()
+        for instance in self.pool.live():
+            if instance.state == BOOTING:
+                self.submit(("instance", instance.id), self.pool.boot, instance.id)
+            elif instance.state == DELETING:
+                self.submit(("instance", instance.id), self.pool.destroy, instance.id)
+
+    # --- one tick -------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        for pipeline_id in self.store.cancel_requested_queued():
+            self.submit(("pipeline", pipeline_id), self.attempts.cancel, pipeline_id)
+        active = self.store.active_pipelines()
+        instances = {i.id: i for i in self.pool.live()}
+        for pipeline in active:
+            self._drive(pipeline, instances.get(pipeline.instance_id or ""), now)
+        self._assign(now, len(active))
+        for instance_id in self.pool.expire_idle(now):
+            self.submit(("instance", instance_id), self.pool.destroy, instance_id)
+        for instance in instances.values():
+            if instance.state == DELETING:
+                self.submit(("instance", instance.id), self.pool.destroy, instance.id)
+
+    def _drive(self, pipeline: Pipeline, instance: Instance | None, now: float) -> None:
+        key = ("pipeline", pipeline.id)
+        if self.busy(key):
+            return
+        if pipeline.cancel_requested:
+            self.submit(key, self.attempts.cancel, pipeline.id)
+        elif pipeline.status == PROVISIONING:
+            if instance is None:
+                self.submit(key, self.attempts.infra_failure, pipeline.id, "instance failed to come up")
+            elif instance.state == BUSY and instance.ready_at:
+                self.submit(key, self.attempts.start, pipeline.id)
+        elif pipeline.status == STAGING:
+            self.submit(key, self.attempts.start, pipeline.id)  # only after a restart: start() re-attaches
+        elif pipeline.status == RUNNING:
+            limit = pipeline.timeout or self.settings.pipeline_timeout
+            if limit and pipeline.started_at and now - pipeline.started_at > limit:
+                self.submit(key, self.attempts.timeout, pipeline.id)
+            elif now - self._last_poll.get(pipeline.id, 0.0) >= self.settings.poll_interval:
+                first = pipeline.id not in self._last_poll
+                self._last_poll[pipeline.id] = now
+                self.submit(key, self.attempts.poll, pipeline.id, first)
+
+    def _assign(self, now: float, active: int) -> None:
+        settings = self.settings
+        free = settings.max_active_pipelines - active
+        limit = self.pool.limit()
+        queued = self.store.queued_ready(now, max(free, 0) + limit)
+        boot: list[str] = []
+        with self.store.write() as session:
+            live = list(session.scalars(select(Instance).where(Instance.state.in_((BOOTING, IDLE, BUSY, DELETING)))))
+            idle = [i for i in live if i.state == IDLE and i.pipeline_id is None and i.uses < settings.virtual_server_ttl]
+            spare = [i for i in live if i.state == BOOTING and i.pipeline_id is None]
+            count = len(live)
+            assigned = 0
+            for pipeline_id in queued[: max(free, 0)]:
+                pipeline = session.get(Pipeline, pipeline_id)
+                if pipeline is None or pipeline.status != QUEUED or pipeline.cancel_requested:
+                    continue
+                if idle:
+                    instance = idle.pop(0)
+                    instance.state = BUSY
+                elif spare:
+                    instance = spare.pop(0)
+                elif count < limit:
+                    instance = self.pool.create(session)
+                    boot.append(instance.id)
+                    count += 1
+                else:
+                    break
+                pipeline.attempt += 1
+                pipeline.move(PROVISIONING, f"attempt {pipeline.attempts_used()}: instance {instance.id}", now)
+                pipeline.instance_id = instance.id
+                pipeline.exit_code = None
+                instance.pipeline_id = pipeline.id
+                instance.uses += 1
+                instance.idle_since = None
+                assigned += 1
+            # Look-ahead: boot for the pipelines still waiting so they find an instance ready.
+            waiting = len(queued) - assigned
+            ahead = min(waiting - len(spare) - len(idle), limit - count)
+            for _ in range(max(0, ahead)):
+                boot.append(self.pool.create(session).id)
+        for instance_id in boot:
+            self.submit(("instance", instance_id), self.pool.boot, instance_id)
+        if assigned:
+            self._wake.set()  # reused instances can start right away

@@ -1,0 +1,148 @@
+"""Pipelines and instances as stored, their states and the transitions allowed between them.
+
+Times are UTC epoch seconds (floats): the dispatcher does arithmetic on them on
+every tick, and they mean the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class InvalidTransition(Exception):
+    """A state change the lifecycle does not allow (e.g. cancelling a finished pipeline)."""
+
+
+# --- pipeline lifecycle ----------------------------------------------------------------
+
+QUEUED, PROVISIONING, STAGING, RUNNING = "queued", "provisioning", "staging", "running"
+SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
+PIPELINE_STATES = (QUEUED, PROVISIONING, STAGING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+ACTIVE_STATES = (PROVISIONING, STAGING, RUNNING)
+FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+
+#: from -> allowed targets. Going back to QUEUED is a retry (automatic or asked for).
+ALLOWED: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({PROVISIONING, CANCELLED, FAILED}),
+    PROVISIONING: frozenset({STAGING, QUEUED, FAILED, CANCELLED}),
+    STAGING: frozenset({RUNNING, QUEUED, FAILED, CANCELLED, SUCCEEDED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED, QUEUED}),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset({QUEUED}),
+    CANCELLED: frozenset({QUEUED}),
+}
+
+# --- instance lifecycle ----------------------------------------------------------------
+
+BOOTING, IDLE, BUSY, DELETING, DELETED, BROKEN = "booting", "idle", "busy", "deleting", "deleted", "broken"
+LIVE_INSTANCE_STATES = (BOOTING, IDLE, BUSY, DELETING)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(32), default="xnat")
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED, index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    # The request minus its secret: what the task type needs to build the command.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Searchable copies of the seed's fields.
+    project: Mapped[str | None] = mapped_column(String(255), index=True)
+    subject: Mapped[str | None] = mapped_column(String(255))
+    session: Mapped[str | None] = mapped_column(String(255))
+    script: Mapped[str] = mapped_column(String(1024))
+    secret: Mapped[str | None] = mapped_column(Text, doc="Fernet token of the password; never the plain text.")
+    timeout: Mapped[float | None] = mapped_column(Float)
+
+    attempt: Mapped[int] = mapped_column(Integer, default=0, doc="Attempts started so far (1 = first).")
+    attempts_base: Mapped[int] = mapped_column(Integer, default=0, doc="attempt at the last manual retry.")
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    instance_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    job_dir: Mapped[str | None] = mapped_column(String(1024))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    instance_ready_at: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    transitions: Mapped[list["Transition"]] = relationship(
+        back_populates="pipeline", order_by="Transition.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (Index("ix_pipelines_queue", "status", "priority", "id"),)
+
+    def move(self, to: str, reason: str, now: float | None = None) -> None:
+        """Change status, recording the transition; raise InvalidTransition if not allowed."""
+        if to not in ALLOWED[self.status]:
+            raise InvalidTransition(f"pipeline {self.id} is {self.status}; it cannot become {to}")
+        now = time.time() if now is None else now
+        self.transitions.append(Transition(at=now, from_status=self.status, to_status=to, attempt=self.attempt, reason=reason))
+        self.status = to
+        self.reason = reason
+        self.updated_at = now
+
+    def attempts_used(self) -> int:
+        """Attempts since the pipeline was (re)submitted; MAX_ATTEMPTS bounds this."""
+        return self.attempt - self.attempts_base
+
+
+class Transition(Base):
+    __tablename__ = "pipeline_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    pipeline: Mapped[Pipeline] = relationship(back_populates="transitions")
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True, doc="Our name for it, also passed to provision().")
+    backend: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default=BOOTING, index=True)
+    info: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), doc="InstanceInfo.to_dict() once provision() returned.")
+    uses: Mapped[int] = mapped_column(Integer, default=0, doc="Pipelines assigned to it so far (VIRTUAL_SERVER_TTL).")
+    pipeline_id: Mapped[int | None] = mapped_column(Integer, doc="The pipeline holding it, if any.")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    ready_at: Mapped[float | None] = mapped_column(Float)
+    idle_since: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Lease(Base):
+    """Who runs the dispatcher: one row per lease name, renewed by its holder."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

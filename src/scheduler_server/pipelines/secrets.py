@@ -1,0 +1,74 @@
+"""Passwords at rest: encrypted with Fernet (the ``cryptography`` package), masked on the way out.
+
+The key comes from ``pipelines.secret_key`` (or its environment variable
+``SCHEDULER_SERVER__PIPELINES__SECRET_KEY``); without one, a key is generated
+on first start into ``<data_dir>/pipelines.key`` with mode 0600 and reused.
+Losing the key only loses the passwords of pipelines not yet started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+log = logging.getLogger(__name__)
+
+MASK = "********"
+KEY_FILE = "pipelines.key"
+
+
+class SecretError(Exception):
+    """The key is malformed, or a stored secret cannot be decrypted with it."""
+
+
+class SecretBox:
+    def __init__(self, key: bytes | str):
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise SecretError("pipelines.secret_key: not a Fernet key (32 url-safe base64-encoded bytes)") from None
+
+    @classmethod
+    def from_config(cls, configured: str | None, data_path: Path) -> "SecretBox":
+        if configured:
+            return cls(configured.strip())
+        return cls(_key_file(data_path))
+
+    def encrypt(self, plain: str) -> str:
+        return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise SecretError("a stored password cannot be decrypted: pipelines.secret_key changed?") from None
+
+
+def _key_file(data_path: Path) -> bytes:
+    path = data_path / KEY_FILE
+    data_path.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("%s was readable by others (mode %o); setting it to 0600", path, mode)
+            os.chmod(path, 0o600)
+        return path.read_bytes().strip()
+    key = Fernet.generate_key()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key + b"\n")
+    log.info("generated the password encryption key %s (mode 0600)", path)
+    return key
+
+
+def mask_text(text: str, secrets: list[str]) -> str:
+    """Replace every occurrence of each secret in ``text`` (a script may echo its -pwd argument)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text

@@ -1,0 +1,283 @@
+"""The pipeline scheduler as one object: what the web API and the CLI call.
+
+``PipelineService(settings)`` opens the store, the key and the backend but
+starts no thread; ``ensure_started()`` starts the dispatcher in the calling
+process (again after a fork), so importing or building the app alone never
+dispatches.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..config import Settings, load_settings
+from .attempts import Attempts
+from .clouds.base import BackendError, InstanceInfo, create_backend
+from .dispatcher import Dispatcher
+from .models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
+from .pool import Pool
+from .secrets import SecretBox, mask_text
+from .store import Store, default_url
+from .tasks import TASK_TYPES, PathError, resolve_in_folder
+from .timetest import TimetestCsv
+from . import runner
+
+log = logging.getLogger(__name__)
+
+#: Settings that only take effect on a restart; PUT /config reports them.
+RESTART_KEYS = ("backend", "database_url", "ssh_hosts", "backend_threads", "secret_key")
+
+
+class PipelineError(Exception):
+    """A request the service refuses: ``status`` is the HTTP status, ``field`` the offending field."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+class PipelineService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.data_path = settings.data_path
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        pipelines = settings.pipelines
+        self.store = Store(pipelines.database_url or default_url(self.data_path))
+        self.scheduler_id = self.store.scheduler_id()
+        key = pipelines.secret_key.get_secret_value() if pipelines.secret_key else None
+        self.secrets = SecretBox.from_config(key, self.data_path)
+        self.backend = create_backend(pipelines, scheduler_id=self.scheduler_id, data_dir=self.data_path)
+        self.pool = Pool(self.store, self.backend, lambda: self.settings.pipelines)
+        self.timetest = TimetestCsv(lambda: self.settings.pipelines.timetest_csv_file)
+        self.attempts = Attempts(self)
+        self.dispatcher = Dispatcher(self)
+        self._started_in: int | None = None
+        self._start_lock = threading.Lock()
+
+    # --- threads --------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        if self._started_in == os.getpid():
+            return
+        with self._start_lock:
+            if self._started_in == os.getpid():
+                return
+            if self._started_in is not None:  # forked: the parent's threads did not come along
+                self.store.engine.dispose(close=False)
+                self.dispatcher = Dispatcher(self)
+            self.dispatcher.start()
+            self._started_in = os.getpid()
+            atexit.register(self.stop)
+
+    def stop(self) -> None:
+        if self._started_in == os.getpid():
+            self.dispatcher.stop()
+            self._started_in = None
+        self.backend.close()
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    # --- submit ---------------------------------------------------------------------
+
+    def submit(self, items: list[Any]) -> list[dict[str, Any]]:
+        """Validate and queue each item; one report per item, in order. Bad items do not stop good ones."""
+        reports: list[dict[str, Any]] = []
+        rows: list[tuple[int, Pipeline]] = []
+        for index, item in enumerate(items):
+            try:
+                rows.append((index, self._build(item)))
+                reports.append({"index": index, "request": "success"})
+            except PipelineError as exc:
+                reports.append({"index": index, "request": "error", "error": exc.message, "field": exc.field})
+        if rows:
+            ids = self.store.add_pipelines([p for _, p in rows])
+            for (index, _), pipeline_id in zip(rows, ids):
+                reports[index].update({"id": pipeline_id, "status": QUEUED})
+            self.dispatcher.wake()
+        return reports
+
+    def _build(self, item: Any) -> Pipeline:
+        if not isinstance(item, dict):
+            raise PipelineError(400, f"must be a JSON object, not a JSON {type(item).__name__}")
+        kind = item.get("type", "xnat")
+        task = TASK_TYPES.get(kind) if isinstance(kind, str) else None
+        if task is None:
+            raise PipelineError(400, f"type: unknown pipeline type {kind!r}; known: {', '.join(TASK_TYPES)}", "type")
+        try:
+            request = task.Request.model_validate(item)
+        except ValidationError as exc:
+            raise _validation_error(exc) from None
+        folder = Path(self.settings.pipelines.local_scripts_folder)
+        try:
+            resolve_in_folder(folder, request.script)
+        except PathError as exc:
+            raise PipelineError(400, f"script: {exc}", "script") from None
+        for n, name in enumerate(request.files):
+            try:
+                resolve_in_folder(folder, name)
+            except PathError as exc:
+                raise PipelineError(400, f"files.{n}: {exc}", f"files.{n}") from None
+        secret = request.secret()
+        now = time.time()
+        return Pipeline(
+            type=task.name, status=QUEUED, priority=request.priority, spec=request.spec(), script=request.script,
+            secret=self.secrets.encrypt(secret) if secret is not None else None, timeout=request.timeout,
+            created_at=now, updated_at=now, attempt=0, attempts_base=0, next_attempt_at=0.0, cancel_requested=False,
+            **request.summary(),
+        )  # fmt: skip
+
+    # --- read -----------------------------------------------------------------------
+
+    def get(self, pipeline_id: int) -> Pipeline:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        if pipeline is None:
+            raise PipelineError(404, f"no pipeline with id {pipeline_id}", "id")
+        return pipeline
+
+    def log_dir(self, pipeline_id: int, attempt: int) -> Path:
+        return self.data_path / "logs" / str(pipeline_id) / str(attempt)
+
+    def secrets_of(self, pipeline: Pipeline) -> list[str]:
+        return [self.secrets.decrypt(pipeline.secret)] if pipeline.secret else []
+
+    def logs(self, pipeline_id: int, stream: str, since: int, max_bytes: int) -> dict[str, Any]:
+        """A chunk of the current (or last) attempt's stdout/stderr from byte ``since``; secrets masked."""
+        pipeline = self.get(pipeline_id)
+        live = pipeline.status in (STAGING, RUNNING) and pipeline.job_dir and pipeline.instance_id
+        data = b""
+        if live:
+            instance = self.pool.get(pipeline.instance_id)
+            try:
+                if instance is not None and instance.info:
+                    data = runner.read_log(self.pool.executor(instance), pipeline.job_dir, stream, since, max_bytes)
+            except BackendError as exc:
+                raise PipelineError(503, f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
+        elif pipeline.attempt:
+            path = self.log_dir(pipeline.id, pipeline.attempt) / f"{stream}.log"
+            if path.is_file():
+                with path.open("rb") as handle:
+                    handle.seek(since)
+                    data = handle.read(max_bytes)
+        text = mask_text(data.decode("utf-8", "replace"), self.secrets_of(pipeline))
+        return {
+            "id": pipeline.id, "attempt": pipeline.attempt, "stream": stream, "status": pipeline.status,
+            "offset": since, "next": since + len(data), "data": text,
+            "complete": pipeline.status in FINAL_STATES and len(data) < max_bytes,
+        }  # fmt: skip
+
+    # --- change ---------------------------------------------------------------------
+
+    def cancel(self, pipeline_id: int) -> Pipeline:
+        def change(session, p: Pipeline):
+            if p.status in FINAL_STATES:
+                raise PipelineError(409, f"pipeline {p.id} is already {p.status}", "id")
+            p.cancel_requested = True
+            p.updated_at = time.time()
+            if p.status == QUEUED:
+                p.move(CANCELLED, "cancelled on request (while queued)")
+                p.finished_at = time.time()
+
+        if self.store.update_pipeline(pipeline_id, change) is None and self.store.get_pipeline(pipeline_id) is None:
+            raise PipelineError(404, f"no pipeline with id {pipeline_id}", "id")
+        self.dispatcher.wake()
+        return self.get(pipeline_id)
+
+    def retry(self, pipeline_id: int) -> Pipeline:
+        def change(session, p: Pipeline):
+            if p.status not in (FAILED, CANCELLED):
+                raise PipelineError(409, f"pipeline {p.id} is {p.status}; only failed or cancelled ones can be retried", "id")
+            p.move(QUEUED, "retry requested")
+            p.attempts_base = p.attempt
+            p.cancel_requested = False
+            p.next_attempt_at = 0.0
+            p.exit_code = p.finished_at = p.instance_id = p.job_dir = None
+
+        self.get(pipeline_id)
+        self.store.update_pipeline(pipeline_id, change)
+        self.dispatcher.wake()
+        return self.get(pipeline_id)
+
+    # --- instances ------------------------------------------------------------------
+
+    def delete_instance(self, instance_id: str) -> None:
+        instance = self.pool.get(instance_id)
+        if instance is None or instance.state not in (IDLE, "busy", "booting", "deleting"):
+            raise PipelineError(404, f"no live instance with id {instance_id}", "id")
+        if instance.pipeline_id is not None:
+            raise PipelineError(409, f"instance {instance_id} runs pipeline {instance.pipeline_id}; cancel it first", "id")
+        if instance.state == "booting":
+            raise PipelineError(409, f"instance {instance_id} is still booting", "id")
+        self.pool.mark_deleting(instance_id)
+        self.pool.destroy(instance_id)
+
+    def delete_untracked(self, *, include_untagged: bool, dry_run: bool) -> dict[str, Any]:
+        """The seed's DELETE /instance: delete backend instances no pipeline of ours holds."""
+        try:
+            candidates = self.pool.untracked(include_untagged)
+        except BackendError as exc:
+            raise PipelineError(503, f"cannot list the backend's instances: {exc}") from None
+        deleted, failed = [], []
+        for info in candidates:
+            if dry_run:
+                continue
+            try:
+                self.pool.delete_backend_instance(info)
+                deleted.append(info.id)
+            except BackendError as exc:
+                failed.append({"id": info.id, "error": str(exc)})
+        return {
+            "dry_run": dry_run,
+            "all": include_untagged,
+            "candidates": [_describe(i) for i in candidates],
+            "deleted": deleted,
+            "failed": failed,
+        }
+
+    # --- configuration --------------------------------------------------------------
+
+    def reload(self) -> tuple[Settings, list[str]]:
+        """Re-read the configuration file; raises ConfigError (and keeps the old settings) if invalid."""
+        fresh = load_settings(self.settings.source)
+        old, new = self.settings.pipelines, fresh.pipelines
+        restart = [k for k in RESTART_KEYS if getattr(old, k) != getattr(new, k)]
+        if fresh.data_path != self.settings.data_path:
+            restart.append("data_dir")
+        if restart:
+            # Keep what needs a restart as it is, so the running backend and store stay consistent.
+            new = new.model_copy(update={k: getattr(old, k) for k in restart if k != "data_dir"})
+            fresh = fresh.model_copy(update={"pipelines": new, "data_dir": self.settings.data_dir})
+        fresh.source = self.settings.source
+        self.settings = fresh
+        self.backend.settings = fresh.pipelines
+        self.dispatcher.wake()
+        return fresh, restart
+
+
+def _describe(info: InstanceInfo) -> dict[str, Any]:
+    return {"id": info.id, "name": info.name, "state": info.state, "address": info.address, "tagged": info.tagged}
+
+
+def _validation_error(exc: ValidationError) -> PipelineError:
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict[")))]
+    field = ".".join(loc) or "pipeline"
+    kind = error["type"]
+    if kind == "missing":
+        problem = "missing (required)"
+    elif kind == "extra_forbidden":
+        problem = "unknown field"
+    elif kind == "value_error":
+        problem = str(error.get("ctx", {}).get("error", error["msg"]))
+    else:
+        problem = error["msg"]
+    return PipelineError(400, f"{field}: {problem}", field)

@@ -1,0 +1,240 @@
+"""Persistence: one SQLAlchemy engine, sessions for reading and writing, the dispatcher lease.
+
+SQLite is the default (a file in the data directory, WAL journal so readers
+never wait for the writer); any SQLAlchemy URL works, PostgreSQL included.
+
+On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: pysqlite's
+default deferred BEGIN takes the write lock only at the first write, and two
+threads upgrading at once make one fail with "database is locked" without
+waiting for ``busy_timeout``. Reads keep a plain BEGIN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from .models import ACTIVE_STATES, QUEUED, Base, Lease, Meta, Pipeline
+
+log = logging.getLogger(__name__)
+
+DISPATCHER_LEASE = "dispatcher"
+
+
+def default_url(data_path: Path) -> str:
+    return f"sqlite:///{data_path / 'pipelines.sqlite'}"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(url)
+            writer = self.engine.execution_options(sqlite_immediate=True)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+            writer = self.engine
+        Base.metadata.create_all(self.engine)
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(writer, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._reader() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose transaction commits on leaving the block (rolls back on an exception)."""
+        with self._writer() as session, session.begin():
+            yield session
+
+    def update_pipeline(self, pipeline_id: int, change, attempts: int = 5):
+        """Load a pipeline, apply ``change(session, pipeline)`` and commit; retried on concurrent updates.
+
+        Returns what ``change`` returns; ``None`` if the pipeline does not exist.
+        """
+        for attempt in range(attempts):
+            try:
+                with self.write() as session:
+                    pipeline = session.get(Pipeline, pipeline_id)
+                    if pipeline is None:
+                        return None
+                    return change(session, pipeline)
+            except StaleDataError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        return None
+
+    # --- identity -------------------------------------------------------------------
+
+    def scheduler_id(self) -> str:
+        """This scheduler's id (tags its instances), created on first use and then fixed."""
+        with self.read() as session:
+            row = session.get(Meta, "scheduler_id")
+            if row is not None:
+                return row.value
+        with self.write() as session:
+            row = session.get(Meta, "scheduler_id")
+            if row is None:
+                row = Meta(key="scheduler_id", value=uuid.uuid4().hex[:12])
+                session.add(row)
+            return row.value
+
+    # --- the dispatcher lease -------------------------------------------------------
+
+    def acquire_lease(self, holder: str, ttl: float, name: str = DISPATCHER_LEASE) -> bool:
+        """Take or renew the lease; True if ``holder`` has it for the next ``ttl`` seconds."""
+        now = time.time()
+        with self.write() as session:
+            lease = session.get(Lease, name)
+            if lease is None:
+                session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
+                return True
+            if lease.holder == holder or lease.expires_at < now or _holder_is_dead(lease.holder):
+                if lease.holder != holder:
+                    log.info("taking the %s lease over from %s", name, lease.holder)
+                lease.holder = holder
+                lease.expires_at = now + ttl
+                return True
+            return False
+
+    def release_lease(self, holder: str, name: str = DISPATCHER_LEASE) -> None:
+        with self.write() as session:
+            session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=0.0))
+
+    def lease_holder(self, name: str = DISPATCHER_LEASE) -> str | None:
+        with self.read() as session:
+            lease = session.get(Lease, name)
+            return lease.holder if lease is not None and lease.expires_at >= time.time() else None
+
+    # --- queries the API needs ------------------------------------------------------
+
+    def add_pipelines(self, pipelines: Sequence[Pipeline]) -> list[int]:
+        with self.write() as session:
+            session.add_all(pipelines)
+            session.flush()
+            return [p.id for p in pipelines]
+
+    def get_pipeline(self, pipeline_id: int) -> Pipeline | None:
+        with self.read() as session:
+            return session.get(Pipeline, pipeline_id)
+
+    def list_pipelines(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        project: str | None = None,
+        ids: Sequence[int] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        with_history: bool = False,
+    ) -> tuple[list[Pipeline], int]:
+        """Pipelines in submission order, and how many match in total."""
+        query = select(Pipeline)
+        if statuses:
+            query = query.where(Pipeline.status.in_(statuses))
+        if project is not None:
+            query = query.where(Pipeline.project == project)
+        if ids is not None:
+            query = query.where(Pipeline.id.in_(list(ids)))
+        with self.read() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            query = query.order_by(Pipeline.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            if not with_history:
+                from sqlalchemy.orm import noload
+
+                query = query.options(noload(Pipeline.transitions))
+            return list(session.scalars(query)), total
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.read() as session:
+            rows = session.execute(select(Pipeline.status, func.count()).group_by(Pipeline.status))
+            return {status: n for status, n in rows}
+
+    def queued_ready(self, now: float, limit: int) -> list[int]:
+        """Ids of queued pipelines whose backoff has passed, highest priority first, then FIFO."""
+        with self.read() as session:
+            query = (
+                select(Pipeline.id)
+                .where(Pipeline.status == QUEUED, Pipeline.next_attempt_at <= now, Pipeline.cancel_requested.is_(False))
+                .order_by(Pipeline.priority.desc(), Pipeline.id)
+                .limit(limit)
+            )
+            return list(session.scalars(query))
+
+    def active_pipelines(self) -> list[Pipeline]:
+        from sqlalchemy.orm import noload
+
+        with self.read() as session:
+            query = select(Pipeline).where(Pipeline.status.in_(ACTIVE_STATES)).options(noload(Pipeline.transitions))
+            return list(session.scalars(query.order_by(Pipeline.id)))
+
+    def cancel_requested_queued(self) -> list[int]:
+        with self.read() as session:
+            query = select(Pipeline.id).where(Pipeline.status == QUEUED, Pipeline.cancel_requested.is_(True))
+            return list(session.scalars(query))
+
+
+def new_holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """A lease held by a process on this host that no longer exists can be taken at once (after kill -9)."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,117 @@
+"""What every task type shares: the request fields, the command it becomes, and where its files may come from.
+
+A task type turns a validated request into a ``Command``: the arguments that
+follow ``bash <script>`` and the environment of the script. The secret (the
+XNAT password) never appears in either as text; the placeholder ``SECRET``
+stands for it, and the runner hands the real value to the instance on stdin.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Secret:
+    def __repr__(self) -> str:
+        return "SECRET"
+
+
+#: Stands for the task's secret in ``Command.argv`` / ``Command.env``.
+SECRET = _Secret()
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class PathError(ValueError):
+    """A script or file name that does not resolve to a file inside LOCAL_SCRIPTS_FOLDER."""
+
+
+def plain_text(value: str) -> str:
+    """Field values may hold any printable text (quoting makes it harmless) but no control characters."""
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def check_relative_name(name: str) -> str:
+    """Script and file names: relative POSIX paths without '..' (checked again against the disk at submit)."""
+    plain_text(name)
+    if not name.strip():
+        raise ValueError("must not be empty")
+    path = PurePosixPath(name)
+    if path.is_absolute() or name.startswith("~"):
+        raise ValueError(f"{name!r} is absolute; name a file inside LOCAL_SCRIPTS_FOLDER")
+    if ".." in path.parts:
+        raise ValueError(f"{name!r} leaves LOCAL_SCRIPTS_FOLDER ('..' is not allowed)")
+    return name
+
+
+def resolve_in_folder(folder: Path, name: str) -> Path:
+    """The file ``name`` inside ``folder``, following symlinks; PathError if it is missing or outside."""
+    root = folder.expanduser().resolve()
+    candidate = (root / name).resolve()
+    if not candidate.is_relative_to(root):
+        raise PathError(f"{name!r} resolves outside LOCAL_SCRIPTS_FOLDER (a symlink out?)")
+    if not candidate.is_file():
+        raise PathError(f"{name!r} does not exist in LOCAL_SCRIPTS_FOLDER ({root})")
+    return candidate
+
+
+@dataclass
+class Command:
+    """``bash <script> <argv...>`` with ``env`` added to the script's environment."""
+
+    argv: list[str | _Secret] = field(default_factory=list)
+    env: dict[str, str | _Secret] = field(default_factory=dict)
+
+
+class TaskRequest(BaseModel):
+    """Fields every pipeline request has, whatever its type."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+
+    script: str = Field(description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.", examples=["qmroct.sh"])
+    files: list[str] = Field(
+        default_factory=list, max_length=100, description="More files from LOCAL_SCRIPTS_FOLDER to upload next to the script."
+    )
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; equal priorities run in submission order.")
+    timeout: float | None = Field(None, gt=0, le=30 * 86400, description="Seconds the script may run (default: pipelines.pipeline_timeout).")
+
+    @field_validator("script")
+    @classmethod
+    def _script_name(cls, value: str) -> str:
+        return check_relative_name(value)
+
+    @field_validator("files")
+    @classmethod
+    def _file_names(cls, value: list[str]) -> list[str]:
+        return [check_relative_name(v) for v in value]
+
+    def secret(self) -> str | None:
+        """The value to encrypt at rest and pass on stdin, if the type has one."""
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """Searchable columns: project, subject, session (None when the type has none)."""
+        return {"project": None, "subject": None, "session": None}
+
+    def spec(self) -> dict[str, Any]:
+        """Everything needed to run it later, minus the secret (stored as plain JSON)."""
+        return self.model_dump(mode="json", exclude={"priority", "timeout"})
+
+
+class TaskType(ABC):
+    """One kind of pipeline: its request model and how a stored spec becomes a command."""
+
+    name: ClassVar[str]
+    Request: ClassVar[type[TaskRequest]]
+
+    @abstractmethod
+    def command(self, spec: dict[str, Any], credentials_mode: str) -> Command:
+        """The command for a stored ``spec``; ``credentials_mode`` is pipelines.xnat_credentials."""

@@ -1,0 +1,96 @@
+"""The seed's XNAT pipeline: ``bash <script> -project P -subject S -session E -host H -user U -pwd X <options>``.
+
+With ``pipelines.xnat_credentials: env`` the password is not an argument: the
+script reads ``$XNAT_PASSWORD`` (and ``-pwd`` is left out), so it never shows in
+the instance's process table.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from .base import SECRET, Command, TaskRequest, TaskType, plain_text
+
+Options = str | list[str | int | float] | dict[str, str | int | float | None]
+
+
+def options_to_args(options: Options) -> list[str]:
+    """The seed's free-form ``options`` as separate arguments (each one is quoted later)."""
+    if isinstance(options, str):
+        try:
+            return shlex.split(options)
+        except ValueError as exc:
+            raise ValueError(f"cannot split into arguments: {exc}") from None
+    if isinstance(options, list):
+        return [str(v) for v in options]
+    args: list[str] = []
+    for key, value in options.items():
+        args.append(key if key.startswith("-") else f"-{key}")
+        if value is not None:
+            args.append(str(value))
+    return args
+
+
+class XnatRequest(TaskRequest):
+    type: Literal["xnat"] = Field("xnat", description="The seed's XNAT pipeline (default).")
+    project: str = Field(min_length=1, description="XNAT project.")
+    subject: str = Field(min_length=1, description="XNAT subject.")
+    session: str = Field(min_length=1, description="XNAT session (experiment).")
+    host: str = Field(min_length=1, description="XNAT base URL.")
+    user: str = Field(min_length=1, description="XNAT user.")
+    pwd: SecretStr = Field(description="XNAT password: encrypted at rest, masked in every answer and log.")
+    options: Options = Field(
+        default_factory=list,
+        description="Extra arguments after the seed's: a string (split like a shell would), a list, or {name: value} giving '-name value'.",
+    )
+
+    @field_validator("project", "subject", "session", "host", "user")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return plain_text(value)
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: Options) -> Options:
+        for arg in options_to_args(value):
+            plain_text(arg)
+        return value
+
+    @field_validator("pwd")
+    @classmethod
+    def _pwd(cls, value: SecretStr) -> SecretStr:
+        plain_text(value.get_secret_value())
+        return value
+
+    def secret(self) -> str | None:
+        return self.pwd.get_secret_value()
+
+    def summary(self) -> dict[str, Any]:
+        return {"project": self.project, "subject": self.subject, "session": self.session}
+
+    def spec(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"pwd", "priority", "timeout"})
+
+
+class XnatTask(TaskType):
+    name = "xnat"
+    Request = XnatRequest
+
+    def command(self, spec: dict[str, Any], credentials_mode: str) -> Command:
+        argv: list = [
+            "-project", spec["project"],
+            "-subject", spec["subject"],
+            "-session", spec["session"],
+            "-host", spec["host"],
+            "-user", spec["user"],
+        ]  # fmt: skip
+        env: dict = {}
+        if credentials_mode == "env":
+            env["XNAT_PASSWORD"] = SECRET
+        else:
+            argv += ["-pwd", SECRET]
+        argv += options_to_args(spec.get("options") or [])
+        return Command(argv=argv, env=env)

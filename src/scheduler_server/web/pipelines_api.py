@@ -1,0 +1,157 @@
+"""The pipeline REST API: /api/v1/pipelines and /api/v1/instances.
+
+Errors answer in the /api/v1 style of the whole service,
+``{"status": "error", "message": ..., "field": ...}``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from ..pipelines.models import PIPELINE_STATES
+from ..pipelines.service import PipelineError
+from ..pipelines.views import instance_view, pipeline_view
+from . import pipelines_common as common
+from .auth import AuthError
+from .errors import ApiError, status_style
+from .openapi import spec
+from .pipelines_models import (
+    Deleted, ErrorOut, InstanceList, LogChunk, LogsQuery, PipelineListQuery, PipelineOut, PipelinePage,
+    PipelineSubmission, SubmitAnswer, TokenQuery,
+)  # fmt: skip
+
+bp = Blueprint("pipelines_api", __name__, url_prefix="/api/v1")
+bp.before_request(common.guard)
+TAGS = ["pipelines"]
+ID = {"id": "Pipeline id."}
+_ERRORS = {400: ("A client mistake", ErrorOut), 401: ("Missing or wrong token", ErrorOut), 404: ("No such pipeline", ErrorOut)}
+
+
+@bp.errorhandler(common.BodyError)
+def _body_error(exc: common.BodyError):
+    return status_style(400, exc.message)
+
+
+@bp.errorhandler(PipelineError)
+def _pipeline_error(exc: PipelineError):
+    return status_style(exc.status, exc.message, exc.field)
+
+
+@bp.errorhandler(AuthError)
+def _auth_error(exc: AuthError):
+    response, status = status_style(exc.status, exc.message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="scheduler-server"'
+    return response, status
+
+
+def _query(model: type[BaseModel]):
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = ".".join(str(p) for p in error["loc"]) or "query"
+        problem = "unknown query parameter" if error["type"] == "extra_forbidden" else error["msg"]
+        raise ApiError(400, f"{name}: {problem}", name) from None
+
+
+def _pipeline_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise ApiError(404, f"no pipeline with id {raw!r}", "id")
+    return int(raw)
+
+
+@spec.operation(
+    "/api/v1/pipelines", "post", "Submit one pipeline or many", TAGS, body=PipelineSubmission, query=TokenQuery,
+    responses={201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer), **_ERRORS}, security=True,
+)  # fmt: skip
+@bp.post("/pipelines")
+def submit():
+    """Answers 201 when at least one pipeline was accepted, 400 when none was."""
+    body = common.json_body()
+    items = [body] if isinstance(body, dict) else body
+    if not isinstance(items, list) or not items:
+        raise common.BodyError("request body: must be a pipeline object or a non-empty list of them")
+    reports = common.service().submit(items)
+    accepted = sum(r["request"] == "success" for r in reports)
+    answer = {"accepted": accepted, "rejected": len(reports) - accepted, "pipelines": reports}
+    if not accepted and len(reports) == 1:
+        return status_style(400, reports[0]["error"], reports[0].get("field"))
+    return jsonify(answer), 201 if accepted else 400
+
+
+@spec.operation(
+    "/api/v1/pipelines", "get", "List pipelines, filtered and paginated", TAGS, query=PipelineListQuery,
+    responses={200: ("One page", PipelinePage), **_ERRORS}, security=True,
+)  # fmt: skip
+@bp.get("/pipelines")
+def list_pipelines():
+    query = _query(PipelineListQuery)
+    statuses = [s.strip() for s in query.status.split(",") if s.strip()] if query.status else None
+    for status in statuses or []:
+        if status not in PIPELINE_STATES:
+            raise ApiError(400, f"status: unknown status {status!r}; one of {', '.join(PIPELINE_STATES)}", "status")
+    found, total = common.service().store.list_pipelines(
+        statuses=statuses, project=query.project, offset=query.offset, limit=query.limit
+    )
+    return jsonify({"total": total, "offset": query.offset, "limit": query.limit, "items": [pipeline_view(p) for p in found]})
+
+
+@spec.operation(
+    "/api/v1/pipelines/{id}", "get", "One pipeline with its status history", TAGS, path_params=ID, query=TokenQuery,
+    responses={200: ("The pipeline", PipelineOut), **_ERRORS}, security=True,
+)  # fmt: skip
+@bp.get("/pipelines/<raw_id>")
+def get_pipeline(raw_id: str):
+    return jsonify(pipeline_view(common.service().get(_pipeline_id(raw_id)), history=True))
+
+
+@spec.operation(
+    "/api/v1/pipelines/{id}/cancel", "post", "Cancel: dequeue it, or kill its process group on the instance", TAGS,
+    path_params=ID, query=TokenQuery, responses={202: ("Cancellation under way (or done)", PipelineOut), **_ERRORS, 409: ("Already finished", ErrorOut)},
+    security=True,
+)  # fmt: skip
+@bp.post("/pipelines/<raw_id>/cancel")
+def cancel(raw_id: str):
+    return jsonify(pipeline_view(common.service().cancel(_pipeline_id(raw_id)), history=True)), 202
+
+
+@spec.operation(
+    "/api/v1/pipelines/{id}/retry", "post", "Queue a failed or cancelled pipeline again (attempts count anew)", TAGS,
+    path_params=ID, query=TokenQuery, responses={202: ("Queued again", PipelineOut), **_ERRORS, 409: ("Not failed or cancelled", ErrorOut)},
+    security=True,
+)  # fmt: skip
+@bp.post("/pipelines/<raw_id>/retry")
+def retry(raw_id: str):
+    return jsonify(pipeline_view(common.service().retry(_pipeline_id(raw_id)), history=True)), 202
+
+
+@spec.operation(
+    "/api/v1/pipelines/{id}/logs", "get", "Tail the script's stdout or stderr", TAGS, path_params=ID, query=LogsQuery,
+    responses={200: ("A chunk of the log", LogChunk), **_ERRORS, 503: ("Instance unreachable", ErrorOut)}, security=True,
+)  # fmt: skip
+@bp.get("/pipelines/<raw_id>/logs")
+def logs(raw_id: str):
+    """Read from byte ``since``; pass the answer's ``next`` as the following ``since`` to follow a running job."""
+    query = _query(LogsQuery)
+    return jsonify(common.service().logs(_pipeline_id(raw_id), query.stream, query.since, query.max_bytes))
+
+
+@spec.operation(
+    "/api/v1/instances", "get", "Live instances", ["instances"], query=TokenQuery,
+    responses={200: ("Booting, idle, busy and deleting instances", InstanceList), 401: ("Missing or wrong token", ErrorOut)},
+    security=True,
+)  # fmt: skip
+@bp.get("/instances")
+def instances():
+    return jsonify({"items": [instance_view(i) for i in common.service().pool.live()]})
+
+
+@spec.operation(
+    "/api/v1/instances/{id}", "delete", "Delete one idle instance", ["instances"], path_params={"id": "Instance id."},
+    query=TokenQuery, responses={200: ("Deleted", Deleted), **_ERRORS, 409: ("In use or still booting", ErrorOut)}, security=True,
+)  # fmt: skip
+@bp.delete("/instances/<instance_id>")
+def delete_instance(instance_id: str):
+    common.service().delete_instance(instance_id)
+    return jsonify({"deleted": instance_id})

@@ -1,0 +1,160 @@
+"""Pydantic models of the pipeline API's bodies, queries and answers: they validate and they make the OpenAPI document.
+
+Pipeline requests themselves are validated by the task types' own models
+(``XnatRequest``, ``ScriptRequest``), which are the ones documented here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from ..pipelines.tasks.script import ScriptRequest
+from ..pipelines.tasks.xnat import XnatRequest
+
+PipelineRequest = Union[XnatRequest, ScriptRequest]
+
+
+class PipelineSubmission(RootModel[Union[PipelineRequest, list[PipelineRequest]]]):
+    """One pipeline request, or a list of them (each gets its own report)."""
+
+
+class Timings(BaseModel):
+    queued: str | None = None
+    instance_ready: str | None = None
+    script_started: str | None = None
+    finished: str | None = None
+
+
+class HistoryEntry(BaseModel):
+    at: str
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str | None = Field(None, alias="from")
+    to: str
+    attempt: int
+    reason: str | None
+
+
+class PipelineOut(BaseModel):
+    """A pipeline as every answer shows it; ``pwd`` is always masked."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    type: str
+    status: Literal["queued", "provisioning", "staging", "running", "succeeded", "failed", "cancelled"]
+    script: str
+    files: list[str] = []
+    priority: int
+    timeout: float | None
+    attempt: int
+    instance: str | None
+    exit_code: int | None
+    reason: str | None = Field(description="Why it is in its current status.")
+    cancel_requested: bool
+    timings: Timings
+    history: list[HistoryEntry] | None = Field(None, description="Every status change (single-pipeline answers).")
+
+
+class InstanceOut(BaseModel):
+    id: str
+    backend: str
+    state: Literal["booting", "idle", "busy", "deleting", "deleted", "broken"]
+    backend_id: str | None
+    address: str | None
+    pipeline: int | None
+    uses: int
+    created: str | None
+    ready: str | None
+    idle_since: str | None
+    error: str | None
+
+
+class SubmitReport(BaseModel):
+    index: int
+    request: Literal["success", "error"]
+    id: int | None = None
+    status: str | None = None
+    error: str | None = None
+    field: str | None = None
+
+
+class SeedAnswer(BaseModel):
+    """The pipeline seed's envelope: ``content`` holds the answer, or the error message."""
+
+    request: Literal["success", "error"]
+    content: Any
+
+
+class PipelineIds(BaseModel):
+    """GET /pipeline's optional JSON body: one id or a list of ids."""
+
+    id: int | list[int]
+
+
+class DeleteInstancesQuery(BaseModel):
+    all: bool = Field(False, description="Also delete instances this scheduler did not create (the seed's behaviour).")
+    dry_run: bool = Field(False, description="Only list what would be deleted.")
+
+
+class PipelineIdQuery(BaseModel):
+    id: str | None = Field(None, description="Comma-separated ids (or repeat ?id=) to list only those.")
+
+
+class TokenQuery(BaseModel):
+    token: str | None = Field(None, description="API token, if not sent as 'Authorization: Bearer'.")
+
+
+class PipelineListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str | None = Field(None, description="Comma-separated statuses, e.g. 'queued,running'.")
+    project: str | None = Field(None, description="Only this XNAT project.")
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=1000)
+    token: str | None = Field(None, description="API token, if not sent as 'Authorization: Bearer'.")
+
+
+class PipelinePage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[PipelineOut]
+
+
+class SubmitAnswer(BaseModel):
+    accepted: int
+    rejected: int
+    pipelines: list[SubmitReport]
+
+
+class LogsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stream: Literal["stdout", "stderr"] = "stdout"
+    since: int = Field(0, ge=0, description="Byte offset to read from: the 'next' of the previous answer.")
+    max_bytes: int = Field(256 * 1024, ge=1, le=8 * 1024 * 1024)
+    token: str | None = Field(None, description="API token, if not sent as 'Authorization: Bearer'.")
+
+
+class LogChunk(BaseModel):
+    id: int
+    attempt: int
+    stream: Literal["stdout", "stderr"]
+    status: str
+    offset: int
+    next: int = Field(description="Pass as ?since= to get what follows.")
+    data: str = Field(description="UTF-8 text; passwords masked.")
+    complete: bool = Field(description="True when the pipeline has ended and nothing follows.")
+
+
+class InstanceList(BaseModel):
+    items: list[InstanceOut]
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class ErrorOut(BaseModel):
+    status: Literal["error"]
+    message: str
+    field: str | None = None
