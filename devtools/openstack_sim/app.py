@@ -72,12 +72,16 @@ class Simulator:
             request.environ["sim.fault"] = rule.kind
             if rule.kind == "api_error":
                 return error_response(request.path, rule.status, f"Simulated fault: HTTP {rule.status}", "SimulatedFault")
-            time.sleep(rule.seconds)  # api_timeout: the client gives up; the request then goes through
+            if rule.phase == "before":
+                time.sleep(rule.seconds)  # the client gives up; the request then goes through
+            else:
+                request.environ["sim.delay_response"] = rule.seconds
         if PROTECTED.match(request.path) and not self.tokens.valid(request.headers.get("X-Auth-Token")):
             return api_keystone.unauthorized()
         return None
 
     def _record(self, response):
+        time.sleep(request.environ.get("sim.delay_response", 0))
         if not request.path.startswith("/_sim"):
             self.request_log.append(
                 {"t": time.time(), "method": request.method, "path": request.path, "status": response.status_code,

@@ -12,8 +12,10 @@ kind                      effect
                           ACTIVE: gone from the API, its sshd and every process on it killed
 ``api_error``             requests matching ``method`` and ``path`` (a regular expression
                           searched in the URL path) get HTTP ``status`` (default 500)
-``api_timeout``           matching requests hang ``seconds`` (default 30) before being served,
-                          so a client with a shorter timeout gives up while the action happens
+``api_timeout``           matching requests hang ``seconds`` (default 30): with ``phase=before``
+                          (default) before they are served, so a client with a shorter timeout
+                          gives up and the action happens later; with ``phase=after`` after the
+                          action is done, so the client gives up on something that did happen
 ========================  ===================================================================
 
 On the command line a rule is ``KIND[:key=value,...]``, e.g.
@@ -41,6 +43,7 @@ class FaultRule:
     status: int = 500
     seconds: float = 30.0
     after: float | None = None
+    phase: str = "before"
     fired: int = 0
 
     def __post_init__(self) -> None:
@@ -53,6 +56,8 @@ class FaultRule:
                 raise ValueError(f"path: not a regular expression: {exc}") from None
         if not 400 <= self.status <= 599:
             raise ValueError(f"status: {self.status} is not an HTTP error status")
+        if self.phase not in ("before", "after"):
+            raise ValueError(f"phase: must be 'before' or 'after', not {self.phase!r}")
         if self.method:
             self.method = self.method.upper()
 
@@ -70,7 +75,7 @@ def parse_rule(text: str) -> FaultRule:
     """``KIND[:key=value,...]`` -> FaultRule; ValueError naming the bad part."""
     kind, _, rest = text.partition(":")
     values: dict[str, object] = {}
-    casts = {"count": int, "status": int, "seconds": float, "after": float, "method": str, "path": str}
+    casts = {"count": int, "status": int, "seconds": float, "after": float, "method": str, "path": str, "phase": str}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
         if not sep or key not in casts:

@@ -42,8 +42,11 @@ class ServerHost:
         return self._sshd.process.pid if self._sshd.process else None
 
     def stop(self) -> None:
-        """Stop the sshd and kill every process that ran on this server."""
+        """Stop the sshd, drop its open connections and kill every process that ran on this server."""
+        connections = _descendants(self.pid) if self.pid else set()
         self._sshd.stop()
+        for pid in connections:  # per-connection sshd processes outlive the listener
+            _kill(pid)
         self.kill_processes()
 
     def kill_processes(self) -> int:
@@ -58,13 +61,37 @@ class ServerHost:
                 continue
             for var in environ.split(b"\0"):
                 if var.startswith(b"SSH_CONNECTION=") and var.decode(errors="replace").endswith(marker):
-                    try:
-                        os.kill(int(entry.name), signal.SIGKILL)
-                        killed += 1
-                    except OSError:
-                        pass
+                    killed += _kill(int(entry.name))
                     break
         return killed
+
+
+def _kill(pid: int) -> int:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return 1
+    except OSError:
+        return 0
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command name in field 2 may contain spaces; the parent pid follows the closing ")".
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 class Forwarder:

@@ -133,10 +133,14 @@ class OpenStackBackend(CloudBackend):
         with self._lock:
             self._in_flight.add(name)
         compute = self.connection().compute
+        retried = []
+
+        def find_created():
+            retried.append(True)
+            return self._find_created(name, request)
+
         try:
-            server = self._call(
-                f"create server {name}", lambda: compute.create_server(**attrs), on_retry=lambda: self._find_created(name, request)
-            )
+            server = self._call(f"create server {name}", lambda: compute.create_server(**attrs), on_retry=find_created)
         except CloudAPIError as exc:
             self._booting.release()
             raise ProvisionError(str(exc)) from None
@@ -148,16 +152,31 @@ class OpenStackBackend(CloudBackend):
         log.info("openstack: created server %s (%s)", name, server.id)
         return InstanceInfo(
             id=server.id, name=name, state="building", port=self.os.ssh_port, user=self.settings.ssh_user,
-            created_at=datetime.now(timezone.utc), extra={"request": request},
+            created_at=datetime.now(timezone.utc), extra={"request": request, "dedupe": bool(retried)},
         )  # fmt: skip
 
-    def _find_created(self, name: str, request: str):
+    def _created(self, name: str, request: str) -> list:
         compute = self.connection().compute
-        for server in compute.servers(details=True, name=f"^{name}$"):
-            if (server.metadata or {}).get(REQUEST_KEY) == request:
-                log.info("openstack: server %s was created despite the error; using it", name)
-                return server
-        return None
+        servers = compute.servers(details=True, name=f"^{name}$")
+        return [s for s in servers if (s.metadata or {}).get(REQUEST_KEY) == request]
+
+    def _find_created(self, name: str, request: str):
+        found = self._created(name, request)
+        if found:
+            log.info("openstack: server %s was created despite the error; using it", name)
+        return found[0] if found else None
+
+    def _drop_duplicates(self, instance: InstanceInfo) -> None:
+        """A create that timed out may still have happened after we repeated it: delete the extra server.
+
+        Checked once the server is ACTIVE and again when it is destroyed.
+        """
+        compute = self.connection().compute
+        extras = self._call("list servers", lambda: self._created(instance.name, instance.extra.get("request")))
+        for server in extras:
+            if server.id != instance.id:
+                log.warning("openstack: deleting duplicate server %s (%s) of a retried create", server.name, server.id)
+                self._call("delete duplicate server", lambda s=server: compute.delete_server(s.id, ignore_missing=True))
 
     def _free_slot(self, server_id: str) -> None:
         with self._lock:
@@ -171,6 +190,11 @@ class OpenStackBackend(CloudBackend):
     def wait_until_reachable(self, instance: InstanceInfo) -> InstanceInfo:
         try:
             server = self._wait_active(instance)
+            if instance.extra.get("dedupe"):
+                try:
+                    self._drop_duplicates(instance)
+                except CloudAPIError as exc:  # tagged and untracked: the pool's reconciliation removes it later
+                    log.warning("openstack: could not check for a duplicate of %s: %s", instance.name, exc)
             address = self._address(instance, server)
         finally:
             self._free_slot(instance.id)
@@ -267,6 +291,8 @@ class OpenStackBackend(CloudBackend):
                 self.ips.release(fip_id, bool(instance.extra.get("fip_allocated")), instance.id)
             if self.os.use_floating_ip:
                 self.ips.release_for_server(instance.id)
+            if instance.extra.get("dedupe"):
+                self._drop_duplicates(instance)
             compute = self.connection().compute
             self._call(f"delete server {instance.name}", lambda: compute.delete_server(instance.id, ignore_missing=True))
         except CloudAPIError as exc:
