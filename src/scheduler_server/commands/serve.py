@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from gunicorn.app.base import BaseApplication
 
+from ..config import ConfigError
 from .common import config_option, settings_or_exit
 
 
@@ -33,7 +34,16 @@ def command(host: str | None, port: int | None, config_path: str | None) -> None
     settings = settings_or_exit(config_path)
     host = host or settings.server.host
     port = port or settings.server.port
-    app = create_app(settings)
-    # One worker process with threads: the pipeline dispatcher lives in that process,
-    # and the observing policies are CPU-light per request.
-    _Gunicorn(app, {"bind": f"{host}:{port}", "workers": 1, "threads": 8, "accesslog": "-"}).run()
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
+    from ..web.pipelines_common import start_pipelines
+
+    # One worker process with threads: the pipeline dispatcher lives in that process
+    # (started once the worker is forked), and the observing policies are CPU-light per request.
+    options = {"bind": f"{host}:{port}", "workers": 1, "threads": 8, "accesslog": "-"}
+    # %(U)s, not %(r)s: the query string may carry ?token=, which must not reach the log.
+    options["access_log_format"] = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+    options["post_worker_init"] = lambda worker: start_pipelines(app)
+    _Gunicorn(app, options).run()

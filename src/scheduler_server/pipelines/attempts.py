@@ -45,28 +45,37 @@ class Attempts:
 
     # --- start ----------------------------------------------------------------------
 
-    def start(self, pipeline_id: int) -> None:
-        """Stage and launch on the assigned (ready) instance; on a restart, re-attach if it was launched."""
-        pipeline = self.store.get_pipeline(pipeline_id)
+    def start(self, pipeline_id: int, fresh: bool = False, snapshot: tuple[Pipeline, Instance] | None = None) -> None:
+        """Stage and launch on the assigned (ready) instance.
+
+        ``fresh``: the dispatcher moved it to staging just now. Otherwise a pipeline
+        found in staging may have been launched by a process that died: the job
+        directory is asked first, and a launched attempt is re-attached, not restarted.
+        ``snapshot``: the rows as the dispatcher just committed them.
+        """
+        if snapshot is not None:
+            pipeline, instance = snapshot
+        else:
+            pipeline = self.store.get_pipeline(pipeline_id)
+            instance = self.pool.get(pipeline.instance_id) if pipeline and pipeline.instance_id else None
         if pipeline is None or pipeline.status not in (PROVISIONING, STAGING) or pipeline.cancel_requested:
             return
-        instance = self.pool.get(pipeline.instance_id) if pipeline.instance_id else None
         if instance is None or not instance.info:
             return self.infra_failure(pipeline_id, "instance lost before staging")
         directory = runner.job_dir(self.settings.remote_base_folder, pipeline.id, pipeline.attempt)
         try:
             executor = self.pool.executor(instance)
-            if pipeline.status == STAGING:
+            if pipeline.status == STAGING and not fresh:
                 state = runner.status(executor, directory)
                 if state.state in ("running", "exited", "lost", "killed"):
                     self._set(pipeline_id, RUNNING, "re-attached after a restart", started_at=pipeline.started_at or time.time())
                     return self.poll(pipeline_id, full=True)
-            else:
-                self._set(pipeline_id, STAGING, f"instance {instance.id} ready", instance_ready_at=max(instance.ready_at or 0, pipeline.updated_at), job_dir=directory)
+            if pipeline.status == PROVISIONING:
+                ready_at = max(instance.ready_at or 0, pipeline.updated_at)
+                self._set(pipeline_id, STAGING, f"instance {instance.id} ready", instance_ready_at=ready_at, job_dir=directory)
             command, script, files, secret = self._prepare(pipeline)
             runner.stage(executor, directory, script, files, command)
-            if self._cancel_requested(pipeline_id):
-                return self.cancel(pipeline_id)
+            # A cancel that arrives from here on finds the pipeline running and kills it.
             runner.launch(executor, directory, secret)
         except runner.LaunchError as exc:
             return self.infra_failure(pipeline_id, f"launch failed: {exc}")
@@ -88,15 +97,21 @@ class Attempts:
 
     # --- watch ----------------------------------------------------------------------
 
-    def poll(self, pipeline_id: int, full: bool = False) -> None:
-        pipeline = self.store.get_pipeline(pipeline_id)
+    def poll(self, pipeline_id: int, full: bool = False, snapshot: tuple[Pipeline, Instance | None] | None = None) -> None:
+        """Has it ended? ``snapshot``: the rows the dispatcher just read, to spare two queries per poll."""
+        if snapshot is not None:
+            pipeline, instance = snapshot
+        else:
+            pipeline = self.store.get_pipeline(pipeline_id)
+            instance = self.pool.get(pipeline.instance_id) if pipeline and pipeline.instance_id else None
         if pipeline is None or pipeline.status != RUNNING:
             return
-        instance = self.pool.get(pipeline.instance_id) if pipeline.instance_id else None
         if instance is None or not instance.info:
             return self.infra_failure(pipeline_id, "lost: its instance is gone")
         now = time.time()
-        full = full or now - self._last_full_check.get(pipeline_id, 0.0) >= FULL_CHECK_EVERY
+        last_full = self._last_full_check.get(pipeline_id)
+        # "full" from the dispatcher means first sight of it; one this process started needs no such check yet.
+        full = (full and last_full is None) or now - (last_full or 0.0) >= FULL_CHECK_EVERY
         try:
             executor = self.pool.executor(instance)
             code = runner.exit_code_if_done(executor, pipeline.job_dir)
@@ -215,10 +230,6 @@ class Attempts:
 
         self.store.update_pipeline(pipeline_id, change)
 
-    def _cancel_requested(self, pipeline_id: int) -> bool:
-        pipeline = self.store.get_pipeline(pipeline_id)
-        return pipeline is None or pipeline.cancel_requested
-
     def _collect(self, pipeline: Pipeline) -> None:
         """Copy the attempt's logs home (masked) and remove its job directory from the instance."""
         if not pipeline.job_dir or not pipeline.instance_id:
@@ -230,7 +241,7 @@ class Attempts:
         try:
             executor = self.pool.executor(instance)
             runner.fetch_logs(executor, pipeline.job_dir, destination)
-            runner.remove(executor, pipeline.job_dir)
+            executor.remove_tree(pipeline.job_dir)
         except (BackendError, OSError) as exc:
             log.warning("pipeline %s: could not fetch its logs: %s", pipeline.id, exc)
             return

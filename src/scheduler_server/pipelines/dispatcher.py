@@ -25,6 +25,7 @@ from typing import Callable, Hashable
 from sqlalchemy import select
 
 from .models import BOOTING, BUSY, DELETING, IDLE, PROVISIONING, QUEUED, RUNNING, STAGING, Instance, Pipeline
+from .runner import job_dir
 from .store import new_holder_id
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,11 @@ class Dispatcher:
                         log.info("this process (%s) now dispatches pipelines", self.holder)
                         self._recover()
                 if self._leading:
+                    self._wake.clear()  # before the tick: a wake during it means "tick again"
                     self.tick(time.time())
             except Exception:  # noqa: BLE001 - keep the loop alive through a DB hiccup
                 log.exception("dispatcher tick failed")
             self._wake.wait(self.settings.poll_interval if self._leading else self.settings.dispatcher_lease / 3)
-            self._wake.clear()
 
     def _recover(self) -> None:
         leaked = self.pool.reconcile()
@@ -140,15 +141,18 @@ class Dispatcher:
     # --- one tick -------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        # Assign first: a fresh submission should not wait for the bookkeeping below.
+        self._assign(now, self.store.count_active())
         for pipeline_id in self.store.cancel_requested_queued():
             self.submit(("pipeline", pipeline_id), self.attempts.cancel, pipeline_id)
         active = self.store.active_pipelines()
         instances = {i.id: i for i in self.pool.live()}
         for pipeline in active:
             self._drive(pipeline, instances.get(pipeline.instance_id or ""), now)
-        self._assign(now, len(active))
-        for instance_id in self.pool.expire_idle(now):
-            self.submit(("instance", instance_id), self.pool.destroy, instance_id)
+        timeout = self.settings.idle_timeout
+        if any(i.state == IDLE and (i.idle_since or 0) + timeout <= now for i in instances.values()):
+            for instance_id in self.pool.expire_idle(now):
+                self.submit(("instance", instance_id), self.pool.destroy, instance_id)
         for instance in instances.values():
             if instance.state == DELETING:
                 self.submit(("instance", instance.id), self.pool.destroy, instance.id)
@@ -173,14 +177,17 @@ class Dispatcher:
             elif now - self._last_poll.get(pipeline.id, 0.0) >= self.settings.poll_interval:
                 first = pipeline.id not in self._last_poll
                 self._last_poll[pipeline.id] = now
-                self.submit(key, self.attempts.poll, pipeline.id, first)
+                self.submit(key, self.attempts.poll, pipeline.id, first, (pipeline, instance))
 
     def _assign(self, now: float, active: int) -> None:
         settings = self.settings
         free = settings.max_active_pipelines - active
         limit = self.pool.limit()
         queued = self.store.queued_ready(now, max(free, 0) + limit)
+        if not queued:
+            return
         boot: list[str] = []
+        ready: list[tuple[Pipeline, Instance]] = []
         with self.store.write() as session:
             live = list(session.scalars(select(Instance).where(Instance.state.in_((BOOTING, IDLE, BUSY, DELETING)))))
             idle = [i for i in live if i.state == IDLE and i.pipeline_id is None and i.uses < settings.virtual_server_ttl]
@@ -194,6 +201,7 @@ class Dispatcher:
                 if idle:
                     instance = idle.pop(0)
                     instance.state = BUSY
+                    ready.append((pipeline, instance))
                 elif spare:
                     instance = spare.pop(0)
                 elif count < limit:
@@ -209,6 +217,10 @@ class Dispatcher:
                 instance.pipeline_id = pipeline.id
                 instance.uses += 1
                 instance.idle_since = None
+                if instance.state == BUSY:  # a ready instance: staging starts now, in this transaction
+                    pipeline.move(STAGING, f"instance {instance.id} ready (reused)", now)
+                    pipeline.instance_ready_at = now
+                    pipeline.job_dir = job_dir(settings.remote_base_folder, pipeline.id, pipeline.attempt)
                 assigned += 1
             # Look-ahead: boot for the pipelines still waiting so they find an instance ready.
             waiting = len(queued) - assigned
@@ -217,5 +229,5 @@ class Dispatcher:
                 boot.append(self.pool.create(session).id)
         for instance_id in boot:
             self.submit(("instance", instance_id), self.pool.boot, instance_id)
-        if assigned:
-            self._wake.set()  # reused instances can start right away
+        for pipeline, instance in ready:  # on a reused instance: start now rather than next tick
+            self.submit(("pipeline", pipeline.id), self.attempts.start, pipeline.id, True, (pipeline, instance))

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session, relationship
 
 
 class InvalidTransition(Exception):
@@ -80,7 +80,7 @@ class Pipeline(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     transitions: Mapped[list["Transition"]] = relationship(
-        back_populates="pipeline", order_by="Transition.id", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="pipeline", order_by="Transition.id", cascade="all, delete-orphan", lazy="raise"
     )
 
     __mapper_args__ = {"version_id_col": version}
@@ -91,7 +91,10 @@ class Pipeline(Base):
         if to not in ALLOWED[self.status]:
             raise InvalidTransition(f"pipeline {self.id} is {self.status}; it cannot become {to}")
         now = time.time() if now is None else now
-        self.transitions.append(Transition(at=now, from_status=self.status, to_status=to, attempt=self.attempt, reason=reason))
+        # Added through the session, not the collection, so a status change never loads the whole history.
+        object_session(self).add(
+            Transition(pipeline_id=self.id, at=now, from_status=self.status, to_status=to, attempt=self.attempt, reason=reason)
+        )
         self.status = to
         self.reason = reason
         self.updated_at = now

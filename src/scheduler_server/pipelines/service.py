@@ -139,7 +139,7 @@ class PipelineService:
     # --- read -----------------------------------------------------------------------
 
     def get(self, pipeline_id: int) -> Pipeline:
-        pipeline = self.store.get_pipeline(pipeline_id)
+        pipeline = self.store.get_pipeline(pipeline_id, with_history=True)
         if pipeline is None:
             raise PipelineError(404, f"no pipeline with id {pipeline_id}", "id")
         return pipeline

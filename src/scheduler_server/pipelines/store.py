@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from .models import ACTIVE_STATES, QUEUED, Base, Lease, Meta, Pipeline
@@ -156,9 +156,10 @@ class Store:
             session.flush()
             return [p.id for p in pipelines]
 
-    def get_pipeline(self, pipeline_id: int) -> Pipeline | None:
+    def get_pipeline(self, pipeline_id: int, *, with_history: bool = False) -> Pipeline | None:
         with self.read() as session:
-            return session.get(Pipeline, pipeline_id)
+            options = [selectinload(Pipeline.transitions)] if with_history else []
+            return session.get(Pipeline, pipeline_id, options=options)
 
     def list_pipelines(
         self,
@@ -183,11 +184,13 @@ class Store:
             query = query.order_by(Pipeline.id).offset(offset)
             if limit is not None:
                 query = query.limit(limit)
-            if not with_history:
-                from sqlalchemy.orm import noload
-
-                query = query.options(noload(Pipeline.transitions))
+            if with_history:
+                query = query.options(selectinload(Pipeline.transitions))
             return list(session.scalars(query)), total
+
+    def count_active(self) -> int:
+        with self.read() as session:
+            return session.scalar(select(func.count()).where(Pipeline.status.in_(ACTIVE_STATES))) or 0
 
     def count_by_status(self) -> dict[str, int]:
         with self.read() as session:
@@ -206,10 +209,8 @@ class Store:
             return list(session.scalars(query))
 
     def active_pipelines(self) -> list[Pipeline]:
-        from sqlalchemy.orm import noload
-
         with self.read() as session:
-            query = select(Pipeline).where(Pipeline.status.in_(ACTIVE_STATES)).options(noload(Pipeline.transitions))
+            query = select(Pipeline).where(Pipeline.status.in_(ACTIVE_STATES))
             return list(session.scalars(query.order_by(Pipeline.id)))
 
     def cancel_requested_queued(self) -> list[int]:

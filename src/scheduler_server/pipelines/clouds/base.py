@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shlex
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -125,6 +126,19 @@ class CommandResult:
         return self.stdout.decode("utf-8", "replace")
 
 
+# The secret line is read here and handed on through a bash here-string (a pipe for
+# small strings), so it is never in a command line or a file.
+_LAUNCHER = """\
+cd {dir} || exit 91
+( set -C; : > launched ) 2>/dev/null || {{ echo already-launched; exit 92; }}
+IFS= read -r line || true
+setsid bash ./{script} <<< "$line" > /dev/null 2>&1 &
+unset line
+echo $! > pid
+echo $!
+"""
+
+
 class Executor(ABC):
     """Runs shell commands and moves files on one instance.
 
@@ -162,6 +176,31 @@ class Executor(ABC):
     @abstractmethod
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
         """Return up to ``max_bytes`` bytes of ``remote_path`` from ``offset``; raise FileNotFoundError if absent."""
+
+    def launch_detached(self, directory: str, script: str, stdin: bytes) -> int:
+        """Start ``bash <script>`` in ``directory`` so that it outlives this service and the connection.
+
+        Exactly once: ``<directory>/launched`` is created exclusively first, and if it
+        already exists ``FileExistsError`` is raised and nothing starts. The process
+        leads a new session (its pid is its process group, for kill), gets ``stdin``
+        on its standard input (how secrets travel), has stdout/stderr on /dev/null,
+        and its pid is written to ``<directory>/pid`` and returned.
+
+        The default runs a small POSIX/bash launcher through ``run``; the local
+        executor starts the process directly.
+        """
+        result = self.run(_LAUNCHER.format(dir=shlex.quote(directory), script=shlex.quote(script)), stdin=stdin, timeout=30)
+        text = result.text().strip()
+        if result.exit_code == 92:
+            raise FileExistsError(f"{directory}/launched")
+        if not result.ok or not text.isdigit():
+            detail = text or result.stderr.decode(errors="replace").strip()
+            raise InstanceUnreachable(f"launcher exited {result.exit_code}: {detail}")
+        return int(text)
+
+    def remove_tree(self, remote_path: str) -> None:
+        """Delete a directory and everything in it; absent is fine. Default: ``rm -rf`` through ``run``."""
+        self.run(f"rm -rf -- {shlex.quote(remote_path)}", timeout=120)
 
     def close(self) -> None:
         """Release connections. Called by the backend, not by users of a shared executor."""

@@ -70,6 +70,26 @@ class LocalExecutor(Executor):
             handle.write(data)
         os.chmod(target, mode)
 
+    def launch_detached(self, directory: str, script: str, stdin: bytes) -> int:
+        # Started straight from here: two process creations fewer than the shell launcher.
+        self._check()
+        workdir = self._path(directory)
+        fd = os.open(workdir / "launched", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # FileExistsError: launched before
+        os.close(fd)
+        process = subprocess.Popen(
+            ["bash", f"./{script}"], cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, env=_clean_env(),
+        )  # fmt: skip
+        (workdir / "pid").write_text(f"{process.pid}\n")
+        process.stdin.write(stdin)
+        process.stdin.close()
+        # Not waited for here: subprocess reaps it later (its module-level cleanup), and
+        # after a restart it is init's child. Its exit code goes to the exit_code file.
+        return process.pid
+
+    def remove_tree(self, remote_path: str) -> None:
+        shutil.rmtree(self._path(remote_path), ignore_errors=True)
+
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
         with open(self._path(remote_path), "rb") as handle:
             handle.seek(offset)

@@ -47,7 +47,6 @@ class OpenStackBackend(CloudBackend):
 
     def __init__(self, settings, *, scheduler_id, data_dir):
         super().__init__(settings, scheduler_id=scheduler_id, data_dir=data_dir)
-        self.os = settings.openstack
         missing = [key for key in ("image_id", "flavor") if not getattr(self.os, key)]
         if missing:
             raise BackendConfigError(f"pipelines.openstack: {' and '.join(missing)} must be set for the openstack backend")
@@ -57,7 +56,7 @@ class OpenStackBackend(CloudBackend):
             raise BackendConfigError("pipelines.openstack: set user_data or user_data_file, not both")
         self._lock = threading.Lock()
         self._conn = None
-        self._resolved: Resolved | None = None
+        self._resolved: tuple[tuple, Resolved] | None = None
         self._booting = threading.BoundedSemaphore(self.os.max_parallel_provisioning)
         self._holding: set[str] = set()  # servers holding a _booting slot
         self._in_flight: set[str] = set()  # names being created: not yet known to the pool's store
@@ -65,6 +64,11 @@ class OpenStackBackend(CloudBackend):
         self.ips = FloatingIPs(self.connection, scheduler_id, self.os.api_retries)
 
     # --- plumbing ---------------------------------------------------------------------
+
+    @property
+    def os(self):
+        # Read through self.settings: PUT /config swaps the settings object of a running backend.
+        return self.settings.openstack
 
     def connection(self):
         with self._lock:
@@ -75,13 +79,14 @@ class OpenStackBackend(CloudBackend):
             return self._conn
 
     def resolved(self) -> Resolved:
+        wanted = (self.os.image_id, self.os.flavor, self.os.network_id, self.os.ip_pool, self.os.use_floating_ip, self.os.security_group)
         with self._lock:
             cached = self._resolved
-        if cached is None:
-            cached = resolve(self.connection(), self.os)
+        if cached is None or cached[0] != wanted:
+            cached = (wanted, resolve(self.connection(), self.os))
             with self._lock:
                 self._resolved = cached
-        return cached
+        return cached[1]
 
     def _call(self, what, fn, **kw):
         return call(what, fn, self.os.api_retries, **kw)
