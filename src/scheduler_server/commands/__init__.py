@@ -6,7 +6,7 @@ import click
 
 
 def register_commands(group: click.Group) -> None:
-    from . import config_check, config_template, schedule, serve
+    from . import config_check, config_template, instances, pipelines, schedule, serve
 
-    for module in (serve, schedule, config_check, config_template):
+    for module in (serve, schedule, config_check, config_template, pipelines, instances):
         group.add_command(module.command)

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from . import runner
 from .clouds.base import BackendError, InstanceGone, InstanceUnreachable
-from .models import CANCELLED, FAILED, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline
+from .models import (
+    ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline,
+)  # fmt: skip
 from .secrets import mask_text
 from .tasks import TASK_TYPES, resolve_in_folder
 
@@ -127,7 +129,7 @@ class Attempts:
             return self.infra_failure(pipeline_id, f"lost: {exc}")
         except (InstanceUnreachable, BackendError) as exc:
             since = self._unreachable_since.setdefault(pipeline_id, now)
-            allowed = max(30.0, self.settings.max_connection_retries * self.settings.connection_retry_interval)
+            allowed = max(3 * self.settings.poll_interval, self.settings.max_connection_retries * self.settings.connection_retry_interval)
             if now - since > allowed:
                 return self.infra_failure(pipeline_id, f"lost: instance unreachable for {now - since:.0f} s ({exc})")
             log.info("pipeline %s: instance unreachable, will retry: %s", pipeline_id, exc)
@@ -178,8 +180,8 @@ class Attempts:
 
     def infra_failure(self, pipeline_id: int, reason: str) -> None:
         pipeline = self.store.get_pipeline(pipeline_id)
-        if pipeline is None:
-            return
+        if pipeline is None or pipeline.status not in ACTIVE_STATES:
+            return  # decided on a stale view: it ended meanwhile
         log.warning("pipeline %s attempt %s: %s", pipeline_id, pipeline.attempt, reason)
         if pipeline.status in (STAGING, RUNNING):
             self._collect(pipeline)
@@ -189,6 +191,8 @@ class Attempts:
 
     def _retry(self, pipeline_id: int, reason: str, exit_code: int | None = None, instance_ok: bool = True) -> None:
         def change(session, p: Pipeline):
+            if p.status not in ACTIVE_STATES:
+                return None
             used = p.attempts_used()
             delay = min(self.settings.retry_backoff * (2 ** max(0, used - 1)), self.settings.retry_backoff_max)
             p.move(QUEUED, f"{reason}; retry {used + 1}/{self.settings.max_attempts} in {delay:g} s")
@@ -201,7 +205,7 @@ class Attempts:
 
     def _final(self, pipeline_id: int, to: str, reason: str, exit_code: int | None = None, instance_ok: bool = True) -> None:
         def change(session, p: Pipeline):
-            if p.status == to:
+            if p.status in FINAL_STATES:
                 return None
             p.move(to, reason)
             p.finished_at = time.time()
@@ -210,11 +214,13 @@ class Attempts:
             instance_id = p.instance_id
             return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
 
-        self._after_release(self.store.update_pipeline(pipeline_id, change), pipeline_id)
+        outcome = self.store.update_pipeline(pipeline_id, change)
+        self._after_release(outcome, pipeline_id)
+        if outcome is None:
+            return  # it had already ended
         pipeline = self.store.get_pipeline(pipeline_id)
-        if pipeline is not None:
-            self.service.timetest.record(pipeline)
-            log.info("pipeline %s %s: %s", pipeline_id, to, reason)
+        self.service.timetest.record(pipeline)
+        log.info("pipeline %s %s: %s", pipeline_id, to, reason)
 
     def _after_release(self, outcome, pipeline_id: int) -> None:
         self._last_full_check.pop(pipeline_id, None)

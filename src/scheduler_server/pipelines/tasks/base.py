@@ -12,9 +12,9 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 class _Secret:
@@ -77,7 +77,7 @@ class TaskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=4096)
 
     script: str = Field(description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.", examples=["qmroct.sh"])
-    files: list[str] = Field(
+    files: list[Annotated[str, AfterValidator(check_relative_name)]] = Field(
         default_factory=list, max_length=100, description="More files from LOCAL_SCRIPTS_FOLDER to upload next to the script."
     )
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; equal priorities run in submission order.")
@@ -87,11 +87,6 @@ class TaskRequest(BaseModel):
     @classmethod
     def _script_name(cls, value: str) -> str:
         return check_relative_name(value)
-
-    @field_validator("files")
-    @classmethod
-    def _file_names(cls, value: list[str]) -> list[str]:
-        return [check_relative_name(v) for v in value]
 
     def secret(self) -> str | None:
         """The value to encrypt at rest and pass on stdin, if the type has one."""

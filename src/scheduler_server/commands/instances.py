@@ -1,0 +1,47 @@
+"""``scheduler-server instances ...``: the pipeline scheduler's instances from a shell (see pipelines.py)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import config_option
+from .pipelines import fail, service_for
+
+
+@click.group("instances")
+def command() -> None:
+    """List instances and delete the ones no pipeline holds."""
+
+
+@command.command("list")
+@config_option
+def instances_list(config_path) -> None:
+    """Live instances as the database knows them."""
+    from ..pipelines.views import instance_view
+
+    service = service_for(config_path)
+    try:
+        rows = [instance_view(i) for i in service.pool.live()]
+    finally:
+        service.close()
+    click.echo(json.dumps(rows, indent=2))
+
+
+@command.command("delete-untracked")
+@click.option("--all", "include_untagged", is_flag=True, help="Also instances this scheduler did not create.")
+@click.option("--dry-run", is_flag=True, help="Only list them.")
+@config_option
+def instances_delete(include_untagged, dry_run, config_path) -> None:
+    """DELETE /instance from the shell: delete backend instances no pipeline of ours holds."""
+    from ..pipelines.service import PipelineError
+
+    service = service_for(config_path)
+    try:
+        report = service.delete_untracked(include_untagged=include_untagged, dry_run=dry_run)
+    except PipelineError as exc:
+        raise fail(exc) from None
+    finally:
+        service.close()
+    click.echo(json.dumps(report, indent=2))

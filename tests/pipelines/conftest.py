@@ -1,0 +1,112 @@
+"""Fixtures for the pipeline scheduler: a scripts folder, fast settings, a running service, an app."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from scheduler_server.config import Settings
+
+# Prints every argument on its own line, so tests see exactly what the script received.
+ARGS_SCRIPT = 'for a in "$@"; do printf "%s\\n" "$a"; done\n'
+
+
+@pytest.fixture
+def scripts(tmp_path) -> Path:
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "args.sh").write_text(ARGS_SCRIPT)
+    (folder / "ok.sh").write_text("echo ok\n")
+    (folder / "fail.sh").write_text("echo failing >&2; exit 3\n")
+    # Sleeps for its last argument when that is a number (30 s otherwise).
+    (folder / "sleep.sh").write_text('last="${@: -1}"; case "$last" in ""|*[!0-9.]*) last=30;; esac; echo started; sleep "$last"\n')
+    return folder
+
+
+@pytest.fixture
+def make_settings(tmp_path, scripts):
+    def make(**pipelines) -> Settings:
+        values = {
+            "local_scripts_folder": str(scripts),
+            "poll_interval": 0.05,
+            "retry_backoff": 0.05,
+            "kill_grace": 1.0,
+            "connection_retry_interval": 0.1,
+            "max_connection_retries": 3,
+            **pipelines,
+        }
+        return Settings(data_dir=tmp_path / "data", pipelines=values)
+
+    return make
+
+
+@pytest.fixture
+def make_service(make_settings):
+    from scheduler_server.pipelines.service import PipelineService
+
+    made = []
+
+    def make(start: bool = True, **pipelines):
+        service = PipelineService(make_settings(**pipelines))
+        made.append(service)
+        if start:
+            service.ensure_started()
+        return service
+
+    yield make
+    for service in made:
+        service.close()
+
+
+@pytest.fixture
+def make_client(make_settings):
+    from scheduler_server.app import create_app
+
+    apps = []
+
+    def make(**pipelines):
+        app = create_app(make_settings(**pipelines))
+        apps.append(app)
+        return app.test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["pipelines"].service.close()
+
+
+def xnat(**fields) -> dict:
+    item = {"project": "p", "subject": "s", "session": "e", "host": "http://xnat", "user": "u", "pwd": "s3cr3t-pw", "script": "ok.sh"}
+    item.update(fields)
+    return item
+
+
+def script(name: str, *args: str, **fields) -> dict:
+    return {"type": "script", "script": name, "args": list(args), **fields}
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def wait_status(service, pipeline_id: int, statuses, timeout: float = 20.0):
+    statuses = (statuses,) if isinstance(statuses, str) else tuple(statuses)
+
+    def check():
+        p = service.store.get_pipeline(pipeline_id)
+        return p if p is not None and p.status in statuses else None
+
+    return wait_until(check, timeout, message=f"pipeline {pipeline_id} to be {'/'.join(statuses)}")
+
+
+def submit_ok(service, *items) -> list[int]:
+    reports = service.submit(list(items))
+    assert all(r["request"] == "success" for r in reports), reports
+    return [r["id"] for r in reports]
