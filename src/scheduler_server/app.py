@@ -14,6 +14,7 @@ from flask_cors import CORS
 
 from .config import ConfigError, Settings, load_settings
 from .logging_setup import configure_logging
+from .observing.policies.registry import available_policies
 from .web import register_blueprints
 from .web.errors import install_error_handlers
 
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         CORS(app, resources={r"/api/*": {"origins": settings.server.cors_origins}})
     install_error_handlers(app)
     register_blueprints(app)
+    # Load the policy plug-ins now, so the first request does not pay for their imports.
+    available_policies()
     return app
 
 

@@ -24,7 +24,7 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> No
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     raise RuntimeError(f"server did not answer at {url} within {timeout} s")
 

@@ -93,7 +93,8 @@ def test_overrides_do_not_leak_into_the_next_request(client):
     plain = {"t0": "2022-01-01 12:00", "t1": "2022-01-02 12:00", "policy": {"policy": "dummy", "config": {}}}
     following = {tuple(sleeps(post(client, plain).get_json()["commands"])) for _ in range(5)}
     assert tuple(first) not in following or len(following) > 1
-    assert client.get("/api/v1/policies").get_json()["policies"][0]["defaults"] == {"seed": None}
+    listed = client.get("/api/v1/policies").get_json()["policies"]
+    assert next(p for p in listed if p["name"] == "dummy")["defaults"] == {"seed": None}
 
 
 def test_format_json_returns_blocks_covering_the_window(client):
@@ -142,7 +143,7 @@ OK_TIMES = {"t0": "2022-01-01 12:00", "t1": "2022-01-01 14:00"}
         ({**OK_TIMES, "policy": "[1]"}, False, "policy", "policy: must be a JSON object"),
         ({**OK_TIMES, "policy": 3}, False, "policy", "policy: must be a JSON object"),
         ({**OK_TIMES, "policy": {"config": {}}}, False, "policy.policy", "policy.policy: missing"),
-        ({**OK_TIMES, "policy": {"policy": "nope"}}, False, "policy.policy", "known policies: dummy"),
+        ({**OK_TIMES, "policy": {"policy": "nope"}}, False, "policy.policy", "unknown policy 'nope'; known policies: "),
         ({**OK_TIMES, "policy": {"policy": "dummy", "confg": {}}}, False, "policy.confg", "policy.confg: unknown field"),
         ({**OK_TIMES, "policy": {"policy": "dummy", "config": {"sed": 1}}}, False, "policy.config.sed", "unknown config key"),
         ({**OK_TIMES, "policy": {"policy": "dummy", "config": {"seed": "x"}}}, False, "policy.config.seed", "valid integer"),
