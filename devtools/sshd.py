@@ -45,6 +45,7 @@ class SSHServer:
     port: int = 0
     workdir: Path | None = None
     user: str = field(default_factory=getpass.getuser)
+    extra_config: list[str] = field(default_factory=list)  # more sshd_config lines
     process: subprocess.Popen | None = None
     _own_workdir: bool = False
 
@@ -83,6 +84,7 @@ class SSHServer:
                     "MaxStartups 100:30:200",
                     "MaxSessions 50",
                     "LogLevel ERROR",
+                    *self.extra_config,
                     "",
                 ]
             )

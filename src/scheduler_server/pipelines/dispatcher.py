@@ -165,7 +165,9 @@ class Dispatcher:
             self.submit(key, self.attempts.cancel, pipeline.id)
         elif pipeline.status == PROVISIONING:
             if instance is None:
-                self.submit(key, self.attempts.infra_failure, pipeline.id, "instance failed to come up")
+                failed = self.pool.get(pipeline.instance_id) if pipeline.instance_id else None
+                why = f": {failed.error}" if failed is not None and failed.error else ""
+                self.submit(key, self.attempts.infra_failure, pipeline.id, f"instance failed to come up{why}")
             elif instance.state == BUSY and instance.ready_at:
                 self.submit(key, self.attempts.start, pipeline.id)
         elif pipeline.status == STAGING:
