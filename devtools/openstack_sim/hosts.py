@@ -9,6 +9,12 @@ All servers share this machine and its login user; "processes of a server" are
 the ones whose ``SSH_CONNECTION`` names the server's address and port: sshd puts
 it in every session's environment, and it survives ``setsid``/``nohup``, so
 deleting a server can kill everything that ran on it, like a real VM going away.
+They get SIGTERM, then SIGKILL a moment later: shells run their exit traps, so
+no lock file of this machine's shell start-up (pyenv's rehash lock...) is left.
+
+Sessions start with ``SHLVL=1``: bash then skips this machine's ~/.bashrc,
+which belongs to the host, not to the simulated server's image (and can cost
+a quarter of a second per command).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 from devtools.sshd import SSHServer
@@ -31,7 +38,7 @@ class ServerHost:
     def __init__(self, address: str, port: int, authorized_keys: list[str]):
         self.address = address
         self.port = port
-        self._sshd = SSHServer(authorized_keys=authorized_keys, host=address, port=port)
+        self._sshd = SSHServer(authorized_keys=authorized_keys, host=address, port=port, extra_config=["SetEnv SHLVL=1"])
 
     def start(self) -> "ServerHost":
         self._sshd.start()
@@ -41,17 +48,23 @@ class ServerHost:
     def pid(self) -> int | None:
         return self._sshd.process.pid if self._sshd.process else None
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 1.0) -> None:
         """Stop the sshd, drop its open connections and kill every process that ran on this server."""
-        connections = _descendants(self.pid) if self.pid else set()
+        doomed = self.processes()
+        for pid in doomed:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while doomed and time.monotonic() < deadline:
+            time.sleep(0.02)
+            doomed = {pid for pid in doomed if _alive(pid)}
         self._sshd.stop()
-        for pid in connections:  # per-connection sshd processes outlive the listener
-            _kill(pid)
-        self.kill_processes()
+        for pid in doomed | self.processes():  # per-connection sshd processes outlive the listener
+            _signal(pid, signal.SIGKILL)
 
-    def kill_processes(self) -> int:
+    def processes(self) -> set[int]:
+        """The sshd's children (connections) and every process started by a session on this server."""
+        found = _descendants(self.pid) if self.pid else set()
         marker = f" {self.address} {self.port}"
-        killed = 0
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
@@ -61,17 +74,24 @@ class ServerHost:
                 continue
             for var in environ.split(b"\0"):
                 if var.startswith(b"SSH_CONNECTION=") and var.decode(errors="replace").endswith(marker):
-                    killed += _kill(int(entry.name))
+                    found.add(int(entry.name))
                     break
-        return killed
+        return found
 
 
-def _kill(pid: int) -> int:
+def _signal(pid: int, sig: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
-        return 1
+        os.kill(pid, sig)
     except OSError:
-        return 0
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _descendants(root: int) -> set[int]:

@@ -1,0 +1,159 @@
+"""End to end: `scheduler-server serve` (its own process) on the simulator (its own process).
+
+Pipelines run the seed's argument contract on simulated servers that are real
+SSH hosts; the seed's curl examples drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import openstack.config
+import openstack.connection
+import pytest
+import requests
+
+from devtools.openstack_sim.process import SimProcess
+from scheduler_server.pipelines.clouds.base import TAG_KEY
+
+from .conftest import wait_for
+from .harness import KEYPAIR, Service, markers, seed_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sim_proc(tmp_path, ssh_key):
+    sim = SimProcess(tmp_path / "sim", keypairs={KEYPAIR: ssh_key.with_suffix(".pub")}, boot_delay=0.5, delete_delay=0.05)
+    with sim:
+        yield sim
+
+
+@pytest.fixture
+def services():
+    started = []
+
+    def start(config, log):
+        service = Service(config, log).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def curl(*args: str) -> str:
+    result = subprocess.run(["curl", "-s", *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def sdk(sim: SimProcess):
+    config = openstack.config.OpenStackConfig(config_files=[str(sim.clouds_yaml)], load_envvars=False)
+    return openstack.connection.Connection(config=config.get_one(cloud="sim"))
+
+
+def test_seed_curl_examples_run_pipelines_on_simulated_vms(tmp_path, sim_proc, ssh_key, services):
+    assert shutil.which("curl"), "curl is needed for this test"
+    service = services(seed_config(tmp_path, sim_proc, ssh_key, work=2.0), tmp_path / "service.log")
+    server = f"127.0.0.1:{service.port}"
+    one = '{"project":"test","subject":"XNAT_S00013","session":"ncrc_S01323","host":"http://xnat/xnat/","user":"admin","pwd":"admin","script":"qmroct.sh"}'
+    two = "[" + one.replace("S01323", "S1") + "," + one.replace("S01323", "S2") + "]"
+    first = json.loads(curl("-X", "POST", "-H", "Content-Type: application/json", "-d", one, f"{server}/pipeline"))
+    assert first["request"] == "success" and first["content"]["status"] == "queued"
+    more = json.loads(curl("-X", "POST", "-H", "Content-Type: application/json", "-d", two, f"{server}/pipeline"))
+    assert [r["request"] for r in more["content"]] == ["success", "success"]
+    listed = json.loads(curl(f"{server}/pipeline"))["content"]
+    assert {p["session"] for p in listed} == {"ncrc_S01323", "ncrc_S1", "ncrc_S2"} and all(p["pwd"] != "admin" for p in listed)
+
+    # While they run, /instance shows simulated servers with their floating IPs.
+    block = f"127.{sim_proc.info['address_block']}."
+    busy = wait_for(
+        lambda: [i for i in json.loads(curl(f"{server}/instance"))["content"] if i["state"] == "busy"],
+        30, what="a busy instance",
+    )  # fmt: skip
+    assert busy[0]["address"].startswith(block) and busy[0]["backend"] == "openstack"
+
+    # An untracked server of ours (a crash leftover) and somebody else's server.
+    conn = sdk(sim_proc)
+    scheduler_id = next(s["metadata"][TAG_KEY] for s in sim_proc.state()["servers"] if TAG_KEY in s["metadata"])
+    image = conn.image.find_image("ubuntu-22.04", ignore_missing=False)
+    orphan = conn.compute.create_server(name="leftover", image_id=image.id, flavor_id="1", networks="auto", metadata={TAG_KEY: scheduler_id})
+    foreign = conn.compute.create_server(name="colleague", image_id=image.id, flavor_id="1", networks="auto")
+    running = {i["backend_id"] for i in json.loads(curl(f"{server}/instance"))["content"] if i["pipeline"] is not None}
+    dry = requests.delete(f"http://{server}/instance?dry_run=true", timeout=30).json()["content"]
+    candidates = {c["id"] for c in dry["candidates"]}
+    assert orphan.id in candidates and foreign.id not in candidates and not candidates & running
+    assert dry["deleted"] == []
+    deleted = json.loads(curl("-X", "DELETE", f"{server}/instance"))["content"]
+    assert orphan.id in deleted["deleted"] and not set(deleted["deleted"]) & running
+    ids = {s["id"] for s in sim_proc.state()["servers"]}
+    assert orphan.id not in ids and foreign.id in ids and running <= ids
+    everything = requests.delete(f"http://{server}/instance?all=true", timeout=30).json()["content"]
+    assert foreign.id in everything["deleted"]
+
+    views = service.wait_final([first["content"]["id"], *[r["id"] for r in more["content"]]])
+    assert {v["status"] for v in views.values()} == {"succeeded"}, views
+    assert sorted(markers(tmp_path, "done")) == ["ncrc_S01323", "ncrc_S1", "ncrc_S2"]
+    for line in markers(tmp_path, "started"):  # ran over SSH on a server's own address
+        assert line.split()[3].startswith(block)
+    wait_for(lambda: sim_proc.leftovers() == {"servers": [], "floating_ips": []}, 20, what="no server or floating IP left")
+
+
+FAULTS = {
+    # name: (sim faults, sim options, config overrides, expected status, reason fragment in the history)
+    "server-error": (["server_error:count=1"], {}, {}, "succeeded", "went to ERROR: No valid host was found"),
+    "stuck-in-build": (["server_stuck:count=1"], {}, {"pipelines": {"openstack": {"boot_timeout": 3}}}, "succeeded", "still BUILD after"),
+    "api-5xx": (["api_error:method=POST,path=/servers$,status=500,count=3"], {}, {}, "succeeded", None),
+    "api-timeout": (["api_timeout:method=GET,path=/servers/[0-9a-f-]+$,seconds=3,count=2"], {}, {"pipelines": {"openstack": {"api_timeout": 1}}}, "succeeded", None),
+    "quota-exceeded": ([], {"max_servers": 0}, {"MAX_ATTEMPTS": 2}, "failed", "Quota exceeded for instances"),
+    "server-vanishes": (["server_vanish:after=1.2,count=1"], {}, {}, "succeeded", "no longer exists"),
+    "fip-pool-dry": ([], {"fip_pool_size": 0}, {"MAX_ATTEMPTS": 2}, "failed", "No more IP addresses available"),
+    "fip-pool-of-one": ([], {"fip_pool_size": 1}, {}, "succeeded", None),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_fault_ends_every_pipeline_with_a_reason_and_leaks_nothing(tmp_path, ssh_key, services, name):
+    faults, options, overrides, expected, reason = FAULTS[name]
+    sim = SimProcess(tmp_path / "sim", keypairs={KEYPAIR: ssh_key.with_suffix(".pub")}, faults=faults, boot_delay=0.5, delete_delay=0.05, **options)
+    with sim:
+        service = services(seed_config(tmp_path, sim, ssh_key, work=2.0, **overrides), tmp_path / "service.log")
+        ids = service.post_pipelines(["s1", "s2"])
+        views = service.wait_final(ids, timeout=120)
+        assert {v["status"] for v in views.values()} == {expected}, {i: (v["status"], v["reason"]) for i, v in views.items()}
+        for view in views.values():
+            assert view["reason"], view
+        if reason:
+            history = " | ".join(t["reason"] or "" for v in views.values() for t in v["history"])
+            assert reason in history, history
+        if expected == "succeeded":
+            assert sorted(markers(tmp_path, "done")) == ["s1", "s2"]
+        wait_for(lambda: sim.leftovers() == {"servers": [], "floating_ips": []}, 30, what=f"an empty cloud, have {sim.leftovers()}")
+
+
+def test_kill_9_while_booting_and_running_then_restart(tmp_path, sim_proc, ssh_key, services):
+    sim_proc.configure(boot_delay=1.0)
+    config = seed_config(tmp_path, sim_proc, ssh_key, work=2.0)
+    service = services(config, tmp_path / "service.log")
+    sessions = [f"c{n}" for n in range(6)]
+    ids = service.post_pipelines(sessions)
+    # Wait for the moment with a script running and another server still booting.
+    wait_for(
+        lambda: markers(tmp_path, "started") and any(s["status"] == "BUILD" for s in sim_proc.state()["servers"]),
+        60, interval=0.02, what="a running pipeline while a server boots",
+    )  # fmt: skip
+    service.kill9()
+    before = sim_proc.state()["servers"]
+    assert before, "servers should exist at the moment of the crash"
+    time.sleep(0.5)
+    service = services(config, tmp_path / "service-2.log")
+    views = service.wait_final(ids, timeout=150)
+    assert {v["status"] for v in views.values()} == {"succeeded"}, {i: (v["status"], v["reason"]) for i, v in views.items()}
+    done = markers(tmp_path, "done")
+    assert sorted(done) == sorted(sessions), done  # each pipeline completed exactly once
+    wait_for(lambda: sim_proc.leftovers() == {"servers": [], "floating_ips": []}, 30, what=f"no orphan, have {sim_proc.leftovers()}")
