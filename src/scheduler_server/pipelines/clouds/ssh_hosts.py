@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timezone
 
-from .base import CloudBackend, Executor, InstanceGone, InstanceInfo, NoCapacity
+from .base import BackendConfigError, CloudBackend, Executor, InstanceGone, InstanceInfo, NoCapacity
 from .ssh_exec import SSHExecutor
 
 
@@ -27,6 +27,8 @@ class SSHHostsBackend(CloudBackend):
 
     def __init__(self, settings, *, scheduler_id, data_dir):
         super().__init__(settings, scheduler_id=scheduler_id, data_dir=data_dir)
+        if not settings.ssh_hosts:
+            raise BackendConfigError("pipelines.ssh_hosts: empty, but pipelines.backend is 'ssh'; list at least one host")
         self._lock = threading.Lock()
         self._taken: dict[str, InstanceInfo] = {}
         self._executors: dict[tuple[str, int, str], SSHExecutor] = {}

@@ -1,0 +1,159 @@
+"""The ssh backend and SSHExecutor against a real OpenSSH server on a loopback port."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from devtools.sshd import SSHD, SSHServer, generate_keypair
+from scheduler_server.pipelines.clouds.base import InstanceUnreachable
+from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
+from scheduler_server.pipelines.models import FINAL_STATES
+
+from .conftest import script, submit_ok, wait_status, wait_until, xnat
+
+pytestmark = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)")
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519")
+
+
+@pytest.fixture
+def sshd(key, tmp_path):
+    server = SSHServer(authorized_keys=[key.with_suffix(".pub").read_text()], workdir=tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ssh_settings(sshd, key, tmp_path):
+    remote = tmp_path / "remote"  # absolute REMOTE_BASE_FOLDER keeps the test out of the real home
+    return {
+        "backend": "ssh",
+        "ssh_hosts": [{"address": sshd.host, "port": sshd.port, "user": sshd.user, "key_file": str(key), "slots": 2}],
+        "remote_base_folder": str(remote),
+        "max_active_pipelines": 4,
+    }
+
+
+def test_executor_commands_and_files(sshd, key, tmp_path):
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key)
+    try:
+        result = executor.run("cat; echo out; echo err >&2; exit 7", stdin=b"in\n")
+        assert (result.exit_code, result.stdout, result.stderr) == (7, b"in\nout\n", b"err\n")
+        target = str(tmp_path / "deep" / "dir" / "file.bin")
+        executor.write_file(target, b"0123456789", 0o600)
+        assert executor.read_file(target, offset=4, max_bytes=3) == b"456"
+        assert oct(os.stat(target).st_mode & 0o777) == "0o600"
+        local = tmp_path / "local.sh"
+        local.write_text("echo uploaded\n")
+        executor.upload(local, str(tmp_path / "up" / "x.sh"), 0o755)
+        assert executor.run(f"bash {tmp_path}/up/x.sh").stdout == b"uploaded\n"
+        with pytest.raises(FileNotFoundError):
+            executor.read_file(str(tmp_path / "absent"))
+        executor.remove_tree(str(tmp_path / "deep"))
+        assert not (tmp_path / "deep").exists()
+        with pytest.raises(InstanceUnreachable):
+            executor.run("sleep 5", timeout=0.5)
+    finally:
+        executor.close()
+
+
+def test_launch_detached_is_exactly_once_and_outlives_the_connection(sshd, key, tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "run.sh").write_text("IFS= read -r s; echo \"$s\" > got; sleep 30\n")
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key)
+    pid = executor.launch_detached(str(job), "run.sh", b"from-stdin\n")
+    executor.close()  # the connection goes; the process stays
+    wait_until(lambda: (job / "got").exists() and (job / "got").read_text() == "from-stdin\n", message="stdin delivered")
+    assert int((job / "pid").read_text()) == pid and os.getpgid(pid) == pid
+    with pytest.raises(FileExistsError):
+        SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key).launch_detached(str(job), "run.sh", b"\n")
+    os.killpg(pid, 9)
+
+
+def test_unreachable_host_raises(key):
+    executor = SSHExecutor("127.0.0.1", 1, "nobody", key_file=key, connect_timeout=2)
+    with pytest.raises(InstanceUnreachable):
+        executor.run("true")
+
+
+def test_pipelines_run_over_ssh(make_service, ssh_settings):
+    service = make_service(**ssh_settings, xnat_credentials="env")
+    hostile = "$(id); `id` 'quoted' \"double\""
+    ids = submit_ok(service, xnat(script="args.sh", subject=hostile), xnat(script="fail.sh"))
+    ok, failed = [wait_status(service, pid, FINAL_STATES) for pid in ids]
+    assert ok.status == "succeeded", ok.reason
+    args = service.logs(ids[0], "stdout", 0, 1 << 16)["data"].split("\n")
+    assert args[args.index("-subject") + 1] == hostile and "-pwd" not in args
+    assert (failed.status, failed.exit_code) == ("failed", 3)
+    assert ok.instance_id and service.pool.get(ok.instance_id).info["address"] == "127.0.0.1"
+
+
+def test_slots_bound_concurrency(make_service, ssh_settings, scripts, tmp_path):
+    live, peak = tmp_path / "live", tmp_path / "peak"
+    live.mkdir()
+    (scripts / "count.sh").write_text(f"touch {live}/$$; ls {live} | wc -l >> {peak}; sleep 0.5; rm {live}/$$\n")
+    service = make_service(**ssh_settings, virtual_server_ttl=10)
+    ids = submit_ok(service, *[script("count.sh") for _ in range(5)])
+    assert all(wait_status(service, pid, FINAL_STATES, timeout=60).status == "succeeded" for pid in ids)
+    assert max(int(n) for n in peak.read_text().split()) == 2  # two slots, although four may be active
+
+
+def test_cancel_kills_the_remote_process_group(make_service, ssh_settings, scripts, tmp_path):
+    pids = tmp_path / "pids"
+    (scripts / "tree.sh").write_text(f"sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait\n")
+    service = make_service(**ssh_settings)
+    (pid,) = submit_ok(service, script("tree.sh"))
+    wait_status(service, pid, "running")
+    wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 2, message="processes")
+    service.cancel(pid)
+    assert wait_status(service, pid, FINAL_STATES).status == "cancelled"
+
+    def gone(p):
+        try:
+            os.kill(p, 0)
+        except ProcessLookupError:
+            return True
+        return open(f"/proc/{p}/stat").read().split()[2] == "Z"
+
+    wait_until(lambda: all(gone(int(p)) for p in pids.read_text().split()), message="remote processes killed")
+
+
+def test_restarted_service_reattaches_over_ssh(make_settings, ssh_settings, scripts, tmp_path):
+    from scheduler_server.pipelines.service import PipelineService
+
+    marker = tmp_path / "marker"
+    (scripts / "once.sh").write_text(f"echo ran >> {marker}; sleep 1.5\n")
+    first = PipelineService(make_settings(**ssh_settings))
+    first.ensure_started()
+    (pid,) = submit_ok(first, script("once.sh"))
+    wait_status(first, pid, "running")
+    first.close()  # the service goes away; the script keeps running on the host
+    second = PipelineService(make_settings(**ssh_settings))
+    second.ensure_started()
+    try:
+        done = wait_status(second, pid, FINAL_STATES, timeout=30)
+        assert done.status == "succeeded" and done.attempt == 1
+        assert marker.read_text() == "ran\n"
+        assert any("re-attached" in (t.reason or "") for t in second.get(pid).transitions) or done.started_at
+    finally:
+        second.close()
+
+
+def test_host_down_is_an_infrastructure_failure_then_retried(make_service, ssh_settings, sshd):
+    sshd.stop()
+    service = make_service(**ssh_settings, max_attempts=5, retry_backoff=0.3)
+    (pid,) = submit_ok(service, xnat())
+    wait_until(
+        lambda: any(t.to_status == "queued" for t in service.get(pid).transitions), timeout=30, message="a failed attempt"
+    )
+    sshd.start()
+    done = wait_status(service, pid, FINAL_STATES, timeout=60)
+    assert done.status == "succeeded" and done.attempt >= 2
