@@ -74,6 +74,12 @@ class Server:
                 pass
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        # Pipelines run detached from the service (so they survive it); end the ones still running.
+        for pid_file in (self.root / "data" / "instances").glob("*/*/job-*/pid"):
+            try:
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
 
     def rss_mb(self) -> float:
         procs = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]

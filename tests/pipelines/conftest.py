@@ -57,7 +57,15 @@ def make_service(make_settings):
 
     yield make
     for service in made:
-        service.close()
+        _clean_up(service)
+
+
+def _clean_up(service) -> None:
+    """Stop the service and whatever its pipelines still run (they are detached, so they would outlive the test)."""
+    service.close()
+    if service.backend.name == "local":
+        for info in service.backend.list_instances(include_untagged=True):
+            service.backend.destroy(info)
 
 
 @pytest.fixture
@@ -73,7 +81,7 @@ def make_client(make_settings):
 
     yield make
     for app in apps:
-        app.extensions["pipelines"].service.close()
+        _clean_up(app.extensions["pipelines"].service)
 
 
 def xnat(**fields) -> dict:
