@@ -1,0 +1,98 @@
+"""Where the observing scheduler keeps what it computed, between processes.
+
+Two things are cached: hourly ephemeris tables (``sky.py``) and generated master
+schedules (``master_generate.py``). Both are pure functions of their inputs, and
+every file name carries the inputs and the versions of the code and data that made
+it, so a stale file is never read: it is simply not found.
+
+The directory is ``$SCHEDULER_SERVER_CACHE_DIR`` if set, else
+``$XDG_CACHE_HOME/scheduler-server``, else ``~/.cache/scheduler-server``. When it
+cannot be written the scheduler still works, it just recomputes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+ENV_CACHE_DIR = "SCHEDULER_SERVER_CACHE_DIR"
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def cache_root() -> Path:
+    explicit = os.environ.get(ENV_CACHE_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "scheduler-server"
+
+
+@lru_cache(maxsize=None)
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "none"
+
+
+def load_array(relative: str) -> np.ndarray | None:
+    path = cache_root() / relative
+    try:
+        with open(path, "rb") as handle:
+            return np.load(handle, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        # A truncated or foreign file: ignore it, it is rewritten below.
+        log.warning("ignoring unreadable cache file %s: %s", path, exc)
+        return None
+
+
+def save_array(relative: str, array: np.ndarray) -> None:
+    def write(handle):
+        np.save(handle, array, allow_pickle=False)
+
+    _write_atomically(cache_root() / relative, write, "wb")
+
+
+def load_text(relative: str) -> str | None:
+    try:
+        return (cache_root() / relative).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("ignoring unreadable cache file %s: %s", cache_root() / relative, exc)
+        return None
+
+
+def save_text(relative: str, text: str) -> None:
+    _write_atomically(cache_root() / relative, lambda handle: handle.write(text), "w")
+
+
+def _write_atomically(path: Path, write, mode: str) -> None:
+    # Written to a temporary name and renamed, so that a concurrent reader (another
+    # gunicorn thread or process) sees either no file or a whole one.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            kwargs = {"encoding": "utf-8"} if "b" not in mode else {}
+            with os.fdopen(fd, mode, **kwargs) as handle:
+                write(handle)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        root = str(cache_root())
+        if root not in _warned:
+            _warned.add(root)
+            log.warning("cannot write the cache in %s (%s); results are recomputed each time", root, exc)

@@ -1,0 +1,69 @@
+"""Angles on the sky in horizontal coordinates (azimuth, elevation), vectorised.
+
+Everything the telescope occupies is an az/el *box*: a point (holding still), an
+arc at one elevation (a constant-elevation scan of width ``throw``) or a rectangle
+(a slew, whose two axes move independently, so that the path stays inside the
+rectangle spanned by its ends whatever the axis speeds). ``distance_to_box`` gives
+the exact angular distance from a direction (the sun) to the nearest point of a box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def wrap180(angle):
+    return (np.asarray(angle, dtype=float) + 180.0) % 360.0 - 180.0
+
+
+def angular_distance(az1, el1, az2, el2) -> np.ndarray:
+    """Great-circle distance in degrees (Vincenty's form: accurate at every distance)."""
+    a1, e1, a2, e2 = (np.radians(np.asarray(x, dtype=float)) for x in (az1, el1, az2, el2))
+    d = a2 - a1
+    se1, ce1, se2, ce2, cd = np.sin(e1), np.cos(e1), np.sin(e2), np.cos(e2), np.cos(d)
+    y = np.hypot(ce2 * np.sin(d), ce1 * se2 - se1 * ce2 * cd)
+    return np.degrees(np.arctan2(y, se1 * se2 + ce1 * ce2 * cd))
+
+
+def azimuth_gap(az, az_lo, az_hi) -> np.ndarray:
+    """How far (deg, >= 0) azimuth ``az`` lies outside the interval az_lo..az_hi, around the circle."""
+    width = np.asarray(az_hi, dtype=float) - az_lo
+    past = (np.asarray(az, dtype=float) - az_lo) % 360.0
+    # Inside the interval both candidates are <= 0 or the first is: clipping at 0 covers it.
+    gap = np.maximum(np.minimum(past - width, 360.0 - past), 0.0)
+    return np.where(width >= 360.0, 0.0, gap)
+
+
+def distance_to_box(az, el, az_lo, az_hi, el_lo, el_hi) -> np.ndarray:
+    """Angular distance (deg) from direction (az, el) to the box az_lo..az_hi x el_lo..el_hi.
+
+    For any elevation, the nearest azimuth in the box is the one nearest ``az``
+    (the cosine term only grows as the azimuth gap shrinks); on that meridian the
+    distance is unimodal in elevation, so clamping its unconstrained best elevation
+    into el_lo..el_hi gives the nearest point.
+    """
+    gap = np.radians(azimuth_gap(az, az_lo, az_hi))
+    e = np.radians(np.asarray(el, dtype=float))
+    best = np.degrees(np.arctan2(np.sin(e), np.cos(e) * np.cos(gap)))
+    nearest_el = np.clip(best, el_lo, el_hi)
+    return angular_distance(0.0, el, np.degrees(gap), nearest_el)
+
+
+def cos_distance_to_box(cos_az, sin_az, sin_el, cos_el, box) -> np.ndarray:
+    """Cosine of ``distance_to_box`` for many directions given by the sines and cosines
+    of their azimuth and elevation: only products, no trigonometry on the arrays.
+
+    With the box's azimuth centre c and half-width h, and d = az - c, the azimuth gap
+    is |d| - h outside the box, so cos(gap) = cos d cos h + |sin d| sin h there, 1 inside.
+    """
+    az_lo, az_hi, el_lo, el_hi = box
+    half = np.radians(min((az_hi - az_lo) / 2.0, 180.0))
+    c = np.radians((az_lo + az_hi) / 2.0)
+    cos_d = cos_az * np.cos(c) + sin_az * np.sin(c)
+    sin_d = sin_az * np.cos(c) - cos_az * np.sin(c)
+    cos_gap = np.where(cos_d >= np.cos(half), 1.0, cos_d * np.cos(half) + np.abs(sin_d) * np.sin(half))
+    if el_lo == el_hi:
+        e = np.radians(el_lo)
+        return sin_el * np.sin(e) + cos_el * np.cos(e) * cos_gap
+    nearest = np.clip(np.arctan2(sin_el, cos_el * cos_gap), np.radians(el_lo), np.radians(el_hi))
+    return sin_el * np.sin(nearest) + cos_el * np.cos(nearest) * cos_gap

@@ -1,0 +1,178 @@
+"""Getting from one scan to the next without passing near the sun.
+
+The planner replays the script's timeline (``telescope.TelescopeModel``): after a
+scan the telescope rests somewhere on that scan's arc, then moves to the next
+scan's start, biases the detectors, waits for the start time, and scans. Every
+span of that, the slew rectangles and the waits included, must pass the
+``SunGuard``. The original scheduler checked only the scans.
+
+When the direct way is unsafe the planner tries, in order: leaving later (waiting
+where it is until just in time), travelling via a safe elevation, and parking
+somewhere safe for the wait. If nothing works the next scan is dropped and the
+reason is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .avoidance import Box, SunGuard
+from .blocks import Scan, hhmm
+from .telescope import TelescopeModel
+
+log = logging.getLogger(__name__)
+LEAVE_MARGIN_SECONDS = 60
+MIN_SCAN_LEFT_SECONDS = 60
+PARK_AZIMUTHS = tuple(range(0, 360, 45))
+MAX_PARKINGS_TRIED = 6
+
+
+@dataclass(frozen=True)
+class Move:
+    az: float
+    el: float
+
+
+@dataclass(frozen=True)
+class Wait:
+    until: int
+
+
+@dataclass(frozen=True)
+class Route:
+    """What to do before a scan's own ``acu.move_to``: extra waits and moves, and why."""
+
+    steps: tuple[Move | Wait, ...] = ()
+    note: str = ""
+
+
+@dataclass
+class _State:
+    clock: float
+    where: Box | None  # None: unknown (before the first move)
+
+
+class Infeasible(Exception):
+    """A route that does not work; the reason is worked out only if it is reported."""
+
+    def __init__(self, guard: SunGuard | None = None, box: Box | None = None, t_from=0.0, t_to=0.0, what="", reason="", ahead=True):
+        super().__init__(what or reason)
+        self.guard, self.box, self.span, self.what, self.reason, self.ahead = guard, box, (t_from, t_to), what, reason, ahead
+
+    def __str__(self) -> str:
+        if self.reason:
+            return self.reason
+        distance, when = self.guard.closest(self.box, self.span[0], self.span[1] + (self.guard.lookahead if self.ahead else 0.0))
+        return f"{self.what} would come {distance:.1f} deg from the sun at {hhmm(when)} (limit {self.guard.min_angle:g} deg)"
+
+
+class SlewPlanner:
+    def __init__(self, guard: SunGuard, model: TelescopeModel, routing_elevations: tuple[float, ...], start: int):
+        self.guard, self.model = guard, model
+        lo, hi = model.el_limits
+        self.elevations = tuple(e for e in routing_elevations if lo <= e <= hi)
+        self.start = start
+
+    def plan(self, scans: list[Scan]) -> tuple[list[tuple[Scan, Route]], list[tuple[Scan, str]]]:
+        """The scans that can be reached safely, each with its route; and the dropped ones, with why."""
+        state = _State(self.start + self.model.uxm_setup_seconds + self.model.iv_curve_seconds, None)
+        kept: list[tuple[Scan, Route]] = []
+        dropped: list[tuple[Scan, str]] = []
+        for scan in scans:
+            found = self._route(state, scan)
+            if isinstance(found, str):
+                log.info("%s scan %s %s to %s dropped: %s", scan.kind, scan.name, hhmm(scan.t0), hhmm(scan.t1), found)
+                dropped.append((scan, found))
+                continue
+            route, state = found
+            if route.note:
+                log.info("%s scan %s at %s: %s", scan.kind, scan.name, hhmm(scan.t0), route.note)
+            kept.append((scan, route))
+        return kept, dropped
+
+    def _route(self, state: _State, scan: Scan):
+        try:
+            return Route(), self._replay(state, Route(), scan)
+        except Infeasible as exc:
+            first_problem = exc
+        try:
+            self._replay(state, Route(), scan, check=False)
+        except Infeasible as exc:
+            return str(exc)  # too late whichever way: no other route can help
+        for route in self._candidates(state, scan):
+            try:
+                return route, self._replay(state, route, scan)
+            except Infeasible:
+                continue
+        return str(first_problem)
+
+    def _candidates(self, state: _State, scan: Scan):
+        leave = self._latest_departure(state.where, Move(scan.az, scan.el), scan)
+        if leave > state.clock:
+            yield Route((Wait(leave),), "left late to avoid waiting near the sun")
+        if state.where is not None:
+            for el in self.elevations:
+                via = (Move(state.where[0], el), Move(scan.az, el))
+                yield Route(via, f"slewed via elevation {el:g} to keep clear of the sun")
+                leave = self._latest_departure(state.where, Move(scan.az, scan.el), scan, via)
+                if leave > state.clock:
+                    yield Route((Wait(leave), *via), f"left late and slewed via elevation {el:g} to keep clear of the sun")
+        for park in self._parkings(state, scan):
+            leave = self._latest_departure(_point(park), Move(scan.az, scan.el), scan)
+            if leave > state.clock:
+                yield Route((park, Wait(leave)), f"waited at az {park.az:g} el {park.el:g}, clear of the sun")
+
+    def _parkings(self, state: _State, scan: Scan):
+        """Parking spots clear of the sun for the whole wait, nearest first."""
+        here = state.where
+        spots = [Move(float(az), el) for el in self.elevations for az in PARK_AZIMUTHS]
+        spots = [m for m in spots if self.guard.safe(_point(m), state.clock, scan.t0)]
+        if here is not None:
+            spots.sort(key=lambda m: self.model.slew_seconds(here[:2], here[2], m.az, m.el))
+        return spots[:MAX_PARKINGS_TRIED]
+
+    def _latest_departure(self, where: Box | None, target: Move, scan: Scan, via: tuple[Move, ...] = ()) -> int:
+        travel = 0.0
+        at = where
+        for move in (*via, target):
+            if at is not None:
+                travel += self.model.slew_seconds(at[:2], at[2], move.az, move.el)
+            at = _point(move)
+        return int(scan.t0 - self.model.bias_dets_seconds - travel - LEAVE_MARGIN_SECONDS)
+
+    def _replay(self, state: _State, route: Route, scan: Scan, check: bool = True) -> _State:
+        clock, where = state.clock, state.where
+        for step in (*route.steps, Move(scan.az, scan.el)):
+            if isinstance(step, Wait):
+                if check:
+                    self._hold(where, clock, step.until, "waiting")
+                clock = max(clock, step.until)
+                continue
+            if where is not None:
+                duration = self.model.slew_seconds(where[:2], where[2], step.az, step.el)
+                area = _hull(where, step)
+                if check and not self.guard.safe(area, clock, clock + duration, look_ahead=False):
+                    raise Infeasible(self.guard, area, clock, clock + duration, f"the slew to az {step.az:g} el {step.el:g}", ahead=False)
+                clock += duration
+            where = _point(step)
+        if check:
+            self._hold(where, clock, max(clock + self.model.bias_dets_seconds, scan.t0), "waiting for the start")
+        clock += self.model.bias_dets_seconds
+        clock = max(clock, scan.t0) + self.model.bias_step_seconds
+        if clock > scan.t1 - MIN_SCAN_LEFT_SECONDS:
+            raise Infeasible(reason=f"the telescope cannot be there in time (ready at {hhmm(clock)})")
+        clock = scan.t1 + self.model.bias_step_seconds
+        return _State(clock, (scan.az, scan.az_hi, scan.el, scan.el))
+
+    def _hold(self, where: Box | None, t_from: float, t_to: float, doing: str) -> None:
+        if where is not None and t_to > t_from and not self.guard.safe(where, t_from, t_to):
+            raise Infeasible(self.guard, where, t_from, t_to, f"{doing} at az {where[0]:g} el {where[2]:g}")
+
+
+def _point(move: Move) -> Box:
+    return (move.az, move.az, move.el, move.el)
+
+
+def _hull(box: Box, move: Move) -> Box:
+    return (min(box[0], move.az), max(box[1], move.az), min(box[2], move.el), max(box[3], move.el))

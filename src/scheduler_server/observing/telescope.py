@@ -1,0 +1,48 @@
+"""How long the telescope takes to do things: the timing model shared by policy and checker.
+
+A script says *what* to do; when each move happens follows from how long every
+command before it takes. These are nominal durations, not promises: the margin
+against them is ``min_sun_time`` (the sun cannot reach a pointing for that long),
+so a command running late by less than that stays safe.
+
+Slews move both axes at once, each at its own speed, so a slew lasts as long as
+the slower axis needs (plus settling) and stays within the az/el rectangle of its
+two ends.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .policies.base import PolicyConfig
+
+
+class TelescopeModel(PolicyConfig):
+    az_speed: float = Field(1.0, gt=0, description="Azimuth slew speed, deg/s.")
+    el_speed: float = Field(0.5, gt=0, description="Elevation slew speed, deg/s.")
+    settle_seconds: float = Field(10.0, ge=0, description="Time to settle after each move.")
+    el_limits: tuple[float, float] = Field((20.0, 90.0), description="Lowest and highest elevation the telescope may point at.")
+    uxm_setup_seconds: float = Field(600.0, ge=0, description="Nominal duration of smurf.uxm_setup().")
+    iv_curve_seconds: float = Field(300.0, ge=0, description="Nominal duration of smurf.iv_curve().")
+    bias_dets_seconds: float = Field(120.0, ge=0, description="Nominal duration of smurf.bias_dets().")
+    bias_step_seconds: float = Field(60.0, ge=0, description="Nominal duration of smurf.bias_step().")
+
+    @model_validator(mode="after")
+    def _limits(self):
+        lo, hi = self.el_limits
+        if not 0 <= lo < hi <= 90:
+            raise ValueError("el_limits must be [low, high] with 0 <= low < high <= 90")
+        return self
+
+    def slew_seconds(self, az_from: tuple[float, float], el_from: float, az_to: float, el_to: float) -> float:
+        """Slew time from anywhere in the azimuth range ``az_from`` at ``el_from`` to one point."""
+        daz = max(abs(az_to - az_from[0]), abs(az_to - az_from[1]))
+        return max(daz / self.az_speed, abs(el_to - el_from) / self.el_speed) + self.settle_seconds
+
+    def command_seconds(self, name: str) -> float:
+        return {
+            "smurf.uxm_setup": self.uxm_setup_seconds,
+            "smurf.iv_curve": self.iv_curve_seconds,
+            "smurf.bias_dets": self.bias_dets_seconds,
+            "smurf.bias_step": self.bias_step_seconds,
+        }.get(name, 0.0)
