@@ -161,3 +161,23 @@ def test_kill_9_while_booting_and_running_then_restart(tmp_path, sim_proc, ssh_k
         assert [t["to"] for t in view["history"]].count("succeeded") == 1, view["history"]
         assert not {"failed", "cancelled"} & {t["to"] for t in view["history"]}
     wait_for(lambda: sim_proc.leftovers() == {"servers": [], "floating_ips": []}, 30, what=f"no orphan, have {sim_proc.leftovers()}")
+
+
+def test_periodic_reconciliation_deletes_our_untracked_servers_in_any_state(tmp_path, sim_proc, ssh_key, services):
+    config = seed_config(tmp_path, sim_proc, ssh_key, work=4.0, pipelines={"reconcile_interval": 1})
+    service = services(config, tmp_path / "service.log")
+    ids = service.post_pipelines(["r1", "r2"])
+    wait_for(lambda: markers(tmp_path, "started"), 30, what="a running pipeline")
+    scheduler_id = next(s["metadata"][TAG_KEY] for s in sim_proc.state()["servers"] if TAG_KEY in s["metadata"])
+    conn = sdk(sim_proc)
+    image = conn.image.find_image("ubuntu-22.04", ignore_missing=False)
+    sim_proc.add_fault(kind="server_stuck")
+    stuck = conn.compute.create_server(name="lost-1", image_id=image.id, flavor_id="1", networks="auto", metadata={TAG_KEY: scheduler_id})
+    sim_proc.add_fault(kind="server_error")
+    errored = conn.compute.create_server(name="lost-2", image_id=image.id, flavor_id="1", networks="auto", metadata={TAG_KEY: scheduler_id})
+    foreign = conn.compute.create_server(name="not-ours", image_id=image.id, flavor_id="1", networks="auto")
+    orphans = {stuck.id, errored.id}
+    wait_for(lambda: not orphans & {s["id"] for s in sim_proc.state()["servers"]}, 15, what="the sweep")
+    views = service.wait_final(ids)
+    assert {v["status"] for v in views.values()} == {"succeeded"}, views
+    wait_for(lambda: [s["id"] for s in sim_proc.state()["servers"]] == [foreign.id], 20, what="only the foreign server left")

@@ -46,6 +46,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._leading = False
         self._last_poll: dict[int, float] = {}
+        self._last_sweep = time.time()
 
     @property
     def settings(self):
@@ -156,6 +157,9 @@ class Dispatcher:
         for instance in instances.values():
             if instance.state == DELETING:
                 self.submit(("instance", instance.id), self.pool.destroy, instance.id)
+        if now - self._last_sweep >= self.settings.reconcile_interval:
+            self._last_sweep = now
+            self.submit(("sweep",), self.pool.sweep)
 
     def _drive(self, pipeline: Pipeline, instance: Instance | None, now: float) -> None:
         key = ("pipeline", pipeline.id)

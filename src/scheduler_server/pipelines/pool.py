@@ -183,6 +183,22 @@ class Pool:
                 row.state, row.error = BROKEN, "service restarted while provisioning"
         return leaked
 
+    def sweep(self) -> list[str]:
+        """Periodic reconciliation: delete tagged instances that no live row knows, by backend id or
+        by name (a row exists before its provision call, so boots under way are safe)."""
+        live = self.live()
+        known = {i.id for i in live} | {i.info["id"] for i in live if i.info}
+        leaked = []
+        try:
+            for info in self.backend.list_instances():
+                if info.state != "gone" and info.id not in known and info.name not in known:
+                    log.warning("deleting instance %s (%s): tagged as ours but not tracked", info.id, info.name)
+                    self.backend.destroy(info)
+                    leaked.append(info.id)
+        except BackendError as exc:
+            log.warning("periodic reconciliation failed: %s", exc)
+        return leaked
+
     def untracked(self, include_untagged: bool) -> list[InstanceInfo]:
         """Backend instances that no pipeline of ours holds (the seed's DELETE /instance)."""
         held = set()

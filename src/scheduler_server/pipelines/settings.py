@@ -91,6 +91,7 @@ class PipelineSettings(_Section):
         None, description="SQLAlchemy URL of the pipeline database; default: SQLite file <data_dir>/pipelines.sqlite. PostgreSQL works too."
     )
     poll_interval: float = Field(0.5, gt=0, description="Seconds between two checks of a running pipeline.")
+    reconcile_interval: float = Field(300.0, gt=0, description="Seconds between two sweeps that delete instances tagged as ours but tracked by no row (also done at start).")
     dispatcher_lease: float = Field(15.0, ge=2, description="Seconds the dispatching process's database lease lasts; another process takes over after it lapses.")
     kill_grace: float = Field(5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when a pipeline is cancelled or times out.")
     backend_threads: int = Field(16, ge=1, description="Worker threads for backend calls (provision, stage, poll, delete).")
