@@ -36,8 +36,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _app_from_environment() -> Flask:
+    """The app gunicorn serves: built in the worker, whose pipeline dispatcher starts at once.
+
+    Starting it here, not on the first pipeline request, means queued and running
+    pipelines are recovered as soon as the service is back after a crash.
+    """
+    from .web.pipelines_common import start_pipelines
+
     try:
-        return create_app()
+        app = create_app()
+        start_pipelines(app)
+        return app
     except ConfigError as exc:
         # One line, no traceback: the operator needs the file, the key and the problem.
         print(f"scheduler-server: bad configuration: {exc}", file=sys.stderr)
