@@ -229,3 +229,13 @@ def test_only_one_process_dispatches(make_service):
     wait_until(lambda: other.dispatcher.leading, timeout=15, message="takeover")
     (pid2,) = submit_ok(other, xnat())
     assert wait_status(other, pid2, FINAL_STATES).status == "succeeded"
+
+
+def test_script_removed_after_submission_fails_without_retry(make_service, scripts):
+    (scripts / "gone.sh").write_text("echo hi\n")
+    service = make_service(start=False)
+    (pid,) = submit_ok(service, xnat(script="gone.sh"))
+    (scripts / "gone.sh").unlink()
+    service.ensure_started()
+    done = wait_status(service, pid, FINAL_STATES)
+    assert done.status == "failed" and done.attempt == 1 and "cannot stage" in done.reason and "gone.sh" in done.reason

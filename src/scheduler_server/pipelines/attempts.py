@@ -24,8 +24,8 @@ from .clouds.base import BackendError, InstanceGone, InstanceUnreachable
 from .models import (
     ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline,
 )  # fmt: skip
-from .secrets import mask_text
-from .tasks import TASK_TYPES, resolve_in_folder
+from .secrets import SecretError, mask_text
+from .tasks import TASK_TYPES, PathError, resolve_in_folder
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,18 @@ class Attempts:
             if pipeline.status == PROVISIONING:
                 ready_at = max(instance.ready_at or 0, pipeline.updated_at)
                 self._set(pipeline_id, STAGING, f"instance {instance.id} ready", instance_ready_at=ready_at, job_dir=directory)
-            command, script, files, secret = self._prepare(pipeline)
+            try:
+                command, script, files, secret = self._prepare(pipeline)
+            except (PathError, SecretError, OSError) as exc:
+                # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, or the key changed: not retryable.
+                return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
             runner.stage(executor, directory, script, files, command)
             # A cancel that arrives from here on finds the pipeline running and kills it.
             runner.launch(executor, directory, secret)
         except runner.LaunchError as exc:
             return self.infra_failure(pipeline_id, f"launch failed: {exc}")
-        except BackendError as exc:
+        except (BackendError, OSError) as exc:
             return self.infra_failure(pipeline_id, f"staging failed: {exc}")
-        except (FileNotFoundError, ValueError) as exc:
-            # The script or a file vanished from LOCAL_SCRIPTS_FOLDER since submission: not retryable.
-            return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
         self._set(pipeline_id, RUNNING, "script started", started_at=time.time())
         self._last_full_check[pipeline_id] = time.time()
 

@@ -164,7 +164,12 @@ class Pool:
     # --- after a restart ------------------------------------------------------------
 
     def reconcile(self) -> list[str]:
-        """Give the backend back what we track and delete tagged instances we lost track of."""
+        """Give the backend back what we track and delete tagged instances we lost track of.
+
+        An instance whose provision() was under way when the service died has no info:
+        whatever that call made is deleted here as untracked, and the row stays
+        ``booting`` so the dispatcher provisions it afresh.
+        """
         live = self.live()
         self.backend.adopt([InstanceInfo.from_dict(i.info) for i in live if i.info])
         tracked = {InstanceInfo.from_dict(i.info).id for i in live if i.info}
@@ -177,10 +182,6 @@ class Pool:
                     leaked.append(info.id)
         except BackendError as exc:
             log.warning("could not list the backend's instances to reconcile: %s", exc)
-        with self.store.write() as session:
-            for row in session.scalars(select(Instance).where(Instance.state == BOOTING, Instance.info.is_(None))):
-                # provision() was under way when the service died: anything it made was tagged and is cleaned above.
-                row.state, row.error = BROKEN, "service restarted while provisioning"
         return leaked
 
     def sweep(self) -> list[str]:

@@ -52,6 +52,8 @@ class LocalExecutor(Executor):
             )
         except subprocess.TimeoutExpired:
             raise InstanceUnreachable(f"local command timed out after {timeout} s") from None
+        except FileNotFoundError:
+            raise InstanceGone(f"sandbox {self.root} no longer exists") from None
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
     def upload(self, local_path: Path, remote_path: str, mode: int = 0o644) -> None:
@@ -74,7 +76,10 @@ class LocalExecutor(Executor):
         # Started straight from here: two process creations fewer than the shell launcher.
         self._check()
         workdir = self._path(directory)
-        fd = os.open(workdir / "launched", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # FileExistsError: launched before
+        try:
+            fd = os.open(workdir / "launched", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # FileExistsError: launched before
+        except FileNotFoundError:
+            raise InstanceGone(f"{workdir} no longer exists") from None
         os.close(fd)
         process = subprocess.Popen(
             ["bash", f"./{script}"], cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -143,7 +148,12 @@ class LocalBackend(CloudBackend):
     def list_instances(self, *, include_untagged: bool = False) -> list[InstanceInfo]:
         if not self.sandboxes.is_dir():
             return []
-        found = [self._info(p) for p in sorted(self.sandboxes.iterdir()) if p.is_dir()]
+        found = []
+        for path in sorted(self.sandboxes.iterdir()):
+            try:
+                found.append(self._info(path))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # deleted meanwhile, or not a sandbox
         return [i for i in found if i.tagged or include_untagged]
 
 

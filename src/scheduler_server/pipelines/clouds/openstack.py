@@ -57,6 +57,7 @@ class OpenStackBackend(CloudBackend):
         self._lock = threading.Lock()
         self._conn = None
         self._resolved: tuple[tuple, Resolved] | None = None
+        self._resolve_lock = threading.Lock()
         self._booting = threading.BoundedSemaphore(self.os.max_parallel_provisioning)
         self._holding: set[str] = set()  # servers holding a _booting slot
         self._in_flight: set[str] = set()  # names being created: not yet known to the pool's store
@@ -80,13 +81,21 @@ class OpenStackBackend(CloudBackend):
 
     def resolved(self) -> Resolved:
         wanted = (self.os.image_id, self.os.flavor, self.os.network_id, self.os.ip_pool, self.os.use_floating_ip, self.os.security_group)
-        with self._lock:
-            cached = self._resolved
-        if cached is None or cached[0] != wanted:
-            cached = (wanted, resolve(self.connection(), self.os))
-            with self._lock:
-                self._resolved = cached
-        return cached[1]
+        with self._resolve_lock:  # one lookup for all the servers provisioned at once
+            if self._resolved is None or self._resolved[0] != wanted:
+                self._resolved = (wanted, resolve(self.connection(), self.os))
+            return self._resolved[1]
+
+    def adopt(self, instances: list[InstanceInfo]) -> None:
+        """Called once at start: connect and resolve names now, so the first pipeline does not wait
+        for it and a wrong image or flavor name shows in the log right away."""
+        threading.Thread(target=self._warm_up, name="openstack-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            self.resolved()
+        except (CloudAPIError, BackendConfigError) as exc:
+            log.error("openstack: %s", exc)
 
     def _call(self, what, fn, **kw):
         return call(what, fn, self.os.api_retries, **kw)
