@@ -185,3 +185,26 @@ def test_request_validation_names_the_field(make_service):
 
 def test_task_types_are_registered():
     assert set(TASK_TYPES) == {"xnat", "script"}
+
+
+def test_local_jobs_do_not_inherit_the_services_settings(make_service, scripts, monkeypatch):
+    monkeypatch.setenv("SCHEDULER_SERVER__PIPELINES__SECRET_KEY", "must-not-leak")
+    (scripts / "env.sh").write_text("env\n")
+    service = make_service()
+    (pid,) = submit_ok(service, script("env.sh"))
+    assert wait_status(service, pid, ("succeeded", "failed")).status == "succeeded"
+    assert "must-not-leak" not in service.logs(pid, "stdout", 0, 1 << 20)["data"]
+
+
+def test_run_script_refuses_to_start_without_its_stdin_line(tmp_path):
+    import subprocess
+
+    from scheduler_server.pipelines.runner import render_run_script
+    from scheduler_server.pipelines.tasks import Command
+
+    (tmp_path / "s.sh").write_text("touch RAN\n")
+    (tmp_path / "run.sh").write_text(render_run_script("s.sh", Command(argv=["a"])))
+    subprocess.run(["bash", "./run.sh"], cwd=tmp_path, input=b"", check=False)  # the launcher died: no line
+    assert not (tmp_path / "RAN").exists() and not (tmp_path / "exit_code").exists() and (tmp_path / "pid").exists()
+    subprocess.run(["bash", "./run.sh"], cwd=tmp_path, input=b"secret\n", check=True)
+    assert (tmp_path / "RAN").exists() and (tmp_path / "exit_code").read_text() == "0\n"
