@@ -38,15 +38,17 @@ def distance_to_box(az, el, az_lo, az_hi, el_lo, el_hi) -> np.ndarray:
     """Angular distance (deg) from direction (az, el) to the box az_lo..az_hi x el_lo..el_hi.
 
     For any elevation, the nearest azimuth in the box is the one nearest ``az``
-    (the cosine term only grows as the azimuth gap shrinks); on that meridian the
-    distance is unimodal in elevation, so clamping its unconstrained best elevation
-    into el_lo..el_hi gives the nearest point.
+    (the cosine term only grows as the azimuth gap shrinks). Along that meridian the
+    cosine of the distance is a sinusoid in elevation, so its largest value over
+    el_lo..el_hi is at the unconstrained best elevation clamped into the range, or
+    at an end (when the range holds the sinusoid's minimum instead): the nearest of
+    those three is the nearest point.
     """
     gap = np.radians(azimuth_gap(az, az_lo, az_hi))
     e = np.radians(np.asarray(el, dtype=float))
-    best = np.degrees(np.arctan2(np.sin(e), np.cos(e) * np.cos(gap)))
-    nearest_el = np.clip(best, el_lo, el_hi)
-    return angular_distance(0.0, el, np.degrees(gap), nearest_el)
+    cos_gap = np.cos(gap)
+    candidates = [np.clip(np.degrees(np.arctan2(np.sin(e), np.cos(e) * cos_gap)), el_lo, el_hi), el_lo, el_hi]
+    return np.min([angular_distance(0.0, el, np.degrees(gap), c) for c in candidates], axis=0)
 
 
 def cos_distance_to_box(cos_az, sin_az, sin_el, cos_el, box) -> np.ndarray:
@@ -65,5 +67,19 @@ def cos_distance_to_box(cos_az, sin_az, sin_el, cos_el, box) -> np.ndarray:
     if el_lo == el_hi:
         e = np.radians(el_lo)
         return sin_el * np.sin(e) + cos_el * np.cos(e) * cos_gap
-    nearest = np.clip(np.arctan2(sin_el, cos_el * cos_gap), np.radians(el_lo), np.radians(el_hi))
-    return sin_el * np.sin(nearest) + cos_el * np.cos(nearest) * cos_gap
+    lo, hi = np.radians(el_lo), np.radians(el_hi)
+    best = np.clip(np.arctan2(sin_el, cos_el * cos_gap), lo, hi)
+    at = [sin_el * np.sin(e) + cos_el * np.cos(e) * cos_gap for e in (best, lo, hi)]
+    return np.maximum(np.maximum(at[0], at[1]), at[2])
+
+
+def cos_distance_to_arcs(cos_az, sin_az, sin_el, cos_el, az_lo, az_hi, el) -> np.ndarray:
+    """``cos_distance_to_box`` for one arc per direction (arrays az_lo, az_hi, el)."""
+    half = np.radians(np.minimum((np.asarray(az_hi) - az_lo) / 2.0, 180.0))
+    c = np.radians((np.asarray(az_lo) + az_hi) / 2.0)
+    cos_c, sin_c = np.cos(c), np.sin(c)
+    cos_d = cos_az * cos_c + sin_az * sin_c
+    sin_d = sin_az * cos_c - cos_az * sin_c
+    cos_gap = np.where(cos_d >= np.cos(half), 1.0, cos_d * np.cos(half) + np.abs(sin_d) * np.sin(half))
+    e = np.radians(el)
+    return sin_el * np.sin(e) + cos_el * np.cos(e) * cos_gap

@@ -20,18 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from functools import lru_cache
 
 import numpy as np
 
 from . import cache, sky
-from .geometry import angular_distance, distance_to_box, wrap180
+from .geometry import angular_distance, cos_distance_to_arcs, wrap180
 from .master import MasterScan, MasterSchedule, format_schedule, parse
 from .patches import GeneratorConfig
 from .sky import Site
 
-GENERATOR_VERSION = 1
-SAMPLE_SECONDS = 60
+GENERATOR_VERSION = 2
+SAMPLE_SECONDS = 120  # the sun and moon move < 0.5 deg in 2 minutes; the policy re-checks finely anyway
 ROUND_SECONDS = 10
 
 
@@ -68,18 +67,25 @@ def spec_key(spec: GeneratorConfig, site: Site) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:20]
 
 
-@lru_cache(maxsize=64)
-def _month_cached(key: str, m0: int) -> tuple[MasterScan, ...] | None:
-    text = cache.load_text(f"master/{key}/{_label(m0)}.txt")
-    return parse(text, f"cached master schedule {key}/{_label(m0)}").scans if text is not None else None
+_MONTHS: dict[tuple[str, int], tuple[MasterScan, ...]] = {}
+_MONTHS_KEPT = 64
 
 
 def _month(key: str, m0: int, m1: int, spec: GeneratorConfig, site: Site) -> tuple[MasterScan, ...]:
-    scans = _month_cached(key, m0)
-    if scans is None:
+    """One month of scans: from memory, else from the cache file, else generated (and kept in both)."""
+    scans = _MONTHS.get((key, m0))
+    if scans is not None:
+        return scans
+    name = f"master/{key}/{_label(m0)}.txt"
+    text = cache.load_text(name)
+    if text is not None:
+        scans = parse(text, f"cached master schedule {name}").scans
+    else:
         scans = tuple(plan_month(m0, m1, spec, site))
-        cache.save_text(f"master/{key}/{_label(m0)}.txt", format_schedule(MasterSchedule(site, scans)))
-        _month_cached.cache_clear()
+        cache.save_text(name, format_schedule(MasterSchedule(site, scans)))
+    if len(_MONTHS) >= _MONTHS_KEPT:
+        _MONTHS.pop(next(iter(_MONTHS)))
+    _MONTHS[(key, m0)] = scans
     return scans
 
 
@@ -113,7 +119,7 @@ def plan_month(m0: int, m1: int, spec: GeneratorConfig, site: Site) -> list[Mast
     lst = sky.sidereal_time(site, grid)
     outlines = [p.boundary() for p in patches]
     sizes = np.cumsum([0] + [len(r) for r, _ in outlines])
-    ra, dec = sky.apparent_radec(np.concatenate([r for r, _ in outlines]), np.concatenate([d for _, d in outlines]), site, (m0 + m1) / 2)
+    ra, dec = sky.radec_of_date(np.concatenate([r for r, _ in outlines]), np.concatenate([d for _, d in outlines]), (m0 + m1) / 2)
     occurrences = _Candidates()
     for index in range(len(patches)):
         lo, hi = sizes[index], sizes[index + 1]
@@ -163,8 +169,9 @@ def _avoid_sun_and_moon(occ: _Candidates, spec: GeneratorConfig, site: Site) -> 
     ok = np.ones(len(t), dtype=bool)
     for body, angle in (("sun", spec.sun_avoidance_angle), ("moon", spec.moon_avoidance_angle)):
         if angle > 0:
-            b_az, b_el = sky.altaz(body, site, t)
-            ok &= distance_to_box(b_az, b_el, ranges[owner, 0], ranges[owner, 1], el, el) >= angle
+            b_az, b_el = np.radians(sky.altaz(body, site, t))
+            trig = (np.cos(b_az), np.sin(b_az), np.sin(b_el), np.cos(b_el))
+            ok &= cos_distance_to_arcs(*trig, ranges[owner, 0], ranges[owner, 1], el) <= np.cos(np.radians(angle))
     bounds = np.cumsum([0] + [len(s) for s in sample_lists])
     for i, (start, stop) in enumerate(zip(occ.start, occ.stop)):
         mask = ok[bounds[i] : bounds[i + 1]]
@@ -194,7 +201,7 @@ def _choose(c: _Candidates, patches, spec: GeneratorConfig, site: Site, m0: int,
     hits = np.zeros(len(patches))
     passes = np.zeros(len(patches), dtype=int)
     alive = (stop - start) >= spec.min_scan_seconds
-    rows: list[MasterScan] = []
+    chosen: list[tuple[int, int, int, int, float]] = []  # candidate, start, stop, pass, rotation
     t = float(m0)
     while t < m1:
         avail = alive & (start <= t) & (stop - t >= spec.min_scan_seconds)
@@ -213,45 +220,50 @@ def _choose(c: _Candidates, patches, spec: GeneratorConfig, site: Site, m0: int,
             continue
         p = int(patch[pick])
         rotation = spec.boresight_angles[int(passes.sum()) % len(spec.boresight_angles)]
-        rows.extend(_subscans(c, pick, s, e, patches[p].name, int(passes[p]), rotation, spec, site))
+        chosen.append((pick, s, e, int(passes[p]), float(rotation)))
         hits[p] += e - s
         passes[p] += 1
         alive[pick] = False
         t = float(e + spec.gap_seconds)
-    return rows
+    return _rows(c, chosen, patches, spec, site)
 
 
-def _subscans(c: _Candidates, i: int, s: int, e: int, name: str, pass_number: int, rotation: float, spec, site) -> list[MasterScan]:
-    n = int(np.ceil((e - s) / spec.max_scan_seconds))
-    edges = [int(round(x / ROUND_SECONDS) * ROUND_SECONDS) for x in np.linspace(s, e, n + 1)]
-    edges[0], edges[-1] = s, e
-    offsets, az = c.crossings[i]
-    crossing_times = c.start[i] + offsets
-    full = _az_range(az)
-    times = np.array(edges, dtype=float)
-    sun_az, sun_el = sky.altaz("sun", site, times)
-    moon_az, moon_el = sky.altaz("moon", site, times)
+def _rows(c: _Candidates, chosen, patches, spec: GeneratorConfig, site: Site) -> list[MasterScan]:
+    """Split each chosen CES into sub-scans, with the sun and moon at their ends."""
+    pieces = []
+    for pick, s, e, pass_number, rotation in chosen:
+        n = int(np.ceil((e - s) / spec.max_scan_seconds))
+        edges = [int(round(x / ROUND_SECONDS) * ROUND_SECONDS) for x in np.linspace(s, e, n + 1)]
+        edges[0], edges[-1] = s, e
+        pieces += [(pick, edges[k], edges[k + 1], pass_number, rotation, k) for k in range(n)]
+    if not pieces:
+        return []
+    ends = np.array([[a, b] for _, a, b, *_ in pieces], dtype=float).ravel()
+    sun_az, sun_el = sky.altaz("sun", site, ends)
+    moon_az, moon_el = sky.altaz("moon", site, ends)
     phase = (1.0 - np.cos(np.radians(angular_distance(sun_az, sun_el, moon_az, moon_el)))) / 2.0
     rows = []
-    for k in range(n):
-        a, b = edges[k], edges[k + 1]
+    for k, (pick, a, b, pass_number, rotation, sub) in enumerate(pieces):
+        offsets, az = c.crossings[pick]
+        crossing_times = c.start[pick] + offsets
         inside = (crossing_times >= a) & (crossing_times <= b)
-        az_min, az_max = _az_range(az[inside]) if inside.sum() >= 2 else full
+        az_min, az_max = _az_range(az[inside] if inside.sum() >= 2 else az)
+        i, j = 2 * k, 2 * k + 1
         rows.append(
             MasterScan(
                 start=a,
                 stop=b,
-                name=name,
-                az_min=round(az_min, 2),
-                az_max=round(az_max % 360.0, 2),
-                el=float(c.el[i]),
-                rising=bool(c.rising[i]),
-                rotation=float(rotation),
-                sun=tuple(round(float(x), 2) for x in (sun_el[k], sun_az[k], sun_el[k + 1], sun_az[k + 1])),
-                moon=tuple(round(float(x), 2) for x in (moon_el[k], moon_az[k], moon_el[k + 1], moon_az[k + 1])),
-                phase=round(float(phase[k]), 2),
+                name=patches[c.patch[pick]].name,
+                az_min=round(az_min, 2) % 360.0,
+                az_max=round(az_max, 2) % 360.0,
+                el=float(c.el[pick]),
+                rising=bool(c.rising[pick]),
+                rotation=rotation,
+                sun=tuple(round(float(x), 2) for x in (sun_el[i], sun_az[i], sun_el[j], sun_az[j])),
+                moon=tuple(round(float(x), 2) for x in (moon_el[i], moon_az[i], moon_el[j], moon_az[j])),
+                phase=round(float(phase[i]), 2),
                 pass_number=pass_number,
-                sub=k,
+                sub=sub,
             )
         )
     return rows

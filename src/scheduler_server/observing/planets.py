@@ -10,8 +10,8 @@ the planet's tilted track. Start times where that works form *observing windows*
 seeded by the window's date, so a day always gives the same scan whatever window
 was asked for (``make-source-scan``).
 
-Windows are found on a 2-minute grid aligned to absolute time, day by day (and
-cached per day), so they never depend on where the request's window starts.
+Windows are found on a 2-minute grid aligned to absolute time, week by week (and
+cached per week), so they never depend on where the request's window starts.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .sky import Site
 
 STEP_SECONDS = 120  # planets move slowly: linear interpolation over 2 min errs by < 0.001 deg
 MARGIN_DAYS = 1
+WEEK = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -111,19 +112,21 @@ class Window:
 
 
 def windows_near(target: str, site: Site, t0: int, t1: int, footprint: Footprint, max_length: float) -> list[Window]:
-    """Every window starting on the UTC days from the day before t0 to the day after t1."""
+    """Every window starting between the day before t0 and the day after t1 (and a few more)."""
+    first, last = (t0 - MARGIN_DAYS * 86400) // WEEK, (t1 + MARGIN_DAYS * 86400) // WEEK
     out: list[Window] = []
-    for day in range(t0 // 86400 - MARGIN_DAYS, t1 // 86400 + 1 + MARGIN_DAYS):
-        out.extend(_windows_of_day(target, site, day, footprint, max_length))
+    for week in range(first, last + 1):
+        out.extend(_windows_of_week(target, site, week, footprint, max_length))
     return out
 
 
-@lru_cache(maxsize=512)
-def _windows_of_day(target: str, site: Site, day: int, footprint: Footprint, max_length: float) -> tuple[Window, ...]:
-    # A rising or setting passage lasts under half a day, so one starting on ``day``
-    # lies wholly within the day before to the day after.
-    found = windows(target, site, ((day - 1) * 86400, (day + 2) * 86400), footprint, max_length)
-    return tuple(w for w in found if day * 86400 <= w.t0 < (day + 1) * 86400)
+@lru_cache(maxsize=256)
+def _windows_of_week(target: str, site: Site, week: int, footprint: Footprint, max_length: float) -> tuple[Window, ...]:
+    # A rising or setting passage lasts under half a day, so one starting in the week
+    # lies wholly within the week and a day on either side.
+    start = week * WEEK
+    found = windows(target, site, (start - 86400, start + WEEK + 86400), footprint, max_length)
+    return tuple(w for w in found if start <= w.t0 < start + WEEK)
 
 
 def windows(target: str, site: Site, span: tuple[int, int], footprint: Footprint, max_length: float) -> list[Window]:

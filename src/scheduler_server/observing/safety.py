@@ -116,13 +116,13 @@ def check_script(
 ) -> Report:
     """Replay ``text`` and judge every ``step`` seconds of it (and every span's ends).
 
-    ``sun`` may hold sun positions already sampled on the same grid, to save work.
+    ``sun`` may hold sun positions already sampled (on any grid), to save work.
     """
     report = Report(min_angle)
     spans = _Replay(model, start, report).run(text)
     report.spans = len(spans)
     if spans:
-        _judge(spans, min_angle, site, step, sun if sun is not None and sun.step == step else None, report)
+        _judge(spans, min_angle, site, step, sun, report)
     return report
 
 
@@ -323,15 +323,17 @@ def _sample_times(spans: list[Span], step: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def _sun(t: np.ndarray, site: sky.Site, sun: sky.Samples | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sun positions at ``t``: from ``sun``'s grid where it covers them (linear in between:
+    the sun moves 0.04 deg in 10 s), else computed."""
     if sun is None:
         return sky.altaz("sun", site, t)
-    index = (t - sun.t[0]) / sun.step
-    on_grid = (index == np.round(index)) & (index >= 0) & (index < len(sun.t))
+    covered = (t >= sun.t[0]) & (t <= sun.t[-1])
     az, el = np.empty_like(t), np.empty_like(t)
-    taken = index[on_grid].astype(np.intp)
-    az[on_grid], el[on_grid] = sun.az[taken], sun.el[taken]
-    if not on_grid.all():
-        az[~on_grid], el[~on_grid] = sky.altaz("sun", site, t[~on_grid])
+    unwrapped = np.degrees(np.unwrap(np.radians(sun.az)))
+    az[covered] = np.interp(t[covered], sun.t, unwrapped) % 360.0
+    el[covered] = np.interp(t[covered], sun.t, sun.el)
+    if not covered.all():
+        az[~covered], el[~covered] = sky.altaz("sun", site, t[~covered])
     return az, el
 
 
@@ -341,8 +343,10 @@ def _unit(az, el) -> np.ndarray:
 
 
 def _nearest_in_box(az, el, az_lo, az_hi, el_lo, el_hi):
-    """The point of each box nearest to (az, el): nearest azimuth first, then the elevation
-    where the great circle through the sun meets that azimuth's meridian, clamped."""
+    """The point of each box nearest to (az, el): the box azimuth nearest to az, then, on
+    that meridian, the elevation where the great circle from (az, el) meets it at right
+    angles (clamped into the box) or one of the box's two elevation limits, whichever is
+    nearest (the clamped point is not always nearest when the sun is behind the zenith)."""
     width = az_hi - az_lo
     into = (az - az_lo) % 360.0
     inside = (into <= width) | (width >= 360.0)
@@ -350,8 +354,14 @@ def _nearest_in_box(az, el, az_lo, az_hi, el_lo, el_hi):
     near_az = np.where(inside, az, np.where(to_hi < to_lo, az_hi, az_lo))
     gap = np.radians(np.where(inside, 0.0, np.minimum(to_hi, to_lo)))
     e = np.radians(el)
-    el_best = np.degrees(np.arctan2(np.sin(e), np.cos(e) * np.cos(gap)))
-    return near_az, np.clip(el_best, el_lo, el_hi)
+    el_best = np.clip(np.degrees(np.arctan2(np.sin(e), np.cos(e) * np.cos(gap))), el_lo, el_hi)
+    sun = _unit(az, el)
+    best_el, best_dot = el_best, np.sum(sun * _unit(near_az, el_best), axis=0)
+    for candidate in (el_lo, el_hi):
+        dot = np.sum(sun * _unit(near_az, candidate), axis=0)
+        better = dot > best_dot
+        best_el, best_dot = np.where(better, candidate, best_el), np.where(better, dot, best_dot)
+    return near_az, best_el
 
 
 def _iso(seconds: float) -> str:

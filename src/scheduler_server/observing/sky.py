@@ -100,18 +100,18 @@ def hadec_to_altaz(ha, dec, lat: float) -> tuple[np.ndarray, np.ndarray]:
     return az, el
 
 
-def apparent_radec(ra_j2000, dec_j2000, site: Site, when: float) -> tuple[np.ndarray, np.ndarray]:
-    """Apparent topocentric RA/Dec of date (deg) of fixed ICRS positions at one time.
+def radec_of_date(ra_icrs, dec_icrs, when: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed ICRS positions (deg) precessed and nutated to the true equator and equinox of
+    date, the frame of ``sidereal_time``; annual aberration (< 0.006 deg) is left out.
 
-    Used to precess sky patches when generating master schedules; always calls skyfield.
+    Used for the outlines of sky patches; one precession-nutation matrix from skyfield,
+    applied to all points at once.
     """
-    from skyfield.api import Star, wgs84
-
-    ts, eph = _skyfield()
-    star = Star(ra_hours=np.asarray(ra_j2000, float) / 15.0, dec_degrees=np.asarray(dec_j2000, float))
-    observer = eph["earth"] + wgs84.latlon(site.lat, site.lon, site.elevation)
-    ra, dec, _ = observer.at(_skyfield_time(ts, np.array([when]))[0]).observe(star).apparent().radec(epoch="date")
-    return np.asarray(ra._degrees), np.asarray(dec.degrees)
+    ts, _ = _skyfield()
+    matrix = _skyfield_time(ts, np.array([float(when)]))[0].M
+    a, d = np.radians(np.asarray(ra_icrs, float)), np.radians(np.asarray(dec_icrs, float))
+    x, y, z = matrix @ np.array([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
+    return np.degrees(np.arctan2(y, x)) % 360.0, np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
 
 
 def _interpolate(body: str, site: Site, t: np.ndarray, row: int) -> np.ndarray:
@@ -148,13 +148,20 @@ def _cubic(values: np.ndarray, offset: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=512)
 def _table(body: str, site: Site, chunk: int) -> np.ndarray:
-    name = f"sky/{_versions()}/{site.key}/{body}-{chunk}.npy"
-    table = cache.load_array(name)
+    table = cache.load_array(_table_name(body, site, chunk))
     if table is None or table.shape[-1] != _POINTS:
-        table = _compute(body, site, chunk)
-        cache.save_array(name, table)
+        # Skyfield's cost is mostly per time, not per body: a chunk is computed for
+        # every body at once, and all of them are kept.
+        tables = _compute(site, chunk)
+        for name, values in tables.items():
+            cache.save_array(_table_name(name, site, chunk), values)
+        table = tables[body]
     table.setflags(write=False)
     return table
+
+
+def _table_name(body: str, site: Site, chunk: int) -> str:
+    return f"sky/{_versions()}/{site.key}/{body}-{chunk}.npy"
 
 
 @lru_cache(maxsize=1)
@@ -162,19 +169,20 @@ def _versions() -> str:
     return f"t{TABLE_FORMAT}-skyfield{cache.package_version('skyfield')}-data{cache.package_version('skyfield-data')}"
 
 
-def _compute(body: str, site: Site, chunk: int) -> np.ndarray:
+def _compute(site: Site, chunk: int) -> dict[str, np.ndarray]:
     from skyfield.api import wgs84
 
     ts, eph = _skyfield()
     t = chunk * CHUNK_SECONDS + STEP_SECONDS * np.arange(-_BEFORE, _POINTS - _BEFORE, dtype=float)
     when = _skyfield_time(ts, t)
-    if body == "lst":
-        last = when.gast * 15.0 + site.lon
-        residual = (last - SIDEREAL_DEG_PER_SECOND * (t - J2000_UNIX) + 180.0) % 360.0 - 180.0
-        return np.degrees(np.unwrap(np.radians(residual)))[None, :]
-    observer = eph["earth"] + wgs84.latlon(site.lat, site.lon, site.elevation)
-    ra, dec, _ = observer.at(when).observe(eph[EPHEMERIS_NAMES[body]]).apparent().radec(epoch="date")
-    return np.vstack([np.degrees(np.unwrap(ra.radians)), dec.degrees])
+    last = when.gast * 15.0 + site.lon
+    residual = (last - SIDEREAL_DEG_PER_SECOND * (t - J2000_UNIX) + 180.0) % 360.0 - 180.0
+    tables = {"lst": np.degrees(np.unwrap(np.radians(residual)))[None, :]}
+    here = (eph["earth"] + wgs84.latlon(site.lat, site.lon, site.elevation)).at(when)
+    for body, name in EPHEMERIS_NAMES.items():
+        ra, dec, _ = here.observe(eph[name]).apparent().radec(epoch="date")
+        tables[body] = np.vstack([np.degrees(np.unwrap(ra.radians)), dec.degrees])
+    return tables
 
 
 def _skyfield_time(ts, t: np.ndarray):
@@ -208,6 +216,15 @@ class Samples:
         self.t = np.arange(first, stop + step, step, dtype=float)
         self.az, self.el = altaz(body, site, self.t)
         self.trig = _trig(self.az, self.el)
+
+    @classmethod
+    def of(cls, body: str, site: Site, t: np.ndarray, az: np.ndarray, el: np.ndarray) -> "Samples":
+        """Samples with given positions (a constructed sky, for cases with known answers)."""
+        self = cls.__new__(cls)
+        self.body, self.site, self.step = body, site, int(round(t[1] - t[0]))
+        self.t, self.az, self.el = np.asarray(t, float), np.asarray(az, float) % 360.0, np.asarray(el, float)
+        self.trig = _trig(self.az, self.el)
+        return self
 
     def window(self, start: float, stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Grid times in [start, stop] (at least the one nearest ``start``) with az and el."""

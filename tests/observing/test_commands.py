@@ -1,0 +1,121 @@
+"""Every emitted script has the original shape and calls only what sorunlib has, as sorunlib has it."""
+
+from __future__ import annotations
+
+import ast
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from scheduler_server.observing import commands
+from scheduler_server.observing.blocks import Scan
+from scheduler_server.observing.service import PolicyRequest, run_schedule
+from scheduler_server.observing.slews import Move, Route, Wait
+
+# sorunlib's API, from its source (sorunlib/__init__.py, commands.py, acu.py, seq.py,
+# smurf.py): every parameter in order, and how many are required. Kept here, apart
+# from the code under test, so that the two cannot agree by construction.
+SORUNLIB = {
+    "initialize": (("test_mode",), 0),
+    "wait_until": (("timestamp", "tolerance"), 1),
+    "acu.move_to": (("az", "el"), 2),
+    "seq.scan": (("description", "stop_time", "width", "az_drift", "tag", "subtype", "min_duration"), 3),
+    "smurf.uxm_setup": (("concurrent", "settling_time"), 0),
+    "smurf.iv_curve": (("tag", "iv_kwargs", "concurrent", "settling_time"), 0),
+    "smurf.bias_dets": (("rfrac", "concurrent", "settling_time"), 0),
+    "smurf.bias_step": (("tag", "concurrent", "settling_time"), 0),
+    "disable_trace": ((), 0),  # nextline
+}
+NUMBERS = {"az", "el", "width", "az_drift", "min_duration"}
+TIMES = {"timestamp", "stop_time"}
+
+
+def call_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    assert isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name), ast.dump(node)
+    return f"{node.value.id}.{node.attr}"
+
+
+def check_against_sorunlib(script: str) -> int:
+    tree = ast.parse(script)
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [(n.module, [a.name for a in n.names]) for n in imports] == [("sorunlib", ["*"]), ("nextline", ["disable_trace"])]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    for call in calls:
+        name = call_name(call.func)
+        assert name in SORUNLIB, f"line {call.lineno}: {name} is not in sorunlib"
+        params, required = SORUNLIB[name]
+        assert len(call.args) <= len(params), f"line {call.lineno}: too many arguments to {name}"
+        bound = dict(zip(params, (ast.literal_eval(a) for a in call.args)))
+        for kw in call.keywords:
+            assert kw.arg in params and kw.arg not in bound, f"line {call.lineno}: {name} has no argument {kw.arg}"
+            bound[kw.arg] = ast.literal_eval(kw.value)
+        assert all(p in bound for p in params[:required]), f"line {call.lineno}: {name} misses a required argument"
+        for key, value in bound.items():
+            if key in NUMBERS:
+                assert isinstance(value, (int, float)) and not isinstance(value, bool), (call.lineno, key, value)
+            if key in TIMES:
+                moment = datetime.fromisoformat(value)
+                assert moment.utcoffset() == timedelta(0), f"line {call.lineno}: {value} is not UTC"
+        if name == "seq.scan":
+            assert isinstance(bound["description"], str)
+    return len(calls)
+
+
+def schedule(t0: str, t1: str, **config) -> str:
+    start = datetime.fromisoformat(t0).replace(tzinfo=timezone.utc)
+    stop = datetime.fromisoformat(t1).replace(tzinfo=timezone.utc)
+    return run_schedule(start, stop, PolicyRequest("basic", config)).commands
+
+
+@pytest.mark.parametrize(
+    "window, config",
+    [
+        (("2024-03-04 00:00", "2024-03-05 00:00"), {}),
+        (("2024-03-01 00:00", "2024-03-08 00:00"), {}),  # a week, with detours and waits
+        (("2024-03-04 12:00", "2024-03-04 14:00"), {}),
+        (("2024-03-04 00:00", "2024-03-05 00:00"), {"rules": {"sun-avoidance": {"mode": "box", "min_angle": 6, "min_sun_time": 0}}}),
+    ],
+)
+def test_every_emitted_call_exists_in_sorunlib(window, config):
+    text = schedule(*window, **config)
+    assert check_against_sorunlib(text) >= 5
+
+
+def test_the_script_has_the_original_shape():
+    text = schedule("2024-03-04 00:00", "2024-03-04 06:00")
+    head = "from sorunlib import *\nfrom nextline import disable_trace\n\nwith disable_trace():\n    initialize(test_mode=True)\n\nsmurf.uxm_setup()\nsmurf.iv_curve()\n\n# "
+    assert text.startswith(head)
+    first = text[len(head) - 2 :].split("\n\n")[0].splitlines()
+    assert first[0].startswith("# ") and first[1].startswith("acu.move_to(")
+    assert first[2:4] == ["smurf.bias_dets()", first[3]] and first[3].startswith("wait_until('2024-03-04T")
+    assert first[4] == "smurf.bias_step()" and first[5].startswith("seq.scan(description='") and first[6] == "smurf.bias_step()"
+    assert text.endswith("smurf.bias_step()\n")
+
+
+def test_a_block_prints_exactly():
+    scan = Scan("south-02h", "master", 1709510400, 1709512800, 217.984, 50.0, 32.276)
+    assert commands.block(scan) == (
+        "# south-02h\n"
+        "acu.move_to(217.98, 50.0)\n"
+        "smurf.bias_dets()\n"
+        "wait_until('2024-03-04T00:00:00+00:00')\n"
+        "smurf.bias_step()\n"
+        "seq.scan(description='south-02h', stop_time='2024-03-04T00:40:00+00:00', width=32.28)\n"
+        "smurf.bias_step()\n"
+    )
+
+
+def test_routes_print_as_waits_and_moves_before_the_block():
+    scan = Scan("B", "master", 1709510400, 1709512800, 10.0, 45.0, 5.0)
+    text = commands.block(scan, Route((Wait(1709509000), Move(10.0, 75.0)), "why"))
+    assert text.splitlines()[1:4] == ["# route: why", "wait_until('2024-03-03T23:36:40+00:00')", "acu.move_to(10.0, 75.0)"]
+
+
+def test_names_cannot_break_out_of_their_string_or_comment():
+    scan = Scan("evil'); import os\n#", "master", 1709510400, 1709512800, 10.0, 45.0, 5.0)
+    text = commands.script([(scan, Route())])
+    calls = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)]
+    assert [call_name(c.func) for c in calls].count("seq.scan") == 1
+    assert not any(isinstance(n, ast.Import) for n in ast.parse(text).body)

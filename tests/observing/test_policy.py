@@ -1,0 +1,156 @@
+"""The basic policy end to end: through the service, the HTTP API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+
+from scheduler_server.observing import safety
+from scheduler_server.observing.policies.base import PolicyFailure
+from scheduler_server.observing.policies.basic import BasicPolicy
+from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, build_config, run_schedule
+from scheduler_server.observing.sky import ATACAMA
+from tests.conftest import SHARED
+from tests.observing.conftest import CLI
+
+DAY = (datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 5, tzinfo=timezone.utc))
+
+
+def basic(config=None, window=DAY, preset=None):
+    return run_schedule(*window, PolicyRequest("basic", config or {}, preset))
+
+
+def test_a_day_has_master_and_calibration_scans_and_passes_the_checker():
+    result = basic()
+    kinds = [b.kind for b in result.blocks]
+    assert kinds.count("master") > 10 and "calibration" in kinds
+    assert all(DAY[0] <= b.t0 < b.t1 <= DAY[1] for b in result.blocks)
+    assert all(a.t1 <= b.t0 for a, b in zip(result.blocks, result.blocks[1:]))
+    config = build_config("basic", BasicPolicy(), {})
+    report = safety.check_script(result.commands, 41.0, config.telescope, ATACAMA, start=DAY[0].timestamp())
+    assert report.safe and report.spans > 30
+
+
+def test_the_same_request_gives_the_same_bytes_and_requests_do_not_leak_into_each_other():
+    first = basic().commands
+    changed = basic({"calibration_targets": [], "rules": {"sun-avoidance": {"min_angle": 50}}}).commands
+    assert changed != first
+    assert basic().commands == first
+    assert BasicPolicy.Config().rules.sun_avoidance.min_angle == 41.0
+
+
+def test_unknown_nested_keys_are_refused_by_dotted_path():
+    with pytest.raises(ScheduleInputError) as caught:
+        basic({"rules": {"sun-avoidance": {"min_angel": 30}}})
+    assert caught.value.field == "policy.config.rules.sun-avoidance.min_angel"
+    with pytest.raises(ScheduleInputError) as caught:
+        basic({"master_generator": {"patches": [{"name": "a", "ra": [0, 10], "dec": [-40, -30], "colour": "red"}]}})
+    assert caught.value.field == "policy.config.master_generator.patches.0.colour"
+
+
+def test_sun_avoidance_cannot_be_switched_off_but_other_rules_can():
+    with pytest.raises(ScheduleInputError) as caught:
+        basic({"rules": {"sun-avoidance": None}})
+    assert caught.value.field == "policy.config.rules.sun-avoidance"
+    loose = basic({"rules": {"moon-avoidance": None, "day-mod": None, "min-duration": None}})
+    assert loose.commands.startswith("from sorunlib import *")
+
+
+def test_presets():
+    box = basic(preset="seed-box")
+    assert box.commands != basic().commands
+    quiet = basic(preset="no-calibration")
+    assert {b.kind for b in quiet.blocks} == {"master"}
+
+
+def test_day_mod_skips_calibration_on_the_other_days():
+    every_third = {"rules": {"day-mod": {"day": 0, "day_mod": 3, "day_ref": "2024-03-04T00:00:00Z"}}}
+    days = [(datetime(2024, 3, d, 12, tzinfo=timezone.utc), datetime(2024, 3, d + 1, 12, tzinfo=timezone.utc)) for d in (5, 6, 7)]
+    with_calibration = [any(b.kind == "calibration" for b in basic(every_third, window=w).blocks) for w in days]
+    assert with_calibration.count(True) == 1
+
+
+def test_the_policy_refuses_a_schedule_the_checker_finds_unsafe(monkeypatch):
+    """With the planner's and the rules' sun test disabled, only the checker is left to notice."""
+    from scheduler_server.observing import avoidance
+    from scheduler_server.observing.blocks import empty
+
+    monkeypatch.setattr(avoidance.SunGuard, "safe", lambda self, *a, **k: True)
+    monkeypatch.setattr(avoidance.SunGuard, "unsafe", lambda self, *a, **k: empty())
+    monkeypatch.setattr(avoidance.SunGuard, "_clear_below", lambda self, *a: True)
+    noon = (datetime(2024, 1, 10, 12, tzinfo=timezone.utc), datetime(2024, 1, 10, 20, tzinfo=timezone.utc))
+    with pytest.raises(PolicyFailure, match="failed the independent sun-safety check: line \\d+: "):
+        basic({"master_generator": {"sun_avoidance_angle": 0}, "calibration_targets": []}, window=noon)
+
+
+def test_a_toast_file_can_be_the_master_schedule():
+    path = SHARED / "data" / "schedule_sat.txt"
+    if not path.is_file():
+        pytest.skip("../shared/data/schedule_sat.txt is not present")
+    window = (datetime(2023, 1, 1, tzinfo=timezone.utc), datetime(2023, 1, 2, tzinfo=timezone.utc))
+    result = basic({"master_schedule": str(path), "calibration_targets": []}, window=window)
+    names = {b.name for b in result.blocks}
+    assert names and all(n.startswith("DEC-050..-030_RA") for n in names)
+    assert "seq.scan(description='DEC-050..-030_RA+000.000..+011.613', stop_time='2023-01-01T01:09:30+00:00', width=32.24)" in result.commands
+
+
+def test_a_missing_master_file_is_a_client_error_naming_the_field(tmp_path):
+    with pytest.raises(ScheduleInputError) as caught:
+        basic({"master_schedule": str(tmp_path / "nope.txt")})
+    assert caught.value.field == "policy.config.master_schedule" and "cannot read" in caught.value.problem
+
+
+def test_api_answers_with_blocks_on_request(client):
+    body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 12:00", "policy": {"policy": "basic", "config": {}}, "format": "json"}
+    answer = client.post("/api/v1/schedule/", json=body)
+    assert answer.status_code == 200, answer.get_json()
+    data = answer.get_json()
+    assert data["status"] == "ok" and data["commands"].startswith("from sorunlib import *")
+    block = data["blocks"][0]
+    assert set(block) == {"name", "kind", "t0", "t1", "az", "el", "throw", "cuts"}
+    assert block["t0"].endswith("+00:00") and isinstance(block["cuts"], list)
+    plain = client.post("/api/v1/schedule/", json={**body, "format": "script"}).get_json()
+    assert "blocks" not in plain and plain["commands"] == data["commands"]
+
+
+def test_api_accepts_the_seeds_string_policy(client):
+    policy = json.dumps({"policy": "basic", "config": {"calibration_targets": ["uranus"]}})
+    answer = client.post("/api/v1/schedule/", json={"t0": "2024-03-04 00:00", "t1": "2024-03-04 06:00", "policy": policy})
+    assert answer.status_code == 200 and answer.get_json()["message"] == "Success"
+
+
+def test_api_rejects_an_unknown_nested_key_with_400_naming_it(client):
+    body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 06:00", "policy": {"policy": "basic", "config": {"telescope": {"az_sped": 2}}}}
+    answer = client.post("/api/v1/schedule/", json=body)
+    assert answer.status_code == 400
+    data = answer.get_json()
+    assert data["status"] == "error" and "policy.config.telescope.az_sped" in data["message"]
+    bad_value = {**body, "policy": {"policy": "basic", "config": {"rules": {"alt-range": {"alt_range": [50, 10]}}}}}
+    answer = client.post("/api/v1/schedule/", json=bad_value)
+    assert answer.status_code == 400 and "policy.config.rules.alt-range.alt_range" in answer.get_json()["message"]
+
+
+def test_api_lists_basic_with_its_defaults_and_presets(client):
+    listed = {p["name"]: p for p in client.get("/api/v1/policies").get_json()["policies"]}
+    basic_info = listed["basic"]
+    assert basic_info["defaults"]["rules"]["sun-avoidance"]["min_angle"] == 41.0
+    assert basic_info["defaults"]["calibration_targets"] == ["uranus", "saturn"]
+    assert {"seed-box", "no-calibration"} <= set(basic_info["presets"])
+    assert "sun-avoidance" in json.dumps(basic_info["config_schema"])
+
+
+def test_the_cli_gives_the_same_bytes_in_any_time_zone(observing_cache):
+    outputs = []
+    for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
+        env = {**os.environ, "TZ": zone}
+        done = subprocess.run(
+            [CLI, "schedule", "--policy", "basic", "--t0", "2024-03-04 00:00", "--t1", "2024-03-04 12:00"], capture_output=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0] == basic(window=(datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 4, 12, tzinfo=timezone.utc))).commands.encode()

@@ -1,0 +1,111 @@
+"""The independent checker: reads a script, reconstructs the pointing, reports every unsafe moment."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from scheduler_server.observing import safety, sky
+from scheduler_server.observing.blocks import iso
+from scheduler_server.observing.sky import ATACAMA
+from scheduler_server.observing.telescope import TelescopeModel
+from tests.observing.conftest import CLI, utc
+
+MODEL = TelescopeModel()
+NOON = utc(2024, 3, 4, 12, 30)  # morning: the sun at el ~27, where azimuth offsets are angles
+SUN_AZ, SUN_EL = (float(x[0]) for x in sky.altaz("sun", ATACAMA, np.array([NOON + 1800.0])))
+HEADER = "from sorunlib import *\nfrom nextline import disable_trace\n\nwith disable_trace():\n    initialize(test_mode=True)\n\nsmurf.uxm_setup()\nsmurf.iv_curve()\n\n"
+
+
+def script(*blocks: str) -> str:
+    return HEADER + "\n".join(blocks)
+
+
+def block(az, el, t0, t1, width=10.0, name="x") -> str:
+    return (
+        f"# {name}\nacu.move_to({az}, {el})\nsmurf.bias_dets()\nwait_until('{iso(t0)}')\n"
+        f"smurf.bias_step()\nseq.scan(description='{name}', stop_time='{iso(t1)}', width={width})\nsmurf.bias_step()\n"
+    )
+
+
+def check(text, start=None):
+    return safety.check_script(text, 41.0, MODEL, ATACAMA, start=start)
+
+
+def test_a_scan_over_the_sun_is_reported_with_its_line():
+    text = script(block(SUN_AZ - 5, SUN_EL, NOON + 1200, NOON + 2400))
+    report = check(text, start=NOON)
+    assert not report.safe
+    (worst,) = [v for v in report.violations if v.what.startswith("scan")]
+    assert text.splitlines()[worst.line - 1].startswith("seq.scan(")
+    assert worst.closest < 1.0 and "comes" in str(worst) and "deg from the sun" in str(worst)
+
+
+def test_a_slew_across_the_sun_between_two_safe_places_is_caught():
+    # Both ends are 60 deg of azimuth from the sun at its elevation; the path passes through it.
+    left, right = SUN_AZ - 60, SUN_AZ + 60
+    first = block(left, SUN_EL, NOON + 1200, NOON + 1500)
+    second = block(right, SUN_EL, NOON + 1800, NOON + 2100)
+    report = check(script(first, second), start=NOON + 600)
+    kinds = {v.what.split()[0] for v in report.violations}
+    assert kinds == {"slew"}, report.lines()
+    assert report.violations[0].closest < 2.0
+    # Each scan alone is safe.
+    assert check(script(first), start=NOON + 600).safe
+    assert check(script(second), start=NOON + 1700).safe
+
+
+def test_waiting_where_the_sun_will_be_is_caught():
+    later = NOON + 3 * 3600
+    sun_az, sun_el = (float(x[0]) for x in sky.altaz("sun", ATACAMA, np.array([float(later)])))
+    # Move to where the sun will be in three hours, then wait four hours for a scan elsewhere.
+    text = script(f"# park\nacu.move_to({sun_az}, {sun_el})\nwait_until('{iso(NOON + 4 * 3600)}')\n")
+    report = check(text, start=NOON)
+    (v,) = report.violations
+    assert v.what.startswith("waiting") and v.t0 < later < v.t1
+
+
+def test_before_the_first_move_nothing_is_known_and_without_a_start_checking_begins_at_the_first_wait():
+    text = script(block(SUN_AZ + 90, 60.0, NOON + 1200, NOON + 2400))
+    assert check(text).safe and check(text, start=NOON).safe
+    assert check(text).spans >= 1
+
+
+def test_what_it_cannot_follow_makes_the_script_fail():
+    cases = {
+        "import os\n": "cannot tell what",
+        "acu.move_to(az=120)\n": "is missing el",
+        "x = 3\n": "cannot tell what `x = 3`",
+        "acu.move_to(120, elevation)\n": "arguments must be literal values",
+        "acu.fly_to(1, 2)\n": "unknown command acu.fly_to()",
+        "acu.move_to(100, 50)\nseq.scan('a', '2024-03-04T12:00:00+02:00', 10)\n": "only UTC times",
+        "wait_until('tomorrow')\n": "not an ISO 8601 time",
+        "acu.move_to(120, 50\n": "not valid Python",
+        "seq.scan('a', '2024-03-04T12:00:00', 10)\n": "before any acu.move_to()",
+    }
+    for snippet, problem in cases.items():
+        report = check(HEADER + snippet)
+        assert not report.safe and any(problem in p for p in report.problems), (snippet, report.problems)
+
+
+def test_a_drifting_scan_covers_its_drift():
+    # 0.05 deg/s for 20 minutes moves the scan 60 deg further in azimuth, onto the sun.
+    plain = block(SUN_AZ - 70, SUN_EL, NOON + 1200, NOON + 2400, width=10.0)
+    drifting = plain.replace("width=10.0)", "width=10.0, az_drift=0.05)")
+    assert check(script(plain), start=NOON).safe
+    assert not check(script(drifting), start=NOON).safe
+
+
+def test_check_script_command_exit_codes(tmp_path):
+    unsafe = tmp_path / "unsafe.py"
+    unsafe.write_text(script(block(SUN_AZ - 5, SUN_EL, NOON + 1200, NOON + 2400)))
+    done = subprocess.run([CLI, "check-script", str(unsafe), "--start", "2024-03-04 12:30"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "line " in done.stdout and "deg from the sun" in done.stdout and "UNSAFE" in done.stderr
+    safe = tmp_path / "safe.py"
+    safe.write_text(script(block(SUN_AZ + 150, 60.0, NOON + 1200, NOON + 2400)))
+    done = subprocess.run([CLI, "check-script", str(safe), "--start", "2024-03-04 12:30"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("safe: ")
+    done = subprocess.run([CLI, "check-script", str(safe), "--set", "telescope.bogus=1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "policy.config.telescope.bogus" in done.stderr

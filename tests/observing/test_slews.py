@@ -1,0 +1,85 @@
+"""Slews and waits between scans, planned clear of a constructed sun, then checked independently."""
+
+from __future__ import annotations
+
+from scheduler_server.observing import commands, safety
+from scheduler_server.observing.blocks import Scan
+from scheduler_server.observing.rules import SunAvoidance
+from scheduler_server.observing.sky import ATACAMA
+from scheduler_server.observing.slews import Move, SlewPlanner, Wait
+from scheduler_server.observing.telescope import TelescopeModel
+from tests.observing.conftest import constructed_sky, utc
+
+T0 = utc(2024, 6, 1)
+HOUR = 3600
+MODEL = TelescopeModel(uxm_setup_seconds=0, iv_curve_seconds=0)
+RULE = SunAvoidance(min_angle=41, min_sun_time=0, n_buffer=0)
+
+
+def plan(scans, sun, elevations=(30.0, 45.0, 60.0, 75.0)):
+    planner = SlewPlanner(RULE.guard(sun), MODEL, elevations, start=T0 - 600)
+    kept, dropped = planner.plan(scans)
+    script = commands.script(kept)
+    report = safety.check_script(script, RULE.min_angle, MODEL, ATACAMA, start=T0 - 600, sun=sun)
+    return kept, dropped, script, report
+
+
+def test_a_slew_through_the_sun_goes_over_it():
+    # The sun stands at az 180 el 45; A ends at az 90..110, B starts at az 250, both at el 45
+    # and 48 deg from the sun. Going straight passes through the sun; at el 88 it passes 43 deg away.
+    sun = constructed_sky("sun", T0, 4, 10, 180.0, 45.0)
+    a = Scan("A", "master", T0, T0 + HOUR, 90.0, 45.0, 20.0)
+    b = Scan("B", "master", T0 + HOUR + 900, T0 + 2 * HOUR, 250.0, 45.0, 20.0)
+    kept, dropped, script, report = plan([a, b], sun, elevations=(30.0, 60.0, 88.0))
+    assert not dropped
+    route = kept[1][1]
+    assert route.steps == (Move(90.0, 88.0), Move(250.0, 88.0)) and "via elevation 88" in route.note
+    assert "acu.move_to(90.0, 88.0)\nacu.move_to(250.0, 88.0)\nacu.move_to(250.0, 45.0)" in script
+    assert report.safe, report.lines()
+
+
+def test_waiting_where_the_sun_will_pass_is_avoided_by_leaving_later():
+    # Sun at el 20 moving +0.5 deg/min from az 150; scans at el 60 are unsafe only within
+    # 13.6 deg of the sun's azimuth. It crosses B's azimuth (240) around T0+3h, between A and B,
+    # and the straight slew from A (az 20..40) to B covers az 20..240, which holds the sun at T0+1h.
+    sun = constructed_sky("sun", T0, 8, 10, 150.0, 20.0, 0.5)
+    a = Scan("A", "master", T0, T0 + HOUR, 20.0, 60.0, 20.0)
+    b = Scan("B", "master", T0 + 5 * HOUR, T0 + 6 * HOUR, 240.0, 60.0, 10.0)
+    kept, dropped, script, report = plan([a, b], sun)
+    assert not dropped
+    (leave,) = kept[1][1].steps
+    assert isinstance(leave, Wait) and T0 + 4.5 * HOUR < leave.until < T0 + 5 * HOUR
+    assert report.safe, report.lines()
+
+
+def test_with_nowhere_to_wait_nearby_the_telescope_parks_clear_of_the_sun():
+    # The sun (el 20, +0.5 deg/min from az 150) passes A's arc (250..260) and then B's start (300)
+    # during the 5-hour gap: waiting at either is unsafe, so it waits somewhere else.
+    sun = constructed_sky("sun", T0, 8, 10, 150.0, 20.0, 0.5)
+    a = Scan("A", "master", T0, T0 + HOUR, 250.0, 60.0, 10.0)
+    b = Scan("B", "master", T0 + 6 * HOUR, T0 + 7 * HOUR, 300.0, 60.0, 10.0)
+    kept, dropped, script, report = plan([a, b], sun)
+    assert not dropped
+    park, wait = kept[1][1].steps
+    assert isinstance(park, Move) and isinstance(wait, Wait) and "waited at" in kept[1][1].note
+    assert report.safe, report.lines()
+
+
+def test_an_unreachable_scan_is_dropped_with_the_reason():
+    # B sits 30 deg from a sun that does not move: no route helps.
+    sun = constructed_sky("sun", T0, 4, 10, 180.0, 45.0)
+    a = Scan("A", "master", T0, T0 + HOUR, 90.0, 45.0, 20.0)
+    b = Scan("B", "master", T0 + HOUR + 900, T0 + 2 * HOUR, 210.0, 45.0, 5.0)
+    kept, dropped, script, report = plan([a, b], sun)
+    assert [s.name for s, _ in kept] == ["A"]
+    ((scan, reason),) = dropped
+    assert scan.name == "B" and "deg from the sun" in reason and "limit 41 deg" in reason
+    assert report.safe
+
+
+def test_a_scan_too_soon_after_the_last_one_is_dropped_as_too_late():
+    sun = constructed_sky("sun", T0, 4, 10, 0.0, -60.0)  # night
+    a = Scan("A", "master", T0, T0 + HOUR, 90.0, 45.0, 20.0)
+    b = Scan("B", "master", T0 + HOUR, T0 + HOUR + 200, 270.0, 45.0, 5.0)  # 180 deg away, 200 s long
+    kept, dropped, _, report = plan([a, b], sun)
+    assert [s.name for s, _ in kept] == ["A"] and "cannot be there in time" in dropped[0][1]
