@@ -31,6 +31,7 @@ from .openstack_calls import CloudAPIError, call
 from .openstack_exec import OpenStackExecutor
 from .openstack_ips import FloatingIPs
 from .openstack_resolve import Resolved, resolve
+from .openstack_status import ServerStatusBoard
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class OpenStackBackend(CloudBackend):
         self._in_flight: set[str] = set()  # names being created: not yet known to the pool's store
         self._executors: dict[str, OpenStackExecutor] = {}
         self.ips = FloatingIPs(self.connection, scheduler_id, self.os.api_retries)
+        self._status = ServerStatusBoard(self.connection, self.os.api_retries)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -219,15 +221,14 @@ class OpenStackBackend(CloudBackend):
         return instance
 
     def _wait_active(self, instance: InstanceInfo):
-        compute = self.connection().compute
         started = instance.created_at.timestamp() if instance.created_at else time.time()
         while True:
             try:
-                server = self._call("get server", lambda: compute.get_server(instance.id))
+                server = self._status.get(instance.id, max_age=self.os.status_poll_interval)
             except CloudAPIError as exc:
-                if exc.status == 404:
-                    raise ProvisionError(f"server {instance.name} disappeared while booting") from None
                 raise ProvisionError(str(exc)) from None
+            if server is None:
+                raise ProvisionError(f"server {instance.name} disappeared while booting")
             status = (server.status or "").upper()
             if status == "ACTIVE":
                 return server
