@@ -143,7 +143,7 @@ class Dispatcher:
 
     def tick(self, now: float) -> None:
         # Assign first: a fresh submission should not wait for the bookkeeping below.
-        self._assign(now, self.store.count_active())
+        self._assign(now)
         for pipeline_id in self.store.cancel_requested_queued():
             self.submit(("pipeline", pipeline_id), self.attempts.cancel, pipeline_id)
         active = self.store.active_pipelines()
@@ -185,13 +185,13 @@ class Dispatcher:
                 self._last_poll[pipeline.id] = now
                 self.submit(key, self.attempts.poll, pipeline.id, first, (pipeline, instance))
 
-    def _assign(self, now: float, active: int) -> None:
+    def _assign(self, now: float) -> None:
         settings = self.settings
-        free = settings.max_active_pipelines - active
         limit = self.pool.limit()
-        queued = self.store.queued_ready(now, max(free, 0) + limit)
+        active, queued = self.store.queue_view(now, settings.max_active_pipelines + limit)
         if not queued:
             return
+        free = settings.max_active_pipelines - active
         boot: list[str] = []
         ready: list[tuple[Pipeline, Instance]] = []
         with self.store.write() as session:

@@ -188,25 +188,23 @@ class Store:
                 query = query.options(selectinload(Pipeline.transitions))
             return list(session.scalars(query)), total
 
-    def count_active(self) -> int:
+    def queue_view(self, now: float, limit: int) -> tuple[int, list[int]]:
+        """How many pipelines are active, and the ids of the next queued ones whose backoff has passed
+        (highest priority first, then FIFO): what the dispatcher needs to assign, in one read."""
         with self.read() as session:
-            return session.scalar(select(func.count()).where(Pipeline.status.in_(ACTIVE_STATES))) or 0
-
-    def count_by_status(self) -> dict[str, int]:
-        with self.read() as session:
-            rows = session.execute(select(Pipeline.status, func.count()).group_by(Pipeline.status))
-            return {status: n for status, n in rows}
-
-    def queued_ready(self, now: float, limit: int) -> list[int]:
-        """Ids of queued pipelines whose backoff has passed, highest priority first, then FIFO."""
-        with self.read() as session:
+            active = session.scalar(select(func.count()).where(Pipeline.status.in_(ACTIVE_STATES))) or 0
             query = (
                 select(Pipeline.id)
                 .where(Pipeline.status == QUEUED, Pipeline.next_attempt_at <= now, Pipeline.cancel_requested.is_(False))
                 .order_by(Pipeline.priority.desc(), Pipeline.id)
                 .limit(limit)
             )
-            return list(session.scalars(query))
+            return active, list(session.scalars(query))
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.read() as session:
+            rows = session.execute(select(Pipeline.status, func.count()).group_by(Pipeline.status))
+            return {status: n for status, n in rows}
 
     def active_pipelines(self) -> list[Pipeline]:
         with self.read() as session:
