@@ -147,6 +147,8 @@ class Dispatcher:
         for pipeline_id in self.store.cancel_requested_queued():
             self.submit(("pipeline", pipeline_id), self.attempts.cancel, pipeline_id)
         active = self.store.active_pipelines()
+        for gone in self._last_poll.keys() - {p.id for p in active}:
+            del self._last_poll[gone]
         instances = {i.id: i for i in self.pool.live()}
         for pipeline in active:
             self._drive(pipeline, instances.get(pipeline.instance_id or ""), now)
