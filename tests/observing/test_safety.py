@@ -109,3 +109,18 @@ def test_check_script_command_exit_codes(tmp_path):
     assert done.returncode == 0 and done.stdout.startswith("safe: ")
     done = subprocess.run([CLI, "check-script", str(safe), "--set", "telescope.bogus=1"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "policy.config.telescope.bogus" in done.stderr
+
+
+def test_the_fast_reader_and_the_syntax_tree_agree():
+    from scheduler_server.observing.script_reader import _read_ast, _read_simple, read_script
+    from scheduler_server.observing.service import PolicyRequest, run_schedule
+    from datetime import datetime, timezone
+
+    text = run_schedule(datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 4, tzinfo=timezone.utc), PolicyRequest("basic", {})).commands
+    fast = _read_simple(text)
+    assert fast is not None and fast.calls == _read_ast(text).calls and len(fast.calls) > 100
+    # Anything unusual goes to the syntax tree, which reads it the same way or reports it.
+    odd = text.replace("smurf.bias_dets()", "smurf.bias_dets()  # biased", 1)
+    assert _read_simple(odd) is None and read_script(odd).calls == fast.calls
+    for tricky in ("acu.move_to(1, 2); import os\n", "acu.move_to(1, el=2, el=3)\n", "acu.move_to(el=2, 1)\n", "acu.move_to(1_0, 2)\n"):
+        assert _read_simple(HEADER + tricky) is None, tricky

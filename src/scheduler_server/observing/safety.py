@@ -1,7 +1,7 @@
 """An independent sun-safety check of a command *script*.
 
 It does not look at the blocks or routes that produced a script, only at the
-script's text: it parses it with ``ast``, replays it command by command with the
+script's text: it reads its calls (``script_reader``), replays them with the
 timing model (``telescope.TelescopeModel``), and so reconstructs what the
 telescope occupies at every moment: a point while it holds still, the swept arc
 during a scan (its whole throw, and the drift), the az/el rectangle spanned by a
@@ -18,13 +18,13 @@ unknown.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 
 from . import sky
+from .script_reader import Call, read_script
 from .telescope import TelescopeModel
 
 # What each understood call may be given (sorunlib's signatures).
@@ -40,7 +40,6 @@ SIGNATURES = {
 }
 REQUIRED = {"wait_until": 1, "acu.move_to": 2, "seq.scan": 3}
 NUMERIC = {"acu.move_to": ("az", "el"), "seq.scan": ("width", "az_drift")}
-ALLOWED_IMPORTS = {("sorunlib", "*"), ("nextline", "disable_trace")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,34 +133,18 @@ class _Replay:
         self.spans: list[Span] = []
 
     def run(self, text: str) -> list[Span]:
-        self._text = text
-        try:
-            tree = ast.parse(text)
-        except SyntaxError as exc:
-            self.report.problems.append(f"line {exc.lineno}: not valid Python: {exc.msg}")
-            return []
-        self._statements(tree.body)
+        reading = read_script(text)
+        self.report.problems.extend(reading.problems)
+        for call in reading.calls:
+            self._call(call)
         return self.spans
 
-    def _statements(self, body) -> None:
-        for node in body:
-            if isinstance(node, ast.ImportFrom) and all((node.module, a.name) in ALLOWED_IMPORTS for a in node.names):
-                continue
-            if isinstance(node, ast.With) and len(node.items) == 1 and _name(node.items[0].context_expr) == "disable_trace":
-                self._statements(node.body)
-                continue
-            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-                self._call(node.value, node.lineno)
-                continue
-            statement = (ast.get_source_segment(self._text, node) or type(node).__name__).splitlines()[0][:60]
-            self._problem(node.lineno, f"cannot tell what `{statement}` does to the telescope")
-
-    def _call(self, call: ast.Call, line: int) -> None:
-        name = _name(call.func)
+    def _call(self, call: Call) -> None:
+        name, line = call.name, call.line
         if name not in SIGNATURES:
             self._problem(line, f"unknown command {name or '(expression)'}(); only {', '.join(sorted(SIGNATURES))} are understood")
             return
-        args = self._arguments(name, call, line)
+        args = self._arguments(call)
         if args is None:
             return
         if name == "wait_until":
@@ -179,24 +162,17 @@ class _Replay:
                 self._hold(line, f"{name}()", self.clock + self.model.command_seconds(name))
                 self.clock += self.model.command_seconds(name)
 
-    def _arguments(self, name: str, call: ast.Call, line: int) -> dict | None:
-        params = SIGNATURES[name]
-        if not call.args and not call.keywords:
-            values: dict = {}
-        else:
-            if len(call.args) > len(params) or any(isinstance(a, ast.Starred) for a in call.args):
-                self._problem(line, f"{name}() takes at most {len(params)} positional arguments")
+    def _arguments(self, call: Call) -> dict | None:
+        name, line, params = call.name, call.line, SIGNATURES[call.name]
+        if len(call.args) > len(params):
+            self._problem(line, f"{name}() takes at most {len(params)} positional arguments")
+            return None
+        values = dict(zip(params, call.args))
+        for key, value in call.kwargs.items():
+            if key not in params or key in values:
+                self._problem(line, f"{name}() got an unexpected or repeated argument {key!r}")
                 return None
-            try:
-                values = {param: _literal(node) for param, node in zip(params, call.args)}
-                for kw in call.keywords:
-                    if kw.arg not in params or kw.arg in values:
-                        self._problem(line, f"{name}() got an unexpected or repeated argument {kw.arg!r}")
-                        return None
-                    values[kw.arg] = _literal(kw.value)
-            except ValueError:
-                self._problem(line, f"{name}(): arguments must be literal values")
-                return None
+            values[key] = value
         required = REQUIRED.get(name, 0)
         if required:
             missing = [p for p in params[:required] if p not in values]
@@ -266,22 +242,6 @@ class _Replay:
         self.report.problems.append(f"line {line}: {text}")
 
 
-def _literal(node):
-    if isinstance(node, ast.Constant):
-        return node.value  # the common case, without literal_eval's walk
-    return ast.literal_eval(node)
-
-
-def _name(node) -> str | None:
-    if isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-        return f"{node.value.id}.{node.attr}"
-    return None
-
-
 def _judge(spans: list[Span], min_angle: float, site: sky.Site, step: int, sun: sky.Samples | None, report: Report) -> None:
     t, owner = _sample_times(spans, step)
     sun_az, sun_el = _sun(t, site, sun)
@@ -293,9 +253,12 @@ def _judge(spans: list[Span], min_angle: float, site: sky.Site, step: int, sun: 
         return
     sun_vec = _unit(sun_az[near], sun_el[near])
     nearest = _unit(*_nearest_in_box(sun_az[near], sun_el[near], az_lo[near], az_hi[near], el_lo[near], el_hi[near]))
-    distance = np.degrees(np.arctan2(np.linalg.norm(np.cross(sun_vec, nearest, axis=0), axis=0), np.sum(sun_vec * nearest, axis=0)))
-    report.closest = float(distance.min())
-    bad = distance < min_angle
+    dot = np.einsum("ij,ij->j", sun_vec, nearest)
+    report.closest = float(np.degrees(np.arccos(min(1.0, dot.max()))))
+    bad = dot > np.cos(np.radians(min_angle))
+    if not bad.any():
+        return
+    distance = np.degrees(np.arccos(np.clip(dot, -1.0, 1.0)))
     for i in np.unique(owner[near][bad]):
         sel = np.flatnonzero(bad & (owner[near] == i))
         worst = sel[np.argmin(distance[sel])]
@@ -356,9 +319,9 @@ def _nearest_in_box(az, el, az_lo, az_hi, el_lo, el_hi):
     e = np.radians(el)
     el_best = np.clip(np.degrees(np.arctan2(np.sin(e), np.cos(e) * np.cos(gap))), el_lo, el_hi)
     sun = _unit(az, el)
-    best_el, best_dot = el_best, np.sum(sun * _unit(near_az, el_best), axis=0)
+    best_el, best_dot = el_best, np.einsum("ij,ij->j", sun, _unit(near_az, el_best))
     for candidate in (el_lo, el_hi):
-        dot = np.sum(sun * _unit(near_az, candidate), axis=0)
+        dot = np.einsum("ij,ij->j", sun, _unit(near_az, candidate))
         better = dot > best_dot
         best_el, best_dot = np.where(better, candidate, best_el), np.where(better, dot, best_dot)
     return near_az, best_el

@@ -29,7 +29,7 @@ SITE_TOLERANCE_DEG = 0.01
 MOON_STEP_SECONDS = 60
 SKY_MARGIN_SECONDS = 1800  # sky sampled this far beyond the window; rarer needs are computed on the fly
 LEAD_MARGIN_SECONDS = 60
-NEAR_SECONDS = 3 * 3600  # farther than this, a master scan cannot be affected by a calibration scan
+NEAR_SECONDS = 6 * 3600  # calibration scans starting farther than this from a master scan cannot touch it
 
 
 class BasicPolicy(Policy):
@@ -136,18 +136,22 @@ class BasicPolicy(Policy):
 
     def _merge(self, master, calibration, config: BasicConfig):
         """Calibration wins: master scans give way to each calibration scan, with time to get there and back."""
+        from bisect import bisect_left, bisect_right
+
         model = config.telescope
-        scans = master
-        for cal in calibration:
-            merged = []
-            for scan in scans:
-                if scan.t1 < cal.t0 - NEAR_SECONDS or scan.t0 > cal.t1 + NEAR_SECONDS:
-                    merged.append(scan)
-                    continue
-                into = model.bias_step_seconds + model.slew_seconds((scan.az, scan.az_hi), scan.el, cal.az, cal.el) + model.bias_dets_seconds
-                back = model.bias_step_seconds + model.slew_seconds((cal.az, cal.az_hi), cal.el, scan.az, scan.el) + model.bias_dets_seconds
-                merged += _cut(scan, cal.t0 - into - LEAD_MARGIN_SECONDS, cal.t1 + back, f"calibration {cal.name}")
-            scans = merged
+        cal_starts = [c.t0 for c in calibration]
+        scans = []
+        for scan in master:
+            pieces = [scan]
+            near = calibration[bisect_left(cal_starts, scan.t0 - NEAR_SECONDS) : bisect_right(cal_starts, scan.t1 + NEAR_SECONDS)]
+            for cal in near:
+                cut = []
+                for piece in pieces:
+                    into = model.bias_step_seconds + model.slew_seconds((piece.az, piece.az_hi), piece.el, cal.az, cal.el) + model.bias_dets_seconds
+                    back = model.bias_step_seconds + model.slew_seconds((cal.az, cal.az_hi), cal.el, piece.az, piece.el) + model.bias_dets_seconds
+                    cut += _cut(piece, cal.t0 - into - LEAD_MARGIN_SECONDS, cal.t1 + back, f"calibration {cal.name}")
+                pieces = cut
+            scans += pieces
         scans = sorted(calibration + scans, key=lambda s: (s.t0, s.t1))
         if config.rules.min_duration is not None:
             scans = config.rules.min_duration.apply(scans, "min-duration")

@@ -1,0 +1,116 @@
+"""Speed of the `basic` observing policy: warm in-process and as a fresh CLI process.
+
+    .venv/bin/python bench/bench_basic.py            # the table
+    .venv/bin/python bench/bench_basic.py --year     # also: 365 daily schedules through the checker
+
+Windows of 1 h, 24 h, 7 d and 30 d starting 2024-03-04 00:00 UTC, default config.
+"warm": the process has run the policy before and the disk cache holds the sky
+tables and generated months; each timed run asks for a *different* window (shifted
+by a day) so per-window work is really done; the median of the runs is shown, and
+peak memory is what tracemalloc saw during one run. "fresh CLI": a new
+`scheduler-server schedule --policy basic` process (imports included), median of
+3, with its peak RSS. The last row is a fresh CLI with an empty cache (sky tables
+and the month's master schedule computed on the spot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+START = datetime(2024, 3, 4, tzinfo=timezone.utc)
+WINDOWS = [("1 h", timedelta(hours=1)), ("24 h", timedelta(days=1)), ("7 d", timedelta(days=7)), ("30 d", timedelta(days=30))]
+CLI = str(Path(sys.executable).parent / "scheduler-server")
+
+
+def warm(length: timedelta, runs: int = 5) -> tuple[float, float]:
+    from scheduler_server.observing.service import PolicyRequest, run_schedule
+
+    request = PolicyRequest("basic", {})
+    for k in range(runs):  # fill the disk and memory caches for every window timed below
+        run_schedule(START + timedelta(days=k), START + timedelta(days=k) + length, request)
+    times = []
+    for k in range(runs):
+        t0 = START + timedelta(days=k)
+        began = time.perf_counter()
+        run_schedule(t0, t0 + length, request)
+        times.append(time.perf_counter() - began)
+    tracemalloc.start()
+    run_schedule(START, START + length, request)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return statistics.median(times), peak / 2**20
+
+
+def fresh(length: timedelta, env: dict, runs: int = 3) -> tuple[float, float]:
+    times, peaks = [], []
+    for _ in range(runs):
+        began = time.perf_counter()
+        proc = subprocess.Popen(
+            [CLI, "schedule", "--policy", "basic", "--t0", f"{START:%Y-%m-%d %H:%M}", "--t1", f"{START + length:%Y-%m-%d %H:%M}"],
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        times.append(time.perf_counter() - began)
+        peaks.append(usage.ru_maxrss / 1024)
+        assert status == 0, f"scheduler-server exited with {status}"
+    return statistics.median(times), max(peaks)
+
+
+def year(env: dict) -> None:
+    from scheduler_server.observing import safety
+    from scheduler_server.observing.policies.basic import BasicPolicy
+    from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
+    from scheduler_server.observing.sky import ATACAMA
+
+    config = build_config("basic", BasicPolicy(), {})
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    violations = problems = blocks = 0
+    observed = 0.0
+    began = time.perf_counter()
+    for day in range(365):
+        t0 = start + timedelta(days=day)
+        result = run_schedule(t0, t0 + timedelta(days=1), PolicyRequest("basic", {}))
+        report = safety.check_script(result.commands, 41.0, config.telescope, ATACAMA, start=t0.timestamp(), step=5)
+        violations += len(report.violations)
+        problems += len(report.problems)
+        blocks += len(result.blocks)
+        observed += sum((b.t1 - b.t0).total_seconds() for b in result.blocks)
+    print(
+        f"\nyear 2025, 365 daily schedules: {violations} violations, {problems} problems, {blocks} scans,"
+        f" {observed / (365 * 86400):.0%} of the time observing, {time.perf_counter() - began:.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--year", action="store_true", help="also run and check 365 daily schedules")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as warm_cache, tempfile.TemporaryDirectory() as cold_cache:
+        os.environ["SCHEDULER_SERVER_CACHE_DIR"] = warm_cache
+        env = {**os.environ, "SCHEDULER_SERVER_CACHE_DIR": warm_cache}
+        print(f"{'window':>6} | {'warm ms':>8} | {'ms/day':>7} | {'warm peak MiB':>13} | {'fresh CLI s':>11} | {'CLI peak RSS MiB':>16}")
+        print("-" * 78)
+        for label, length in WINDOWS:
+            seconds, peak = warm(length)
+            cli_seconds, rss = fresh(length, env)
+            days = length / timedelta(days=1)
+            print(f"{label:>6} | {seconds * 1000:8.1f} | {seconds * 1000 / days:7.1f} | {peak:13.1f} | {cli_seconds:11.2f} | {rss:16.0f}")
+        cold_env = {**os.environ, "SCHEDULER_SERVER_CACHE_DIR": cold_cache}
+        cli_seconds, rss = fresh(timedelta(days=1), cold_env, runs=1)
+        print(f"{'24 h':>6} | {'':8} | {'':7} | {'':13} | {cli_seconds:11.2f} | {rss:16.0f}  (fresh CLI, empty cache)")
+        if args.year:
+            year(env)
+
+
+if __name__ == "__main__":
+    main()
