@@ -14,12 +14,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import yaml
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from .policies.base import PolicyConfig
-from .sky import ATACAMA, Site
+from .site import ATACAMA, Site
 
 PatchName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")]
 DEFAULT_PATCHES_FILE = "patches.yaml"
@@ -60,8 +59,10 @@ class Patch(PolicyConfig):
             raise ValueError("the centre's dec must be within -90..90")
         return self
 
-    def boundary(self, spacing: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    def boundary(self, spacing: float = 0.5):
         """Points along the patch outline (ICRS deg), about ``spacing`` degrees apart."""
+        import numpy as np
+
         if self.center is not None:
             n = max(16, int(np.ceil(2 * np.pi * self.radius / spacing)))
             theta = np.linspace(0.0, 2 * np.pi, n, endpoint=False)

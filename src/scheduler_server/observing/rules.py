@@ -9,20 +9,22 @@ why; window rules decide which planet observing windows may be used.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from . import blocks
-from .avoidance import SunGuard
-from .blocks import Scan, hhmm
-from .geometry import distance_to_box, wrap180
-from .planets import Footprint, Window
 from .policies.base import PolicyConfig
-from .sky import Samples, Site
+
+if TYPE_CHECKING:  # the computing modules load numpy: imported where used, so configs stay light
+    import numpy as np
+
+    from .avoidance import SunGuard
+    from .blocks import Scan
+    from .planets import Footprint, Window
+    from .sky import Samples, Site
 
 log = logging.getLogger(__name__)
 SIDEREAL_DAY_SECONDS = 86164.0905
@@ -53,9 +55,15 @@ class SunAvoidance(PolicyConfig):
     n_buffer: int = Field(3, ge=0, description="Unsafe spans are widened by this many samples on each side.")
 
     def guard(self, sun: Samples) -> SunGuard:
+        from .avoidance import SunGuard
+
         return SunGuard(sun, self.min_angle, self.min_sun_time, self.n_buffer * self.time_step)
 
     def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
+        import numpy as np
+
+        from . import blocks
+
         out: list[Scan] = []
         for scan in scans:
             unsafe = ctx.guard.unsafe((scan.az, scan.az_hi, scan.el, scan.el), scan.t0, scan.t1 + ctx.after_scan)
@@ -68,6 +76,11 @@ class SunAvoidance(PolicyConfig):
         return out
 
     def _box_unsafe(self, scan: Scan, ctx: Context) -> np.ndarray:
+        import numpy as np
+
+        from . import blocks
+        from .geometry import wrap180
+
         t, az, el = ctx.sun.window(scan.t0, scan.t1 + ctx.after_scan)
         d_az = np.abs(wrap180(scan.az - az)) - scan.throw
         d_alt = np.abs(scan.el - el)
@@ -82,6 +95,9 @@ class MoonAvoidance(PolicyConfig):
     min_angle: float = Field(20.0, ge=0, le=90, description="Least angular distance (deg) from the moon to a scan.")
 
     def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
+        from . import blocks
+        from .geometry import distance_to_box
+
         out: list[Scan] = []
         for scan in scans:
             t, az, el = ctx.moon.window(scan.t0, scan.t1)
@@ -103,7 +119,7 @@ class MinDuration(PolicyConfig):
         kept = []
         for scan in scans:
             if (kind is None or scan.kind == kind) and scan.duration < self.min_duration:
-                log.info("%s: dropped %s %s at %s (%d s < %g s)", rule, scan.kind, scan.name, hhmm(scan.t0), scan.duration, self.min_duration)
+                log.info("%s: dropped %s %s at %s (%d s < %g s)", rule, scan.kind, scan.name, _hhmm(scan.t0), scan.duration, self.min_duration)
                 continue
             kept.append(scan)
         return kept
@@ -128,7 +144,7 @@ class DayMod(PolicyConfig):
         return self
 
     def keep(self, window: Window) -> bool:
-        index = int(np.floor((window.t0 - self.day_ref.timestamp()) / SIDEREAL_DAY_SECONDS))
+        index = math.floor((window.t0 - self.day_ref.timestamp()) / SIDEREAL_DAY_SECONDS)
         return index % self.day_mod == self.day
 
 
@@ -176,6 +192,8 @@ class MakeSourcePlan(PolicyConfig):
     max_obs_length: float = Field(6000.0, gt=0, description="Longest calibration scan, seconds.")
 
     def footprint(self) -> Footprint:
+        from .planets import Footprint
+
         return Footprint(tuple((*s.bounds_x, *s.bounds_y) for s in self.specs), self.spec_shape)
 
 
@@ -187,7 +205,11 @@ class MakeSourceScan(PolicyConfig):
 
 def _log_cut(pieces: list[Scan], original: Scan, rule: str) -> list[Scan]:
     if not pieces:
-        log.info("%s: dropped %s %s at %s entirely", rule, original.kind, original.name, hhmm(original.t0))
+        log.info("%s: dropped %s %s at %s entirely", rule, original.kind, original.name, _hhmm(original.t0))
     elif len(pieces) != 1 or pieces[0] is not original:
-        log.info("%s %s at %s: %s", original.kind, original.name, hhmm(original.t0), pieces[0].cuts[-1])
+        log.info("%s %s at %s: %s", original.kind, original.name, _hhmm(original.t0), pieces[0].cuts[-1])
     return pieces
+
+
+def _hhmm(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -19,12 +19,12 @@ measured from north through east.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from . import cache
+from .site import ATACAMA, Site  # noqa: F401  (ATACAMA re-exported)
 
 CHUNK_SECONDS = 16 * 86400
 STEP_SECONDS = 3600
@@ -50,24 +50,6 @@ EPHEMERIS_NAMES = {
     "neptune": "neptune barycenter",
 }
 BODIES = tuple(EPHEMERIS_NAMES)
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where the telescope is: geodetic latitude and longitude (deg), height (m)."""
-
-    name: str
-    telescope: str
-    lat: float
-    lon: float
-    elevation: float
-
-    @property
-    def key(self) -> str:
-        return f"{self.lat:+.6f}_{self.lon:+.6f}_{self.elevation:.1f}"
-
-
-ATACAMA = Site("ATACAMA", "SAT", -22.958, -67.786, 5200.0)
 
 
 def altaz(body: str, site: Site, times) -> tuple[np.ndarray, np.ndarray]:
