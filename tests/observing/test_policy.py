@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from datetime import datetime, timezone
 
@@ -154,3 +155,24 @@ def test_the_cli_gives_the_same_bytes_in_any_time_zone(observing_cache):
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0] == basic(window=(datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 4, 12, tzinfo=timezone.utc))).commands.encode()
+
+
+def test_every_config_key_is_documented():
+    from tests.conftest import REPO
+
+    docs = (REPO / "docs" / "observing.md").read_text()
+
+    def keys(model, prefix=""):
+        for name, field in type(model).model_fields.items():
+            key = f"{prefix}{field.alias or name}"
+            value = getattr(model, name)
+            yield key
+            if hasattr(type(value), "model_fields"):
+                yield from keys(value, key + ".")
+
+    for key in keys(BasicPolicy.Config()):
+        section, _, leaf = key.rpartition(".")
+        assert re.search(rf"[`.]{re.escape(leaf)}[`.]", docs), key
+        assert not section or section in docs, key
+    for preset in BasicPolicy.presets:
+        assert f"`{preset}`" in docs
