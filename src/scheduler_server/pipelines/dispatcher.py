@@ -46,6 +46,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._leading = False
         self._last_poll: dict[int, float] = {}
+        self._last_full_tick = 0.0
         self._last_sweep = time.time()
 
     @property
@@ -142,8 +143,12 @@ class Dispatcher:
     # --- one tick -------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        # Assign first: a fresh submission should not wait for the bookkeeping below.
-        self._assign(now)
+        # Assign first: a fresh submission should not wait for the bookkeeping below. When it
+        # started something, the bookkeeping waits for the next tick (the start job's end wakes
+        # the loop) instead of competing with the start for the interpreter.
+        if self._assign(now) and now - self._last_full_tick < self.settings.poll_interval:
+            return
+        self._last_full_tick = now
         for pipeline_id in self.store.cancel_requested_queued():
             self.submit(("pipeline", pipeline_id), self.attempts.cancel, pipeline_id)
         active = self.store.active_pipelines()
@@ -187,12 +192,13 @@ class Dispatcher:
                 self._last_poll[pipeline.id] = now
                 self.submit(key, self.attempts.poll, pipeline.id, first, (pipeline, instance))
 
-    def _assign(self, now: float) -> None:
+    def _assign(self, now: float) -> bool:
+        """Assign what can be; True if a pipeline was started on a ready instance."""
         settings = self.settings
         limit = self.pool.limit()
         active, queued = self.store.queue_view(now, settings.max_active_pipelines + limit)
         if not queued:
-            return
+            return False
         free = settings.max_active_pipelines - active
         boot: list[str] = []
         ready: list[tuple[Pipeline, Instance]] = []
@@ -239,3 +245,4 @@ class Dispatcher:
             self.submit(("instance", instance_id), self.pool.boot, instance_id)
         for pipeline, instance in ready:  # on a reused instance: start now rather than next tick
             self.submit(("pipeline", pipeline.id), self.attempts.start, pipeline.id, True, (pipeline, instance))
+        return bool(ready)
