@@ -37,7 +37,7 @@ class ServeProcess:
         if self.config is not None:
             args += ["--config", str(self.config)]
         self.process = subprocess.Popen(
-            args, env=clean_env(self.home), cwd=self.home, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab")
+            args, env=clean_env(self.home), cwd=self.home, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

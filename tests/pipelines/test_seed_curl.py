@@ -90,3 +90,28 @@ def test_seed_curl_with_a_missing_script_gets_a_clear_error(seed_server):
     assert "'nothere.sh' does not exist in LOCAL_SCRIPTS_FOLDER" in one["content"]
     two = _curl(seed_server, "register_two", script="nothere.sh")
     assert two["request"] == "error" and all("does not exist" in r["error"] for r in two["content"])
+
+
+def test_tokens_with_real_curl_and_none_in_the_access_log(tmp_path):
+    home = tmp_path / "home"
+    (home / ".pipeline-scheduler" / "scripts").mkdir(parents=True)
+    (home / "tokens").write_text("lab-token-123\n")
+    # The seed's install location, with the seed's upper-case key.
+    (home / ".pipeline-scheduler" / "config.yaml").write_text(f"TOKENS_FILE: {home / 'tokens'}\n")
+    server = ServeProcess(home).start()
+    try:
+        def curl(*args: str) -> tuple[int, dict]:
+            done = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=30)
+            body, _, code = done.stdout.rpartition("\n")
+            return int(code), json.loads(body)
+
+        assert curl(f"{server.url}/pipeline")[0] == 401
+        assert curl(f"{server.url}/pipeline?token=wrong")[0] == 401
+        assert curl("-H", "Authorization: Bearer wrong", f"{server.url}/instance")[0] == 401
+        assert curl(f"{server.url}/pipeline?token=lab-token-123") == (200, {"request": "success", "content": []})
+        assert curl("-H", "Authorization: Bearer lab-token-123", f"{server.url}/instance")[0] == 200
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert "GET /pipeline" in log and "lab-token-123" not in log and "token=" not in log
+    assert "accepts requests from ANYONE" not in log
