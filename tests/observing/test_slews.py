@@ -18,7 +18,8 @@ RULE = SunAvoidance(min_angle=41, min_sun_time=0, n_buffer=0)
 
 def plan(scans, sun, elevations=(30.0, 45.0, 60.0, 75.0)):
     planner = SlewPlanner(RULE.guard(sun), MODEL, elevations, start=T0 - 600)
-    kept, dropped = planner.plan(scans)
+    result = planner.plan(scans)
+    kept, dropped = result.kept, result.dropped
     script = commands.script(kept)
     report = safety.check_script(script, RULE.min_angle, MODEL, ATACAMA, start=T0 - 600, sun=sun)
     return kept, dropped, script, report
@@ -83,3 +84,14 @@ def test_a_scan_too_soon_after_the_last_one_is_dropped_as_too_late():
     b = Scan("B", "master", T0 + HOUR, T0 + HOUR + 200, 270.0, 45.0, 5.0)  # 180 deg away, 200 s long
     kept, dropped, _, report = plan([a, b], sun)
     assert [s.name for s, _ in kept] == ["A"] and "cannot be there in time" in dropped[0][1]
+
+
+def test_a_plan_can_be_continued_from_its_first_part():
+    sun = constructed_sky("sun", T0, 8, 10, 150.0, 20.0, 0.5)
+    scans = [Scan(f"S{k}", "master", T0 + k * HOUR, T0 + k * HOUR + 3000, 40.0 * k, 60.0, 10.0) for k in range(6)]
+    planner = SlewPlanner(RULE.guard(sun), MODEL, (30.0, 60.0), start=T0 - 600)
+    whole = planner.plan(scans)
+    first = whole.before(T0 + 3 * HOUR)
+    assert [s.name for s, _ in first.kept] == ["S0", "S1", "S2"]
+    continued = planner.plan(scans[3:], prefix=first)
+    assert continued.kept == whole.kept and continued.dropped == whole.dropped

@@ -95,16 +95,19 @@ class MoonAvoidance(PolicyConfig):
     min_angle: float = Field(20.0, ge=0, le=90, description="Least angular distance (deg) from the moon to a scan.")
 
     def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
-        from . import blocks
-        from .geometry import distance_to_box
+        import numpy as np
 
+        from . import blocks
+        from .geometry import cos_distance_to_box
+
+        limit = np.cos(np.radians(self.min_angle))
         out: list[Scan] = []
         for scan in scans:
-            t, az, el = ctx.moon.window(scan.t0, scan.t1)
+            t, _, el, trig = ctx.moon.window_with_trig(scan.t0, scan.t1)
             if scan.el - el.max() >= self.min_angle:
                 out.append(scan)  # the moon is too low to matter: elevation difference bounds the distance
                 continue
-            near = distance_to_box(az, el, scan.az, scan.az_hi, scan.el, scan.el) < self.min_angle
+            near = cos_distance_to_box(*trig, (scan.az, scan.az_hi, scan.el, scan.el)) > limit
             cuts = blocks.pad(blocks.from_mask(t, near), ctx.moon.step, ctx.moon.step)
             out += _log_cut(blocks.cut_scan(scan, cuts, "moon-avoidance"), scan, "moon-avoidance")
         return out

@@ -15,7 +15,7 @@ reason is logged.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .avoidance import Box, SunGuard
 from .blocks import Scan, hhmm
@@ -53,6 +53,21 @@ class _State:
     where: Box | None  # None: unknown (before the first move)
 
 
+@dataclass
+class Plan:
+    kept: list[tuple[Scan, Route]] = field(default_factory=list)
+    dropped: list[tuple[Scan, str]] = field(default_factory=list)
+    states: list[_State] = field(default_factory=list)  # after each kept scan
+
+    def before(self, moment: float) -> "Plan":
+        """The part of the plan whose scans end before ``moment``."""
+        n = 0
+        while n < len(self.kept) and self.kept[n][0].t1 < moment:
+            n += 1
+        end = self.kept[n - 1][0].t1 if n else float("-inf")
+        return Plan(self.kept[:n], [d for d in self.dropped if d[0].t1 <= end], self.states[:n])
+
+
 class Infeasible(Exception):
     """A route that does not work; the reason is worked out only if it is reported."""
 
@@ -74,22 +89,25 @@ class SlewPlanner:
         self.elevations = tuple(e for e in routing_elevations if lo <= e <= hi)
         self.start = start
 
-    def plan(self, scans: list[Scan]) -> tuple[list[tuple[Scan, Route]], list[tuple[Scan, str]]]:
-        """The scans that can be reached safely, each with its route; and the dropped ones, with why."""
-        state = _State(self.start + self.model.uxm_setup_seconds + self.model.iv_curve_seconds, None)
-        kept: list[tuple[Scan, Route]] = []
-        dropped: list[tuple[Scan, str]] = []
+    def plan(self, scans: list[Scan], prefix: "Plan | None" = None) -> "Plan":
+        """Routes to the scans that can be reached safely; the others dropped, with why.
+
+        ``prefix`` is the start of an earlier plan to continue from (its state is kept).
+        """
+        plan = Plan(list(prefix.kept), list(prefix.dropped), list(prefix.states)) if prefix else Plan()
+        state = plan.states[-1] if plan.states else _State(self.start + self.model.uxm_setup_seconds + self.model.iv_curve_seconds, None)
         for scan in scans:
             found = self._route(state, scan)
             if isinstance(found, str):
                 log.info("%s scan %s %s to %s dropped: %s", scan.kind, scan.name, hhmm(scan.t0), hhmm(scan.t1), found)
-                dropped.append((scan, found))
+                plan.dropped.append((scan, found))
                 continue
             route, state = found
             if route.note:
                 log.info("%s scan %s at %s: %s", scan.kind, scan.name, hhmm(scan.t0), route.note)
-            kept.append((scan, route))
-        return kept, dropped
+            plan.kept.append((scan, route))
+            plan.states.append(state)
+        return plan
 
     def _route(self, state: _State, scan: Scan):
         try:

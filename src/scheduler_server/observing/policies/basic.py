@@ -61,14 +61,17 @@ class BasicPolicy(Policy):
         calibration = self._calibration(config, site, a, b, ctx)
         master = self._cuts(self._master(config, site, a, b), config, ctx)
         planner = SlewPlanner(ctx.guard, config.telescope, config.routing_elevations, start=a)
-        # A calibration scan the planner cannot reach would leave a hole where it cut the
-        # master scans: drop it and merge again (once; a second miss just stays a gap).
-        for _ in range(2):
-            plan, dropped = planner.plan(self._merge(master, calibration, config))
-            lost = {scan for scan, _ in dropped if scan.kind == CALIBRATION}
-            if not lost:
-                break
+        plan = planner.plan(self._merge(master, calibration, config))
+        lost = {scan for scan, _ in plan.dropped if scan.kind == CALIBRATION}
+        if lost:
+            # A calibration scan the planner cannot reach would leave a hole where it cut
+            # the master scans: take it out, merge again and plan again from just before
+            # the first change (once; a second miss just stays a gap).
             calibration = [c for c in calibration if c not in lost]
+            kept = plan.before(min(c.t0 for c in lost) - NEAR_SECONDS)
+            resume = kept.kept[-1][0].t1 if kept.kept else float("-inf")
+            plan = planner.plan([s for s in self._merge(master, calibration, config) if s.t0 >= resume], prefix=kept)
+        plan = plan.kept
         text = commands.script(plan, config.test_mode)
         report = safety.check_script(text, sun_rule.min_angle, config.telescope, site, start=a, step=sun_rule.time_step, sun=sun)
         if not report.safe:
@@ -114,7 +117,8 @@ class BasicPolicy(Policy):
         footprint = rules.make_source_plan.footprint()
         scans = []
         for target in config.calibration_targets:
-            windows = planets.windows_near(target, site, a, b, footprint, rules.make_source_plan.max_obs_length)
+            longest = rules.make_source_plan.max_obs_length
+            windows = [w for w in planets.windows_near(target, site, a, b, footprint, longest) if w.t0 <= b and w.t1 + longest >= a]
             for rule in (rules.drift_mode, rules.day_mod):
                 if rule is not None:
                     windows = [w for w in windows if rule.keep(w)]
