@@ -176,3 +176,23 @@ def test_every_config_key_is_documented():
         assert not section or section in docs, key
     for preset in BasicPolicy.presets:
         assert f"`{preset}`" in docs
+
+
+def test_a_window_outside_the_ephemeris_is_a_client_error(client):
+    body = {"t0": "2060-01-01 00:00", "t1": "2060-01-01 06:00", "policy": {"policy": "basic", "config": {}}}
+    answer = client.post("/api/v1/schedule/", json=body)
+    assert answer.status_code == 400 and answer.get_json()["field"] == "t1" and "2053-09-01" in answer.get_json()["message"]
+
+
+def test_a_window_too_short_for_any_scan_gives_the_bare_preamble():
+    result = basic(window=(datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 4, 0, 1, tzinfo=timezone.utc)))
+    assert result.commands.endswith("smurf.uxm_setup()\nsmurf.iv_curve()\n") and result.blocks == []
+
+
+def test_concurrent_requests_get_the_same_answer():
+    from concurrent.futures import ThreadPoolExecutor
+
+    window = (datetime(2024, 3, 9, tzinfo=timezone.utc), datetime(2024, 3, 10, tzinfo=timezone.utc))
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: basic(window=window).commands, range(8)))
+    assert len(set(answers)) == 1

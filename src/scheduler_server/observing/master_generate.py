@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from datetime import datetime, timezone
 
 import numpy as np
@@ -69,6 +70,7 @@ def spec_key(spec: GeneratorConfig, site: Site) -> str:
 
 _MONTHS: dict[tuple[str, int], tuple[MasterScan, ...]] = {}
 _MONTHS_KEPT = 64
+_MONTHS_LOCK = threading.Lock()  # the server answers from several threads
 
 
 def _month(key: str, m0: int, m1: int, spec: GeneratorConfig, site: Site) -> tuple[MasterScan, ...]:
@@ -83,9 +85,10 @@ def _month(key: str, m0: int, m1: int, spec: GeneratorConfig, site: Site) -> tup
     else:
         scans = tuple(plan_month(m0, m1, spec, site))
         cache.save_text(name, format_schedule(MasterSchedule(site, scans)))
-    if len(_MONTHS) >= _MONTHS_KEPT:
-        _MONTHS.pop(next(iter(_MONTHS)))
-    _MONTHS[(key, m0)] = scans
+    with _MONTHS_LOCK:
+        if len(_MONTHS) >= _MONTHS_KEPT:
+            _MONTHS.pop(next(iter(_MONTHS)))
+        _MONTHS[(key, m0)] = scans
     return scans
 
 

@@ -50,6 +50,9 @@ EPHEMERIS_NAMES = {
     "neptune": "neptune barycenter",
 }
 BODIES = tuple(EPHEMERIS_NAMES)
+# DE421 covers 1899-07-29 to 2053-10-09; windows keep a month clear of either end
+# for the margins around them (planet windows, generated months, look-ahead).
+COVERED = ("1900-01-01", "2053-09-01")
 
 
 def altaz(body: str, site: Site, times) -> tuple[np.ndarray, np.ndarray]:

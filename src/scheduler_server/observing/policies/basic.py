@@ -50,6 +50,7 @@ class BasicPolicy(Policy):
         from ..slews import SlewPlanner
 
         a, b = int(math.floor(t0.timestamp())), int(math.ceil(t1.timestamp()))
+        _within_ephemeris(t0, t1)
         site = config.site.to_site()
         rules = config.rules
         sun_rule = rules.sun_avoidance
@@ -166,6 +167,18 @@ class BasicPolicy(Policy):
         if config.rules.moon_avoidance is not None:
             scans = config.rules.moon_avoidance.apply(scans, ctx)
         return scans
+
+
+def _within_ephemeris(t0: datetime, t1: datetime) -> None:
+    from datetime import timezone
+
+    from ..sky import COVERED
+
+    first, last = (datetime.fromisoformat(d).replace(tzinfo=timezone.utc) for d in COVERED)
+    if t0 < first:
+        raise ScheduleInputError("t0", f"the basic policy's ephemeris starts at {COVERED[0]}; {t0:%Y-%m-%d} is too early")
+    if t1 > last:
+        raise ScheduleInputError("t1", f"the basic policy's ephemeris ends at {COVERED[1]}; {t1:%Y-%m-%d} is too late")
 
 
 def _cut(scan, t0: float, t1: float, reason: str):
