@@ -52,23 +52,16 @@ class Span:
     t1: float
     az: tuple[float, float]
     el: tuple[float, float]
-    label: str = ""
+    label: str = ""  # a scan's description
+    target: tuple[float, float] = (0.0, 0.0)  # where a slew goes
 
     @property
     def what(self) -> str:
         if self.doing == "slew":
-            return f"slew to az {self.az_target:g} el {self.el_target:g}"
+            return f"slew to az {self.target[0]:g} el {self.target[1]:g}"
         if self.doing == "scan":
             return f"scan {self.label!r} over az {self.az[0]:g}..{self.az[1]:g} el {self.el[0]:g}"
         return f"{self.doing} at az {self.az[0]:g}..{self.az[1]:g} el {self.el[0]:g}"
-
-    @property
-    def az_target(self) -> float:
-        return float(self.label.split()[0])
-
-    @property
-    def el_target(self) -> float:
-        return float(self.label.split()[1])
 
 
 @dataclass(frozen=True)
@@ -205,7 +198,7 @@ class _Replay:
             dur += self.model.settle_seconds
             box_az = (min(self.az[0], az), max(self.az[1], az))
             box_el = (min(self.el[0], el), max(self.el[1], el))
-            self.spans.append(Span(line, "slew", self.clock, self.clock + dur, box_az, box_el, f"{az} {el}"))
+            self.spans.append(Span(line, "slew", self.clock, self.clock + dur, box_az, box_el, target=(az, el)))
             self.clock += dur
         self.az, self.el = (az, az), (el, el)
 

@@ -72,13 +72,12 @@ class BasicPolicy(Policy):
             kept = plan.before(min(c.t0 for c in lost) - NEAR_SECONDS)
             resume = kept.kept[-1][0].t1 if kept.kept else float("-inf")
             plan = planner.plan([s for s in self._merge(master, calibration, config) if s.t0 >= resume], prefix=kept)
-        plan = plan.kept
-        text = commands.script(plan, config.test_mode)
+        text = commands.script(plan.kept, config.test_mode)
         report = safety.check_script(text, sun_rule.min_angle, config.telescope, site, start=a, step=sun_rule.time_step, sun=sun)
         if not report.safe:
             log.error("refusing an unsafe schedule for %s..%s: %s", t0, t1, "; ".join(report.lines()))
             raise PolicyFailure("the schedule failed the independent sun-safety check: " + "; ".join(report.lines()[:3]))
-        return ScheduleResult(commands=text, blocks=[scan.to_block() for scan, _ in plan])
+        return ScheduleResult(commands=text, blocks=[scan.to_block() for scan, _ in plan.kept])
 
     def _master(self, config: BasicConfig, site, a: int, b: int):
         from ..blocks import MASTER, Scan, hhmm
@@ -196,7 +195,7 @@ def _first_come(scans):
     kept = []
     for scan in scans:
         if kept and scan.t0 < kept[-1].t1:
-            log.info("calibration %s at %s dropped: overlaps calibration %s", scan.name, scan.t0, kept[-1].name)
+            log.info("calibration %s at %s dropped: overlaps calibration %s", scan.name, scan.to_block().t0.isoformat(), kept[-1].name)
             continue
         kept.append(scan)
     return kept
