@@ -51,6 +51,7 @@ class ServerHost:
     def stop(self, grace: float = 1.0) -> None:
         """Stop the sshd, drop its open connections and kill every process that ran on this server."""
         doomed = self.processes()
+        log.info("server %s: stopping sshd %s, terminating %s", self.address, self.pid, [_describe(p) for p in sorted(doomed)])
         for pid in doomed:
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -58,8 +59,22 @@ class ServerHost:
             time.sleep(0.02)
             doomed = {pid for pid in doomed if _alive(pid)}
         self._sshd.stop()
-        for pid in doomed | self.processes():  # per-connection sshd processes outlive the listener
+        survivors = doomed | self.processes()
+        if survivors:
+            log.info("server %s: killing %s", self.address, sorted(survivors))
+        for pid in survivors:  # per-connection sshd processes outlive the listener
             _signal(pid, signal.SIGKILL)
+        # A process forked between two scans (a launcher's child) would outlive its VM: look again later.
+        threading.Thread(target=self._sweep_late, name=f"late-kill-{self.address}", daemon=True).start()
+
+    def _sweep_late(self) -> None:
+        for pause in (0.3, 1.0, 3.0):
+            time.sleep(pause)
+            late = self.processes()
+            if late:
+                log.info("server %s: killing late %s", self.address, [_describe(p) for p in sorted(late)])
+            for pid in late:
+                _signal(pid, signal.SIGKILL)
 
     def processes(self) -> set[int]:
         """The sshd's children (connections) and every process started by a session on this server."""
@@ -77,6 +92,13 @@ class ServerHost:
                     found.add(int(entry.name))
                     break
         return found
+
+
+def _describe(pid: int) -> str:
+    try:
+        return f"{pid} " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return str(pid)
 
 
 def _signal(pid: int, sig: int) -> None:

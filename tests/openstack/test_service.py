@@ -110,7 +110,7 @@ FAULTS = {
     "server-error": (["server_error:count=1"], {}, {}, "succeeded", "went to ERROR: No valid host was found"),
     "stuck-in-build": (["server_stuck:count=1"], {}, {"pipelines": {"openstack": {"boot_timeout": 3}}}, "succeeded", "still BUILD after"),
     "api-5xx": (["api_error:method=POST,path=/servers$,status=500,count=3"], {}, {}, "succeeded", None),
-    "api-timeout": (["api_timeout:method=GET,path=/servers/[0-9a-f-]+$,seconds=3,count=2"], {}, {"pipelines": {"openstack": {"api_timeout": 1}}}, "succeeded", None),
+    "api-timeout": (["api_timeout:method=GET,path=/servers/detail$,seconds=3,count=2"], {}, {"pipelines": {"openstack": {"api_timeout": 1}}}, "succeeded", None),
     "quota-exceeded": ([], {"max_servers": 0}, {"MAX_ATTEMPTS": 2}, "failed", "Quota exceeded for instances"),
     "server-vanishes": (["server_vanish:after=1.2,count=1"], {}, {}, "succeeded", "no longer exists"),
     "fip-pool-dry": ([], {"fip_pool_size": 0}, {"MAX_ATTEMPTS": 2}, "failed", "No more IP addresses available"),
@@ -134,6 +134,8 @@ def test_fault_ends_every_pipeline_with_a_reason_and_leaks_nothing(tmp_path, ssh
             assert reason in history, history
         if expected == "succeeded":
             assert sorted(markers(tmp_path, "done")) == ["s1", "s2"]
+        fired = requests.get(f"{sim.base_url}/_sim/faults", timeout=5).json()["faults"]
+        assert all(rule["fired"] >= 1 for rule in fired), fired  # each injected fault did happen
         wait_for(lambda: sim.leftovers() == {"servers": [], "floating_ips": []}, 30, what=f"an empty cloud, have {sim.leftovers()}")
 
 
