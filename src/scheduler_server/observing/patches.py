@@ -84,15 +84,15 @@ class Patch(PolicyConfig):
 
 class GeneratorConfig(PolicyConfig):
     patches: tuple[Patch, ...] | None = Field(
-        None, description="Sky patches to observe; null uses the bundled default patches (observing/data/patches.yaml)."
+        None, max_length=200, description="Sky patches to observe; null uses the bundled default patches (observing/data/patches.yaml)."
     )
-    elevations: tuple[float, ...] = Field((50.0, 60.0), min_length=1, description="Elevations (deg) a scan may use.")
+    elevations: tuple[float, ...] = Field((50.0, 60.0), min_length=1, max_length=10, description="Elevations (deg) a scan may use.")
     sun_avoidance_angle: float = Field(50.0, ge=0, le=180, description="No scan comes closer to the sun (deg).")
     moon_avoidance_angle: float = Field(20.0, ge=0, le=180, description="No scan comes closer to the moon (deg).")
     min_scan_seconds: int = Field(600, ge=60, description="Shortest constant-elevation scan worth starting.")
     max_scan_seconds: int = Field(3000, ge=60, description="Longer scans are split into sub-scans of at most this length.")
     gap_seconds: int = Field(60, ge=0, description="Idle time between two scans (slew and settle).")
-    boresight_angles: tuple[float, ...] = Field((0.0,), min_length=1, description="Boresight rotations, cycled scan by scan.")
+    boresight_angles: tuple[float, ...] = Field((0.0,), min_length=1, max_length=64, description="Boresight rotations, cycled scan by scan.")
 
     @model_validator(mode="after")
     def _check(self):

@@ -190,7 +190,7 @@ class Spec(PolicyConfig):
 class MakeSourcePlan(PolicyConfig):
     """Where and how long a planet takes to drift through the array footprint."""
 
-    specs: tuple[Spec, ...] = Field((Spec(),), min_length=1, description="Array footprint(s): bounds_x, bounds_y in deg.")
+    specs: tuple[Spec, ...] = Field((Spec(),), min_length=1, max_length=64, description="Array footprint(s): bounds_x, bounds_y in deg.")
     spec_shape: Literal["ellipse", "box"] = Field("ellipse", description="Shape of each footprint.")
     max_obs_length: float = Field(6000.0, gt=0, description="Longest calibration scan, seconds.")
 

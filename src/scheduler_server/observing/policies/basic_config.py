@@ -44,11 +44,11 @@ class BasicConfig(PolicyConfig):
         description="Path (on the server) of a toast ground-schedule file; null uses the schedule generated from master_generator.",
     )
     master_generator: GeneratorConfig = Field(default_factory=GeneratorConfig, description="How the default master schedule is generated.")
-    calibration_targets: tuple[Planet, ...] = Field(("uranus", "saturn"), description="Planets to calibrate on; [] for none.")
+    calibration_targets: tuple[Planet, ...] = Field(("uranus", "saturn"), max_length=7, description="Planets to calibrate on; [] for none.")
     site: SiteConfig = Field(default_factory=SiteConfig, description="The observatory (the SO site in Atacama by default).")
     telescope: TelescopeModel = Field(default_factory=TelescopeModel, description="Slew speeds and command durations.")
     routing_elevations: tuple[float, ...] = Field(
-        (30.0, 45.0, 60.0, 75.0), description="Elevations tried for a detour or a parking spot when a slew or wait would pass the sun."
+        (30.0, 45.0, 60.0, 75.0), max_length=10, description="Elevations tried for a detour or a parking spot when a slew or wait would pass the sun."
     )
     test_mode: bool = Field(True, description="Argument of initialize() in the script.")
     rules: Rules = Field(default_factory=Rules)
