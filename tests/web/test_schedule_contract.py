@@ -225,3 +225,21 @@ def test_cors_is_configurable(tmp_path):
     assert ok.headers.get("Access-Control-Allow-Origin") == "https://ok.example"
     bad = client.post(URL, data=json.dumps(SEED_BODY), content_type="application/json", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in bad.headers
+
+
+def test_a_request_cannot_name_files_on_the_server_but_a_site_preset_can(tmp_path):
+    from scheduler_server.app import create_app
+
+    master = tmp_path / "master.txt"
+    master.write_text("not a toast schedule\n")
+    presets = {"basic": {"site-file": {"master_schedule": str(master)}}}
+    client = create_app(Settings(data_dir=tmp_path, observing=ObservingSettings(presets=presets))).test_client()
+    body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 02:00", "policy": {"policy": "basic", "config": {"master_schedule": "/etc/passwd"}}}
+    r = post(client, body)
+    assert r.status_code == 400
+    assert r.get_json()["field"] == "policy.config.master_schedule"
+    assert "can only be set in the server's configuration" in r.get_json()["message"]
+    body["policy"] = {"policy": "basic", "preset": "site-file"}
+    r = post(client, body)  # the preset's file is read (and refused for its content, naming the field)
+    assert r.status_code == 400 and r.get_json()["field"] == "policy.config.master_schedule"
+    assert "can only be set" not in r.get_json()["message"]

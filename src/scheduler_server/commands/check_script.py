@@ -26,7 +26,7 @@ def command(script, start, min_angle, step, preset, settings, config_path) -> No
 
     site_settings = settings_or_exit(config_path)
     try:
-        config = build_config("basic", lookup_policy("basic"), _parse_set(settings), preset, site_settings.observing.presets)
+        config = build_config("basic", lookup_policy("basic"), _parse_set(settings), preset, site_settings.observing.presets, trusted=True)
     except ScheduleInputError as exc:
         raise click.ClickException(str(exc)) from None
     try:

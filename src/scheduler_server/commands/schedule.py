@@ -65,7 +65,7 @@ def command(t0, t1, policy_name, preset, settings, policy_file, fmt, config_path
 
     config = deep_merge(config, _parse_set(settings))
     name = policy_name or spec.get("policy") or "dummy"
-    request = PolicyRequest(name, config, preset or spec.get("preset"))
+    request = PolicyRequest(name, config, preset or spec.get("preset"), trusted=True)
     site = settings_or_exit(config_path)
     try:
         result = run_schedule(start, stop, request, site.observing.presets)

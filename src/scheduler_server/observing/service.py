@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .policies.base import Policy, PolicyConfig, ScheduleResult
 from .policies.registry import available_policies
@@ -27,11 +27,18 @@ class ScheduleInputError(ValueError):
         self.problem = problem
 
 
+SITE_ONLY = "site_only"
+"""Mark a config field ``Field(json_schema_extra={"site_only": True})`` when a request
+from the network must not set it (e.g. a path on the server): only presets from the
+server's configuration, or a trusted local caller such as the CLI, may."""
+
+
 @dataclass(frozen=True)
 class PolicyRequest:
     name: str
     config: Mapping[str, Any]
     preset: str | None = None
+    trusted: bool = False  # True for the local CLI: it may set site-only keys
 
 
 def lookup_policy(name: str) -> Policy:
@@ -55,7 +62,13 @@ def build_config(
     overrides: Mapping[str, Any],
     preset: str | None = None,
     site_presets: Mapping[str, Mapping[str, Any]] | None = None,
+    trusted: bool = False,
 ) -> PolicyConfig:
+    if not trusted:
+        for path in site_only_keys(policy.Config, overrides):
+            raise ScheduleInputError(
+                f"policy.config.{path}", "can only be set in the server's configuration (observing.presets), not by a request"
+            )
     merged = policy.Config().model_dump()
     if preset is not None:
         presets = presets_of(policy_name, policy, site_presets)
@@ -72,8 +85,23 @@ def build_config(
 
 def run_schedule(t0: datetime, t1: datetime, request: PolicyRequest, site_presets=None) -> ScheduleResult:
     policy = lookup_policy(request.name)
-    config = build_config(request.name, policy, request.config, request.preset, site_presets)
+    config = build_config(request.name, policy, request.config, request.preset, site_presets, request.trusted)
     return policy.schedule(t0, t1, config)
+
+
+def site_only_keys(model: type[BaseModel], overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of the keys in ``overrides`` that ``model`` marks as site-only."""
+    found = []
+    for key, value in overrides.items():
+        field = next((f for name, f in model.model_fields.items() if key in (name, f.alias)), None)
+        if field is None:
+            continue  # validation reports unknown keys
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(SITE_ONLY):
+            found.append(f"{prefix}{key}")
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, Mapping):
+            found += site_only_keys(sub, value, f"{prefix}{key}.")
+    return found
 
 
 def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

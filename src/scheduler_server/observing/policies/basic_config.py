@@ -41,7 +41,11 @@ class BasicConfig(PolicyConfig):
 
     master_schedule: str | None = Field(
         None,
-        description="Path (on the server) of a toast ground-schedule file; null uses the schedule generated from master_generator.",
+        description=(
+            "Path (on the server) of a toast ground-schedule file; null uses the schedule generated from master_generator."
+            " Site-only: set it in a preset of the server's configuration (observing.presets), not in a request."
+        ),
+        json_schema_extra={"site_only": True},
     )
     master_generator: GeneratorConfig = Field(default_factory=GeneratorConfig, description="How the default master schedule is generated.")
     calibration_targets: tuple[Planet, ...] = Field(("uranus", "saturn"), max_length=7, description="Planets to calibrate on; [] for none.")
