@@ -29,5 +29,12 @@ fi
 extras=""
 [ "$mode" = test ] && extras="[test]"
 echo "setup: installing scheduler-server${extras} into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
+log="$(mktemp)"
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.txt -e ".${extras}" >"$log" 2>&1; then
+  grep -v '^WARNING: Location' "$log" >&2
+  rm -f "$log"
+  echo "setup: pip install failed" >&2
+  exit 1
+fi
+rm -f "$log"
 .venv/bin/python -c 'import scheduler_server' # fail here, not later, if the install did not work
