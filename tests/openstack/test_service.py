@@ -77,6 +77,12 @@ def test_seed_curl_examples_run_pipelines_on_simulated_vms(tmp_path, sim_proc, s
         30, what="a busy instance",
     )  # fmt: skip
     assert busy[0]["address"].startswith(block) and busy[0]["backend"] == "openstack"
+    # The server's metadata names the job it runs: job-<pipeline>-<attempt>.
+    job = f"job-{busy[0]['pipeline']}-1"
+    wait_for(
+        lambda: any(s["id"] == busy[0]["backend_id"] and s["metadata"].get("scheduler_server_job") == job for s in sim_proc.state()["servers"]),
+        10, what=f"metadata {job}",
+    )  # fmt: skip
 
     # An untracked server of ours (a crash leftover) and somebody else's server.
     conn = sdk(sim_proc)

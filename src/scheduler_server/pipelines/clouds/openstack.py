@@ -3,8 +3,8 @@
 ``provision`` resolves the image, flavor and networks (names or ids) once,
 then creates a server named by the pool and tagged in its metadata with this
 scheduler's id, the pool's instance name and the creation time. A create that
-failed transiently is looked up by name and request tag before it is repeated,
-so a timeout never yields two servers.
+failed transiently is looked up by name and request tag before it is repeated;
+a late duplicate of a repeated create is deleted once found.
 
 ``wait_until_reachable`` polls until ACTIVE (ERROR, disappearance or
 ``boot_timeout`` become a ``ProvisionError`` with the cloud's reason), attaches
@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 NAME_KEY = "scheduler_server_instance"
 CREATED_KEY = "scheduler_server_created_at"
 REQUEST_KEY = "scheduler_server_request"
+JOB_KEY = "scheduler_server_job"
 STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}
-#: First and longest pause between two SSH probes of a fresh server.
-SSH_PROBE_FIRST, SSH_PROBE_MAX_FACTOR = 0.2, 1.0
+#: First pause between two SSH probes of a fresh server; it doubles up to CONNECTION_RETRY_INTERVAL.
+SSH_PROBE_FIRST = 0.2
 
 
 class OpenStackBackend(CloudBackend):
@@ -273,7 +274,7 @@ class OpenStackBackend(CloudBackend):
                 last = exc
             if attempt < attempts:
                 time.sleep(delay)
-                delay = min(delay * 2, interval * SSH_PROBE_MAX_FACTOR)
+                delay = min(delay * 2, interval)
         raise InstanceUnreachable(f"server {instance.name}: no SSH after {attempts} attempts: {last}")
 
     def executor(self, instance: InstanceInfo) -> OpenStackExecutor:
@@ -288,6 +289,7 @@ class OpenStackBackend(CloudBackend):
                     instance.address, instance.port, instance.user or self.settings.ssh_user,
                     key_file=self.settings.ssh_key_file, password=password,
                     exists=lambda sid=instance.id: self._exists(sid), server_name=instance.name,
+                    tag_job=lambda job, sid=instance.id: self._tag_job(sid, job),
                 )  # fmt: skip
                 self._executors[key] = executor
             return executor
@@ -325,6 +327,13 @@ class OpenStackBackend(CloudBackend):
                 return None
             raise
         return self._info(server)
+
+    def _tag_job(self, server_id: str, job: str) -> None:
+        compute = self.connection().compute
+        try:
+            self._call("set server metadata", lambda: compute.set_server_metadata(server_id, **{JOB_KEY: job}))
+        except CloudAPIError as exc:  # only informative: never fail a running pipeline for it
+            log.warning("openstack: could not tag server %s with %s: %s", server_id, job, exc)
 
     def _exists(self, server_id: str) -> bool:
         info = self.get_instance(server_id)

@@ -3,11 +3,16 @@
 When a connection fails, one API call asks Nova whether the server still
 exists; if not, the failure becomes ``InstanceGone`` and the pipeline is
 retried on a new server at once instead of after the unreachable grace period.
+
+A launched job is also recorded in the server's metadata
+(``scheduler_server_job: job-<pipeline>-<attempt>``), so the cloud's own tools
+show which pipeline a server runs.
 """
 
 from __future__ import annotations
 
 import logging
+import posixpath
 from typing import Callable
 
 from .base import BackendError, InstanceGone, InstanceUnreachable
@@ -17,10 +22,16 @@ log = logging.getLogger(__name__)
 
 
 class OpenStackExecutor(SSHExecutor):
-    def __init__(self, *args, exists: Callable[[], bool], server_name: str, **kwargs):
+    def __init__(self, *args, exists: Callable[[], bool], tag_job: Callable[[str], None], server_name: str, **kwargs):
         super().__init__(*args, **kwargs)
         self._exists = exists
+        self._tag_job = tag_job
         self.server_name = server_name
+
+    def launch_detached(self, directory, script, stdin):
+        pid = super().launch_detached(directory, script, stdin)
+        self._tag_job(posixpath.basename(directory.rstrip("/")))
+        return pid
 
     def _gone_or(self, exc: InstanceUnreachable) -> BackendError:
         try:
