@@ -9,6 +9,8 @@ the exact angular distance from a direction (the sun) to the nearest point of a 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -83,3 +85,20 @@ def cos_distance_to_arcs(cos_az, sin_az, sin_el, cos_el, az_lo, az_hi, el) -> np
     cos_gap = np.where(cos_d >= np.cos(half), 1.0, cos_d * np.cos(half) + np.abs(sin_d) * np.sin(half))
     e = np.radians(el)
     return sin_el * np.sin(e) + cos_el * np.cos(e) * cos_gap
+
+
+def cos_distance_to_box_at(az: float, el: float, box) -> float:
+    """``cos_distance_to_box`` for one direction, in plain floats: a few microseconds
+    instead of the tens that numpy's per-call overhead costs on a single value."""
+    az_lo, az_hi, el_lo, el_hi = box
+    width = az_hi - az_lo
+    if width >= 360.0:
+        cos_gap = 1.0
+    else:
+        past = (az - az_lo) % 360.0
+        cos_gap = math.cos(math.radians(max(min(past - width, 360.0 - past), 0.0)))
+    e = math.radians(el)
+    sin_e, cos_e = math.sin(e), math.cos(e)
+    lo, hi = math.radians(el_lo), math.radians(el_hi)
+    best = min(max(math.atan2(sin_e, cos_e * cos_gap), lo), hi)
+    return max(sin_e * math.sin(x) + cos_e * math.cos(x) * cos_gap for x in (best, lo, hi))

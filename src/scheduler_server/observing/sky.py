@@ -135,12 +135,11 @@ def _cubic(values: np.ndarray, offset: np.ndarray) -> np.ndarray:
 def _table(body: str, site: Site, chunk: int) -> np.ndarray:
     table = cache.load_array(_table_name(body, site, chunk))
     if table is None or table.shape[-1] != _POINTS:
-        # Skyfield's cost is mostly per time, not per body: a chunk is computed for
-        # every body at once, and all of them are kept.
-        tables = _compute(site, chunk)
-        for name, values in tables.items():
-            cache.save_array(_table_name(name, site, chunk), values)
-        table = tables[body]
+        # Only the body asked for: a schedule needs the sun, the moon, the sidereal
+        # time and its calibration targets, and each body costs about as much as
+        # the times' shared setup (``_chunk_times``), which is kept for the next one.
+        table = _compute(body, site, chunk)
+        cache.save_array(_table_name(body, site, chunk), table)
     table.setflags(write=False)
     return table
 
@@ -154,20 +153,28 @@ def _versions() -> str:
     return f"t{TABLE_FORMAT}-skyfield{cache.package_version('skyfield')}-data{cache.package_version('skyfield-data')}"
 
 
-def _compute(site: Site, chunk: int) -> dict[str, np.ndarray]:
+def _compute(body: str, site: Site, chunk: int) -> np.ndarray:
+    """One chunk's table for ``body`` ("lst" for the sidereal-time residual)."""
+    t, when, here = _chunk_times(site, chunk)
+    if body == "lst":
+        last = when.gast * 15.0 + site.lon
+        residual = (last - SIDEREAL_DEG_PER_SECOND * (t - J2000_UNIX) + 180.0) % 360.0 - 180.0
+        return np.degrees(np.unwrap(np.radians(residual)))[None, :]
+    _, eph = _skyfield()
+    ra, dec, _ = here.observe(eph[EPHEMERIS_NAMES[body]]).apparent().radec(epoch="date")
+    return np.vstack([np.degrees(np.unwrap(ra.radians)), dec.degrees])
+
+
+@lru_cache(maxsize=4)
+def _chunk_times(site: Site, chunk: int):
+    """A chunk's grid times, as skyfield times (whose nutation is computed once and
+    kept on the object) and with the site's position at them."""
     from skyfield.api import wgs84
 
     ts, eph = _skyfield()
     t = chunk * CHUNK_SECONDS + STEP_SECONDS * np.arange(-_BEFORE, _POINTS - _BEFORE, dtype=float)
     when = _skyfield_time(ts, t)
-    last = when.gast * 15.0 + site.lon
-    residual = (last - SIDEREAL_DEG_PER_SECOND * (t - J2000_UNIX) + 180.0) % 360.0 - 180.0
-    tables = {"lst": np.degrees(np.unwrap(np.radians(residual)))[None, :]}
-    here = (eph["earth"] + wgs84.latlon(site.lat, site.lon, site.elevation)).at(when)
-    for body, name in EPHEMERIS_NAMES.items():
-        ra, dec, _ = here.observe(eph[name]).apparent().radec(epoch="date")
-        tables[body] = np.vstack([np.degrees(np.unwrap(ra.radians)), dec.degrees])
-    return tables
+    return t, when, (eph["earth"] + wgs84.latlon(site.lat, site.lon, site.elevation)).at(when)
 
 
 def _skyfield_time(ts, t: np.ndarray):
@@ -201,6 +208,7 @@ class Samples:
         self.t = np.arange(first, stop + step, step, dtype=float)
         self.az, self.el = altaz(body, site, self.t)
         self.trig = _trig(self.az, self.el)
+        self.max_move = _max_move(self.trig)
 
     @classmethod
     def of(cls, body: str, site: Site, t: np.ndarray, az: np.ndarray, el: np.ndarray) -> "Samples":
@@ -209,12 +217,20 @@ class Samples:
         self.body, self.site, self.step = body, site, int(round(t[1] - t[0]))
         self.t, self.az, self.el = np.asarray(t, float), np.asarray(az, float) % 360.0, np.asarray(el, float)
         self.trig = _trig(self.az, self.el)
+        self.max_move = _max_move(self.trig)
         return self
 
     def window(self, start: float, stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Grid times in [start, stop] (at least the one nearest ``start``) with az and el."""
         t, az, el, _ = self.window_with_trig(start, stop)
         return t, az, el
+
+    def indices(self, start: float, stop: float) -> tuple[int, int] | None:
+        """Grid indices [i0, i1) of the times ``window`` returns, or None when the span
+        is not all on the grid."""
+        i0 = int(np.ceil((start - self.t[0]) / self.step))
+        i1 = max(int(np.floor((stop - self.t[0]) / self.step)) + 1, i0 + 1)
+        return (i0, i1) if i0 >= 0 and i1 <= len(self.t) else None
 
     def window_with_trig(self, start: float, stop: float):
         """As ``window``, plus (cos az, sin az, sin el, cos el) for the fast geometry."""
@@ -225,6 +241,19 @@ class Samples:
         t = self.t[0] + self.step * np.arange(i0, i1, dtype=float)
         az, el = altaz(self.body, self.site, t)
         return t, az, el, _trig(az, el)
+
+
+def _max_move(trig: np.ndarray) -> float:
+    """The largest angle (deg) between consecutive samples, a little rounded up.
+
+    Any two samples k apart are then at most k times this apart (triangle
+    inequality), which lets a test of one sample vouch for its neighbours.
+    """
+    if trig.shape[1] < 2:
+        return 0.0
+    cos_az, sin_az, sin_el, cos_el = trig
+    cos_move = sin_el[1:] * sin_el[:-1] + cos_el[1:] * cos_el[:-1] * (cos_az[1:] * cos_az[:-1] + sin_az[1:] * sin_az[:-1])
+    return float(np.degrees(np.arccos(np.clip(cos_move.min(), -1.0, 1.0)))) * 1.01 + 1e-6
 
 
 def _trig(az: np.ndarray, el: np.ndarray) -> np.ndarray:
