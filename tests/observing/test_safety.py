@@ -124,3 +124,18 @@ def test_the_fast_reader_and_the_syntax_tree_agree():
     assert _read_simple(odd) is None and read_script(odd).calls == fast.calls
     for tricky in ("acu.move_to(1, 2); import os\n", "acu.move_to(1, el=2, el=3)\n", "acu.move_to(el=2, 1)\n", "acu.move_to(1_0, 2)\n"):
         assert _read_simple(HEADER + tricky) is None, tricky
+
+
+def test_the_checkers_box_distance_is_the_minimum_over_a_dense_sample_of_the_box():
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        az_lo, el_lo = rng.uniform(-20, 340), rng.uniform(0, 80)
+        box = (az_lo, az_lo + rng.choice([0.0, rng.uniform(0, 90), 400.0]), el_lo, min(90.0, el_lo + rng.choice([0.0, rng.uniform(0, 40)])))
+        sun_az, sun_el = rng.uniform(0, 360), rng.uniform(-30, 90)
+        grid_az, grid_el = np.meshgrid(np.linspace(box[0], min(box[1], box[0] + 360), 400), np.linspace(box[2], box[3], 200))
+        brute = np.radians(90 - grid_el), np.radians(grid_az)
+        sun = np.radians(90 - sun_el), np.radians(sun_az)
+        cos_brute = (np.cos(brute[0]) * np.cos(sun[0]) + np.sin(brute[0]) * np.sin(sun[0]) * np.cos(brute[1] - sun[1])).max()
+        got = safety._cos_to_box(np.array([sun_az]), np.array([sun_el]), np.array([box]))[0]
+        assert got >= cos_brute - 1e-12  # never farther than a point of the box
+        assert np.degrees(np.arccos(min(got, 1.0))) == pytest.approx(np.degrees(np.arccos(min(cos_brute, 1.0))), abs=0.3)

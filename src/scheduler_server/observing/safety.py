@@ -8,7 +8,7 @@ during a scan (its whole throw, and the drift), the az/el rectangle spanned by a
 slew's two ends (whatever the axis speeds, the path stays inside it). Then it
 samples every span and reports every moment the sun is closer than ``min_angle``.
 
-The geometry is done here again, with unit vectors, rather than borrowed from the
+The geometry is done here again, in its own form, rather than borrowed from the
 policy's own code. What cannot be known is said, not guessed: before the first
 ``acu.move_to`` the pointing is unknown and nothing is checked; without a start
 time, the timeline begins at the first ``wait_until``. A statement the checker
@@ -238,22 +238,21 @@ class _Replay:
 def _judge(spans: list[Span], min_angle: float, site: sky.Site, step: int, sun: sky.Samples | None, report: Report) -> None:
     t, owner = _sample_times(spans, step)
     sun_az, sun_el = _sun(t, site, sun)
-    az_lo, az_hi, el_lo, el_hi = (np.array([getattr(s, a)[i] for s in spans])[owner] for a, i in (("az", 0), ("az", 1), ("el", 0), ("el", 1)))
+    boxes = np.array([(s.az[0], s.az[1], s.el[0], s.el[1]) for s in spans])
     # The elevation difference bounds the distance from below: only where it does
     # not settle the question is the full geometry worked out.
-    near = np.flatnonzero(el_lo - sun_el < min_angle)
+    near = np.flatnonzero(boxes[owner, 2] - sun_el < min_angle)
     if len(near) == 0:
         return
-    sun_vec = _unit(sun_az[near], sun_el[near])
-    nearest = _unit(*_nearest_in_box(sun_az[near], sun_el[near], az_lo[near], az_hi[near], el_lo[near], el_hi[near]))
-    dot = np.einsum("ij,ij->j", sun_vec, nearest)
+    who = owner[near]
+    dot = _cos_to_box(sun_az[near], sun_el[near], boxes[who])
     report.closest = float(np.degrees(np.arccos(min(1.0, dot.max()))))
     bad = dot > np.cos(np.radians(min_angle))
     if not bad.any():
         return
     distance = np.degrees(np.arccos(np.clip(dot, -1.0, 1.0)))
-    for i in np.unique(owner[near][bad]):
-        sel = np.flatnonzero(bad & (owner[near] == i))
+    for i in np.unique(who[bad]):
+        sel = np.flatnonzero(bad & (who == i))
         worst = sel[np.argmin(distance[sel])]
         span, moments = spans[i], t[near][sel]
         report.violations.append(
@@ -293,31 +292,28 @@ def _sun(t: np.ndarray, site: sky.Site, sun: sky.Samples | None) -> tuple[np.nda
     return az, el
 
 
-def _unit(az, el) -> np.ndarray:
+def _cos_to_box(az, el, boxes) -> np.ndarray:
+    """Cosine of the angle from each direction (az, el) to the nearest point of its box
+    (rows of az_lo, az_hi, el_lo, el_hi).
+
+    The nearest azimuth of the box is the one nearest ``az``, ``gap`` away. Along
+    that meridian the cosine of the angle to elevation x is
+    sin(el) sin(x) + cos(el) cos(gap) cos(x) = R cos(x - x_top), with
+    R = hypot(sin el, cos el cos gap) and x_top = atan2(sin el, cos el cos gap):
+    its largest value over the box's elevations is R where x_top lies inside them,
+    else at one of their two ends (the nearer one, which for a sun behind the
+    zenith is not always the one x_top is clamped to).
+    """
+    az_lo, az_hi, el_lo, el_hi = (np.radians(boxes[:, k]) for k in range(4))
     a, e = np.radians(az), np.radians(el)
-    return np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
-
-
-def _nearest_in_box(az, el, az_lo, az_hi, el_lo, el_hi):
-    """The point of each box nearest to (az, el): the box azimuth nearest to az, then, on
-    that meridian, the elevation where the great circle from (az, el) meets it at right
-    angles (clamped into the box) or one of the box's two elevation limits, whichever is
-    nearest (the clamped point is not always nearest when the sun is behind the zenith)."""
     width = az_hi - az_lo
-    into = (az - az_lo) % 360.0
-    inside = (into <= width) | (width >= 360.0)
-    to_hi, to_lo = into - width, 360.0 - into
-    near_az = np.where(inside, az, np.where(to_hi < to_lo, az_hi, az_lo))
-    gap = np.radians(np.where(inside, 0.0, np.minimum(to_hi, to_lo)))
-    e = np.radians(el)
-    el_best = np.clip(np.degrees(np.arctan2(np.sin(e), np.cos(e) * np.cos(gap))), el_lo, el_hi)
-    sun = _unit(az, el)
-    best_el, best_dot = el_best, np.einsum("ij,ij->j", sun, _unit(near_az, el_best))
-    for candidate in (el_lo, el_hi):
-        dot = np.einsum("ij,ij->j", sun, _unit(near_az, candidate))
-        better = dot > best_dot
-        best_el, best_dot = np.where(better, candidate, best_el), np.where(better, dot, best_dot)
-    return near_az, best_el
+    into = (a - az_lo) % (2 * np.pi)
+    inside = (into <= width) | (width >= 2 * np.pi)
+    cos_gap = np.cos(np.where(inside, 0.0, np.minimum(into - width, 2 * np.pi - into)))
+    sin_e, across = np.sin(e), np.cos(e) * cos_gap
+    at_ends = np.maximum(sin_e * np.sin(el_lo) + across * np.cos(el_lo), sin_e * np.sin(el_hi) + across * np.cos(el_hi))
+    top = np.arctan2(sin_e, across)
+    return np.where((top >= el_lo) & (top <= el_hi), np.hypot(sin_e, across), at_ends)
 
 
 def _iso(seconds: float) -> str:

@@ -46,6 +46,10 @@ def read_script(text: str) -> Reading:
 def _read_simple(text: str) -> Reading | None:
     reading = Reading()
     in_with = False
+    # A schedule repeats the same few lines (smurf.bias_step() and the like) hundreds
+    # of times: each distinct line is parsed once. Calls read from equal lines share
+    # their (never modified) kwargs.
+    parsed: dict[str, tuple | None] = {}
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.rstrip()
         if not line:
@@ -61,14 +65,16 @@ def _read_simple(text: str) -> Reading | None:
         if line == "with disable_trace():":
             in_with = True
             continue
-        call = _simple_call(line, number)
+        if line not in parsed:
+            parsed[line] = _simple_call(line)
+        call = parsed[line]
         if call is None:
             return None
-        reading.calls.append(call)
+        reading.calls.append(Call(number, *call))
     return reading
 
 
-def _simple_call(line: str, number: int) -> Call | None:
+def _simple_call(line: str) -> tuple[str, tuple, dict] | None:
     match = _CALL.fullmatch(line)
     if match is None:
         return None
@@ -91,7 +97,7 @@ def _simple_call(line: str, number: int) -> Call | None:
         position = arg.end()
     if text.strip() and text.rstrip().endswith(","):
         return None
-    return Call(number, match.group("name"), tuple(args), kwargs)
+    return match.group("name"), tuple(args), kwargs
 
 
 def _value(token: str):
