@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from scheduler_server.observing import master, master_generate
+from scheduler_server.observing import cache, master, master_generate, master_store
 from scheduler_server.observing.geometry import distance_to_box
 from scheduler_server.observing.patches import GeneratorConfig, Patch, load_patches_file
 from scheduler_server.observing.sky import ATACAMA, altaz
@@ -132,6 +132,41 @@ def test_any_window_of_a_generated_schedule_is_the_same_however_asked():
     whole = [s for s in master_generate.generate(*MARCH, spec, ATACAMA).scans if s.stop > day[0] and s.start < day[1]]
     master_generate._MONTHS.clear()  # read back from the cache file this time
     assert list(master_generate.generate(*day, spec, ATACAMA).scans) == whole
+
+
+def test_a_month_is_read_back_from_the_cache_archive_and_a_broken_one_is_made_again(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path))
+    spec = GeneratorConfig(elevations=(55.0,))  # not shipped: generated, then cached
+    made = master_generate.generate(*MARCH, spec, ATACAMA).scans
+    files = list(tmp_path.rglob("master/*/2024-03.npz"))
+    assert len(files) == 1 and len(made) > 100
+    master_generate._MONTHS.clear()
+    monkeypatch.setattr(master_generate, "plan_month", lambda *a: pytest.fail("generated although cached"))
+    assert master_generate.generate(*MARCH, spec, ATACAMA).scans == made
+    monkeypatch.undo()
+    monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path))
+    files[0].write_bytes(b"not an archive")
+    master_generate._MONTHS.clear()
+    assert master_generate.generate(*MARCH, spec, ATACAMA).scans == made
+
+
+def test_archives_give_back_exactly_the_scans_stored():
+    scans = master_generate.generate(*MARCH, GeneratorConfig(), ATACAMA).scans
+    assert master_store.from_arrays(master_store.to_arrays(scans)) == scans
+    assert master_store.from_arrays(master_store.to_arrays(())) == ()
+    with pytest.raises(ValueError):
+        master_store.to_arrays(master.parse(TOAST.replace("  0.70     0   0", "")).scans)  # missing columns
+
+
+def test_the_default_months_are_shipped_and_match_a_fresh_generation():
+    key = master_generate.spec_key(GeneratorConfig(), ATACAMA)
+    labels = sorted(p.stem for p in (master_store.SHIPPED / key).glob("*.npz"))
+    assert labels[0] <= "2024-03" and labels[-1] >= "2027-12", "regenerate: python -m scheduler_server.observing.master_store 2024-01 2027-12"
+    for label in ("2025-06",):  # a sample: a month takes about a second to make
+        m0 = int(np.datetime64(f"{label}-01T00:00:00").astype(int))
+        m1 = int((np.datetime64(label, "M") + 1).astype("datetime64[s]").astype(int))
+        assert master_store.shipped(key, label) == tuple(master_generate.plan_month(m0, m1, GeneratorConfig(), ATACAMA))
+    assert master_store.shipped(key, "1999-01") is None
 
 
 def test_patches_validate_shapes_and_names():

@@ -1,7 +1,7 @@
 """Where the observing scheduler keeps what it computed, between processes.
 
 Two things are cached: hourly ephemeris tables (``sky.py``) and generated master
-schedules (``master_generate.py``). Both are pure functions of their inputs, and
+schedules (``master_generate.py``, as archives of ``master_store.py``). Both are pure functions of their inputs, and
 every file name carries the inputs and the versions of the code and data that made
 it, so a stale file is never read: it is simply not found.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import zipfile
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -61,6 +62,23 @@ def save_array(relative: str, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
 
     _write_atomically(cache_root() / relative, write, "wb")
+
+
+def load_archive(relative: str) -> dict[str, np.ndarray] | None:
+    """The arrays of an ``.npz`` file, all read while it is open; None if missing or broken."""
+    path = cache_root() / relative
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("ignoring unreadable cache file %s: %s", path, exc)
+        return None
+
+
+def save_archive(relative: str, arrays: dict[str, np.ndarray]) -> None:
+    _write_atomically(cache_root() / relative, lambda handle: np.savez(handle, **arrays), "wb")
 
 
 def load_text(relative: str) -> str | None:

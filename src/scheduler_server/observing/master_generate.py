@@ -12,27 +12,30 @@ splits it into sub-scans of at most ``max_scan_seconds``.
 
 Schedules are made one calendar month (UTC) at a time, each month from a fresh
 state, so any window of any schedule is the same however it was asked for; months
-are cached as toast text files keyed by everything that shaped them (``cache.py``).
+are cached as numpy archives (``master_store.py``) keyed by everything that shaped
+them (``cache.py``), and the default config's months for a few years are shipped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from datetime import datetime, timezone
 
 import numpy as np
 
-from . import cache, sky
+from . import cache, master_store, sky
 from .geometry import angular_distance, cos_distance_to_arcs, wrap180
-from .master import MasterScan, MasterSchedule, format_schedule, parse
+from .master import MasterScan, MasterSchedule
 from .patches import GeneratorConfig
 from .sky import Site
 
 GENERATOR_VERSION = 2
 SAMPLE_SECONDS = 120  # the sun and moon move < 0.5 deg in 2 minutes; the policy re-checks finely anyway
 ROUND_SECONDS = 10
+log = logging.getLogger(__name__)
 
 
 def generate(start: int, stop: int, spec: GeneratorConfig, site: Site) -> MasterSchedule:
@@ -74,17 +77,22 @@ _MONTHS_LOCK = threading.Lock()  # the server answers from several threads
 
 
 def _month(key: str, m0: int, m1: int, spec: GeneratorConfig, site: Site) -> tuple[MasterScan, ...]:
-    """One month of scans: from memory, else from the cache file, else generated (and kept in both)."""
+    """One month of scans: from memory, else shipped in the package, else from the cache
+    file, else generated (and kept in memory and the cache)."""
     scans = _MONTHS.get((key, m0))
     if scans is not None:
         return scans
-    name = f"master/{key}/{_label(m0)}.txt"
-    text = cache.load_text(name)
-    if text is not None:
-        scans = parse(text, f"cached master schedule {name}").scans
-    else:
-        scans = tuple(plan_month(m0, m1, spec, site))
-        cache.save_text(name, format_schedule(MasterSchedule(site, scans)))
+    scans = master_store.shipped(key, _label(m0))
+    if scans is None:
+        name = f"master/{key}/{_label(m0)}.npz"
+        arrays = cache.load_archive(name)
+        try:
+            scans = master_store.from_arrays(arrays) if arrays is not None else None
+        except (KeyError, ValueError, TypeError) as exc:  # a foreign archive: made again below
+            log.warning("ignoring unreadable cache file %s: %s", name, exc)
+        if scans is None:
+            scans = tuple(plan_month(m0, m1, spec, site))
+            cache.save_archive(name, master_store.to_arrays(scans))
     with _MONTHS_LOCK:
         if len(_MONTHS) >= _MONTHS_KEPT:
             _MONTHS.pop(next(iter(_MONTHS)))
