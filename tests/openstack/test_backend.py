@@ -212,3 +212,35 @@ def test_unusable_configuration_is_reported_at_construction(make_backend):
         make_backend(image_id=None)
     with pytest.raises(BackendConfigError, match="ip_pool must name"):
         make_backend(use_floating_ip=True, ip_pool=None)
+
+
+def test_a_failed_write_after_provision_frees_the_slot_and_the_server(sim, make_backend, tmp_path, monkeypatch):
+    """The pool records a new server right after provision(); if that write fails, nothing else would
+    ever delete the server or give back its provisioning slot."""
+    from sqlalchemy.exc import OperationalError
+
+    from scheduler_server.pipelines.models import BROKEN
+    from scheduler_server.pipelines.pool import Pool
+    from scheduler_server.pipelines.store import Store
+
+    backend = make_backend(max_parallel_provisioning=1)
+    store = Store(f"sqlite:///{tmp_path / 'pool.sqlite'}")
+    pool = Pool(store, backend, lambda: backend.settings)
+    with store.write() as session:
+        name = pool.create(session).id
+    saves = []
+    real_save = pool._save
+
+    def failing_first_save(instance_id, **values):
+        saves.append(values)
+        if len(saves) == 1:
+            raise OperationalError("UPDATE instances", {}, Exception("database is locked"))
+        real_save(instance_id, **values)
+
+    monkeypatch.setattr(pool, "_save", failing_first_save)
+    with pytest.raises(OperationalError):
+        pool.boot(name)
+    assert pool.get(name).state == BROKEN
+    assert_nothing_left(sim)
+    assert backend._booting.acquire(timeout=0)  # the one slot is free again
+    store.close()

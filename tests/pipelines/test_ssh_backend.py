@@ -64,6 +64,24 @@ def test_executor_commands_and_files(sshd, key, tmp_path):
         executor.close()
 
 
+def test_run_returns_all_output_and_does_not_wait_long_for_a_lingering_child(sshd, key):
+    """Output is read to EOF (sshd may send the exit status before the last output), but a
+    background child that keeps stdout open does not hold the call beyond a short grace."""
+    import time
+
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key)
+    try:
+        for _ in range(20):
+            result = executor.run("head -c 200000 /dev/zero; echo $$")
+            assert len(result.stdout) > 200000 and result.stdout.strip(b"\0\n").isdigit()
+        started = time.monotonic()
+        result = executor.run("sleep 30 & echo $!", timeout=20)
+        assert result.ok and result.text().strip().isdigit() and time.monotonic() - started < 5
+        executor.run(f"kill {result.text().strip()}")
+    finally:
+        executor.close()
+
+
 def test_launch_detached_is_exactly_once_and_outlives_the_connection(sshd, key, tmp_path):
     job = tmp_path / "job"
     job.mkdir()

@@ -114,7 +114,7 @@ class Pool:
                 info = InstanceInfo.from_dict(instance.info)
             else:
                 info = self.backend.provision(instance.id)
-                self._save(instance_id, info=info.to_dict())
+                self._save_provisioned(instance_id, info)
             info = self.backend.wait_until_reachable(info)
         except NoCapacity as exc:
             log.info("no capacity for instance %s: %s", instance_id, exc)
@@ -139,6 +139,23 @@ class Pool:
             row.state = BUSY if row.pipeline_id is not None else IDLE
             row.idle_since = None if row.pipeline_id is not None else now
         log.info("instance %s ready (%s)", instance_id, info.address or info.id)
+
+    def _save_provisioned(self, instance_id: str, info: InstanceInfo) -> None:
+        """Record what provision() made. If that write fails, nothing would ever wait for, use or
+        delete the new instance (and the backend would keep its provisioning slot): undo it."""
+        try:
+            self._save(instance_id, info=info.to_dict())
+        except Exception:
+            log.warning("instance %s: could not record it after provisioning; deleting it", instance_id)
+            try:
+                self.backend.destroy(info)
+            except BackendError as exc:  # tagged but untracked: the periodic sweep deletes it
+                log.warning("instance %s: deleting it failed: %s", instance_id, exc)
+            try:
+                self._save(instance_id, state=BROKEN, error="could not record the provisioned instance")
+            except Exception:  # noqa: BLE001 - the database is down; the row is rebooted after a restart
+                log.debug("could not mark instance %s broken", instance_id, exc_info=True)
+            raise
 
     def destroy(self, instance_id: str, final_state: str = DELETED) -> None:
         instance = self.get(instance_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import select
 import socket
 import threading
 import time
@@ -24,6 +25,9 @@ import paramiko
 from .base import CommandResult, Executor, InstanceUnreachable
 
 log = logging.getLogger(__name__)
+
+#: After the exit status, how long to wait for the rest of the output (EOF) before giving up on it.
+EOF_GRACE = 0.5
 
 
 class _AcceptNewHost(paramiko.MissingHostKeyPolicy):
@@ -131,26 +135,38 @@ class SSHExecutor(Executor):
         deadline = None if timeout is None else time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         try:
+            wakeup = channel.fileno()  # readable whenever output or EOF arrives: no sleeping poll loop
             channel.exec_command(command)
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
-            pause = 0.001
+            # Read to EOF, not just to the exit status: sshd may send the exit status before it
+            # has drained the command's last output (a launcher's pid once came back as "").
+            # A background child that keeps stdout open delays EOF; EOF_GRACE bounds that wait.
+            exited_at = None
             while True:
-                got = False
                 while channel.recv_ready():
                     out += channel.recv(65536)
-                    got = True
                 while channel.recv_stderr_ready():
                     err += channel.recv_stderr(65536)
-                    got = True
-                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                if channel.eof_received or channel.closed:
                     break
-                if deadline is not None and time.monotonic() > deadline:
+                if exited_at is None and channel.status_event.is_set():
+                    exited_at = time.monotonic()
+                if exited_at is not None and time.monotonic() - exited_at > EOF_GRACE:
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     raise InstanceUnreachable(f"ssh {self.address}:{self.port}: command timed out after {timeout} s")
-                # Short polls keep quick commands quick; long ones back off to 50 ms.
-                pause = 0.001 if got else min(pause * 2, 0.05)
-                time.sleep(pause)
+                wait = EOF_GRACE / 4 if exited_at is not None else 1.0  # the status sets no wakeup
+                select.select([wakeup], [], [], wait if left is None else min(left, wait))
+            while channel.recv_ready():  # what came with the EOF
+                out += channel.recv(65536)
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not channel.status_event.wait(left):
+                raise InstanceUnreachable(f"ssh {self.address}:{self.port}: no exit status after {timeout} s")
             code = channel.recv_exit_status()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
