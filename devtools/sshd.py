@@ -84,13 +84,18 @@ class SSHServer:
                     "MaxStartups 100:30:200",
                     "MaxSessions 50",
                     "LogLevel ERROR",
+                    # bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is
+                    # nested; this machine's ~/.bashrc runs pyenv (~240 ms a command, and a
+                    # stale pyenv lock can hang every login), which a test host must not depend on.
+                    "SetEnv SHLVL=1",
                     *self.extra_config,
                     "",
                 ]
             )
         )
         # sshd insists on an absolute path and on its privilege-separation directory.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True) if os.geteuid() == 0 else None
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.process = subprocess.Popen(
             [SSHD, "-D", "-e", "-f", str(config)],
             stdout=subprocess.DEVNULL,

@@ -38,7 +38,7 @@ class ServerHost:
     def __init__(self, address: str, port: int, authorized_keys: list[str]):
         self.address = address
         self.port = port
-        self._sshd = SSHServer(authorized_keys=authorized_keys, host=address, port=port, extra_config=["SetEnv SHLVL=1"])
+        self._sshd = SSHServer(authorized_keys=authorized_keys, host=address, port=port)
 
     def start(self) -> "ServerHost":
         self._sshd.start()
