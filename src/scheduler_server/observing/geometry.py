@@ -100,5 +100,10 @@ def cos_distance_to_box_at(az: float, el: float, box) -> float:
     e = math.radians(el)
     sin_e, cos_e = math.sin(e), math.cos(e)
     lo, hi = math.radians(el_lo), math.radians(el_hi)
-    best = min(max(math.atan2(sin_e, cos_e * cos_gap), lo), hi)
-    return max(sin_e * math.sin(x) + cos_e * math.cos(x) * cos_gap for x in (best, lo, hi))
+    across = cos_e * cos_gap
+    best = min(max(math.atan2(sin_e, across), lo), hi)
+    return max(
+        sin_e * math.sin(best) + across * math.cos(best),
+        sin_e * math.sin(lo) + across * math.cos(lo),
+        sin_e * math.sin(hi) + across * math.cos(hi),
+    )

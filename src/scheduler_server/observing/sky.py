@@ -19,6 +19,7 @@ measured from north through east.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -209,6 +210,7 @@ class Samples:
         self.az, self.el = altaz(body, site, self.t)
         self.trig = _trig(self.az, self.el)
         self.max_move = _max_move(self.trig)
+        self.t0 = float(self.t[0])
 
     @classmethod
     def of(cls, body: str, site: Site, t: np.ndarray, az: np.ndarray, el: np.ndarray) -> "Samples":
@@ -218,6 +220,7 @@ class Samples:
         self.t, self.az, self.el = np.asarray(t, float), np.asarray(az, float) % 360.0, np.asarray(el, float)
         self.trig = _trig(self.az, self.el)
         self.max_move = _max_move(self.trig)
+        self.t0 = float(self.t[0])
         return self
 
     def window(self, start: float, stop: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,8 +231,9 @@ class Samples:
     def indices(self, start: float, stop: float) -> tuple[int, int] | None:
         """Grid indices [i0, i1) of the times ``window`` returns, or None when the span
         is not all on the grid."""
-        i0 = int(np.ceil((start - self.t[0]) / self.step))
-        i1 = max(int(np.floor((stop - self.t[0]) / self.step)) + 1, i0 + 1)
+        first = self.t0  # plain floats and math: called thousands of times a schedule
+        i0 = math.ceil((start - first) / self.step)
+        i1 = max(math.floor((stop - first) / self.step) + 1, i0 + 1)
         return (i0, i1) if i0 >= 0 and i1 <= len(self.t) else None
 
     def window_with_trig(self, start: float, stop: float):
