@@ -139,3 +139,17 @@ def test_the_checkers_box_distance_is_the_minimum_over_a_dense_sample_of_the_box
         got = safety._cos_to_box(np.array([sun_az]), np.array([sun_el]), np.array([box]))[0]
         assert got >= cos_brute - 1e-12  # never farther than a point of the box
         assert np.degrees(np.arccos(min(got, 1.0))) == pytest.approx(np.degrees(np.arccos(min(cos_brute, 1.0))), abs=0.3)
+
+
+def test_the_checker_reads_sun_positions_off_the_grid_and_between_and_beyond_it():
+    from scheduler_server.observing.geometry import angular_distance
+
+    start = NOON - 6 * 3600
+    sun = sky.Samples("sun", ATACAMA, start, start + 86400, 10)
+    rng = np.random.default_rng(1)
+    t = np.sort(np.concatenate([np.arange(start, start + 86000, 10.0), rng.uniform(start, start + 86400, 2000), [sun.t[0], sun.t[-1], start - 900, sun.t[-1] + 7]]))
+    az, el = safety._sun(t, ATACAMA, sun)
+    exact_az, exact_el = sky.altaz("sun", ATACAMA, t)
+    assert angular_distance(az, el, exact_az, exact_el).max() < 1e-4
+    on_grid = np.isin(t, sun.t)
+    assert np.array_equal(el[on_grid], sun.el[np.searchsorted(sun.t, t[on_grid])])

@@ -283,11 +283,18 @@ def _sun(t: np.ndarray, site: sky.Site, sun: sky.Samples | None) -> tuple[np.nda
     the sun moves 0.04 deg in 10 s), else computed."""
     if sun is None:
         return sky.altaz("sun", site, t)
-    covered = (t >= sun.t[0]) & (t <= sun.t[-1])
-    az, el = np.empty_like(t), np.empty_like(t)
-    unwrapped = np.degrees(np.unwrap(np.radians(sun.az)))
-    az[covered] = np.interp(t[covered], sun.t, unwrapped) % 360.0
-    el[covered] = np.interp(t[covered], sun.t, sun.el)
+    position = (t - sun.t[0]) / sun.step
+    i = np.clip(np.floor(position).astype(np.int64), 0, len(sun.t) - 1)
+    covered = (position >= 0) & (position <= len(sun.t) - 1)
+    # Most sample times are grid times (both are multiples of the step): read them;
+    # the others lie between two grid times, the shorter way round in azimuth.
+    az, el = sun.az[i], sun.el[i]
+    b = np.flatnonzero(covered & (position != i))
+    if len(b):
+        frac, lo = position[b] - i[b], i[b]
+        turn = (sun.az[lo + 1] - az[b] + 180.0) % 360.0 - 180.0
+        az[b] = (az[b] + frac * turn) % 360.0
+        el[b] = el[b] + frac * (sun.el[lo + 1] - el[b])
     if not covered.all():
         az[~covered], el[~covered] = sky.altaz("sun", site, t[~covered])
     return az, el
