@@ -145,10 +145,17 @@ class SlewPlanner:
         """Parking spots clear of the sun for the whole wait, nearest first."""
         here = state.where
         spots = [Move(float(az), el) for el in self.elevations for az in PARK_AZIMUTHS]
-        spots = [m for m in spots if self.guard.safe(_point(m), state.clock, scan.t0)]
         if here is not None:
             spots.sort(key=lambda m: self.model.slew_seconds(here[:2], here[2], m.az, m.el))
-        return spots[:MAX_PARKINGS_TRIED]
+        # Sorted first (stably), then tested in that order until enough are found: the
+        # same spots as testing all and sorting the safe ones, for a fraction of the tests.
+        safe = []
+        for spot in spots:
+            if len(safe) == MAX_PARKINGS_TRIED:
+                break
+            if self.guard.safe(_point(spot), state.clock, scan.t0):
+                safe.append(spot)
+        return safe
 
     def _latest_departure(self, where: Box | None, target: Move, scan: Scan, via: tuple[Move, ...] = ()) -> int:
         travel = 0.0
