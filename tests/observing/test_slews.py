@@ -95,3 +95,18 @@ def test_a_plan_can_be_continued_from_its_first_part():
     assert [s.name for s, _ in first.kept] == ["S0", "S1", "S2"]
     continued = planner.plan(scans[3:], prefix=first)
     assert continued.kept == whole.kept and continued.dropped == whole.dropped
+
+
+def test_a_plan_again_takes_the_earlier_plans_tail_once_back_on_its_track():
+    sun = constructed_sky("sun", T0, 10, 10, 150.0, 20.0, 0.5)
+    scans = [Scan(f"S{k}", "master", T0 + k * HOUR, T0 + k * HOUR + 3000, 40.0 * k, 60.0, 10.0) for k in range(8)]
+    planner = SlewPlanner(RULE.guard(sun), MODEL, (30.0, 60.0), start=T0 - 600)
+    earlier = planner.plan(scans)
+    changed = scans[:2] + [scans[2].replace(az=300.0)] + scans[3:]  # one scan differs: the rest is a common tail
+    fresh = planner.plan(changed)
+    calls = []
+    route = planner._route
+    planner._route = lambda state, scan: calls.append(scan.name) or route(state, scan)
+    again = planner.plan(changed, earlier=earlier)
+    assert (again.kept, again.dropped, again.states) == (fresh.kept, fresh.dropped, fresh.states)
+    assert calls[:3] == ["S0", "S1", "S2"] and len(calls) < len(scans)  # planned up to the change and a little after, not all

@@ -58,6 +58,9 @@ class Plan:
     kept: list[tuple[Scan, Route]] = field(default_factory=list)
     dropped: list[tuple[Scan, str]] = field(default_factory=list)
     states: list[_State] = field(default_factory=list)  # after each kept scan
+    # Each scan planned, with the state before it and how many kept and dropped came
+    # before it: what lets a later plan take over this one's tail (``plan(earlier=)``).
+    steps: list[tuple[Scan, _State, int, int]] = field(default_factory=list)
 
     def before(self, moment: float) -> "Plan":
         """The part of the plan whose scans end before ``moment``."""
@@ -89,14 +92,27 @@ class SlewPlanner:
         self.elevations = tuple(e for e in routing_elevations if lo <= e <= hi)
         self.start = start
 
-    def plan(self, scans: list[Scan], prefix: "Plan | None" = None) -> "Plan":
+    def plan(self, scans: list[Scan], prefix: "Plan | None" = None, earlier: "Plan | None" = None) -> "Plan":
         """Routes to the scans that can be reached safely; the others dropped, with why.
 
         ``prefix`` is the start of an earlier plan to continue from (its state is kept).
+        ``earlier`` is a plan of scans that end the same way as ``scans``: once the
+        planner reaches that common tail in the same state as ``earlier`` did, every
+        decision from there on would be the same, so ``earlier``'s are taken as they are.
         """
         plan = Plan(list(prefix.kept), list(prefix.dropped), list(prefix.states)) if prefix else Plan()
         state = plan.states[-1] if plan.states else _State(self.start + self.model.uxm_setup_seconds + self.model.iv_curve_seconds, None)
-        for scan in scans:
+        tail = _common_tail(scans, [step[0] for step in earlier.steps]) if earlier else 0
+        for k, scan in enumerate(scans):
+            if k >= len(scans) - tail:
+                _, before, n_kept, n_dropped = earlier.steps[len(earlier.steps) - (len(scans) - k)]
+                if before == state:
+                    plan.kept += earlier.kept[n_kept:]
+                    plan.dropped += earlier.dropped[n_dropped:]
+                    plan.states += earlier.states[n_kept:]
+                    plan.steps += earlier.steps[len(earlier.steps) - (len(scans) - k) :]
+                    return plan
+            plan.steps.append((scan, state, len(plan.kept), len(plan.dropped)))
             found = self._route(state, scan)
             if isinstance(found, str):
                 log.info("%s scan %s %s to %s dropped: %s", scan.kind, scan.name, hhmm(scan.t0), hhmm(scan.t1), found)
@@ -193,6 +209,14 @@ class SlewPlanner:
     def _hold(self, where: Box | None, t_from: float, t_to: float, doing: str) -> None:
         if where is not None and t_to > t_from and not self.guard.safe(where, t_from, t_to):
             raise Infeasible(self.guard, where, t_from, t_to, f"{doing} at az {where[0]:g} el {where[2]:g}")
+
+
+def _common_tail(a: list[Scan], b: list[Scan]) -> int:
+    """How many scans at the end of ``a`` and ``b`` are the same."""
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
 
 
 def _point(move: Move) -> Box:

@@ -67,11 +67,12 @@ class BasicPolicy(Policy):
         if lost:
             # A calibration scan the planner cannot reach would leave a hole where it cut
             # the master scans: take it out, merge again and plan again from just before
-            # the first change (once; a second miss just stays a gap).
+            # the first change (once; a second miss just stays a gap), until the plan
+            # is back on the first one's track.
             calibration = [c for c in calibration if c not in lost]
             kept = plan.before(min(c.t0 for c in lost) - NEAR_SECONDS)
             resume = kept.kept[-1][0].t1 if kept.kept else float("-inf")
-            plan = planner.plan([s for s in self._merge(master, calibration, config) if s.t0 >= resume], prefix=kept)
+            plan = planner.plan([s for s in self._merge(master, calibration, config) if s.t0 >= resume], prefix=kept, earlier=plan)
         text = commands.script(plan.kept, config.test_mode)
         report = safety.check_script(text, sun_rule.min_angle, config.telescope, site, start=a, step=sun_rule.time_step, sun=sun)
         if not report.safe:
