@@ -96,6 +96,51 @@ def test_launch_detached_is_exactly_once_and_outlives_the_connection(sshd, key, 
     os.killpg(pid, 9)
 
 
+def test_a_launcher_prepared_ahead_launches_once_with_the_secret_only_on_stdin(sshd, key, tmp_path):
+    job = tmp_path / "job $(id) 'q'"  # the directory travels on stdin, NUL-terminated: any name works
+    job.mkdir()
+    (job / "run.sh").write_text("IFS= read -r s; echo \"$s\" > got; sleep 30\n")
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
+    try:
+        executor.prepare_launcher()
+        waiting = executor._launcher
+        pid = executor.launch_detached(str(job), "run.sh", b"pw-on-stdin\n")
+        assert executor._launcher is None and waiting.closed  # the prepared session did the launch
+        wait_until(lambda: (job / "got").exists() and (job / "got").read_text() == "pw-on-stdin\n", message="stdin delivered")
+        assert int((job / "pid").read_text()) == pid and os.getpgid(pid) == pid
+        for proc in Path("/proc").iterdir():  # in no command line on the host
+            if proc.name.isdigit():
+                try:
+                    assert b"pw-on-stdin" not in (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+        executor.prepare_launcher()
+        with pytest.raises(FileExistsError):  # exactly once, through a prepared launcher too
+            executor.launch_detached(str(job), "run.sh", b"\n")
+        os.killpg(pid, 9)
+    finally:
+        executor.close()
+
+
+def test_a_launch_refills_the_prepared_launcher_and_close_ends_it(sshd, key, tmp_path):
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key)
+    jobs = []
+    try:
+        for n in range(2):
+            job = tmp_path / f"job-{n}"
+            job.mkdir()
+            (job / "run.sh").write_text("echo ran > out\n")
+            jobs.append(job)
+            executor.launch_detached(str(job), "run.sh", b"\n")
+            wait_until(lambda: executor._launcher is not None, message="a launcher prepared for the next job")
+        wait_until(lambda: all((j / "out").exists() for j in jobs), message="both ran")
+    finally:
+        executor.close()
+    assert executor._launcher is None
+    with pytest.raises(InstanceUnreachable):
+        executor.prepare_launcher()
+
+
 def test_unreachable_host_raises(key):
     executor = SSHExecutor("127.0.0.1", 1, "nobody", key_file=key, connect_timeout=2)
     with pytest.raises(InstanceUnreachable):

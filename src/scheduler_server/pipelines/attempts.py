@@ -248,7 +248,10 @@ class Attempts:
         try:
             executor = self.pool.executor(instance)
             runner.fetch_logs(executor, pipeline.job_dir, destination)
-            executor.remove_tree(pipeline.job_dir)
+            # An instance that has run its VIRTUAL_SERVER_TTL jobs is deleted next, files and all (where
+            # deleting erases): removing the job directory first would only delay the next pipeline.
+            if not (self.pool.backend.destroy_erases and instance.uses >= self.settings.virtual_server_ttl):
+                executor.remove_tree(pipeline.job_dir)
         except (BackendError, OSError) as exc:
             log.warning("pipeline %s: could not fetch its logs: %s", pipeline.id, exc)
             return

@@ -128,15 +128,36 @@ class CommandResult:
 
 # The secret line is read here and handed on through a bash here-string (a pipe for
 # small strings), so it is never in a command line or a file.
-_LAUNCHER = """\
-cd {dir} || exit 91
-( set -C; : > launched ) 2>/dev/null || {{ echo already-launched; exit 92; }}
+_LAUNCH = """\
+cd -- "$dir" || exit 91
+( set -C; : > launched ) 2>/dev/null || { echo already-launched; exit 92; }
 IFS= read -r line || true
-setsid bash ./{script} <<< "$line" > /dev/null 2>&1 &
+setsid bash "./$script" <<< "$line" > /dev/null 2>&1 &
 unset line
 echo $! > pid
 echo $!
 """
+
+
+def _launcher(directory: str, script: str) -> str:
+    """The launcher for a job known now: directory and script are part of the command."""
+    return f"dir={shlex.quote(directory)}; script={shlex.quote(script)}\n{_LAUNCH}"
+
+
+#: The same launcher started before its job is known (see ``SSHExecutor.prepare_launcher``): it
+#: reads ``<dir>\0<script>\0`` and then the secret line from stdin; on EOF it does nothing.
+WAITING_LAUNCHER = 'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\n' + _LAUNCH
+
+
+def launch_result(result: "CommandResult", directory: str) -> int:
+    """The pid a launcher printed; FileExistsError if the job had been launched before."""
+    text = result.text().strip()
+    if result.exit_code == 92:
+        raise FileExistsError(f"{directory}/launched")
+    if not result.ok or not text.isdigit():
+        detail = text or result.stderr.decode(errors="replace").strip()
+        raise InstanceUnreachable(f"launcher exited {result.exit_code}: {detail}")
+    return int(text)
 
 
 class Executor(ABC):
@@ -186,17 +207,12 @@ class Executor(ABC):
         on its standard input (how secrets travel), has stdout/stderr on /dev/null,
         and its pid is written to ``<directory>/pid`` and returned.
 
-        The default runs a small POSIX/bash launcher through ``run``; the local
-        executor starts the process directly.
+        The default runs a small bash launcher through ``run``; the local executor
+        starts it in a shell made ahead, the SSH executor in a launcher channel
+        opened ahead (``prepare_launcher``) when it has one.
         """
-        result = self.run(_LAUNCHER.format(dir=shlex.quote(directory), script=shlex.quote(script)), stdin=stdin, timeout=30)
-        text = result.text().strip()
-        if result.exit_code == 92:
-            raise FileExistsError(f"{directory}/launched")
-        if not result.ok or not text.isdigit():
-            detail = text or result.stderr.decode(errors="replace").strip()
-            raise InstanceUnreachable(f"launcher exited {result.exit_code}: {detail}")
-        return int(text)
+        result = self.run(_launcher(directory, script), stdin=stdin, timeout=30)
+        return launch_result(result, directory)
 
     def remove_tree(self, remote_path: str) -> None:
         """Delete a directory and everything in it; absent is fine. Default: ``rm -rf`` through ``run``."""
@@ -211,6 +227,9 @@ class CloudBackend(ABC):
 
     #: The ``pipelines.backend`` name this class is registered under.
     name: ClassVar[str] = ""
+    #: ``destroy`` erases everything on the instance (a deleted server, a removed sandbox), so
+    #: job directories on an instance about to be destroyed need not be cleaned up first.
+    destroy_erases: ClassVar[bool] = False
 
     def __init__(self, settings: "PipelineSettings", *, scheduler_id: str, data_dir: Path):
         self.settings = settings

@@ -46,6 +46,7 @@ SSH_PROBE_FIRST = 0.2
 
 class OpenStackBackend(CloudBackend):
     name = "openstack"
+    destroy_erases = True
 
     def __init__(self, settings, *, scheduler_id, data_dir):
         super().__init__(settings, scheduler_id=scheduler_id, data_dir=data_dir)
@@ -266,8 +267,9 @@ class OpenStackBackend(CloudBackend):
         last: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                if self.executor(instance).run("true", timeout=30).ok:
-                    return
+                # Connects and opens the session the launch will use: a probe that is not wasted.
+                self.executor(instance).prepare_launcher()
+                return
             except InstanceGone:
                 raise
             except InstanceUnreachable as exc:
@@ -290,6 +292,7 @@ class OpenStackBackend(CloudBackend):
                     key_file=self.settings.ssh_key_file, password=password,
                     exists=lambda sid=instance.id: self._exists(sid), server_name=instance.name,
                     tag_job=lambda job, sid=instance.id: self._tag_job(sid, job),
+                    relaunch_ahead=self.settings.virtual_server_ttl > 1,
                 )  # fmt: skip
                 self._executors[key] = executor
             return executor

@@ -29,9 +29,18 @@ class OpenStackExecutor(SSHExecutor):
         self.server_name = server_name
 
     def launch_detached(self, directory, script, stdin):
-        pid = super().launch_detached(directory, script, stdin)
+        try:
+            pid = super().launch_detached(directory, script, stdin)
+        except InstanceUnreachable as exc:
+            raise self._gone_or(exc) from None
         self._tag_job(posixpath.basename(directory.rstrip("/")))
         return pid
+
+    def prepare_launcher(self):
+        try:
+            return super().prepare_launcher()
+        except InstanceUnreachable as exc:
+            raise self._gone_or(exc) from None
 
     def _gone_or(self, exc: InstanceUnreachable) -> BackendError:
         try:
