@@ -243,3 +243,12 @@ def test_a_request_cannot_name_files_on_the_server_but_a_site_preset_can(tmp_pat
     r = post(client, body)  # the preset's file is read (and refused for its content, naming the field)
     assert r.status_code == 400 and r.get_json()["field"] == "policy.config.master_schedule"
     assert "can only be set" not in r.get_json()["message"]
+
+
+def test_echoing_the_published_defaults_is_accepted(client):
+    listed = {p["name"]: p for p in client.get("/api/v1/policies").get_json()["policies"]}
+    for name in ("dummy", "basic"):
+        config = listed[name]["defaults"]
+        body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 01:00", "policy": {"policy": name, "config": config}}
+        r = post(client, body)
+        assert r.status_code == 200, (name, r.get_json())

@@ -96,7 +96,8 @@ def site_only_keys(model: type[BaseModel], overrides: Mapping[str, Any], prefix:
         field = next((f for name, f in model.model_fields.items() if key in (name, f.alias)), None)
         if field is None:
             continue  # validation reports unknown keys
-        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(SITE_ONLY):
+        site_only = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(SITE_ONLY)
+        if site_only and value != field.default:  # restating the default (e.g. echoing /api/v1/policies) is harmless
             found.append(f"{prefix}{key}")
         sub = field.annotation
         if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, Mapping):
