@@ -116,7 +116,8 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
 
 SCENARIOS = {
     "seed": [
-        ("seed, TTL 1, MAX_INSTANCES default (3)", dict(pipelines=10, max_active=2, ttl=1, max_instances=None), None),
+        ("seed, TTL 1, MAX_INSTANCES default (TTL 1: 4 x 2 = 8)", dict(pipelines=10, max_active=2, ttl=1, max_instances=None), BOOT + 5 * WORK),
+        ("seed, TTL 1, MAX_INSTANCES 3 (active + 1)", dict(pipelines=10, max_active=2, ttl=1, max_instances=3), None),
         ("seed, TTL 1, MAX_INSTANCES 10", dict(pipelines=10, max_active=2, ttl=1, max_instances=10), BOOT + 5 * WORK),
         ("seed, TTL 10, MAX_INSTANCES 2", dict(pipelines=10, max_active=2, ttl=10, max_instances=2), BOOT + 5 * WORK),
     ],

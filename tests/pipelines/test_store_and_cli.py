@@ -73,3 +73,11 @@ def test_cli_reports_a_bad_backend_config_in_one_line(tmp_path):
     config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "d"), "pipelines": {"backend": "ssh"}}))
     result = CliRunner().invoke(main, ["pipelines", "list", "--config", str(config)])
     assert result.exit_code == 1 and "pipelines.ssh_hosts: empty" in result.output
+
+
+def test_the_default_instance_limit_grows_with_single_use_instances():
+    from scheduler_server.pipelines.settings import PipelineSettings
+
+    assert PipelineSettings(max_active_pipelines=2, virtual_server_ttl=10).instance_limit == 3
+    assert PipelineSettings(max_active_pipelines=2, virtual_server_ttl=1).instance_limit == 8  # boots hidden behind work
+    assert PipelineSettings(max_active_pipelines=2, virtual_server_ttl=1, max_instances=3).instance_limit == 3

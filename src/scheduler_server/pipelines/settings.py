@@ -67,7 +67,7 @@ class PipelineSettings(_Section):
     timetest_csv_file: Path | None = Field(None, description="Append the seed's timing CSV here (seed: TIMETEST_CSV_FILE).")
     ssh_hosts: list[SSHHost] = Field(default_factory=list, description="Hosts of the ssh backend.")
     max_instances: int | None = Field(
-        None, ge=1, description="Most instances alive at once, booting ones included; the surplus over running pipelines boots ahead for the queue (seed: MAX_INSTANCES). Default: max_active_pipelines + 1."
+        None, ge=1, description="Most instances alive at once, booting ones included; the surplus over running pipelines boots ahead for the queue (seed: MAX_INSTANCES). Default: max_active_pipelines + 1; with virtual_server_ttl 1, 4 x max_active_pipelines."
     )
     idle_timeout: float = Field(300.0, ge=0, description="Seconds an idle instance is kept for reuse before it is deleted (seed: IDLE_TIMEOUT).")
     max_attempts: int = Field(3, ge=1, description="Attempts per pipeline when the infrastructure fails (instance down, SSH lost) (seed: MAX_ATTEMPTS).")
@@ -99,7 +99,14 @@ class PipelineSettings(_Section):
 
     @property
     def instance_limit(self) -> int:
-        return self.max_instances if self.max_instances is not None else self.max_active_pipelines + 1
+        if self.max_instances is not None:
+            return self.max_instances
+        if self.virtual_server_ttl == 1:
+            # Every pipeline needs a new server, so look-ahead boots only servers that queued
+            # pipelines will use; hiding a boot three times as long as the work (the seed's
+            # 240 s boots and 80 s jobs) takes three booting behind each running one.
+            return 4 * self.max_active_pipelines
+        return self.max_active_pipelines + 1
 
 
 LEGACY_KEYS: dict[str, tuple[str, ...]] = {

@@ -8,9 +8,8 @@ paramiko's SFTP client is not safe for concurrent use.
 A launch needs a new SSH session (sshd forks and starts a shell: ~50 ms on a
 loaded machine, against ~2 ms for an SFTP request). ``prepare_launcher`` opens
 that session ahead, running a launcher that waits for its job on stdin, so the
-launch itself is one message on an open channel. It is the OpenStack backend's
-reachability probe, and is reopened in the background after each launch unless
-the instance runs only one job (``relaunch_ahead``).
+launch itself is one message on an open channel. It is reopened in the
+background after each launch unless ``relaunch_ahead`` is off.
 
 Host keys: cloud instances are new machines whose keys nobody has seen, so by
 default any key is accepted (and logged at DEBUG). Give ``known_hosts`` to
