@@ -239,3 +239,29 @@ def test_script_removed_after_submission_fails_without_retry(make_service, scrip
     service.ensure_started()
     done = wait_status(service, pid, FINAL_STATES)
     assert done.status == "failed" and done.attempt == 1 and "cannot stage" in done.reason and "gone.sh" in done.reason
+
+
+def test_a_submission_onto_a_ready_instance_is_assigned_in_its_own_transaction(make_service):
+    service = make_service(max_active_pipelines=2, virtual_server_ttl=10, poll_interval=0.05)
+    wait_until(lambda: service.dispatcher.leading, message="dispatcher leads")
+    first = submit_ok(service, script("ok.sh"))[0]
+    wait_status(service, first, "succeeded")  # leaves an idle instance
+    (pipeline_id,) = submit_ok(service, script("ok.sh"))
+    # Already staging (or further) when submit() returns: no dispatcher tick in between.
+    assert service.store.get_pipeline(pipeline_id).status != "queued"
+    assert wait_status(service, pipeline_id, "succeeded").instance_id == service.store.get_pipeline(first).instance_id
+
+
+def test_a_failing_assignment_at_submission_loses_nothing(make_service, monkeypatch):
+    service = make_service(max_active_pipelines=2, poll_interval=0.05)
+    wait_until(lambda: service.dispatcher.leading, message="dispatcher leads")
+
+    def broken(*args):
+        raise RuntimeError("assignment bug")
+
+    monkeypatch.setattr(service.dispatcher, "_plan", broken)
+    (pipeline_id,) = submit_ok(service, script("ok.sh"))
+    assert service.store.get_pipeline(pipeline_id).status == "queued"  # inserted all the same
+    monkeypatch.undo()
+    service.dispatcher.wake()
+    assert wait_status(service, pipeline_id, "succeeded")

@@ -194,53 +194,106 @@ class Dispatcher:
 
     def _assign(self, now: float) -> bool:
         """Assign what can be; True if a pipeline was started on a ready instance."""
-        settings = self.settings
         limit = self.pool.limit()
-        active, queued = self.store.queue_view(now, settings.max_active_pipelines + limit)
+        active, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
         if not queued:
             return False
+        with self.store.write() as session:
+            plan = self._plan(session, now, active, queued, limit)
+        return self._carry_out(plan)
+
+    def assign_submitted(self, session, now: float) -> tuple[list[str], list[tuple[Pipeline, Instance]]] | None:
+        """Called by a submission inside the transaction that inserts it: the assignment commits with
+        the insert (one transaction, no wait for this loop). After the commit the caller passes the
+        result to ``carry_out`` (or to ``drop`` if the commit failed). None when this process does not
+        dispatch or the assignment failed (this loop then assigns as usual)."""
+        if not self._leading or self._stop.is_set():
+            return None
+        try:
+            with session.begin_nested():  # a failure here must not lose the submission
+                limit = self.pool.limit()
+                active, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit, session=session)
+                if not queued:
+                    return None
+                plan = self._plan(session, now, active, queued, limit)
+        except Exception:  # noqa: BLE001 - the loop's next tick assigns them
+            log.exception("assigning pipelines at submission failed")
+            return None
+        # Until the start jobs are submitted, the loop must not drive these pipelines itself.
+        with self._lock:
+            self._in_flight.update(("pipeline", p.id) for p, _ in plan[1])
+        return plan
+
+    def carry_out(self, plan) -> None:
+        """Boot and start what ``assign_submitted`` planned, once its transaction has committed."""
+        if not plan:
+            return
+        boot, ready = plan
+        for instance_id in boot:
+            self.submit(("instance", instance_id), self.pool.boot, instance_id)
+        for pipeline, instance in ready:  # the key stays reserved into the job, which frees it
+            key = ("pipeline", pipeline.id)
+            try:
+                self._workers.submit(self._job, key, self.attempts.start, pipeline.id, True, (pipeline, instance))
+            except (RuntimeError, AttributeError):  # shut down meanwhile: a restart re-attaches it
+                with self._lock:
+                    self._in_flight.discard(key)
+
+    def drop(self, plan) -> None:
+        """Give up the reservations ``assign_submitted`` made."""
+        if plan:
+            with self._lock:
+                self._in_flight.difference_update(("pipeline", p.id) for p, _ in plan[1])
+
+    def _plan(self, session, now: float, active: int, queued: list[int], limit: int):
+        """In the write transaction ``session``: move queued pipelines onto instances; return the
+        instances to boot and the (pipeline, ready instance) pairs to start once it commits."""
+        settings = self.settings
         free = settings.max_active_pipelines - active
         boot: list[str] = []
         ready: list[tuple[Pipeline, Instance]] = []
-        with self.store.write() as session:
-            live = list(session.scalars(select(Instance).where(Instance.state.in_((BOOTING, IDLE, BUSY, DELETING)))))
-            idle = [i for i in live if i.state == IDLE and i.pipeline_id is None and i.uses < settings.virtual_server_ttl]
-            spare = [i for i in live if i.state == BOOTING and i.pipeline_id is None]
-            count = len(live)
-            assigned = 0
-            for pipeline_id in queued[: max(free, 0)]:
-                pipeline = session.get(Pipeline, pipeline_id)
-                if pipeline is None or pipeline.status != QUEUED or pipeline.cancel_requested:
-                    continue
-                if idle:
-                    instance = idle.pop(0)
-                    instance.state = BUSY
-                    ready.append((pipeline, instance))
-                elif spare:
-                    instance = spare.pop(0)
-                elif count < limit:
-                    instance = self.pool.create(session)
-                    boot.append(instance.id)
-                    count += 1
-                else:
-                    break
-                pipeline.attempt += 1
-                pipeline.move(PROVISIONING, f"attempt {pipeline.attempts_used()}: instance {instance.id}", now)
-                pipeline.instance_id = instance.id
-                pipeline.exit_code = None
-                instance.pipeline_id = pipeline.id
-                instance.uses += 1
-                instance.idle_since = None
-                if instance.state == BUSY:  # a ready instance: staging starts now, in this transaction
-                    pipeline.move(STAGING, f"instance {instance.id} ready (reused)", now)
-                    pipeline.instance_ready_at = now
-                    pipeline.job_dir = job_dir(settings.remote_base_folder, pipeline.id, pipeline.attempt)
-                assigned += 1
-            # Look-ahead: boot for the pipelines still waiting so they find an instance ready.
-            waiting = len(queued) - assigned
-            ahead = min(waiting - len(spare) - len(idle), limit - count)
-            for _ in range(max(0, ahead)):
-                boot.append(self.pool.create(session).id)
+        live = list(session.scalars(select(Instance).where(Instance.state.in_((BOOTING, IDLE, BUSY, DELETING)))))
+        idle = [i for i in live if i.state == IDLE and i.pipeline_id is None and i.uses < settings.virtual_server_ttl]
+        spare = [i for i in live if i.state == BOOTING and i.pipeline_id is None]
+        count = len(live)
+        assigned = 0
+        for pipeline_id in queued[: max(free, 0)]:
+            pipeline = session.get(Pipeline, pipeline_id)
+            if pipeline is None or pipeline.status != QUEUED or pipeline.cancel_requested:
+                continue
+            if idle:
+                instance = idle.pop(0)
+                instance.state = BUSY
+                ready.append((pipeline, instance))
+            elif spare:
+                instance = spare.pop(0)
+            elif count < limit:
+                instance = self.pool.create(session)
+                boot.append(instance.id)
+                count += 1
+            else:
+                break
+            pipeline.attempt += 1
+            pipeline.move(PROVISIONING, f"attempt {pipeline.attempts_used()}: instance {instance.id}", now)
+            pipeline.instance_id = instance.id
+            pipeline.exit_code = None
+            instance.pipeline_id = pipeline.id
+            instance.uses += 1
+            instance.idle_since = None
+            if instance.state == BUSY:  # a ready instance: staging starts now, in this transaction
+                pipeline.move(STAGING, f"instance {instance.id} ready (reused)", now)
+                pipeline.instance_ready_at = now
+                pipeline.job_dir = job_dir(settings.remote_base_folder, pipeline.id, pipeline.attempt)
+            assigned += 1
+        # Look-ahead: boot for the pipelines still waiting so they find an instance ready.
+        waiting = len(queued) - assigned
+        ahead = min(waiting - len(spare) - len(idle), limit - count)
+        for _ in range(max(0, ahead)):
+            boot.append(self.pool.create(session).id)
+        return boot, ready
+
+    def _carry_out(self, plan) -> bool:
+        boot, ready = plan
         for instance_id in boot:
             self.submit(("instance", instance_id), self.pool.boot, instance_id)
         for pipeline, instance in ready:  # on a reused instance: start now rather than next tick

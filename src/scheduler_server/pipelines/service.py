@@ -100,10 +100,28 @@ class PipelineService:
             except PipelineError as exc:
                 reports.append({"index": index, "request": "error", "error": exc.message, "field": exc.field})
         if rows:
-            ids = self.store.add_pipelines([p for _, p in rows])
+            # Assigned in the inserting transaction: a pipeline that can start now starts without
+            # a second transaction or a wait for the dispatcher loop.
+            plans: list = []
+
+            def assign(session):
+                plans.append(self.dispatcher.assign_submitted(session, time.time()))
+
+            try:
+                ids, _ = self.store.add_pipelines([p for _, p in rows], then=assign)
+            except Exception:
+                for plan in plans:  # not committed: nothing was assigned
+                    self.dispatcher.drop(plan)
+                raise
             for (index, _), pipeline_id in zip(rows, ids):
                 reports[index].update({"id": pipeline_id, "status": QUEUED})
-            self.dispatcher.wake()
+            for plan in plans:
+                self.dispatcher.carry_out(plan)
+            if not any(plans):
+                # Assigned nothing here (not the dispatching process, or no room): the loop's turn.
+                # Otherwise waking it now would only compete with the start for the interpreter;
+                # each start or boot job wakes it when it ends.
+                self.dispatcher.wake()
         return reports
 
     def _build(self, item: Any) -> Pipeline:

@@ -150,11 +150,13 @@ class Store:
 
     # --- queries the API needs ------------------------------------------------------
 
-    def add_pipelines(self, pipelines: Sequence[Pipeline]) -> list[int]:
+    def add_pipelines(self, pipelines: Sequence[Pipeline], then=None) -> tuple[list[int], object]:
+        """Insert ``pipelines``; ``then(session)``, if given, runs in the same transaction (the
+        dispatcher assigns them there). Returns the new ids and what ``then`` returned."""
         with self.write() as session:
             session.add_all(pipelines)
             session.flush()
-            return [p.id for p in pipelines]
+            return [p.id for p in pipelines], then(session) if then is not None else None
 
     def get_pipeline(self, pipeline_id: int, *, with_history: bool = False) -> Pipeline | None:
         with self.read() as session:
@@ -188,18 +190,21 @@ class Store:
                 query = query.options(selectinload(Pipeline.transitions))
             return list(session.scalars(query)), total
 
-    def queue_view(self, now: float, limit: int) -> tuple[int, list[int]]:
+    def queue_view(self, now: float, limit: int, session: Session | None = None) -> tuple[int, list[int]]:
         """How many pipelines are active, and the ids of the next queued ones whose backoff has passed
-        (highest priority first, then FIFO): what the dispatcher needs to assign, in one read."""
-        with self.read() as session:
-            active = session.scalar(select(func.count()).where(Pipeline.status.in_(ACTIVE_STATES))) or 0
-            query = (
-                select(Pipeline.id)
-                .where(Pipeline.status == QUEUED, Pipeline.next_attempt_at <= now, Pipeline.cancel_requested.is_(False))
-                .order_by(Pipeline.priority.desc(), Pipeline.id)
-                .limit(limit)
-            )
-            return active, list(session.scalars(query))
+        (highest priority first, then FIFO): what the dispatcher needs to assign, in one read
+        (in ``session`` if given, e.g. the transaction that just inserted pipelines)."""
+        if session is None:
+            with self.read() as own:
+                return self.queue_view(now, limit, own)
+        active = session.scalar(select(func.count()).where(Pipeline.status.in_(ACTIVE_STATES))) or 0
+        query = (
+            select(Pipeline.id)
+            .where(Pipeline.status == QUEUED, Pipeline.next_attempt_at <= now, Pipeline.cancel_requested.is_(False))
+            .order_by(Pipeline.priority.desc(), Pipeline.id)
+            .limit(limit)
+        )
+        return active, list(session.scalars(query))
 
     def count_by_status(self) -> dict[str, int]:
         with self.read() as session:
