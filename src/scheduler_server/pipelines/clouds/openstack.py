@@ -267,8 +267,10 @@ class OpenStackBackend(CloudBackend):
         last: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                if self.executor(instance).run("true", timeout=30).ok:
-                    return
+                # Connected and authenticated is reachable; a command would add an SSH session
+                # (~50 ms of sshd set-up) to every boot, and the launch runs one soon after anyway.
+                self.executor(instance).connect()
+                return
             except InstanceGone:
                 raise
             except InstanceUnreachable as exc:

@@ -36,6 +36,12 @@ class OpenStackExecutor(SSHExecutor):
         self._tag_job(posixpath.basename(directory.rstrip("/")))
         return pid
 
+    def connect(self):
+        try:
+            return super().connect()
+        except InstanceUnreachable as exc:
+            raise self._gone_or(exc) from None
+
     def prepare_launcher(self):
         try:
             return super().prepare_launcher()

@@ -123,6 +123,10 @@ class SSHExecutor(Executor):
         self._sftp = None
         self._client = None
 
+    def connect(self) -> None:
+        """Open (or check) the SSH connection: reachable and authenticated; raises ``InstanceUnreachable``."""
+        self._transport()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True  # no launcher is prepared ahead any more
@@ -287,7 +291,7 @@ class SSHExecutor(Executor):
     def upload(self, local_path: Path, remote_path: str, mode: int = 0o644) -> None:
         def action(sftp):
             self._makedirs(sftp, posixpath.dirname(remote_path))
-            sftp.put(str(local_path), remote_path)
+            sftp.put(str(local_path), remote_path, confirm=False)  # chmod below fails if it is not there
             sftp.chmod(remote_path, mode)
 
         self._with_sftp(action)
