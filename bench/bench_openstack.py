@@ -116,9 +116,9 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
 
 SCENARIOS = {
     "seed": [
-        ("seed, TTL 1, MAX_INSTANCES default (TTL 1: 4 x 2 = 8)", dict(pipelines=10, max_active=2, ttl=1, max_instances=None), BOOT + 5 * WORK),
+        ("seed, TTL 1, MAX_INSTANCES default (TTL 1: 5 x 2 = 10)", dict(pipelines=10, max_active=2, ttl=1, max_instances=None), BOOT + 5 * WORK),
         ("seed, TTL 1, MAX_INSTANCES 3 (active + 1)", dict(pipelines=10, max_active=2, ttl=1, max_instances=3), None),
-        ("seed, TTL 1, MAX_INSTANCES 10", dict(pipelines=10, max_active=2, ttl=1, max_instances=10), BOOT + 5 * WORK),
+        ("seed, TTL 1, MAX_INSTANCES 8", dict(pipelines=10, max_active=2, ttl=1, max_instances=8), BOOT + 5 * WORK),
         ("seed, TTL 10, MAX_INSTANCES 2", dict(pipelines=10, max_active=2, ttl=10, max_instances=2), BOOT + 5 * WORK),
     ],
     "large": [

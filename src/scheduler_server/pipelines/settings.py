@@ -67,7 +67,7 @@ class PipelineSettings(_Section):
     timetest_csv_file: Path | None = Field(None, description="Append the seed's timing CSV here (seed: TIMETEST_CSV_FILE).")
     ssh_hosts: list[SSHHost] = Field(default_factory=list, description="Hosts of the ssh backend.")
     max_instances: int | None = Field(
-        None, ge=1, description="Most instances alive at once, booting ones included; the surplus over running pipelines boots ahead for the queue (seed: MAX_INSTANCES). Default: max_active_pipelines + 1; with virtual_server_ttl 1, 4 x max_active_pipelines."
+        None, ge=1, description="Most instances alive at once, booting ones included; the surplus over running pipelines boots ahead for the queue (seed: MAX_INSTANCES). Default: max_active_pipelines + 1; with virtual_server_ttl 1, 5 x max_active_pipelines."
     )
     idle_timeout: float = Field(300.0, ge=0, description="Seconds an idle instance is kept for reuse before it is deleted (seed: IDLE_TIMEOUT).")
     max_attempts: int = Field(3, ge=1, description="Attempts per pipeline when the infrastructure fails (instance down, SSH lost) (seed: MAX_ATTEMPTS).")
@@ -104,8 +104,9 @@ class PipelineSettings(_Section):
         if self.virtual_server_ttl == 1:
             # Every pipeline needs a new server, so look-ahead boots only servers that queued
             # pipelines will use; hiding a boot three times as long as the work (the seed's
-            # 240 s boots and 80 s jobs) takes three booting behind each running one.
-            return 4 * self.max_active_pipelines
+            # 240 s boots and 80 s jobs) takes three booting behind each running one, plus the
+            # one just finished, which counts until its delete completes (4 measured 10% slower).
+            return 5 * self.max_active_pipelines
         return self.max_active_pipelines + 1
 
 
