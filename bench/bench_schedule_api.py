@@ -123,8 +123,9 @@ def main() -> None:
             seq = latency(port, args.seconds)
             rows.append((workers, "python, sequential", 1, len(seq) / args.seconds, pct(seq, 50), pct(seq, 99)))
             if shutil.which("wrk"):
-                rps, p50, p99 = wrk_throughput(port, args.seconds, 4)
-                rows.append((workers, "wrk", 4, rps, p50, p99))
+                for connections in (1, 2, 4):
+                    rps, p50, p99 = wrk_throughput(port, args.seconds, connections)
+                    rows.append((workers, "wrk", connections, rps, p50, p99))
             else:
                 rps, p50, p99 = python_throughput(port, args.seconds, 2)
                 rows.append((workers, "python, 2 processes", 2, rps, p50, p99))
