@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import Settings, load_settings
+from ..validation_text import field_and_problem
 from .attempts import Attempts
 from .clouds.base import BackendError, InstanceInfo, create_backend
 from .dispatcher import Dispatcher
@@ -286,16 +287,5 @@ def _describe(info: InstanceInfo) -> dict[str, Any]:
 
 
 def _validation_error(exc: ValidationError) -> PipelineError:
-    error = exc.errors()[0]
-    loc = [str(p) for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[", "dict[")))]
-    field = ".".join(loc) or "pipeline"
-    kind = error["type"]
-    if kind == "missing":
-        problem = "missing (required)"
-    elif kind == "extra_forbidden":
-        problem = "unknown field"
-    elif kind == "value_error":
-        problem = str(error.get("ctx", {}).get("error", error["msg"]))
-    else:
-        problem = error["msg"]
+    field, problem, _ = field_and_problem(exc, "pipeline")
     return PipelineError(400, f"{field}: {problem}", field)

@@ -13,6 +13,7 @@ from ..observing.policies.registry import available_policies
 from ..observing.service import PolicyRequest, ScheduleInputError, presets_of, run_schedule
 from ..observing.policies.base import PolicyFailure
 from ..observing.timeparse import ACCEPTED_FORMATS, parse_time
+from ..validation_text import field_and_problem
 from .errors import ApiError
 from .openapi import spec
 
@@ -181,18 +182,7 @@ def _json_body() -> Any:
 
 
 def _validation_error(exc: ValidationError) -> ApiError:
-    error = exc.errors()[0]
-    loc = [str(p) for p in error["loc"]]
-    field = ".".join(loc) or "request body"
-    kind = error["type"]
-    if kind == "missing":
-        problem = "missing (required)"
-    elif kind == "extra_forbidden":
-        problem = "unknown field"
-    elif kind == "value_error":
-        problem = str(error["ctx"]["error"])
-    elif loc == ["policy"] and kind == "model_type":
+    field, problem, kind = field_and_problem(exc, "request body")
+    if field == "policy" and kind == "model_type":
         problem = "must be a JSON object (or a JSON string holding one) with 'policy' and 'config'"
-    else:
-        problem = error["msg"]
     return ApiError(400, f"{field}: {problem}", field)
