@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import zipfile
 from functools import lru_cache
@@ -93,6 +94,21 @@ def load_text(relative: str) -> str | None:
 
 def save_text(relative: str, text: str) -> None:
     _write_atomically(cache_root() / relative, lambda handle: handle.write(text), "w")
+
+
+def prune(relative: str, keep: int) -> None:
+    """Keep only the ``keep`` most recently written entries of directory ``relative``.
+
+    Requests may vary the inputs a cache key is made of (the site, the generator
+    config), so without a bound a client could fill the disk one key at a time.
+    """
+    root = cache_root() / relative
+    try:
+        entries = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return  # no such directory yet, or unreadable: nothing to prune
+    for old in entries[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_atomically(path: Path, write, mode: str) -> None:

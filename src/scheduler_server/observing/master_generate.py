@@ -35,6 +35,7 @@ from .sky import Site
 GENERATOR_VERSION = 2
 SAMPLE_SECONDS = 120  # the sun and moon move < 0.5 deg in 2 minutes; the policy re-checks finely anyway
 ROUND_SECONDS = 10
+CACHED_SPECS = 16  # generator configs whose months stay in the disk cache (most recent first)
 log = logging.getLogger(__name__)
 
 
@@ -93,6 +94,7 @@ def _month(key: str, m0: int, m1: int, spec: GeneratorConfig, site: Site) -> tup
         if scans is None:
             scans = tuple(plan_month(m0, m1, spec, site))
             cache.save_archive(name, master_store.to_arrays(scans))
+            cache.prune("master", keep=CACHED_SPECS)
     with _MONTHS_LOCK:
         if len(_MONTHS) >= _MONTHS_KEPT:
             _MONTHS.pop(next(iter(_MONTHS)))

@@ -32,6 +32,7 @@ STEP_SECONDS = 3600
 _BEFORE = 2  # grid points before a chunk's start, for the cubic stencil
 _AFTER = 3
 _POINTS = CHUNK_SECONDS // STEP_SECONDS + _BEFORE + _AFTER
+CACHED_SITES = 8  # sites whose tables stay in the disk cache (most recent first)
 TABLE_FORMAT = 1
 DENSE_STEP_SECONDS = 60.0
 # Mean sidereal rate; the table stores only the small residual from this line,
@@ -141,6 +142,7 @@ def _table(body: str, site: Site, chunk: int) -> np.ndarray:
         # the times' shared setup (``_chunk_times``), which is kept for the next one.
         table = _compute(body, site, chunk)
         cache.save_array(_table_name(body, site, chunk), table)
+        cache.prune(f"sky/{_versions()}", keep=CACHED_SITES)
     table.setflags(write=False)
     return table
 
