@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import time
 from pathlib import Path
 
 import openstack
@@ -14,6 +13,7 @@ from devtools.openstack_sim import SimConfig, Simulator
 from devtools.sshd import generate_keypair
 from scheduler_server.pipelines.clouds.base import create_backend
 from scheduler_server.pipelines.settings import PipelineSettings
+from tests.waiting import wait_until
 
 KEYPAIR = "scheduler"
 HERE = Path(__file__).parent
@@ -28,13 +28,7 @@ def pytest_collection_modifyitems(items):
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(predicate, timeout, interval, message=what)
 
 
 def sdk_connection(sim: Simulator, **kwargs):

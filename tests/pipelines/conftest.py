@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until  # noqa: F401  (re-exported to the tests here)
 
 from scheduler_server.config import Settings
 
@@ -92,16 +93,6 @@ def xnat(**fields) -> dict:
 
 def script(name: str, *args: str, **fields) -> dict:
     return {"type": "script", "script": name, "args": list(args), **fields}
-
-
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
 def wait_status(service, pipeline_id: int, statuses, timeout: float = 20.0):
