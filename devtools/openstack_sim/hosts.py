@@ -9,8 +9,10 @@ All servers share this machine and its login user; "processes of a server" are
 the ones whose ``SSH_CONNECTION`` names the server's address and port: sshd puts
 it in every session's environment, and it survives ``setsid``/``nohup``, so
 deleting a server can kill everything that ran on it, like a real VM going away.
-They get SIGTERM, then SIGKILL a moment later: shells run their exit traps, so
-no lock file of this machine's shell start-up (pyenv's rehash lock...) is left.
+A VM goes away all at once, so they are first frozen (SIGSTOP, looking again
+until no new process shows up: a stopped process cannot fork) and only then
+killed. Signalled one by one, a shell could see its child die before its own
+signal arrived and carry on with its next command, which no vanished VM does.
 
 Sessions start with ``SHLVL=1``: bash then skips this machine's ~/.bashrc,
 which belongs to the host, not to the simulated server's image (and can cost
@@ -48,24 +50,27 @@ class ServerHost:
     def pid(self) -> int | None:
         return self._sshd.process.pid if self._sshd.process else None
 
-    def stop(self, grace: float = 1.0) -> None:
+    def stop(self) -> None:
         """Stop the sshd, drop its open connections and kill every process that ran on this server."""
-        doomed = self.processes()
-        log.info("server %s: stopping sshd %s, terminating %s", self.address, self.pid, [_describe(p) for p in sorted(doomed)])
-        for pid in doomed:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while doomed and time.monotonic() < deadline:
-            time.sleep(0.02)
-            doomed = {pid for pid in doomed if _alive(pid)}
+        frozen = self._freeze()
+        log.info("server %s: stopping sshd %s, killing %s", self.address, self.pid, [_describe(p) for p in sorted(frozen)])
         self._sshd.stop()
-        survivors = doomed | self.processes()
-        if survivors:
-            log.info("server %s: killing %s", self.address, sorted(survivors))
-        for pid in survivors:  # per-connection sshd processes outlive the listener
+        for pid in frozen | self.processes():  # per-connection sshd processes outlive the listener
             _signal(pid, signal.SIGKILL)
-        # A process forked between two scans (a launcher's child) would outlive its VM: look again later.
+        # A process a dying sshd forked after the last scan would outlive its VM: look again later.
         threading.Thread(target=self._sweep_late, name=f"late-kill-{self.address}", daemon=True).start()
+
+    def _freeze(self, rounds: int = 20) -> set[int]:
+        """SIGSTOP every process of this server, rescanning until a scan finds nothing new."""
+        frozen: set[int] = set()
+        for _ in range(rounds):
+            found = self.processes() - frozen
+            if not found:
+                break
+            for pid in found:
+                _signal(pid, signal.SIGSTOP)
+            frozen |= found
+        return frozen
 
     def _sweep_late(self) -> None:
         for pause in (0.3, 1.0, 3.0):
