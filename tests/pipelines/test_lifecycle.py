@@ -265,3 +265,13 @@ def test_a_failing_assignment_at_submission_loses_nothing(make_service, monkeypa
     monkeypatch.undo()
     service.dispatcher.wake()
     assert wait_status(service, pipeline_id, "succeeded")
+
+
+def test_a_job_that_ends_is_seen_at_once_not_at_the_next_poll(make_service):
+    """The executor reports a job's end (local: the launched shell exits): with polls 30 s apart,
+    a 0.3 s script still finishes within seconds."""
+    service = make_service(poll_interval=30)
+    (pid,) = submit_ok(service, script("sleep.sh", "0.3"))
+    done = wait_status(service, pid, FINAL_STATES, timeout=10)
+    assert done.status == "succeeded", done.reason
+    assert done.finished_at - done.started_at < 3.0

@@ -105,7 +105,7 @@ def test_a_launcher_prepared_ahead_launches_once_with_the_secret_only_on_stdin(s
         executor.prepare_launcher()
         waiting = executor._launcher
         pid = executor.launch_detached(str(job), "run.sh", b"pw-on-stdin\n")
-        assert executor._launcher is None and waiting.closed  # the prepared session did the launch
+        assert executor._launcher is None and waiting.active  # the prepared session did the launch and now waits for its end
         wait_until(lambda: (job / "got").exists() and (job / "got").read_text() == "pw-on-stdin\n", message="stdin delivered")
         assert int((job / "pid").read_text()) == pid and os.getpgid(pid) == pid
         for proc in Path("/proc").iterdir():  # in no command line on the host
@@ -220,3 +220,14 @@ def test_host_down_is_an_infrastructure_failure_then_retried(make_service, ssh_s
     sshd.start()
     done = wait_status(service, pid, FINAL_STATES, timeout=60)
     assert done.status == "succeeded" and done.attempt >= 2
+
+
+def test_a_job_that_ends_is_seen_at_once_not_at_the_next_poll(make_service, ssh_settings):
+    """The launcher session stays until the job ends and says so: with polls 30 s apart,
+    a 0.3 s script still finishes within seconds, on every job of a reused host."""
+    service = make_service(**{**ssh_settings, "max_active_pipelines": 1}, poll_interval=30, virtual_server_ttl=10)
+    for _ in range(2):  # the first launch opens its launcher session, the second finds one opened ahead
+        (pid,) = submit_ok(service, script("sleep.sh", "0.3"))
+        done = wait_status(service, pid, FINAL_STATES, timeout=10)
+        assert done.status == "succeeded", done.reason
+        assert done.finished_at - done.started_at < 3.0

@@ -82,7 +82,7 @@ class Attempts:
                 return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
             runner.stage(executor, directory, script, files, command)
             # A cancel that arrives from here on finds the pipeline running and kills it.
-            runner.launch(executor, directory, secret)
+            runner.launch(executor, directory, secret, on_exit=lambda: self.service.dispatcher.poll_soon(pipeline_id))
         except runner.LaunchError as exc:
             return self.infra_failure(pipeline_id, f"launch failed: {exc}")
         except (BackendError, OSError) as exc:

@@ -82,6 +82,12 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def poll_soon(self, pipeline_id: int) -> None:
+        """Its job may have ended (the executor saw its process go): poll it now, not at its next turn."""
+        if not self.submit(("pipeline", pipeline_id), self.attempts.poll, pipeline_id):
+            self._last_poll[pipeline_id] = 0.0  # busy (its start job is still returning): the next tick polls
+            self._wake.set()
+
     def submit(self, key: Hashable, fn: Callable, *args) -> bool:
         """Run ``fn(*args)`` on a worker unless a job with the same key is still running."""
         with self._lock:

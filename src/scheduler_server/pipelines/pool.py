@@ -26,6 +26,11 @@ class Pool:
         self.store = store
         self.backend = backend
         self._settings = settings_source  # callable: the current PipelineSettings (they can be reloaded)
+        backend.awaited = self._awaited
+
+    def _awaited(self, instance_id: str) -> bool:
+        instance = self.get(instance_id)
+        return instance is not None and instance.pipeline_id is not None
 
     @property
     def settings(self):

@@ -106,10 +106,12 @@ def stage(executor: Executor, directory: str, script: tuple[str, Path], files: l
     executor.write_file(posixpath.join(directory, "run.sh"), render_run_script(name, command).encode(), 0o700)
 
 
-def launch(executor: Executor, directory: str, secret: str | None) -> int:
-    """Start ``run.sh`` detached in its own session; return its pid (also its process group)."""
+def launch(executor: Executor, directory: str, secret: str | None, on_exit=None) -> int:
+    """Start ``run.sh`` detached in its own session; return its pid (also its process group).
+
+    ``on_exit``: see ``Executor.launch_detached`` (a hint that the job may have ended)."""
     try:
-        return executor.launch_detached(directory, "run.sh", ((secret or "") + "\n").encode())
+        return executor.launch_detached(directory, "run.sh", ((secret or "") + "\n").encode(), on_exit)
     except FileExistsError:
         raise LaunchError("already launched") from None
 

@@ -37,7 +37,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 if TYPE_CHECKING:
     from ..settings import PipelineSettings
@@ -146,7 +146,13 @@ def _launcher(directory: str, script: str) -> str:
 
 #: The same launcher started before its job is known (see ``SSHExecutor.prepare_launcher``): it
 #: reads ``<dir>\0<script>\0`` and then the secret line from stdin; on EOF it does nothing.
-WAITING_LAUNCHER = 'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\n' + _LAUNCH
+#: After printing the pid it stays, waiting for the job, and prints ``ended`` when it has: the
+#: service hears of the end at once instead of at its next poll (the job never depends on it).
+WAITING_LAUNCHER = (
+    'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\n'
+    + _LAUNCH
+    + 'wait "$!" 2>/dev/null\necho ended\n'
+)
 
 
 def launch_result(result: "CommandResult", directory: str) -> int:
@@ -198,7 +204,7 @@ class Executor(ABC):
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
         """Return up to ``max_bytes`` bytes of ``remote_path`` from ``offset``; raise FileNotFoundError if absent."""
 
-    def launch_detached(self, directory: str, script: str, stdin: bytes) -> int:
+    def launch_detached(self, directory: str, script: str, stdin: bytes, on_exit: Callable[[], None] | None = None) -> int:
         """Start ``bash <script>`` in ``directory`` so that it outlives this service and the connection.
 
         Exactly once: ``<directory>/launched`` is created exclusively first, and if it
@@ -206,6 +212,11 @@ class Executor(ABC):
         leads a new session (its pid is its process group, for kill), gets ``stdin``
         on its standard input (how secrets travel), has stdout/stderr on /dev/null,
         and its pid is written to ``<directory>/pid`` and returned.
+
+        ``on_exit``, when given, may be called once from another thread when the
+        process has ended (or the executor lost sight of it), so its end is seen
+        before the next poll. It only means "look now": executors that cannot tell
+        never call it, and the job directory stays the truth.
 
         The default runs a small bash launcher through ``run``; the local executor
         starts it in a shell made ahead, the SSH executor in a launcher channel
@@ -235,6 +246,9 @@ class CloudBackend(ABC):
         self.settings = settings
         self.scheduler_id = scheduler_id
         self.data_dir = data_dir
+        #: Whether a pipeline is waiting for the instance named ``name`` (else it is a spare booted
+        #: ahead). Set by the pool; a backend may use it to reach awaited instances first.
+        self.awaited: Callable[[str], bool] = lambda name: True
 
     # --- lifecycle of one instance -------------------------------------------------
 

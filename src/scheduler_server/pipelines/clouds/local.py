@@ -74,7 +74,7 @@ class LocalExecutor(Executor):
             handle.write(data)
         os.chmod(target, mode)
 
-    def launch_detached(self, directory: str, script: str, stdin: bytes) -> int:
+    def launch_detached(self, directory: str, script: str, stdin: bytes, on_exit=None) -> int:
         # Started from here, in a shell made ahead of time: three process creations fewer
         # than the shell launcher over ``run``, and the one left is off the launch path.
         self._check()
@@ -85,7 +85,7 @@ class LocalExecutor(Executor):
             raise InstanceGone(f"{workdir} no longer exists") from None
         os.close(fd)
         record = lambda pid: (workdir / "pid").write_text(f"{pid}\n")  # noqa: E731
-        return self._spares.launch(str(workdir.resolve()), script, stdin, record)
+        return self._spares.launch(str(workdir.resolve()), script, stdin, record, on_exit)
 
     def remove_tree(self, remote_path: str) -> None:
         shutil.rmtree(self._path(remote_path), ignore_errors=True)

@@ -32,6 +32,7 @@ from .openstack_exec import OpenStackExecutor
 from .openstack_ips import FloatingIPs
 from .openstack_resolve import Resolved, resolve
 from .openstack_status import ServerStatusBoard
+from .urgent_first import UrgentFirst
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class OpenStackBackend(CloudBackend):
         self._resolve_lock = threading.Lock()
         self._booting = threading.BoundedSemaphore(self.os.max_parallel_provisioning)
         self._holding: set[str] = set()  # servers holding a _booting slot
+        self._reach_order = UrgentFirst()
         self._in_flight: set[str] = set()  # names being created: not yet known to the pool's store
         self._executors: dict[str, OpenStackExecutor] = {}
         self.ips = FloatingIPs(self.connection, scheduler_id, self.os.api_retries)
@@ -267,9 +269,10 @@ class OpenStackBackend(CloudBackend):
         last: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                # Connected and authenticated is reachable; a command would add an SSH session
-                # (~50 ms of sshd set-up) to every boot, and the launch runs one soon after anyway.
-                self.executor(instance).connect()
+                # Reachable once connected, authenticated and the first job's launcher session is
+                # open: that session's ~50 ms of sshd set-up is then off the job's start.
+                with self._reach_order.turn(lambda: self.awaited(instance.name)):
+                    self.executor(instance).prepare_launcher()
                 return
             except InstanceGone:
                 raise
@@ -293,10 +296,8 @@ class OpenStackBackend(CloudBackend):
                     key_file=self.settings.ssh_key_file, password=password,
                     exists=lambda sid=instance.id: self._exists(sid), server_name=instance.name,
                     tag_job=lambda job, sid=instance.id: self._tag_job(sid, job),
-                    # Not on OpenStack servers: with launches through a session opened ahead, the
-                    # simulator's "server vanishes" fault test mostly failed (a SIGTERMed job ran to its
-                    # end; bench/README.md), not understood yet.
-                    relaunch_ahead=False,
+                    # With TTL 1 a server runs one job: the session its probe opened is the only one needed.
+                    relaunch_ahead=self.settings.virtual_server_ttl > 1,
                 )  # fmt: skip
                 self._executors[key] = executor
             return executor

@@ -28,9 +28,9 @@ class OpenStackExecutor(SSHExecutor):
         self._tag_job = tag_job
         self.server_name = server_name
 
-    def launch_detached(self, directory, script, stdin):
+    def launch_detached(self, directory, script, stdin, on_exit=None):
         try:
-            pid = super().launch_detached(directory, script, stdin)
+            pid = super().launch_detached(directory, script, stdin, on_exit)
         except InstanceUnreachable as exc:
             raise self._gone_or(exc) from None
         self._tag_job(posixpath.basename(directory.rstrip("/")))

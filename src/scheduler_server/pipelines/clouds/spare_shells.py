@@ -71,11 +71,12 @@ class SpareShells:
                     return
                 self._spares.append(spare)
 
-    def launch(self, directory: str, script: str, stdin: bytes, record_pid: Callable[[int], None]) -> int:
+    def launch(self, directory: str, script: str, stdin: bytes, record_pid: Callable[[int], None], on_exit=None) -> int:
         """Run ``<directory>/<script>`` in a spare (or a new shell if none is ready); return its pid.
 
         ``record_pid`` is called with the pid before the job is handed over, so the pid file
-        exists before anything runs, as with a freshly started process."""
+        exists before anything runs, as with a freshly started process. ``on_exit`` is called
+        from a thread when that process has ended."""
         process = self._take() or self._start()
         record_pid(process.pid)
         try:
@@ -83,7 +84,8 @@ class SpareShells:
             process.stdin.close()
         except BrokenPipeError:
             raise OSError(f"the shell for {directory} died before it got its job") from None
-        # Not waited for: subprocess reaps it later, and after a restart it is init's child.
+        # After a restart it is init's child; until then this thread reaps it and reports its end.
+        threading.Thread(target=_wait_for_end, args=(process, on_exit), name=f"local-job-{process.pid}", daemon=True).start()
         threading.Thread(target=self.refill, name="spare-shells", daemon=True).start()
         return process.pid
 
@@ -93,6 +95,15 @@ class SpareShells:
             spares, self._spares = self._spares, []
         for spare in spares:
             _discard(spare)
+
+
+def _wait_for_end(process: subprocess.Popen, on_exit) -> None:
+    process.wait()
+    if on_exit is not None:
+        try:
+            on_exit()
+        except Exception:  # noqa: BLE001 - a callback's bug must not be silent
+            log.exception("the end-of-job callback failed")
 
 
 def _discard(spare: subprocess.Popen) -> None:

@@ -9,7 +9,10 @@ A launch needs a new SSH session (sshd forks and starts a shell: ~50 ms on a
 loaded machine, against ~2 ms for an SFTP request). ``prepare_launcher`` opens
 that session ahead, running a launcher that waits for its job on stdin, so the
 launch itself is one message on an open channel. It is reopened in the
-background after each launch unless ``relaunch_ahead`` is off.
+background after each launch unless ``relaunch_ahead`` is off. The launcher
+then stays, waiting for the job, and says when it ended: a thread holding the
+channel calls the launch's ``on_exit``, so the end is seen at once, not at the
+next poll.
 
 Host keys: cloud instances are new machines whose keys nobody has seen, so by
 default any key is accepted (and logged at DEBUG). Give ``known_hosts`` to
@@ -106,6 +109,9 @@ class SSHExecutor(Executor):
             transport = client.get_transport()
             assert transport is not None
             transport.set_keepalive(15)
+            # Commands and SFTP are small request/answer exchanges: with Nagle's algorithm a
+            # small write waits for the peer's delayed ACK (40 ms on Linux) now and then.
+            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._client = client
             return transport
 
@@ -153,15 +159,7 @@ class SSHExecutor(Executor):
         """Open a session running the waiting launcher now (connecting if need be), for the next launch.
 
         Raises ``InstanceUnreachable`` when that fails, so it doubles as a reachability probe."""
-        if self._closed:
-            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: executor closed")
-        transport = self._transport()
-        try:
-            channel = transport.open_session(timeout=self.connect_timeout)
-            channel.fileno()  # before any output can arrive, so select() sees all of it
-            channel.exec_command(WAITING_LAUNCHER)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+        channel = self._open_launcher()
         with self._lock:
             if self._closed:  # closed meanwhile (the instance is being deleted): leave no connection open
                 old = channel
@@ -170,6 +168,29 @@ class SSHExecutor(Executor):
                 old, self._launcher = self._launcher, channel
         if old is not None:
             old.close()
+
+    def _open_launcher(self) -> paramiko.Channel:
+        """A new session running ``WAITING_LAUNCHER``; reconnects once if the connection had died."""
+        if self._closed:
+            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: executor closed")
+        for attempt in (1, 2):
+            transport = self._transport()
+            try:
+                channel = transport.open_session(timeout=self.connect_timeout)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                with self._lock:
+                    self._drop()
+                if attempt == 2:
+                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+                continue
+            try:
+                channel.fileno()  # before any output can arrive, so select() sees all of it
+                channel.exec_command(WAITING_LAUNCHER)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                channel.close()
+                raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+            return channel
+        raise AssertionError("unreachable")
 
     def _take_launcher(self) -> paramiko.Channel | None:
         with self._lock:
@@ -182,15 +203,45 @@ class SSHExecutor(Executor):
             return None
         return channel
 
-    def launch_detached(self, directory: str, script: str, stdin: bytes) -> int:
-        channel = self._take_launcher()
-        if channel is None:
-            pid = super().launch_detached(directory, script, stdin)
-        else:
-            job = directory.encode() + b"\0" + script.encode() + b"\0"
-            pid = launch_result(self._communicate(channel, job + stdin, 30), directory)
+    def launch_detached(self, directory: str, script: str, stdin: bytes, on_exit=None) -> int:
+        # Always through the waiting launcher (opened now if none was ready): it stays to tell the job's end.
+        channel = self._take_launcher() or self._open_launcher()
+        job = directory.encode() + b"\0" + script.encode() + b"\0"
+        pid = self._launch_on(channel, job + stdin, directory, on_exit)
         if self.relaunch_ahead:  # for the next job on this instance, off the launch path
             threading.Thread(target=self._reprepare, name="ssh-launcher", daemon=True).start()
+        return pid
+
+    def _launch_on(self, channel: paramiko.Channel, message: bytes, directory: str, on_exit) -> int:
+        """Hand a job to a waiting launcher; return the pid it prints, then let a thread wait for its end."""
+        deadline = time.monotonic() + 30
+        out = bytearray()
+        try:
+            channel.sendall(message)
+            wakeup = channel.fileno()
+            while b"\n" not in out and not (channel.eof_received or channel.closed or channel.status_event.is_set()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: no pid from the launcher after 30 s")
+                select.select([wakeup], [], [], min(left, 1.0))
+                while channel.recv_ready():
+                    out += channel.recv(65536)
+            line = bytes(out).split(b"\n", 1)[0]
+            if not line.strip().isdigit():
+                # It refused (92: launched before) or failed, and exits: its status says which.
+                code = channel.recv_exit_status() if channel.status_event.wait(EOF_GRACE) else -1
+                channel.close()
+                return launch_result(CommandResult(code, line, channel.recv_stderr(4096) if channel.recv_stderr_ready() else b""), directory)
+        except FileExistsError:  # launched before (an OSError, but not a connection problem)
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            channel.close()
+            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+        except BaseException:
+            channel.close()
+            raise
+        pid = int(line)
+        threading.Thread(target=_wait_for_end, args=(channel, on_exit), name=f"ssh-job-{pid}", daemon=True).start()
         return pid
 
     def _reprepare(self) -> None:
@@ -317,6 +368,23 @@ class SSHExecutor(Executor):
                 raise
 
         return self._with_sftp(action)
+
+
+def _wait_for_end(channel: paramiko.Channel, on_exit) -> None:
+    """Hold a launcher's channel until it prints ``ended`` or closes (the job ended, or the
+    connection or the instance went away), then tell ``on_exit``: either way, time to look."""
+    try:
+        while channel.recv(1024):
+            pass
+    except (paramiko.SSHException, OSError, EOFError):
+        pass
+    finally:
+        channel.close()
+    if on_exit is not None:
+        try:
+            on_exit()
+        except Exception:  # noqa: BLE001 - a callback's bug must not be silent, nor kill anything
+            log.exception("the end-of-job callback failed")
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,62 @@
+"""Instances a pipeline waits for are reached before spares booted ahead (clouds/urgent_first.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from scheduler_server.pipelines.clouds.urgent_first import UrgentFirst
+
+
+def _spare_turn(gate: UrgentFirst, awaited, log: list, started: threading.Event | None = None):
+    def run():
+        if started:
+            started.set()
+        with gate.turn(awaited) as urgent:
+            log.append(("spare", urgent, time.monotonic()))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_spare_waits_while_an_awaited_instance_has_its_turn():
+    gate, log = UrgentFirst(max_wait=5), []
+    release = threading.Event()
+    with gate.turn(lambda: True) as urgent:
+        assert urgent
+        spare = _spare_turn(gate, lambda: False, log)
+        time.sleep(0.3)
+        assert log == []  # still waiting
+        released_at = time.monotonic()
+        release.set()
+    spare.join(5)
+    assert len(log) == 1 and log[0][1] is False and log[0][2] >= released_at
+
+
+def test_a_spare_is_never_starved():
+    gate, log = UrgentFirst(max_wait=0.3), []
+    with gate.turn(lambda: True):
+        started = time.monotonic()
+        spare = _spare_turn(gate, lambda: False, log)
+        spare.join(5)
+    assert len(log) == 1 and 0.25 <= log[0][2] - started < 2.0  # went after max_wait, urgent turn still held
+
+
+def test_a_spare_that_becomes_awaited_goes_at_once_as_urgent():
+    gate, log = UrgentFirst(max_wait=5), []
+    wanted = threading.Event()
+    with gate.turn(lambda: True):
+        spare = _spare_turn(gate, wanted.is_set, log)
+        time.sleep(0.2)
+        assert log == []
+        wanted.set()  # a lane freed: a pipeline now waits for this instance
+        spare.join(2)
+        assert log and log[0][1] is True  # while the other urgent turn is still held
+
+
+def test_without_awaited_turns_spares_do_not_wait():
+    gate, log = UrgentFirst(max_wait=5), []
+    started = time.monotonic()
+    _spare_turn(gate, lambda: False, log).join(5)
+    assert log and log[0][2] - started < 0.2
