@@ -227,7 +227,9 @@ class Attempts:
         self._last_full_check.pop(pipeline_id, None)
         self._unreachable_since.pop(pipeline_id, None)
         if outcome and outcome[0]:
-            self.service.dispatcher.submit(("instance", outcome[1]), self.pool.destroy, outcome[1])
+            # The instance is now "deleting": the dispatcher's next tick deletes it, after assigning
+            # the next pipeline (a delete is not urgent; a start is, and they compete for the CPU).
+            self.service.dispatcher.wake()
 
     def _set(self, pipeline_id: int, to: str, reason: str, **values) -> None:
         def change(session, p: Pipeline):

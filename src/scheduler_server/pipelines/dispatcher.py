@@ -30,6 +30,9 @@ from .store import new_holder_id
 
 log = logging.getLogger(__name__)
 
+#: Longest a used-up instance's delete waits for pipelines being started (seconds).
+DELETE_YIELD = 2.0
+
 
 class Dispatcher:
     def __init__(self, service):
@@ -167,8 +170,11 @@ class Dispatcher:
         if any(i.state == IDLE and (i.idle_since or 0) + timeout <= now for i in instances.values()):
             for instance_id in self.pool.expire_idle(now):
                 self.submit(("instance", instance_id), self.pool.destroy, instance_id)
+        # Deleting is not urgent: it waits while a pipeline is being staged and launched (they
+        # would compete for the CPU and the network), but not for long.
+        starting = any(p.status == STAGING for p in active)
         for instance in instances.values():
-            if instance.state == DELETING:
+            if instance.state == DELETING and not (starting and now - instance.updated_at < DELETE_YIELD):
                 self.submit(("instance", instance.id), self.pool.destroy, instance.id)
         if now - self._last_sweep >= self.settings.reconcile_interval:
             self._last_sweep = now

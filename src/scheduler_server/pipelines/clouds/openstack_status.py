@@ -11,9 +11,38 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
+from openstack import exceptions as os_exceptions
+
 from .openstack_calls import CloudAPIError, call
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What waiting for a server needs from Nova's listing."""
+
+    id: str
+    status: str | None
+    fault: dict | None = None
+    addresses: dict = field(default_factory=dict)
+
+
+def _list_statuses(compute) -> list[ServerStatus]:
+    """GET /servers/detail (every page) through the SDK's authenticated adapter, read as plain
+    JSON: building an SDK Server per entry costs ~8 ms of CPU each, most of a poll's cost when
+    twenty servers boot at once, and it slows the SSH handshakes of the ones just ready."""
+    found: list[ServerStatus] = []
+    url: str | None = "/servers/detail"
+    while url:
+        response = compute.get(url, raise_exc=False)
+        os_exceptions.raise_from_response(response)
+        body = response.json()
+        for entry in body.get("servers", []):
+            found.append(ServerStatus(entry["id"], entry.get("status"), entry.get("fault"), entry.get("addresses") or {}))
+        url = next((link["href"] for link in body.get("servers_links", []) if link.get("rel") == "next"), None)
+    return found
 
 
 class ServerStatusBoard:
@@ -25,11 +54,12 @@ class ServerStatusBoard:
         self._taken_at = float("-inf")
 
     def get(self, server_id: str, max_age: float):
-        """The server (an openstacksdk Server) as seen at most ``max_age`` seconds ago, or None if it does not exist."""
+        """The server (a ``ServerStatus`` from the shared listing, or an SDK Server when fetched alone) as
+        seen at most ``max_age`` seconds ago, or None if it does not exist."""
         with self._lock:
             if time.monotonic() - self._taken_at >= max_age:
                 compute = self._conn().compute
-                servers = call("list servers", lambda: list(compute.servers(details=True)), self.retries)
+                servers = call("list servers", lambda: _list_statuses(compute), self.retries)
                 self._servers = {s.id: s for s in servers}
                 self._taken_at = time.monotonic()
             server = self._servers.get(server_id)
