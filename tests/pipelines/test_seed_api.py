@@ -100,6 +100,10 @@ def test_delete_instance_semantics(make_client, tmp_path):
     service = client.application.extensions["pipelines"].service
     held = client.post("/pipeline", json=xnat(script="sleep.sh")).json["content"]["id"]
     wait_until(lambda: service.store.get_pipeline(held).status == "running", message="running")
+    done = client.post("/pipeline", json=xnat(script="ok.sh")).json["content"]["id"]
+    wait_until(lambda: service.store.get_pipeline(done).status == "succeeded", message="succeeded")
+    idle = service.store.get_pipeline(done).instance_id  # tracked, idle until IDLE_TIMEOUT
+    assert service.pool.get(idle).state == "idle"
     sandboxes = service.data_path / "instances"
     # A leaked sandbox of ours (tagged, untracked) and one of another scheduler (untagged for us).
     (sandboxes / "leaked").mkdir()
@@ -120,6 +124,7 @@ def test_delete_instance_semantics(make_client, tmp_path):
     assert everything["deleted"] == ["foreign"]
     running_instance = service.store.get_pipeline(held).instance_id
     assert (sandboxes / running_instance).exists()  # held by a pipeline: never deleted
+    assert (sandboxes / idle).exists() and service.pool.get(idle).state == "idle"  # tracked: kept
     assert service.store.get_pipeline(held).status == "running"
 
     assert client.delete("/instance?all=maybe").status_code == 400

@@ -12,7 +12,7 @@ from .pipelines import fail, service_for
 
 @click.group("instances")
 def command() -> None:
-    """List instances and delete the ones no pipeline holds."""
+    """List instances and delete the ones this scheduler does not track."""
 
 
 @command.command("list")
@@ -34,7 +34,7 @@ def instances_list(config_path) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list them.")
 @config_option
 def instances_delete(include_untagged, dry_run, config_path) -> None:
-    """DELETE /instance from the shell: delete backend instances no pipeline of ours holds."""
+    """DELETE /instance from the shell: delete backend instances this scheduler does not track."""
     from ..pipelines.service import PipelineError
 
     service = service_for(config_path)

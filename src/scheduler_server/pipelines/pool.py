@@ -223,12 +223,14 @@ class Pool:
         return leaked
 
     def untracked(self, include_untagged: bool) -> list[InstanceInfo]:
-        """Backend instances that no pipeline of ours holds (the seed's DELETE /instance)."""
-        held = set()
-        for row in self.live():
-            if row.info and (row.pipeline_id is not None or row.state == BOOTING):
-                held.add(InstanceInfo.from_dict(row.info).id)
-        return [i for i in self.backend.list_instances(include_untagged=include_untagged) if i.id not in held]
+        """Backend instances this scheduler does not track (the seed's DELETE /instance). Tracked ones,
+        idle spares included, are left alone: they end by IDLE_TIMEOUT or ``DELETE /api/v1/instances/{id}``."""
+        live = self.live()
+        tracked = {i.id for i in live} | {i.info["id"] for i in live if i.info}
+        return [
+            i for i in self.backend.list_instances(include_untagged=include_untagged)
+            if i.id not in tracked and i.name not in tracked
+        ]  # fmt: skip
 
     def delete_backend_instance(self, info: InstanceInfo) -> None:
         """Delete one backend instance and mark our row for it, if any, deleted."""

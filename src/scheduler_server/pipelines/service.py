@@ -240,7 +240,7 @@ class PipelineService:
         self.pool.destroy(instance_id)
 
     def delete_untracked(self, *, include_untagged: bool, dry_run: bool) -> dict[str, Any]:
-        """The seed's DELETE /instance: delete backend instances no pipeline of ours holds."""
+        """The seed's DELETE /instance: delete backend instances this scheduler does not track."""
         try:
             candidates = self.pool.untracked(include_untagged)
         except BackendError as exc:

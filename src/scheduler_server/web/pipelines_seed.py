@@ -142,13 +142,14 @@ def list_instances():
 
 
 @spec.operation(
-    "/instance", "delete", "Delete the backend's instances no pipeline of this scheduler holds", TAGS,
+    "/instance", "delete", "Delete the backend's instances this scheduler does not track", TAGS,
     query=DeleteInstancesQuery, responses={**_RESPONSES, 503: ("Backend unreachable", SeedAnswer)}, security=True,
 )  # fmt: skip
 @bp.delete("/instance")
 def delete_instances():
-    """By default only instances this scheduler created (tagged with its id); ?all=true deletes every
-    untracked instance of the project as the seed did; ?dry_run=true only lists them."""
+    """By default only instances tagged with this scheduler's id that it no longer tracks (crash
+    leftovers); ?all=true also the project's other instances, as the seed did; ?dry_run=true only
+    lists them. Tracked instances (running, booting, idle spares) are never deleted here."""
     query = _bool_query(DeleteInstancesQuery)
     try:
         report = service().delete_untracked(include_untagged=query.all, dry_run=query.dry_run)
