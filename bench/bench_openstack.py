@@ -37,6 +37,7 @@ from devtools.openstack_sim.process import SimProcess  # noqa: E402
 from devtools.sshd import free_port, generate_keypair  # noqa: E402
 
 BOOT, WORK = 2.4, 0.8
+STARTUP = 2.0  # seconds given to the service to finish starting before the submission
 SCRIPT = "#!/bin/bash\nsleep {work}\n"
 
 
@@ -72,6 +73,9 @@ def serve(config_path: Path, log: Path) -> tuple[subprocess.Popen, str]:
     while time.monotonic() < deadline:
         try:
             requests.get(url + "/pipeline", timeout=1).raise_for_status()
+            # Let it finish starting (Keystone token, service catalog, image/flavor/network lookups,
+            # reconciliation): a running service did that long before a burst of submissions.
+            time.sleep(STARTUP)
             return proc, url
         except requests.RequestException:
             time.sleep(0.1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,38 @@ def test_a_job_that_ends_is_seen_at_once_not_at_the_next_poll(make_service, ssh_
         done = wait_status(service, pid, FINAL_STATES, timeout=10)
         assert done.status == "succeeded", done.reason
         assert done.finished_at - done.started_at < 3.0
+
+
+@pytest.mark.parametrize("inline_limit", [1 << 20, 0], ids=["with-the-launch", "over-sftp"])
+def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(sshd, key, tmp_path, monkeypatch, inline_limit):
+    from scheduler_server.pipelines.clouds import ssh_exec
+    from scheduler_server.pipelines.clouds.base import JobFile
+
+    monkeypatch.setattr(ssh_exec, "INLINE_STAGING_MAX", inline_limit)
+    job = tmp_path / "base" / "job 'x' $(id)"  # made by the launcher (or SFTP), any name
+    blob = bytes(range(256)) * 64
+    local = tmp_path / "data.bin"
+    local.write_bytes(blob)
+    files = [
+        JobFile("work.sh", 0o755, data=b'cat sub/data.bin | md5sum > sum; IFS= read -r s; echo "$s" > got\n'),
+        JobFile("sub/data.bin", 0o644, path=local),
+        JobFile("run.sh", 0o700, data=b"bash ./work.sh\n"),
+    ]
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
+    try:
+        ended = threading.Event()
+        executor.stage_and_launch(str(job), files, "run.sh", b"pw-on-stdin\n", on_exit=ended.set)
+        assert ended.wait(10)  # the launcher said the job ended
+        assert (job / "got").read_text() == "pw-on-stdin\n"
+        assert (job / "sub" / "data.bin").read_bytes() == blob
+        assert (job / "sum").read_text().split()[0] == hashlib.md5(blob).hexdigest()
+        assert {name: oct(os.stat(job / name).st_mode & 0o777) for name in ("work.sh", "run.sh", "sub/data.bin")} == {
+            "work.sh": "0o755", "run.sh": "0o700", "sub/data.bin": "0o644",
+        }  # fmt: skip
+        changed = [JobFile("work.sh", 0o755, data=b"echo overwritten > got\n"), files[2]]
+        with pytest.raises(FileExistsError):
+            executor.stage_and_launch(str(job), changed, "run.sh", b"\n")
+        if inline_limit:  # with the launch, nothing is unpacked once launched exists
+            assert (job / "work.sh").read_bytes() == files[0].data
+    finally:
+        executor.close()

@@ -80,9 +80,9 @@ class Attempts:
             except (PathError, SecretError, OSError) as exc:
                 # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, or the key changed: not retryable.
                 return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
-            runner.stage(executor, directory, script, files, command)
             # A cancel that arrives from here on finds the pipeline running and kills it.
-            runner.launch(executor, directory, secret, on_exit=lambda: self.service.dispatcher.poll_soon(pipeline_id))
+            on_exit = lambda: self.service.dispatcher.poll_soon(pipeline_id)  # noqa: E731
+            runner.stage_and_launch(executor, directory, script, files, command, secret, on_exit)
         except runner.LaunchError as exc:
             return self.infra_failure(pipeline_id, f"launch failed: {exc}")
         except (BackendError, OSError) as exc:

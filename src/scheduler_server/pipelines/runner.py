@@ -25,7 +25,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .clouds.base import Executor, InstanceUnreachable
+from .clouds.base import Executor, InstanceUnreachable, JobFile
 from .tasks import SECRET, Command
 
 log = logging.getLogger(__name__)
@@ -97,21 +97,20 @@ class LaunchError(Exception):
     """The launcher refused or failed (the attempt had already been launched, or run.sh did not start)."""
 
 
-def stage(executor: Executor, directory: str, script: tuple[str, Path], files: list[tuple[str, Path]], command: Command) -> None:
-    """Upload the script, its files and ``run.sh`` into the job directory."""
-    name, local = script
-    executor.upload(local, posixpath.join(directory, name), 0o755)
-    for file_name, file_path in files:
-        executor.upload(file_path, posixpath.join(directory, file_name), 0o644)
-    executor.write_file(posixpath.join(directory, "run.sh"), render_run_script(name, command).encode(), 0o700)
-
-
-def launch(executor: Executor, directory: str, secret: str | None, on_exit=None) -> int:
-    """Start ``run.sh`` detached in its own session; return its pid (also its process group).
+def stage_and_launch(
+    executor: Executor, directory: str, script: tuple[str, Path], files: list[tuple[str, Path]], command: Command,
+    secret: str | None, on_exit=None,
+) -> int:
+    """Put the script, its files and ``run.sh`` into the job directory and start ``run.sh`` detached in
+    its own session; return its pid (also its process group).
 
     ``on_exit``: see ``Executor.launch_detached`` (a hint that the job may have ended)."""
+    name, local = script
+    job = [JobFile(name, 0o755, path=local)]
+    job += [JobFile(file_name, 0o644, path=file_path) for file_name, file_path in files]
+    job.append(JobFile("run.sh", 0o700, data=render_run_script(name, command).encode()))
     try:
-        return executor.launch_detached(directory, "run.sh", ((secret or "") + "\n").encode(), on_exit)
+        return executor.stage_and_launch(directory, job, "run.sh", ((secret or "") + "\n").encode(), on_exit)
     except FileExistsError:
         raise LaunchError("already launched") from None
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import posixpath
 import shlex
 import time
 from abc import ABC, abstractmethod
@@ -128,15 +129,18 @@ class CommandResult:
 
 # The secret line is read here and handed on through a bash here-string (a pipe for
 # small strings), so it is never in a command line or a file.
-_LAUNCH = """\
+_ENTER = """\
 cd -- "$dir" || exit 91
 ( set -C; : > launched ) 2>/dev/null || { echo already-launched; exit 92; }
+"""
+_START = """\
 IFS= read -r line || true
 setsid bash "./$script" <<< "$line" > /dev/null 2>&1 &
 unset line
 echo $! > pid
 echo $!
 """
+_LAUNCH = _ENTER + _START
 
 
 def _launcher(directory: str, script: str) -> str:
@@ -144,15 +148,37 @@ def _launcher(directory: str, script: str) -> str:
     return f"dir={shlex.quote(directory)}; script={shlex.quote(script)}\n{_LAUNCH}"
 
 
-#: The same launcher started before its job is known (see ``SSHExecutor.prepare_launcher``): it
-#: reads ``<dir>\0<script>\0`` and then the secret line from stdin; on EOF it does nothing.
+#: The same launcher started before its job is known (see ``SSHExecutor.prepare_launcher``). It
+#: reads ``<dir>\0<script>\0<n>\0`` from stdin, then ``n`` bytes of a tar archive of the job's
+#: files (n may be 0: staged already), then the secret line; on EOF it does nothing. The archive
+#: is unpacked only once ``launched`` is created, so a job launched before is never overwritten.
 #: After printing the pid it stays, waiting for the job, and prints ``ended`` when it has: the
 #: service hears of the end at once instead of at its next poll (the job never depends on it).
 WAITING_LAUNCHER = (
-    'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\n'
-    + _LAUNCH
+    'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\nIFS= read -r -d "" size || exit 0\n'
+    'case "$size" in ""|*[!0-9]*) exit 94;; esac\n'
+    'if [ "$size" -gt 0 ]; then mkdir -p -- "$dir" || exit 91; fi\n'
+    + _ENTER
+    + 'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x --no-same-owner -f - || { echo staging-failed; exit 93; }; fi\n'
+    + _START
     + 'wait "$!" 2>/dev/null\necho ended\n'
 )
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """A file of a job: ``name`` relative to the job directory, content from ``path`` or ``data``."""
+
+    name: str
+    mode: int
+    path: Path | None = None
+    data: bytes | None = None
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.path.stat().st_size
+
+    def content(self) -> bytes:
+        return self.data if self.data is not None else self.path.read_bytes()
 
 
 def launch_result(result: "CommandResult", directory: str) -> int:
@@ -172,7 +198,7 @@ class Executor(ABC):
     Paths given to an executor that are not absolute are relative to the
     instance's *root*: the login user's home directory over SSH, the sandbox
     directory for the local backend. Commands run in that root through
-    ``bash -c``-like shell semantics (POSIX sh at least; bash and ``setsid``
+    ``bash -c``-like shell semantics (POSIX sh at least; bash, ``setsid``, ``tar`` and ``head``
     must be installed on the instance).
 
     Secrets must never be part of ``command`` (it is visible in process lists
@@ -224,6 +250,19 @@ class Executor(ABC):
         """
         result = self.run(_launcher(directory, script), stdin=stdin, timeout=30)
         return launch_result(result, directory)
+
+    def stage_and_launch(self, directory: str, files: list[JobFile], script: str, stdin: bytes, on_exit=None) -> int:
+        """Write ``files`` into ``directory`` (made if need be), then ``launch_detached`` ``script`` there.
+
+        The default uploads file by file; the SSH executor sends a small job's files with the
+        launch itself (one message instead of a round trip per SFTP request)."""
+        for item in files:
+            target = posixpath.join(directory, item.name)
+            if item.data is not None:
+                self.write_file(target, item.data, item.mode)
+            else:
+                self.upload(item.path, target, item.mode)
+        return self.launch_detached(directory, script, stdin, on_exit)
 
     def remove_tree(self, remote_path: str) -> None:
         """Delete a directory and everything in it; absent is fine. Default: ``rm -rf`` through ``run``."""

@@ -28,9 +28,9 @@ class OpenStackExecutor(SSHExecutor):
         self._tag_job = tag_job
         self.server_name = server_name
 
-    def launch_detached(self, directory, script, stdin, on_exit=None):
+    def _launch(self, directory, script, archive, stdin, on_exit):
         try:
-            pid = super().launch_detached(directory, script, stdin, on_exit)
+            pid = super()._launch(directory, script, archive, stdin, on_exit)
         except InstanceUnreachable as exc:
             raise self._gone_or(exc) from None
         self._tag_job(posixpath.basename(directory.rstrip("/")))

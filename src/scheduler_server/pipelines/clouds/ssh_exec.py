@@ -21,22 +21,27 @@ check keys instead.
 
 from __future__ import annotations
 
+import io
 import logging
 import posixpath
 import select
 import socket
+import tarfile
 import threading
 import time
 from pathlib import Path
 
 import paramiko
 
-from .base import WAITING_LAUNCHER, CommandResult, Executor, InstanceUnreachable, launch_result
+from .base import WAITING_LAUNCHER, CommandResult, Executor, InstanceUnreachable, JobFile, launch_result
 
 log = logging.getLogger(__name__)
 
 #: After the exit status, how long to wait for the rest of the output (EOF) before giving up on it.
 EOF_GRACE = 0.5
+#: Jobs whose files add up to at most this many bytes travel with the launch (one message);
+#: bigger ones are uploaded over SFTP first.
+INLINE_STAGING_MAX = 1 << 20
 
 
 class _AcceptNewHost(paramiko.MissingHostKeyPolicy):
@@ -69,6 +74,7 @@ class SSHExecutor(Executor):
         self._lock = threading.RLock()
         self._sftp_lock = threading.Lock()
         self._launcher: paramiko.Channel | None = None  # a WAITING_LAUNCHER session, opened ahead
+        self._dirs: set[str] = set()  # remote directories known to exist (made or seen over SFTP)
         self.relaunch_ahead = relaunch_ahead  # False where an instance runs one job (VIRTUAL_SERVER_TTL 1)
         self._closed = False
 
@@ -204,10 +210,18 @@ class SSHExecutor(Executor):
         return channel
 
     def launch_detached(self, directory: str, script: str, stdin: bytes, on_exit=None) -> int:
+        return self._launch(directory, script, b"", stdin, on_exit)
+
+    def stage_and_launch(self, directory, files, script, stdin, on_exit=None) -> int:
+        if sum(item.size() for item in files) > INLINE_STAGING_MAX:
+            return super().stage_and_launch(directory, files, script, stdin, on_exit)
+        return self._launch(directory, script, _tar(files), stdin, on_exit)
+
+    def _launch(self, directory: str, script: str, archive: bytes, stdin: bytes, on_exit) -> int:
         # Always through the waiting launcher (opened now if none was ready): it stays to tell the job's end.
         channel = self._take_launcher() or self._open_launcher()
-        job = directory.encode() + b"\0" + script.encode() + b"\0"
-        pid = self._launch_on(channel, job + stdin, directory, on_exit)
+        head = b"\0".join((directory.encode(), script.encode(), str(len(archive)).encode(), b""))
+        pid = self._launch_on(channel, head + archive + stdin, directory, on_exit)
         if self.relaunch_ahead:  # for the next job on this instance, off the launch path
             threading.Thread(target=self._reprepare, name="ssh-launcher", daemon=True).start()
         return pid
@@ -324,50 +338,80 @@ class SSHExecutor(Executor):
                         raise InstanceUnreachable(f"sftp {self.address}:{self.port}: {_describe(exc)}") from None
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
-        if directory in ("", ".", "/"):
+    def _makedirs(self, sftp: paramiko.SFTPClient, directory: str) -> None:
+        """Create ``directory`` and its parents. Each SFTP request is a round trip, so the usual case
+        (a new job directory in an existing base) is one ``mkdir``, and a directory made or seen in
+        this session is not asked for again (``remove_tree`` forgets it)."""
+        if directory in ("", ".", "/") or directory in self._dirs:
             return
-        try:
-            sftp.stat(directory)
-            return
-        except FileNotFoundError:
-            pass
-        SSHExecutor._makedirs(sftp, posixpath.dirname(directory))
         try:
             sftp.mkdir(directory)
         except OSError:
-            sftp.stat(directory)  # created concurrently is fine; anything else raises here
+            try:
+                sftp.stat(directory)  # there already
+            except FileNotFoundError:
+                self._makedirs(sftp, posixpath.dirname(directory))
+                try:
+                    sftp.mkdir(directory)
+                except OSError:
+                    sftp.stat(directory)  # created concurrently is fine; anything else raises here
+        self._dirs.add(directory)
+
+    def _put(self, remote_path: str, mode: int, write) -> None:
+        def action(sftp):
+            self._makedirs(sftp, posixpath.dirname(remote_path))
+            try:
+                write(sftp)
+            except FileNotFoundError:  # its directory went away behind our back: make it again
+                self._dirs.clear()
+                self._makedirs(sftp, posixpath.dirname(remote_path))
+                write(sftp)
+            sftp.chmod(remote_path, mode)
+
+        self._with_sftp(action)
 
     def upload(self, local_path: Path, remote_path: str, mode: int = 0o644) -> None:
-        def action(sftp):
-            self._makedirs(sftp, posixpath.dirname(remote_path))
-            sftp.put(str(local_path), remote_path, confirm=False)  # chmod below fails if it is not there
-            sftp.chmod(remote_path, mode)
-
-        self._with_sftp(action)
+        # confirm=False: the chmod that follows fails if the file is not there.
+        self._put(remote_path, mode, lambda sftp: sftp.put(str(local_path), remote_path, confirm=False))
 
     def write_file(self, remote_path: str, data: bytes, mode: int = 0o644) -> None:
-        def action(sftp):
-            self._makedirs(sftp, posixpath.dirname(remote_path))
-            with sftp.open(remote_path, "wb") as handle:
-                handle.write(data)
-            sftp.chmod(remote_path, mode)
-
-        self._with_sftp(action)
+        self._put(remote_path, mode, lambda sftp: sftp.putfo(io.BytesIO(data), remote_path, confirm=False))
 
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
         def action(sftp):
             try:
+                # A stat first: nothing new to read (an empty log, an unchanged tail) costs one round
+                # trip instead of four (open, read, read to see the end, close).
+                size = sftp.stat(remote_path).st_size or 0
+                if size <= offset or max_bytes <= 0:
+                    return b""
                 with sftp.open(remote_path, "rb") as handle:
                     handle.seek(offset)
-                    return handle.read(max_bytes)
+                    return handle.read(min(max_bytes, size - offset))
             except IOError as exc:
                 if getattr(exc, "errno", None) == 2:
                     raise FileNotFoundError(remote_path) from None
                 raise
 
         return self._with_sftp(action)
+
+    def remove_tree(self, remote_path: str) -> None:
+        super().remove_tree(remote_path)
+        prefix = remote_path.rstrip("/")
+        self._dirs = {d for d in self._dirs if d != prefix and not d.startswith(prefix + "/")}
+
+
+def _tar(files: list[JobFile]) -> bytes:
+    """The job's files as one tar archive, unpacked by the waiting launcher."""
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for item in files:
+            content = item.content()
+            info = tarfile.TarInfo(item.name)
+            info.size, info.mode, info.mtime = len(content), item.mode, now
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def _wait_for_end(channel: paramiko.Channel, on_exit) -> None:
