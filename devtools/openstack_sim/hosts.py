@@ -52,17 +52,22 @@ class ServerHost:
 
     def stop(self) -> None:
         """Stop the sshd, drop its open connections and kill every process that ran on this server."""
-        frozen = self._freeze()
-        log.info("server %s: stopping sshd %s, killing %s", self.address, self.pid, [_describe(p) for p in sorted(frozen)])
-        self._sshd.stop()
-        for pid in frozen | self.processes():  # per-connection sshd processes outlive the listener
+        listener = self.pid
+        frozen = self._freeze(listener)
+        log.info("server %s: killing sshd %s and %s", self.address, listener, [_describe(p) for p in sorted(frozen - {listener})])
+        for pid in frozen:
             _signal(pid, signal.SIGKILL)
-        # A process a dying sshd forked after the last scan would outlive its VM: look again later.
+        self._sshd.stop()  # reaps the listener, removes its files
+        # Nothing frozen can fork; one late look is a safety net, not a need (each scan reads all of /proc).
         threading.Thread(target=self._sweep_late, name=f"late-kill-{self.address}", daemon=True).start()
 
-    def _freeze(self, rounds: int = 20) -> set[int]:
-        """SIGSTOP every process of this server, rescanning until a scan finds nothing new."""
+    def _freeze(self, listener: int | None, rounds: int = 20) -> set[int]:
+        """SIGSTOP the listener (no new connection is accepted) and every process of this server,
+        rescanning until a scan finds nothing new."""
         frozen: set[int] = set()
+        if listener:
+            _signal(listener, signal.SIGSTOP)
+            frozen.add(listener)
         for _ in range(rounds):
             found = self.processes() - frozen
             if not found:
@@ -73,13 +78,12 @@ class ServerHost:
         return frozen
 
     def _sweep_late(self) -> None:
-        for pause in (0.3, 1.0, 3.0):
-            time.sleep(pause)
-            late = self.processes()
-            if late:
-                log.info("server %s: killing late %s", self.address, [_describe(p) for p in sorted(late)])
-            for pid in late:
-                _signal(pid, signal.SIGKILL)
+        time.sleep(1.0)
+        late = self.processes()
+        if late:
+            log.info("server %s: killing late %s", self.address, [_describe(p) for p in sorted(late)])
+        for pid in late:
+            _signal(pid, signal.SIGKILL)
 
     def processes(self) -> set[int]:
         """The sshd's children (connections) and every process started by a session on this server."""

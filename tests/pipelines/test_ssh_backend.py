@@ -268,3 +268,20 @@ def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(s
             assert (job / "work.sh").read_bytes() == files[0].data
     finally:
         executor.close()
+
+
+def test_a_job_whose_files_cannot_be_unpacked_fails_with_the_reason(sshd, key, tmp_path):
+    from scheduler_server.pipelines.clouds.base import JobFile
+
+    base = tmp_path / "base"
+    base.mkdir()
+    job = base / "job-1-1"
+    job.mkdir()
+    (job / "sub").write_text("a file where the job wants a directory")
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
+    try:
+        with pytest.raises(InstanceUnreachable, match="launcher exited 93: staging-failed .*sub"):
+            executor.stage_and_launch(str(job), [JobFile("sub/x.sh", 0o644, data=b"true\n")], "sub/x.sh", b"\n")
+        assert not (job / "pid").exists()  # nothing was started
+    finally:
+        executor.close()

@@ -187,7 +187,7 @@ def launch_result(result: "CommandResult", directory: str) -> int:
     if result.exit_code == 92:
         raise FileExistsError(f"{directory}/launched")
     if not result.ok or not text.isdigit():
-        detail = text or result.stderr.decode(errors="replace").strip()
+        detail = " ".join(filter(None, (text, result.stderr.decode(errors="replace").strip())))[:500]
         raise InstanceUnreachable(f"launcher exited {result.exit_code}: {detail}")
     return int(text)
 

@@ -244,8 +244,11 @@ class SSHExecutor(Executor):
             if not line.strip().isdigit():
                 # It refused (92: launched before) or failed, and exits: its status says which.
                 code = channel.recv_exit_status() if channel.status_event.wait(EOF_GRACE) else -1
+                err = bytearray()
+                while channel.recv_stderr_ready():  # e.g. tar's complaint
+                    err += channel.recv_stderr(65536)
                 channel.close()
-                return launch_result(CommandResult(code, line, channel.recv_stderr(4096) if channel.recv_stderr_ready() else b""), directory)
+                return launch_result(CommandResult(code, line, bytes(err)), directory)
         except FileExistsError:  # launched before (an OSError, but not a connection problem)
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
