@@ -285,3 +285,24 @@ def test_a_job_whose_files_cannot_be_unpacked_fails_with_the_reason(sshd, key, t
         assert not (job / "pid").exists()  # nothing was started
     finally:
         executor.close()
+
+
+def test_beyond_max_watched_a_job_is_launched_without_holding_a_session(sshd, key, tmp_path, monkeypatch):
+    """Every watched job holds an SSH session until it ends; sshd allows only so many per connection."""
+    from scheduler_server.pipelines.clouds import ssh_exec
+    from scheduler_server.pipelines.clouds.base import JobFile
+
+    monkeypatch.setattr(ssh_exec, "MAX_WATCHED", 1)
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
+    ends = [threading.Event(), threading.Event()]
+    try:
+        for n, ended in enumerate(ends):
+            job = tmp_path / f"job-{n}"
+            run = JobFile("run.sh", 0o700, data=b"IFS= read -r s; sleep 0.5; echo done > out\n")
+            executor.stage_and_launch(str(job), [run], "run.sh", b"\n", on_exit=ended.set)
+        assert executor._watching == 1
+        wait_until(lambda: all((tmp_path / f"job-{n}" / "out").exists() for n in range(2)), message="both jobs ran")
+        assert ends[0].wait(5) and not ends[1].is_set()  # only the first was heard ending
+        wait_until(lambda: executor._watching == 0, message="the watch released")
+    finally:
+        executor.close()

@@ -29,7 +29,11 @@ class Pool:
         backend.awaited = self._awaited
 
     def _awaited(self, instance_id: str) -> bool:
-        instance = self.get(instance_id)
+        try:
+            instance = self.get(instance_id)
+        except Exception:  # noqa: BLE001 - only an ordering hint: a DB hiccup must not fail a boot
+            log.warning("could not tell whether a pipeline waits for instance %s", instance_id, exc_info=True)
+            return True
         return instance is not None and instance.pipeline_id is not None
 
     @property
@@ -209,11 +213,14 @@ class Pool:
     def sweep(self) -> list[str]:
         """Periodic reconciliation: delete tagged instances that no live row knows, by backend id or
         by name (a row exists before its provision call, so boots under way are safe)."""
-        live = self.live()
-        known = {i.id for i in live} | {i.info["id"] for i in live if i.info}
         leaked = []
         try:
-            for info in self.backend.list_instances():
+            # Listed before the rows are read: a row exists before its server is created, so every
+            # server in this listing that is being booted has a row in the read that follows.
+            listed = self.backend.list_instances()
+            live = self.live()
+            known = {i.id for i in live} | {i.info["id"] for i in live if i.info}
+            for info in listed:
                 if info.state != "gone" and info.id not in known and info.name not in known:
                     log.warning("deleting instance %s (%s): tagged as ours but not tracked", info.id, info.name)
                     self.backend.destroy(info)
@@ -225,12 +232,10 @@ class Pool:
     def untracked(self, include_untagged: bool) -> list[InstanceInfo]:
         """Backend instances this scheduler does not track (the seed's DELETE /instance). Tracked ones,
         idle spares included, are left alone: they end by IDLE_TIMEOUT or ``DELETE /api/v1/instances/{id}``."""
+        listed = self.backend.list_instances(include_untagged=include_untagged)  # before the rows: see sweep()
         live = self.live()
         tracked = {i.id for i in live} | {i.info["id"] for i in live if i.info}
-        return [
-            i for i in self.backend.list_instances(include_untagged=include_untagged)
-            if i.id not in tracked and i.name not in tracked
-        ]  # fmt: skip
+        return [i for i in listed if i.id not in tracked and i.name not in tracked]
 
     def delete_backend_instance(self, info: InstanceInfo) -> None:
         """Delete one backend instance and mark our row for it, if any, deleted."""

@@ -149,19 +149,20 @@ def _launcher(directory: str, script: str) -> str:
 
 
 #: The same launcher started before its job is known (see ``SSHExecutor.prepare_launcher``). It
-#: reads ``<dir>\0<script>\0<n>\0`` from stdin, then ``n`` bytes of a tar archive of the job's
+#: reads ``<dir>\0<script>\0<n>\0<watch>\0`` from stdin, then ``n`` bytes of a tar archive of the job's
 #: files (n may be 0: staged already), then the secret line; on EOF it does nothing. The archive
 #: is unpacked only once ``launched`` is created, so a job launched before is never overwritten.
-#: After printing the pid it stays, waiting for the job, and prints ``ended`` when it has: the
-#: service hears of the end at once instead of at its next poll (the job never depends on it).
+#: After printing the pid it stays (if ``watch`` is 1), waiting for the job, and prints ``ended``
+#: when it has: the service hears of the end at once instead of at its next poll (the job never
+#: depends on it). ``head`` must be GNU's: it reads exactly ``n`` bytes from a pipe.
 WAITING_LAUNCHER = (
     'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\nIFS= read -r -d "" size || exit 0\n'
-    'case "$size" in ""|*[!0-9]*) exit 94;; esac\n'
+    'IFS= read -r -d "" watch || exit 0\ncase "$size" in ""|*[!0-9]*) exit 94;; esac\n'
     'if [ "$size" -gt 0 ]; then mkdir -p -- "$dir" || exit 91; fi\n'
     + _ENTER
     + 'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x --no-same-owner -f - || { echo staging-failed; exit 93; }; fi\n'
     + _START
-    + 'wait "$!" 2>/dev/null\necho ended\n'
+    + '[ "$watch" = 1 ] || exit 0\nwait "$!" 2>/dev/null\necho ended\n'
 )
 
 

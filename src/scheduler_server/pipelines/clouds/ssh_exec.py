@@ -42,6 +42,10 @@ EOF_GRACE = 0.5
 #: Jobs whose files add up to at most this many bytes travel with the launch (one message);
 #: bigger ones are uploaded over SFTP first.
 INLINE_STAGING_MAX = 1 << 20
+#: Jobs whose end is heard through their launcher's session, at most, per connection (sshd's
+#: MaxSessions is 10 by default; SFTP, a launcher opened ahead and commands need some too).
+#: Beyond it, a job's end is found by polling.
+MAX_WATCHED = 5
 
 
 class _AcceptNewHost(paramiko.MissingHostKeyPolicy):
@@ -75,6 +79,7 @@ class SSHExecutor(Executor):
         self._sftp_lock = threading.Lock()
         self._launcher: paramiko.Channel | None = None  # a WAITING_LAUNCHER session, opened ahead
         self._dirs: set[str] = set()  # remote directories known to exist (made or seen over SFTP)
+        self._watching = 0  # launcher sessions held open until their job ends
         self.relaunch_ahead = relaunch_ahead  # False where an instance runs one job (VIRTUAL_SERVER_TTL 1)
         self._closed = False
 
@@ -152,6 +157,7 @@ class SSHExecutor(Executor):
             try:
                 channel = transport.open_session(timeout=self.connect_timeout)
             except (paramiko.SSHException, OSError, EOFError) as exc:
+                self._session_refused(transport, exc)
                 # A transport that died since the last use: reconnect once.
                 with self._lock:
                     self._drop()
@@ -160,6 +166,12 @@ class SSHExecutor(Executor):
                 continue
             return self._run_on(channel, command, stdin, timeout)
         raise AssertionError("unreachable")
+
+    def _session_refused(self, transport: paramiko.Transport, exc: BaseException) -> None:
+        """A session refused on a live connection (sshd's MaxSessions, say) is not a dead connection:
+        raise without dropping it, which would cut every other session on it."""
+        if isinstance(exc, paramiko.ChannelException) and transport.is_active():
+            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: session refused: {_describe(exc)}") from None
 
     def prepare_launcher(self) -> None:
         """Open a session running the waiting launcher now (connecting if need be), for the next launch.
@@ -184,6 +196,7 @@ class SSHExecutor(Executor):
             try:
                 channel = transport.open_session(timeout=self.connect_timeout)
             except (paramiko.SSHException, OSError, EOFError) as exc:
+                self._session_refused(transport, exc)
                 with self._lock:
                     self._drop()
                 if attempt == 2:
@@ -220,26 +233,47 @@ class SSHExecutor(Executor):
     def _launch(self, directory: str, script: str, archive: bytes, stdin: bytes, on_exit) -> int:
         # Always through the waiting launcher (opened now if none was ready): it stays to tell the job's end.
         channel = self._take_launcher() or self._open_launcher()
-        head = b"\0".join((directory.encode(), script.encode(), str(len(archive)).encode(), b""))
-        pid = self._launch_on(channel, head + archive + stdin, directory, on_exit)
+        with self._lock:  # each watched job holds a session; sshd allows ten per connection by default
+            watch = self._watching < MAX_WATCHED
+            self._watching += watch
+        head = b"\0".join((directory.encode(), script.encode(), str(len(archive)).encode(), b"1" if watch else b"0", b""))
+        try:
+            pid = self._launch_on(channel, head + archive + stdin, directory, on_exit if watch else None, watch)
+        except BaseException:
+            if watch:
+                self._unwatch()
+            raise
         if self.relaunch_ahead:  # for the next job on this instance, off the launch path
             threading.Thread(target=self._reprepare, name="ssh-launcher", daemon=True).start()
         return pid
 
-    def _launch_on(self, channel: paramiko.Channel, message: bytes, directory: str, on_exit) -> int:
-        """Hand a job to a waiting launcher; return the pid it prints, then let a thread wait for its end."""
+    def _unwatch(self) -> None:
+        with self._lock:
+            self._watching -= 1
+
+    def _launch_on(self, channel: paramiko.Channel, message: bytes, directory: str, on_exit, watch: bool) -> int:
+        """Hand a job to a waiting launcher; return the pid it prints, then (``watch``) let a thread wait for its end."""
         deadline = time.monotonic() + 30
         out = bytearray()
         try:
+            channel.settimeout(30)  # a launcher that stopped reading must not block sendall for good
             channel.sendall(message)
             wakeup = channel.fileno()
-            while b"\n" not in out and not (channel.eof_received or channel.closed or channel.status_event.is_set()):
+            exited_at = None
+            while b"\n" not in out and not (channel.eof_received or channel.closed):
+                # The exit status can come before the last output: after it, wait a little for the rest.
+                if exited_at is None and channel.status_event.is_set():
+                    exited_at = time.monotonic()
+                if exited_at is not None and time.monotonic() - exited_at > EOF_GRACE:
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise InstanceUnreachable(f"ssh {self.address}:{self.port}: no pid from the launcher after 30 s")
-                select.select([wakeup], [], [], min(left, 1.0))
+                select.select([wakeup], [], [], min(left, 1.0 if exited_at is None else EOF_GRACE / 4))
                 while channel.recv_ready():
                     out += channel.recv(65536)
+            while channel.recv_ready():  # what came with the EOF
+                out += channel.recv(65536)
             line = bytes(out).split(b"\n", 1)[0]
             if not line.strip().isdigit():
                 # It refused (92: launched before) or failed, and exits: its status says which.
@@ -249,6 +283,7 @@ class SSHExecutor(Executor):
                     err += channel.recv_stderr(65536)
                 channel.close()
                 return launch_result(CommandResult(code, line, bytes(err)), directory)
+            channel.settimeout(None)
         except FileExistsError:  # launched before (an OSError, but not a connection problem)
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -258,8 +293,28 @@ class SSHExecutor(Executor):
             channel.close()
             raise
         pid = int(line)
-        threading.Thread(target=_wait_for_end, args=(channel, on_exit), name=f"ssh-job-{pid}", daemon=True).start()
+        if watch:
+            threading.Thread(target=self._wait_for_end, args=(channel, on_exit), name=f"ssh-job-{pid}", daemon=True).start()
+        else:
+            channel.close()  # the launcher exits after the pid: its job is polled as usual
         return pid
+
+    def _wait_for_end(self, channel: paramiko.Channel, on_exit) -> None:
+        """Hold a launcher's channel until it prints ``ended`` or closes (the job ended, or the
+        connection or the instance went away), then tell ``on_exit``: either way, time to look."""
+        try:
+            while channel.recv(1024):
+                pass
+        except (paramiko.SSHException, OSError, EOFError):
+            pass
+        finally:
+            channel.close()
+            self._unwatch()
+        if on_exit is not None:
+            try:
+                on_exit()
+            except Exception:  # noqa: BLE001 - a callback's bug must not be silent, nor kill anything
+                log.exception("the end-of-job callback failed")
 
     def _reprepare(self) -> None:
         if self._closed:
@@ -401,7 +456,8 @@ class SSHExecutor(Executor):
     def remove_tree(self, remote_path: str) -> None:
         super().remove_tree(remote_path)
         prefix = remote_path.rstrip("/")
-        self._dirs = {d for d in self._dirs if d != prefix and not d.startswith(prefix + "/")}
+        with self._sftp_lock:  # _makedirs and _put change it under this lock
+            self._dirs = {d for d in self._dirs if d != prefix and not d.startswith(prefix + "/")}
 
 
 def _tar(files: list[JobFile]) -> bytes:
@@ -415,23 +471,6 @@ def _tar(files: list[JobFile]) -> bytes:
             info.size, info.mode, info.mtime = len(content), item.mode, now
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
-
-
-def _wait_for_end(channel: paramiko.Channel, on_exit) -> None:
-    """Hold a launcher's channel until it prints ``ended`` or closes (the job ended, or the
-    connection or the instance went away), then tell ``on_exit``: either way, time to look."""
-    try:
-        while channel.recv(1024):
-            pass
-    except (paramiko.SSHException, OSError, EOFError):
-        pass
-    finally:
-        channel.close()
-    if on_exit is not None:
-        try:
-            on_exit()
-        except Exception:  # noqa: BLE001 - a callback's bug must not be silent, nor kill anything
-            log.exception("the end-of-job callback failed")
 
 
 def _describe(exc: BaseException) -> str:
