@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 #: How often a waiting spare asks again whether it has become awaited meanwhile.
-RECHECK = 0.05
+RECHECK = 0.25
 
 
 class UrgentFirst:
