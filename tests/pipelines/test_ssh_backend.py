@@ -248,13 +248,13 @@ def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(s
     files = [
         JobFile("work.sh", 0o755, data=b'cat sub/data.bin | md5sum > sum; IFS= read -r s; echo "$s" > got\n'),
         JobFile("sub/data.bin", 0o644, path=local),
-        JobFile("run.sh", 0o700, data=b"bash ./work.sh\n"),
+        JobFile("run.sh", 0o700, data=b"bash ./work.sh\necho 7 > exit_code\n"),
     ]
     executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
     try:
-        ended = threading.Event()
-        executor.stage_and_launch(str(job), files, "run.sh", b"pw-on-stdin\n", on_exit=ended.set)
-        assert ended.wait(10)  # the launcher said the job ended
+        ended, codes = threading.Event(), []
+        executor.stage_and_launch(str(job), files, "run.sh", b"pw-on-stdin\n", on_exit=lambda code: (codes.append(code), ended.set()))
+        assert ended.wait(10) and codes == [7]  # the launcher said the job ended, and how
         assert (job / "got").read_text() == "pw-on-stdin\n"
         assert (job / "sub" / "data.bin").read_bytes() == blob
         assert (job / "sum").read_text().split()[0] == hashlib.md5(blob).hexdigest()
@@ -299,7 +299,7 @@ def test_beyond_max_watched_a_job_is_launched_without_holding_a_session(sshd, ke
         for n, ended in enumerate(ends):
             job = tmp_path / f"job-{n}"
             run = JobFile("run.sh", 0o700, data=b"IFS= read -r s; sleep 0.5; echo done > out\n")
-            executor.stage_and_launch(str(job), [run], "run.sh", b"\n", on_exit=ended.set)
+            executor.stage_and_launch(str(job), [run], "run.sh", b"\n", on_exit=lambda code, e=ended: e.set())
         assert executor._watching == 1
         wait_until(lambda: all((tmp_path / f"job-{n}" / "out").exists() for n in range(2)), message="both jobs ran")
         assert ends[0].wait(5) and not ends[1].is_set()  # only the first was heard ending

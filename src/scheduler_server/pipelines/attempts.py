@@ -81,7 +81,7 @@ class Attempts:
                 # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, or the key changed: not retryable.
                 return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
             # A cancel that arrives from here on finds the pipeline running and kills it.
-            on_exit = lambda: self.service.dispatcher.poll_soon(pipeline_id)  # noqa: E731
+            on_exit = lambda code: self.service.dispatcher.poll_soon(pipeline_id, code)  # noqa: E731
             runner.stage_and_launch(executor, directory, script, files, command, secret, on_exit)
         except runner.LaunchError as exc:
             return self.infra_failure(pipeline_id, f"launch failed: {exc}")
@@ -100,8 +100,12 @@ class Attempts:
 
     # --- watch ----------------------------------------------------------------------
 
-    def poll(self, pipeline_id: int, full: bool = False, snapshot: tuple[Pipeline, Instance | None] | None = None) -> None:
-        """Has it ended? ``snapshot``: the rows the dispatcher just read, to spare two queries per poll."""
+    def poll(
+        self, pipeline_id: int, full: bool = False, snapshot: tuple[Pipeline, Instance | None] | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        """Has it ended? ``snapshot``: the rows the dispatcher just read, to spare two queries per poll.
+        ``exit_code``: what the job directory's ``exit_code`` says, if the executor read it already."""
         if snapshot is not None:
             pipeline, instance = snapshot
         else:
@@ -117,7 +121,7 @@ class Attempts:
         full = (full and last_full is None) or now - (last_full or 0.0) >= FULL_CHECK_EVERY
         try:
             executor = self.pool.executor(instance)
-            code = runner.exit_code_if_done(executor, pipeline.job_dir)
+            code = exit_code if exit_code is not None else runner.exit_code_if_done(executor, pipeline.job_dir)
             if code is None and full:
                 self._last_full_check[pipeline_id] = now
                 state = runner.status(executor, pipeline.job_dir)

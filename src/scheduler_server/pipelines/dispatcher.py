@@ -85,9 +85,10 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
-    def poll_soon(self, pipeline_id: int) -> None:
-        """Its job may have ended (the executor saw its process go): poll it now, not at its next turn."""
-        if not self.submit(("pipeline", pipeline_id), self.attempts.poll, pipeline_id):
+    def poll_soon(self, pipeline_id: int, exit_code: int | None = None) -> None:
+        """Its job may have ended (the executor saw its process go, and maybe read its exit code):
+        poll it now, not at its next turn."""
+        if not self.submit(("pipeline", pipeline_id), self.attempts.poll, pipeline_id, False, None, exit_code):
             self._last_poll[pipeline_id] = 0.0  # busy (its start job is still returning): the next tick polls
             self._wake.set()
 

@@ -152,9 +152,9 @@ def _launcher(directory: str, script: str) -> str:
 #: reads ``<dir>\0<script>\0<n>\0<watch>\0`` from stdin, then ``n`` bytes of a tar archive of the job's
 #: files (n may be 0: staged already), then the secret line; on EOF it does nothing. The archive
 #: is unpacked only once ``launched`` is created, so a job launched before is never overwritten.
-#: After printing the pid it stays (if ``watch`` is 1), waiting for the job, and prints ``ended``
-#: when it has: the service hears of the end at once instead of at its next poll (the job never
-#: depends on it). ``head`` must be GNU's: it reads exactly ``n`` bytes from a pipe.
+#: After printing the pid it stays (if ``watch`` is 1), waiting for the job, and prints ``ended <rc>``
+#: (``rc`` from ``exit_code``, empty if there is none) when it has: the service hears of the end at
+#: once instead of at its next poll (the job never depends on it). ``head`` must be GNU's: it reads exactly ``n`` bytes from a pipe.
 WAITING_LAUNCHER = (
     'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\nIFS= read -r -d "" size || exit 0\n'
     'IFS= read -r -d "" watch || exit 0\ncase "$size" in ""|*[!0-9]*) exit 94;; esac\n'
@@ -162,7 +162,7 @@ WAITING_LAUNCHER = (
     + _ENTER
     + 'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x --no-same-owner -f - || { echo staging-failed; exit 93; }; fi\n'
     + _START
-    + '[ "$watch" = 1 ] || exit 0\nwait "$!" 2>/dev/null\necho ended\n'
+    + '[ "$watch" = 1 ] || exit 0\nwait "$!" 2>/dev/null\nrc=\nIFS= read -r rc < exit_code 2>/dev/null\necho "ended $rc"\n'
 )
 
 
@@ -231,7 +231,7 @@ class Executor(ABC):
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
         """Return up to ``max_bytes`` bytes of ``remote_path`` from ``offset``; raise FileNotFoundError if absent."""
 
-    def launch_detached(self, directory: str, script: str, stdin: bytes, on_exit: Callable[[], None] | None = None) -> int:
+    def launch_detached(self, directory: str, script: str, stdin: bytes, on_exit: Callable[[int | None], None] | None = None) -> int:
         """Start ``bash <script>`` in ``directory`` so that it outlives this service and the connection.
 
         Exactly once: ``<directory>/launched`` is created exclusively first, and if it
@@ -241,9 +241,10 @@ class Executor(ABC):
         and its pid is written to ``<directory>/pid`` and returned.
 
         ``on_exit``, when given, may be called once from another thread when the
-        process has ended (or the executor lost sight of it), so its end is seen
-        before the next poll. It only means "look now": executors that cannot tell
-        never call it, and the job directory stays the truth.
+        process has ended (or the executor lost sight of it), with the exit code the
+        job directory records if the executor read it (else None), so the end is seen
+        before the next poll. Without a code it only means "look now": executors that
+        cannot tell never call it, and the job directory stays the truth.
 
         The default runs a small bash launcher through ``run``; the local executor
         starts it in a shell made ahead, the SSH executor in a launcher channel

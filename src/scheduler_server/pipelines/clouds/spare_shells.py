@@ -101,7 +101,7 @@ def _wait_for_end(process: subprocess.Popen, on_exit) -> None:
     process.wait()
     if on_exit is not None:
         try:
-            on_exit()
+            on_exit(None)  # the exit_code file says how the script ended (this process is run.sh)
         except Exception:  # noqa: BLE001 - a callback's bug must not be silent
             log.exception("the end-of-job callback failed")
 

@@ -300,19 +300,22 @@ class SSHExecutor(Executor):
         return pid
 
     def _wait_for_end(self, channel: paramiko.Channel, on_exit) -> None:
-        """Hold a launcher's channel until it prints ``ended`` or closes (the job ended, or the
-        connection or the instance went away), then tell ``on_exit``: either way, time to look."""
+        """Hold a launcher's channel until it prints ``ended <rc>`` or closes (the job ended, or the
+        connection or the instance went away), then tell ``on_exit`` (with ``rc`` if it came)."""
+        tail = b""
         try:
-            while channel.recv(1024):
-                pass
+            while chunk := channel.recv(1024):
+                tail = (tail + chunk)[-256:]
         except (paramiko.SSHException, OSError, EOFError):
             pass
         finally:
             channel.close()
             self._unwatch()
+        words = tail.split(b"\n")[-2:-1] or [b""]  # the last complete line: "ended <rc>"
+        code = words[0].split()[1:2]
         if on_exit is not None:
             try:
-                on_exit()
+                on_exit(int(code[0]) if code and code[0].lstrip(b"-").isdigit() else None)
             except Exception:  # noqa: BLE001 - a callback's bug must not be silent, nor kill anything
                 log.exception("the end-of-job callback failed")
 
