@@ -140,13 +140,13 @@ class Attempts:
             log.info("pipeline %s: instance unreachable, will retry: %s", pipeline_id, exc)
             return
         if code is not None:
-            self.finish(pipeline_id, code)
+            self.finish(pipeline_id, code, instance)
 
-    def finish(self, pipeline_id: int, exit_code: int) -> None:
-        pipeline = self.store.get_pipeline(pipeline_id)
+    def finish(self, pipeline_id: int, exit_code: int, instance: Instance | None = None) -> None:
+        pipeline = self.store.get_pipeline(pipeline_id)  # fresh: a cancel may have come meanwhile
         if pipeline is None or pipeline.status != RUNNING:
             return
-        self._collect(pipeline)
+        self._collect(pipeline, instance)
         if exit_code == 0:
             return self._final(pipeline_id, SUCCEEDED, "script exited 0", exit_code=0, instance_ok=True)
         reason = f"script exited {exit_code}"
@@ -230,9 +230,10 @@ class Attempts:
     def _after_release(self, outcome, pipeline_id: int) -> None:
         self._last_full_check.pop(pipeline_id, None)
         self._unreachable_since.pop(pipeline_id, None)
-        if outcome and outcome[0]:
-            # The instance is now "deleting": the dispatcher's next tick deletes it, after assigning
-            # the next pipeline (a delete is not urgent; a start is, and they compete for the CPU).
+        if outcome:
+            # A lane is free: assign the next pipeline now, while this job finishes its bookkeeping.
+            # An instance now "deleting" is deleted by that tick too, after the assignment (a delete is
+            # not urgent; a start is, and they compete for the CPU).
             self.service.dispatcher.wake()
 
     def _set(self, pipeline_id: int, to: str, reason: str, **values) -> None:
@@ -243,11 +244,13 @@ class Attempts:
 
         self.store.update_pipeline(pipeline_id, change)
 
-    def _collect(self, pipeline: Pipeline) -> None:
-        """Copy the attempt's logs home (masked) and remove its job directory from the instance."""
+    def _collect(self, pipeline: Pipeline, instance: Instance | None = None) -> None:
+        """Copy the attempt's logs home (masked) and remove its job directory from the instance.
+        ``instance``: its row if the caller has it (it must be the pipeline's instance)."""
         if not pipeline.job_dir or not pipeline.instance_id:
             return
-        instance: Instance | None = self.pool.get(pipeline.instance_id)
+        if instance is None or instance.id != pipeline.instance_id:
+            instance = self.pool.get(pipeline.instance_id)
         if instance is None or not instance.info:
             return
         destination = self.service.log_dir(pipeline.id, pipeline.attempt)
