@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what scheduler-server needs on a Debian machine with Python >= 3.11:
-# Debian packages (openssh-server for the SSH tests), a virtualenv in .venv and
+# Debian packages (openssh-server for the SSH tests, postgresql for the store's
+# PostgreSQL tests), a virtualenv in .venv and
 # the package itself (editable). Safe to run again; it only adds what is missing.
 #   scripts/setup.sh serve   runtime only
-#   scripts/setup.sh test    runtime + test dependencies + openssh-server
+#   scripts/setup.sh test    runtime + test dependencies + openssh-server + postgresql
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-serve}"
@@ -13,6 +14,9 @@ python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "schedule
 apt_packages=()
 if [ "$mode" = test ]; then
   [ -x /usr/sbin/sshd ] || apt_packages+=(openssh-server)
+  # the PostgreSQL tests start their own throwaway server with initdb/pg_ctl
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null \
+    || apt_packages+=(postgresql)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""
