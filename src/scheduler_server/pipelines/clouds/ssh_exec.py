@@ -152,26 +152,24 @@ class SSHExecutor(Executor):
     # --- commands -------------------------------------------------------------------
 
     def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = 60.0) -> CommandResult:
+        return self._run_on(self._open_session(), command, stdin, timeout)
+
+    def _open_session(self) -> paramiko.Channel:
+        """A new session channel; reconnects once if the connection had died since its last use."""
         for attempt in (1, 2):
             transport = self._transport()
             try:
-                channel = transport.open_session(timeout=self.connect_timeout)
+                return transport.open_session(timeout=self.connect_timeout)
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                self._session_refused(transport, exc)
-                # A transport that died since the last use: reconnect once.
+                if isinstance(exc, paramiko.ChannelException) and transport.is_active():
+                    # Refused on a live connection (sshd's MaxSessions, say): dropping the connection
+                    # would cut every other session on it.
+                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: session refused: {_describe(exc)}") from None
                 with self._lock:
                     self._drop()
                 if attempt == 2:
                     raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
-                continue
-            return self._run_on(channel, command, stdin, timeout)
         raise AssertionError("unreachable")
-
-    def _session_refused(self, transport: paramiko.Transport, exc: BaseException) -> None:
-        """A session refused on a live connection (sshd's MaxSessions, say) is not a dead connection:
-        raise without dropping it, which would cut every other session on it."""
-        if isinstance(exc, paramiko.ChannelException) and transport.is_active():
-            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: session refused: {_describe(exc)}") from None
 
     def prepare_launcher(self) -> None:
         """Open a session running the waiting launcher now (connecting if need be), for the next launch.
@@ -188,28 +186,17 @@ class SSHExecutor(Executor):
             old.close()
 
     def _open_launcher(self) -> paramiko.Channel:
-        """A new session running ``WAITING_LAUNCHER``; reconnects once if the connection had died."""
+        """A new session running ``WAITING_LAUNCHER``."""
         if self._closed:
             raise InstanceUnreachable(f"ssh {self.address}:{self.port}: executor closed")
-        for attempt in (1, 2):
-            transport = self._transport()
-            try:
-                channel = transport.open_session(timeout=self.connect_timeout)
-            except (paramiko.SSHException, OSError, EOFError) as exc:
-                self._session_refused(transport, exc)
-                with self._lock:
-                    self._drop()
-                if attempt == 2:
-                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
-                continue
-            try:
-                channel.fileno()  # before any output can arrive, so select() sees all of it
-                channel.exec_command(WAITING_LAUNCHER)
-            except (paramiko.SSHException, OSError, EOFError) as exc:
-                channel.close()
-                raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
-            return channel
-        raise AssertionError("unreachable")
+        channel = self._open_session()
+        try:
+            channel.fileno()  # before any output can arrive, so select() sees all of it
+            channel.exec_command(WAITING_LAUNCHER)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            channel.close()
+            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+        return channel
 
     def _take_launcher(self) -> paramiko.Channel | None:
         with self._lock:
