@@ -189,10 +189,13 @@ class SSHExecutor(Executor):
         """A new session running ``WAITING_LAUNCHER``."""
         if self._closed:
             raise InstanceUnreachable(f"ssh {self.address}:{self.port}: executor closed")
-        channel = self._open_session()
+        return self._exec(self._open_session(), WAITING_LAUNCHER)
+
+    def _exec(self, channel: paramiko.Channel, command: str) -> paramiko.Channel:
+        """Start ``command`` on a new session channel."""
         try:
             channel.fileno()  # before any output can arrive, so select() sees all of it
-            channel.exec_command(WAITING_LAUNCHER)
+            channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             channel.close()
             raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
@@ -315,13 +318,7 @@ class SSHExecutor(Executor):
             log.debug("could not prepare a launcher on %s: %s", self, exc)
 
     def _run_on(self, channel: paramiko.Channel, command: str, stdin: bytes | None, timeout: float | None) -> CommandResult:
-        try:
-            channel.fileno()  # before any output can arrive, so select() sees all of it
-            channel.exec_command(command)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            channel.close()
-            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
-        return self._communicate(channel, stdin, timeout)
+        return self._communicate(self._exec(channel, command), stdin, timeout)
 
     def _communicate(self, channel: paramiko.Channel, stdin: bytes | None, timeout: float | None) -> CommandResult:
         """Send ``stdin`` to a started command, then read its output to the end and its exit status."""
