@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 from pathlib import Path
 
 import pytest
 
 from devtools.sshd import SSHD, SSHServer, generate_keypair
+from scheduler_server.pipelines.clouds import ssh_socket
 from scheduler_server.pipelines.clouds.base import InstanceUnreachable
 from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
 from scheduler_server.pipelines.models import FINAL_STATES
@@ -147,6 +149,44 @@ def test_unreachable_host_raises(key):
     executor = SSHExecutor("127.0.0.1", 1, "nobody", key_file=key, connect_timeout=2)
     with pytest.raises(InstanceUnreachable):
         executor.run("true")
+
+
+def _exchange(client, server):
+    """The server speaks first, then the client answers: the pattern after SSH authentication."""
+    for _ in range(3):
+        server.sendall(b"x" * 100)
+        client.recv(100)
+        client.send(b"y" * 10)
+        server.recv(10)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux only; there only TCP_NODELAY applies")
+def test_the_ssh_socket_acks_promptly_where_a_plain_one_would_delay(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        plain = socket.create_connection(("127.0.0.1", port))
+        peer, _ = listener.accept()
+        _exchange(plain, peer)
+        # The control: after answering, Linux delays its next ACK (what made sshd's replies wait 40 ms).
+        assert plain.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 0
+        plain.close(), peer.close()
+        tuned = ssh_socket.connect("127.0.0.1", port, timeout=5)
+        peer, _ = listener.accept()
+        assert tuned.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1  # before any SSH byte
+        _exchange(tuned, peer)
+        assert tuned.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+        tuned.close(), peer.close()
+
+
+def test_ssh_connections_use_the_tuned_socket(sshd, key):
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key)
+    try:
+        assert executor.run("true").exit_code == 0
+        sock = executor._transport().sock
+        assert isinstance(sock, ssh_socket.PromptAckSocket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        executor.close()
 
 
 def test_pipelines_run_over_ssh(make_service, ssh_settings):

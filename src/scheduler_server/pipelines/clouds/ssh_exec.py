@@ -33,6 +33,7 @@ from pathlib import Path
 
 import paramiko
 
+from . import ssh_socket
 from .base import WAITING_LAUNCHER, CommandResult, Executor, InstanceUnreachable, JobFile, launch_result
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class SSHExecutor(Executor):
                 client.connect(
                     self.address,
                     port=self.port,
+                    sock=ssh_socket.connect(self.address, self.port, self.connect_timeout),
                     username=self.user,
                     key_filename=str(self.key_file) if self.key_file else None,
                     password=self._password,
@@ -120,9 +122,6 @@ class SSHExecutor(Executor):
             transport = client.get_transport()
             assert transport is not None
             transport.set_keepalive(15)
-            # Commands and SFTP are small request/answer exchanges: with Nagle's algorithm a
-            # small write waits for the peer's delayed ACK (40 ms on Linux) now and then.
-            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._client = client
             return transport
 
