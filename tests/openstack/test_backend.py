@@ -244,3 +244,39 @@ def test_a_failed_write_after_provision_frees_the_slot_and_the_server(sim, make_
     assert_nothing_left(sim)
     assert backend._booting.acquire(timeout=0)  # the one slot is free again
     store.close()
+
+
+def test_spares_wait_for_an_awaited_servers_first_launch_and_the_pool_says_who_waits(sim, make_backend, tmp_path):
+    """A server a pipeline waits for keeps spares from connecting until its first job is launched
+    (they would slow that launch down), and ``Pool.boot`` names the pipeline that can start now."""
+    from scheduler_server.pipelines.pool import Pool
+    from scheduler_server.pipelines.store import Store
+
+    backend = make_backend()
+    store = Store(f"sqlite:///{tmp_path / 'pool.sqlite'}")
+    pool = Pool(store, backend, lambda: backend.settings)  # also tells the backend which servers are awaited
+    with store.write() as session:
+        awaited, spare = pool.create(session), pool.create(session)
+        awaited.pipeline_id = 7
+        awaited_name, spare_name = awaited.id, spare.id
+    assert pool.boot(spare_name) is None  # first: its own probe would otherwise wait out the hold below
+    assert pool.boot(awaited_name) == 7
+    gate, entered = backend._reach_order, threading.Event()
+
+    def spare_turn():
+        with gate.turn(lambda: False):
+            entered.set()
+
+    waiting = threading.Thread(target=spare_turn)
+    waiting.start()
+    assert not entered.wait(0.4)  # held back: the awaited server's first launch has not happened
+    executor = pool.executor(pool.get(awaited_name))
+    job = str(tmp_path / "remote" / "job-7-1")
+    executor.run(f"mkdir -p {job} && echo 'sleep 0' > {job}/run.sh")
+    executor.launch_detached(job, "run.sh", b"\n")  # stdin: the (empty) secret line
+    assert entered.wait(2)
+    waiting.join(2)
+    for name in (awaited_name, spare_name):
+        pool.destroy(name)
+    assert_nothing_left(sim)
+    store.close()

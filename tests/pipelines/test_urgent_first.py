@@ -60,3 +60,25 @@ def test_without_awaited_turns_spares_do_not_wait():
     started = time.monotonic()
     _spare_turn(gate, lambda: False, log).join(5)
     assert log and log[0][2] - started < 0.2
+
+
+def test_a_hold_keeps_spares_waiting_after_the_turn_until_released():
+    gate, log = UrgentFirst(max_wait=5), []
+    with gate.turn(lambda: True):
+        gate.hold("server-1", 5)  # its first launch is still to come
+    spare = _spare_turn(gate, lambda: False, log)
+    time.sleep(0.3)
+    assert log == []  # the turn is over, the hold is not
+    released_at = time.monotonic()
+    gate.release("server-1")
+    spare.join(5)
+    assert log and log[0][2] >= released_at and log[0][2] - released_at < 0.2  # woken, not rechecking
+
+
+def test_a_hold_that_is_never_released_ends_at_its_deadline():
+    gate, log = UrgentFirst(max_wait=5), []
+    gate.hold("server-1", 0.3)  # say, its launch failed and nobody released it
+    started = time.monotonic()
+    _spare_turn(gate, lambda: False, log).join(5)
+    assert log and 0.25 <= log[0][2] - started < 1.0
+    gate.release("server-1")  # releasing an expired hold is harmless

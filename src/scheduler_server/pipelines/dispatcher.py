@@ -116,6 +116,12 @@ class Dispatcher:
                 self._in_flight.discard(key)
             self._wake.set()
 
+    def _boot(self, instance_id: str) -> None:
+        """Boot an instance; the pipeline waiting for it starts now, not at the loop's next tick."""
+        pipeline_id = self.pool.boot(instance_id)
+        if pipeline_id is not None:
+            self.submit(("pipeline", pipeline_id), self.attempts.start, pipeline_id)
+
     def busy(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._in_flight
@@ -146,7 +152,7 @@ class Dispatcher:
         self._last_poll.clear()
         for instance in self.pool.live():
             if instance.state == BOOTING:
-                self.submit(("instance", instance.id), self.pool.boot, instance.id)
+                self.submit(("instance", instance.id), self._boot, instance.id)
             elif instance.state == DELETING:
                 self.submit(("instance", instance.id), self.pool.destroy, instance.id)
 
@@ -243,7 +249,7 @@ class Dispatcher:
             return
         boot, ready = plan
         for instance_id in boot:
-            self.submit(("instance", instance_id), self.pool.boot, instance_id)
+            self.submit(("instance", instance_id), self._boot, instance_id)
         for pipeline, instance in ready:  # the key stays reserved into the job, which frees it
             key = ("pipeline", pipeline.id)
             try:
@@ -308,7 +314,7 @@ class Dispatcher:
     def _carry_out(self, plan) -> bool:
         boot, ready = plan
         for instance_id in boot:
-            self.submit(("instance", instance_id), self.pool.boot, instance_id)
+            self.submit(("instance", instance_id), self._boot, instance_id)
         for pipeline, instance in ready:  # on a reused instance: start now rather than next tick
             self.submit(("pipeline", pipeline.id), self.attempts.start, pipeline.id, True, (pipeline, instance))
         return bool(ready)

@@ -113,11 +113,12 @@ class Pool:
 
     # --- backend work (blocking, on worker threads) ---------------------------------
 
-    def boot(self, instance_id: str) -> None:
-        """Provision (unless done before a restart) and wait until reachable; then idle, or busy if assigned."""
+    def boot(self, instance_id: str) -> int | None:
+        """Provision (unless done before a restart) and wait until reachable; then idle, or busy if
+        assigned. Returns the id of the pipeline waiting for it, if one is (it can start now)."""
         instance = self.get(instance_id)
         if instance is None or instance.state != BOOTING:
-            return
+            return None
         try:
             if instance.info:
                 info = InstanceInfo.from_dict(instance.info)
@@ -131,23 +132,25 @@ class Pool:
                 row = session.get(Instance, instance_id)
                 if row is not None:
                     row.state, row.error = DELETED, f"no capacity: {exc}"
-            return
+            return None
         except BackendError as exc:
             log.warning("instance %s failed to come up: %s", instance_id, exc)
             self._save(instance_id, state=BROKEN, error=str(exc))
             self.destroy(instance_id, final_state=BROKEN)
-            return
+            return None
         now = time.time()
         with self.store.write() as session:
             row = session.get(Instance, instance_id)
             if row is None or row.state != BOOTING:
-                return
+                return None
             row.info = info.to_dict()
             row.ready_at = now
             row.updated_at = now
             row.state = BUSY if row.pipeline_id is not None else IDLE
             row.idle_since = None if row.pipeline_id is not None else now
+            waiting = row.pipeline_id
         log.info("instance %s ready (%s)", instance_id, info.address or info.id)
+        return waiting
 
     def _save_provisioned(self, instance_id: str, info: InstanceInfo) -> None:
         """Record what provision() made. If that write fails, nothing would ever wait for, use or

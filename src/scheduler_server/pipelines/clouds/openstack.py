@@ -43,6 +43,8 @@ JOB_KEY = "scheduler_server_job"
 STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}
 #: First pause between two SSH probes of a fresh server; it doubles up to CONNECTION_RETRY_INTERVAL.
 SSH_PROBE_FIRST = 0.2
+#: Longest spares wait for an awaited server's first launch after its probe (seconds).
+FIRST_LAUNCH_HOLD = 1.0
 
 
 class OpenStackBackend(CloudBackend):
@@ -273,8 +275,10 @@ class OpenStackBackend(CloudBackend):
             try:
                 # Reachable once connected, authenticated and the first job's launcher session is
                 # open: that session's ~50 ms of sshd set-up is then off the job's start.
-                with self._reach_order.turn(lambda: self.awaited(instance.name)):
+                with self._reach_order.turn(lambda: self.awaited(instance.name)) as urgent:
                     self.executor(instance).prepare_launcher()
+                    if urgent:  # its first launch comes next: spares keep waiting until it happened
+                        self._reach_order.hold(instance.id, FIRST_LAUNCH_HOLD)
                 return
             except InstanceGone:
                 raise
@@ -297,7 +301,7 @@ class OpenStackBackend(CloudBackend):
                     instance.address, instance.port, instance.user or self.settings.ssh_user,
                     key_file=self.settings.ssh_key_file, password=password,
                     exists=lambda sid=instance.id: self._exists(sid), server_name=instance.name,
-                    tag_job=lambda job, sid=instance.id: self._tag_job(sid, job),
+                    launched=lambda job, sid=instance.id: self._launched(sid, job),
                     # With TTL 1 a server runs one job: the session its probe opened is the only one needed.
                     relaunch_ahead=self.settings.virtual_server_ttl > 1,
                 )  # fmt: skip
@@ -308,6 +312,7 @@ class OpenStackBackend(CloudBackend):
 
     def destroy(self, instance: InstanceInfo) -> None:
         self._free_slot(instance.id)
+        self._reach_order.release(instance.id)
         with self._lock:
             executors = [self._executors.pop(k) for k in list(self._executors) if k.startswith(f"{instance.id}@")]
         for executor in executors:
@@ -337,6 +342,10 @@ class OpenStackBackend(CloudBackend):
                 return None
             raise
         return self._info(server)
+
+    def _launched(self, server_id: str, job: str) -> None:
+        self._reach_order.release(server_id)
+        self._tag_job(server_id, job)
 
     def _tag_job(self, server_id: str, job: str) -> None:
         compute = self.connection().compute

@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class OpenStackExecutor(SSHExecutor):
-    def __init__(self, *args, exists: Callable[[], bool], tag_job: Callable[[str], None], server_name: str, **kwargs):
+    def __init__(self, *args, exists: Callable[[], bool], launched: Callable[[str], None], server_name: str, **kwargs):
         super().__init__(*args, **kwargs)
         self._exists = exists
-        self._tag_job = tag_job
+        self._launched = launched  # told the job's name after each launch (the backend tags the server)
         self.server_name = server_name
 
     def _launch(self, directory, script, archive, stdin, on_exit):
@@ -33,7 +33,7 @@ class OpenStackExecutor(SSHExecutor):
             pid = super()._launch(directory, script, archive, stdin, on_exit)
         except InstanceUnreachable as exc:
             raise self._gone_or(exc) from None
-        self._tag_job(posixpath.basename(directory.rstrip("/")))
+        self._launched(posixpath.basename(directory.rstrip("/")))
         return pid
 
     def connect(self):
