@@ -275,3 +275,37 @@ def test_a_job_that_ends_is_seen_at_once_not_at_the_next_poll(make_service):
     done = wait_status(service, pid, FINAL_STATES, timeout=10)
     assert done.status == "succeeded", done.reason
     assert done.finished_at - done.started_at < 3.0
+
+
+def test_a_pipelines_end_assigns_the_next_one_in_its_own_transaction(make_service, monkeypatch):
+    """With the loop's own assigning switched off, the queued pipeline still starts: the first
+    pipeline's end filled its lane in the same commit (and reused its instance, TTL allowing)."""
+    service = make_service(max_active_pipelines=1, virtual_server_ttl=10, max_instances=1)
+    wait_until(lambda: service.dispatcher.leading, message="dispatcher leads")
+    monkeypatch.setattr(service.dispatcher, "_assign", lambda now: False)
+    first, second = submit_ok(service, script("sleep.sh", "0.3"), script("ok.sh"))  # the submission assigns the first
+    assert service.store.get_pipeline(second).status == "queued"
+    done = wait_status(service, second, FINAL_STATES)
+    assert done.status == "succeeded", done.reason
+    assert done.instance_id == service.store.get_pipeline(first).instance_id
+
+
+def test_the_loop_plans_on_what_its_write_transaction_sees(make_service, monkeypatch):
+    """The loop reads the queue before taking the write lock; a pipeline's end may assign in between.
+    Planning on that older view would start more than MAX_ACTIVE_PIPELINES (or boot needless spares)."""
+    service = make_service(max_active_pipelines=1, virtual_server_ttl=1, max_instances=3)
+    first, second = submit_ok(service, script("sleep.sh", "30"), script("ok.sh"))
+    wait_status(service, first, "running")
+    wait_until(lambda: any(i.state == "idle" for i in service.pool.live()), message="a spare booted ahead")
+    monkeypatch.setattr(service.dispatcher, "tick", lambda now: None)  # the loop stands still
+    time.sleep(0.2)  # for a tick already under way
+    real = service.store.queue_view
+
+    def older_outside_the_transaction(now, limit, session=None):
+        active, queued = real(now, limit, session)
+        return (0, queued) if session is None else (active, queued)  # as read before the first started
+
+    monkeypatch.setattr(service.store, "queue_view", older_outside_the_transaction)
+    assert service.dispatcher._assign(time.time()) is False
+    assert service.store.get_pipeline(second).status == "queued"
+    service.cancel(first)

@@ -206,7 +206,7 @@ class Attempts:
             instance_id, p.instance_id, p.job_dir = p.instance_id, None, None
             return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
 
-        self._after_release(self.store.update_pipeline(pipeline_id, change), pipeline_id)
+        self._after_release(self._end(pipeline_id, change), pipeline_id)
 
     def _final(self, pipeline_id: int, to: str, reason: str, exit_code: int | None = None, instance_ok: bool = True) -> None:
         def change(session, p: Pipeline):
@@ -219,7 +219,7 @@ class Attempts:
             instance_id = p.instance_id
             return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
 
-        outcome = self.store.update_pipeline(pipeline_id, change)
+        outcome = self._end(pipeline_id, change)
         self._after_release(outcome, pipeline_id)
         if outcome is None:
             return  # it had already ended
@@ -227,13 +227,40 @@ class Attempts:
         self.service.timetest.record(pipeline)
         log.info("pipeline %s %s: %s", pipeline_id, to, reason)
 
+    def _end(self, pipeline_id: int, change):
+        """Commit ``change`` (an attempt's end, which frees its lane) together with the next
+        assignment, then start what was assigned: the next pipeline does not wait for a second
+        transaction and the dispatcher's tick."""
+        dispatcher = self.service.dispatcher
+        plans: list = []
+
+        def change_and_assign(session, p: Pipeline):
+            for plan in plans:  # planned by a try that did not commit (update_pipeline retries)
+                dispatcher.drop(plan)
+            plans.clear()
+            outcome = change(session, p)
+            if outcome is not None:
+                session.flush()  # a concurrent update shows here, for update_pipeline to retry
+                plans.append(dispatcher.assign_in(session, time.time()))
+            return outcome
+
+        try:
+            outcome = self.store.update_pipeline(pipeline_id, change_and_assign)
+        except BaseException:
+            for plan in plans:
+                dispatcher.drop(plan)
+            raise
+        for plan in plans:
+            dispatcher.carry_out(plan)
+        return outcome
+
     def _after_release(self, outcome, pipeline_id: int) -> None:
         self._last_full_check.pop(pipeline_id, None)
         self._unreachable_since.pop(pipeline_id, None)
         if outcome:
-            # A lane is free: assign the next pipeline now, while this job finishes its bookkeeping.
-            # An instance now "deleting" is deleted by that tick too, after the assignment (a delete is
-            # not urgent; a start is, and they compete for the CPU).
+            # A lane is free (``_end`` assigned what it could in the same commit): the tick does the
+            # rest, such as deleting an instance now "deleting" (after any start: a delete is not
+            # urgent, a start is, and they compete for the CPU).
             self.service.dispatcher.wake()
 
     def _set(self, pipeline_id: int, to: str, reason: str, **values) -> None:

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 DELETE_YIELD = 2.0
 
 
+class _Busy(Exception):
+    """A planned pipeline still has a job running: roll the assignment back, the loop assigns it."""
+
+
 class Dispatcher:
     def __init__(self, service):
         self.service = service
@@ -214,37 +218,51 @@ class Dispatcher:
     def _assign(self, now: float) -> bool:
         """Assign what can be; True if a pipeline was started on a ready instance."""
         limit = self.pool.limit()
-        active, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
+        _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
         if not queued:
             return False
         with self.store.write() as session:
+            # Read again inside the write transaction: a pipeline's end may have assigned some meanwhile, and
+            # planning on the old view would boot spares for pipelines that already have an instance.
+            active, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit, session=session)
             plan = self._plan(session, now, active, queued, limit)
         return self._carry_out(plan)
 
-    def assign_submitted(self, session, now: float) -> tuple[list[str], list[tuple[Pipeline, Instance]]] | None:
-        """Called by a submission inside the transaction that inserts it: the assignment commits with
-        the insert (one transaction, no wait for this loop). After the commit the caller passes the
-        result to ``carry_out`` (or to ``drop`` if the commit failed). None when this process does not
-        dispatch or the assignment failed (this loop then assigns as usual)."""
+    def assign_in(self, session, now: float) -> tuple[list[str], list[tuple[Pipeline, Instance]]] | None:
+        """Assign in the caller's write transaction: a submission's (the assignment commits with the
+        insert) or a pipeline's end (the freed lane is filled in the same commit). Nothing waits for
+        a second transaction or for this loop's tick. After the commit the caller passes the result
+        to ``carry_out`` (or to ``drop`` if the commit failed). None when this process does not
+        dispatch, there was nothing to assign or assigning failed (this loop then assigns as usual)."""
         if not self._leading or self._stop.is_set():
             return None
+        reserved: set[Hashable] = set()
         try:
-            with session.begin_nested():  # a failure here must not lose the submission
+            with session.begin_nested():  # a failure here must not lose the caller's change
                 limit = self.pool.limit()
                 active, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit, session=session)
                 if not queued:
                     return None
                 plan = self._plan(session, now, active, queued, limit)
-        except Exception:  # noqa: BLE001 - the loop's next tick assigns them
-            log.exception("assigning pipelines at submission failed")
+                # Until the start jobs are submitted, the loop must not drive these pipelines itself;
+                # one with a job of its own still running (a retry returning) is left to the loop.
+                keys = {("pipeline", p.id) for p, _ in plan[1]}
+                with self._lock:
+                    if keys & self._in_flight:
+                        raise _Busy
+                    self._in_flight |= keys
+                    reserved = keys
+        except _Busy:
             return None
-        # Until the start jobs are submitted, the loop must not drive these pipelines itself.
-        with self._lock:
-            self._in_flight.update(("pipeline", p.id) for p, _ in plan[1])
+        except Exception:  # noqa: BLE001 - the loop's next tick assigns them
+            log.exception("assigning pipelines in a caller's transaction failed")
+            with self._lock:
+                self._in_flight -= reserved
+            return None
         return plan
 
     def carry_out(self, plan) -> None:
-        """Boot and start what ``assign_submitted`` planned, once its transaction has committed."""
+        """Boot and start what ``assign_in`` planned, once its transaction has committed."""
         if not plan:
             return
         boot, ready = plan
@@ -259,7 +277,7 @@ class Dispatcher:
                     self._in_flight.discard(key)
 
     def drop(self, plan) -> None:
-        """Give up the reservations ``assign_submitted`` made."""
+        """Give up the reservations ``assign_in`` made."""
         if plan:
             with self._lock:
                 self._in_flight.difference_update(("pipeline", p.id) for p, _ in plan[1])

@@ -106,7 +106,7 @@ class PipelineService:
             plans: list = []
 
             def assign(session):
-                plans.append(self.dispatcher.assign_submitted(session, time.time()))
+                plans.append(self.dispatcher.assign_in(session, time.time()))
 
             try:
                 ids, _ = self.store.add_pipelines([p for _, p in rows], then=assign)
