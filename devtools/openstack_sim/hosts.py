@@ -54,7 +54,8 @@ class ServerHost:
         """Stop the sshd, drop its open connections and kill every process that ran on this server."""
         listener = self.pid
         frozen = self._freeze(listener)
-        log.info("server %s: killing sshd %s and %s", self.address, listener, [_describe(p) for p in sorted(frozen - {listener})])
+        if log.isEnabledFor(logging.INFO):  # describing reads /proc once more per process
+            log.info("server %s: killing sshd %s and %s", self.address, listener, [_describe(p) for p in sorted(frozen - {listener})])
         for pid in frozen:
             _signal(pid, signal.SIGKILL)
         self._sshd.stop()  # reaps the listener, removes its files
@@ -80,7 +81,7 @@ class ServerHost:
     def _sweep_late(self) -> None:
         time.sleep(1.0)
         late = self.processes()
-        if late:
+        if late and log.isEnabledFor(logging.INFO):
             log.info("server %s: killing late %s", self.address, [_describe(p) for p in sorted(late)])
         for pid in late:
             _signal(pid, signal.SIGKILL)
@@ -90,7 +91,7 @@ class ServerHost:
         found = _descendants(self.pid) if self.pid else set()
         marker = f" {self.address} {self.port}"
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            if not entry.name.isdigit() or int(entry.name) in found or int(entry.name) == os.getpid():
                 continue
             try:
                 environ = (entry / "environ").read_bytes()
