@@ -65,3 +65,35 @@ def test_max_active_pipelines_is_never_exceeded(make_service, postgres_url, scri
     assert len(counts) == 8
     assert max(counts) == 2  # two ran at once, never three
     assert 1 <= most_active <= 2
+
+
+def test_assignments_are_serialized_until_commit(postgres_url):
+    """Two transactions that put pipelines on instances must not decide on each other's old view
+    (SQLite serializes all writers; PostgreSQL does not): the second waits for the first's commit."""
+    import threading
+
+    from scheduler_server.pipelines.store import Store
+
+    store = Store(postgres_url)
+    order: list[str] = []
+    first_has_it, second_started = threading.Event(), threading.Event()
+
+    def second():
+        second_started.set()
+        with store.write() as session:
+            store.lock_assignments(session)
+            order.append("second locked")
+
+    try:
+        with store.write() as session:
+            store.lock_assignments(session)
+            first_has_it.set()
+            thread = threading.Thread(target=second)
+            thread.start()
+            second_started.wait(5)
+            time.sleep(0.3)  # the second transaction is blocked all this time
+            order.append("first commits")
+        thread.join(10)
+        assert order == ["first commits", "second locked"]
+    finally:
+        store.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import runner
 from .clouds.base import BackendError, InstanceGone, InstanceUnreachable
 from .models import (
-    ACTIVE_STATES, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline,
+    ACTIVE_STATES, BUSY, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline,
 )  # fmt: skip
 from .secrets import SecretError, mask_text
 from .tasks import TASK_TYPES, PathError, resolve_in_folder
@@ -64,6 +64,8 @@ class Attempts:
             return
         if instance is None or not instance.info:
             return self.infra_failure(pipeline_id, "instance lost before staging")
+        if pipeline.status == PROVISIONING and (instance.state != BUSY or not instance.ready_at):
+            return  # not (or no longer) ready for it: the dispatcher starts it when it is
         directory = runner.job_dir(self.settings.remote_base_folder, pipeline.id, pipeline.attempt)
         try:
             executor = self.pool.executor(instance)
@@ -251,7 +253,10 @@ class Attempts:
                 dispatcher.drop(plan)
             raise
         for plan in plans:
-            dispatcher.carry_out(plan)
+            if outcome is None:  # the try that planned did not commit, and the last one found no row
+                dispatcher.drop(plan)
+            else:
+                dispatcher.carry_out(plan)
         return outcome
 
     def _after_release(self, outcome, pipeline_id: int) -> None:

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Hashable
 
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from .models import BOOTING, BUSY, DELETING, IDLE, PROVISIONING, QUEUED, RUNNING, STAGING, Instance, Pipeline
 from .runner import job_dir
@@ -219,13 +220,10 @@ class Dispatcher:
         """Assign what can be; True if a pipeline was started on a ready instance."""
         limit = self.pool.limit()
         _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
-        if not queued:
+        if not queued:  # a plain read first: most ticks have nothing to assign and need no write
             return False
         with self.store.write() as session:
-            # Read again inside the write transaction: a pipeline's end may have assigned some meanwhile, and
-            # planning on the old view would boot spares for pipelines that already have an instance.
-            active, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit, session=session)
-            plan = self._plan(session, now, active, queued, limit)
+            plan = self._plan(session, now, limit)
         return self._carry_out(plan)
 
     def assign_in(self, session, now: float) -> tuple[list[str], list[tuple[Pipeline, Instance]]] | None:
@@ -239,11 +237,9 @@ class Dispatcher:
         reserved: set[Hashable] = set()
         try:
             with session.begin_nested():  # a failure here must not lose the caller's change
-                limit = self.pool.limit()
-                active, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit, session=session)
-                if not queued:
+                plan = self._plan(session, now, self.pool.limit())
+                if plan is None:
                     return None
-                plan = self._plan(session, now, active, queued, limit)
                 # Until the start jobs are submitted, the loop must not drive these pipelines itself;
                 # one with a job of its own still running (a retry returning) is left to the loop.
                 keys = {("pipeline", p.id) for p, _ in plan[1]}
@@ -252,12 +248,13 @@ class Dispatcher:
                         raise _Busy
                     self._in_flight |= keys
                     reserved = keys
-        except _Busy:
-            return None
-        except Exception:  # noqa: BLE001 - the loop's next tick assigns them
-            log.exception("assigning pipelines in a caller's transaction failed")
+        except Exception as exc:  # noqa: BLE001 - the loop's next tick assigns them
             with self._lock:
                 self._in_flight -= reserved
+            if isinstance(exc, StaleDataError):  # a row changed under us (PostgreSQL): an expected race
+                log.info("assigning pipelines in a caller's transaction lost a race: %s", exc)
+            elif not isinstance(exc, _Busy):
+                log.exception("assigning pipelines in a caller's transaction failed")
             return None
         return plan
 
@@ -282,10 +279,17 @@ class Dispatcher:
             with self._lock:
                 self._in_flight.difference_update(("pipeline", p.id) for p, _ in plan[1])
 
-    def _plan(self, session, now: float, active: int, queued: list[int], limit: int):
+    def _plan(self, session, now: float, limit: int):
         """In the write transaction ``session``: move queued pipelines onto instances; return the
-        instances to boot and the (pipeline, ready instance) pairs to start once it commits."""
+        instances to boot and the (pipeline, ready instance) pairs to start once it commits (None if
+        nothing is queued). The queue is read here, under the assignment lock: a view read before
+        could be out of date (a pipeline's end may have assigned meanwhile) and planning on it would
+        exceed MAX_ACTIVE_PIPELINES or boot spares for pipelines that already have an instance."""
         settings = self.settings
+        self.store.lock_assignments(session)
+        active, queued = self.store.queue_view(now, settings.max_active_pipelines + limit, session=session)
+        if not queued:
+            return None
         free = settings.max_active_pipelines - active
         boot: list[str] = []
         ready: list[tuple[Pipeline, Instance]] = []
@@ -294,7 +298,11 @@ class Dispatcher:
         spare = [i for i in live if i.state == BOOTING and i.pipeline_id is None]
         count = len(live)
         assigned = 0
-        for pipeline_id in queued[: max(free, 0)]:
+        for pipeline_id in queued:
+            if assigned >= free:
+                break
+            if self.busy(("pipeline", pipeline_id)):
+                continue  # a job of its own is still returning (a retry, a cancel): next time
             pipeline = session.get(Pipeline, pipeline_id)
             if pipeline is None or pipeline.status != QUEUED or pipeline.cancel_requested:
                 continue
@@ -330,6 +338,8 @@ class Dispatcher:
         return boot, ready
 
     def _carry_out(self, plan) -> bool:
+        if plan is None:
+            return False
         boot, ready = plan
         for instance_id in boot:
             self.submit(("instance", instance_id), self._boot, instance_id)

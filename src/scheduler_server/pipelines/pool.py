@@ -103,6 +103,7 @@ class Pool:
         timeout = self.settings.idle_timeout
         expired = []
         with self.store.write() as session:
+            self.store.lock_assignments(session)  # not one that is being handed a pipeline
             query = select(Instance).where(Instance.state == IDLE, Instance.pipeline_id.is_(None))
             for instance in session.scalars(query):
                 if (instance.idle_since or instance.ready_at or 0) + timeout <= now:
@@ -140,6 +141,7 @@ class Pool:
             return None
         now = time.time()
         with self.store.write() as session:
+            self.store.lock_assignments(session)  # a pipeline may be put on it right now
             row = session.get(Instance, instance_id)
             if row is None or row.state != BOOTING:
                 return None

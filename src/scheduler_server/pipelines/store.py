@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -30,6 +30,8 @@ from .models import ACTIVE_STATES, QUEUED, Base, Lease, Meta, Pipeline
 log = logging.getLogger(__name__)
 
 DISPATCHER_LEASE = "dispatcher"
+#: The PostgreSQL advisory lock key of ``Store.lock_assignments`` (any fixed 64-bit number).
+ASSIGNMENT_LOCK = 0x5C4ED01E
 
 
 def default_url(data_path: Path) -> str:
@@ -120,6 +122,25 @@ class Store:
                 row = Meta(key="scheduler_id", value=uuid.uuid4().hex[:12])
                 session.add(row)
             return row.value
+
+    # --- serializing assignment -----------------------------------------------------
+
+    def lock_assignments(self, session: Session) -> None:
+        """Take, until ``session``'s transaction ends, the lock under which pipelines are put on
+        instances and instances change hands (planning, an instance becoming ready, idle expiry).
+
+        On SQLite every write transaction holds the database's write lock already (BEGIN IMMEDIATE).
+        Elsewhere two such transactions could each decide on the other's old view (two plans taking
+        one queued pipeline or the last instance slot; a boot marking idle an instance just assigned):
+        PostgreSQL gets a transaction-scoped advisory lock, other databases a row lock on the lease.
+        """
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return
+        if dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGNMENT_LOCK})
+        else:
+            session.execute(select(Lease.name).where(Lease.name == DISPATCHER_LEASE).with_for_update())
 
     # --- the dispatcher lease -------------------------------------------------------
 
