@@ -49,6 +49,12 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted; bigger ones get 413."
     )
+    threads: int = Field(8, ge=1, le=256, description="Threads of `scheduler-server serve` that run requests (reading and writing them costs none).")
+    request_timeout: float = Field(
+        30, gt=0, le=3600, description="Seconds a client of `scheduler-server serve` has to send a whole request (headers and body); then it is disconnected."
+    )
+    idle_timeout: float = Field(60, ge=1, le=86400, description="Seconds an idle keep-alive connection of `scheduler-server serve` stays open.")
+    connection_limit: int = Field(1000, ge=10, le=100000, description="Open connections `scheduler-server serve` accepts at once; beyond, new ones wait in the listen backlog.")
 
 
 class LoggingSettings(_Section):

@@ -67,7 +67,7 @@ def seed_config(tmp: Path, sim: SimProcess, ssh_key: Path, *, work: float = 0.5,
 
 
 class Service:
-    """``scheduler-server serve --config`` in its own session, so kill -9 takes gunicorn's worker too."""
+    """``scheduler-server serve --config`` in its own session, so kill -9 takes every process of it."""
 
     def __init__(self, config: Path, log: Path):
         self.config = config

@@ -51,10 +51,10 @@ class ServeProcess:
         raise RuntimeError(f"serve did not answer within {timeout} s")
 
     def service_pids(self) -> list[int]:
-        """gunicorn's master and workers; not the pipelines' own processes."""
-        master = psutil.Process(self.process.pid)
-        workers = [c for c in master.children() if "bash" not in c.name()]
-        return [master.pid, *(w.pid for w in workers)]
+        """The service's process (and any worker processes); not the pipelines' own processes."""
+        main = psutil.Process(self.process.pid)
+        workers = [c for c in main.children() if "bash" not in c.name()]
+        return [main.pid, *(w.pid for w in workers)]
 
     def kill9(self) -> None:
         for pid in self.service_pids():

@@ -1,26 +1,15 @@
-"""``scheduler-server serve``: run the HTTP service under gunicorn."""
+"""``scheduler-server serve``: run the HTTP service (waitress, see ``http_server``) and the pipeline dispatcher in one process."""
 
 from __future__ import annotations
 
+import logging
+
 import click
-from gunicorn.app.base import BaseApplication
 
 from ..config import ConfigError
 from .common import config_option, settings_or_exit
 
-
-class _Gunicorn(BaseApplication):
-    def __init__(self, app, options: dict):
-        self._app = app
-        self._options = options
-        super().__init__()
-
-    def load_config(self):
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self._app
+log = logging.getLogger("scheduler_server.serve")
 
 
 @click.command("serve")
@@ -30,6 +19,9 @@ class _Gunicorn(BaseApplication):
 def command(host: str | None, port: int | None, config_path: str | None) -> None:
     """Start the service (embedded defaults: local backend, SQLite, built-in policies)."""
     from ..app import create_app
+    from ..http_server import create_server, serve_until_stopped
+    from ..web.access_log import install_access_log
+    from ..web.pipelines_common import start_pipelines
 
     settings = settings_or_exit(config_path)
     host = host or settings.server.host
@@ -38,12 +30,13 @@ def command(host: str | None, port: int | None, config_path: str | None) -> None
         app = create_app(settings)
     except ConfigError as exc:
         raise click.ClickException(f"bad configuration: {exc}") from None
-    from ..web.pipelines_common import start_pipelines
-
-    # One worker process with threads: the pipeline dispatcher lives in that process
-    # (started once the worker is forked), and the observing policies are CPU-light per request.
-    options = {"bind": f"{host}:{port}", "workers": 1, "threads": 8, "accesslog": "-"}
-    # %(U)s, not %(r)s: the query string may carry ?token=, which must not reach the log.
-    options["access_log_format"] = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-    options["post_worker_init"] = lambda worker: start_pipelines(app)
-    _Gunicorn(app, options).run()
+    install_access_log(app)
+    try:
+        server = create_server(app, host, port, settings.server)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    # Bound first, so a second copy on a taken port exits before it touches the pipelines.
+    start_pipelines(app)
+    log.info("serving on http://%s:%d", host, port)
+    serve_until_stopped(server)
+    log.info("stopped")

@@ -1,0 +1,108 @@
+"""The HTTP server of ``scheduler-server serve``: waitress, with a deadline on reading each request.
+
+Why waitress and not gunicorn's workers: gunicorn's sync and threaded workers
+read a request inside the worker thread that will run it, with no header or
+body timeout, so a handful of clients that send one byte and stall hold every
+worker (and a sync worker that misses its heartbeat is killed, with whatever
+else lives in it). waitress reads requests on one asynchronous I/O loop and
+hands a request to a worker thread only once its headers and body are complete
+in memory; responses are buffered the same way, so a slow reader holds no
+thread either. Worker threads only ever run application code.
+
+waitress closes idle connections (``channel_timeout``) but lets a client trickle
+a request in for as long as it keeps sending. ``server.request_timeout`` adds a
+deadline: a connection whose request has not been read completely within it is
+closed, so keeping connections open costs an attacker a new connection every
+``request_timeout`` seconds, up to ``server.connection_limit`` of them.
+
+The pipeline dispatcher runs as a thread of this one process: there is no
+supervisor here that kills a worker, and the dispatcher with it, because a
+request was slow.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
+
+from .config import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+class _TimedParser(HTTPRequestParser):
+    """A request being read, with the time its first byte arrived."""
+
+    def __init__(self, adj):
+        super().__init__(adj)
+        self.started = time.monotonic()
+
+
+class _Channel(HTTPChannel):
+    parser_class = _TimedParser
+
+
+class _DeadlineServer(TcpWSGIServer):
+    channel_class = _Channel
+    request_timeout = 30.0
+
+    def maintenance(self, now):
+        super().maintenance(now)  # idle connections (channel_timeout)
+        cutoff = time.monotonic() - self.request_timeout
+        for channel in list(self.active_channels.values()):
+            partial = channel.request
+            if partial is not None and not partial.completed and partial.started < cutoff:
+                log.info("closing a connection from %s: its request was not complete after %.0f s", channel.addr, self.request_timeout)
+                channel.will_close = True
+
+
+def create_server(app, host: str, port: int, settings: ServerSettings):
+    """Bind ``host:port`` (every address the name resolves to) and return the server; ``run()`` serves."""
+    adj = Adjustments(
+        host=host,
+        port=port,
+        threads=settings.threads,
+        connection_limit=settings.connection_limit,
+        channel_timeout=int(settings.idle_timeout),
+        # how often connections are checked against both timeouts
+        cleanup_interval=1,
+        # waitress refuses bigger bodies, chunked ones included, before the app sees them
+        max_request_body_size=settings.max_body_bytes,
+        max_request_header_size=64 * 1024,
+        ident="scheduler-server",
+        expose_tracebacks=False,
+    )
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adj.threads)
+    socket_map: dict = {}
+    servers = []
+    for sockinfo in adj.listen:
+        server = _DeadlineServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo)
+        server.request_timeout = settings.request_timeout
+        servers.append(server)
+    if len(servers) == 1:
+        return servers[0]
+    listening = [(s.effective_host, s.effective_port) for s in servers]
+    return MultiSocketServer(socket_map, adj, listening, dispatcher, servers[-1].log_info)
+
+
+def serve_until_stopped(server) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting, let running requests finish (5 s at most)."""
+
+    def _stop(signum, _frame):
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        # a second signal during the shutdown must not interrupt it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    server.run()  # returns after SystemExit, once the worker threads are shut down
