@@ -17,6 +17,6 @@ USER scheduler
 ENV SCHEDULER_SERVER__SERVER__HOST=0.0.0.0 \
     SCHEDULER_SERVER__DATA_DIR=/home/scheduler/data
 EXPOSE 8010
-# `serve` runs gunicorn with one worker process (the pipeline dispatcher lives there)
+# `serve` runs waitress and the pipeline dispatcher in one process
 # and binds to all interfaces inside the container.
 CMD ["scheduler-server", "serve"]
