@@ -1,9 +1,11 @@
-"""Schedule API under load: a dummy schedule against gunicorn, as the seed launches it.
+"""Schedule API under load: a dummy schedule against the seed's gunicorn line and against `scheduler-server serve`.
 
 Prints requests/s and latency percentiles. Latency at concurrency 1 comes from a
 Python client (one new connection per request, as gunicorn's sync worker closes
 each); throughput comes from wrk (Debian package `wrk`) when it is installed,
-otherwise from Python client processes.
+otherwise from Python client processes. A second table opens connections that
+stall mid-request (headers sent, one byte of a 100-byte body) and times one
+ordinary request beside them.
 
     .venv/bin/python bench/bench_schedule_api.py [--seconds 10]
 """
@@ -17,6 +19,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,13 +32,20 @@ from devtools.sshd import free_port  # noqa: E402
 
 BODY = json.dumps({"t0": "2022-01-01 12:00", "t1": "2022-01-01 14:00", "policy": '{"policy": "dummy", "config": {}}'})
 BIN = Path(sys.executable).parent
+SERVERS = {
+    "gunicorn, 1 worker": ["gunicorn", "--bind", "localhost:{port}", "--workers", "1", "scheduler_server.app:app"],
+    "gunicorn, 2 workers": ["gunicorn", "--bind", "localhost:{port}", "--workers", "2", "scheduler_server.app:app"],
+    "serve (waitress)": ["scheduler-server", "serve", "--port", "{port}"],
+}
 
 
-def start_gunicorn(port: int, workers: int, home: str) -> subprocess.Popen:
+def start_server(name: str, port: int, home: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_SERVER")}
     env.update(HOME=home, PATH=f"{BIN}:{env['PATH']}")
+    # the access log would dominate the serve rows; gunicorn's line logs no accesses either
+    env["SCHEDULER_SERVER__LOGGING__LEVEL"] = "WARNING"
     proc = subprocess.Popen(
-        ["gunicorn", "--bind", f"localhost:{port}", "--workers", str(workers), "scheduler_server.app:app"],
+        [arg.format(port=port) for arg in SERVERS[name]],
         env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
@@ -46,7 +56,30 @@ def start_gunicorn(port: int, workers: int, home: str) -> subprocess.Popen:
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError(f"{name} did not start")
+
+
+def stalled_probe(port: int, stalled: int) -> str:
+    """Seconds one request takes beside ``stalled`` connections stuck mid-body (or 'no answer in 10 s')."""
+    socks = []
+    for _ in range(stalled):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"POST /api/v1/schedule/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        socks.append(sock)
+    try:
+        time.sleep(0.2)
+        start = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/api/v1/schedule/", BODY, {"Content-Type": "application/json"})
+            status = conn.getresponse().status
+            conn.close()
+        except OSError:
+            return "no answer in 10 s"
+        return f"{(time.perf_counter() - start) * 1000:.1f} ms ({status})"
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def one_request(port: int) -> float:
@@ -112,30 +145,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
-    rows = []
+    rows, stalls = [], []
     home = tempfile.mkdtemp(prefix="bench-home-")
-    for workers in (1, 2):
+    for name in SERVERS:
         port = free_port()
-        proc = start_gunicorn(port, workers, home)
+        proc = start_server(name, port, home)
         try:
             for _ in range(200):
                 one_request(port)  # warm up
             seq = latency(port, args.seconds)
-            rows.append((workers, "python, sequential", 1, len(seq) / args.seconds, pct(seq, 50), pct(seq, 99)))
+            rows.append((name, "python, sequential", 1, len(seq) / args.seconds, pct(seq, 50), pct(seq, 99)))
             if shutil.which("wrk"):
                 for connections in (1, 2, 4):
                     rps, p50, p99 = wrk_throughput(port, args.seconds, connections)
-                    rows.append((workers, "wrk", connections, rps, p50, p99))
+                    rows.append((name, "wrk", connections, rps, p50, p99))
             else:
                 rps, p50, p99 = python_throughput(port, args.seconds, 2)
-                rows.append((workers, "python, 2 processes", 2, rps, p50, p99))
+                rows.append((name, "python, 2 processes", 2, rps, p50, p99))
+            for stalled in (4, 50):
+                stalls.append((name, stalled, stalled_probe(port, stalled)))
         finally:
             proc.terminate()
-            proc.wait()
-    print(f"{'gunicorn workers':>16} | {'client':<20} | {'conc.':>5} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7}")
-    print("-" * 80)
-    for w, client, conc, rps, p50, p99 in rows:
-        print(f"{w:>16} | {client:<20} | {conc:>5} | {rps:>8.0f} | {p50:>7.2f} | {p99:>7.2f}")
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    print(f"{'server':<20} | {'client':<20} | {'conc.':>5} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7}")
+    print("-" * 84)
+    for name, client, conc, rps, p50, p99 in rows:
+        print(f"{name:<20} | {client:<20} | {conc:>5} | {rps:>8.0f} | {p50:>7.2f} | {p99:>7.2f}")
+    print()
+    print(f"{'server':<20} | {'stalled connections':>19} | one request beside them")
+    print("-" * 72)
+    for name, stalled, result in stalls:
+        print(f"{name:<20} | {stalled:>19} | {result}")
 
 
 if __name__ == "__main__":
