@@ -163,9 +163,9 @@ def test_resolve_in_folder_follows_symlinks_inside(tmp_path):
 
 
 def test_script_type_passes_args_and_env(make_service, scripts):
-    (scripts / "envargs.sh").write_text('printf "%s\\n" "$@" "$GREETING"\n')
+    (scripts / "envargs.sh").write_text('printf "%s\\n" "$@" "$PIPELINE_GREETING"\n')
     service = make_service()
-    (pid,) = submit_ok(service, script("envargs.sh", "one", "$(two)", env={"GREETING": "hi there"}))
+    (pid,) = submit_ok(service, script("envargs.sh", "one", "$(two)", env={"PIPELINE_GREETING": "hi there"}))
     assert wait_status(service, pid, ("succeeded", "failed")).status == "succeeded"
     assert _stdout(service, pid) == ["one", "$(two)", "hi there"]
 

@@ -26,6 +26,7 @@ from .models import (
 )  # fmt: skip
 from .secrets import SecretError, mask_text
 from .tasks import TASK_TYPES, PathError, resolve_in_folder
+from .tasks.environment import ForbiddenEnv
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ class Attempts:
                 self._set(pipeline_id, STAGING, f"instance {instance.id} ready", instance_ready_at=ready_at, job_dir=directory)
             try:
                 command, script, files, secret = self._prepare(pipeline)
-            except (PathError, SecretError, OSError) as exc:
-                # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, or the key changed: not retryable.
+            except (PathError, SecretError, ForbiddenEnv, OSError) as exc:
+                # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, the key changed, or the site
+                # no longer allows a variable it sets: not retryable.
                 return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
             # A cancel that arrives from here on finds the pipeline running and kills it.
             on_exit = lambda code: self.service.dispatcher.poll_soon(pipeline_id, code)  # noqa: E731
@@ -98,7 +100,7 @@ class Attempts:
         script = (pipeline.script, resolve_in_folder(folder, pipeline.script))
         files = [(name, resolve_in_folder(folder, name)) for name in pipeline.spec.get("files") or []]
         secret = self.service.secrets.decrypt(pipeline.secret) if pipeline.secret else None
-        return task.command(pipeline.spec, self.settings.xnat_credentials), script, files, secret
+        return task.checked_command(pipeline.spec, self.settings), script, files, secret
 
     # --- watch ----------------------------------------------------------------------
 

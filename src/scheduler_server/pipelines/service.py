@@ -27,7 +27,7 @@ from .models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAG
 from .pool import Pool
 from .secrets import SecretBox, mask_text
 from .store import Store, default_url
-from .tasks import TASK_TYPES, PathError, resolve_in_folder
+from .tasks import TASK_TYPES, PathError, environment, resolve_in_folder
 from .timetest import TimetestCsv
 from . import runner
 
@@ -146,6 +146,10 @@ class PipelineService:
                 resolve_in_folder(folder, name)
             except PathError as exc:
                 raise PipelineError(400, f"files.{n}: {exc}", f"files.{n}") from None
+        try:
+            environment.check(task.request_env(request.spec()), self.settings.pipelines.allowed_env_names)
+        except environment.ForbiddenEnv as exc:
+            raise PipelineError(400, str(exc), f"env.{exc.name}") from None
         secret = request.secret()
         now = time.time()
         return Pipeline(

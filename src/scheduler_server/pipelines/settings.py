@@ -8,9 +8,11 @@ its place here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+
+from .tasks.environment import check_pattern
 
 
 class _Section(BaseModel):
@@ -80,6 +82,10 @@ class PipelineSettings(_Section):
     xnat_credentials: Literal["argument", "env"] = Field(
         "argument",
         description="How the script gets the XNAT password: 'argument' as the seed (-pwd X), or 'env' as $XNAT_PASSWORD so it never shows in the instance's process table (seed: XNAT_CREDENTIALS).",
+    )
+    allowed_env_names: list[Annotated[str, AfterValidator(check_pattern)]] = Field(
+        ["PIPELINE_*"],
+        description="Variables a type 'script' request's env may set: names or globs ('*', '?'). Names a shell, the loader or a tool reads as code (BASH_ENV, PATH, LD_*, PYTHON*, ...; see docs/pipelines.md) are refused even if a pattern matches.",
     )
     secret_key: SecretStr | None = Field(
         None, description="Fernet key that encrypts passwords at rest; default: generated once into <data_dir>/pipelines.key (mode 0600)."

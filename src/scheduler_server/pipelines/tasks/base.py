@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from . import environment
+
 
 class _Secret:
     def __repr__(self) -> str:
@@ -25,7 +27,9 @@ class _Secret:
 #: Stands for the task's secret in ``Command.argv`` / ``Command.env``.
 SECRET = _Secret()
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+#: plain_text in the OpenAPI document (lone surrogates, which no JSON text of valid Unicode holds, are left out).
+PLAIN_TEXT_SCHEMA = {"not": {"pattern": "[\\x00-\\x08\\x0a-\\x1f\\x7f]"}}
 
 
 class PathError(ValueError):
@@ -35,7 +39,7 @@ class PathError(ValueError):
 def plain_text(value: str) -> str:
     """Field values may hold any printable text (quoting makes it harmless) but no control characters."""
     if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+        raise ValueError("must not contain control characters or lone surrogates")
     return value
 
 
@@ -74,10 +78,14 @@ class Command:
 class TaskRequest(BaseModel):
     """Fields every pipeline request has, whatever its type."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+    # strict: "5" is not 5 and 1 is not true; str_max_length bounds every string not given a tighter limit.
+    model_config = ConfigDict(extra="forbid", str_max_length=4096, strict=True)
 
-    script: str = Field(description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.", examples=["qmroct.sh"])
-    files: list[Annotated[str, AfterValidator(check_relative_name)]] = Field(
+    script: str = Field(
+        min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA,
+        description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.", examples=["qmroct.sh"],
+    )  # fmt: skip
+    files: list[Annotated[str, Field(min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA), AfterValidator(check_relative_name)]] = Field(
         default_factory=list, max_length=100, description="More files from LOCAL_SCRIPTS_FOLDER to upload next to the script."
     )
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; equal priorities run in submission order.")
@@ -110,3 +118,14 @@ class TaskType(ABC):
     @abstractmethod
     def command(self, spec: dict[str, Any], credentials_mode: str) -> Command:
         """The command for a stored ``spec``; ``credentials_mode`` is pipelines.xnat_credentials."""
+
+    def request_env(self, spec: dict[str, Any]) -> dict[str, str]:
+        """The environment variables the request itself names (checked against the site's allow-list)."""
+        return {}
+
+    def checked_command(self, spec: dict[str, Any], settings) -> Command:
+        """``command`` for ``settings`` (PipelineSettings), after checking the request's variables again:
+        a spec stored before the allow-list narrowed must not run with a name now forbidden
+        (``environment.ForbiddenEnv``)."""
+        environment.check(self.request_env(spec), settings.allowed_env_names)
+        return self.command(spec, settings.xnat_credentials)
