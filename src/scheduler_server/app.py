@@ -15,6 +15,7 @@ from flask_cors import CORS
 from .config import ConfigError, Settings, load_settings
 from .logging_setup import configure_logging
 from .observing.policies.registry import available_policies
+from .startup_error import StartupError
 from .web import register_blueprints
 from .web.errors import install_error_handlers
 
@@ -49,7 +50,8 @@ def _app_from_environment() -> Flask:
         return app
     except ConfigError as exc:
         # One line, no traceback: the operator needs the file, the key and the problem.
-        print(f"scheduler-server: bad configuration: {exc}", file=sys.stderr)
+        kind = "cannot start" if isinstance(exc, StartupError) else "bad configuration"
+        print(f"scheduler-server: {kind}: {exc}", file=sys.stderr)
         # Exit code 4 is gunicorn's APP_LOAD_ERROR: the master stops instead of respawning workers.
         raise SystemExit(4) from None
 

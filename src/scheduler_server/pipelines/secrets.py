@@ -26,17 +26,17 @@ class SecretError(Exception):
 
 
 class SecretBox:
-    def __init__(self, key: bytes | str):
+    def __init__(self, key: bytes | str, source: str = "pipelines.secret_key"):
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
-            raise SecretError("pipelines.secret_key: not a Fernet key (32 url-safe base64-encoded bytes)") from None
+            raise SecretError(f"{source}: not a Fernet key (32 url-safe base64-encoded bytes)") from None
 
     @classmethod
     def from_config(cls, configured: str | None, data_path: Path) -> "SecretBox":
         if configured:
             return cls(configured.strip())
-        return cls(_key_file(data_path))
+        return cls(_key_file(data_path), source=f"key file {data_path / KEY_FILE}")
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
@@ -49,21 +49,42 @@ class SecretBox:
 
 
 def _key_file(data_path: Path) -> bytes:
+    """The key in ``data_path``'s key file, made on first use; SecretError naming the file if it cannot be read or made."""
     path = data_path / KEY_FILE
-    data_path.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("%s was readable by others (mode %o); setting it to 0600", path, mode)
-            os.chmod(path, 0o600)
-        return path.read_bytes().strip()
+        return _read_or_create_key(path)
+    except OSError as exc:
+        raise SecretError(f"key file {path}: cannot {'read' if path.exists() else 'create'} it ({exc.strerror or exc})") from None
+
+
+def _read_or_create_key(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _create_key(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("%s was readable by others (mode %o); setting it to 0600", path, mode)
+        os.chmod(path, 0o600)
+    return path.read_bytes().strip()
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key complete under a temporary name and link it into place: workers starting
+    together never read a half-written key, and only the first link wins."""
     key = Fernet.generate_key()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key + b"\n")
-    log.info("generated the password encryption key %s (mode 0600)", path)
-    return key
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+        log.info("generated the password encryption key %s (mode 0600)", path)
+    except FileExistsError:
+        pass  # another process made it first: use theirs
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def mask_text(text: str, secrets: list[str]) -> str:

@@ -3,6 +3,11 @@
 SQLite is the default (a file in the data directory, WAL journal so readers
 never wait for the writer); any SQLAlchemy URL works, PostgreSQL included.
 
+Opening a store brings the schema up to date first (``migrations.prepare``,
+once, under the schema lock) and checks that the database takes a write, so a
+read-only, full or corrupt database stops the start with one line. Later, a
+driver error that means the database is unusable becomes ``StoreUnavailable``.
+
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: pysqlite's
 default deferred BEGIN takes the write lock only at the first write, and two
 threads upgrading at once make one fail with "database is locked" without
@@ -22,14 +27,20 @@ from typing import Iterator, Sequence
 
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from .models import ACTIVE_STATES, QUEUED, Base, Lease, Meta, Pipeline
+from . import migrations
+from .models import ACTIVE_STATES, QUEUED, Lease, Meta, Pipeline
+from .store_errors import StoreUnavailable, unavailable_reason
+from .store_health import WriteHealth
 
 log = logging.getLogger(__name__)
 
 DISPATCHER_LEASE = "dispatcher"
+#: The meta row the health probe writes (never read back).
+HEALTH_PROBE_KEY = "health_probe"
 #: The PostgreSQL advisory lock key of ``Store.lock_assignments`` (any fixed 64-bit number).
 ASSIGNMENT_LOCK = 0x5C4ED01E
 
@@ -72,23 +83,53 @@ class Store:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
             writer = self.engine
-        Base.metadata.create_all(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(writer, expire_on_commit=False)
+        self.health = WriteHealth(self._probe_write)
+        try:
+            migrations.prepare(url)
+            self._probe_write()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self._reader() as session:
-            yield session
+        try:
+            with self._reader() as session:
+                yield session
+        except DBAPIError as exc:
+            raise self._unavailable(exc) from None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
-        """A session whose transaction commits on leaving the block (rolls back on an exception)."""
-        with self._writer() as session, session.begin():
-            yield session
+        """A session whose transaction commits on leaving the block (rolls back on an exception).
+
+        StoreUnavailable if the database cannot take the write (read-only, full, corrupt, down)."""
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise self._unavailable(exc) from None
+        self.health.succeeded()
+
+    def write_problem(self) -> str | None:
+        """None if the database takes writes now, else why not (cheap: see ``store_health``)."""
+        return self.health.problem()
+
+    def _unavailable(self, exc: DBAPIError) -> Exception:
+        reason = unavailable_reason(exc, self.url)
+        if reason is None:
+            return exc  # a bug, not the database's state: raised as it was
+        self.health.failed(reason)
+        return StoreUnavailable(reason)
+
+    def _probe_write(self) -> None:
+        with self.write() as session:
+            session.merge(Meta(key=HEALTH_PROBE_KEY, value=repr(time.time())))
 
     def update_pipeline(self, pipeline_id: int, change, attempts: int = 5):
         """Load a pipeline, apply ``change(session, pipeline)`` and commit; retried on concurrent updates.

@@ -13,6 +13,8 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..pipelines.store_errors import StoreUnavailable
+
 log = logging.getLogger("scheduler_server.web")
 
 
@@ -41,6 +43,13 @@ def status_style(status: int, message: str, field: str | None = None):
     return jsonify(body), status
 
 
+def unavailable(answer):
+    """A 503 answer (the database cannot serve now, not a bug), with a hint when to retry."""
+    response, status = answer
+    response.headers["Retry-After"] = "5"
+    return response, status
+
+
 def install_error_handlers(app: Flask) -> None:
     @app.before_request
     def _assign_request_id():
@@ -64,6 +73,10 @@ def install_error_handlers(app: Flask) -> None:
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response, status
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_unavailable(exc: StoreUnavailable):
+        return unavailable(status_style(503, f"service unavailable: {exc.reason}"))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -1,11 +1,17 @@
-"""GET / : is the service up, and which version (the pipeline seed's health check). Needs no token."""
+"""GET / : is the service up and ready, and which version (the pipeline seed's health check). Needs no token.
+
+Ready means the pipeline database takes writes: while it is read-only, full or
+unreachable the answer is 503 in the same shape, with the reason, so a load
+balancer or an operator's probe sees it. The check is cheap (see ``store_health``).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel
 
 from .. import __version__
+from .errors import unavailable
 from .openapi import spec
 
 bp = Blueprint("health", __name__)
@@ -16,7 +22,22 @@ class Health(BaseModel):
     content: dict[str, str]
 
 
-@spec.operation("/", "get", "Health check: the service is up", ["health"], responses={200: ("Up, with its version", Health)})
+@spec.operation(
+    "/",
+    "get",
+    "Health check: the service is up and its database takes writes",
+    ["health"],
+    responses={200: ("Up and ready, with its version", Health), 503: ("Up but not ready: content.reason says why", Health)},
+)
 @bp.get("/")
 def health():
+    problem = _database_problem()
+    if problem is not None:
+        body = {"request": "error", "content": {"status": "unavailable", "version": __version__, "reason": problem}}
+        return unavailable((jsonify(body), 503))
     return jsonify({"request": "success", "content": {"status": "ok", "version": __version__}})
+
+
+def _database_problem() -> str | None:
+    pipelines = current_app.extensions.get("pipelines")
+    return pipelines.service.store.write_problem() if pipelines is not None else None

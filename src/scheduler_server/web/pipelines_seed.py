@@ -16,10 +16,11 @@ from ..config import ConfigError
 from ..pipelines.clouds.base import BackendError
 from ..pipelines.models import ACTIVE_STATES, QUEUED
 from ..pipelines.service import PipelineError
+from ..pipelines.store_errors import StoreUnavailable
 from ..pipelines.views import instance_view, pipeline_view
 from . import pipelines_common as common
 from .auth import AuthError
-from .errors import request_id
+from .errors import request_id, unavailable
 from .openapi import spec
 from .pipelines_models import DeleteInstancesQuery, PipelineIdQuery, PipelineIds, PipelineSubmission, SeedAnswer, TokenQuery
 
@@ -64,6 +65,11 @@ def _http_error(exc: HTTPException):
     if exc.code == 413:
         message = f"request body: larger than the {current_app.config.get('MAX_CONTENT_LENGTH')} bytes this server accepts"
     return _error(message, exc.code or 500)
+
+
+@bp.errorhandler(StoreUnavailable)
+def _store_unavailable(exc: StoreUnavailable):
+    return unavailable(_error(f"service unavailable: {exc.reason}", 503))
 
 
 @bp.errorhandler(Exception)
