@@ -42,7 +42,7 @@ def test_single_submit_and_detail_with_history(make_client):
     assert done["priority"] == 3 and done["pwd"] == "********"
     assert [h["to"] for h in done["history"]] == ["provisioning", "staging", "running", "succeeded"]
     assert client.get("/api/v1/pipelines/999").status_code == 404
-    assert client.get("/api/v1/pipelines/abc").status_code == 404
+    assert client.get("/api/v1/pipelines/abc").status_code == 400  # not an id at all: a client mistake naming the field
     rejected = client.post("/api/v1/pipelines", json=xnat(session=None))
     assert rejected.status_code == 400 and rejected.json["field"] == "session"
 

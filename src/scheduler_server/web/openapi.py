@@ -27,8 +27,10 @@ class Operation:
     body: type[BaseModel] | None = None
     body_description: str = ""
     query: type[BaseModel] | None = None
-    path_params: dict[str, str] = field(default_factory=dict)
-    responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
+    # name -> description (a string parameter) or (description, JSON schema).
+    path_params: dict[str, str | tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # status -> (description, the answer's model, or a tuple of models the answer is one of).
+    responses: dict[int, tuple[str, type[BaseModel] | tuple[type[BaseModel], ...] | None]] = field(default_factory=dict)
     security: bool = False
     # Models referenced only from hand-written schema fragments (WithJsonSchema).
     models: list[type[BaseModel]] = field(default_factory=list)
@@ -80,10 +82,10 @@ class ApiSpec:
         }
         if op.description:
             obj["description"] = op.description
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": desc}
-            for name, desc in op.path_params.items()
-        ]
+        params = []
+        for name, declared in op.path_params.items():
+            desc, schema = declared if isinstance(declared, tuple) else (declared, {"type": "string"})
+            params.append({"name": name, "in": "path", "required": True, "schema": schema, "description": desc})
         if op.query is not None:
             schema = op.query.model_json_schema(ref_template=REF_TEMPLATE)
             required = set(schema.get("required", []))
@@ -94,7 +96,7 @@ class ApiSpec:
                         "in": "query",
                         "required": name in required,
                         "description": prop.get("description", ""),
-                        "schema": {k: v for k, v in prop.items() if k != "description"},
+                        "schema": _not_null({k: v for k, v in prop.items() if k not in ("description", "title")}),
                     }
                 )
         if params:
@@ -108,17 +110,30 @@ class ApiSpec:
         for status, (desc, model) in sorted(op.responses.items()):
             response: dict[str, Any] = {"description": desc}
             if model is not None:
-                response["content"] = {
-                    "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=model.__name__)}}
-                }
+                models = model if isinstance(model, tuple) else (model,)
+                refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
+                response["content"] = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
             obj["responses"][str(status)] = response
         if op.security and self.security_schemes:
             obj["security"] = [{name: []} for name in self.security_schemes]
         return obj
 
 
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or a string: pydantic's ``X | None`` is just X here."""
+    options = schema.get("anyOf")
+    if options:
+        kept = [o for o in options if o.get("type") != "null"]
+        if len(kept) == 1:
+            rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+            return {**kept[0], **rest}
+    return schema
+
+
 def _models_of(op: Operation) -> list[type[BaseModel]]:
-    found = [m for _, m in op.responses.values() if m is not None] + list(op.models)
+    found = list(op.models)
+    for _, model in op.responses.values():
+        found.extend(model if isinstance(model, tuple) else [model] if model is not None else [])
     if op.body is not None:
         found.append(op.body)
     return found

@@ -9,28 +9,36 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from ..pipelines.models import PIPELINE_STATES
 from ..pipelines.service import PipelineError
+from ..validation_text import field_and_problem
 from ..pipelines.views import instance_view, pipeline_view
 from . import pipelines_common as common
 from .auth import AuthError
 from .errors import ApiError, status_style
+from .integers import ID_RANGE, IntegerError, parse_int
 from .openapi import spec
 from .pipelines_models import (
-    Deleted, ErrorOut, InstanceList, LogChunk, LogsQuery, PipelineListQuery, PipelineOut, PipelinePage,
+    MAX_SUBMISSION, Deleted, ErrorOut, InstanceList, LogChunk, LogsQuery, PipelineListQuery, PipelineOut, PipelinePage,
     PipelineSubmission, SubmitAnswer, TokenQuery,
 )  # fmt: skip
 
 bp = Blueprint("pipelines_api", __name__, url_prefix="/api/v1")
 bp.before_request(common.guard)
 TAGS = ["pipelines"]
-ID = {"id": "Pipeline id."}
-_ERRORS = {400: ("A client mistake", ErrorOut), 401: ("Missing or wrong token", ErrorOut), 404: ("No such pipeline", ErrorOut)}
+ID = {"id": ("Pipeline id.", {"type": "integer", "minimum": ID_RANGE[0], "maximum": ID_RANGE[1]})}
+_UNAVAILABLE = {503: ("The service cannot serve this now (e.g. its database cannot take writes)", ErrorOut)}
+_COMMON = {400: ("A client mistake: the request does not match this document", ErrorOut), 401: ("Missing or wrong token", ErrorOut), **_UNAVAILABLE}
+_ERRORS = {**_COMMON, 404: ("No such pipeline", ErrorOut)}
+_SUBMIT_400 = (
+    "A client mistake: the request does not match this document, or no pipeline was accepted because of a rule "
+    "the schema cannot state (the script or a file does not exist in LOCAL_SCRIPTS_FOLDER or leaves it, an "
+    "environment variable the site does not allow, a password equal to another field)"
+)
 
 
 @bp.errorhandler(common.BodyError)
 def _body_error(exc: common.BodyError):
-    return status_style(400, exc.message)
+    return status_style(exc.status, exc.message)
 
 
 @bp.errorhandler(PipelineError)
@@ -49,29 +57,32 @@ def _query(model: type[BaseModel]):
     try:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:
-        error = exc.errors()[0]
-        name = ".".join(str(p) for p in error["loc"]) or "query"
-        problem = "unknown query parameter" if error["type"] == "extra_forbidden" else error["msg"]
+        name, problem, _ = field_and_problem(exc, "query")
         raise ApiError(400, f"{name}: {problem}", name) from None
 
 
 def _pipeline_id(raw: str) -> int:
-    if not raw.isdigit():
-        raise ApiError(404, f"no pipeline with id {raw!r}", "id")
-    return int(raw)
+    try:
+        return parse_int(raw, *ID_RANGE)
+    except IntegerError as exc:
+        raise ApiError(400, f"id: {exc}", "id") from None
 
 
 @spec.operation(
     "/api/v1/pipelines", "post", "Submit one pipeline or many", TAGS, body=PipelineSubmission, query=TokenQuery,
-    responses={201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer), **_ERRORS}, security=True,
+    responses={
+        201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer), **_COMMON,
+        400: (_SUBMIT_400, (ErrorOut, SubmitAnswer)), 413: ("Body larger than server.max_body_bytes", ErrorOut),
+    },
+    security=True,
 )  # fmt: skip
 @bp.post("/pipelines")
 def submit():
     """Answers 201 when at least one pipeline was accepted, 400 when none was."""
     body = common.json_body()
     items = [body] if isinstance(body, dict) else body
-    if not isinstance(items, list) or not items:
-        raise common.BodyError("request body: must be a pipeline object or a non-empty list of them")
+    if not isinstance(items, list) or not items or len(items) > MAX_SUBMISSION:
+        raise common.BodyError(f"request body: must be a pipeline object or a list of 1 to {MAX_SUBMISSION} of them")
     reports = common.service().submit(items)
     accepted = sum(r["request"] == "success" for r in reports)
     answer = {"accepted": accepted, "rejected": len(reports) - accepted, "pipelines": reports}
@@ -82,15 +93,13 @@ def submit():
 
 @spec.operation(
     "/api/v1/pipelines", "get", "List pipelines, filtered and paginated", TAGS, query=PipelineListQuery,
-    responses={200: ("One page", PipelinePage), **_ERRORS}, security=True,
+    responses={200: ("One page", PipelinePage), **_COMMON}, security=True,
 )  # fmt: skip
 @bp.get("/pipelines")
 def list_pipelines():
     query = _query(PipelineListQuery)
-    statuses = [s.strip() for s in query.status.split(",") if s.strip()] if query.status else None
-    for status in statuses or []:
-        if status not in PIPELINE_STATES:
-            raise ApiError(400, f"status: unknown status {status!r}; one of {', '.join(PIPELINE_STATES)}", "status")
+    # The model's pattern admits only known statuses.
+    statuses = [s.strip() for s in query.status.split(",")] if query.status else None
     found, total = common.service().store.list_pipelines(
         statuses=statuses, project=query.project, offset=query.offset, limit=query.limit
     )
@@ -128,7 +137,8 @@ def retry(raw_id: str):
 
 @spec.operation(
     "/api/v1/pipelines/{id}/logs", "get", "Tail the script's stdout or stderr", TAGS, path_params=ID, query=LogsQuery,
-    responses={200: ("A chunk of the log", LogChunk), **_ERRORS, 503: ("Instance unreachable", ErrorOut)}, security=True,
+    responses={200: ("A chunk of the log", LogChunk), **_ERRORS, 503: ("Instance unreachable, or the service cannot serve this now", ErrorOut)},
+    security=True,
 )  # fmt: skip
 @bp.get("/pipelines/<raw_id>/logs")
 def logs(raw_id: str):
@@ -139,7 +149,7 @@ def logs(raw_id: str):
 
 @spec.operation(
     "/api/v1/instances", "get", "Live instances", ["instances"], query=TokenQuery,
-    responses={200: ("Booting, idle, busy and deleting instances", InstanceList), 401: ("Missing or wrong token", ErrorOut)},
+    responses={200: ("Booting, idle, busy and deleting instances", InstanceList), **_COMMON},
     security=True,
 )  # fmt: skip
 @bp.get("/instances")
@@ -148,8 +158,9 @@ def instances():
 
 
 @spec.operation(
-    "/api/v1/instances/{id}", "delete", "Delete one idle instance", ["instances"], path_params={"id": "Instance id."},
-    query=TokenQuery, responses={200: ("Deleted", Deleted), **_ERRORS, 409: ("In use or still booting", ErrorOut)}, security=True,
+    "/api/v1/instances/{id}", "delete", "Delete one idle instance", ["instances"],
+    path_params={"id": ("Instance id (as GET /api/v1/instances lists it).", {"type": "string", "minLength": 1, "maxLength": 255})},
+    query=TokenQuery, responses={200: ("Deleted", Deleted), **_COMMON, 404: ("No such live instance", ErrorOut), 409: ("In use or still booting", ErrorOut)}, security=True,
 )  # fmt: skip
 @bp.delete("/instances/<instance_id>")
 def delete_instance(instance_id: str):

@@ -8,7 +8,7 @@ first pipeline request or when ``scheduler-server serve`` boots its worker
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -21,18 +21,16 @@ from ..pipelines.service import PipelineService
 from ..pipelines.store_errors import StoreUnavailable
 from ..startup_error import StartupError
 from .auth import TokenAuth, warn_if_open
+from .integers import INT32_MAX
+from .json_body import BodyError, json_body
 from .openapi import spec
+
+__all__ = ["BodyError", "json_body", "parse_ids", "service", "guard", "install", "start_pipelines"]
 
 EXTENSION = "pipelines"
 
 spec.security_schemes.setdefault("bearerAuth", {"type": "http", "scheme": "bearer", "description": "A line of pipelines.tokens_file."})
 spec.security_schemes.setdefault("tokenQuery", {"type": "apiKey", "in": "query", "name": "token"})
-
-
-class BodyError(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class Pipelines:
@@ -77,29 +75,28 @@ def guard() -> None:
     ext.auth.check(request)
 
 
-def json_body(*, required: bool = True) -> Any:
-    """The request's JSON, or BodyError naming the problem. ``None`` if empty and not required."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        if required:
-            raise BodyError("request body: empty; send JSON")
-        return None
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise BodyError(f"request body: not valid JSON ({reason})") from None
-
-
 def parse_ids(values: list[Any]) -> list[int]:
+    """Ids of GET /pipeline (query ``1,2`` or JSON ``1`` / ``[1, 2]``): 1 to 10 ASCII digits each.
+
+    An id of 10 digits above the id range names no pipeline, so it matches nothing.
+    """
     ids = []
     for value in values:
         parts = value.split(",") if isinstance(value, str) else [value]
         for part in parts:
-            if isinstance(part, bool):
-                raise BodyError(f"id: {part!r} is not a pipeline id (an integer)")
-            try:
-                ids.append(int(str(part).strip()))
-            except ValueError:
-                raise BodyError(f"id: {part!r} is not a pipeline id (an integer)") from None
+            text = part.strip() if isinstance(part, str) else part
+            if isinstance(text, int) and not isinstance(text, bool) and 0 <= text <= 9_999_999_999:
+                text = str(text)
+            if not isinstance(text, str) or not _ID.fullmatch(text):
+                raise BodyError(f"id: {_shown(part)} is not a pipeline id (an integer of 1 to 10 ASCII digits)")
+            if 1 <= int(text) <= INT32_MAX:
+                ids.append(int(text))
     return ids
+
+
+_ID = re.compile(r"[0-9]{1,10}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -6,18 +6,33 @@ Pipeline requests themselves are validated by the task types' own models
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from ..pipelines.models import PIPELINE_STATES
 from ..pipelines.tasks.script import ScriptRequest
 from ..pipelines.tasks.xnat import XnatRequest
+from .integers import BYTE_OFFSET_MAX, INT32_MAX, QueryInt
+from .patterns import matching
 
 PipelineRequest = Union[XnatRequest, ScriptRequest]
+#: Most pipelines one request may submit (each is validated and inserted in the request).
+MAX_SUBMISSION = 1000
 
 
-class PipelineSubmission(RootModel[Union[PipelineRequest, list[PipelineRequest]]]):
-    """One pipeline request, or a list of them (each gets its own report)."""
+class PipelineSubmission(RootModel[Union[PipelineRequest, Annotated[list[PipelineRequest], Field(min_length=1, max_length=MAX_SUBMISSION)]]]):
+    """One pipeline request, or a non-empty list of them (each gets its own report)."""
+
+
+_STATE = "|".join(PIPELINE_STATES)
+#: ?status=: comma-separated statuses (spaces around them allowed); empty means no filter.
+STATUS_FILTER = rf"^( *({_STATE}) *(, *({_STATE}) *)*)?$"
+#: ?id= of GET /pipeline: comma-separated ids of at most 10 digits (ids above the range match nothing).
+ID_LIST = r"^ *[0-9]{1,10} *(, *[0-9]{1,10} *)*$"
+StatusFilter = matching(STATUS_FILTER, "comma-separated statuses", max_length=1024)
+IdList = matching(ID_LIST, "comma-separated pipeline ids", max_length=4096)
+Token = Annotated[str | None, Field(None, max_length=4096, description="API token, if not sent as 'Authorization: Bearer'.")]
 
 
 class Timings(BaseModel):
@@ -93,25 +108,29 @@ class PipelineIds(BaseModel):
 
 
 class DeleteInstancesQuery(BaseModel):
+    token: Token
     all: bool = Field(False, description="Also delete instances this scheduler did not create (the seed's behaviour).")
     dry_run: bool = Field(False, description="Only list what would be deleted.")
 
 
 class PipelineIdQuery(BaseModel):
-    id: str | None = Field(None, description="Comma-separated ids (or repeat ?id=) to list only those.")
+    id: IdList | None = Field(None, description="Comma-separated ids (or repeat ?id=) to list only those.")
+    token: Token
 
 
 class TokenQuery(BaseModel):
-    token: str | None = Field(None, description="API token, if not sent as 'Authorization: Bearer'.")
+    token: Token
 
 
 class PipelineListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: str | None = Field(None, description="Comma-separated statuses, e.g. 'queued,running'.")
-    project: str | None = Field(None, description="Only this XNAT project.")
-    offset: int = Field(0, ge=0)
-    limit: int = Field(100, ge=1, le=1000)
-    token: str | None = Field(None, description="API token, if not sent as 'Authorization: Bearer'.")
+    status: StatusFilter | None = Field(
+        None, description=f"Comma-separated statuses, e.g. 'queued,running'; one of {', '.join(PIPELINE_STATES)}."
+    )
+    project: str | None = Field(None, max_length=255, description="Only this XNAT project.")
+    offset: QueryInt = Field(0, ge=0, le=INT32_MAX)
+    limit: QueryInt = Field(100, ge=1, le=1000)
+    token: Token
 
 
 class PipelinePage(BaseModel):
@@ -130,9 +149,9 @@ class SubmitAnswer(BaseModel):
 class LogsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stream: Literal["stdout", "stderr"] = "stdout"
-    since: int = Field(0, ge=0, description="Byte offset to read from: the 'next' of the previous answer.")
-    max_bytes: int = Field(256 * 1024, ge=1, le=8 * 1024 * 1024)
-    token: str | None = Field(None, description="API token, if not sent as 'Authorization: Bearer'.")
+    since: QueryInt = Field(0, ge=0, le=BYTE_OFFSET_MAX, description="Byte offset to read from: the 'next' of the previous answer.")
+    max_bytes: QueryInt = Field(256 * 1024, ge=1, le=8 * 1024 * 1024)
+    token: Token
 
 
 class LogChunk(BaseModel):

@@ -22,7 +22,9 @@ from . import pipelines_common as common
 from .auth import AuthError
 from .errors import request_id, unavailable
 from .openapi import spec
-from .pipelines_models import DeleteInstancesQuery, PipelineIdQuery, PipelineIds, PipelineSubmission, SeedAnswer, TokenQuery
+from .pipelines_models import (
+    MAX_SUBMISSION, DeleteInstancesQuery, PipelineIdQuery, PipelineIds, PipelineSubmission, SeedAnswer, TokenQuery,
+)  # fmt: skip
 
 log = logging.getLogger("scheduler_server.web")
 
@@ -44,7 +46,7 @@ def _error(message: str, status: int, field: str | None = None):
 
 @bp.errorhandler(common.BodyError)
 def _body_error(exc: common.BodyError):
-    return _error(exc.message, 400)
+    return _error(exc.message, exc.status)
 
 
 @bp.errorhandler(PipelineError)
@@ -79,7 +81,17 @@ def _unexpected(exc: Exception):
     return _error(f"internal server error; quote request id {rid} when reporting it", 500)
 
 
-_RESPONSES = {200: ("Success", SeedAnswer), 400: ("A client mistake", SeedAnswer), 401: ("Missing or wrong token", SeedAnswer)}
+_RESPONSES = {
+    200: ("Success", SeedAnswer),
+    400: ("A client mistake: the request does not match this document", SeedAnswer),
+    401: ("Missing or wrong token", SeedAnswer),
+    503: ("The service cannot serve this now (e.g. its database cannot take writes)", SeedAnswer),
+}
+_SUBMIT_400 = (
+    "A client mistake: the request does not match this document, or no pipeline was accepted because of a rule "
+    "the schema cannot state (the script or a file does not exist in LOCAL_SCRIPTS_FOLDER or leaves it, an "
+    "environment variable the site does not allow, a password equal to another field)"
+)
 
 
 @spec.operation(
@@ -116,7 +128,8 @@ def _requested_ids() -> list[int] | None:
 
 @spec.operation(
     "/pipeline", "post", "Register one pipeline or a list of them", TAGS, body=PipelineSubmission,
-    query=TokenQuery, responses={**_RESPONSES, 413: ("Body too large", SeedAnswer)}, security=True,
+    query=TokenQuery, responses={**_RESPONSES, 400: (_SUBMIT_400, SeedAnswer), 413: ("Body larger than server.max_body_bytes", SeedAnswer)},
+    security=True,
 )  # fmt: skip
 @bp.post("/pipeline")
 def submit_pipelines():
@@ -129,6 +142,8 @@ def submit_pipelines():
         raise common.BodyError("request body: must be a pipeline object or a list of them")
     if not items:
         raise common.BodyError("request body: the list is empty")
+    if len(items) > MAX_SUBMISSION:
+        raise common.BodyError(f"request body: a list of {len(items)} pipelines; at most {MAX_SUBMISSION} per request")
     reports = service().submit(items)
     if single:
         report = reports[0]
@@ -149,7 +164,8 @@ def list_instances():
 
 @spec.operation(
     "/instance", "delete", "Delete the backend's instances this scheduler does not track", TAGS,
-    query=DeleteInstancesQuery, responses={**_RESPONSES, 503: ("Backend unreachable", SeedAnswer)}, security=True,
+    query=DeleteInstancesQuery, responses={**_RESPONSES, 503: ("Backend unreachable, or the service cannot serve this now", SeedAnswer)},
+    security=True,
 )  # fmt: skip
 @bp.delete("/instance")
 def delete_instances():
@@ -166,13 +182,13 @@ def delete_instances():
 
 def _bool_query(model):
     values = {}
-    for name in model.model_fields:
+    for name, info in model.model_fields.items():
         raw = request.args.get(name)
-        if raw is None:
+        if raw is None or info.annotation is not bool:
             continue
-        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise common.BodyError(f"{name}: must be true or false, not {raw!r}")
-        values[name] = raw.lower() in ("true", "1", "yes")
+        if raw not in ("true", "false"):
+            raise common.BodyError(f"{name}: must be true or false, not {raw[:40]!r}")
+        values[name] = raw == "true"
     return model(**values)
 
 
@@ -185,7 +201,8 @@ def get_config():
 
 @spec.operation(
     "/config", "put", "Reload the configuration file; an invalid file keeps the running configuration", TAGS,
-    query=TokenQuery, responses=_RESPONSES, security=True,
+    query=TokenQuery, responses={**_RESPONSES, 400: ("The configuration file is invalid: the running configuration is kept", SeedAnswer)},
+    security=True,
 )  # fmt: skip
 @bp.put("/config")
 def reload_config():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -15,6 +15,7 @@ from ..observing.policies.base import PolicyFailure
 from ..observing.timeparse import ACCEPTED_FORMATS, parse_time
 from ..validation_text import field_and_problem
 from .errors import ApiError
+from .json_body import BodyError, parse_json, read_body
 from .openapi import spec
 
 bp = Blueprint("schedule", __name__, url_prefix="/api/v1")
@@ -24,14 +25,33 @@ def _policy_from_json_string(value: Any) -> Any:
     # The seed's curl sends the policy as a JSON *string*; its example request sends an object.
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"a string policy must hold JSON: {exc.msg} at character {exc.pos}") from None
+            return parse_json(value.encode("utf-8", "surrogatepass"))
+        except BodyError as exc:
+            raise ValueError(f"a string policy must hold JSON: {exc.message.removeprefix('request body: ')}") from None
     return value
 
 
-_TIME_SCHEMA = {"type": "string", "description": f"Start or end of the window: {ACCEPTED_FORMATS}.", "examples": ["2022-01-01 12:00"]}
-Time = Annotated[datetime, PlainValidator(parse_time), WithJsonSchema(_TIME_SCHEMA)]
+#: The forms of ACCEPTED_FORMATS: date, 'T' or a space, HH:MM[:SS[.fraction]], then 'Z' or an offset or nothing.
+TIME_PATTERN = r"^ *[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})? *$"
+_TIME_FORM = re.compile(TIME_PATTERN)
+_TIME_SCHEMA = {
+    "type": "string", "pattern": TIME_PATTERN, "examples": ["2022-01-01 12:00"],
+    "description": f"Start or end of the window: {ACCEPTED_FORMATS}. A date that does not exist (2022-02-30) is refused.",
+}  # fmt: skip
+
+
+def _time(value: Any) -> datetime:
+    # The published pattern first (checked with Python's re, as a schema validator does), then the calendar.
+    try:
+        parsed = parse_time(value)  # its errors say best what is wrong (e.g. no time of day)
+    except OverflowError:  # an offset that moves the time past year 1 or 9999
+        raise ValueError(f"{value!r} is outside the years 1 to 9999 in UTC") from None
+    if not _TIME_FORM.search(value):  # an ISO form the document does not list (e.g. 20220101T1200)
+        raise ValueError(f"{value[:40]!r} is not in a form this server takes; use {ACCEPTED_FORMATS}")
+    return parsed
+
+
+Time = Annotated[datetime, PlainValidator(_time), WithJsonSchema(_TIME_SCHEMA)]
 
 
 class PolicySpec(BaseModel):
@@ -48,7 +68,11 @@ PolicyField = Annotated[
         {
             "oneOf": [
                 {"$ref": "#/components/schemas/PolicySpec"},
-                {"type": "string", "description": "The same object, encoded as a JSON string (as the seed's curl sends it)."},
+                {
+                    "type": "string", "minLength": 2, "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": "#/components/schemas/PolicySpec"},
+                    "description": "The same object, encoded as a JSON string (as the seed's curl sends it).",
+                },  # fmt: skip
             ]
         }
     ),
@@ -109,7 +133,16 @@ class PolicyList(BaseModel):
     ["schedule"],
     body=ScheduleRequest,
     models=[PolicySpec],
-    responses={200: ("The schedule", ScheduleResponse), 400: ("A client mistake", ErrorResponse)},
+    responses={
+        200: ("The schedule", ScheduleResponse),
+        400: (
+            "A client mistake: the request does not match this document, or a rule the schema cannot state: a "
+            "policy string that does not hold the JSON object, a time that is not in the calendar, t1 not after "
+            "t0, a window longer than observing.max_window_hours, an unknown policy or preset, a config key or "
+            "value the policy does not take, or a window the policy cannot schedule", ErrorResponse,
+        ),
+        413: ("Body larger than server.max_body_bytes", ErrorResponse),
+    },
 )
 @bp.post("/schedule/")
 @bp.post("/schedule", strict_slashes=False)
@@ -168,14 +201,13 @@ def policies():
 
 
 def _json_body() -> Any:
-    raw = request.get_data(cache=False)
+    raw = read_body()
     if not raw.strip():
         raise ApiError(400, "request body: empty; send a JSON object with t0, t1 and policy")
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise ApiError(400, f"request body: not valid JSON ({reason})") from None
+        body = parse_json(raw)
+    except BodyError as exc:
+        raise ApiError(exc.status, exc.message) from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body: must be a JSON object with t0, t1 and policy, not a JSON {type(body).__name__}")
     return body

@@ -27,7 +27,9 @@ class _Secret:
 #: Stands for the task's secret in ``Command.argv`` / ``Command.env``.
 SECRET = _Secret()
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+#: plain_text in the OpenAPI document (lone surrogates, which no JSON text of valid Unicode holds, are left out).
+PLAIN_TEXT_SCHEMA = {"not": {"pattern": "[\\x00-\\x08\\x0a-\\x1f\\x7f]"}}
 
 
 class PathError(ValueError):
@@ -37,7 +39,7 @@ class PathError(ValueError):
 def plain_text(value: str) -> str:
     """Field values may hold any printable text (quoting makes it harmless) but no control characters."""
     if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+        raise ValueError("must not contain control characters or lone surrogates")
     return value
 
 
@@ -76,10 +78,14 @@ class Command:
 class TaskRequest(BaseModel):
     """Fields every pipeline request has, whatever its type."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+    # strict: "5" is not 5 and 1 is not true; str_max_length bounds every string not given a tighter limit.
+    model_config = ConfigDict(extra="forbid", str_max_length=4096, strict=True)
 
-    script: str = Field(description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.", examples=["qmroct.sh"])
-    files: list[Annotated[str, AfterValidator(check_relative_name)]] = Field(
+    script: str = Field(
+        min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA,
+        description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.", examples=["qmroct.sh"],
+    )  # fmt: skip
+    files: list[Annotated[str, Field(min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA), AfterValidator(check_relative_name)]] = Field(
         default_factory=list, max_length=100, description="More files from LOCAL_SCRIPTS_FOLDER to upload next to the script."
     )
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; equal priorities run in submission order.")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import Command, TaskRequest, TaskType, plain_text
+from .base import PLAIN_TEXT_SCHEMA, Command, TaskRequest, TaskType, plain_text
 
 
 class ScriptRequest(TaskRequest):
     type: Literal["script"] = Field(description="A plain script with its own arguments.")
-    args: list[str] = Field(default_factory=list, max_length=1000, description="Arguments after the script, each passed as one word.")
-    env: dict[str, str] = Field(
+    args: list[Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]] = Field(default_factory=list, max_length=1000, description="Arguments after the script, each passed as one word.")
+    env: dict[str, Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]] = Field(
         default_factory=dict, max_length=100,
         description="Extra environment variables for the script (not secret). Only names the site allows (pipelines.allowed_env_names, default PIPELINE_*); values are passed literally.",
     )  # fmt: skip

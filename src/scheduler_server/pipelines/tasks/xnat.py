@@ -8,13 +8,16 @@ the instance's process table.
 from __future__ import annotations
 
 import shlex
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from .base import SECRET, Command, TaskRequest, TaskType, plain_text
+from .base import PLAIN_TEXT_SCHEMA, SECRET, Command, TaskRequest, TaskType, plain_text
 
-Options = str | list[str | int | float] | dict[str, str | int | float | None]
+# Integers within 64 bits: the body parser refuses longer literals (web/json_body.py).
+_OptionInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+_OptionText = Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]
+Options = _OptionText | list[_OptionText | _OptionInt | float] | dict[str, _OptionText | _OptionInt | float | None]
 
 
 def options_to_args(options: Options) -> list[str]:
@@ -36,12 +39,12 @@ def options_to_args(options: Options) -> list[str]:
 
 class XnatRequest(TaskRequest):
     type: Literal["xnat"] = Field("xnat", description="The seed's XNAT pipeline (default).")
-    project: str = Field(min_length=1, description="XNAT project.")
-    subject: str = Field(min_length=1, description="XNAT subject.")
-    session: str = Field(min_length=1, description="XNAT session (experiment).")
-    host: str = Field(min_length=1, description="XNAT base URL.")
-    user: str = Field(min_length=1, description="XNAT user.")
-    pwd: SecretStr = Field(description="XNAT password: encrypted at rest, masked in every answer and log.")
+    project: str = Field(min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT project.")
+    subject: str = Field(min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT subject.")
+    session: str = Field(min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT session (experiment).")
+    host: str = Field(min_length=1, max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT base URL.")
+    user: str = Field(min_length=1, max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT user.")
+    pwd: SecretStr = Field(max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT password: encrypted at rest, masked in every answer and log.")
     options: Options = Field(
         default_factory=list,
         description="Extra arguments after the seed's: a string (split like a shell would), a list, or {name: value} giving '-name value'.",

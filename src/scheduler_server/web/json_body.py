@@ -1,0 +1,121 @@
+"""Reading a request's JSON body with limits, for every JSON route.
+
+The body is read with a bound whether or not it has a Content-Length (a
+chunked body is refused with 413 once it passes ``server.max_body_bytes``,
+never cut and parsed). Parsing refuses what Python's ``json`` would accept but
+JSON does not (``NaN``, ``Infinity``), integers longer than any field allows
+(Python refuses to convert more than 4,300 digits), and nesting deeper than
+``MAX_DEPTH`` (a 10,000-level array would exhaust the recursion limit).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+#: Deepest nesting of arrays and objects a body may have; the deepest real request
+#: (a policy config with per-rule settings) has 5 levels.
+MAX_DEPTH = 32
+#: Longest integer literal: every integer field is at most 64-bit (20 characters with its sign).
+MAX_INT_DIGITS = 20
+
+_READ_CHUNK = 64 * 1024
+_CACHE_KEY = "scheduler_server.body"
+
+
+class BodyError(Exception):
+    """A body that is not acceptable JSON: answered with ``status`` (400 or 413) and ``message``."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def read_body() -> bytes:
+    """The raw body, at most ``MAX_CONTENT_LENGTH`` bytes; RequestEntityTooLarge (413) beyond it."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is not None and limit is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    cached = request.environ.get(_CACHE_KEY)
+    if cached is not None:
+        return cached
+    # The server's own stream: werkzeug's bounded wrapper stops silently at the limit on a
+    # chunked body, which would hand a truncated document to the parser.
+    stream = request.environ["wsgi.input"] if request.content_length is None else request.stream
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(_READ_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise RequestEntityTooLarge()
+        parts.append(chunk)
+        if request.content_length is not None and size >= request.content_length:
+            break
+    body = b"".join(parts)
+    request.environ[_CACHE_KEY] = body
+    return body
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BodyError(f"request body: an integer of {len(text)} characters; no field takes more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _constant(name: str) -> Any:
+    raise BodyError(f"request body: not valid JSON ({name} is not a JSON number)")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of ``raw``; BodyError (400) naming what is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("request body: not valid JSON (not UTF-8)") from None
+    try:
+        value = json.loads(text, parse_int=_int, parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        raise BodyError(f"request body: not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise BodyError(f"request body: nested deeper than the {MAX_DEPTH} levels this server accepts") from None
+    if _depth(value) > MAX_DEPTH:
+        raise BodyError(f"request body: nested deeper than the {MAX_DEPTH} levels this server accepts")
+    return value
+
+
+def json_body(*, required: bool = True) -> Any:
+    """The request's JSON, or BodyError. ``None`` if the body is empty and not required."""
+    raw = read_body()
+    if not raw.strip():
+        if required:
+            raise BodyError("request body: empty; send JSON")
+        return None
+    return parse_json(raw)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion: a scalar is 0, ``[]`` is 1."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
