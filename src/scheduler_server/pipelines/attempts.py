@@ -19,7 +19,7 @@ import logging
 import time
 from pathlib import Path
 
-from . import runner
+from . import abandoned, runner
 from .clouds.base import BackendError, InstanceGone, InstanceUnreachable
 from .models import (
     ACTIVE_STATES, BUSY, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline,
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: A running pipeline gets a full liveness check (not just "is there an exit code") this often.
 FULL_CHECK_EVERY = 5.0
+#: Launches of one attempt whose outcome was unclear while its instance answered (the job directory
+#: then said "not started"), at most, before the attempt counts as an infrastructure failure.
+MAX_LAUNCH_TRIES = 3
 
 
 class Attempts:
@@ -41,6 +44,8 @@ class Attempts:
         self.pool = service.pool
         self._last_full_check: dict[int, float] = {}
         self._unreachable_since: dict[int, float] = {}
+        self._launch_tries: dict[int, int] = {}
+        self.reaper = abandoned.Reaper(service)
 
     @property
     def settings(self):
@@ -52,8 +57,9 @@ class Attempts:
         """Stage and launch on the assigned (ready) instance.
 
         ``fresh``: the dispatcher moved it to staging just now. Otherwise a pipeline
-        found in staging may have been launched by a process that died: the job
-        directory is asked first, and a launched attempt is re-attached, not restarted.
+        found in staging may have been launched by a process that died, or by a launch
+        whose answer was cut off: the job directory is asked first, and a launched
+        attempt is re-attached (its result counted), never launched a second time.
         ``snapshot``: the rows as the dispatcher just committed them.
         """
         if snapshot is not None:
@@ -63,36 +69,67 @@ class Attempts:
             instance = self.pool.get(pipeline.instance_id) if pipeline and pipeline.instance_id else None
         if pipeline is None or pipeline.status not in (PROVISIONING, STAGING) or pipeline.cancel_requested:
             return
+        attempt = pipeline.attempt
         if instance is None or not instance.info:
-            return self.infra_failure(pipeline_id, "instance lost before staging")
+            return self.infra_failure(pipeline_id, "instance lost before staging", attempt)
         if pipeline.status == PROVISIONING and (instance.state != BUSY or not instance.ready_at):
             return  # not (or no longer) ready for it: the dispatcher starts it when it is
-        directory = runner.job_dir(self.settings.remote_base_folder, pipeline.id, pipeline.attempt)
+        directory = runner.job_dir(self.settings.remote_base_folder, pipeline.id, attempt)
         try:
             executor = self.pool.executor(instance)
             if pipeline.status == STAGING and not fresh:
                 state = runner.status(executor, directory)
+                self._unreachable_since.pop(pipeline_id, None)
                 if state.state in ("running", "exited", "lost", "killed"):
-                    self._set(pipeline_id, RUNNING, "re-attached after a restart", started_at=pipeline.started_at or time.time())
-                    return self.poll(pipeline_id, full=True)
+                    return self._reattach(pipeline, "re-attached: its job directory says it was launched")
+                if state.state == "starting":
+                    return  # a launch under way whose answer we lost: look again at the next tick
+                if self._launch_tries.get(pipeline_id, 0) >= MAX_LAUNCH_TRIES:
+                    return self.infra_failure(pipeline_id, f"launch failed {MAX_LAUNCH_TRIES} times", attempt)
             if pipeline.status == PROVISIONING:
                 ready_at = max(instance.ready_at or 0, pipeline.updated_at)
-                self._set(pipeline_id, STAGING, f"instance {instance.id} ready", instance_ready_at=ready_at, job_dir=directory)
+                self._set(pipeline_id, STAGING, f"instance {instance.id} ready", fence=attempt, instance_ready_at=ready_at, job_dir=directory)
             try:
                 command, script, files, secret = self._prepare(pipeline)
             except (PathError, SecretError, ForbiddenEnv, OSError) as exc:
                 # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, the key changed, or the site
                 # no longer allows a variable it sets: not retryable.
-                return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True)
-            # A cancel that arrives from here on finds the pipeline running and kills it.
-            on_exit = lambda code: self.service.dispatcher.poll_soon(pipeline_id, code)  # noqa: E731
+                return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True, attempt=attempt)
+            # A cancel that arrives from here on finds the pipeline running and kills it. The end is
+            # this attempt's: heard after a later attempt began, it is ignored.
+            on_exit = lambda code: self.service.dispatcher.poll_soon(pipeline_id, code, attempt)  # noqa: E731
             runner.stage_and_launch(executor, directory, script, files, command, secret, on_exit)
-        except runner.LaunchError as exc:
-            return self.infra_failure(pipeline_id, f"launch failed: {exc}")
+        except runner.LaunchError:  # "already launched": an earlier try of this same attempt got through
+            return self._reattach(pipeline, "re-attached: an earlier try of this attempt launched it")
+        except InstanceUnreachable as exc:
+            # The launch message may have reached the instance: only its job directory can tell.
+            return self._launch_unclear(pipeline, exc)
         except (BackendError, OSError) as exc:
-            return self.infra_failure(pipeline_id, f"staging failed: {exc}")
-        self._set(pipeline_id, RUNNING, "script started", started_at=time.time())
+            return self.infra_failure(pipeline_id, f"staging failed: {exc}", attempt)
+        self._launch_tries.pop(pipeline_id, None)
+        self._set(pipeline_id, RUNNING, "script started", fence=attempt, started_at=time.time())
         self._last_full_check[pipeline_id] = time.time()
+
+    def _reattach(self, pipeline: Pipeline, reason: str) -> None:
+        self._launch_tries.pop(pipeline.id, None)
+        self._set(pipeline.id, RUNNING, reason, fence=pipeline.attempt, started_at=pipeline.started_at or time.time())
+        self.poll(pipeline.id, full=True, attempt=pipeline.attempt)
+
+    def _launch_unclear(self, pipeline: Pipeline, exc: BackendError) -> None:
+        """A launch (or the check of one) got no clear answer. The pipeline stays in staging, and the
+        dispatcher's next look at it asks the job directory before launching anything; past the
+        unreachable window the attempt is given up, and the reaper stops whatever of it may run."""
+        now = time.time()
+        self._launch_tries[pipeline.id] = self._launch_tries.get(pipeline.id, 0) + 1
+        since = self._unreachable_since.setdefault(pipeline.id, now)
+        if now - since > self._unreachable_window():
+            reason = f"launch outcome unknown: instance unreachable for {now - since:.0f} s ({exc})"
+            return self.infra_failure(pipeline.id, reason, pipeline.attempt, abandon=True)
+        log.info("pipeline %s attempt %s: launch not confirmed, will look at its job directory: %s", pipeline.id, pipeline.attempt, exc)
+
+    def _unreachable_window(self) -> float:
+        """How long an instance may not answer before its attempt is given up."""
+        return max(3 * self.settings.poll_interval, self.settings.max_connection_retries * self.settings.connection_retry_interval)
 
     def _prepare(self, pipeline: Pipeline):
         task = TASK_TYPES[pipeline.type]
@@ -106,10 +143,11 @@ class Attempts:
 
     def poll(
         self, pipeline_id: int, full: bool = False, snapshot: tuple[Pipeline, Instance | None] | None = None,
-        exit_code: int | None = None,
+        exit_code: int | None = None, attempt: int | None = None,
     ) -> None:
         """Has it ended? ``snapshot``: the rows the dispatcher just read, to spare two queries per poll.
-        ``exit_code``: what the job directory's ``exit_code`` says, if the executor read it already."""
+        ``exit_code``: what the job directory's ``exit_code`` says, if the executor read it already.
+        ``attempt``: the attempt this poll is about (an end heard from a launcher); another is ignored."""
         if snapshot is not None:
             pipeline, instance = snapshot
         else:
@@ -117,8 +155,11 @@ class Attempts:
             instance = self.pool.get(pipeline.instance_id) if pipeline and pipeline.instance_id else None
         if pipeline is None or pipeline.status != RUNNING:
             return
+        if attempt is not None and attempt != pipeline.attempt:
+            return  # a late word from an earlier attempt: it never counts
+        attempt = pipeline.attempt
         if instance is None or not instance.info:
-            return self.infra_failure(pipeline_id, "lost: its instance is gone")
+            return self.infra_failure(pipeline_id, "lost: its instance is gone", attempt)
         now = time.time()
         last_full = self._last_full_check.get(pipeline_id)
         # "full" from the dispatcher means first sight of it; one this process started needs no such check yet.
@@ -131,32 +172,35 @@ class Attempts:
                 state = runner.status(executor, pipeline.job_dir)
                 if state.state == "exited":
                     code = state.exit_code if state.exit_code is not None else -1
-                elif state.state != "running":
-                    return self.infra_failure(pipeline_id, f"lost: the script's process is gone ({state.state})")
+                elif state.state not in ("running", "starting"):
+                    return self.infra_failure(pipeline_id, f"lost: the script's process is gone ({state.state})", attempt)
             self._unreachable_since.pop(pipeline_id, None)
         except InstanceGone as exc:
-            return self.infra_failure(pipeline_id, f"lost: {exc}")
+            return self.infra_failure(pipeline_id, f"lost: {exc}", attempt)
         except (InstanceUnreachable, BackendError) as exc:
             since = self._unreachable_since.setdefault(pipeline_id, now)
-            allowed = max(3 * self.settings.poll_interval, self.settings.max_connection_retries * self.settings.connection_retry_interval)
-            if now - since > allowed:
-                return self.infra_failure(pipeline_id, f"lost: instance unreachable for {now - since:.0f} s ({exc})")
+            if now - since > self._unreachable_window():
+                # Its process may still run there: given up (and fenced), it is stopped once the instance answers.
+                reason = f"lost: instance unreachable for {now - since:.0f} s ({exc})"
+                return self.infra_failure(pipeline_id, reason, attempt, abandon=True)
             log.info("pipeline %s: instance unreachable, will retry: %s", pipeline_id, exc)
             return
         if code is not None:
-            self.finish(pipeline_id, code, instance)
+            self.finish(pipeline_id, code, instance, attempt)
 
-    def finish(self, pipeline_id: int, exit_code: int, instance: Instance | None = None) -> None:
+    def finish(self, pipeline_id: int, exit_code: int, instance: Instance | None = None, attempt: int | None = None) -> None:
+        """Record ``exit_code`` as the result of ``attempt`` (the current one if None), if it is still current."""
         pipeline = self.store.get_pipeline(pipeline_id)  # fresh: a cancel may have come meanwhile
-        if pipeline is None or pipeline.status != RUNNING:
+        if pipeline is None or pipeline.status != RUNNING or (attempt is not None and attempt != pipeline.attempt):
             return
+        attempt = pipeline.attempt
         self._collect(pipeline, instance)
         if exit_code == 0:
-            return self._final(pipeline_id, SUCCEEDED, "script exited 0", exit_code=0, instance_ok=True)
+            return self._final(pipeline_id, SUCCEEDED, "script exited 0", exit_code=0, instance_ok=True, attempt=attempt)
         reason = f"script exited {exit_code}"
         if self.settings.retry_script_failures and pipeline.attempts_used() < self.settings.max_attempts:
-            return self._retry(pipeline_id, reason, exit_code=exit_code, instance_ok=True)
-        self._final(pipeline_id, FAILED, reason, exit_code=exit_code, instance_ok=True)
+            return self._retry(pipeline_id, reason, exit_code=exit_code, instance_ok=True, attempt=attempt)
+        self._final(pipeline_id, FAILED, reason, exit_code=exit_code, instance_ok=True, attempt=attempt)
 
     # --- stop -----------------------------------------------------------------------
 
@@ -178,30 +222,39 @@ class Attempts:
             try:
                 if instance is not None and instance.info:
                     executor = self.pool.executor(instance)
-                    runner.kill(executor, pipeline.job_dir, self.settings.kill_grace)
+                    healthy = runner.kill(executor, pipeline.job_dir, self.settings.kill_grace)
                     self._collect(pipeline)
             except BackendError as exc:
-                healthy = False  # cannot confirm the kill: the instance is deleted rather than reused
+                healthy = False
                 log.warning("pipeline %s: could not kill its process: %s", pipeline_id, exc)
-        self._final(pipeline_id, to, reason, instance_ok=healthy)
+        # A kill not confirmed: the instance is deleted rather than reused, and the reaper finishes the kill.
+        self._final(pipeline_id, to, reason, instance_ok=healthy, attempt=pipeline.attempt, abandon=not healthy)
 
     # --- outcomes -------------------------------------------------------------------
 
-    def infra_failure(self, pipeline_id: int, reason: str) -> None:
+    def infra_failure(self, pipeline_id: int, reason: str, attempt: int | None = None, abandon: bool = False) -> None:
+        """End ``attempt`` (the current one if None) for an infrastructure reason: retry or fail.
+        ``abandon``: its process may still run (its instance does not answer); the reaper stops it."""
         pipeline = self.store.get_pipeline(pipeline_id)
-        if pipeline is None or pipeline.status not in ACTIVE_STATES:
-            return  # decided on a stale view: it ended meanwhile
+        if pipeline is None or pipeline.status not in ACTIVE_STATES or (attempt is not None and attempt != pipeline.attempt):
+            return  # decided on a stale view: it ended meanwhile, or another attempt runs now
         log.warning("pipeline %s attempt %s: %s", pipeline_id, pipeline.attempt, reason)
-        if pipeline.status in (STAGING, RUNNING):
+        if pipeline.status in (STAGING, RUNNING) and not abandon:
             self._collect(pipeline)
         if pipeline.attempts_used() < self.settings.max_attempts:
-            return self._retry(pipeline_id, reason, instance_ok=False)
-        self._final(pipeline_id, FAILED, f"{reason} (after {pipeline.attempts_used()} attempts)", instance_ok=False)
+            return self._retry(pipeline_id, reason, instance_ok=False, attempt=pipeline.attempt, abandon=abandon)
+        reason = f"{reason} (after {pipeline.attempts_used()} attempts)"
+        self._final(pipeline_id, FAILED, reason, instance_ok=False, attempt=pipeline.attempt, abandon=abandon)
 
-    def _retry(self, pipeline_id: int, reason: str, exit_code: int | None = None, instance_ok: bool = True) -> None:
+    def _retry(
+        self, pipeline_id: int, reason: str, exit_code: int | None = None, instance_ok: bool = True,
+        attempt: int | None = None, abandon: bool = False,
+    ) -> None:  # fmt: skip
         def change(session, p: Pipeline):
-            if p.status not in ACTIVE_STATES:
-                return None
+            if p.status not in ACTIVE_STATES or (attempt is not None and p.attempt != attempt):
+                return None  # fenced: only the current attempt's outcome is recorded
+            if abandon:
+                abandoned.record(session, p, reason)
             used = p.attempts_used()
             delay = min(self.settings.retry_backoff * (2 ** max(0, used - 1)), self.settings.retry_backoff_max)
             p.move(QUEUED, f"{reason}; retry {used + 1}/{self.settings.max_attempts} in {delay:g} s")
@@ -212,10 +265,15 @@ class Attempts:
 
         self._after_release(self._end(pipeline_id, change), pipeline_id)
 
-    def _final(self, pipeline_id: int, to: str, reason: str, exit_code: int | None = None, instance_ok: bool = True) -> None:
+    def _final(
+        self, pipeline_id: int, to: str, reason: str, exit_code: int | None = None, instance_ok: bool = True,
+        attempt: int | None = None, abandon: bool = False,
+    ) -> None:  # fmt: skip
         def change(session, p: Pipeline):
-            if p.status in FINAL_STATES:
-                return None
+            if p.status in FINAL_STATES or (attempt is not None and p.attempt != attempt):
+                return None  # fenced: only the current attempt's outcome is recorded
+            if abandon:
+                abandoned.record(session, p, reason)
             p.move(to, reason)
             p.finished_at = time.time()
             if exit_code is not None:
@@ -264,14 +322,19 @@ class Attempts:
     def _after_release(self, outcome, pipeline_id: int) -> None:
         self._last_full_check.pop(pipeline_id, None)
         self._unreachable_since.pop(pipeline_id, None)
+        self._launch_tries.pop(pipeline_id, None)
         if outcome:
             # A lane is free (``_end`` assigned what it could in the same commit): the tick does the
             # rest, such as deleting an instance now "deleting" (after any start: a delete is not
             # urgent, a start is, and they compete for the CPU).
             self.service.dispatcher.wake()
 
-    def _set(self, pipeline_id: int, to: str, reason: str, **values) -> None:
+    def _set(self, pipeline_id: int, to: str, reason: str, fence: int | None = None, **values) -> None:
+        """Move the pipeline to ``to``; with ``fence``, only while that attempt is still its current one."""
+
         def change(session, p: Pipeline):
+            if fence is not None and p.attempt != fence:
+                return
             p.move(to, reason)
             for key, value in values.items():
                 setattr(p, key, value)

@@ -9,7 +9,8 @@ tick it:
    booting instances while fewer than MAX_ACTIVE_PIPELINES are active, creating
    instances up to MAX_INSTANCES,
 3. boots spare instances ahead for the rest of the queue (look-ahead),
-4. deletes instances idle longer than IDLE_TIMEOUT.
+4. deletes instances idle longer than IDLE_TIMEOUT,
+5. tries again, now and then, to stop attempts given up on while they may still run (``abandoned.py``).
 
 A submission wakes the loop at once; otherwise it ticks every ``poll_interval``.
 """
@@ -56,6 +57,7 @@ class Dispatcher:
         self._last_poll: dict[int, float] = {}
         self._last_full_tick = 0.0
         self._last_sweep = time.time()
+        self._last_reap = 0.0
 
     @property
     def settings(self):
@@ -90,10 +92,10 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
-    def poll_soon(self, pipeline_id: int, exit_code: int | None = None) -> None:
-        """Its job may have ended (the executor saw its process go, and maybe read its exit code):
-        poll it now, not at its next turn."""
-        if not self.submit(("pipeline", pipeline_id), self.attempts.poll, pipeline_id, False, None, exit_code):
+    def poll_soon(self, pipeline_id: int, exit_code: int | None = None, attempt: int | None = None) -> None:
+        """Its job (of ``attempt``) may have ended (the executor saw its process go, and maybe read
+        its exit code): poll it now, not at its next turn."""
+        if not self.submit(("pipeline", pipeline_id), self.attempts.poll, pipeline_id, False, None, exit_code, attempt):
             self._last_poll[pipeline_id] = 0.0  # busy (its start job is still returning): the next tick polls
             self._wake.set()
 
@@ -191,6 +193,9 @@ class Dispatcher:
         if now - self._last_sweep >= self.settings.reconcile_interval:
             self._last_sweep = now
             self.submit(("sweep",), self.pool.sweep)
+        if now - self._last_reap >= max(self.settings.poll_interval, self.settings.connection_retry_interval):
+            self._last_reap = now
+            self.submit(("reap",), self.attempts.reaper.sweep)
 
     def _drive(self, pipeline: Pipeline, instance: Instance | None, now: float) -> None:
         key = ("pipeline", pipeline.id)
@@ -202,11 +207,12 @@ class Dispatcher:
             if instance is None:
                 failed = self.pool.get(pipeline.instance_id) if pipeline.instance_id else None
                 why = f": {failed.error}" if failed is not None and failed.error else ""
-                self.submit(key, self.attempts.infra_failure, pipeline.id, f"instance failed to come up{why}")
+                self.submit(key, self.attempts.infra_failure, pipeline.id, f"instance failed to come up{why}", pipeline.attempt)
             elif instance.state == BUSY and instance.ready_at:
                 self.submit(key, self.attempts.start, pipeline.id)
         elif pipeline.status == STAGING:
-            self.submit(key, self.attempts.start, pipeline.id)  # only after a restart: start() re-attaches
+            # After a restart or a launch whose answer was lost: start() asks the job directory first.
+            self.submit(key, self.attempts.start, pipeline.id)
         elif pipeline.status == RUNNING:
             limit = pipeline.timeout or self.settings.pipeline_timeout
             if limit and pipeline.started_at and now - pipeline.started_at > limit:

@@ -149,3 +149,22 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class AbandonedAttempt(Base):
+    """An attempt given up on while its process may still run (its instance unreachable past the
+    retry window, a kill not confirmed, a launch whose outcome is unknown). It never counts; the
+    dispatcher kills what is left of it when its instance answers again, then deletes the row."""
+
+    __tablename__ = "abandoned_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[int] = mapped_column(Integer, index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[str] = mapped_column(String(255), doc="Our instance row's id.")
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, doc="InstanceInfo.to_dict(): how to reach it.")
+    job_dir: Mapped[str] = mapped_column(String(1024))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    next_try_at: Mapped[float] = mapped_column(Float, default=0.0)
+    tries: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,7 +5,9 @@ Every attempt has its own job directory on the instance,
 script and files, a generated ``run.sh``, and the files through which the
 attempt outlives the service:
 
-``launched``  created exclusively at launch: an attempt is started at most once.
+``launched``  created exclusively at launch (holding the launcher's pid): an attempt is started at
+              most once. Stopping an attempt claims it too (``fenced``), so a launch still on its
+              way never starts.
 ``pid``       the pid of ``run.sh``, which leads its own session and process group
               (written by the launcher and again by ``run.sh`` itself, so a launcher
               cut off right after the fork still leaves it).
@@ -36,7 +38,10 @@ STREAMS = ("stdout", "stderr")
 
 @dataclass(frozen=True)
 class JobState:
-    """What the job directory says: "not_started" | "running" | "exited" | "killed" | "lost" | "missing"."""
+    """What the job directory says: "not_started" | "starting" | "running" | "exited" | "killed" | "lost" | "missing".
+
+    "starting": ``launched`` exists but no pid yet, and its launcher (or another process) still works
+    in the directory: a launch under way, to be looked at again rather than repeated or given up."""
 
     state: str
     exit_code: int | None = None
@@ -68,6 +73,8 @@ def render_run_script(script_name: str, command: Command) -> str:
         "echo $$ > pid\n"
         # No complete line on stdin: the launcher died before handing over the secret; do not run without it.
         "IFS= read -r secret || exit 95\n"
+        # Stopped before it started (a given-up attempt reaped, a cancel during the launch): never run.
+        "[ -e killed ] && exit 97\n"
         "exec 0</dev/null\n"
         f"{env}{' ' if env else ''}bash ./{shlex.quote(script_name)} {args} > stdout.log 2> stderr.log\n"
         "rc=$?\n"
@@ -75,27 +82,61 @@ def render_run_script(script_name: str, command: Command) -> str:
     )
 
 
-STATUS = """\
-cd {dir} 2>/dev/null || {{ echo missing; exit 0; }}
+#: Shell functions the checks below share. ``$dir`` is the job directory.
+_COMMON = r"""
+cd -- "$dir" 2>/dev/null || { echo missing; exit 0; }
+here=$(pwd -P)
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(readlink "/proc/$1/cwd")" = "$here" ]; }
+# Processes (other than this shell) working in the job directory: a launcher or a run.sh caught
+# before it wrote its pid, or a script's child that left its process group. Run from / so that
+# this pipeline's own processes are not among them.
+others_here() {
+  pattern=$(printf '%s' "$here" | sed 's/[][*?\\]/\\&/g')
+  (cd / && find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$pattern" -printf '%h\n' 2>/dev/null | sed 's|^/proc/||' | grep -vx "$$")
+}
+"""
+
+STATUS = _COMMON + r"""
 if [ -f exit_code ]; then echo "exited $(cat exit_code)"; exit 0; fi
 if [ -f killed ]; then echo killed; exit 0; fi
 if [ ! -f launched ]; then echo not_started; exit 0; fi
 pid=$(cat pid 2>/dev/null)
-if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(readlink /proc/$pid/cwd)" = "$(pwd -P)" ]; then echo running
-elif [ -f exit_code ]; then echo "exited $(cat exit_code)"
-else echo lost; fi
+if alive "$pid"; then echo running; exit 0; fi
+if [ -f exit_code ]; then echo "exited $(cat exit_code)"; exit 0; fi
+# No pid file yet: the launch may still be under way (the launcher's pid is in launched).
+if [ -z "$pid" ]; then
+  IFS= read -r launcher < launched 2>/dev/null
+  if alive "$launcher" || [ -n "$(others_here)" ]; then echo starting; exit 0; fi
+fi
+echo lost
 """
 
-KILL = """\
-cd {dir} 2>/dev/null || exit 0
+#: Stops an attempt for good: a launch that has not happened yet never will (``launched`` is
+#: claimed, in a directory made for the purpose if need be), a run.sh not yet past its secret
+#: stops (``killed``), the process group gets SIGTERM and, after the grace ticks, SIGKILL; then
+#: whatever still works in the directory is killed. Prints ``clear`` when nothing is left there.
+KILL = 'mkdir -p -- "$dir" 2>/dev/null\n' + _COMMON + r"""
+( set -C; echo fenced > launched ) 2>/dev/null
 : > killed
 pid=$(cat pid 2>/dev/null)
-[ -n "$pid" ] && [ "$(readlink /proc/$pid/cwd)" = "$(pwd -P)" ] || exit 0
-kill -TERM -- -"$pid" 2>/dev/null || exit 0
-for i in $(seq {ticks}); do kill -0 -- -"$pid" 2>/dev/null || exit 0; sleep 0.1; done
-kill -KILL -- -"$pid" 2>/dev/null
-exit 0
+if alive "$pid"; then
+  kill -TERM -- -"$pid" 2>/dev/null
+  for i in $(seq "$ticks"); do kill -0 -- -"$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- -"$pid" 2>/dev/null
+fi
+for round in 1 2 3 4 5; do
+  left=$(others_here)
+  [ -z "$left" ] && { echo clear; exit 0; }
+  for p in $left; do kill -KILL -- -"$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
+  sleep 0.1
+done
+echo busy
 """
+
+
+def _with_dir(directory: str, script: str, **values) -> str:
+    assigned = "".join(f"{name}={shlex.quote(str(value))}\n" for name, value in values.items())
+    return f"dir={shlex.quote(directory)}\n{assigned}{script}"
 
 
 class LaunchError(Exception):
@@ -132,7 +173,7 @@ def exit_code_if_done(executor: Executor, directory: str) -> int | None:
 
 def status(executor: Executor, directory: str) -> JobState:
     """The full check: is ``run.sh`` still alive, did it finish, was it ever launched."""
-    result = executor.run(STATUS.format(dir=shlex.quote(directory)), timeout=30)
+    result = executor.run(_with_dir(directory, STATUS), timeout=30)
     words = result.text().split()
     if not result.ok or not words:
         raise InstanceUnreachable(f"status check failed (exit {result.exit_code})")
@@ -141,10 +182,12 @@ def status(executor: Executor, directory: str) -> JobState:
     return JobState(words[0])
 
 
-def kill(executor: Executor, directory: str, grace: float) -> None:
-    """SIGTERM the attempt's process group, SIGKILL it after ``grace`` seconds."""
+def kill(executor: Executor, directory: str, grace: float) -> bool:
+    """Stop the attempt for good (see ``KILL``): SIGTERM its process group, SIGKILL after ``grace``
+    seconds. True when nothing is left running in its job directory (or it does not exist)."""
     ticks = max(1, int(grace * 10))
-    executor.run(KILL.format(dir=shlex.quote(directory), ticks=ticks), timeout=grace + 30)
+    result = executor.run(_with_dir(directory, KILL, ticks=ticks), timeout=grace + 30)
+    return result.ok and result.text().split()[:1] in (["clear"], ["missing"])
 
 
 def read_log(executor: Executor, directory: str, stream: str, offset: int, max_bytes: int) -> bytes:

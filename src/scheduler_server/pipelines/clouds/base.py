@@ -131,10 +131,11 @@ class CommandResult:
 # small strings), so it is never in a command line or a file.
 _ENTER = """\
 cd -- "$dir" || exit 91
-( set -C; : > launched ) 2>/dev/null || { echo already-launched; exit 92; }
+( set -C; echo "$$" > launched ) 2>/dev/null || { echo already-launched; exit 92; }
 """
+# No complete secret line: the connection was cut mid-message; start nothing (the job is then "lost").
 _START = """\
-IFS= read -r line || true
+IFS= read -r line || exit 96
 setsid bash "./$script" <<< "$line" > /dev/null 2>&1 &
 unset line
 echo $! > pid

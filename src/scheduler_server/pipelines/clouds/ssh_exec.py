@@ -83,6 +83,9 @@ class SSHExecutor(Executor):
         self._watching = 0  # launcher sessions held open until their job ends
         self.relaunch_ahead = relaunch_ahead  # False where an instance runs one job (VIRTUAL_SERVER_TTL 1)
         self._closed = False
+        #: When the last connection attempt failed (monotonic), None once one succeeds: a host that
+        #: does not answer is the last choice for new work.
+        self.failed_at: float | None = None
 
     def __repr__(self) -> str:
         return f"SSHExecutor({self.user}@{self.address}:{self.port})"
@@ -118,7 +121,9 @@ class SSHExecutor(Executor):
                 )
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 client.close()
+                self.failed_at = time.monotonic()
                 raise InstanceUnreachable(f"ssh {self.user}@{self.address}:{self.port}: {_describe(exc)}") from None
+            self.failed_at = None
             transport = client.get_transport()
             assert transport is not None
             transport.set_keepalive(15)

@@ -6,7 +6,8 @@ destroying frees it: the hosts themselves are never created or deleted.
 Files go over SFTP and commands over SSH, one shared connection per host.
 
 Which slots are taken lives in memory and is rebuilt after a restart from what
-the pool still tracks (``adopt``).
+the pool still tracks (``adopt``). A free slot on a host whose last connection
+failed is handed out only when no other is free.
 """
 
 from __future__ import annotations
@@ -46,11 +47,16 @@ class SSHHostsBackend(CloudBackend):
     def capacity(self) -> int | None:
         return len(self._slots)
 
+    def _answering(self, host) -> bool:
+        """False if the last connection to ``host`` failed (its executor says so)."""
+        executor = self._executors.get((host.address, host.port, host.user or self.settings.ssh_user))
+        return executor is None or executor.failed_at is None
+
     def provision(self, name: str) -> InstanceInfo:
         with self._lock:
-            for sid, host, n in self._slots:
-                if sid in self._taken:
-                    continue
+            # Hosts that answer first: a retry after a host went away should not land on it again.
+            free = [slot for slot in self._slots if slot[0] not in self._taken]
+            for sid, host, n in sorted(free, key=lambda slot: not self._answering(slot[1])):
                 info = InstanceInfo(
                     id=sid, name=name, state="building", address=host.address, port=host.port,
                     user=host.user or self.settings.ssh_user, created_at=datetime.now(timezone.utc),

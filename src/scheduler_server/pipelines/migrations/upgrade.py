@@ -104,7 +104,7 @@ def _migrate(connection: Connection, url: str) -> tuple[str | None, str]:
                 before = BASELINE_REVISION
             else:
                 log.info("%s: creating the pipeline schema (revision %s)", name, target)
-        elif _is_unknown(before):
+        elif not is_known(before):
             raise SchemaError(
                 f"pipelines database {name}: schema revision {before} is newer than this scheduler-server knows"
                 f" (its newest is {target}); run the version that wrote it, or restore a backup"
@@ -117,11 +117,12 @@ def _migrate(connection: Connection, url: str) -> tuple[str | None, str]:
     return before, target
 
 
-def _is_unknown(revision: str) -> bool:
+def is_known(revision: str) -> bool:
+    """True if this code has a migration file for ``revision`` (False: a newer version wrote it)."""
     try:
-        return _scripts().get_revision(revision) is None
+        return _scripts().get_revision(revision) is not None
     except Exception:  # noqa: BLE001 - alembic raises several kinds for a revision it has no file for
-        return True
+        return False
 
 
 def _run(connection: Connection, step, revision: str) -> None:
