@@ -108,4 +108,3 @@ class Reaper:
             row = session.get(AbandonedAttempt, row_id)
             if row is not None:
                 session.delete(row)
-
