@@ -186,6 +186,9 @@ def _engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None  # BEGIN below, so DDL is inside the transaction too
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Under the lock, before any store connects: switching to WAL needs the file to itself, and
+        # stores that each switched on connect found it busy ("database is locked") when they started together.
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=OFF")
         cursor.close()
 
