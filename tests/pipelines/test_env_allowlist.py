@@ -4,17 +4,16 @@ passed literally. Through the HTTP API of a real ``scheduler-server serve``, on 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import requests
 
-from devtools.sshd import SSHD, SSHServer, generate_keypair
+from devtools.sshd import generate_keypair
 from scheduler_server.pipelines.tasks import environment
 
 from .conftest import script, submit_ok, wait_status, wait_until
-from .server import ServeProcess
+from .backend_servers import serve
 
 #: The variables the audit named (issue 10, item 1), and more of the same class.
 DANGEROUS = [
@@ -44,28 +43,10 @@ def key(tmp_path_factory):
 
 @pytest.fixture(params=["local", "ssh"])
 def server(request, tmp_path, key):
-    home = tmp_path / "home"
-    scripts = home / "scripts"
-    scripts.mkdir(parents=True)
-    (scripts / "print_env.sh").write_text(PRINT_ENV)
     # The broadest allow-list a site can write: the built-in never-list must still hold.
-    pipelines = {"local_scripts_folder": str(scripts), "poll_interval": 0.05, "allowed_env_names": ["*"]}
-    sshd = None
-    if request.param == "ssh":
-        if not Path(SSHD).exists():
-            pytest.fail(f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)")
-        sshd = SSHServer(authorized_keys=[key.with_suffix(".pub").read_text()], workdir=tmp_path / "sshd").start()
-        pipelines.update(
-            backend="ssh", remote_base_folder=str(tmp_path / "remote"),
-            ssh_hosts=[{"address": sshd.host, "port": sshd.port, "user": sshd.user, "key_file": str(key)}],
-        )  # fmt: skip
-    config = home / "config.yaml"
-    config.write_text(json.dumps({"pipelines": pipelines}))  # JSON is YAML
-    serve = ServeProcess(home, config).start()
-    yield serve
-    serve.stop()
-    if sshd is not None:
-        sshd.stop()
+    with serve(tmp_path, request.param, key, allowed_env_names=["*"]) as (server, scripts):
+        (scripts / "print_env.sh").write_text(PRINT_ENV)
+        yield server
 
 
 def _submit(server, item) -> requests.Response:

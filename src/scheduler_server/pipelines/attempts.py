@@ -24,7 +24,8 @@ from .clouds.base import BackendError, InstanceGone, InstanceUnreachable
 from .models import (
     ACTIVE_STATES, BUSY, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline,
 )  # fmt: skip
-from .secrets import SecretError, mask_text
+from .masked_logs import MaskedLog
+from .secrets import SecretError
 from .tasks import TASK_TYPES, PathError, resolve_in_folder
 from .tasks.environment import ForbiddenEnv
 
@@ -342,7 +343,8 @@ class Attempts:
         self.store.update_pipeline(pipeline_id, change)
 
     def _collect(self, pipeline: Pipeline, instance: Instance | None = None) -> None:
-        """Copy the attempt's logs home (masked) and remove its job directory from the instance.
+        """Complete the attempt's masked logs at home (``masked_logs``: what live readers were served,
+        continued to the end) and remove its job directory from the instance.
         ``instance``: its row if the caller has it (it must be the pipeline's instance)."""
         if not pipeline.job_dir or not pipeline.instance_id:
             return
@@ -353,15 +355,13 @@ class Attempts:
         destination = self.service.log_dir(pipeline.id, pipeline.attempt)
         try:
             executor = self.pool.executor(instance)
-            runner.fetch_logs(executor, pipeline.job_dir, destination)
+            secrets = self.service.secrets_of(pipeline)
+            for stream in runner.STREAMS:
+                read_raw = lambda offset, size, stream=stream: runner.read_log(executor, pipeline.job_dir, stream, offset, size)  # noqa: E731
+                MaskedLog(destination, stream).catch_up(read_raw, secrets, final=True)
             # An instance that has run its VIRTUAL_SERVER_TTL jobs is deleted next, files and all (where
             # deleting erases): removing the job directory first would only delay the next pipeline.
             if not (self.pool.backend.destroy_erases and instance.uses >= self.settings.virtual_server_ttl):
                 executor.remove_tree(pipeline.job_dir)
-        except (BackendError, OSError) as exc:
+        except (BackendError, OSError, SecretError) as exc:
             log.warning("pipeline %s: could not fetch its logs: %s", pipeline.id, exc)
-            return
-        secrets = self.service.secrets_of(pipeline)
-        if secrets:
-            for path in destination.glob("*.log"):
-                path.write_text(mask_text(path.read_text(errors="replace"), secrets))

@@ -25,7 +25,8 @@ from .clouds.base import BackendError, InstanceInfo, create_backend
 from .dispatcher import Dispatcher
 from .models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
 from .pool import Pool
-from .secrets import SecretBox, mask_text
+from .masked_logs import MaskedLog
+from .secrets import SecretBox
 from .store import Store, default_url
 from .tasks import TASK_TYPES, PathError, environment, resolve_in_folder
 from .timetest import TimetestCsv
@@ -174,28 +175,27 @@ class PipelineService:
         return [self.secrets.decrypt(pipeline.secret)] if pipeline.secret else []
 
     def logs(self, pipeline_id: int, stream: str, since: int, max_bytes: int) -> dict[str, Any]:
-        """A chunk of the current (or last) attempt's stdout/stderr from byte ``since``; secrets masked."""
+        """A chunk of the current (or last) attempt's masked stdout/stderr from byte ``since`` of the
+        masked stream (``masked_logs``): the same offsets while the job runs and after it ended."""
         pipeline = self.get(pipeline_id)
         live = pipeline.status in (STAGING, RUNNING) and pipeline.job_dir and pipeline.instance_id
-        data = b""
-        if live:
-            instance = self.pool.get(pipeline.instance_id)
-            try:
-                if instance is not None and instance.info:
-                    data = runner.read_log(self.pool.executor(instance), pipeline.job_dir, stream, since, max_bytes)
-            except BackendError as exc:
-                raise PipelineError(503, f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
-        elif pipeline.attempt:
-            path = self.log_dir(pipeline.id, pipeline.attempt) / f"{stream}.log"
-            if path.is_file():
-                with path.open("rb") as handle:
-                    handle.seek(since)
-                    data = handle.read(max_bytes)
-        text = mask_text(data.decode("utf-8", "replace"), self.secrets_of(pipeline))
+        data, complete = b"", pipeline.status in FINAL_STATES
+        if pipeline.attempt:
+            kept = MaskedLog(self.log_dir(pipeline.id, pipeline.attempt), stream)
+            if live:
+                instance = self.pool.get(pipeline.instance_id)
+                try:
+                    if instance is not None and instance.info:
+                        executor = self.pool.executor(instance)
+                        read_raw = lambda offset, size: runner.read_log(executor, pipeline.job_dir, stream, offset, size)  # noqa: E731
+                        kept.catch_up(read_raw, self.secrets_of(pipeline), final=False, want=since + max_bytes)
+                except BackendError as exc:
+                    raise PipelineError(503, f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
+            data, length, _ = kept.read(since, max_bytes)
+            complete = complete and since + len(data) >= length
         return {
             "id": pipeline.id, "attempt": pipeline.attempt, "stream": stream, "status": pipeline.status,
-            "offset": since, "next": since + len(data), "data": text,
-            "complete": pipeline.status in FINAL_STATES and len(data) < max_bytes,
+            "offset": since, "next": since + len(data), "data": data.decode("utf-8", "replace"), "complete": complete,
         }  # fmt: skip
 
     # --- change ---------------------------------------------------------------------

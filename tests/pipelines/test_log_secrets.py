@@ -1,0 +1,126 @@
+"""Secrets in logs: the stored stream is masked, not each answer, so no reader rebuilds a password from
+pieces of a running job's log; offsets are the same while it runs and after. Through the HTTP API of a
+real ``scheduler-server serve``, on ``local`` and on ``ssh`` (a real sshd)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import requests
+
+from devtools.sshd import generate_keypair
+from scheduler_server.pipelines.secrets import MASK
+from scheduler_server.pipelines.stream_mask import StreamMasker
+
+from .backend_servers import serve
+from .conftest import wait_until, xnat
+
+PW = "s3cr3t-pw"
+
+# The password whole, split across writes, a prefix that is not completed, and at last a prefix the
+# job completes only after the test has read its running log ("tail ").
+LEAKY = """\
+pw="$XNAT_PASSWORD"
+printf 'start %s end\\n' "$pw"
+printf '%s' "${pw:0:3}"; sleep 0.05; printf '%s\\n' "${pw:3}"
+printf 'prefix %s|\\n' "${pw:0:5}"
+printf 'tail %s' "${pw:0:4}"
+while [ ! -e {go} ]; do sleep 0.05; done
+printf '%s and on\\n' "${pw:4}"
+"""
+
+LIVE = f"start {MASK} end\n{MASK}\nprefix s3cr3|\ntail "
+FINAL = LIVE.removesuffix("tail ") + f"tail {MASK} and on\n"
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519")
+
+
+@pytest.fixture(params=["local", "ssh"])
+def server(request, tmp_path, key):
+    with serve(tmp_path, request.param, key, xnat_credentials="env") as (server, scripts):
+        (scripts / "leaky.sh").write_text(LEAKY.replace("{go}", str(tmp_path / "go")))
+        yield server
+
+
+def _logs(server, pipeline_id: int, since: int, max_bytes: int) -> dict:
+    answer = requests.get(f"{server.url}/api/v1/pipelines/{pipeline_id}/logs", params={"since": since, "max_bytes": max_bytes}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _read_all(server, pipeline_id: int, size: int) -> str:
+    """The log read from 0 following ``next``, ``size`` bytes at a time; each answer starts where it was asked."""
+    text, since = "", 0
+    while True:
+        chunk = _logs(server, pipeline_id, since, size)
+        assert chunk["offset"] == since and len(chunk["data"].encode()) == chunk["next"] - since <= size
+        if not chunk["data"]:
+            return text
+        text, since = text + chunk["data"], chunk["next"]
+
+
+def _no_secret_in(text: str) -> None:
+    assert PW not in text
+    # Nothing of it at the end that later answers could complete (the "prefix" line ends in '|').
+    assert not any(text.endswith(PW[:n]) for n in range(1, len(PW))), text
+
+
+def test_a_reader_of_a_running_job_never_gets_the_password_or_a_prefix_of_it(server, tmp_path):
+    answer = requests.post(f"{server.url}/api/v1/pipelines", json=xnat(script="leaky.sh", pwd=PW), timeout=10)
+    assert answer.status_code == 201, answer.text
+    pipeline_id = answer.json()["pipelines"][0]["id"]
+    wait_until(lambda: _logs(server, pipeline_id, 0, 1 << 20)["data"] == LIVE, 20, message="the job to wait at 'tail'")
+    assert _logs(server, pipeline_id, 0, 1)["status"] == "running"
+
+    for size in (1, 2, 3, 5, 7, 64):  # byte by byte, and other sizes
+        text = _read_all(server, pipeline_id, size)
+        assert text == LIVE, size
+        _no_secret_in(text)
+    for since in range(len(LIVE.encode()) + 3):  # any offset, any size
+        for size in (1, 4, 9):
+            assert _logs(server, pipeline_id, since, size)["data"] == LIVE[since : since + size]
+
+    (tmp_path / "go").touch()
+    wait_until(lambda: _logs(server, pipeline_id, 0, 1)["status"] == "succeeded", 20, message="the job to end")
+    for size in (1, 3, 64):  # the finished log: the same offsets, continued
+        assert _read_all(server, pipeline_id, size) == FINAL
+    last = _logs(server, pipeline_id, 0, 1 << 20)
+    assert last["data"] == FINAL and last["complete"] and last["next"] == len(FINAL.encode())
+
+
+# --- the masking itself -----------------------------------------------------------------------------
+
+
+def _masked_whole(data: bytes, secrets: list[str]) -> bytes:
+    masked, used = StreamMasker(secrets).mask(data, final=True)
+    assert used == len(data)
+    return masked
+
+
+def test_masking_piece_by_piece_lets_out_only_a_prefix_of_the_whole_masked_stream():
+    rnd = random.Random(10)
+    for _ in range(3000):
+        secrets = ["".join(rnd.choice("ab") for _ in range(rnd.randint(1, 5))) for _ in range(rnd.randint(1, 3))]
+        data = bytes(rnd.choice(b"abc") for _ in range(rnd.randint(0, 40)))
+        whole = _masked_whole(data, secrets)
+        masker, out, pending, i = StreamMasker(secrets), b"", b"", 0
+        while i < len(data):
+            step = rnd.randint(1, 6)
+            pending, i = pending + data[i : i + step], i + step
+            masked, used = masker.mask(pending, final=False)
+            out, pending = out + masked, pending[used:]
+            assert whole.startswith(out), (secrets, data)
+            assert len(pending) < max(map(len, secrets)), "holds back less than one secret"
+        masked, _ = masker.mask(pending, final=True)
+        assert out + masked == whole
+
+
+def test_masking_prefers_the_longest_secret_and_waits_for_it():
+    masker = StreamMasker(["ab", "abcd"])
+    assert masker.mask(b"xxab", final=False) == (b"xx", 2)  # "abcd" may still follow
+    assert masker.mask(b"abcdab", final=True) == (MASK.encode() * 2, 6)
+    assert masker.mask(b"abx", final=False) == (MASK.encode() + b"x", 3)
