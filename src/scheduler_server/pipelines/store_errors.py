@@ -81,8 +81,11 @@ def _sqlite_problem(exc: DBAPIError, url: str) -> str | None:
         return None
     database = make_url(url).database
     hint = file_system_hint(Path(database)) if database and database != ":memory:" else None
-    # Without a mounted-read-only or full file system, a read-only or unopenable file is its (or its directory's) mode.
-    return f"{problem} ({hint})" if hint else f"{problem} ({exc.orig})"
+    if hint:
+        return f"{problem} ({hint})"
+    # Otherwise SQLite's own words help (a read-only or unopenable file is its, or its directory's, mode),
+    # except where they only repeat the problem.
+    return problem if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_FULL")) else f"{problem} ({exc.orig})"
 
 
 def _postgres_problem(exc: DBAPIError) -> str | None:
