@@ -151,6 +151,9 @@ class PipelineService:
             environment.check(task.request_env(request.spec()), self.settings.pipelines.allowed_env_names)
         except environment.ForbiddenEnv as exc:
             raise PipelineError(400, str(exc), f"env.{exc.name}") from None
+        problem = request.secret_problem()
+        if problem:
+            raise PipelineError(400, f"pwd: {problem}", "pwd")
         secret = request.secret()
         now = time.time()
         return Pipeline(

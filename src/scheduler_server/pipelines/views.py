@@ -15,6 +15,7 @@ def iso(t: float | None) -> str | None:
 
 def pipeline_view(pipeline: Pipeline, *, history: bool = False) -> dict[str, Any]:
     spec = dict(pipeline.spec or {})
+    spec.pop("user_is_pwd", None)  # its user is the password, stored and shown as MASK
     view: dict[str, Any] = {"id": pipeline.id, "type": pipeline.type, "status": pipeline.status, **spec}
     if pipeline.secret is not None:
         view["pwd"] = MASK

@@ -100,6 +100,10 @@ class TaskRequest(BaseModel):
         """The value to encrypt at rest and pass on stdin, if the type has one."""
         return None
 
+    def secret_problem(self) -> str | None:
+        """Why the secret cannot be kept secret with these fields (it is in one stored in clear), if so."""
+        return None
+
     def summary(self) -> dict[str, Any]:
         """Searchable columns: project, subject, session (None when the type has none)."""
         return {"project": None, "subject": None, "session": None}

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from ..secrets import MASK
 from .base import PLAIN_TEXT_SCHEMA, SECRET, Command, TaskRequest, TaskType, plain_text
 
 # Integers within 64 bits: the body parser refuses longer literals (web/json_body.py).
@@ -71,11 +72,31 @@ class XnatRequest(TaskRequest):
     def secret(self) -> str | None:
         return self.pwd.get_secret_value()
 
+    def secret_problem(self) -> str | None:
+        # The seed's own example has user and password both "admin": equal to `user` it is allowed,
+        # and `user` is then kept and passed as the secret. Anywhere else it would be stored and
+        # answered in clear.
+        pwd = self.pwd.get_secret_value()
+        if not pwd:
+            return None
+        fields = {"project": self.project, "subject": self.subject, "session": self.session, "host": self.host}
+        if self.user != pwd:
+            fields["user"] = self.user
+        fields.update({"script": self.script, **{f"files.{n}": name for n, name in enumerate(self.files)}})
+        fields.update({f"options.{n}": arg for n, arg in enumerate(options_to_args(self.options))})
+        for name, value in fields.items():
+            if pwd in value:
+                return f"must not occur in {name}, which is stored and shown in clear (only user may equal it)"
+        return None
+
     def summary(self) -> dict[str, Any]:
         return {"project": self.project, "subject": self.subject, "session": self.session}
 
     def spec(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"pwd", "priority", "timeout"})
+        spec = self.model_dump(mode="json", exclude={"pwd", "priority", "timeout"})
+        if self.user == self.pwd.get_secret_value():
+            spec.update(user=MASK, user_is_pwd=True)  # never stored in clear: it is the password
+        return spec
 
 
 class XnatTask(TaskType):
@@ -88,7 +109,7 @@ class XnatTask(TaskType):
             "-subject", spec["subject"],
             "-session", spec["session"],
             "-host", spec["host"],
-            "-user", spec["user"],
+            "-user", SECRET if spec.get("user_is_pwd") else spec["user"],
         ]  # fmt: skip
         env: dict = {}
         if credentials_mode == "env":

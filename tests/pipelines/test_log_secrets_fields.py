@@ -1,0 +1,44 @@
+"""The password next to the other fields: equal to ``user`` (the seed's admin/admin) it is allowed and
+``user`` is kept, passed and shown as a secret too; inside any other field it is refused, naming ``pwd``."""
+
+from __future__ import annotations
+
+from scheduler_server.pipelines.secrets import MASK
+
+from .conftest import wait_status, xnat
+
+
+def _stored_bytes(service) -> bytes:
+    return b"".join(path.read_bytes() for path in service.data_path.glob("pipelines.sqlite*"))
+
+
+def test_user_equal_to_the_password_is_kept_and_shown_as_a_secret(make_client, scripts):
+    # Exits 0 only if the script got the real user name (the password) after -user.
+    (scripts / "check_user.sh").write_text('[ "$9" = "-user" ] && [ "${10}" = "Adm1n-pw" ] || exit 3; echo "user ${10}"\n')
+    client = make_client()
+    answer = client.post("/api/v1/pipelines", json=xnat(script="check_user.sh", user="Adm1n-pw", pwd="Adm1n-pw"))
+    assert answer.status_code == 201, answer.json
+    pipeline_id = answer.json["pipelines"][0]["id"]
+    service = client.application.extensions["pipelines"].service
+    assert wait_status(service, pipeline_id, ("succeeded", "failed")).status == "succeeded"
+    view = client.get(f"/api/v1/pipelines/{pipeline_id}").json
+    assert view["user"] == MASK and view["pwd"] == MASK and "user_is_pwd" not in view
+    assert client.get(f"/api/v1/pipelines/{pipeline_id}/logs").json["data"] == f"user {MASK}\n"
+    assert b"Adm1n-pw" not in _stored_bytes(service)
+
+
+def test_the_password_inside_another_field_is_refused_naming_pwd(make_client, scripts):
+    client = make_client()
+    pwd = "hunter2x"
+    cases = {
+        "project": {"project": pwd},
+        "host": {"host": f"http://{pwd}.example/xnat"},
+        "user": {"user": f"{pwd}-admin"},
+        "options.1": {"options": ["-token", pwd]},
+        "session": {"session": f"s-{pwd}"},
+    }
+    for where, fields in cases.items():
+        answer = client.post("/api/v1/pipelines", json=xnat(pwd=pwd, **fields))
+        assert answer.status_code == 400, (where, answer.json)
+        assert answer.json["field"] == "pwd" and f"must not occur in {where}" in answer.json["message"], answer.json
+    assert client.get("/api/v1/pipelines").json["total"] == 0
