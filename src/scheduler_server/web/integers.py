@@ -16,8 +16,8 @@ from pydantic import BeforeValidator
 INT32_MAX = 2**31 - 1
 #: Pipeline ids: the store's INTEGER primary key.
 ID_RANGE = (1, INT32_MAX)
-#: A log's byte offset (not stored; at most 2**53 - 1 so every JSON client reads it exactly).
-BYTE_OFFSET_MAX = 2**53 - 1
+#: A log's byte offset (not stored): 1 TiB, which every Linux file system can seek to.
+BYTE_OFFSET_MAX = 2**40 - 1
 
 _ASCII_INTEGER = re.compile(r"-?[0-9]{1,20}")
 

@@ -32,6 +32,8 @@ class Operation:
     # status -> (description, the answer's model, or a tuple of models the answer is one of).
     responses: dict[int, tuple[str, type[BaseModel] | tuple[type[BaseModel], ...] | None]] = field(default_factory=dict)
     security: bool = False
+    # status -> OpenAPI link objects: which operations take a value of this answer (e.g. a new pipeline's id).
+    links: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # Models referenced only from hand-written schema fragments (WithJsonSchema).
     models: list[type[BaseModel]] = field(default_factory=list)
 
@@ -113,6 +115,8 @@ class ApiSpec:
                 models = model if isinstance(model, tuple) else (model,)
                 refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
                 response["content"] = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
+            if status in op.links:
+                response["links"] = op.links[status]
             obj["responses"][str(status)] = response
         if op.security and self.security_schemes:
             obj["security"] = [{name: []} for name in self.security_schemes]

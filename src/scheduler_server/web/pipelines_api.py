@@ -68,8 +68,16 @@ def _pipeline_id(raw: str) -> int:
         raise ApiError(400, f"id: {exc}", "id") from None
 
 
+def _links_to_pipeline(id_expression: str) -> dict[str, dict]:
+    """The operations that take a pipeline id, fed from ``id_expression`` (an OpenAPI runtime expression)."""
+    ops = {"GetPipeline": "get_api_v1_pipelines_id", "CancelPipeline": "post_api_v1_pipelines_id_cancel",
+           "RetryPipeline": "post_api_v1_pipelines_id_retry", "PipelineLogs": "get_api_v1_pipelines_id_logs"}  # fmt: skip
+    return {name: {"operationId": op, "parameters": {"id": id_expression}} for name, op in ops.items()}
+
+
 @spec.operation(
     "/api/v1/pipelines", "post", "Submit one pipeline or many", TAGS, body=PipelineSubmission, query=TokenQuery,
+    links={201: _links_to_pipeline("$response.body#/pipelines/0/id")},
     responses={
         201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer), **_COMMON,
         400: (_SUBMIT_400, (ErrorOut, SubmitAnswer)), 413: ("Body larger than server.max_body_bytes", ErrorOut),
@@ -93,6 +101,7 @@ def submit():
 
 @spec.operation(
     "/api/v1/pipelines", "get", "List pipelines, filtered and paginated", TAGS, query=PipelineListQuery,
+    links={200: _links_to_pipeline("$response.body#/items/0/id")},
     responses={200: ("One page", PipelinePage), **_COMMON}, security=True,
 )  # fmt: skip
 @bp.get("/pipelines")

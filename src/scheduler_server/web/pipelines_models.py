@@ -32,7 +32,7 @@ STATUS_FILTER = rf"^( *({_STATE}) *(, *({_STATE}) *)*)?$"
 ID_LIST = r"^ *[0-9]{1,10} *(, *[0-9]{1,10} *)*$"
 StatusFilter = matching(STATUS_FILTER, "comma-separated statuses", max_length=1024)
 IdList = matching(ID_LIST, "comma-separated pipeline ids", max_length=4096)
-Token = Annotated[str | None, Field(None, max_length=4096, description="API token, if not sent as 'Authorization: Bearer'.")]
+Token = Annotated[str | None, Field(None, description="API token, if not sent as 'Authorization: Bearer'.")]
 
 
 class Timings(BaseModel):

@@ -56,7 +56,11 @@ Time = Annotated[datetime, PlainValidator(_time), WithJsonSchema(_TIME_SCHEMA)]
 
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    policy: str = Field(description="Name of the policy, e.g. 'dummy' or 'basic'.")
+    policy: str = Field(
+        description="Name of the policy, e.g. 'dummy' or 'basic'.",
+        # The installed policies, read when the document is built (plug-ins register by entry point).
+        json_schema_extra=lambda schema: schema.update(enum=sorted(available_policies())),
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="Overrides merged onto the policy's defaults.")
     preset: str | None = Field(None, description="A named set of config values applied before the overrides.")
 

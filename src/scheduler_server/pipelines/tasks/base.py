@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from . import environment
 
@@ -43,6 +43,13 @@ def plain_text(value: str) -> str:
     return value
 
 
+def integral_number(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer; strict validation would not, so an integral float becomes an int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def check_relative_name(name: str) -> str:
     """Script and file names: relative POSIX paths without '..' (checked again against the disk at submit)."""
     plain_text(name)
@@ -59,11 +66,14 @@ def check_relative_name(name: str) -> str:
 def resolve_in_folder(folder: Path, name: str) -> Path:
     """The file ``name`` inside ``folder``, following symlinks; PathError if it is missing or outside."""
     root = folder.expanduser().resolve()
-    candidate = (root / name).resolve()
-    if not candidate.is_relative_to(root):
-        raise PathError(f"{name!r} resolves outside LOCAL_SCRIPTS_FOLDER (a symlink out?)")
-    if not candidate.is_file():
-        raise PathError(f"{name!r} does not exist in LOCAL_SCRIPTS_FOLDER ({root})")
+    try:
+        candidate = (root / name).resolve()
+        if not candidate.is_relative_to(root):
+            raise PathError(f"{name!r} resolves outside LOCAL_SCRIPTS_FOLDER (a symlink out?)")
+        if not candidate.is_file():
+            raise PathError(f"{name!r} does not exist in LOCAL_SCRIPTS_FOLDER ({root})")
+    except OSError as exc:  # a name the file system cannot even look up (e.g. a part over 255 bytes)
+        raise PathError(f"{name[:60]!r} does not exist in LOCAL_SCRIPTS_FOLDER ({exc.strerror})") from None
     return candidate
 
 
@@ -88,7 +98,9 @@ class TaskRequest(BaseModel):
     files: list[Annotated[str, Field(min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA), AfterValidator(check_relative_name)]] = Field(
         default_factory=list, max_length=100, description="More files from LOCAL_SCRIPTS_FOLDER to upload next to the script."
     )
-    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first; equal priorities run in submission order.")
+    priority: Annotated[int, BeforeValidator(integral_number)] = Field(
+        0, ge=-1000, le=1000, description="Higher runs first; equal priorities run in submission order (5.0 counts as 5, as in JSON Schema)."
+    )
     timeout: float | None = Field(None, gt=0, le=30 * 86400, description="Seconds the script may run (default: pipelines.pipeline_timeout).")
 
     @field_validator("script")

@@ -18,7 +18,7 @@ from .base import PLAIN_TEXT_SCHEMA, SECRET, Command, TaskRequest, TaskType, pla
 # Integers within 64 bits: the body parser refuses longer literals (web/json_body.py).
 _OptionInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 _OptionText = Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]
-Options = _OptionText | list[_OptionText | _OptionInt | float] | dict[str, _OptionText | _OptionInt | float | None]
+Options = _OptionText | list[_OptionText | _OptionInt | float] | dict[_OptionText, _OptionText | _OptionInt | float | None]
 
 
 def options_to_args(options: Options) -> list[str]:
