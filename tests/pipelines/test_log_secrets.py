@@ -124,3 +124,33 @@ def test_masking_prefers_the_longest_secret_and_waits_for_it():
     assert masker.mask(b"xxab", final=False) == (b"xx", 2)  # "abcd" may still follow
     assert masker.mask(b"abcdab", final=True) == (MASK.encode() * 2, 6)
     assert masker.mask(b"abx", final=False) == (MASK.encode() + b"x", 3)
+
+
+# --- the kept copy ----------------------------------------------------------------------------------
+
+
+def test_the_kept_copy_reads_only_new_output_survives_a_torn_append_and_serves_old_logs_as_they_are(tmp_path):
+    from scheduler_server.pipelines.masked_logs import MaskedLog
+
+    raw = bytearray(b"one " + PW.encode()[:4])
+    asked: list[int] = []
+
+    def read_raw(offset: int, size: int) -> bytes:
+        asked.append(offset)
+        return bytes(raw[offset : offset + size])
+
+    log = MaskedLog(tmp_path / "1" / "1", "stdout")
+    log.catch_up(read_raw, [PW], final=False)
+    assert log.read(0, 100) == (b"one ", 4, False)  # the beginning of the password is held back, not kept
+    assert PW.encode()[:4] not in log.path.read_bytes()
+    raw += PW.encode()[4:] + b" two\n"
+    log.path.write_bytes(log.path.read_bytes() + b"torn")  # appended by a process that died before saving its state
+    log.catch_up(read_raw, [PW], final=True)
+    assert asked == [0, 4], "the second pass starts at the held-back bytes, not at 0"
+    assert log.read(0, 100) == (f"one {MASK} two\n".encode(), len(f"one {MASK} two\n"), True)
+
+    old = MaskedLog(tmp_path / "2" / "1", "stdout")  # kept whole by an earlier version, masked already
+    old.path.parent.mkdir(parents=True)
+    old.path.write_bytes(f"x {MASK}\n".encode())
+    old.catch_up(lambda offset, size: pytest.fail("a finished log is not read again"), [PW], final=True)
+    assert old.read(2, 100) == (f"{MASK}\n".encode(), len(f"x {MASK}\n"), True)
