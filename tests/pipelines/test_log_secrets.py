@@ -154,3 +154,15 @@ def test_the_kept_copy_reads_only_new_output_survives_a_torn_append_and_serves_o
     old.path.write_bytes(f"x {MASK}\n".encode())
     old.catch_up(lambda offset, size: pytest.fail("a finished log is not read again"), [PW], final=True)
     assert old.read(2, 100) == (f"{MASK}\n".encode(), len(f"x {MASK}\n"), True)
+
+
+def test_a_live_log_read_before_the_job_wrote_anything_still_follows_it(tmp_path):
+    from scheduler_server.pipelines.masked_logs import MaskedLog
+
+    raw = bytearray()
+    log = MaskedLog(tmp_path, "stderr")
+    log.catch_up(lambda offset, size: bytes(raw[offset : offset + size]), [PW], final=False)
+    assert log.read(0, 10) == (b"", 0, False)
+    raw += b"late\n"
+    log.catch_up(lambda offset, size: bytes(raw[offset : offset + size]), [PW], final=False)
+    assert log.read(0, 10) == (b"late\n", 5, False)

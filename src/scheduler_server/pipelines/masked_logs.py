@@ -95,8 +95,9 @@ class MaskedLog:
                     if at_end:
                         break
             # Cut at MAX_RAW, a held-back tail is dropped rather than let out: more of it followed.
-            state.final = final
-            self._save(state)
+            if read or final or not self._state_path.exists():  # a .log without state is one kept whole
+                state.final = final
+                self._save(state)
 
     def read(self, since: int, max_bytes: int) -> tuple[bytes, int, bool]:
         """``(data, length of the copy, final)``."""
