@@ -31,8 +31,6 @@ PHASES = "examples,coverage,fuzzing,stateful"
 
 _CONFIG = """\
 data_dir: {data}
-server:
-  request_timeout: 10
 observing:
   max_window_hours: 2
 pipelines:
