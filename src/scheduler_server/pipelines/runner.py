@@ -88,11 +88,12 @@ cd -- "$dir" 2>/dev/null || { echo missing; exit 0; }
 here=$(pwd -P)
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(readlink "/proc/$1/cwd")" = "$here" ]; }
 # Processes (other than this shell) working in the job directory: a launcher or a run.sh caught
-# before it wrote its pid, or a script's child that left its process group. Run from / so that
-# this pipeline's own processes are not among them.
+# before it wrote its pid, or a script's child that left its process group. Use it as
+# $(others_here) only: that subshell leaves the directory before it looks, so it is not among them.
 others_here() {
+  cd / || return
   pattern=$(printf '%s' "$here" | sed 's/[][*?\\]/\\&/g')
-  (cd / && find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$pattern" -printf '%h\n' 2>/dev/null | sed 's|^/proc/||' | grep -vx "$$")
+  find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$pattern" -printf '%h\n' 2>/dev/null | sed 's|^/proc/||' | grep -vx "$$"
 }
 """
 
