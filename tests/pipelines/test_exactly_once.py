@@ -169,3 +169,45 @@ def test_a_host_that_goes_away_is_given_up_and_its_job_killed_when_it_answers_ag
     assert done.status == SUCCEEDED and done.attempt == 2
     assert len(started) == 2 and ended == [f"done {second.job_dir}"], (started, ended)
     wait_until(lambda: not working_in(remote), message="nothing left running in a job directory")
+
+
+def test_a_cancel_that_cannot_reach_the_host_stops_the_job_when_the_host_answers(make_service, proxy, sshd, key, tmp_path, counted):
+    remote = tmp_path / "remote"
+    service = make_service(backend="ssh", ssh_hosts=[host(proxy.host, proxy.port, sshd, key, slots=1)], remote_base_folder=str(remote))
+    (pipeline_id,) = submit_ok(service, script("counted.sh", str(counted), "30"))
+    wait_until(lambda: len(runs(counted)[0]) == 1, timeout=20, message="the run started")
+    job_dir = Path(service.store.get_pipeline(pipeline_id).job_dir)
+
+    proxy.go_away()
+    service.cancel(pipeline_id)
+    assert wait_status(service, pipeline_id, ("cancelled", "failed")).status == "cancelled"
+    (row,) = service.attempts.reaper.pending()
+    assert row.job_dir == str(job_dir) and working_in(remote), "still running while its host is away"
+
+    proxy.come_back()
+    wait_until(lambda: not service.attempts.reaper.pending(), timeout=20, message="the cancelled job stopped")
+    wait_until(lambda: not working_in(remote), message="nothing left running in a job directory")
+    assert not job_dir.exists() and runs(counted)[1] == []
+
+
+def test_a_launch_cut_inside_the_secret_starts_nothing(sshd, key, tmp_path):
+    """The launcher's stdin ends before the secret line does (the connection went mid-message): the
+    job must not run with part of a password; its directory then says "lost", not "running"."""
+    from scheduler_server.pipelines import runner
+    from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
+
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "run.sh").write_text('IFS= read -r s; echo "ran with $s" > ../ran\n')
+    executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
+    try:
+        channel = executor._open_launcher()  # the waiting launcher: <dir>\0<script>\0<size>\0<watch>\0, then the secret
+        channel.sendall(str(job).encode() + b"\0run.sh\x000\x000\0" + b"half-a-pass")
+        channel.shutdown_write()  # what sshd does to its stdin when the connection drops
+        assert channel.recv_exit_status() == 96
+        channel.close()
+        assert runner.status(executor, str(job)).state == "lost"
+    finally:
+        executor.close()
+    time.sleep(0.2)
+    assert not (tmp_path / "ran").exists() and not (job / "pid").exists()
