@@ -73,7 +73,7 @@ def head() -> str:
 
 def prepare(url: str) -> tuple[str | None, str]:
     """Make the database at ``url`` current; returns its revision before (None: new) and after."""
-    with _locked_connection(url) as connection:
+    with locked_connection(url) as connection:
         return _migrate(connection, url)
 
 
@@ -143,7 +143,8 @@ def _check_foreign_keys(connection: Connection, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _locked_connection(url: str) -> Iterator[Connection]:
+def locked_connection(url: str) -> Iterator[Connection]:
+    """The connection migrations run on, holding the schema lock (on SQLite: foreign keys off, BEGIN IMMEDIATE)."""
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
