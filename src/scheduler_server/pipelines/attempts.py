@@ -76,15 +76,16 @@ class Attempts:
         if pipeline.status == PROVISIONING and (instance.state != BUSY or not instance.ready_at):
             return  # not (or no longer) ready for it: the dispatcher starts it when it is
         directory = runner.job_dir(self.settings.remote_base_folder, pipeline.id, attempt)
+        launching = False
         try:
             executor = self.pool.executor(instance)
             if pipeline.status == STAGING and not fresh:
                 state = runner.status(executor, directory)
+                if state.state == "starting":  # a launch under way whose answer we lost: look again
+                    return self._launch_unclear(pipeline, "its launcher is still starting it")
                 self._unreachable_since.pop(pipeline_id, None)
                 if state.state in ("running", "exited", "lost", "killed"):
                     return self._reattach(pipeline, "re-attached: its job directory says it was launched")
-                if state.state == "starting":
-                    return  # a launch under way whose answer we lost: look again at the next tick
                 if self._launch_tries.get(pipeline_id, 0) >= MAX_LAUNCH_TRIES:
                     return self.infra_failure(pipeline_id, f"launch failed {MAX_LAUNCH_TRIES} times", attempt)
             if pipeline.status == PROVISIONING:
@@ -99,11 +100,13 @@ class Attempts:
             # A cancel that arrives from here on finds the pipeline running and kills it. The end is
             # this attempt's: heard after a later attempt began, it is ignored.
             on_exit = lambda code: self.service.dispatcher.poll_soon(pipeline_id, code, attempt)  # noqa: E731
+            launching = True
             runner.stage_and_launch(executor, directory, script, files, command, secret, on_exit)
         except runner.LaunchError:  # "already launched": an earlier try of this same attempt got through
             return self._reattach(pipeline, "re-attached: an earlier try of this attempt launched it")
         except InstanceUnreachable as exc:
             # The launch message may have reached the instance: only its job directory can tell.
+            self._launch_tries[pipeline_id] = self._launch_tries.get(pipeline_id, 0) + launching
             return self._launch_unclear(pipeline, exc)
         except (BackendError, OSError) as exc:
             return self.infra_failure(pipeline_id, f"staging failed: {exc}", attempt)
@@ -116,17 +119,17 @@ class Attempts:
         self._set(pipeline.id, RUNNING, reason, fence=pipeline.attempt, started_at=pipeline.started_at or time.time())
         self.poll(pipeline.id, full=True, attempt=pipeline.attempt)
 
-    def _launch_unclear(self, pipeline: Pipeline, exc: BackendError) -> None:
+    def _launch_unclear(self, pipeline: Pipeline, why) -> None:
         """A launch (or the check of one) got no clear answer. The pipeline stays in staging, and the
-        dispatcher's next look at it asks the job directory before launching anything; past the
-        unreachable window the attempt is given up, and the reaper stops whatever of it may run."""
+        dispatcher's next look at it asks the job directory before launching anything; unclear for
+        longer than the unreachable window, the attempt is given up, and the reaper stops whatever
+        of it may run (a launcher stuck on a connection that never closed included)."""
         now = time.time()
-        self._launch_tries[pipeline.id] = self._launch_tries.get(pipeline.id, 0) + 1
         since = self._unreachable_since.setdefault(pipeline.id, now)
         if now - since > self._unreachable_window():
-            reason = f"launch outcome unknown: instance unreachable for {now - since:.0f} s ({exc})"
+            reason = f"launch outcome unknown for {now - since:.0f} s ({why})"
             return self.infra_failure(pipeline.id, reason, pipeline.attempt, abandon=True)
-        log.info("pipeline %s attempt %s: launch not confirmed, will look at its job directory: %s", pipeline.id, pipeline.attempt, exc)
+        log.info("pipeline %s attempt %s: launch not confirmed, will look at its job directory: %s", pipeline.id, pipeline.attempt, why)
 
     def _unreachable_window(self) -> float:
         """How long an instance may not answer before its attempt is given up."""
