@@ -42,3 +42,25 @@ def test_the_password_inside_another_field_is_refused_naming_pwd(make_client, sc
         assert answer.status_code == 400, (where, answer.json)
         assert answer.json["field"] == "pwd" and f"must not occur in {where}" in answer.json["message"], answer.json
     assert client.get("/api/v1/pipelines").json["total"] == 0
+
+
+def test_a_user_equal_to_the_password_stored_by_an_earlier_version_is_hidden_at_start(make_service, scripts):
+    from sqlalchemy import update
+
+    from scheduler_server.pipelines.models import Pipeline
+
+    (scripts / "check_user.sh").write_text('[ "${10}" = "admin" ] || exit 3\n')
+    service = make_service(start=False)
+    same, other = [r["id"] for r in service.submit([xnat(script="check_user.sh", pwd="admin"), xnat(pwd="admin")])]
+    with service.store.write() as session:  # as the earlier version stored them: user in clear, no mark
+        for pipeline_id, user in ((same, "admin"), (other, "u")):
+            spec = {k: v for k, v in service.store.get_pipeline(pipeline_id).spec.items() if k != "user_is_pwd"}
+            session.execute(update(Pipeline).where(Pipeline.id == pipeline_id).values(spec={**spec, "user": user}))
+    version = service.store.get_pipeline(other).version
+    service.close()
+
+    restarted = make_service()
+    assert restarted.store.get_pipeline(same).spec["user"] == MASK
+    assert restarted.store.get_pipeline(other).spec["user"] == "u" and restarted.store.get_pipeline(other).version == version
+    # (Its old bytes may linger in the database file's free pages until SQLite reuses them.)
+    assert wait_status(restarted, same, ("succeeded", "failed")).status == "succeeded"  # still run as user admin

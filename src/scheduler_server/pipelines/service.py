@@ -25,9 +25,11 @@ from .clouds.base import BackendError, InstanceInfo, create_backend
 from .dispatcher import Dispatcher
 from .models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
 from .pool import Pool
+from . import legacy_specs
 from .masked_logs import MaskedLog
 from .secrets import SecretBox
 from .store import Store, default_url
+from .store_errors import StoreUnavailable
 from .tasks import TASK_TYPES, PathError, environment, resolve_in_folder
 from .timetest import TimetestCsv
 from . import runner
@@ -56,6 +58,10 @@ class PipelineService:
         self.scheduler_id = self.store.scheduler_id()
         key = pipelines.secret_key.get_secret_value() if pipelines.secret_key else None
         self.secrets = SecretBox.from_config(key, self.data_path)
+        try:
+            legacy_specs.hide_users_equal_to_passwords(self.store, self.secrets)
+        except StoreUnavailable as exc:
+            log.warning("stored pipelines not checked for a user name equal to the password: %s", exc)
         self.backend = create_backend(pipelines, scheduler_id=self.scheduler_id, data_dir=self.data_path)
         self.pool = Pool(self.store, self.backend, lambda: self.settings.pipelines)
         self.timetest = TimetestCsv(lambda: self.settings.pipelines.timetest_csv_file)

@@ -94,8 +94,10 @@ class XnatRequest(TaskRequest):
 
     def spec(self) -> dict[str, Any]:
         spec = self.model_dump(mode="json", exclude={"pwd", "priority", "timeout"})
-        if self.user == self.pwd.get_secret_value():
-            spec.update(user=MASK, user_is_pwd=True)  # never stored in clear: it is the password
+        # Always said, so that specs stored before this rule can be told apart (legacy_specs.py).
+        spec["user_is_pwd"] = self.user == self.pwd.get_secret_value()
+        if spec["user_is_pwd"]:
+            spec["user"] = MASK  # never stored in clear: it is the password
         return spec
 
 
