@@ -233,3 +233,10 @@ def test_seed_gunicorn_line_refuses_the_same_integers(seed_gunicorn):
     assert call(seed_gunicorn, "get", "/api/v1/pipelines/%C2%B3").status_code == 400
     assert call(seed_gunicorn, "get", f"/api/v1/pipelines?offset={BIG}").status_code == 400
 
+
+
+def test_request_id_header_is_echoed_only_when_ascii(server):
+    # WSGI hands headers over as latin-1 text: 'ª' (0xAA) is alphanumeric to str.isalnum but not ASCII.
+    assert requests.get(server + "/", headers={"X-Request-ID": "abc123"}, timeout=10).headers["X-Request-ID"] == "abc123"
+    echoed = requests.get(server + "/", headers={"X-Request-ID": "ab\xaa"}, timeout=10).headers["X-Request-ID"]
+    assert echoed != "ab\xaa" and echoed.isascii() and echoed.isalnum()

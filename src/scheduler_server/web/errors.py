@@ -30,7 +30,7 @@ def request_id() -> str:
     rid = getattr(g, "request_id", None)
     if rid is None:
         incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex[:16]
+        rid = incoming if incoming.isascii() and incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex[:16]
         g.request_id = rid
     return rid
 
