@@ -6,7 +6,7 @@ operation. Prints a table of what each failure kind counted (none is the
 goal) and the run's size and duration; exits 1 if anything failed or fewer
 than --min-cases cases ran.
 
-    .venv/bin/python bench/bench_fuzz.py [--max-examples 450] [--seed 20261201] [--min-cases 10000]
+    .venv/bin/python bench/bench_fuzz.py [--max-examples 1000] [--seed 20261201] [--min-cases 10000]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from devtools.fuzz_api import PHASES, FuzzServer, run_schemathesis  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=450, help="cases per operation and phase (default 450)")
+    parser.add_argument("--max-examples", type=int, default=1000, help="cases per operation and phase (default 1000)")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--min-cases", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true", help="keep the server's directory (log, report) and print it")
@@ -36,17 +36,17 @@ def main() -> int:
     with FuzzServer(home) as server:
         result = run_schemathesis(server, max_examples=args.max_examples, seed=args.seed)
     failures = re.findall(r"❌ (ST\d+ [^:\n]+): (\d+)", result.output)
-    phases = re.findall(r"(✅|❌|⏭) +(Examples|Coverage|Fuzzing|Stateful)", result.output)
+    phases = dict((name, mark) for mark, name in re.findall(r"(✅|❌|⏭) +(Examples|Coverage|Fuzzing|Stateful)", result.output))
     tracebacks = result.server_log.count("Traceback")
 
     print(f"schemathesis, phases {PHASES}, checks all, max-examples {args.max_examples}, seed {args.seed} (deterministic)")
-    print(f"load average before/after: {os.getloadavg()[0]:.1f}")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
     print()
     print("| measure | value |")
     print("|---|---|")
     print(f"| test cases | {result.cases} |")
     print(f"| duration | {result.seconds:.0f} s |")
-    print(f"| phases | {', '.join(f'{name} {mark}' for mark, name in phases)} |")
+    print(f"| phases | {', '.join(f'{name} {mark}' for name, mark in phases.items())} |")
     print(f"| tracebacks in the server log | {tracebacks} |")
     for kind, count in failures or [("failures", "0")]:
         print(f"| {kind} | {count} |")

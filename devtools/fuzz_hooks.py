@@ -27,7 +27,7 @@ BUSINESS_RULES: dict[tuple[str, str], list[tuple[str, str]]] = {
         (r"t[01]", r"is not a date and time|outside the years|has no time of day"),
         (r"t1", r"must be later than t0|longer than the"),
         (r"policy", r"a string policy must hold JSON|could not schedule"),
-        (r"policy\.(policy|preset|config.*)", r".*"),  # unknown preset or config key, a value the policy refuses
+        (r"policy\.(preset|config.*)", r".*"),  # unknown preset or config key, a value the policy refuses
     ],
     ("POST", "/pipeline"): _SUBMIT,
     ("POST", "/api/v1/pipelines"): _SUBMIT,
