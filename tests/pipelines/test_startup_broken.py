@@ -94,6 +94,16 @@ def test_a_corrupt_database_file_stops_the_start_with_one_line(kind, tmp_path, s
     one_line_about(output, str(data / "pipelines.sqlite"), "not a database")
 
 
+def test_the_pipelines_command_on_a_corrupt_database_says_so_on_one_line(tmp_path, scripts):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "pipelines.sqlite").write_bytes(b"overwritten\n" * 1000)
+    config = write_config(tmp_path / "home", data, scripts)
+    done = subprocess.run([str(BIN / "scheduler-server"), "pipelines", "list", "--config", str(config)], capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == f"Error: bad configuration: pipelines database {data / 'pipelines.sqlite'}: not a database (corrupt, or not an SQLite file)"
+
+
 @pytest.mark.parametrize("kind", ["serve", "gunicorn"])
 def test_a_read_only_file_system_stops_the_start_with_one_line(kind, tmp_path, scripts, tmpfs):
     config = write_config(tmp_path / "home", tmpfs, scripts)

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import Settings, load_settings
+from ..startup_error import StartupError
 from ..validation_text import field_and_problem
 from .attempts import Attempts
 from .clouds.base import BackendError, InstanceInfo, create_backend
@@ -27,7 +28,8 @@ from .models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAG
 from .pool import Pool
 from . import legacy_specs
 from .masked_logs import MaskedLog
-from .secrets import SecretBox
+from .migrations import SchemaError
+from .secrets import SecretBox, SecretError
 from .store import Store, default_url
 from .store_errors import StoreUnavailable
 from .tasks import TASK_TYPES, PathError, environment, resolve_in_folder
@@ -48,14 +50,24 @@ class PipelineError(Exception):
         self.status, self.message, self.field = status, message, field
 
 
+def _open_store(data_path: Path, url: str) -> tuple[Store, str]:
+    """The store and this scheduler's id; StartupError (one line naming the file) if either cannot be had."""
+    try:
+        data_path.mkdir(parents=True, exist_ok=True)
+        store = Store(url)
+        return store, store.scheduler_id()
+    except (StoreUnavailable, SchemaError) as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"{exc.filename or data_path}: {exc.strerror or exc}") from None
+
+
 class PipelineService:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.data_path = settings.data_path
-        self.data_path.mkdir(parents=True, exist_ok=True)
         pipelines = settings.pipelines
-        self.store = Store(pipelines.database_url or default_url(self.data_path))
-        self.scheduler_id = self.store.scheduler_id()
+        self.store, self.scheduler_id = _open_store(self.data_path, pipelines.database_url or default_url(self.data_path))
         key = pipelines.secret_key.get_secret_value() if pipelines.secret_key else None
         self.secrets = SecretBox.from_config(key, self.data_path)
         try:
@@ -191,16 +203,18 @@ class PipelineService:
         data, complete = b"", pipeline.status in FINAL_STATES
         if pipeline.attempt:
             kept = MaskedLog(self.log_dir(pipeline.id, pipeline.attempt), stream)
-            if live:
-                instance = self.pool.get(pipeline.instance_id)
-                try:
+            try:
+                if live:
+                    instance = self.pool.get(pipeline.instance_id)
                     if instance is not None and instance.info:
                         executor = self.pool.executor(instance)
                         read_raw = lambda offset, size: runner.read_log(executor, pipeline.job_dir, stream, offset, size)  # noqa: E731
                         kept.catch_up(read_raw, self.secrets_of(pipeline), final=False, want=since + max_bytes)
-                except BackendError as exc:
-                    raise PipelineError(503, f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
-            data, length, _ = kept.read(since, max_bytes)
+                data, length, _ = kept.read(since, max_bytes)
+            except BackendError as exc:
+                raise PipelineError(503, f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
+            except (OSError, SecretError) as exc:  # a full disk, a data directory gone read-only, a changed key
+                raise PipelineError(503, f"the log of pipeline {pipeline_id} cannot be kept or masked now: {exc}") from None
             complete = complete and since + len(data) >= length
         return {
             "id": pipeline.id, "attempt": pipeline.attempt, "stream": stream, "status": pipeline.status,

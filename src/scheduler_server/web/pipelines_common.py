@@ -15,11 +15,8 @@ from flask import Flask, current_app, request
 
 from ..config import ConfigError
 from ..pipelines.clouds.base import BackendConfigError
-from ..pipelines.migrations import SchemaError
 from ..pipelines.secrets import SecretError
 from ..pipelines.service import PipelineService
-from ..pipelines.store_errors import StoreUnavailable
-from ..startup_error import StartupError
 from .auth import TokenAuth, warn_if_open
 from .integers import INT32_MAX
 from .json_body import BodyError, json_body
@@ -41,10 +38,6 @@ class Pipelines:
             self.service = PipelineService(app.config["SETTINGS"])
         except (BackendConfigError, SecretError) as exc:
             raise ConfigError(str(exc)) from None
-        except (StoreUnavailable, SchemaError) as exc:
-            raise StartupError(str(exc)) from None
-        except OSError as exc:  # e.g. the data directory cannot be made
-            raise StartupError(f"{exc.filename or 'data directory'}: {exc.strerror or exc}") from None
         self.auth = TokenAuth(lambda: self.service.settings.pipelines.tokens_file)
         warn_if_open(self.auth)
 
