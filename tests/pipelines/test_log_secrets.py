@@ -166,3 +166,15 @@ def test_a_live_log_read_before_the_job_wrote_anything_still_follows_it(tmp_path
     raw += b"late\n"
     log.catch_up(lambda offset, size: bytes(raw[offset : offset + size]), [PW], final=False)
     assert log.read(0, 10) == (b"late\n", 5, False)
+
+
+def test_a_log_that_cannot_be_kept_answers_503_with_the_reason_not_500(make_client):
+    client = make_client()
+    pipeline_id = client.post("/api/v1/pipelines", json=xnat(script="sleep.sh", options=["5"])).json["pipelines"][0]["id"]
+    service = client.application.extensions["pipelines"].service
+    wait_until(lambda: service.store.get_pipeline(pipeline_id).status == "running", 20, message="running")
+    (service.data_path / "logs").mkdir(exist_ok=True)
+    (service.data_path / "logs" / str(pipeline_id)).write_text("not a directory")  # as a full or broken disk would refuse
+    answer = client.get(f"/api/v1/pipelines/{pipeline_id}/logs")
+    assert answer.status_code == 503 and "cannot be kept or masked now" in answer.json["message"], answer.json
+    client.post(f"/api/v1/pipelines/{pipeline_id}/cancel")
