@@ -209,3 +209,20 @@ def test_a_sqlite_table_rebuild_on_the_migration_connection_keeps_the_history(ma
             assert connection.exec_driver_sql(count).scalar() == 0
             connection.rollback()
     engine.dispose()
+
+
+def test_migrations_do_not_import_the_application_models(tmp_path):
+    """The models move in a later issue; a migration must keep meaning what it meant."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'pipelines.sqlite'}"
+    code = (
+        "import sys\n"
+        "from scheduler_server.pipelines import migrations\n"
+        f"print(migrations.prepare({url!r}))\n"
+        "assert 'scheduler_server.pipelines.models' not in sys.modules, 'models imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert migrations.head() in done.stdout

@@ -34,10 +34,13 @@ def lock_file_of(database: Path) -> Path:
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive flock on ``path`` (created if absent) for the block; released if the process dies."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        hint = file_system_hint(path)
-        raise StoreUnavailable(f"schema lock {path}: cannot create it ({hint or exc.strerror})") from None
+        try:  # flock needs no write access: an existing lock file of another user or on a read-only mount will do
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            hint = file_system_hint(path)
+            raise StoreUnavailable(f"schema lock {path}: cannot create it ({hint or exc.strerror})") from None
     try:
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
