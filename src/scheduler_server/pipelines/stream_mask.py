@@ -31,6 +31,8 @@ class StreamMasker:
         if self._pattern is None:
             return data, len(data)
         holds = [] if final else self._holds(data)
+        if not holds:  # nothing undecided: the loop below would make exactly the regex's own substitution
+            return self._pattern.sub(MASK_BYTES, data), len(data)
         out: list[bytes] = []
         pos = 0
         for match in self._pattern.finditer(data):
