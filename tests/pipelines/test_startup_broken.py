@@ -184,6 +184,7 @@ def test_a_disk_that_fills_while_running_gives_503_with_the_reason_and_not_ready
         assert_ready_again(server)
     finally:
         server.stop()
+    assert "Traceback" not in server.log.read_text()
 
 
 def test_a_database_that_turns_read_only_while_running_gives_503_with_the_reason_and_not_ready(tmp_path, scripts, postgres_url):
@@ -206,3 +207,6 @@ def test_a_database_that_turns_read_only_while_running_gives_503_with_the_reason
     finally:
         server.stop()
         admin.dispose()
+    # The dispatcher says so once, without a traceback per tick.
+    log = server.log.read_text()
+    assert "Traceback" not in log and log.count("dispatcher waiting for the database") <= 2, log[-3000:]

@@ -29,6 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from .models import BOOTING, BUSY, DELETING, IDLE, PROVISIONING, QUEUED, RUNNING, STAGING, Instance, Pipeline
 from .runner import job_dir
 from .store import new_holder_id
+from .store_errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ class Dispatcher:
 
     def _run(self) -> None:
         lease_renewed = 0.0
+        unavailable: str | None = None  # the database's problem, logged once until it clears
         while not self._stop.is_set():
             now = time.time()
             try:
@@ -148,6 +150,13 @@ class Dispatcher:
                 if self._leading:
                     self._wake.clear()  # before the tick: a wake during it means "tick again"
                     self.tick(time.time())
+                if unavailable is not None and lease_renewed == now:  # a write went through
+                    log.info("the pipeline database takes writes again; dispatching resumes")
+                    unavailable = None
+            except StoreUnavailable as exc:  # a full disk or read-only database: one line, not a traceback per tick
+                if exc.reason != unavailable:
+                    log.warning("dispatcher waiting for the database: %s", exc.reason)
+                    unavailable = exc.reason
             except Exception:  # noqa: BLE001 - keep the loop alive through a DB hiccup
                 log.exception("dispatcher tick failed")
             self._wake.wait(self.settings.poll_interval if self._leading else self.settings.dispatcher_lease / 3)
