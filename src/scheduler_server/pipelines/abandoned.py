@@ -63,7 +63,14 @@ class Reaper:
         with self.store.read() as session:
             query = select(AbandonedAttempt).where(AbandonedAttempt.next_try_at <= now).order_by(AbandonedAttempt.id)
             due = list(session.scalars(query))
-        return sum(self._reap(row) for row in due)
+        stopped = 0
+        for row in due:
+            try:
+                stopped += self._reap(row)
+            except Exception:  # noqa: BLE001 - one bad row must not keep the others waiting
+                log.exception("pipeline %s attempt %s: stopping the given-up attempt failed", row.pipeline_id, row.attempt)
+                self._later(row.id)
+        return stopped
 
     def _reap(self, row: AbandonedAttempt) -> bool:
         what = f"pipeline {row.pipeline_id} attempt {row.attempt} on instance {row.instance_id}"
