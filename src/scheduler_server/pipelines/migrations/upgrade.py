@@ -55,8 +55,8 @@ class SchemaError(Exception):
     """The database's schema is not one this code may use or migrate; one line saying why."""
 
 
-@functools.cache
 def _config() -> Config:
+    """A new one each time: a run's connection travels in its attributes, and two threads may migrate two databases."""
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
     return config
@@ -128,10 +128,7 @@ def is_known(revision: str) -> bool:
 def _run(connection: Connection, step, revision: str) -> None:
     config = _config()
     config.attributes["connection"] = connection
-    try:
-        step(config, revision)
-    finally:
-        config.attributes.pop("connection", None)
+    step(config, revision)
 
 
 def _check_foreign_keys(connection: Connection, name: str) -> None:
