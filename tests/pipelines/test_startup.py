@@ -19,7 +19,7 @@ from devtools.sshd import free_port
 from scheduler_server.pipelines import migrations
 from scheduler_server.web.auth import OPEN_WARNING
 
-from .postgres import postgres_server  # noqa: F401  (fixture)
+from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from .server import BIN, clean_env
 
 # Each process imports once, then opens a store on round r's database at the same instant as the others.
@@ -67,10 +67,10 @@ def test_processes_opening_a_fresh_postgresql_database_at_once_all_start(postgre
         assert migrations.current(url) == migrations.head()
 
 
-def start_gunicorn(home, data_dir, workers: int = 4):
+def start_gunicorn(home, data_dir, workers: int = 4, database_url: str | None = None):
     port = free_port()
     config = home / "config.yaml"
-    config.write_text(f"data_dir: {data_dir}\n")
+    config.write_text(f"data_dir: {data_dir}\n" + (f"pipelines:\n  database_url: '{database_url}'\n" if database_url else ""))
     env = clean_env(home) | {"SCHEDULER_SERVER_CONFIG": str(config)}
     log = home / f"gunicorn-{port}.log"
     process = subprocess.Popen(
@@ -119,3 +119,16 @@ def test_gunicorn_with_four_workers_starts_every_time_on_a_fresh_and_on_an_exist
         # The schema was made by one worker; the others found it done.
         assert output.count("creating the pipeline schema") == (1 if fresh else 0)
         assert migrations.current(f"sqlite:///{data_dir / 'pipelines.sqlite'}") == migrations.head()
+
+
+@pytest.mark.slow
+def test_gunicorn_with_four_workers_starts_on_a_fresh_postgresql_database(postgres_url, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    process, port, log = start_gunicorn(home, tmp_path / "data", database_url=postgres_url)
+    try:
+        output = wait_all_workers_serving(process, port, log, workers=4)
+    finally:
+        stop(process)
+    assert "Traceback" not in output and output.count("creating the pipeline schema") == 1
+    assert migrations.current(postgres_url) == migrations.head()
