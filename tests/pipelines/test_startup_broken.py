@@ -210,3 +210,20 @@ def test_a_database_that_turns_read_only_while_running_gives_503_with_the_reason
     # The dispatcher says so once, without a traceback per tick.
     log = server.log.read_text()
     assert "Traceback" not in log and log.count("dispatcher waiting for the database") <= 2, log[-3000:]
+
+
+def test_health_checks_do_not_write_on_every_call(make_client, monkeypatch):
+    from scheduler_server.pipelines import store_health
+
+    client = make_client()
+    health = client.application.extensions["pipelines"].service.store.health
+    probes = []
+    real_probe = health._probe
+    monkeypatch.setattr(health, "_probe", lambda: probes.append(1) or real_probe())
+    assert client.post("/api/v1/pipelines", json=[ITEM]).status_code == 201  # a write just went through
+    assert all(client.get("/").status_code == 200 for _ in range(20))
+    assert probes == []
+    monkeypatch.setattr(store_health, "FRESH_SECONDS", 0.0)  # no recent write: probes decide, one a second at most
+    started = time.monotonic()
+    assert all(client.get("/").status_code == 200 for _ in range(20))
+    assert 1 <= len(probes) <= 1 + int(time.monotonic() - started)
