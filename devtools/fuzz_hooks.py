@@ -28,6 +28,8 @@ BUSINESS_RULES: dict[tuple[str, str], list[tuple[str, str]]] = {
         (r"t1", r"must be later than t0|longer than the"),
         (r"policy", r"a string policy must hold JSON|could not schedule"),
         (r"policy\.(preset|config.*)", r".*"),  # unknown preset or config key, a value the policy refuses
+        # The body limits, which only the free-form policy.config can reach with schema-valid data.
+        (r"", r"^request body: (an integer of \d+ characters|nested deeper than)"),
     ],
     ("POST", "/pipeline"): _SUBMIT,
     ("POST", "/api/v1/pipelines"): _SUBMIT,

@@ -142,8 +142,9 @@ class PolicyList(BaseModel):
         400: (
             "A client mistake: the request does not match this document, or a rule the schema cannot state: a "
             "policy string that does not hold the JSON object, a time that is not in the calendar, t1 not after "
-            "t0, a window longer than observing.max_window_hours, an unknown policy or preset, a config key or "
-            "value the policy does not take, or a window the policy cannot schedule", ErrorResponse,
+            "t0, a window longer than observing.max_window_hours, an unknown preset, a config key or value the "
+            "policy does not take, a window the policy cannot schedule; and inside the free-form config, as in "
+            "every body, an integer of more than 20 digits or nesting deeper than 32 levels", ErrorResponse,
         ),
         413: ("Body larger than server.max_body_bytes", ErrorResponse),
     },
