@@ -43,9 +43,11 @@ def read_body() -> bytes:
     cached = request.environ.get(_CACHE_KEY)
     if cached is not None:
         return cached
-    # The server's own stream: werkzeug's bounded wrapper stops silently at the limit on a
-    # chunked body, which would hand a truncated document to the parser.
-    stream = request.environ["wsgi.input"] if request.content_length is None else request.stream
+    # A body without a length (chunked, under gunicorn): the server's own stream, since werkzeug's
+    # bounded wrapper stops silently at the limit and would hand a cut document to the parser.
+    # Only when the server says that stream ends (wsgi.input_terminated); otherwise werkzeug's is empty.
+    terminated = request.content_length is None and request.environ.get("wsgi.input_terminated")
+    stream = request.environ["wsgi.input"] if terminated else request.stream
     parts: list[bytes] = []
     size = 0
     while True:
