@@ -240,3 +240,20 @@ def test_request_id_header_is_echoed_only_when_ascii(server):
     assert requests.get(server + "/", headers={"X-Request-ID": "abc123"}, timeout=10).headers["X-Request-ID"] == "abc123"
     echoed = requests.get(server + "/", headers={"X-Request-ID": "ab\xaa"}, timeout=10).headers["X-Request-ID"]
     assert echoed != "ab\xaa" and echoed.isascii() and echoed.isalnum()
+
+
+@pytest.mark.parametrize(
+    "method, path, style",
+    [("get", "/pipeline?foo=1", "seed"), ("get", "/api/v1/pipelines/1?sort=id", "rest"),
+     ("post", "/api/v1/schedule/?debug=1", "rest"), ("get", "/api/v1/policies?x=", "rest"), ("get", "/?verbose=1", "rest")],
+)  # fmt: skip
+def test_a_query_parameter_the_document_does_not_list_is_400(server, method, path, style):
+    r = call(server, method, path)
+    assert r.status_code == 400, r.text
+    assert "unknown query parameter" in message(r)
+    assert ("request" in r.json()) == (style == "seed")
+
+
+def test_documented_query_parameters_are_taken(server):
+    assert call(server, "get", f"/pipeline?token={TOKEN}&id=1", headers={"Authorization": ""}).status_code == 200
+    assert call(server, "delete", "/instance?dry_run=true&all=false").status_code == 200

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, current_app, request
+
+from .errors import status_style
+from .json_body import BodyError
+from .openapi import unknown_query_parameter
 
 
 def register_blueprints(app: Flask) -> None:
@@ -11,3 +15,15 @@ def register_blueprints(app: Flask) -> None:
     for module in (health, schedule, docs, pipelines_seed, pipelines_api):
         app.register_blueprint(module.bp)
     pipelines_common.install(app)
+    app.before_request(_refuse_unknown_query_parameters)
+    # Raised before a view runs; the seed and REST blueprints shape it in their own style.
+    app.register_error_handler(BodyError, lambda exc: status_style(exc.status, exc.message, exc.field))
+
+
+def _refuse_unknown_query_parameters() -> None:
+    """A query parameter the operation's document does not list is a 400, as the document allows none."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    name = unknown_query_parameter(view, request.method, request.args.keys())
+    if name is not None:
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise BodyError(f"{shown}: unknown query parameter", field=shown)

@@ -27,12 +27,13 @@ _CACHE_KEY = "scheduler_server.body"
 
 
 class BodyError(Exception):
-    """A body that is not acceptable JSON: answered with ``status`` (400 or 413) and ``message``."""
+    """A body (or query) the route cannot take: answered with ``status`` (400 or 413), ``message`` and ``field``."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, field: str | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
+        self.field = field
 
 
 def read_body() -> bytes:

@@ -52,6 +52,7 @@ class ApiSpec:
         def register(view: Callable) -> Callable:
             if not op.description and view.__doc__:
                 op.description = view.__doc__.strip()
+            view.openapi_operations = {**getattr(view, "openapi_operations", {}), op.method: op}
             return view
 
         return register
@@ -121,6 +122,15 @@ class ApiSpec:
         if op.security and self.security_schemes:
             obj["security"] = [{name: []} for name in self.security_schemes]
         return obj
+
+
+def unknown_query_parameter(view: Callable | None, method: str, names: Any) -> str | None:
+    """The first query parameter ``names`` holds that ``view``'s documented operation does not take."""
+    op = getattr(view, "openapi_operations", {}).get(method.lower())
+    if op is None:  # an undocumented route (the document itself, the docs page): no rule here
+        return None
+    allowed = set(op.query.model_fields) if op.query is not None else set()
+    return next((name for name in names if name not in allowed), None)
 
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ _SUBMIT_400 = (
 
 @bp.errorhandler(common.BodyError)
 def _body_error(exc: common.BodyError):
-    return status_style(exc.status, exc.message)
+    return status_style(exc.status, exc.message, exc.field)
 
 
 @bp.errorhandler(PipelineError)

@@ -46,7 +46,7 @@ def _error(message: str, status: int, field: str | None = None):
 
 @bp.errorhandler(common.BodyError)
 def _body_error(exc: common.BodyError):
-    return _error(exc.message, exc.status)
+    return _error(exc.message, exc.status, exc.field)
 
 
 @bp.errorhandler(PipelineError)
