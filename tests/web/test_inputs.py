@@ -257,3 +257,11 @@ def test_a_query_parameter_the_document_does_not_list_is_400(server, method, pat
 def test_documented_query_parameters_are_taken(server):
     assert call(server, "get", f"/pipeline?token={TOKEN}&id=1", headers={"Authorization": ""}).status_code == 200
     assert call(server, "delete", "/instance?dry_run=true&all=false").status_code == 200
+
+
+def test_project_filter_takes_no_control_characters(server):
+    # PostgreSQL refuses a NUL inside a query parameter: it must not get that far.
+    r = call(server, "get", "/api/v1/pipelines?project=a%00b")
+    assert r.status_code == 400 and r.json()["field"] == "project"
+    assert call(server, "get", "/api/v1/pipelines?project=" + "p" * 256).status_code == 400
+    assert call(server, "get", "/api/v1/pipelines?project=lab%20one").status_code == 200

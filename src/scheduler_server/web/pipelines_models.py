@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from ..pipelines.models import PIPELINE_STATES
+from ..pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from ..pipelines.tasks.script import ScriptRequest
 from ..pipelines.tasks.xnat import XnatRequest
 from .integers import BYTE_OFFSET_MAX, INT32_MAX, QueryInt
@@ -30,6 +31,8 @@ _STATE = "|".join(PIPELINE_STATES)
 STATUS_FILTER = rf"^( *({_STATE}) *(, *({_STATE}) *)*)?$"
 #: ?id= of GET /pipeline: comma-separated ids of at most 10 digits (ids above the range match nothing).
 ID_LIST = r"^ *[0-9]{1,10} *(, *[0-9]{1,10} *)*$"
+# As stored: at most 255 characters, no control characters (PostgreSQL refuses NUL in a query parameter).
+ProjectFilter = Annotated[str, AfterValidator(plain_text), Field(max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA)]
 StatusFilter = matching(STATUS_FILTER, "comma-separated statuses", max_length=1024)
 IdList = matching(ID_LIST, "comma-separated pipeline ids", max_length=4096)
 Token = Annotated[str | None, Field(None, description="API token, if not sent as 'Authorization: Bearer'.")]
@@ -127,7 +130,7 @@ class PipelineListQuery(BaseModel):
     status: StatusFilter | None = Field(
         None, description=f"Comma-separated statuses, e.g. 'queued,running'; one of {', '.join(PIPELINE_STATES)}."
     )
-    project: str | None = Field(None, max_length=255, description="Only this XNAT project.")
+    project: ProjectFilter | None = Field(None, description="Only this XNAT project.")
     offset: QueryInt = Field(0, ge=0, le=INT32_MAX)
     limit: QueryInt = Field(100, ge=1, le=1000)
     token: Token
