@@ -265,3 +265,10 @@ def test_project_filter_takes_no_control_characters(server):
     assert r.status_code == 400 and r.json()["field"] == "project"
     assert call(server, "get", "/api/v1/pipelines?project=" + "p" * 256).status_code == 400
     assert call(server, "get", "/api/v1/pipelines?project=lab%20one").status_code == 200
+
+
+def test_instance_ids_in_paths_are_plain_text_within_the_column(server):
+    r = call(server, "delete", "/api/v1/instances/a%00b")
+    assert r.status_code == 400 and r.json()["field"] == "id"
+    assert call(server, "delete", "/api/v1/instances/" + "i" * 256).status_code == 400
+    assert call(server, "delete", "/api/v1/instances/no-such-instance").status_code == 404

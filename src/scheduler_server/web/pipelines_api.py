@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from ..pipelines.service import PipelineError
+from ..pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from ..validation_text import field_and_problem
 from ..pipelines.views import instance_view, pipeline_view
 from . import pipelines_common as common
@@ -169,10 +170,17 @@ def instances():
 
 @spec.operation(
     "/api/v1/instances/{id}", "delete", "Delete one idle instance", ["instances"],
-    path_params={"id": ("Instance id (as GET /api/v1/instances lists it).", {"type": "string", "minLength": 1, "maxLength": 255})},
+    path_params={"id": ("Instance id (as GET /api/v1/instances lists it).", {"type": "string", "minLength": 1, "maxLength": 255, **PLAIN_TEXT_SCHEMA})},
     query=TokenQuery, responses={200: ("Deleted", Deleted), **_COMMON, 404: ("No such live instance", ErrorOut), 409: ("In use or still booting", ErrorOut)}, security=True,
 )  # fmt: skip
 @bp.delete("/instances/<instance_id>")
 def delete_instance(instance_id: str):
+    # As the id column stores it; a NUL would reach PostgreSQL, which refuses it.
+    try:
+        plain_text(instance_id)
+        if len(instance_id) > 255:
+            raise ValueError("must be at most 255 characters")
+    except ValueError as exc:
+        raise ApiError(400, f"id: {exc}", "id") from None
     common.service().delete_instance(instance_id)
     return jsonify({"deleted": instance_id})
