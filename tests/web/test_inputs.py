@@ -272,3 +272,11 @@ def test_instance_ids_in_paths_are_plain_text_within_the_column(server):
     assert r.status_code == 400 and r.json()["field"] == "id"
     assert call(server, "delete", "/api/v1/instances/" + "i" * 256).status_code == 400
     assert call(server, "delete", "/api/v1/instances/no-such-instance").status_code == 404
+
+
+def test_oversized_body_answer_is_one_the_document_lists(server):
+    r = call(server, "post", "/api/v1/pipelines", data=b"[" + b" " * MAX_BODY + b"]", headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    doc = requests.get(server + "/api/v1/openapi.json", timeout=10).json()
+    listed = doc["paths"]["/api/v1/pipelines"]["post"]["responses"]["413"]["content"]
+    assert r.headers["Content-Type"].split(";")[0] in listed

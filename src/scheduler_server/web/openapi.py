@@ -116,6 +116,10 @@ class ApiSpec:
                 models = model if isinstance(model, tuple) else (model,)
                 refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
                 response["content"] = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
+                if status == 413:
+                    # `scheduler-server serve`'s HTTP server (waitress) refuses an oversized body before the
+                    # application sees it, with its own plain-text answer.
+                    response["content"]["text/plain"] = {"schema": {"type": "string"}}
             if status in op.links:
                 response["links"] = op.links[status]
             obj["responses"][str(status)] = response
