@@ -39,7 +39,7 @@ pipelines:
   tokens_file: {tokens}
   max_active_pipelines: 2
   pipeline_timeout: 5
-"""
+{database}"""
 
 # Statuses a schema-valid request may get: 400 only through devtools/fuzz_hooks.py's business-rule check.
 _SCHEMATHESIS_TOML = """\
@@ -68,8 +68,9 @@ class FuzzResult:
 class FuzzServer:
     """`scheduler-server serve` on a free port with the fuzzing configuration, in ``home``."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, database_url: str | None = None):
         self.home = home
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -82,7 +83,8 @@ class FuzzServer:
         tokens = self.home / "tokens"
         tokens.write_text(TOKEN + "\n")
         config = self.home / "config.yaml"
-        config.write_text(_CONFIG.format(data=self.home / "data", scripts=scripts, tokens=tokens))
+        database = f"  database_url: {self.database_url}\n" if self.database_url else ""
+        config.write_text(_CONFIG.format(data=self.home / "data", scripts=scripts, tokens=tokens, database=database))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_SERVER")}
         env.update(HOME=str(self.home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
         args = [str(BIN / "scheduler-server"), "serve", "--port", str(self.port), "--config", str(config)]
