@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -128,8 +128,16 @@ class Store:
         return StoreUnavailable(reason)
 
     def _probe_write(self) -> None:
-        with self.write() as session:
-            session.merge(Meta(key=HEALTH_PROBE_KEY, value=repr(time.time())))
+        value = repr(time.time())
+        try:
+            with self.write() as session:
+                changed = session.execute(update(Meta).where(Meta.key == HEALTH_PROBE_KEY).values(value=value)).rowcount
+                if not changed:
+                    session.add(Meta(key=HEALTH_PROBE_KEY, value=value))
+        except IntegrityError:
+            # Another process inserted the row between our update and insert (PostgreSQL does not
+            # serialize writers as SQLite does): its write went through, so the database takes writes.
+            self.health.succeeded()
 
     def update_pipeline(self, pipeline_id: int, change, attempts: int = 5):
         """Load a pipeline, apply ``change(session, pipeline)`` and commit; retried on concurrent updates.
