@@ -8,10 +8,26 @@ import pytest
 
 from tests.waiting import wait_until  # noqa: F401  (re-exported to the tests here)
 
+from devtools.sshd import SSHServer, generate_keypair
 from scheduler_server.config import Settings
 
 # Prints every argument on its own line, so tests see exactly what the script received.
 ARGS_SCRIPT = 'for a in "$@"; do printf "%s\\n" "$a"; done\n'
+
+
+@pytest.fixture(scope="session")
+def key(tmp_path_factory) -> Path:
+    """A client key pair for the SSH tests (the private key's path; ``.pub`` beside it)."""
+    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519")
+
+
+@pytest.fixture
+def sshd(key, tmp_path):
+    """A real OpenSSH server on a loopback port that accepts ``key``."""
+    server = SSHServer(authorized_keys=[key.with_suffix(".pub").read_text()], workdir=tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

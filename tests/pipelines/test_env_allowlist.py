@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.sshd import generate_keypair
 from scheduler_server.pipelines.tasks import environment
 
 from .conftest import script, submit_ok, wait_status, wait_until
@@ -34,11 +33,6 @@ def _values(marker: Path) -> dict[str, str]:
         "PIPELINE_B": f"() {{ :; }}; touch {marker}",
         "PIPELINE_C": f"`touch {marker}`; touch {marker} & ${{IFS}}'\"",
     }
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519")
 
 
 @pytest.fixture(params=["local", "ssh"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.sshd import SSHD, SSHServer, generate_keypair
+from devtools.sshd import SSHD
 from devtools.tcp_faults import FaultyProxy
 from scheduler_server.pipelines.models import RUNNING, SUCCEEDED
 
@@ -22,19 +22,6 @@ from .conftest import script, submit_ok, wait_status, wait_until
 pytestmark = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)")
 
 COUNTED = 'echo "run $PWD" >> "$1"\nsleep "$2"\necho "done $PWD" >> "$1"\n'
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519")
-
-
-@pytest.fixture
-def sshd(key, tmp_path):
-    server = SSHServer(authorized_keys=[key.with_suffix(".pub").read_text()], workdir=tmp_path / "sshd")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

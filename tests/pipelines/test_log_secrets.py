@@ -9,7 +9,6 @@ import random
 import pytest
 import requests
 
-from devtools.sshd import generate_keypair
 from scheduler_server.pipelines.secrets import MASK
 from scheduler_server.pipelines.stream_mask import StreamMasker
 
@@ -32,11 +31,6 @@ printf '%s and on\\n' "${pw:4}"
 
 LIVE = f"start {MASK} end\n{MASK}\nprefix s3cr3|\ntail "
 FINAL = LIVE.removesuffix("tail ") + f"tail {MASK} and on\n"
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519")
 
 
 @pytest.fixture(params=["local", "ssh"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.sshd import SSHD, SSHServer, generate_keypair
+from devtools.sshd import SSHD
 from scheduler_server.pipelines.clouds import ssh_socket
 from scheduler_server.pipelines.clouds.base import InstanceUnreachable
 from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
@@ -19,19 +19,6 @@ from scheduler_server.pipelines.models import FINAL_STATES
 from .conftest import script, submit_ok, wait_status, wait_until, xnat
 
 pytestmark = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)")
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory):
-    return generate_keypair(tmp_path_factory.mktemp("keys") / "id_ed25519")
-
-
-@pytest.fixture
-def sshd(key, tmp_path):
-    server = SSHServer(authorized_keys=[key.with_suffix(".pub").read_text()], workdir=tmp_path / "sshd")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
