@@ -162,6 +162,26 @@ def test_a_live_log_read_before_the_job_wrote_anything_still_follows_it(tmp_path
     assert log.read(0, 10) == (b"late\n", 5, False)
 
 
+def test_a_password_begun_at_the_size_cap_ends_the_copy_instead_of_being_read_again_and_again(tmp_path, monkeypatch):
+    from scheduler_server.pipelines import masked_logs
+
+    monkeypatch.setattr(masked_logs, "MAX_RAW", 100)
+    raw = b"a" * 97 + PW.encode()[:3] + PW.encode()[3:] + b" more output\n"  # the cap falls inside the password
+    calls: list[int] = []
+
+    def read_raw(offset: int, size: int) -> bytes:
+        calls.append(offset)
+        return raw[offset : offset + size]
+
+    log = masked_logs.MaskedLog(tmp_path, "stdout")
+    log.catch_up(read_raw, [PW], final=False)
+    assert len(calls) <= 2, f"{len(calls)} reads: the held-back tail at the cap was read again and again"
+    log.catch_up(read_raw, [PW], final=False)
+    log.catch_up(read_raw, [PW], final=True)
+    assert len(calls) <= 2, "a copy cut at the cap is complete: nothing more is read"
+    assert log.read(0, 1000) == (b"a" * 97, 97, True)  # the password's beginning at the cap is dropped, not let out
+
+
 def test_a_log_that_cannot_be_kept_answers_503_with_the_reason_not_500(make_client):
     client = make_client()
     pipeline_id = client.post("/api/v1/pipelines", json=xnat(script="sleep.sh", options=["5"])).json["pipelines"][0]["id"]

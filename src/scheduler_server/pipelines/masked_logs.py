@@ -92,9 +92,13 @@ class MaskedLog:
                     out.write(masked)
                     state.raw += used
                     state.masked += len(masked)
-                    if at_end:
+                    if state.raw + (len(chunk) - used) >= MAX_RAW:
+                        # Cut at MAX_RAW, a held-back tail is dropped rather than let out (more of it
+                        # followed); counting it as read ends the copy instead of re-reading it forever.
+                        state.raw = MAX_RAW
                         break
-            # Cut at MAX_RAW, a held-back tail is dropped rather than let out: more of it followed.
+                    if at_end or used == 0:  # used == 0: all held back, nothing to gain by reading it again
+                        break
             if read or final or not self._state_path.exists():  # a .log without state is one kept whole
                 state.final = final
                 self._save(state)
