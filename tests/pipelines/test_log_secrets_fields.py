@@ -27,6 +27,25 @@ def test_user_equal_to_the_password_is_kept_and_shown_as_a_secret(make_client, s
     assert b"Adm1n-pw" not in _stored_bytes(service)
 
 
+def test_with_env_credentials_a_user_equal_to_the_password_is_not_on_the_command_line(make_client, scripts):
+    # Exits 0 only if the real user name is in $XNAT_USER and no argument carries it.
+    (scripts / "env_user.sh").write_text(
+        '[ "$XNAT_USER" = "Adm1n-pw" ] && [ "$XNAT_PASSWORD" = "Adm1n-pw" ] || exit 3\n'
+        'case " $* $(tr "\\0" " " < /proc/$$/cmdline) " in *Adm1n-pw*|*" -user "*) exit 4;; esac\necho ok\n'
+    )
+    client = make_client(xnat_credentials="env")
+    answer = client.post("/api/v1/pipelines", json=xnat(script="env_user.sh", user="Adm1n-pw", pwd="Adm1n-pw"))
+    assert answer.status_code == 201, answer.json
+    service = client.application.extensions["pipelines"].service
+    pipeline_id = answer.json["pipelines"][0]["id"]
+    assert wait_status(service, pipeline_id, ("succeeded", "failed")).status == "succeeded", service.get(pipeline_id).history
+    # An ordinary user keeps its -user argument and is in $XNAT_USER as well.
+    (scripts / "env_user2.sh").write_text('[ "$XNAT_USER" = "alice" ] && [ "$9" = "-user" ] && [ "${10}" = "alice" ] || exit 3\n')
+    answer = client.post("/api/v1/pipelines", json=xnat(script="env_user2.sh", user="alice", pwd="Adm1n-pw"))
+    pipeline_id = answer.json["pipelines"][0]["id"]
+    assert wait_status(service, pipeline_id, ("succeeded", "failed")).status == "succeeded"
+
+
 def test_the_password_inside_another_field_is_refused_naming_pwd(make_client, scripts):
     client = make_client()
     pwd = "hunter2x"

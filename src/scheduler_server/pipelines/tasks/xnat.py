@@ -1,8 +1,9 @@
 """The seed's XNAT pipeline: ``bash <script> -project P -subject S -session E -host H -user U -pwd X <options>``.
 
 With ``pipelines.xnat_credentials: env`` the password is not an argument: the
-script reads ``$XNAT_PASSWORD`` (and ``-pwd`` is left out), so it never shows in
-the instance's process table.
+script reads ``$XNAT_PASSWORD`` and ``$XNAT_USER`` (``-pwd`` is left out, and
+``-user`` too when it equals the password), so it never shows in the instance's
+process table.
 """
 
 from __future__ import annotations
@@ -111,12 +112,16 @@ class XnatTask(TaskType):
             "-subject", spec["subject"],
             "-session", spec["session"],
             "-host", spec["host"],
-            "-user", SECRET if spec.get("user_is_pwd") else spec["user"],
         ]  # fmt: skip
+        user = SECRET if spec.get("user_is_pwd") else spec["user"]
         env: dict = {}
         if credentials_mode == "env":
             env["XNAT_PASSWORD"] = SECRET
+            env["XNAT_USER"] = user
+            # A user that is the password stays out of the process table too: only $XNAT_USER has it.
+            if user is not SECRET:
+                argv += ["-user", user]
         else:
-            argv += ["-pwd", SECRET]
+            argv += ["-user", user, "-pwd", SECRET]
         argv += options_to_args(spec.get("options") or [])
         return Command(argv=argv, env=env)
