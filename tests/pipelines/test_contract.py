@@ -100,6 +100,18 @@ def test_password_never_stored_in_plain_text(make_service, tmp_path):
     assert oct(key.stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_running_local_job_is_private_to_the_service_user(make_service, tmp_path):
+    # A job's raw log holds what the script printed, the password included, until it is masked.
+    (tmp_path / "data" / "instances").mkdir(parents=True, mode=0o755)  # as an earlier version left it
+    os.chmod(tmp_path / "data" / "instances", 0o755)
+    service = make_service()
+    (pid,) = submit_ok(service, xnat(script="sleep.sh"))
+    wait_status(service, pid, "running")
+    sandboxes = tmp_path / "data" / "instances"
+    assert oct(sandboxes.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(p.stat().st_mode & 0o777) == "0o700" for p in sandboxes.iterdir() if p.is_dir())
+
+
 def test_password_not_in_any_process_command_line_in_env_mode(make_service, scripts):
     (scripts / "wait.sh").write_text("sleep 30\n")
     service = make_service(xnat_credentials="env")

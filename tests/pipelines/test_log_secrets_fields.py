@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scheduler_server.pipelines.secrets import MASK
 
 from .conftest import wait_status, xnat
@@ -83,3 +85,9 @@ def test_a_user_equal_to_the_password_stored_by_an_earlier_version_is_hidden_at_
     assert restarted.store.get_pipeline(other).spec["user"] == "u" and restarted.store.get_pipeline(other).version == version
     # (Its old bytes may linger in the database file's free pages until SQLite reuses them.)
     assert wait_status(restarted, same, ("succeeded", "failed")).status == "succeeded"  # still run as user admin
+
+
+@pytest.mark.parametrize("pwd", ["*", "****", "********"])
+def test_a_password_the_mask_would_show_is_refused_naming_pwd(make_client, pwd):
+    answer = make_client().post("/api/v1/pipelines", json=xnat(pwd=pwd))
+    assert answer.status_code == 400 and answer.json["field"] == "pwd", answer.json

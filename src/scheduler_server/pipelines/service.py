@@ -53,7 +53,7 @@ class PipelineError(Exception):
 def _open_store(data_path: Path, url: str) -> tuple[Store, str]:
     """The store and this scheduler's id; StartupError (one line naming the file) if either cannot be had."""
     try:
-        data_path.mkdir(parents=True, exist_ok=True)
+        data_path.mkdir(mode=0o700, parents=True, exist_ok=True)  # the key, the database, the logs
         store = Store(url)
         return store, store.scheduler_id()
     except (StoreUnavailable, SchemaError) as exc:

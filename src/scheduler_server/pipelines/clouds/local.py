@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,8 +119,13 @@ class LocalBackend(CloudBackend):
         )  # fmt: skip
 
     def provision(self, name: str) -> InstanceInfo:
+        # The sandboxes are on the service's own host: other users there must not read a running
+        # job's raw (unmasked) logs, its arguments or its files.
+        self.sandboxes.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(self.sandboxes.stat().st_mode) & 0o077:
+            os.chmod(self.sandboxes, 0o700)
         path = self.sandboxes / name
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
         (path / TAG_FILE).write_text(self.scheduler_id + "\n")
         return self._info(path)
 

@@ -80,6 +80,8 @@ class XnatRequest(TaskRequest):
         pwd = self.pwd.get_secret_value()
         if not pwd:
             return None
+        if pwd in MASK:  # every masked answer would hold it
+            return f"a password made of '*' only is refused (the mask {MASK} would show it)"
         fields = {"project": self.project, "subject": self.subject, "session": self.session, "host": self.host}
         if self.user != pwd:
             fields["user"] = self.user
