@@ -96,6 +96,13 @@ def test_a_chunked_body_over_the_limit_is_refused_before_the_app(tmp_path, isola
         answer = sock.recv(65536).decode(errors="replace")
         sock.close()
         assert answer.startswith("HTTP/1.1 413"), answer[:200]
+        # Even a route that takes no body says so in the document, since the server refuses it first.
+        big = requests.get(f"http://127.0.0.1:{port}/", data=b"x" * 4096, timeout=10)
+        assert big.status_code == 413
+        document = requests.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=10).json()
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                assert "413" in operation["responses"], f"{method.upper()} {path} does not list 413"
     finally:
         proc.terminate()
         proc.communicate(timeout=15)

@@ -123,6 +123,12 @@ class ApiSpec:
             if status in op.links:
                 response["links"] = op.links[status]
             obj["responses"][str(status)] = response
+        if "413" not in obj["responses"]:
+            # Any request may carry a body; waitress refuses one over the limit before any route runs.
+            obj["responses"]["413"] = {
+                "description": "A body larger than server.max_body_bytes (refused by `scheduler-server serve` before the route)",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
         if op.security and self.security_schemes:
             obj["security"] = [{name: []} for name in self.security_schemes]
         return obj
