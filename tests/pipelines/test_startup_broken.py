@@ -101,7 +101,7 @@ def test_the_pipelines_command_on_a_corrupt_database_says_so_on_one_line(tmp_pat
     config = write_config(tmp_path / "home", data, scripts)
     done = subprocess.run([str(BIN / "scheduler-server"), "pipelines", "list", "--config", str(config)], capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.strip() == f"Error: bad configuration: pipelines database {data / 'pipelines.sqlite'}: not a database (corrupt, or not an SQLite file)"
+    assert done.stderr.strip() == f"Error: cannot start: pipelines database {data / 'pipelines.sqlite'}: not a database (corrupt, or not an SQLite file)"
 
 
 @pytest.mark.parametrize("kind", ["serve", "gunicorn"])

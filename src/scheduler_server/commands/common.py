@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..config import ConfigError, Settings, load_settings
+from ..startup_error import StartupError
 
 config_option = click.option(
     "--config",
@@ -20,3 +21,9 @@ def settings_or_exit(config_path: str | None) -> Settings:
         return load_settings(config_path)
     except ConfigError as exc:
         raise click.ClickException(f"bad configuration: {exc}") from None
+
+
+def start_failure(exc: Exception) -> click.ClickException:
+    """A start that cannot go on, on one line: a bad configuration, or something it needs is unusable."""
+    kind = "cannot start" if isinstance(exc, StartupError) else "bad configuration"
+    return click.ClickException(f"{kind}: {exc}")

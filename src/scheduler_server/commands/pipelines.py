@@ -13,7 +13,7 @@ import sys
 import click
 
 from ..config import ConfigError
-from .common import config_option, settings_or_exit
+from .common import config_option, settings_or_exit, start_failure
 
 
 def service_for(config_path: str | None):
@@ -24,7 +24,7 @@ def service_for(config_path: str | None):
     try:
         return PipelineService(settings_or_exit(config_path))
     except (BackendConfigError, SecretError, ConfigError) as exc:
-        raise click.ClickException(f"bad configuration: {exc}") from None
+        raise start_failure(exc) from None
 
 
 def fail(exc) -> click.ClickException:

@@ -7,7 +7,7 @@ import logging
 import click
 
 from ..config import ConfigError
-from .common import config_option, settings_or_exit
+from .common import config_option, settings_or_exit, start_failure
 
 log = logging.getLogger("scheduler_server.serve")
 
@@ -29,14 +29,19 @@ def command(host: str | None, port: int | None, config_path: str | None) -> None
     try:
         app = create_app(settings)
     except ConfigError as exc:
-        raise click.ClickException(f"bad configuration: {exc}") from None
+        raise start_failure(exc) from None
     install_access_log(app)
     try:
         server = create_server(app, host, port, settings.server)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # Bound first, so a second copy on a taken port exits before it touches the pipelines.
-    start_pipelines(app)
+    try:
+        start_pipelines(app)
+    except ConfigError as exc:
+        server.close()
+        raise start_failure(exc) from None
     log.info("serving on http://%s:%d", host, port)
     serve_until_stopped(server)
     log.info("stopped")
+
