@@ -53,7 +53,8 @@ def test_seed_argument_contract_in_order(make_service):
 @pytest.mark.parametrize("field", ["project", "subject", "session", "host", "user", "pwd"])
 def test_shell_metacharacters_in_every_field_arrive_verbatim(make_service, field, tmp_path):
     service = make_service()
-    values = [v for v in HOSTILE if v or field != "pwd"]
+    # An empty password, or one made of '*' only (the mask would show it), is refused: tested elsewhere.
+    values = [v for v in HOSTILE if field != "pwd" or v.strip("*")]
     ids = submit_ok(service, *[xnat(script="args.sh", **{field: value}) for value in values if value != "" or field == "pwd"])
     for pid, value in zip(ids, values):
         done = wait_status(service, pid, ("succeeded", "failed"))
