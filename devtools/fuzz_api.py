@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 
+from devtools.serving import wait_until_serving
 from devtools.sshd import free_port
 
 BIN = Path(sys.executable).parent
@@ -89,16 +89,8 @@ class FuzzServer:
         env.update(HOME=str(self.home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
         args = [str(BIN / "scheduler-server"), "serve", "--port", str(self.port), "--config", str(config)]
         self.process = subprocess.Popen(args, env=env, cwd=self.home, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited {self.process.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                requests.get(self.url + "/", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"serve did not answer within {timeout} s")
+        wait_until_serving(self.url + "/", self.process, self.log, timeout)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

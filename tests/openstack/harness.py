@@ -14,6 +14,7 @@ import requests
 import yaml
 
 from devtools.openstack_sim.process import SimProcess
+from devtools.serving import wait_until_serving
 from devtools.sshd import free_port
 
 BIN = Path(sys.executable).parent
@@ -83,16 +84,8 @@ class Service:
             [str(BIN / "scheduler-server"), "serve", "--config", str(self.config)],
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
-            try:
-                requests.get(self.url + "/", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"service did not answer within {timeout} s")
+        wait_until_serving(self.url + "/", self.proc, self.log, timeout)
+        return self
 
     def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)

@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
-import requests
 
+from devtools.serving import wait_until_serving
 from devtools.sshd import free_port
 
 BIN = Path(sys.executable).parent
@@ -39,16 +38,8 @@ class ServeProcess:
         self.process = subprocess.Popen(
             args, env=clean_env(self.home), cwd=self.home, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited {self.process.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                requests.get(self.url + "/", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError(f"serve did not answer within {timeout} s")
+        wait_until_serving(self.url + "/", self.process, self.log, timeout)
+        return self
 
     def service_pids(self) -> list[int]:
         """The service's process (and any worker processes); not the pipelines' own processes."""
