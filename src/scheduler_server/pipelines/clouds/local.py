@@ -142,8 +142,13 @@ class LocalBackend(CloudBackend):
         path = self.sandboxes / instance.id
         if not path.is_dir():
             return
-        # Whatever still runs there goes with it, as on a deleted server.
-        for pid_file in path.glob("*/job-*/pid"):
+        # Whatever still runs there goes with it, as on a deleted server. Another process (a
+        # replica, a test's second service) may be removing the same sandbox meanwhile.
+        try:
+            pid_files = list(path.glob("*/job-*/pid"))
+        except FileNotFoundError:
+            pid_files = []
+        for pid_file in pid_files:
             _kill_group(pid_file, path)
         shutil.rmtree(path, ignore_errors=True)
 
