@@ -12,12 +12,12 @@ import sys
 from flask import Flask
 from flask_cors import CORS
 
-from .config import ConfigError, Settings, load_settings
-from .logging_setup import configure_logging
-from .observing.policies.registry import available_policies
-from .startup_error import StartupError
-from .web import register_blueprints
-from .web.errors import install_error_handlers
+from scheduler_server.config import ConfigError, Settings, load_settings
+from scheduler_server.logging_setup import configure_logging
+from scheduler_server.observing.policies.registry import available_policies
+from scheduler_server.startup_error import StartupError
+from scheduler_server.web import register_blueprints
+from scheduler_server.web.errors import install_error_handlers
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -42,7 +42,7 @@ def _app_from_environment() -> Flask:
     Starting it here, not on the first pipeline request, means queued and running
     pipelines are recovered as soon as the service is back after a crash.
     """
-    from .web.pipelines_common import start_pipelines
+    from scheduler_server.web.pipelines_common import start_pipelines
 
     try:
         app = create_app()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .commands import register_commands
+from scheduler_server.commands import register_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -24,8 +24,8 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .pipelines.settings import LEGACY_KEYS as PIPELINE_LEGACY_KEYS
-from .pipelines.settings import PipelineSettings
+from scheduler_server.pipelines.settings import LEGACY_KEYS as PIPELINE_LEGACY_KEYS
+from scheduler_server.pipelines.settings import PipelineSettings
 
 ENV_CONFIG_PATH = "SCHEDULER_SERVER_CONFIG"
 ENV_PREFIX = "SCHEDULER_SERVER__"

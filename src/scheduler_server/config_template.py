@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .config import LEGACY_KEYS, Settings
+from scheduler_server.config import LEGACY_KEYS, Settings
 
 HEADER = """\
 # scheduler-server configuration. Every key is shown with its default value.

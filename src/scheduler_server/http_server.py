@@ -32,7 +32,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from .config import ServerSettings
+from scheduler_server.config import ServerSettings
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 from flask import g, has_request_context
 
-from .config import LoggingSettings
+from scheduler_server.config import LoggingSettings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 

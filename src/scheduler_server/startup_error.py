@@ -8,7 +8,7 @@ a bad configuration into one line (``serve``, gunicorn's ``app``) does the same 
 
 from __future__ import annotations
 
-from .config import ConfigError
+from scheduler_server.config import ConfigError
 
 
 class StartupError(ConfigError):

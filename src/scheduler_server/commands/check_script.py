@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from ..observing.timeparse import TimeFormatError, parse_time
-from .common import config_option, settings_or_exit
-from .schedule import _parse_set
+from scheduler_server.observing.timeparse import TimeFormatError, parse_time
+from scheduler_server.commands.common import config_option, settings_or_exit
+from scheduler_server.commands.schedule import _parse_set
 
 
 @click.command("check-script")
@@ -21,8 +21,8 @@ from .schedule import _parse_set
 @config_option
 def command(script, start, min_angle, step, preset, settings, config_path) -> None:
     """Check SCRIPT ('-' for standard input); exit 1 listing every unsafe moment."""
-    from ..observing import safety
-    from ..observing.service import ScheduleInputError, build_config, lookup_policy
+    from scheduler_server.observing import safety
+    from scheduler_server.observing.service import ScheduleInputError, build_config, lookup_policy
 
     site_settings = settings_or_exit(config_path)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import yaml
 
-from .common import config_option, settings_or_exit
+from scheduler_server.commands.common import config_option, settings_or_exit
 
 
 @click.command("config-check")

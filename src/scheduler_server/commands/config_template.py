@@ -8,6 +8,6 @@ import click
 @click.command("config-template")
 def command() -> None:
     """Print config.yaml.template: every key with its default and meaning."""
-    from ..config_template import render_template
+    from scheduler_server.config_template import render_template
 
     click.echo(render_template(), nl=False)

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from .common import config_option
-from .pipelines import fail, service_for
+from scheduler_server.commands.common import config_option
+from scheduler_server.commands.pipelines import fail, service_for
 
 
 @click.group("instances")
@@ -19,7 +19,7 @@ def command() -> None:
 @config_option
 def instances_list(config_path) -> None:
     """Live instances as the database knows them."""
-    from ..pipelines.views import instance_view
+    from scheduler_server.pipelines.views import instance_view
 
     service = service_for(config_path)
     try:
@@ -35,7 +35,7 @@ def instances_list(config_path) -> None:
 @config_option
 def instances_delete(include_untagged, dry_run, config_path) -> None:
     """DELETE /instance from the shell: delete backend instances this scheduler does not track."""
-    from ..pipelines.service import PipelineError
+    from scheduler_server.pipelines.service import PipelineError
 
     service = service_for(config_path)
     try:

@@ -12,14 +12,14 @@ import sys
 
 import click
 
-from ..config import ConfigError
-from .common import config_option, settings_or_exit, start_failure
+from scheduler_server.config import ConfigError
+from scheduler_server.commands.common import config_option, settings_or_exit, start_failure
 
 
 def service_for(config_path: str | None):
-    from ..pipelines.clouds.base import BackendConfigError
-    from ..pipelines.secrets import SecretError
-    from ..pipelines.service import PipelineService
+    from scheduler_server.pipelines.clouds.base import BackendConfigError
+    from scheduler_server.pipelines.secrets import SecretError
+    from scheduler_server.pipelines.service import PipelineService
 
     try:
         return PipelineService(settings_or_exit(config_path))
@@ -68,7 +68,7 @@ def submit(file, config_path) -> None:
 @config_option
 def list_(status, project, limit, as_json, config_path) -> None:
     """List pipelines, oldest first."""
-    from ..pipelines.views import pipeline_view
+    from scheduler_server.pipelines.views import pipeline_view
 
     service = service_for(config_path)
     try:
@@ -90,8 +90,8 @@ def list_(status, project, limit, as_json, config_path) -> None:
 @config_option
 def show(pipeline_id, config_path) -> None:
     """Print one pipeline with its status history (password masked)."""
-    from ..pipelines.service import PipelineError
-    from ..pipelines.views import pipeline_view
+    from scheduler_server.pipelines.service import PipelineError
+    from scheduler_server.pipelines.views import pipeline_view
 
     service = service_for(config_path)
     try:
@@ -107,7 +107,7 @@ def show(pipeline_id, config_path) -> None:
 @config_option
 def cancel(pipeline_id, config_path) -> None:
     """Cancel a pipeline: dequeued at once, or killed by the running server's dispatcher."""
-    from ..pipelines.service import PipelineError
+    from scheduler_server.pipelines.service import PipelineError
 
     service = service_for(config_path)
     try:
@@ -124,7 +124,7 @@ def cancel(pipeline_id, config_path) -> None:
 @config_option
 def retry(pipeline_id, config_path) -> None:
     """Queue a failed or cancelled pipeline again."""
-    from ..pipelines.service import PipelineError
+    from scheduler_server.pipelines.service import PipelineError
 
     service = service_for(config_path)
     try:
@@ -142,7 +142,7 @@ def retry(pipeline_id, config_path) -> None:
 @config_option
 def logs(pipeline_id, stream, config_path) -> None:
     """Print the current (or last) attempt's log, password masked."""
-    from ..pipelines.service import PipelineError
+    from scheduler_server.pipelines.service import PipelineError
 
     service = service_for(config_path)
     try:

@@ -9,10 +9,10 @@ from typing import Any
 import click
 import yaml
 
-from ..observing.policies.base import PolicyFailure
-from ..observing.service import PolicyRequest, ScheduleInputError, run_schedule
-from ..observing.timeparse import TimeFormatError, parse_time
-from .common import config_option, settings_or_exit
+from scheduler_server.observing.policies.base import PolicyFailure
+from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, run_schedule
+from scheduler_server.observing.timeparse import TimeFormatError, parse_time
+from scheduler_server.commands.common import config_option, settings_or_exit
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def command(t0, t1, policy_name, preset, settings, policy_file, fmt, config_path
         raise click.BadParameter("must be later than --t0", param_hint="--t1")
     spec = _read_policy_file(policy_file) if policy_file else {}
     config = dict(spec.get("config") or {})
-    from ..observing.service import deep_merge
+    from scheduler_server.observing.service import deep_merge
 
     config = deep_merge(config, _parse_set(settings))
     name = policy_name or spec.get("policy") or "dummy"

@@ -6,8 +6,8 @@ import logging
 
 import click
 
-from ..config import ConfigError
-from .common import config_option, settings_or_exit, start_failure
+from scheduler_server.config import ConfigError
+from scheduler_server.commands.common import config_option, settings_or_exit, start_failure
 
 log = logging.getLogger("scheduler_server.serve")
 
@@ -18,10 +18,10 @@ log = logging.getLogger("scheduler_server.serve")
 @config_option
 def command(host: str | None, port: int | None, config_path: str | None) -> None:
     """Start the service (embedded defaults: local backend, SQLite, built-in policies)."""
-    from ..app import create_app
-    from ..http_server import create_server, serve_until_stopped
-    from ..web.access_log import install_access_log
-    from ..web.pipelines_common import start_pipelines
+    from scheduler_server.app import create_app
+    from scheduler_server.http_server import create_server, serve_until_stopped
+    from scheduler_server.web.access_log import install_access_log
+    from scheduler_server.web.pipelines_common import start_pipelines
 
     settings = settings_or_exit(config_path)
     host = host or settings.server.host

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blocks
-from .geometry import cos_distance_to_box, cos_distance_to_box_at, distance_to_box
-from .sky import Samples
+from scheduler_server.observing import blocks
+from scheduler_server.observing.geometry import cos_distance_to_box, cos_distance_to_box_at, distance_to_box
+from scheduler_server.observing.sky import Samples
 
 Box = tuple[float, float, float, float]  # az_lo, az_hi, el_lo, el_hi
 MARGIN_DEG = 0.1

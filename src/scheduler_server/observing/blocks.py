@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .policies.base import Block
+from scheduler_server.observing.policies.base import Block
 
 MASTER = "master"
 CALIBRATION = "calibration"

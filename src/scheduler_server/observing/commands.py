@@ -8,8 +8,8 @@ the same plan always prints the same bytes.
 
 from __future__ import annotations
 
-from .blocks import Scan, iso
-from .slews import Move, Route, Wait
+from scheduler_server.observing.blocks import Scan, iso
+from scheduler_server.observing.slews import Move, Route, Wait
 
 PREAMBLE = """from sorunlib import *
 from nextline import disable_trace

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sky import Site
+from scheduler_server.observing.sky import Site
 
 MJD_UNIX_EPOCH = 40587.0
 _EXTRAS = ("sun_el1", "sun_az1", "sun_el2", "sun_az2", "moon_el1", "moon_az1", "moon_el2", "moon_az2", "phase", "pass", "sub")

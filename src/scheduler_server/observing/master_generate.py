@@ -26,11 +26,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import cache, master_store, sky
-from .geometry import angular_distance, cos_distance_to_arcs, wrap180
-from .master import MasterScan, MasterSchedule
-from .patches import GeneratorConfig
-from .sky import Site
+from scheduler_server.observing import cache, master_store, sky
+from scheduler_server.observing.geometry import angular_distance, cos_distance_to_arcs, wrap180
+from scheduler_server.observing.master import MasterScan, MasterSchedule
+from scheduler_server.observing.patches import GeneratorConfig
+from scheduler_server.observing.sky import Site
 
 GENERATOR_VERSION = 2
 SAMPLE_SECONDS = 120  # the sun and moon move < 0.5 deg in 2 minutes; the policy re-checks finely anyway

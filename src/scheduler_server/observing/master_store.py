@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .master import MasterScan
+from scheduler_server.observing.master import MasterScan
 
 SHIPPED = Path(__file__).with_name("data") / "master"
 _NUMBERS = ("start", "stop", "az_min", "az_max", "el", "rising", "rotation", "phase", "pass_number", "sub")
@@ -83,9 +83,9 @@ def ship(first: str, last: str) -> list[Path]:
     replacing what was shipped before (for any key)."""
     import shutil
 
-    from .master_generate import months, plan_month, spec_key
-    from .patches import GeneratorConfig
-    from .site import ATACAMA
+    from scheduler_server.observing.master_generate import months, plan_month, spec_key
+    from scheduler_server.observing.patches import GeneratorConfig
+    from scheduler_server.observing.site import ATACAMA
 
     spec = GeneratorConfig()
     start = int(datetime.strptime(first, "%Y-%m").replace(tzinfo=timezone.utc).timestamp())

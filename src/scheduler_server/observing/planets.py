@@ -24,9 +24,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import sky
-from .blocks import CALIBRATION, Scan
-from .sky import Site
+from scheduler_server.observing import sky
+from scheduler_server.observing.blocks import CALIBRATION, Scan
+from scheduler_server.observing.sky import Site
 
 STEP_SECONDS = 120  # planets move slowly: linear interpolation over 2 min errs by < 0.001 deg
 MARGIN_DAYS = 1

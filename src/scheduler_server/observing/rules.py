@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .policies.base import PolicyConfig
+from scheduler_server.observing.policies.base import PolicyConfig
 
 if TYPE_CHECKING:  # the computing modules load numpy: imported where used, so configs stay light
     import numpy as np
 
-    from .avoidance import SunGuard
-    from .blocks import Scan
-    from .planets import Footprint, Window
-    from .sky import Samples, Site
+    from scheduler_server.observing.avoidance import SunGuard
+    from scheduler_server.observing.blocks import Scan
+    from scheduler_server.observing.planets import Footprint, Window
+    from scheduler_server.observing.sky import Samples, Site
 
 log = logging.getLogger(__name__)
 SIDEREAL_DAY_SECONDS = 86164.0905
@@ -55,14 +55,14 @@ class SunAvoidance(PolicyConfig):
     n_buffer: int = Field(3, ge=0, description="Unsafe spans are widened by this many samples on each side.")
 
     def guard(self, sun: Samples) -> SunGuard:
-        from .avoidance import SunGuard
+        from scheduler_server.observing.avoidance import SunGuard
 
         return SunGuard(sun, self.min_angle, self.min_sun_time, self.n_buffer * self.time_step)
 
     def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
         import numpy as np
 
-        from . import blocks
+        from scheduler_server.observing import blocks
 
         out: list[Scan] = []
         for scan in scans:
@@ -78,8 +78,8 @@ class SunAvoidance(PolicyConfig):
     def _box_unsafe(self, scan: Scan, ctx: Context) -> np.ndarray:
         import numpy as np
 
-        from . import blocks
-        from .geometry import wrap180
+        from scheduler_server.observing import blocks
+        from scheduler_server.observing.geometry import wrap180
 
         t, az, el = ctx.sun.window(scan.t0, scan.t1 + ctx.after_scan)
         d_az = np.abs(wrap180(scan.az - az)) - scan.throw
@@ -97,8 +97,8 @@ class MoonAvoidance(PolicyConfig):
     def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
         import numpy as np
 
-        from . import blocks
-        from .geometry import cos_distance_to_box
+        from scheduler_server.observing import blocks
+        from scheduler_server.observing.geometry import cos_distance_to_box
 
         limit = np.cos(np.radians(self.min_angle))
         out: list[Scan] = []
@@ -195,7 +195,7 @@ class MakeSourcePlan(PolicyConfig):
     max_obs_length: float = Field(6000.0, gt=0, description="Longest calibration scan, seconds.")
 
     def footprint(self) -> Footprint:
-        from .planets import Footprint
+        from scheduler_server.observing.planets import Footprint
 
         return Footprint(tuple((*s.bounds_x, *s.bounds_y) for s in self.specs), self.spec_shape)
 

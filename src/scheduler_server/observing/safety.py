@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import sky
-from .script_reader import Call, read_script
-from .telescope import TelescopeModel
+from scheduler_server.observing import sky
+from scheduler_server.observing.script_reader import Call, read_script
+from scheduler_server.observing.telescope import TelescopeModel
 
 # What each understood call may be given (sorunlib's signatures).
 SIGNATURES = {

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from .policies.base import Policy, PolicyConfig, ScheduleResult
-from .policies.registry import available_policies
+from scheduler_server.observing.policies.base import Policy, PolicyConfig, ScheduleResult
+from scheduler_server.observing.policies.registry import available_policies
 
 
 class ScheduleInputError(ValueError):

@@ -24,8 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import cache
-from .site import ATACAMA, Site  # noqa: F401  (ATACAMA re-exported)
+from scheduler_server.observing import cache
+from scheduler_server.observing.site import ATACAMA, Site  # noqa: F401  (ATACAMA re-exported)
 
 CHUNK_SECONDS = 16 * 86400
 STEP_SECONDS = 3600

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .avoidance import Box, SunGuard
-from .blocks import Scan, hhmm
-from .telescope import TelescopeModel
+from scheduler_server.observing.avoidance import Box, SunGuard
+from scheduler_server.observing.blocks import Scan, hhmm
+from scheduler_server.observing.telescope import TelescopeModel
 
 log = logging.getLogger(__name__)
 LEAVE_MARGIN_SECONDS = 60

@@ -20,9 +20,9 @@ import time
 
 from sqlalchemy import select
 
-from . import runner
-from .clouds.base import BackendError, InstanceGone, InstanceInfo
-from .models import LIVE_INSTANCE_STATES, AbandonedAttempt, Instance, Pipeline
+from scheduler_server.pipelines import runner
+from scheduler_server.pipelines.clouds.base import BackendError, InstanceGone, InstanceInfo
+from scheduler_server.pipelines.models import LIVE_INSTANCE_STATES, AbandonedAttempt, Instance, Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,13 @@ import logging
 import time
 from pathlib import Path
 
-from . import abandoned, runner
-from .clouds.base import BackendError, InstanceGone, InstanceUnreachable
-from .models import (
-    ACTIVE_STATES, BUSY, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline,
-)  # fmt: skip
-from .masked_logs import MaskedLog
-from .secrets import SecretError
-from .tasks import TASK_TYPES, PathError, resolve_in_folder
-from .tasks.environment import ForbiddenEnv
+from scheduler_server.pipelines import abandoned, runner
+from scheduler_server.pipelines.clouds.base import BackendError, InstanceGone, InstanceUnreachable
+from scheduler_server.pipelines.models import ACTIVE_STATES, BUSY, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline  # fmt: skip
+from scheduler_server.pipelines.masked_logs import MaskedLog
+from scheduler_server.pipelines.secrets import SecretError
+from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, resolve_in_folder
+from scheduler_server.pipelines.tasks.environment import ForbiddenEnv
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from typing import Callable, Hashable
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from .models import BOOTING, BUSY, DELETING, IDLE, PROVISIONING, QUEUED, RUNNING, STAGING, Instance, Pipeline
-from .runner import job_dir
-from .store import new_holder_id
-from .store_errors import StoreUnavailable
+from scheduler_server.pipelines.models import BOOTING, BUSY, DELETING, IDLE, PROVISIONING, QUEUED, RUNNING, STAGING, Instance, Pipeline
+from scheduler_server.pipelines.runner import job_dir
+from scheduler_server.pipelines.store import new_holder_id
+from scheduler_server.pipelines.store_errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

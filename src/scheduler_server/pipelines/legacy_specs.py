@@ -13,8 +13,8 @@ import logging
 
 from sqlalchemy import select, update
 
-from .models import Pipeline
-from .secrets import MASK, SecretBox, SecretError
+from scheduler_server.pipelines.models import Pipeline
+from scheduler_server.pipelines.secrets import MASK, SecretBox, SecretError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from .stream_mask import StreamMasker
+from scheduler_server.pipelines.stream_mask import StreamMasker
 
 #: Raw bytes read from the instance at a time.
 CHUNK = 1 << 20

@@ -14,9 +14,9 @@ import uuid
 
 from sqlalchemy import select
 
-from .clouds.base import BackendError, CloudBackend, InstanceInfo, NoCapacity
-from .models import BOOTING, BROKEN, BUSY, DELETED, DELETING, IDLE, LIVE_INSTANCE_STATES, Instance
-from .store import Store
+from scheduler_server.pipelines.clouds.base import BackendError, CloudBackend, InstanceInfo, NoCapacity
+from scheduler_server.pipelines.models import BOOTING, BROKEN, BUSY, DELETED, DELETING, IDLE, LIVE_INSTANCE_STATES, Instance
+from scheduler_server.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .clouds.base import Executor, InstanceUnreachable, JobFile
-from .tasks import SECRET, Command
-from .tasks.environment import NAME as ENV_NAME
+from scheduler_server.pipelines.clouds.base import Executor, InstanceUnreachable, JobFile
+from scheduler_server.pipelines.tasks import SECRET, Command
+from scheduler_server.pipelines.tasks.environment import NAME as ENV_NAME
 
 log = logging.getLogger(__name__)
 

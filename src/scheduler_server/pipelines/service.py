@@ -18,23 +18,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import Settings, load_settings
-from ..startup_error import StartupError
-from ..validation_text import field_and_problem
-from .attempts import Attempts
-from .clouds.base import BackendError, InstanceInfo, create_backend
-from .dispatcher import Dispatcher
-from .models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
-from .pool import Pool
-from . import legacy_specs
-from .masked_logs import MaskedLog
-from .migrations import SchemaError
-from .secrets import SecretBox, SecretError
-from .store import Store, default_url
-from .store_errors import StoreUnavailable
-from .tasks import TASK_TYPES, PathError, environment, resolve_in_folder
-from .timetest import TimetestCsv
-from . import runner
+from scheduler_server.config import Settings, load_settings
+from scheduler_server.startup_error import StartupError
+from scheduler_server.validation_text import field_and_problem
+from scheduler_server.pipelines.attempts import Attempts
+from scheduler_server.pipelines.clouds.base import BackendError, InstanceInfo, create_backend
+from scheduler_server.pipelines.dispatcher import Dispatcher
+from scheduler_server.pipelines.models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
+from scheduler_server.pipelines.pool import Pool
+from scheduler_server.pipelines import legacy_specs
+from scheduler_server.pipelines.masked_logs import MaskedLog
+from scheduler_server.pipelines.migrations import SchemaError
+from scheduler_server.pipelines.secrets import SecretBox, SecretError
+from scheduler_server.pipelines.store import Store, default_url
+from scheduler_server.pipelines.store_errors import StoreUnavailable
+from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, environment, resolve_in_folder
+from scheduler_server.pipelines.timetest import TimetestCsv
+from scheduler_server.pipelines import runner
 
 log = logging.getLogger(__name__)
 

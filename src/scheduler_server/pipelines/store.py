@@ -31,10 +31,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import migrations
-from .models import ACTIVE_STATES, QUEUED, Lease, Meta, Pipeline
-from .store_errors import StoreUnavailable, unavailable_reason
-from .store_health import WriteHealth
+from scheduler_server.pipelines import migrations
+from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED, Lease, Meta, Pipeline
+from scheduler_server.pipelines.store_errors import StoreUnavailable, unavailable_reason
+from scheduler_server.pipelines.store_health import WriteHealth
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable
 
-from .store_errors import StoreUnavailable
+from scheduler_server.pipelines.store_errors import StoreUnavailable
 
 #: A successful write this recent means the database takes writes.
 FRESH_SECONDS = 5.0

@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
-from .models import Pipeline
+from scheduler_server.pipelines.models import Pipeline
 
 log = logging.getLogger(__name__)
 

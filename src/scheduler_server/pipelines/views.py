@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from .models import Instance, Pipeline
-from .secrets import MASK
+from scheduler_server.pipelines.models import Instance, Pipeline
+from scheduler_server.pipelines.secrets import MASK
 
 
 def iso(t: float | None) -> str | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from .errors import status_style
-from .json_body import BodyError
-from .openapi import unknown_query_parameter
+from scheduler_server.web.errors import status_style
+from scheduler_server.web.json_body import BodyError
+from scheduler_server.web.openapi import unknown_query_parameter
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import docs, health, pipelines_api, pipelines_common, pipelines_seed, schedule
+    from scheduler_server.web import docs, health, pipelines_api, pipelines_common, pipelines_seed, schedule
 
     for module in (health, schedule, docs, pipelines_seed, pipelines_api):
         app.register_blueprint(module.bp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
-from .openapi import spec
+from scheduler_server.web.openapi import spec
 
 bp = Blueprint("docs", __name__, url_prefix="/api/v1")
 

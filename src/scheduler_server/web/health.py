@@ -10,9 +10,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel
 
-from .. import __version__
-from .errors import unavailable
-from .openapi import spec
+from scheduler_server import __version__
+from scheduler_server.web.errors import unavailable
+from scheduler_server.web.openapi import spec
 
 bp = Blueprint("health", __name__)
 

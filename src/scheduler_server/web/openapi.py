@@ -12,7 +12,7 @@ from typing import Any, Callable
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .. import __version__
+from scheduler_server import __version__
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 

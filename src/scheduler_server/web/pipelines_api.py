@@ -9,19 +9,16 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from ..pipelines.service import PipelineError
-from ..pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
-from ..validation_text import field_and_problem
-from ..pipelines.views import instance_view, pipeline_view
-from . import pipelines_common as common
-from .auth import AuthError
-from .errors import ApiError, status_style
-from .integers import ID_RANGE, IntegerError, parse_int
-from .openapi import spec
-from .pipelines_models import (
-    MAX_SUBMISSION, Deleted, ErrorOut, InstanceList, LogChunk, LogsQuery, PipelineListQuery, PipelineOut, PipelinePage,
-    PipelineSubmission, SubmitAnswer, TokenQuery,
-)  # fmt: skip
+from scheduler_server.pipelines.service import PipelineError
+from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
+from scheduler_server.validation_text import field_and_problem
+from scheduler_server.pipelines.views import instance_view, pipeline_view
+from scheduler_server.web import pipelines_common as common
+from scheduler_server.web.auth import AuthError
+from scheduler_server.web.errors import ApiError, status_style
+from scheduler_server.web.integers import ID_RANGE, IntegerError, parse_int
+from scheduler_server.web.openapi import spec
+from scheduler_server.web.pipelines_models import MAX_SUBMISSION, Deleted, ErrorOut, InstanceList, LogChunk, LogsQuery, PipelineListQuery, PipelineOut, PipelinePage, PipelineSubmission, SubmitAnswer, TokenQuery  # fmt: skip
 
 bp = Blueprint("pipelines_api", __name__, url_prefix="/api/v1")
 bp.before_request(common.guard)

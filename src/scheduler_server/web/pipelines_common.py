@@ -13,14 +13,14 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
-from ..config import ConfigError
-from ..pipelines.clouds.base import BackendConfigError
-from ..pipelines.secrets import SecretError
-from ..pipelines.service import PipelineService
-from .auth import TokenAuth, warn_if_open
-from .integers import INT32_MAX
-from .json_body import BodyError, json_body
-from .openapi import spec
+from scheduler_server.config import ConfigError
+from scheduler_server.pipelines.clouds.base import BackendConfigError
+from scheduler_server.pipelines.secrets import SecretError
+from scheduler_server.pipelines.service import PipelineService
+from scheduler_server.web.auth import TokenAuth, warn_if_open
+from scheduler_server.web.integers import INT32_MAX
+from scheduler_server.web.json_body import BodyError, json_body
+from scheduler_server.web.openapi import spec
 
 __all__ = ["BodyError", "json_body", "parse_ids", "service", "guard", "install", "start_pipelines"]
 

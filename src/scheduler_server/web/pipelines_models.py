@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
-from ..pipelines.models import PIPELINE_STATES
-from ..pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
-from ..pipelines.tasks.script import ScriptRequest
-from ..pipelines.tasks.xnat import XnatRequest
-from .integers import BYTE_OFFSET_MAX, INT32_MAX, QueryInt
-from .patterns import matching
+from scheduler_server.pipelines.models import PIPELINE_STATES
+from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
+from scheduler_server.pipelines.tasks.script import ScriptRequest
+from scheduler_server.pipelines.tasks.xnat import XnatRequest
+from scheduler_server.web.integers import BYTE_OFFSET_MAX, INT32_MAX, QueryInt
+from scheduler_server.web.patterns import matching
 
 PipelineRequest = Union[XnatRequest, ScriptRequest]
 #: Most pipelines one request may submit (each is validated and inserted in the request).

@@ -12,19 +12,17 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..config import ConfigError
-from ..pipelines.clouds.base import BackendError
-from ..pipelines.models import ACTIVE_STATES, QUEUED
-from ..pipelines.service import PipelineError
-from ..pipelines.store_errors import StoreUnavailable
-from ..pipelines.views import instance_view, pipeline_view
-from . import pipelines_common as common
-from .auth import AuthError
-from .errors import request_id, unavailable
-from .openapi import spec
-from .pipelines_models import (
-    MAX_SUBMISSION, DeleteInstancesQuery, PipelineIdQuery, PipelineIds, PipelineSubmission, SeedAnswer, TokenQuery,
-)  # fmt: skip
+from scheduler_server.config import ConfigError
+from scheduler_server.pipelines.clouds.base import BackendError
+from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED
+from scheduler_server.pipelines.service import PipelineError
+from scheduler_server.pipelines.store_errors import StoreUnavailable
+from scheduler_server.pipelines.views import instance_view, pipeline_view
+from scheduler_server.web import pipelines_common as common
+from scheduler_server.web.auth import AuthError
+from scheduler_server.web.errors import request_id, unavailable
+from scheduler_server.web.openapi import spec
+from scheduler_server.web.pipelines_models import MAX_SUBMISSION, DeleteInstancesQuery, PipelineIdQuery, PipelineIds, PipelineSubmission, SeedAnswer, TokenQuery  # fmt: skip
 
 log = logging.getLogger("scheduler_server.web")
 

@@ -9,14 +9,14 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
-from ..observing.policies.registry import available_policies
-from ..observing.service import PolicyRequest, ScheduleInputError, presets_of, run_schedule
-from ..observing.policies.base import PolicyFailure
-from ..observing.timeparse import ACCEPTED_FORMATS, parse_time
-from ..validation_text import field_and_problem
-from .errors import ApiError
-from .json_body import BodyError, parse_json, read_body
-from .openapi import spec
+from scheduler_server.observing.policies.registry import available_policies
+from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, presets_of, run_schedule
+from scheduler_server.observing.policies.base import PolicyFailure
+from scheduler_server.observing.timeparse import ACCEPTED_FORMATS, parse_time
+from scheduler_server.validation_text import field_and_problem
+from scheduler_server.web.errors import ApiError
+from scheduler_server.web.json_body import BodyError, parse_json, read_body
+from scheduler_server.web.openapi import spec
 
 bp = Blueprint("schedule", __name__, url_prefix="/api/v1")
 

@@ -20,9 +20,9 @@ import logging
 import math
 from datetime import datetime
 
-from ..service import ScheduleInputError
-from .base import Policy, PolicyFailure, ScheduleResult
-from .basic_config import PRESETS, BasicConfig
+from scheduler_server.observing.service import ScheduleInputError
+from scheduler_server.observing.policies.base import Policy, PolicyFailure, ScheduleResult
+from scheduler_server.observing.policies.basic_config import PRESETS, BasicConfig
 
 log = logging.getLogger(__name__)
 SITE_TOLERANCE_DEG = 0.01
@@ -43,11 +43,11 @@ class BasicPolicy(Policy):
     presets = PRESETS
 
     def schedule(self, t0: datetime, t1: datetime, config: BasicConfig) -> ScheduleResult:
-        from .. import commands, safety
-        from ..blocks import CALIBRATION
-        from ..rules import Context
-        from ..sky import Samples
-        from ..slews import SlewPlanner
+        from scheduler_server.observing import commands, safety
+        from scheduler_server.observing.blocks import CALIBRATION
+        from scheduler_server.observing.rules import Context
+        from scheduler_server.observing.sky import Samples
+        from scheduler_server.observing.slews import SlewPlanner
 
         a, b = int(math.floor(t0.timestamp())), int(math.ceil(t1.timestamp()))
         _within_ephemeris(t0, t1)
@@ -81,9 +81,9 @@ class BasicPolicy(Policy):
         return ScheduleResult(commands=text, blocks=[scan.to_block() for scan, _ in plan.kept])
 
     def _master(self, config: BasicConfig, site, a: int, b: int):
-        from ..blocks import MASTER, Scan, hhmm
-        from ..master import MasterScheduleError, read
-        from ..master_generate import generate
+        from scheduler_server.observing.blocks import MASTER, Scan, hhmm
+        from scheduler_server.observing.master import MasterScheduleError, read
+        from scheduler_server.observing.master_generate import generate
 
         if config.master_schedule is None:
             schedule = generate(a, b, config.master_generator, site)
@@ -112,7 +112,7 @@ class BasicPolicy(Policy):
         return scans
 
     def _calibration(self, config: BasicConfig, site, a: int, b: int, ctx):
-        from .. import planets
+        from scheduler_server.observing import planets
 
         rules = config.rules
         footprint = rules.make_source_plan.footprint()
@@ -172,7 +172,7 @@ class BasicPolicy(Policy):
 def _within_ephemeris(t0: datetime, t1: datetime) -> None:
     from datetime import timezone
 
-    from ..sky import COVERED
+    from scheduler_server.observing.sky import COVERED
 
     first, last = (datetime.fromisoformat(d).replace(tzinfo=timezone.utc) for d in COVERED)
     if t0 < first:
@@ -186,7 +186,7 @@ def _cut(scan, t0: float, t1: float, reason: str):
         return [scan]
     import numpy as np
 
-    from ..blocks import cut_scan
+    from scheduler_server.observing.blocks import cut_scan
 
     return cut_scan(scan, np.array([[int(t0), int(np.ceil(t1))]]), reason)
 

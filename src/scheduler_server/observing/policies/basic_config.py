@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ..patches import GeneratorConfig, SiteConfig
-from ..rules import AltRange, DayMod, DriftMode, MakeSourcePlan, MakeSourceScan, MinDuration, MoonAvoidance, SunAvoidance
-from ..telescope import TelescopeModel
-from .base import PolicyConfig
+from scheduler_server.observing.patches import GeneratorConfig, SiteConfig
+from scheduler_server.observing.rules import AltRange, DayMod, DriftMode, MakeSourcePlan, MakeSourceScan, MinDuration, MoonAvoidance, SunAvoidance
+from scheduler_server.observing.telescope import TelescopeModel
+from scheduler_server.observing.policies.base import PolicyConfig
 
 Planet = Literal["mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"]
 _AS_WRITTEN = ConfigDict(serialize_by_alias=True)

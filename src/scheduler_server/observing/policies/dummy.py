@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import Field
 
-from .base import Block, Policy, PolicyConfig, ScheduleResult
+from scheduler_server.observing.policies.base import Block, Policy, PolicyConfig, ScheduleResult
 
 MAX_SLEEPS = 10
 

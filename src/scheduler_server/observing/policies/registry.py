@@ -15,7 +15,7 @@ import logging
 from functools import lru_cache
 from importlib.metadata import entry_points
 
-from .base import Policy
+from scheduler_server.observing.policies.base import Policy
 
 ENTRY_POINT_GROUP = "scheduler_server.policies"
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 if TYPE_CHECKING:
-    from ..settings import PipelineSettings
+    from scheduler_server.pipelines.settings import PipelineSettings
 
 log = logging.getLogger(__name__)
 

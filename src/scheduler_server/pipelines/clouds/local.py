@@ -19,8 +19,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .spare_shells import SpareShells
-from .base import TAG_KEY, CloudBackend, CommandResult, Executor, InstanceGone, InstanceInfo, InstanceUnreachable
+from scheduler_server.pipelines.clouds.spare_shells import SpareShells
+from scheduler_server.pipelines.clouds.base import TAG_KEY, CloudBackend, CommandResult, Executor, InstanceGone, InstanceInfo, InstanceUnreachable
 
 TAG_FILE = f".{TAG_KEY}"
 _KEEP_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "SHELL", "TMPDIR", "TZ")

@@ -26,13 +26,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .base import TAG_KEY, BackendConfigError, CloudBackend, InstanceGone, InstanceInfo, InstanceUnreachable, ProvisionError
-from .openstack_calls import CloudAPIError, call
-from .openstack_exec import OpenStackExecutor
-from .openstack_ips import FloatingIPs
-from .openstack_resolve import Resolved, resolve
-from .openstack_status import ServerStatusBoard
-from .urgent_first import UrgentFirst
+from scheduler_server.pipelines.clouds.base import TAG_KEY, BackendConfigError, CloudBackend, InstanceGone, InstanceInfo, InstanceUnreachable, ProvisionError
+from scheduler_server.pipelines.clouds.openstack_calls import CloudAPIError, call
+from scheduler_server.pipelines.clouds.openstack_exec import OpenStackExecutor
+from scheduler_server.pipelines.clouds.openstack_ips import FloatingIPs
+from scheduler_server.pipelines.clouds.openstack_resolve import Resolved, resolve
+from scheduler_server.pipelines.clouds.openstack_status import ServerStatusBoard
+from scheduler_server.pipelines.clouds.urgent_first import UrgentFirst
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class OpenStackBackend(CloudBackend):
     def connection(self):
         with self._lock:
             if self._conn is None:
-                from .openstack_auth import connect
+                from scheduler_server.pipelines.clouds.openstack_auth import connect
 
                 self._conn = connect(self.os)
             return self._conn

@@ -23,12 +23,12 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .base import BackendConfigError
+from scheduler_server.pipelines.clouds.base import BackendConfigError
 
 if TYPE_CHECKING:
     import openstack.connection
 
-    from ..settings import OpenStackSettings
+    from scheduler_server.pipelines.settings import OpenStackSettings
 
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")

@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as os_exceptions
 
-from .base import BackendError
+from scheduler_server.pipelines.clouds.base import BackendError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,8 +15,8 @@ import logging
 import posixpath
 from typing import Callable
 
-from .base import BackendError, InstanceGone, InstanceUnreachable
-from .ssh_exec import SSHExecutor
+from scheduler_server.pipelines.clouds.base import BackendError, InstanceGone, InstanceUnreachable
+from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 from openstack import exceptions as os_exceptions
 
-from .openstack_calls import CloudAPIError, call, describe
+from scheduler_server.pipelines.clouds.openstack_calls import CloudAPIError, call, describe
 
 log = logging.getLogger(__name__)
 DESCRIPTION_PREFIX = "scheduler-server "

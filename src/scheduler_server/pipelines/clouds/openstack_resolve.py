@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from openstack import exceptions as os_exceptions
 
-from .openstack_calls import CloudAPIError, call, describe
+from scheduler_server.pipelines.clouds.openstack_calls import CloudAPIError, call, describe
 
 if TYPE_CHECKING:
-    from ..settings import OpenStackSettings
+    from scheduler_server.pipelines.settings import OpenStackSettings
 
 
 @dataclass(frozen=True)

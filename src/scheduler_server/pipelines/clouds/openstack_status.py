@@ -16,7 +16,7 @@ from typing import Callable
 
 from openstack import exceptions as os_exceptions
 
-from .openstack_calls import CloudAPIError, call
+from scheduler_server.pipelines.clouds.openstack_calls import CloudAPIError, call
 
 
 @dataclass(frozen=True)

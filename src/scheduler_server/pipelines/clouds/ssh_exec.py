@@ -33,8 +33,8 @@ from pathlib import Path
 
 import paramiko
 
-from . import ssh_socket
-from .base import WAITING_LAUNCHER, CommandResult, Executor, InstanceUnreachable, JobFile, launch_result
+from scheduler_server.pipelines.clouds import ssh_socket
+from scheduler_server.pipelines.clouds.base import WAITING_LAUNCHER, CommandResult, Executor, InstanceUnreachable, JobFile, launch_result
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timezone
 
-from .base import BackendConfigError, CloudBackend, Executor, InstanceGone, InstanceInfo, NoCapacity
-from .ssh_exec import SSHExecutor
+from scheduler_server.pipelines.clouds.base import BackendConfigError, CloudBackend, Executor, InstanceGone, InstanceInfo, NoCapacity
+from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
 
 
 def slot_id(address: str, port: int, slot: int) -> str:

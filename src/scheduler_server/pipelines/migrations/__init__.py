@@ -9,6 +9,6 @@ fails until the migrated schema equals the models').
 ``upgrade.prepare`` runs at every start, under ``schema_lock``.
 """
 
-from .upgrade import BASELINE_REVISION, SchemaError, current, head, is_known, prepare, upgrade
+from scheduler_server.pipelines.migrations.upgrade import BASELINE_REVISION, SchemaError, current, head, is_known, prepare, upgrade
 
 __all__ = ["BASELINE_REVISION", "SchemaError", "current", "head", "is_known", "prepare", "upgrade"]

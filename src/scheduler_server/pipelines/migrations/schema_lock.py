@@ -18,7 +18,7 @@ from typing import Iterator
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ..store_errors import StoreUnavailable, file_system_hint
+from scheduler_server.pipelines.store_errors import StoreUnavailable, file_system_hint
 
 #: The PostgreSQL advisory lock key of schema changes (any fixed 64-bit number, not ASSIGNMENT_LOCK).
 SCHEMA_LOCK = 0x5C4E3A01

@@ -32,9 +32,9 @@ from sqlalchemy.engine import Connection, Engine, make_url  # noqa: E402
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from ..store_errors import StoreUnavailable, database_name, unavailable_reason  # noqa: E402
-from .baseline_check import BASELINE, UnrecognisedSchema, unversioned_state  # noqa: E402
-from .schema_lock import advisory_lock, file_lock, lock_file_of  # noqa: E402
+from scheduler_server.pipelines.store_errors import StoreUnavailable, database_name, unavailable_reason  # noqa: E402
+from scheduler_server.pipelines.migrations.baseline_check import BASELINE, UnrecognisedSchema, unversioned_state  # noqa: E402
+from scheduler_server.pipelines.migrations.schema_lock import advisory_lock, file_lock, lock_file_of  # noqa: E402
 
 log = logging.getLogger(__name__)
 

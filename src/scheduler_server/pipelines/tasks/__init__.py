@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import SECRET, Command, PathError, TaskRequest, TaskType, resolve_in_folder
-from .script import ScriptTask
-from .xnat import XnatTask
+from scheduler_server.pipelines.tasks.base import SECRET, Command, PathError, TaskRequest, TaskType, resolve_in_folder
+from scheduler_server.pipelines.tasks.script import ScriptTask
+from scheduler_server.pipelines.tasks.xnat import XnatTask
 
 TASK_TYPES: dict[str, TaskType] = {task.name: task for task in (XnatTask(), ScriptTask())}
 

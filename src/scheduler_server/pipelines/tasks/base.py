@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from . import environment
+from scheduler_server.pipelines.tasks import environment
 
 
 class _Secret:

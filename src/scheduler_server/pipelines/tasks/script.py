@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import PLAIN_TEXT_SCHEMA, Command, TaskRequest, TaskType, plain_text
+from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, Command, TaskRequest, TaskType, plain_text
 
 
 class ScriptRequest(TaskRequest):

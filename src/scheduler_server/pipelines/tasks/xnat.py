@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from ..secrets import MASK
-from .base import PLAIN_TEXT_SCHEMA, SECRET, Command, TaskRequest, TaskType, plain_text
+from scheduler_server.pipelines.secrets import MASK
+from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, SECRET, Command, TaskRequest, TaskType, plain_text
 
 # Integers within 64 bits: the body parser refuses longer literals (web/json_body.py).
 _OptionInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
