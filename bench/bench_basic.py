@@ -68,10 +68,10 @@ def fresh(length: timedelta, env: dict, runs: int = 3) -> tuple[float, float]:
 
 
 def year(env: dict) -> None:
-    from scheduler_server.observing import safety
-    from scheduler_server.observing.policies.basic import BasicPolicy
+    from scheduler_server.observing.safety import checker as safety
+    from scheduler_server.observing.policies.basic.policy import BasicPolicy
     from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
-    from scheduler_server.observing.sky import ATACAMA
+    from scheduler_server.observing.sky.ephemerides import ATACAMA
 
     config = build_config("basic", BasicPolicy(), {})
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 from devtools.sshd import SSHServer, generate_keypair  # noqa: E402
-from scheduler_server.pipelines.clouds import ssh_socket  # noqa: E402
+from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket# noqa: E402
 
 
 def reach(server: SSHServer, key: Path, tuned: bool) -> tuple[float, float]:

@@ -42,7 +42,7 @@ def _app_from_environment() -> Flask:
     Starting it here, not on the first pipeline request, means queued and running
     pipelines are recovered as soon as the service is back after a crash.
     """
-    from scheduler_server.web.pipelines_common import start_pipelines
+    from scheduler_server.web.pipelines.lifecycle import start_pipelines
 
     try:
         app = create_app()

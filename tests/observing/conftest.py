@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scheduler_server.observing.cache import ENV_CACHE_DIR
-from scheduler_server.observing.sky import ATACAMA, Samples
+from scheduler_server.observing.sky.cache import ENV_CACHE_DIR
+from scheduler_server.observing.sky.ephemerides import ATACAMA, Samples
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scheduler_server.observing.avoidance import SunGuard
-from scheduler_server.observing.sky import ATACAMA, Samples
+from scheduler_server.observing.policies.basic.avoidance import SunGuard
+from scheduler_server.observing.sky.ephemerides import ATACAMA, Samples
 from tests.observing.conftest import constructed_sky
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from scheduler_server.observing import cache
+from scheduler_server.observing.sky import cache
 
 
 def test_prune_keeps_the_most_recently_written_entries(tmp_path, monkeypatch):
@@ -25,9 +25,9 @@ def test_prune_keeps_the_most_recently_written_entries(tmp_path, monkeypatch):
 def test_requests_with_ever_new_generator_configs_do_not_grow_the_cache_without_bound(tmp_path, monkeypatch):
     from datetime import datetime, timezone
 
-    from scheduler_server.observing import master_generate
-    from scheduler_server.observing.patches import GeneratorConfig
-    from scheduler_server.observing.sky import ATACAMA
+    from scheduler_server.observing.master import generate as master_generate
+    from scheduler_server.observing.master.patches import GeneratorConfig
+    from scheduler_server.observing.sky.ephemerides import ATACAMA
 
     monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path))
     monkeypatch.setattr(master_generate, "CACHED_SPECS", 2)

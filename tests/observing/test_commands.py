@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from scheduler_server.observing import commands
-from scheduler_server.observing.blocks import Scan
+from scheduler_server.observing.policies.basic import script as commands
+from scheduler_server.observing.policies.basic.blocks import Scan
 from scheduler_server.observing.service import PolicyRequest, run_schedule
-from scheduler_server.observing.slews import Move, Route, Wait
+from scheduler_server.observing.policies.basic.slews import Move, Route, Wait
 
 # sorunlib's API, from its source (sorunlib/__init__.py, commands.py, acu.py, seq.py,
 # smurf.py): every parameter in order, and how many are required. Kept here, apart

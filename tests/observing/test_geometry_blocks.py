@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scheduler_server.observing import blocks
-from scheduler_server.observing.blocks import Scan
-from scheduler_server.observing.geometry import angular_distance, azimuth_gap, cos_distance_to_box, cos_distance_to_box_at, distance_to_box
+from scheduler_server.observing.policies.basic import blocks
+from scheduler_server.observing.policies.basic.blocks import Scan
+from scheduler_server.observing.sky.geometry import angular_distance, azimuth_gap, cos_distance_to_box, cos_distance_to_box_at, distance_to_box
 
 
 def test_distance_to_a_point_is_the_great_circle_distance():

@@ -7,10 +7,16 @@ import subprocess
 import numpy as np
 import pytest
 
-from scheduler_server.observing import cache, master, master_generate, master_store
-from scheduler_server.observing.geometry import distance_to_box
-from scheduler_server.observing.patches import GeneratorConfig, Patch, load_patches_file
-from scheduler_server.observing.sky import ATACAMA, altaz
+from scheduler_server.observing.sky import cache
+
+from scheduler_server.observing.master import toast as master
+
+from scheduler_server.observing.master import generate as master_generate
+
+from scheduler_server.observing.master import shipped as master_store
+from scheduler_server.observing.sky.geometry import distance_to_box
+from scheduler_server.observing.master.patches import GeneratorConfig, Patch, load_patches_file
+from scheduler_server.observing.sky.ephemerides import ATACAMA, altaz
 from tests.conftest import SHARED
 from tests.observing.conftest import CLI, utc
 
@@ -161,7 +167,7 @@ def test_archives_give_back_exactly_the_scans_stored():
 def test_the_default_months_are_shipped_and_match_a_fresh_generation():
     key = master_generate.spec_key(GeneratorConfig(), ATACAMA)
     labels = sorted(p.stem for p in (master_store.SHIPPED / key).glob("*.npz"))
-    assert labels[0] <= "2024-03" and labels[-1] >= "2027-12", "regenerate: python -m scheduler_server.observing.master_store 2024-01 2027-12"
+    assert labels[0] <= "2024-03" and labels[-1] >= "2027-12", "regenerate: python -m scheduler_server.observing.master.shipped 2024-01 2027-12"
     for label in ("2025-06",):  # a sample: a month takes about a second to make
         m0 = int(np.datetime64(f"{label}-01T00:00:00").astype(int))
         m1 = int((np.datetime64(label, "M") + 1).astype("datetime64[s]").astype(int))

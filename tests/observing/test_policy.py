@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from scheduler_server.observing import safety
+from scheduler_server.observing.safety import checker as safety
 from scheduler_server.observing.policies.base import PolicyFailure
-from scheduler_server.observing.policies.basic import BasicPolicy
+from scheduler_server.observing.policies.basic.policy import BasicPolicy
 from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, build_config, run_schedule
-from scheduler_server.observing.sky import ATACAMA
+from scheduler_server.observing.sky.ephemerides import ATACAMA
 from tests.conftest import SHARED
 from tests.observing.conftest import CLI
 
@@ -77,8 +77,8 @@ def test_day_mod_skips_calibration_on_the_other_days():
 
 def test_the_policy_refuses_a_schedule_the_checker_finds_unsafe(monkeypatch):
     """With the planner's and the rules' sun test disabled, only the checker is left to notice."""
-    from scheduler_server.observing import avoidance
-    from scheduler_server.observing.blocks import empty
+    from scheduler_server.observing.policies.basic import avoidance
+    from scheduler_server.observing.policies.basic.blocks import empty
 
     monkeypatch.setattr(avoidance.SunGuard, "safe", lambda self, *a, **k: True)
     monkeypatch.setattr(avoidance.SunGuard, "unsafe", lambda self, *a, **k: empty())

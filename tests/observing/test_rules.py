@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from scheduler_server.observing import planets
-from scheduler_server.observing.blocks import CALIBRATION, MASTER, Scan
-from scheduler_server.observing.planets import Footprint, Window
-from scheduler_server.observing.rules import AltRange, Context, DayMod, DriftMode, MinDuration, MoonAvoidance, SunAvoidance
-from scheduler_server.observing.sky import ATACAMA
+from scheduler_server.observing.policies.basic import planets
+from scheduler_server.observing.policies.basic.blocks import CALIBRATION, MASTER, Scan
+from scheduler_server.observing.policies.basic.planets import Footprint, Window
+from scheduler_server.observing.policies.basic.rules import AltRange, Context, DayMod, DriftMode, MinDuration, MoonAvoidance, SunAvoidance
+from scheduler_server.observing.sky.ephemerides import ATACAMA
 from tests.observing.conftest import constructed_sky, utc
 
 T0 = utc(2024, 6, 1)

@@ -7,9 +7,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from scheduler_server.observing import safety, sky
-from scheduler_server.observing.blocks import iso
-from scheduler_server.observing.sky import ATACAMA
+from scheduler_server.observing.safety import checker as safety
+
+from scheduler_server.observing.sky import ephemerides as sky
+from scheduler_server.observing.policies.basic.blocks import iso
+from scheduler_server.observing.sky.ephemerides import ATACAMA
 from scheduler_server.observing.telescope import TelescopeModel
 from tests.observing.conftest import CLI, utc
 
@@ -112,7 +114,7 @@ def test_check_script_command_exit_codes(tmp_path):
 
 
 def test_the_fast_reader_and_the_syntax_tree_agree():
-    from scheduler_server.observing.script_reader import _read_ast, _read_simple, read_script
+    from scheduler_server.observing.safety.script_reader import _read_ast, _read_simple, read_script
     from scheduler_server.observing.service import PolicyRequest, run_schedule
     from datetime import datetime, timezone
 
@@ -142,7 +144,7 @@ def test_the_checkers_box_distance_is_the_minimum_over_a_dense_sample_of_the_box
 
 
 def test_the_checker_reads_sun_positions_off_the_grid_and_between_and_beyond_it():
-    from scheduler_server.observing.geometry import angular_distance
+    from scheduler_server.observing.sky.geometry import angular_distance
 
     start = NOON - 6 * 3600
     sun = sky.Samples("sun", ATACAMA, start, start + 86400, 10)

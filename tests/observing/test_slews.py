@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from scheduler_server.observing import commands, safety
-from scheduler_server.observing.blocks import Scan
-from scheduler_server.observing.rules import SunAvoidance
-from scheduler_server.observing.sky import ATACAMA
-from scheduler_server.observing.slews import Move, SlewPlanner, Wait
+from scheduler_server.observing.policies.basic import script as commands
+
+from scheduler_server.observing.safety import checker as safety
+from scheduler_server.observing.policies.basic.blocks import Scan
+from scheduler_server.observing.policies.basic.rules import SunAvoidance
+from scheduler_server.observing.sky.ephemerides import ATACAMA
+from scheduler_server.observing.policies.basic.slews import Move, SlewPlanner, Wait
 from scheduler_server.observing.telescope import TelescopeModel
 from tests.observing.conftest import constructed_sky, utc
 

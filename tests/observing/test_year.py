@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from scheduler_server.observing import safety
-from scheduler_server.observing.policies.basic import BasicPolicy
+from scheduler_server.observing.safety import checker as safety
+from scheduler_server.observing.policies.basic.policy import BasicPolicy
 from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
-from scheduler_server.observing.sky import ATACAMA
+from scheduler_server.observing.sky.ephemerides import ATACAMA
 
 
 def test_a_year_of_daily_schedules_has_no_violation():

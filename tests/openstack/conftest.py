@@ -11,7 +11,7 @@ import yaml
 
 from devtools.openstack_sim import SimConfig, Simulator
 from devtools.sshd import generate_keypair
-from scheduler_server.pipelines.clouds.base import create_backend
+from scheduler_server.pipelines.clouds.backend import create_backend
 from scheduler_server.pipelines.settings import PipelineSettings
 from tests.waiting import wait_until
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from devtools.openstack_sim import parse_rule
-from scheduler_server.pipelines.clouds.base import TAG_KEY, BackendConfigError, InstanceGone, ProvisionError
+from scheduler_server.pipelines.clouds.backend import TAG_KEY, BackendConfigError, InstanceGone, ProvisionError
 
 from .conftest import KEYPAIR, assert_nothing_left, leftovers, wait_for
 
@@ -220,8 +220,8 @@ def test_a_failed_write_after_provision_frees_the_slot_and_the_server(sim, make_
     from sqlalchemy.exc import OperationalError
 
     from scheduler_server.pipelines.models import BROKEN
-    from scheduler_server.pipelines.pool import Pool
-    from scheduler_server.pipelines.store import Store
+    from scheduler_server.pipelines.scheduling.pool import Pool
+    from scheduler_server.pipelines.storage.store import Store
 
     backend = make_backend(max_parallel_provisioning=1)
     store = Store(f"sqlite:///{tmp_path / 'pool.sqlite'}")
@@ -249,8 +249,8 @@ def test_a_failed_write_after_provision_frees_the_slot_and_the_server(sim, make_
 def test_spares_wait_for_an_awaited_servers_first_launch_and_the_pool_says_who_waits(sim, make_backend, tmp_path):
     """A server a pipeline waits for keeps spares from connecting until its first job is launched
     (they would slow that launch down), and ``Pool.boot`` names the pipeline that can start now."""
-    from scheduler_server.pipelines.pool import Pool
-    from scheduler_server.pipelines.store import Store
+    from scheduler_server.pipelines.scheduling.pool import Pool
+    from scheduler_server.pipelines.storage.store import Store
 
     backend = make_backend()
     store = Store(f"sqlite:///{tmp_path / 'pool.sqlite'}")

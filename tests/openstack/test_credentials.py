@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from scheduler_server.pipelines.clouds.base import BackendConfigError
-from scheduler_server.pipelines.clouds.openstack_auth import connect, connection_source, read_openrc
+from scheduler_server.pipelines.clouds.backend import BackendConfigError
+from scheduler_server.pipelines.clouds.openstack.auth import connect, connection_source, read_openrc
 from scheduler_server.pipelines.settings import OpenStackSettings
 
 HORIZON_OPENRC = """#!/usr/bin/env bash

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from devtools.openstack_sim.process import SimProcess
-from scheduler_server.pipelines.clouds.base import TAG_KEY
+from scheduler_server.pipelines.clouds.backend import TAG_KEY
 
 from .conftest import wait_for
 from .harness import KEYPAIR, Service, markers, seed_config

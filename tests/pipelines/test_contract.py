@@ -217,7 +217,7 @@ def test_local_jobs_do_not_inherit_the_services_settings(make_service, scripts, 
 def test_run_script_refuses_to_start_without_its_stdin_line(tmp_path):
     import subprocess
 
-    from scheduler_server.pipelines.runner import render_run_script
+    from scheduler_server.pipelines.jobdir import render_run_script
     from scheduler_server.pipelines.tasks import Command
 
     (tmp_path / "s.sh").write_text("touch RAN\n")

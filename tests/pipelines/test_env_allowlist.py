@@ -131,7 +131,7 @@ def test_a_stored_spec_with_a_name_now_forbidden_fails_without_running(make_serv
 
 
 def test_run_script_refuses_a_name_that_is_not_one():
-    from scheduler_server.pipelines.runner import render_run_script
+    from scheduler_server.pipelines.jobdir import render_run_script
     from scheduler_server.pipelines.tasks import Command
 
     with pytest.raises(ValueError):

@@ -180,8 +180,8 @@ def test_a_cancel_that_cannot_reach_the_host_stops_the_job_when_the_host_answers
 def test_a_launch_cut_inside_the_secret_starts_nothing(sshd, key, tmp_path):
     """The launcher's stdin ends before the secret line does (the connection went mid-message): the
     job must not run with part of a password; its directory then says "lost", not "running"."""
-    from scheduler_server.pipelines import runner
-    from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
+    from scheduler_server.pipelines import jobdir as runner
+    from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor
 
     job = tmp_path / "job"
     job.mkdir()

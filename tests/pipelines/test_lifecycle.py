@@ -111,7 +111,7 @@ def test_infrastructure_failures_stop_after_max_attempts(make_service, monkeypat
 
     def broken(name):
         calls.append(name)
-        from scheduler_server.pipelines.clouds.base import ProvisionError
+        from scheduler_server.pipelines.clouds.backend import ProvisionError
 
         raise ProvisionError("quota exceeded")
 

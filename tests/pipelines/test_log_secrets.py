@@ -9,8 +9,8 @@ import random
 import pytest
 import requests
 
-from scheduler_server.pipelines.secrets import MASK
-from scheduler_server.pipelines.stream_mask import StreamMasker
+from scheduler_server.pipelines.storage.secrets import MASK
+from scheduler_server.pipelines.logs.stream_mask import StreamMasker
 
 from .backend_servers import serve
 from .conftest import wait_until, xnat
@@ -124,7 +124,7 @@ def test_masking_prefers_the_longest_secret_and_waits_for_it():
 
 
 def test_the_kept_copy_reads_only_new_output_survives_a_torn_append_and_serves_old_logs_as_they_are(tmp_path):
-    from scheduler_server.pipelines.masked_logs import MaskedLog
+    from scheduler_server.pipelines.logs.kept import MaskedLog
 
     raw = bytearray(b"one " + PW.encode()[:4])
     asked: list[int] = []
@@ -151,7 +151,7 @@ def test_the_kept_copy_reads_only_new_output_survives_a_torn_append_and_serves_o
 
 
 def test_a_live_log_read_before_the_job_wrote_anything_still_follows_it(tmp_path):
-    from scheduler_server.pipelines.masked_logs import MaskedLog
+    from scheduler_server.pipelines.logs.kept import MaskedLog
 
     raw = bytearray()
     log = MaskedLog(tmp_path, "stderr")
@@ -163,7 +163,7 @@ def test_a_live_log_read_before_the_job_wrote_anything_still_follows_it(tmp_path
 
 
 def test_a_password_begun_at_the_size_cap_ends_the_copy_instead_of_being_read_again_and_again(tmp_path, monkeypatch):
-    from scheduler_server.pipelines import masked_logs
+    from scheduler_server.pipelines.logs import kept as masked_logs
 
     monkeypatch.setattr(masked_logs, "MAX_RAW", 100)
     raw = b"a" * 97 + PW.encode()[:3] + PW.encode()[3:] + b" more output\n"  # the cap falls inside the password

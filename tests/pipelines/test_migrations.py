@@ -17,10 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import MetaData, create_engine, inspect, text
 
-from scheduler_server.pipelines import migrations
+from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.models import FINAL_STATES, Base, Instance
-from scheduler_server.pipelines.secrets import SecretBox
-from scheduler_server.pipelines.store import Store
+from scheduler_server.pipelines.storage.secrets import SecretBox
+from scheduler_server.pipelines.storage.store import Store
 
 from .conftest import wait_status
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
@@ -180,7 +180,7 @@ def test_a_sqlite_table_rebuild_on_the_migration_connection_keeps_the_history(ma
     import sqlalchemy as sa
     from alembic.operations import Operations
 
-    from scheduler_server.pipelines.migrations.upgrade import locked_connection
+    from scheduler_server.pipelines.storage.migrations.upgrade import locked_connection
 
     from .conftest import script, submit_ok
 
@@ -219,7 +219,7 @@ def test_migrations_do_not_import_the_application_models(tmp_path):
     url = f"sqlite:///{tmp_path / 'pipelines.sqlite'}"
     code = (
         "import sys\n"
-        "from scheduler_server.pipelines import migrations\n"
+        "from scheduler_server.pipelines.storage import migrations\n"
         f"print(migrations.prepare({url!r}))\n"
         "assert 'scheduler_server.pipelines.models' not in sys.modules, 'models imported'\n"
     )

@@ -72,7 +72,7 @@ def test_assignments_are_serialized_until_commit(postgres_url):
     (SQLite serializes all writers; PostgreSQL does not): the second waits for the first's commit."""
     import threading
 
-    from scheduler_server.pipelines.store import Store
+    from scheduler_server.pipelines.storage.store import Store
 
     store = Store(postgres_url)
     order: list[str] = []

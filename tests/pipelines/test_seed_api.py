@@ -6,7 +6,7 @@ import logging
 
 import yaml
 
-from scheduler_server.pipelines.clouds.base import TAG_KEY
+from scheduler_server.pipelines.clouds.backend import TAG_KEY
 
 from .conftest import wait_until, xnat
 

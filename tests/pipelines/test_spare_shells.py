@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_server.pipelines.clouds.local import LocalBackend, LocalExecutor
-from scheduler_server.pipelines.clouds.spare_shells import SpareShells
-from scheduler_server.pipelines.runner import render_run_script
+from scheduler_server.pipelines.clouds.local.backend import LocalBackend, LocalExecutor
+from scheduler_server.pipelines.clouds.local.spare_shells import SpareShells
+from scheduler_server.pipelines.jobdir import render_run_script
 from scheduler_server.pipelines.tasks import SECRET, Command
 
 from .conftest import wait_until

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from devtools.sshd import SSHD
-from scheduler_server.pipelines.clouds import ssh_socket
-from scheduler_server.pipelines.clouds.base import InstanceUnreachable
-from scheduler_server.pipelines.clouds.ssh_exec import SSHExecutor
+from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket
+from scheduler_server.pipelines.clouds.backend import InstanceUnreachable
+from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor
 from scheduler_server.pipelines.models import FINAL_STATES
 
 from .conftest import script, submit_ok, wait_status, wait_until, xnat
@@ -264,8 +264,8 @@ def test_a_job_that_ends_is_seen_at_once_not_at_the_next_poll(make_service, ssh_
 
 @pytest.mark.parametrize("inline_limit", [1 << 20, 0], ids=["with-the-launch", "over-sftp"])
 def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(sshd, key, tmp_path, monkeypatch, inline_limit):
-    from scheduler_server.pipelines.clouds import ssh_exec
-    from scheduler_server.pipelines.clouds.base import JobFile
+    from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
+    from scheduler_server.pipelines.clouds.backend import JobFile
 
     monkeypatch.setattr(ssh_exec, "INLINE_STAGING_MAX", inline_limit)
     job = tmp_path / "base" / "job 'x' $(id)"  # made by the launcher (or SFTP), any name
@@ -298,7 +298,7 @@ def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(s
 
 
 def test_a_job_whose_files_cannot_be_unpacked_fails_with_the_reason(sshd, key, tmp_path):
-    from scheduler_server.pipelines.clouds.base import JobFile
+    from scheduler_server.pipelines.clouds.backend import JobFile
 
     base = tmp_path / "base"
     base.mkdir()
@@ -316,8 +316,8 @@ def test_a_job_whose_files_cannot_be_unpacked_fails_with_the_reason(sshd, key, t
 
 def test_beyond_max_watched_a_job_is_launched_without_holding_a_session(sshd, key, tmp_path, monkeypatch):
     """Every watched job holds an SSH session until it ends; sshd allows only so many per connection."""
-    from scheduler_server.pipelines.clouds import ssh_exec
-    from scheduler_server.pipelines.clouds.base import JobFile
+    from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
+    from scheduler_server.pipelines.clouds.backend import JobFile
 
     monkeypatch.setattr(ssh_exec, "MAX_WATCHED", 1)
     executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)

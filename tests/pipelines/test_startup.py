@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from devtools.sshd import free_port
 
-from scheduler_server.pipelines import migrations
+from scheduler_server.pipelines.storage import migrations
 from scheduler_server.web.auth import OPEN_WARNING
 
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
@@ -26,7 +26,7 @@ from .server import BIN, clean_env
 OPENER = textwrap.dedent(
     """
     import sys, time
-    from scheduler_server.pipelines.store import Store
+    from scheduler_server.pipelines.storage.store import Store
     start, urls = float(sys.argv[1]), sys.argv[2:]
     for r, url in enumerate(urls):
         time.sleep(max(0.0, start + r * 0.6 - time.time()))

@@ -213,7 +213,7 @@ def test_a_database_that_turns_read_only_while_running_gives_503_with_the_reason
 
 
 def test_health_checks_do_not_write_on_every_call(make_client, monkeypatch):
-    from scheduler_server.pipelines import store_health
+    from scheduler_server.pipelines.storage import health as store_health
 
     client = make_client()
     health = client.application.extensions["pipelines"].service.store.health

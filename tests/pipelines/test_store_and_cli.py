@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from scheduler_server.cli import main
-from scheduler_server.pipelines.store import Store
+from scheduler_server.pipelines.storage.store import Store
 
 from .conftest import xnat
 

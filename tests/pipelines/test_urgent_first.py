@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from scheduler_server.pipelines.clouds.urgent_first import UrgentFirst
+from scheduler_server.pipelines.clouds.openstack.urgent_first import UrgentFirst
 
 
 def _spare_turn(gate: UrgentFirst, awaited, log: list, started: threading.Event | None = None):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from scheduler_server.observing.timeparse import TimeFormatError, parse_time
+from scheduler_server.observing.sky.timeparse import TimeFormatError, parse_time
 from scheduler_server.commands.common import config_option, settings_or_exit
 from scheduler_server.commands.schedule import _parse_set
 
@@ -21,7 +21,7 @@ from scheduler_server.commands.schedule import _parse_set
 @config_option
 def command(script, start, min_angle, step, preset, settings, config_path) -> None:
     """Check SCRIPT ('-' for standard input); exit 1 listing every unsafe moment."""
-    from scheduler_server.observing import safety
+    from scheduler_server.observing.safety import checker as safety
     from scheduler_server.observing.service import ScheduleInputError, build_config, lookup_policy
 
     site_settings = settings_or_exit(config_path)

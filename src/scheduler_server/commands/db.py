@@ -12,8 +12,8 @@ from scheduler_server.commands.common import config_option, settings_or_exit
 
 
 def _database(config_path: str | None) -> tuple[str, str]:
-    from scheduler_server.pipelines.store import default_url
-    from scheduler_server.pipelines.store_errors import database_name
+    from scheduler_server.pipelines.storage.store import default_url
+    from scheduler_server.pipelines.storage.errors import database_name
 
     settings = settings_or_exit(config_path)
     url = settings.pipelines.database_url or default_url(settings.data_path)
@@ -33,8 +33,8 @@ def command() -> None:
 @config_option
 def upgrade(config_path: str | None) -> None:
     """Bring the schema to this version's newest revision (what a start does)."""
-    from scheduler_server.pipelines import migrations
-    from scheduler_server.pipelines.store_errors import StoreUnavailable
+    from scheduler_server.pipelines.storage import migrations
+    from scheduler_server.pipelines.storage.errors import StoreUnavailable
 
     url, name = _database(config_path)
     try:
@@ -51,8 +51,8 @@ def upgrade(config_path: str | None) -> None:
 @config_option
 def current(config_path: str | None) -> None:
     """Print the database's schema revision and this version's newest."""
-    from scheduler_server.pipelines import migrations
-    from scheduler_server.pipelines.store_errors import StoreUnavailable
+    from scheduler_server.pipelines.storage import migrations
+    from scheduler_server.pipelines.storage.errors import StoreUnavailable
 
     url, name = _database(config_path)
     try:

@@ -19,7 +19,7 @@ def command() -> None:
 @config_option
 def instances_list(config_path) -> None:
     """Live instances as the database knows them."""
-    from scheduler_server.pipelines.views import instance_view
+    from scheduler_server.pipelines.redacted import instance_view
 
     service = service_for(config_path)
     try:

@@ -17,8 +17,8 @@ from scheduler_server.commands.common import config_option, settings_or_exit, st
 
 
 def service_for(config_path: str | None):
-    from scheduler_server.pipelines.clouds.base import BackendConfigError
-    from scheduler_server.pipelines.secrets import SecretError
+    from scheduler_server.pipelines.clouds.backend import BackendConfigError
+    from scheduler_server.pipelines.storage.secrets import SecretError
     from scheduler_server.pipelines.service import PipelineService
 
     try:
@@ -68,7 +68,7 @@ def submit(file, config_path) -> None:
 @config_option
 def list_(status, project, limit, as_json, config_path) -> None:
     """List pipelines, oldest first."""
-    from scheduler_server.pipelines.views import pipeline_view
+    from scheduler_server.pipelines.redacted import pipeline_view
 
     service = service_for(config_path)
     try:
@@ -91,7 +91,7 @@ def list_(status, project, limit, as_json, config_path) -> None:
 def show(pipeline_id, config_path) -> None:
     """Print one pipeline with its status history (password masked)."""
     from scheduler_server.pipelines.service import PipelineError
-    from scheduler_server.pipelines.views import pipeline_view
+    from scheduler_server.pipelines.redacted import pipeline_view
 
     service = service_for(config_path)
     try:

@@ -11,7 +11,7 @@ import yaml
 
 from scheduler_server.observing.policies.base import PolicyFailure
 from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, run_schedule
-from scheduler_server.observing.timeparse import TimeFormatError, parse_time
+from scheduler_server.observing.sky.timeparse import TimeFormatError, parse_time
 from scheduler_server.commands.common import config_option, settings_or_exit
 
 

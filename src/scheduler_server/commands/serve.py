@@ -21,7 +21,7 @@ def command(host: str | None, port: int | None, config_path: str | None) -> None
     from scheduler_server.app import create_app
     from scheduler_server.http_server import create_server, serve_until_stopped
     from scheduler_server.web.access_log import install_access_log
-    from scheduler_server.web.pipelines_common import start_pipelines
+    from scheduler_server.web.pipelines.lifecycle import start_pipelines
 
     settings = settings_or_exit(config_path)
     host = host or settings.server.host

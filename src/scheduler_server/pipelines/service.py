@@ -21,20 +21,20 @@ from pydantic import ValidationError
 from scheduler_server.config import Settings, load_settings
 from scheduler_server.startup_error import StartupError
 from scheduler_server.validation_text import field_and_problem
-from scheduler_server.pipelines.attempts import Attempts
-from scheduler_server.pipelines.clouds.base import BackendError, InstanceInfo, create_backend
-from scheduler_server.pipelines.dispatcher import Dispatcher
+from scheduler_server.pipelines.scheduling.attempts import Attempts
+from scheduler_server.pipelines.clouds.backend import BackendError, InstanceInfo, create_backend
+from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
-from scheduler_server.pipelines.pool import Pool
-from scheduler_server.pipelines import legacy_specs
-from scheduler_server.pipelines.masked_logs import MaskedLog
-from scheduler_server.pipelines.migrations import SchemaError
-from scheduler_server.pipelines.secrets import SecretBox, SecretError
-from scheduler_server.pipelines.store import Store, default_url
-from scheduler_server.pipelines.store_errors import StoreUnavailable
+from scheduler_server.pipelines.scheduling.pool import Pool
+from scheduler_server.pipelines.storage import legacy_specs
+from scheduler_server.pipelines.logs.kept import MaskedLog
+from scheduler_server.pipelines.storage.migrations import SchemaError
+from scheduler_server.pipelines.storage.secrets import SecretBox, SecretError
+from scheduler_server.pipelines.storage.store import Store, default_url
+from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, environment, resolve_in_folder
-from scheduler_server.pipelines.timetest import TimetestCsv
-from scheduler_server.pipelines import runner
+from scheduler_server.pipelines.timing_log import TimetestCsv
+from scheduler_server.pipelines import jobdir as runner
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from scheduler_server.pipelines.store_errors import StoreUnavailable
+from scheduler_server.pipelines.storage.errors import StoreUnavailable
 
 log = logging.getLogger("scheduler_server.web")
 

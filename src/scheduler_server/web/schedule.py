@@ -12,10 +12,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidat
 from scheduler_server.observing.policies.registry import available_policies
 from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, presets_of, run_schedule
 from scheduler_server.observing.policies.base import PolicyFailure
-from scheduler_server.observing.timeparse import ACCEPTED_FORMATS, parse_time
+from scheduler_server.observing.sky.timeparse import ACCEPTED_FORMATS, parse_time
 from scheduler_server.validation_text import field_and_problem
 from scheduler_server.web.errors import ApiError
-from scheduler_server.web.json_body import BodyError, parse_json, read_body
+from scheduler_server.web.bodies import BodyError, parse_json, read_body
 from scheduler_server.web.openapi import spec
 
 bp = Blueprint("schedule", __name__, url_prefix="/api/v1")

@@ -1,0 +1,218 @@
+"""The rules of the ``basic`` policy: one small frozen class per rule, its config and its effect.
+
+Each class is also the pydantic model of its config section (unknown keys are
+rejected, values checked), so a rule and its parameters cannot drift apart.
+Scan rules map a list of scans to a list of scans, cutting or dropping and saying
+why; window rules decide which planet observing windows may be used.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from scheduler_server.observing.policies.base import PolicyConfig
+
+if TYPE_CHECKING:  # the computing modules load numpy: imported where used, so configs stay light
+    import numpy as np
+
+    from scheduler_server.observing.policies.basic.avoidance import SunGuard
+    from scheduler_server.observing.policies.basic.blocks import Scan
+    from scheduler_server.observing.policies.basic.planets import Footprint, Window
+    from scheduler_server.observing.sky.ephemerides import Samples, Site
+
+log = logging.getLogger(__name__)
+SIDEREAL_DAY_SECONDS = 86164.0905
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the scan rules look at: the sun and moon over the schedule, sampled every time_step."""
+
+    site: Site
+    sun: Samples
+    moon: Samples
+    guard: SunGuard
+    after_scan: float  # seconds the telescope stays on a scan's arc after its stop time
+
+
+class SunAvoidance(PolicyConfig):
+    """Cut every part of a scan that is, or within min_sun_time will be, too near the sun."""
+
+    mode: Literal["angular", "box"] = Field(
+        "angular", description="'angular': true angular distance; 'box': the seed's az/alt box test (plus the min_angle floor)."
+    )
+    min_angle: float = Field(41.0, ge=0, le=90, description="Least angular distance (deg) from the sun to any point a scan, slew or wait occupies.")
+    min_sun_time: float = Field(1980.0, ge=0, description="Seconds the sun must stay farther than min_angle from wherever the telescope points.")
+    min_angle_az: float = Field(6.0, ge=0, description="Box mode: unsafe where |d_az| - throw <= this (deg) ...")
+    min_angle_alt: float = Field(6.0, ge=0, description="... and |d_alt| <= this (deg).")
+    time_step: int = Field(10, ge=1, le=60, description="Seconds between sun samples.")
+    n_buffer: int = Field(3, ge=0, description="Unsafe spans are widened by this many samples on each side.")
+
+    def guard(self, sun: Samples) -> SunGuard:
+        from scheduler_server.observing.policies.basic.avoidance import SunGuard
+
+        return SunGuard(sun, self.min_angle, self.min_sun_time, self.n_buffer * self.time_step)
+
+    def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
+        import numpy as np
+
+        from scheduler_server.observing.policies.basic import blocks
+
+        out: list[Scan] = []
+        for scan in scans:
+            unsafe = ctx.guard.unsafe((scan.az, scan.az_hi, scan.el, scan.el), scan.t0, scan.t1 + ctx.after_scan)
+            if self.mode == "box":
+                unsafe = blocks.union(np.concatenate([unsafe, self._box_unsafe(scan, ctx)]))
+            # The telescope stays on the arc after the stop time: end pieces that long before danger.
+            cuts = unsafe.copy()
+            cuts[:, 0] -= int(np.ceil(ctx.after_scan))
+            out += _log_cut(blocks.cut_scan(scan, cuts, "sun-avoidance"), scan, "sun-avoidance")
+        return out
+
+    def _box_unsafe(self, scan: Scan, ctx: Context) -> np.ndarray:
+        import numpy as np
+
+        from scheduler_server.observing.policies.basic import blocks
+        from scheduler_server.observing.sky.geometry import wrap180
+
+        t, az, el = ctx.sun.window(scan.t0, scan.t1 + ctx.after_scan)
+        d_az = np.abs(wrap180(scan.az - az)) - scan.throw
+        d_alt = np.abs(scan.el - el)
+        bad = (d_az <= self.min_angle_az) & (d_alt <= self.min_angle_alt)
+        reach = self.n_buffer * self.time_step + self.time_step
+        return blocks.pad(blocks.from_mask(t, bad), reach, reach)
+
+
+class MoonAvoidance(PolicyConfig):
+    """Cut every part of a scan closer to the moon than min_angle (toast's ground scheduler uses 20 deg)."""
+
+    min_angle: float = Field(20.0, ge=0, le=90, description="Least angular distance (deg) from the moon to a scan.")
+
+    def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
+        import numpy as np
+
+        from scheduler_server.observing.policies.basic import blocks
+        from scheduler_server.observing.sky.geometry import cos_distance_to_box
+
+        limit = np.cos(np.radians(self.min_angle))
+        out: list[Scan] = []
+        for scan in scans:
+            t, _, el, trig = ctx.moon.window_with_trig(scan.t0, scan.t1)
+            if scan.el - el.max() >= self.min_angle:
+                out.append(scan)  # the moon is too low to matter: elevation difference bounds the distance
+                continue
+            near = cos_distance_to_box(*trig, (scan.az, scan.az_hi, scan.el, scan.el)) > limit
+            cuts = blocks.pad(blocks.from_mask(t, near), ctx.moon.step, ctx.moon.step)
+            out += _log_cut(blocks.cut_scan(scan, cuts, "moon-avoidance"), scan, "moon-avoidance")
+        return out
+
+
+class MinDuration(PolicyConfig):
+    """Drop scans shorter than min_duration."""
+
+    min_duration: float = Field(300.0, ge=0, description="Shortest scan kept, seconds.")
+
+    def apply(self, scans: list[Scan], rule: str, kind: str | None = None) -> list[Scan]:
+        kept = []
+        for scan in scans:
+            if (kind is None or scan.kind == kind) and scan.duration < self.min_duration:
+                log.info("%s: dropped %s %s at %s (%d s < %g s)", rule, scan.kind, scan.name, _hhmm(scan.t0), scan.duration, self.min_duration)
+                continue
+            kept.append(scan)
+        return kept
+
+
+class DayMod(PolicyConfig):
+    """Calibrate only on sidereal days whose index since day_ref, modulo day_mod, is day."""
+
+    day: int = Field(0, ge=0, description="Which day of the cycle (0-based).")
+    day_mod: int = Field(1, ge=1, description="Length of the cycle in sidereal days; 1 is every day.")
+    day_ref: datetime = Field(datetime(2014, 1, 1, tzinfo=timezone.utc), description="Start of day 0 (UTC if no offset is given).")
+
+    @field_validator("day_ref")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+    @model_validator(mode="after")
+    def _in_cycle(self):
+        if self.day >= self.day_mod:
+            raise ValueError(f"day ({self.day}) must be less than day_mod ({self.day_mod})")
+        return self
+
+    def keep(self, window: Window) -> bool:
+        index = math.floor((window.t0 - self.day_ref.timestamp()) / SIDEREAL_DAY_SECONDS)
+        return index % self.day_mod == self.day
+
+
+class DriftMode(PolicyConfig):
+    """Calibrate on planets rising, setting or both."""
+
+    mode: Literal["rising", "setting", "both"] = Field("both", description="Which drift direction to use.")
+
+    def keep(self, window: Window) -> bool:
+        return self.mode in ("both", window.mode)
+
+
+class AltRange(PolicyConfig):
+    """Calibration scans only at boresight elevations within alt_range."""
+
+    alt_range: tuple[float, float] = Field((20.0, 90.0), description="Lowest and highest elevation (deg).")
+
+    @field_validator("alt_range")
+    @classmethod
+    def _ordered(cls, value):
+        if not 0 <= value[0] < value[1] <= 90:
+            raise ValueError("must be [low, high] with 0 <= low < high <= 90")
+        return value
+
+    def trim(self, window: Window) -> list[Window]:
+        return window.trimmed((window.el >= self.alt_range[0]) & (window.el <= self.alt_range[1]))
+
+
+class Spec(PolicyConfig):
+    bounds_x: tuple[float, float] = Field((-0.5, 0.5), description="Cross-elevation extent of the array (deg).")
+    bounds_y: tuple[float, float] = Field((-0.5, 0.5), description="Elevation extent of the array (deg).")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.bounds_x[0] >= self.bounds_x[1] or self.bounds_y[0] >= self.bounds_y[1]:
+            raise ValueError("bounds must be [low, high] with low < high")
+        return self
+
+
+class MakeSourcePlan(PolicyConfig):
+    """Where and how long a planet takes to drift through the array footprint."""
+
+    specs: tuple[Spec, ...] = Field((Spec(),), min_length=1, max_length=64, description="Array footprint(s): bounds_x, bounds_y in deg.")
+    spec_shape: Literal["ellipse", "box"] = Field("ellipse", description="Shape of each footprint.")
+    max_obs_length: float = Field(6000.0, gt=0, description="Longest calibration scan, seconds.")
+
+    def footprint(self) -> Footprint:
+        from scheduler_server.observing.policies.basic.planets import Footprint
+
+        return Footprint(tuple((*s.bounds_x, *s.bounds_y) for s in self.specs), self.spec_shape)
+
+
+class MakeSourceScan(PolicyConfig):
+    """Which start to use in each observing window."""
+
+    preferred_length: float = Field(1800.0, gt=0, description="The random start offset leaves this much of the window (s).")
+
+
+def _log_cut(pieces: list[Scan], original: Scan, rule: str) -> list[Scan]:
+    if not pieces:
+        log.info("%s: dropped %s %s at %s entirely", rule, original.kind, original.name, _hhmm(original.t0))
+    elif len(pieces) != 1 or pieces[0] is not original:
+        log.info("%s %s at %s: %s", original.kind, original.name, _hhmm(original.t0), pieces[0].cuts[-1])
+    return pieces
+
+
+def _hhmm(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

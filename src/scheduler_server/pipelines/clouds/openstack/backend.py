@@ -1,0 +1,387 @@
+"""The ``openstack`` backend: each instance is a Nova server, reached over SSH.
+
+``provision`` resolves the image, flavor and networks (names or ids) once,
+then creates a server named by the pool and tagged in its metadata with this
+scheduler's id, the pool's instance name and the creation time. A create that
+failed transiently is looked up by name and request tag before it is repeated;
+a late duplicate of a repeated create is deleted once found.
+
+``wait_until_reachable`` polls until ACTIVE (ERROR, disappearance or
+``boot_timeout`` become a ``ProvisionError`` with the cloud's reason), attaches
+a floating IP if configured (``openstack_ips``), then probes SSH with backoff.
+At most ``max_parallel_provisioning`` servers are between create and reachable.
+
+``destroy`` deletes the floating IP we allocated (or hands a reused one back)
+and the server. ``list_instances`` also deletes our floating IPs that lost
+their server, so a crash between the two deletions leaks nothing for long.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scheduler_server.pipelines.clouds.backend import TAG_KEY, BackendConfigError, CloudBackend, InstanceGone, InstanceInfo, InstanceUnreachable, ProvisionError
+from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call
+from scheduler_server.pipelines.clouds.openstack.executor import OpenStackExecutor
+from scheduler_server.pipelines.clouds.openstack.ips import FloatingIPs
+from scheduler_server.pipelines.clouds.openstack.resolve import Resolved, resolve
+from scheduler_server.pipelines.clouds.openstack.status import ServerStatusBoard
+from scheduler_server.pipelines.clouds.openstack.urgent_first import UrgentFirst
+
+log = logging.getLogger(__name__)
+
+NAME_KEY = "scheduler_server_instance"
+CREATED_KEY = "scheduler_server_created_at"
+REQUEST_KEY = "scheduler_server_request"
+JOB_KEY = "scheduler_server_job"
+STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}
+#: First pause between two SSH probes of a fresh server; it doubles up to CONNECTION_RETRY_INTERVAL.
+SSH_PROBE_FIRST = 0.2
+#: Longest spares wait for an awaited server's first launch after its probe (seconds).
+FIRST_LAUNCH_HOLD = 1.0
+
+
+class OpenStackBackend(CloudBackend):
+    name = "openstack"
+    destroy_erases = True
+
+    def __init__(self, settings, *, scheduler_id, data_dir):
+        super().__init__(settings, scheduler_id=scheduler_id, data_dir=data_dir)
+        missing = [key for key in ("image_id", "flavor") if not getattr(self.os, key)]
+        if missing:
+            raise BackendConfigError(f"pipelines.openstack: {' and '.join(missing)} must be set for the openstack backend")
+        if self.os.use_floating_ip and not self.os.ip_pool:
+            raise BackendConfigError("pipelines.openstack.ip_pool must name the floating IP network when use_floating_ip is true")
+        if self.os.user_data and self.os.user_data_file:
+            raise BackendConfigError("pipelines.openstack: set user_data or user_data_file, not both")
+        self._lock = threading.Lock()
+        self._conn = None
+        self._resolved: tuple[tuple, Resolved] | None = None
+        self._resolve_lock = threading.Lock()
+        self._booting = threading.BoundedSemaphore(self.os.max_parallel_provisioning)
+        self._holding: set[str] = set()  # servers holding a _booting slot
+        self._reach_order = UrgentFirst()
+        self._in_flight: set[str] = set()  # names being created: not yet known to the pool's store
+        self._executors: dict[str, OpenStackExecutor] = {}
+        self.ips = FloatingIPs(self.connection, scheduler_id, self.os.api_retries)
+        self._status = ServerStatusBoard(self.connection, self.os.api_retries)
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    @property
+    def os(self):
+        # Read through self.settings: PUT /config swaps the settings object of a running backend.
+        return self.settings.openstack
+
+    def connection(self):
+        with self._lock:
+            if self._conn is None:
+                from scheduler_server.pipelines.clouds.openstack.auth import connect
+
+                self._conn = connect(self.os)
+            return self._conn
+
+    def resolved(self) -> Resolved:
+        wanted = (self.os.image_id, self.os.flavor, self.os.network_id, self.os.ip_pool, self.os.use_floating_ip, self.os.security_group)
+        with self._resolve_lock:  # one lookup for all the servers provisioned at once
+            if self._resolved is None or self._resolved[0] != wanted:
+                self._resolved = (wanted, resolve(self.connection(), self.os))
+            return self._resolved[1]
+
+    def adopt(self, instances: list[InstanceInfo]) -> None:
+        """Called once at start: connect and resolve names now, so the first pipeline does not wait
+        for it and a wrong image or flavor name shows in the log right away."""
+        threading.Thread(target=self._warm_up, name="openstack-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            self.resolved()
+        except (CloudAPIError, BackendConfigError) as exc:
+            log.error("openstack: %s", exc)
+
+    def _call(self, what, fn, **kw):
+        return call(what, fn, self.os.api_retries, **kw)
+
+    def _user_data(self) -> str | None:
+        text = self.os.user_data
+        if self.os.user_data_file:
+            try:
+                text = Path(self.os.user_data_file).expanduser().read_text()
+            except OSError as exc:
+                raise ProvisionError(f"pipelines.openstack.user_data_file: {exc.strerror}: {self.os.user_data_file}") from None
+        return base64.b64encode(text.encode()).decode() if text else None
+
+    def _info(self, server) -> InstanceInfo:
+        metadata = server.metadata or {}
+        status = (server.status or "").upper()
+        state = "gone" if server.task_state == "deleting" or status in ("DELETED", "SOFT_DELETED") else STATES.get(status, "error")
+        created = None
+        if server.created_at:
+            created = datetime.fromisoformat(server.created_at.replace("Z", "+00:00"))
+        return InstanceInfo(
+            id=server.id, name=server.name, state=state, port=self.os.ssh_port, user=self.settings.ssh_user,
+            tagged=metadata.get(TAG_KEY) == self.scheduler_id, created_at=created,
+            extra={"status": status, "request": metadata.get(REQUEST_KEY)},
+        )  # fmt: skip
+
+    # --- provision ----------------------------------------------------------------------
+
+    def provision(self, name: str) -> InstanceInfo:
+        try:
+            wanted = self.resolved()
+        except CloudAPIError as exc:
+            raise ProvisionError(str(exc)) from None
+        request = secrets.token_hex(8)
+        attrs = {
+            "name": name, "image_id": wanted.image_id, "flavor_id": wanted.flavor_id,
+            "networks": [{"uuid": wanted.network_id}] if wanted.network_id else "auto",
+            "metadata": {TAG_KEY: self.scheduler_id, NAME_KEY: name, REQUEST_KEY: request,
+                         CREATED_KEY: datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        }  # fmt: skip
+        if self.os.auth_keyname:
+            attrs["key_name"] = self.os.auth_keyname
+        if wanted.security_groups:
+            attrs["security_groups"] = [{"name": g} for g in wanted.security_groups]
+        user_data = self._user_data()
+        if user_data:
+            attrs["user_data"] = user_data
+        self._booting.acquire()
+        with self._lock:
+            self._in_flight.add(name)
+        compute = self.connection().compute
+        retried = []
+
+        def find_created():
+            retried.append(True)
+            return self._find_created(name, request)
+
+        try:
+            # Servers a pipeline waits for are created first: a burst of creates slows each one down.
+            with self._reach_order.turn(lambda: self.awaited(name)):
+                server = self._call(f"create server {name}", lambda: compute.create_server(**attrs), on_retry=find_created)
+        except CloudAPIError as exc:
+            self._booting.release()
+            raise ProvisionError(str(exc)) from None
+        finally:
+            with self._lock:
+                self._in_flight.discard(name)
+        with self._lock:
+            self._holding.add(server.id)
+        log.info("openstack: created server %s (%s)", name, server.id)
+        return InstanceInfo(
+            id=server.id, name=name, state="building", port=self.os.ssh_port, user=self.settings.ssh_user,
+            created_at=datetime.now(timezone.utc), extra={"request": request, "dedupe": bool(retried)},
+        )  # fmt: skip
+
+    def _created(self, name: str, request: str) -> list:
+        compute = self.connection().compute
+        servers = compute.servers(details=True, name=f"^{name}$")
+        return [s for s in servers if (s.metadata or {}).get(REQUEST_KEY) == request]
+
+    def _find_created(self, name: str, request: str):
+        found = self._created(name, request)
+        if found:
+            log.info("openstack: server %s was created despite the error; using it", name)
+        return found[0] if found else None
+
+    def _drop_duplicates(self, instance: InstanceInfo) -> None:
+        """A create that timed out may still have happened after we repeated it: delete the extra server.
+
+        Checked once the server is ACTIVE and again when it is destroyed.
+        """
+        compute = self.connection().compute
+        extras = self._call("list servers", lambda: self._created(instance.name, instance.extra.get("request")))
+        for server in extras:
+            if server.id != instance.id:
+                log.warning("openstack: deleting duplicate server %s (%s) of a retried create", server.name, server.id)
+                self._call("delete duplicate server", lambda s=server: compute.delete_server(s.id, ignore_missing=True))
+
+    def _free_slot(self, server_id: str) -> None:
+        with self._lock:
+            held = server_id in self._holding
+            self._holding.discard(server_id)
+        if held:
+            self._booting.release()
+
+    # --- reach ------------------------------------------------------------------------
+
+    def wait_until_reachable(self, instance: InstanceInfo) -> InstanceInfo:
+        try:
+            server = self._wait_active(instance)
+            if instance.extra.get("dedupe"):
+                try:
+                    self._drop_duplicates(instance)
+                except CloudAPIError as exc:  # tagged and untracked: the pool's reconciliation removes it later
+                    log.warning("openstack: could not check for a duplicate of %s: %s", instance.name, exc)
+            address = self._address(instance, server)
+        finally:
+            self._free_slot(instance.id)
+        instance.address, instance.port, instance.user = address, self.os.ssh_port, self.settings.ssh_user
+        instance.state = "building"
+        self._probe_ssh(instance)
+        instance.state = "active"
+        return instance
+
+    def _wait_active(self, instance: InstanceInfo):
+        started = instance.created_at.timestamp() if instance.created_at else time.time()
+        while True:
+            try:
+                server = self._status.get(instance.id, max_age=self.os.status_poll_interval)
+            except CloudAPIError as exc:
+                raise ProvisionError(str(exc)) from None
+            if server is None:
+                raise ProvisionError(f"server {instance.name} disappeared while booting")
+            status = (server.status or "").upper()
+            if status == "ACTIVE":
+                return server
+            if status == "ERROR":
+                fault = (server.fault or {}).get("message") or "no reason given"
+                raise ProvisionError(f"server {instance.name} went to ERROR: {fault}")
+            waited = time.time() - started
+            if waited > self.os.boot_timeout:
+                raise ProvisionError(f"server {instance.name} still {status or 'not ACTIVE'} after {waited:.0f} s (boot_timeout {self.os.boot_timeout:g} s)")
+            time.sleep(min(self.os.status_poll_interval, max(0.05, self.os.boot_timeout - waited)))
+
+    def _address(self, instance: InstanceInfo, server) -> str:
+        wanted = self.resolved()
+        if self.os.use_floating_ip:
+            try:
+                claim = self.ips.attach(wanted.pool_id, server.id, self.os.reuse_floating_ips)
+            except CloudAPIError as exc:
+                raise ProvisionError(f"floating IP for {instance.name}: {exc}") from None
+            instance.extra.update(fip_id=claim.id, fip_allocated=claim.allocated)
+            return claim.address
+        addresses = server.addresses or {}
+        networks = [wanted.network_name] if wanted.network_name in addresses else list(addresses)
+        for net in networks:
+            for entry in addresses[net]:
+                if entry.get("OS-EXT-IPS:type", "fixed") == "fixed" and entry.get("version", 4) == 4:
+                    return entry["addr"]
+        raise ProvisionError(f"server {instance.name} is ACTIVE but has no fixed IPv4 address")
+
+    def _probe_ssh(self, instance: InstanceInfo) -> None:
+        """The seed's MAX_CONNECTION_RETRIES x CONNECTION_RETRY_INTERVAL, with the first probes sooner."""
+        attempts = self.settings.max_connection_retries + 1
+        interval = self.settings.connection_retry_interval
+        delay = min(SSH_PROBE_FIRST, interval)
+        last: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                # Reachable once connected, authenticated and the first job's launcher session is
+                # open: that session's ~50 ms of sshd set-up is then off the job's start.
+                with self._reach_order.turn(lambda: self.awaited(instance.name)) as urgent:
+                    self.executor(instance).prepare_launcher()
+                    if urgent:  # its first launch comes next: spares keep waiting until it happened
+                        self._reach_order.hold(instance.id, FIRST_LAUNCH_HOLD)
+                return
+            except InstanceGone:
+                raise
+            except InstanceUnreachable as exc:
+                last = exc
+            if attempt < attempts:
+                time.sleep(delay)
+                delay = min(delay * 2, interval)
+        raise InstanceUnreachable(f"server {instance.name}: no SSH after {attempts} attempts: {last}")
+
+    def executor(self, instance: InstanceInfo) -> OpenStackExecutor:
+        key = f"{instance.id}@{instance.address}"
+        with self._lock:
+            executor = self._executors.get(key)
+            if executor is None:
+                if not instance.address:
+                    raise InstanceUnreachable(f"server {instance.name} has no address yet")
+                password = self.settings.ssh_password.get_secret_value() if self.settings.ssh_password else None
+                executor = OpenStackExecutor(
+                    instance.address, instance.port, instance.user or self.settings.ssh_user,
+                    key_file=self.settings.ssh_key_file, password=password,
+                    exists=lambda sid=instance.id: self._exists(sid), server_name=instance.name,
+                    launched=lambda job, sid=instance.id: self._launched(sid, job),
+                    # With TTL 1 a server runs one job: the session its probe opened is the only one needed.
+                    relaunch_ahead=self.settings.virtual_server_ttl > 1,
+                )  # fmt: skip
+                self._executors[key] = executor
+            return executor
+
+    # --- release ----------------------------------------------------------------------
+
+    def destroy(self, instance: InstanceInfo) -> None:
+        self._free_slot(instance.id)
+        self._reach_order.release(instance.id)
+        with self._lock:
+            executors = [self._executors.pop(k) for k in list(self._executors) if k.startswith(f"{instance.id}@")]
+        for executor in executors:
+            executor.close()
+        try:
+            fip_id = instance.extra.get("fip_id")
+            if fip_id:
+                self.ips.release(fip_id, bool(instance.extra.get("fip_allocated")), instance.id)
+            if self.os.use_floating_ip:
+                self.ips.release_for_server(instance.id)
+            if instance.extra.get("dedupe"):
+                self._drop_duplicates(instance)
+            compute = self.connection().compute
+            self._call(f"delete server {instance.name}", lambda: compute.delete_server(instance.id, ignore_missing=True))
+        except CloudAPIError as exc:
+            raise ProvisionError(f"cannot delete server {instance.name}: {exc}") from None
+        log.info("openstack: deleted server %s (%s)", instance.name, instance.id)
+
+    # --- inventory --------------------------------------------------------------------
+
+    def get_instance(self, instance_id: str) -> InstanceInfo | None:
+        compute = self.connection().compute
+        try:
+            server = self._call("get server", lambda: compute.get_server(instance_id))
+        except CloudAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._info(server)
+
+    def _launched(self, server_id: str, job: str) -> None:
+        self._reach_order.release(server_id)
+        self._tag_job(server_id, job)
+
+    def _tag_job(self, server_id: str, job: str) -> None:
+        compute = self.connection().compute
+        try:
+            self._call("set server metadata", lambda: compute.set_server_metadata(server_id, **{JOB_KEY: job}))
+        except CloudAPIError as exc:  # only informative: never fail a running pipeline for it
+            log.warning("openstack: could not tag server %s with %s: %s", server_id, job, exc)
+
+    def _exists(self, server_id: str) -> bool:
+        info = self.get_instance(server_id)
+        return info is not None and info.state != "gone"
+
+    def list_instances(self, *, include_untagged: bool = False) -> list[InstanceInfo]:
+        compute = self.connection().compute
+        servers = self._call("list servers", lambda: list(compute.servers(details=True)))
+        with self._lock:
+            in_flight = set(self._in_flight)
+        found = []
+        for server in servers:
+            info = self._info(server)
+            if info.tagged and info.name in in_flight:
+                continue  # its create call has not returned yet: the pool cannot know it
+            if info.tagged or include_untagged:
+                found.append(info)
+        if self.os.use_floating_ip:
+            try:
+                self.ips.sweep()
+            except CloudAPIError as exc:
+                log.warning("openstack: floating IP sweep failed: %s", exc)
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            executors, self._executors = list(self._executors.values()), {}
+            conn, self._conn = self._conn, None
+        for executor in executors:
+            executor.close()
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,79 @@
+"""Calling the OpenStack APIs: retries of transient failures, and errors a person can read.
+
+Transient means HTTP 5xx, a timeout or a refused connection: the call is
+repeated up to ``api_retries`` times with exponential backoff. Everything else
+(400 bad request, 403 quota exceeded, 404, 409...) is final and is described by
+the cloud's own message, which becomes the pipeline's status reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, TypeVar
+
+from keystoneauth1 import exceptions as ks_exceptions
+from openstack import exceptions as os_exceptions
+
+from scheduler_server.pipelines.clouds.backend import BackendError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: First pause between two attempts of a transient failure; doubled each time.
+RETRY_BASE_DELAY = 0.5
+
+
+class CloudAPIError(BackendError):
+    """An OpenStack API call failed for good. ``status`` is the HTTP status, None for connection problems."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ks_exceptions.RetriableConnectionFailure):
+        return True  # timeouts and refused connections
+    if isinstance(exc, ks_exceptions.ConnectionError):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(exc, os_exceptions.HttpException) and status is not None and status >= 500
+
+
+def describe(exc: BaseException) -> str:
+    """The cloud's message (e.g. "Quota exceeded for instances: ..."), with the status for context."""
+    if isinstance(exc, os_exceptions.HttpException):
+        message = (exc.details or "").strip() or (exc.message or "").strip() or type(exc).__name__
+        return f"{message} (HTTP {exc.status_code})" if exc.status_code else message
+    if isinstance(exc, ks_exceptions.ClientException):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def call(what: str, fn: Callable[[], T], retries: int, *, on_retry: Callable[[], T | None] | None = None) -> T:
+    """Run ``fn``; repeat it on transient failures, raise ``CloudAPIError`` naming ``what`` otherwise.
+
+    ``on_retry`` runs before each repeat; if it returns something other than
+    None that is the result (a create that did happen despite the error).
+    """
+    delay = RETRY_BASE_DELAY
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except (os_exceptions.SDKException, ks_exceptions.ClientException) as exc:
+            if not is_transient(exc) or attempt == retries:
+                status = getattr(exc, "status_code", None)
+                raise CloudAPIError(f"{what}: {describe(exc)}", status) from None
+            log.warning("openstack: %s failed (%s); retry %d/%d in %.1f s", what, describe(exc), attempt + 1, retries, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+        if on_retry is not None:
+            try:
+                found = on_retry()
+            except (os_exceptions.SDKException, ks_exceptions.ClientException) as exc:
+                log.warning("openstack: checking whether %s happened failed too: %s", what, describe(exc))
+                continue
+            if found is not None:
+                return found
+    raise AssertionError("unreachable")

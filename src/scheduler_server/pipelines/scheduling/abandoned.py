@@ -1,0 +1,117 @@
+"""Attempts given up on while they may still run: remembered in the database, stopped when their instance answers.
+
+An attempt is given up on without knowing that its process is gone when its
+instance stays unreachable past the retry window, when a launch's outcome stays
+unknown that long, or when a cancel or timeout cannot confirm its kill. The
+pipeline moves on (retried on another instance, or ended) and the attempt is
+fenced: ``Attempts`` records a result only for the pipeline's current attempt,
+checked in the transaction that records it. What may still run of the old
+attempt is the reaper's: a row in ``abandoned_attempts`` (written in the same
+transaction that gives the attempt up, so a restart cannot forget it) is tried
+again with backoff until its instance answers; then ``runner.kill`` claims the
+launch (a launch message still on its way never starts), kills the process group
+and whatever else works in the job directory, and the directory and the row go.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import select
+
+from scheduler_server.pipelines import jobdir as runner
+from scheduler_server.pipelines.clouds.backend import BackendError, InstanceGone, InstanceInfo
+from scheduler_server.pipelines.models import LIVE_INSTANCE_STATES, AbandonedAttempt, Instance, Pipeline
+
+log = logging.getLogger(__name__)
+
+#: Longest wait between two tries at one abandoned attempt (seconds).
+MAX_BACKOFF = 60.0
+
+
+def record(session, pipeline: Pipeline, reason: str) -> None:
+    """In the caller's transaction (the one giving the attempt up): remember its job directory."""
+    instance = session.get(Instance, pipeline.instance_id) if pipeline.instance_id else None
+    if instance is None or not instance.info or not pipeline.job_dir:
+        return  # never placed on an instance: nothing of it can run
+    session.add(
+        AbandonedAttempt(
+            pipeline_id=pipeline.id, attempt=pipeline.attempt, instance_id=instance.id, info=dict(instance.info),
+            job_dir=pipeline.job_dir, reason=reason[:2000], created_at=time.time(), next_try_at=0.0, tries=0,
+        )
+    )  # fmt: skip
+
+
+class Reaper:
+    def __init__(self, service):
+        self.service = service
+        self.store = service.store
+        self.pool = service.pool
+
+    @property
+    def settings(self):
+        return self.service.settings.pipelines
+
+    def pending(self) -> list[AbandonedAttempt]:
+        with self.store.read() as session:
+            return list(session.scalars(select(AbandonedAttempt).order_by(AbandonedAttempt.id)))
+
+    def sweep(self, now: float | None = None) -> int:
+        """Try every abandoned attempt that is due; return how many were stopped and cleaned up."""
+        now = time.time() if now is None else now
+        with self.store.read() as session:
+            query = select(AbandonedAttempt).where(AbandonedAttempt.next_try_at <= now).order_by(AbandonedAttempt.id)
+            due = list(session.scalars(query))
+        stopped = 0
+        for row in due:
+            try:
+                stopped += self._reap(row)
+            except Exception:  # noqa: BLE001 - one bad row must not keep the others waiting
+                log.exception("pipeline %s attempt %s: stopping the given-up attempt failed", row.pipeline_id, row.attempt)
+                self._later(row.id)
+        return stopped
+
+    def _reap(self, row: AbandonedAttempt) -> bool:
+        what = f"pipeline {row.pipeline_id} attempt {row.attempt} on instance {row.instance_id}"
+        instance = self.pool.get(row.instance_id)
+        erased = instance is None or instance.state not in LIVE_INSTANCE_STATES
+        if erased and self.pool.backend.destroy_erases:
+            # The instance was deleted, and deleting it (a server, a sandbox) took its processes along.
+            self._forget(row.id)
+            log.info("%s: its instance is deleted, and the attempt with it", what)
+            return True
+        try:
+            executor = self.pool.backend.executor(InstanceInfo.from_dict(row.info))
+            cleared = runner.kill(executor, row.job_dir, self.settings.kill_grace)
+            if cleared:
+                executor.remove_tree(row.job_dir)
+        except InstanceGone as exc:  # e.g. a host taken out of pipelines.ssh_hosts: nothing can reach it
+            self._forget(row.id)
+            log.warning("%s: given up for good, its instance cannot be reached any more: %s", what, exc)
+            return False
+        except BackendError as exc:
+            self._later(row.id)
+            log.info("%s: still unreachable, will try again: %s", what, exc)
+            return False
+        if not cleared:
+            self._later(row.id)
+            log.warning("%s: processes are still working in %s after the kill; will try again", what, row.job_dir)
+            return False
+        self._forget(row.id)
+        log.warning("%s: stopped what was left of it (given up earlier: %s)", what, row.reason)
+        return True
+
+    def _later(self, row_id: int) -> None:
+        with self.store.write() as session:
+            row = session.get(AbandonedAttempt, row_id)
+            if row is not None:
+                row.tries += 1
+                delay = self.settings.connection_retry_interval * 2 ** min(row.tries, 10)
+                row.next_try_at = time.time() + min(max(delay, 0.05), MAX_BACKOFF)
+
+    def _forget(self, row_id: int) -> None:
+        with self.store.write() as session:
+            row = session.get(AbandonedAttempt, row_id)
+            if row is not None:
+                session.delete(row)

@@ -1,0 +1,314 @@
+"""Persistence: one SQLAlchemy engine, sessions for reading and writing, the dispatcher lease.
+
+SQLite is the default (a file in the data directory, WAL journal so readers
+never wait for the writer); any SQLAlchemy URL works, PostgreSQL included.
+
+Opening a store brings the schema up to date first (``migrations.prepare``,
+once, under the schema lock) and checks that the database takes a write, so a
+read-only, full or corrupt database stops the start with one line. Later, a
+driver error that means the database is unusable becomes ``StoreUnavailable``.
+
+On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: pysqlite's
+default deferred BEGIN takes the write lock only at the first write, and two
+threads upgrading at once make one fail with "database is locked" without
+waiting for ``busy_timeout``. Reads keep a plain BEGIN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from scheduler_server.pipelines.storage import migrations
+from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED, Lease, Meta, Pipeline
+from scheduler_server.pipelines.storage.errors import StoreUnavailable, unavailable_reason
+from scheduler_server.pipelines.storage.health import WriteHealth
+
+log = logging.getLogger(__name__)
+
+DISPATCHER_LEASE = "dispatcher"
+#: The meta row the health probe writes (never read back).
+HEALTH_PROBE_KEY = "health_probe"
+#: The PostgreSQL advisory lock key of ``Store.lock_assignments`` (any fixed 64-bit number).
+ASSIGNMENT_LOCK = 0x5C4ED01E
+
+
+def default_url(data_path: Path) -> str:
+    return f"sqlite:///{data_path / 'pipelines.sqlite'}"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(url)
+            writer = self.engine.execution_options(sqlite_immediate=True)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+            writer = self.engine
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(writer, expire_on_commit=False)
+        self.health = WriteHealth(self._probe_write)
+        try:
+            migrations.prepare(url)
+            self._probe_write()
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        try:
+            with self._reader() as session:
+                yield session
+        except DBAPIError as exc:
+            raise self._unavailable(exc) from None
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose transaction commits on leaving the block (rolls back on an exception).
+
+        StoreUnavailable if the database cannot take the write (read-only, full, corrupt, down)."""
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise self._unavailable(exc) from None
+        self.health.succeeded()
+
+    def write_problem(self) -> str | None:
+        """None if the database takes writes now, else why not (cheap: see ``store_health``)."""
+        return self.health.problem()
+
+    def _unavailable(self, exc: DBAPIError) -> Exception:
+        reason = unavailable_reason(exc, self.url)
+        if reason is None:
+            return exc  # a bug, not the database's state: raised as it was
+        self.health.failed(reason)
+        return StoreUnavailable(reason)
+
+    def _probe_write(self) -> None:
+        value = repr(time.time())
+        try:
+            with self.write() as session:
+                changed = session.execute(update(Meta).where(Meta.key == HEALTH_PROBE_KEY).values(value=value)).rowcount
+                if not changed:
+                    session.add(Meta(key=HEALTH_PROBE_KEY, value=value))
+        except IntegrityError:
+            # Another process inserted the row between our update and insert (PostgreSQL does not
+            # serialize writers as SQLite does): its write went through, so the database takes writes.
+            self.health.succeeded()
+
+    def update_pipeline(self, pipeline_id: int, change, attempts: int = 5):
+        """Load a pipeline, apply ``change(session, pipeline)`` and commit; retried on concurrent updates.
+
+        Returns what ``change`` returns; ``None`` if the pipeline does not exist.
+        """
+        for attempt in range(attempts):
+            try:
+                with self.write() as session:
+                    pipeline = session.get(Pipeline, pipeline_id)
+                    if pipeline is None:
+                        return None
+                    return change(session, pipeline)
+            except StaleDataError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        return None
+
+    # --- identity -------------------------------------------------------------------
+
+    def scheduler_id(self) -> str:
+        """This scheduler's id (tags its instances), created on first use and then fixed."""
+        with self.read() as session:
+            row = session.get(Meta, "scheduler_id")
+            if row is not None:
+                return row.value
+        with self.write() as session:
+            row = session.get(Meta, "scheduler_id")
+            if row is None:
+                row = Meta(key="scheduler_id", value=uuid.uuid4().hex[:12])
+                session.add(row)
+            return row.value
+
+    # --- serializing assignment -----------------------------------------------------
+
+    def lock_assignments(self, session: Session) -> None:
+        """Take, until ``session``'s transaction ends, the lock under which pipelines are put on
+        instances and instances change hands (planning, an instance becoming ready, idle expiry).
+
+        On SQLite every write transaction holds the database's write lock already (BEGIN IMMEDIATE).
+        Elsewhere two such transactions could each decide on the other's old view (two plans taking
+        one queued pipeline or the last instance slot; a boot marking idle an instance just assigned):
+        PostgreSQL gets a transaction-scoped advisory lock, other databases a row lock on the lease.
+        """
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return
+        if dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGNMENT_LOCK})
+        else:
+            session.execute(select(Lease.name).where(Lease.name == DISPATCHER_LEASE).with_for_update())
+
+    # --- the dispatcher lease -------------------------------------------------------
+
+    def acquire_lease(self, holder: str, ttl: float, name: str = DISPATCHER_LEASE) -> bool:
+        """Take or renew the lease; True if ``holder`` has it for the next ``ttl`` seconds."""
+        now = time.time()
+        with self.write() as session:
+            lease = session.get(Lease, name)
+            if lease is None:
+                session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
+                return True
+            if lease.holder == holder or lease.expires_at < now or _holder_is_dead(lease.holder):
+                if lease.holder != holder:
+                    log.info("taking the %s lease over from %s", name, lease.holder)
+                lease.holder = holder
+                lease.expires_at = now + ttl
+                return True
+            return False
+
+    def release_lease(self, holder: str, name: str = DISPATCHER_LEASE) -> None:
+        with self.write() as session:
+            session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=0.0))
+
+    def lease_holder(self, name: str = DISPATCHER_LEASE) -> str | None:
+        with self.read() as session:
+            lease = session.get(Lease, name)
+            return lease.holder if lease is not None and lease.expires_at >= time.time() else None
+
+    # --- queries the API needs ------------------------------------------------------
+
+    def add_pipelines(self, pipelines: Sequence[Pipeline], then=None) -> tuple[list[int], object]:
+        """Insert ``pipelines``; ``then(session)``, if given, runs in the same transaction (the
+        dispatcher assigns them there). Returns the new ids and what ``then`` returned."""
+        with self.write() as session:
+            session.add_all(pipelines)
+            session.flush()
+            return [p.id for p in pipelines], then(session) if then is not None else None
+
+    def get_pipeline(self, pipeline_id: int, *, with_history: bool = False) -> Pipeline | None:
+        with self.read() as session:
+            options = [selectinload(Pipeline.transitions)] if with_history else []
+            return session.get(Pipeline, pipeline_id, options=options)
+
+    def list_pipelines(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        project: str | None = None,
+        ids: Sequence[int] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        with_history: bool = False,
+    ) -> tuple[list[Pipeline], int]:
+        """Pipelines in submission order, and how many match in total."""
+        query = select(Pipeline)
+        if statuses:
+            query = query.where(Pipeline.status.in_(statuses))
+        if project is not None:
+            query = query.where(Pipeline.project == project)
+        if ids is not None:
+            query = query.where(Pipeline.id.in_(list(ids)))
+        with self.read() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            query = query.order_by(Pipeline.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            if with_history:
+                query = query.options(selectinload(Pipeline.transitions))
+            return list(session.scalars(query)), total
+
+    def queue_view(self, now: float, limit: int, session: Session | None = None) -> tuple[int, list[int]]:
+        """How many pipelines are active, and the ids of the next queued ones whose backoff has passed
+        (highest priority first, then FIFO): what the dispatcher needs to assign, in one read
+        (in ``session`` if given, e.g. the transaction that just inserted pipelines)."""
+        if session is None:
+            with self.read() as own:
+                return self.queue_view(now, limit, own)
+        active = session.scalar(select(func.count()).where(Pipeline.status.in_(ACTIVE_STATES))) or 0
+        query = (
+            select(Pipeline.id)
+            .where(Pipeline.status == QUEUED, Pipeline.next_attempt_at <= now, Pipeline.cancel_requested.is_(False))
+            .order_by(Pipeline.priority.desc(), Pipeline.id)
+            .limit(limit)
+        )
+        return active, list(session.scalars(query))
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.read() as session:
+            rows = session.execute(select(Pipeline.status, func.count()).group_by(Pipeline.status))
+            return {status: n for status, n in rows}
+
+    def active_pipelines(self) -> list[Pipeline]:
+        with self.read() as session:
+            query = select(Pipeline).where(Pipeline.status.in_(ACTIVE_STATES))
+            return list(session.scalars(query.order_by(Pipeline.id)))
+
+    def cancel_requested_queued(self) -> list[int]:
+        with self.read() as session:
+            query = select(Pipeline.id).where(Pipeline.status == QUEUED, Pipeline.cancel_requested.is_(True))
+            return list(session.scalars(query))
+
+
+def new_holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """A lease held by a process on this host that no longer exists can be taken at once (after kill -9)."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

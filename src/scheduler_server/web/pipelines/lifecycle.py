@@ -1,0 +1,95 @@
+"""What the two pipeline blueprints share: the service on the app, the token guard, JSON body parsing.
+
+The ``PipelineService`` is built when the blueprints are registered (so a bad
+configuration fails at start), but its dispatcher thread starts only on the
+first pipeline request or when ``scheduler-server serve`` boots its worker
+(``start_pipelines``): building the app never starts threads by itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask, current_app, request
+
+from scheduler_server.config import ConfigError
+from scheduler_server.pipelines.clouds.backend import BackendConfigError
+from scheduler_server.pipelines.storage.secrets import SecretError
+from scheduler_server.pipelines.service import PipelineService
+from scheduler_server.web.auth import TokenAuth, warn_if_open
+from scheduler_server.web.integers import INT32_MAX
+from scheduler_server.web.bodies import BodyError, json_body
+from scheduler_server.web.openapi import spec
+
+__all__ = ["BodyError", "json_body", "parse_ids", "service", "guard", "install", "start_pipelines"]
+
+EXTENSION = "pipelines"
+
+spec.security_schemes.setdefault("bearerAuth", {"type": "http", "scheme": "bearer", "description": "A line of pipelines.tokens_file."})
+spec.security_schemes.setdefault("tokenQuery", {"type": "apiKey", "in": "query", "name": "token"})
+
+
+class Pipelines:
+    """The pipeline service and its token check, as one Flask extension."""
+
+    def __init__(self, app: Flask):
+        try:
+            self.service = PipelineService(app.config["SETTINGS"])
+        except (BackendConfigError, SecretError) as exc:
+            raise ConfigError(str(exc)) from None
+        self.auth = TokenAuth(lambda: self.service.settings.pipelines.tokens_file)
+        warn_if_open(self.auth)
+
+
+def install(app: Flask) -> None:
+    if EXTENSION not in app.extensions:
+        app.extensions[EXTENSION] = Pipelines(app)
+
+
+def start_pipelines(app: Flask) -> None:
+    """Start the dispatcher in this process now (gunicorn worker boot) rather than on the first request."""
+    install(app)
+    app.extensions[EXTENSION].service.ensure_started()
+
+
+def pipelines() -> Pipelines:
+    return current_app.extensions[EXTENSION]
+
+
+def service() -> PipelineService:
+    return pipelines().service
+
+
+def guard() -> None:
+    """before_request of both pipeline blueprints: start the dispatcher here if needed, then check the token."""
+    ext = pipelines()
+    ext.service.ensure_started()
+    ext.auth.check(request)
+
+
+def parse_ids(values: list[Any]) -> list[int]:
+    """Ids of GET /pipeline (query ``1,2`` or JSON ``1`` / ``[1, 2]``): 1 to 10 ASCII digits each.
+
+    An id of 10 digits above the id range names no pipeline, so it matches nothing.
+    """
+    ids = []
+    for value in values:
+        parts = value.split(",") if isinstance(value, str) else [value]
+        for part in parts:
+            text = part.strip() if isinstance(part, str) else part
+            if isinstance(text, int) and not isinstance(text, bool) and 0 <= text <= 9_999_999_999:
+                text = str(text)
+            if not isinstance(text, str) or not _ID.fullmatch(text):
+                raise BodyError(f"id: {_shown(part)} is not a pipeline id (an integer of 1 to 10 ASCII digits)")
+            if 1 <= int(text) <= INT32_MAX:
+                ids.append(int(text))
+    return ids
+
+
+_ID = re.compile(r"[0-9]{1,10}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
