@@ -25,11 +25,16 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-START = datetime(2024, 3, 4, tzinfo=timezone.utc)
-WINDOWS = [("1 h", timedelta(hours=1)), ("24 h", timedelta(days=1)), ("7 d", timedelta(days=7)), ("30 d", timedelta(days=30))]
+START = datetime(2024, 3, 4, tzinfo=UTC)
+WINDOWS = [
+    ("1 h", timedelta(hours=1)),
+    ("24 h", timedelta(days=1)),
+    ("7 d", timedelta(days=7)),
+    ("30 d", timedelta(days=30)),
+]
 CLI = str(Path(sys.executable).parent / "scheduler-server")
 
 
@@ -58,9 +63,24 @@ def fresh(length: timedelta, env: dict, runs: int = 3) -> tuple[float, float]:
     # report this process's size as its own peak.
     times, peaks = [], []
     for _ in range(runs):
-        command = [CLI, "schedule", "--policy", "basic", "--t0", f"{START:%Y-%m-%d %H:%M}", "--t1", f"{START + length:%Y-%m-%d %H:%M}"]
+        command = [
+            CLI,
+            "schedule",
+            "--policy",
+            "basic",
+            "--t0",
+            f"{START:%Y-%m-%d %H:%M}",
+            "--t1",
+            f"{START + length:%Y-%m-%d %H:%M}",
+        ]
         began = time.perf_counter()
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
         times.append(time.perf_counter() - began)
         assert done.returncode == 0, done.stderr
         peaks.append(int(done.stderr.strip().splitlines()[-1]) / 1024)
@@ -68,13 +88,13 @@ def fresh(length: timedelta, env: dict, runs: int = 3) -> tuple[float, float]:
 
 
 def year(env: dict) -> None:
-    from scheduler_server.observing.safety import checker as safety
     from scheduler_server.observing.policies.basic.policy import BasicPolicy
+    from scheduler_server.observing.safety import checker as safety
     from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
     from scheduler_server.observing.sky.ephemerides import ATACAMA
 
     config = build_config("basic", BasicPolicy(), {})
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     violations = problems = blocks = 0
     observed = 0.0
     began = time.perf_counter()
@@ -100,19 +120,25 @@ def main() -> None:
         os.environ["SCHEDULER_SERVER_CACHE_DIR"] = warm_cache
         env = {**os.environ, "SCHEDULER_SERVER_CACHE_DIR": warm_cache}
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-        print(f"{'window':>6} | {'warm ms':>8} | {'cpu ms':>7} | {'cpu ms/day':>10} | {'warm peak MiB':>13} | {'fresh CLI s':>11} | {'CLI peak RSS MiB':>16}")
+        print(
+            f"{'window':>6} | {'warm ms':>8} | {'cpu ms':>7} | {'cpu ms/day':>10} | {'warm peak MiB':>13} | {'fresh CLI s':>11} | {'CLI peak RSS MiB':>16}"
+        )
         print("-" * 93)
         for label, length in WINDOWS:
             seconds, cpu, peak = warm(length)
             cli_seconds, rss = fresh(length, env)
             days = length / timedelta(days=1)
-            print(f"{label:>6} | {seconds * 1000:8.1f} | {cpu * 1000:7.1f} | {cpu * 1000 / days:10.1f} | {peak:13.1f} | {cli_seconds:11.2f} | {rss:16.0f}")
+            print(
+                f"{label:>6} | {seconds * 1000:8.1f} | {cpu * 1000:7.1f} | {cpu * 1000 / days:10.1f} | {peak:13.1f} | {cli_seconds:11.2f} | {rss:16.0f}"
+            )
         cold = []
         for run in range(3):  # each run with its own empty cache
             cold_env = {**os.environ, "SCHEDULER_SERVER_CACHE_DIR": os.path.join(cold_cache, str(run))}
             cold.append(fresh(timedelta(days=1), cold_env, runs=1))
         cli_seconds, rss = statistics.median(c[0] for c in cold), max(c[1] for c in cold)
-        print(f"{'24 h':>6} | {'':8} | {'':7} | {'':10} | {'':13} | {cli_seconds:11.2f} | {rss:16.0f}  (fresh CLI, empty cache, median of 3)")
+        print(
+            f"{'24 h':>6} | {'':8} | {'':7} | {'':10} | {'':13} | {cli_seconds:11.2f} | {rss:16.0f}  (fresh CLI, empty cache, median of 3)"
+        )
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         if args.year:
             year(env)

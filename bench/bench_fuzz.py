@@ -31,7 +31,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--min-cases", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true", help="keep the server's directory (log, report) and print it")
-    parser.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL server (Debian's binaries) instead of SQLite")
+    parser.add_argument(
+        "--postgres", action="store_true", help="on a throwaway PostgreSQL server (Debian's binaries) instead of SQLite"
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
@@ -45,11 +47,15 @@ def main() -> int:
         server = stack.enter_context(FuzzServer(home, database_url=url))
         result = run_schemathesis(server, max_examples=args.max_examples, seed=args.seed)
     failures = re.findall(r"❌ (ST\d+ [^:\n]+): (\d+)", result.output)
-    phases = dict((name, mark) for mark, name in re.findall(r"(✅|❌|⏭) +(Examples|Coverage|Fuzzing|Stateful)", result.output))
+    phases = dict(
+        (name, mark) for mark, name in re.findall(r"(✅|❌|⏭) +(Examples|Coverage|Fuzzing|Stateful)", result.output)
+    )
     tracebacks = result.server_log.count("Traceback")
 
     store = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"schemathesis, phases {PHASES}, checks all, max-examples {args.max_examples}, seed {args.seed} (deterministic), {store}")
+    print(
+        f"schemathesis, phases {PHASES}, checks all, max-examples {args.max_examples}, seed {args.seed} (deterministic), {store}"
+    )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
     print()
     print("| measure | value |")

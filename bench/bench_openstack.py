@@ -47,18 +47,38 @@ def config(root: Path, sim: SimProcess, key: Path, *, max_active: int, ttl: int,
     scripts.mkdir(parents=True, exist_ok=True)
     (scripts / "work.sh").write_text(SCRIPT.format(work=WORK))
     pipelines = {
-        "backend": "openstack", "max_active_pipelines": max_active, "virtual_server_ttl": ttl,
-        "max_instances": max_instances, "local_scripts_folder": str(scripts), "remote_base_folder": str(root / "remote"),
-        "ssh_user": getpass.getuser(), "ssh_key_file": str(key), "connection_retry_interval": 0.2,
-        "poll_interval": 0.5, "backend_threads": 32,
+        "backend": "openstack",
+        "max_active_pipelines": max_active,
+        "virtual_server_ttl": ttl,
+        "max_instances": max_instances,
+        "local_scripts_folder": str(scripts),
+        "remote_base_folder": str(root / "remote"),
+        "ssh_user": getpass.getuser(),
+        "ssh_key_file": str(key),
+        "connection_retry_interval": 0.2,
+        "poll_interval": 0.5,
+        "backend_threads": 32,
         "openstack": {
-            "credentials_file": str(sim.openrc), "image_id": "ubuntu-22.04", "flavor": "m1.small", "network_id": "private",
-            "auth_keyname": "bench", "ssh_port": sim.info["ssh_port"], "status_poll_interval": 0.05,
+            "credentials_file": str(sim.openrc),
+            "image_id": "ubuntu-22.04",
+            "flavor": "m1.small",
+            "network_id": "private",
+            "auth_keyname": "bench",
+            "ssh_port": sim.info["ssh_port"],
+            "status_poll_interval": 0.05,
             "max_parallel_provisioning": 100,
         },
-    }  # fmt: skip
+    }
     path = root / "config.yaml"
-    path.write_text(yaml.safe_dump({"data_dir": str(root / "data"), "logging": {"level": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}, "pipelines": pipelines}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(root / "data"),
+                "logging": {"level": os.environ.get("BENCH_LOG_LEVEL", "WARNING")},
+                "pipelines": pipelines,
+            }
+        )
+    )
     return path
 
 
@@ -67,8 +87,11 @@ def serve(config_path: Path, log: Path) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_SERVER", "OS_"))}
     proc = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "scheduler-server"), "serve", "--config", str(config_path), "--port", str(port)],
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )  # fmt: skip
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -89,11 +112,29 @@ def seconds(stamp: str) -> float:
 
 def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int, max_instances: int | None) -> dict:
     root.mkdir(parents=True)
-    with SimProcess(root / "sim", keypairs={"bench": key.with_suffix(".pub") if key.with_suffix(".pub").exists() else Path(str(key) + ".pub")}, boot_delay=BOOT, max_servers=200, delete_delay=0.05) as sim:
-        proc, url = serve(config(root, sim, key, max_active=max_active, ttl=ttl, max_instances=max_instances), root / "service.log")
+    with SimProcess(
+        root / "sim",
+        keypairs={"bench": key.with_suffix(".pub") if key.with_suffix(".pub").exists() else Path(str(key) + ".pub")},
+        boot_delay=BOOT,
+        max_servers=200,
+        delete_delay=0.05,
+    ) as sim:
+        proc, url = serve(
+            config(root, sim, key, max_active=max_active, ttl=ttl, max_instances=max_instances), root / "service.log"
+        )
         try:
-            item = {"project": "p", "subject": "s", "session": "e", "host": "http://xnat", "user": "u", "pwd": "x", "script": "work.sh"}
-            answer = requests.post(f"{url}/pipeline", json=[dict(item, session=f"e{n}") for n in range(pipelines)], timeout=30).json()
+            item = {
+                "project": "p",
+                "subject": "s",
+                "session": "e",
+                "host": "http://xnat",
+                "user": "u",
+                "pwd": "x",
+                "script": "work.sh",
+            }
+            answer = requests.post(
+                f"{url}/pipeline", json=[dict(item, session=f"e{n}") for n in range(pipelines)], timeout=30
+            ).json()
             ids = [r["id"] for r in answer["content"]]
             deadline = time.monotonic() + 300
             # One light request per 0.25 s: polling every pipeline would load the 2 cores the run shares.
@@ -108,7 +149,11 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
                 raise RuntimeError(f"{len(failed)} pipeline(s) did not succeed: {failed[0]['reason']}")
             start = min(seconds(v["timings"]["queued"]) for v in views)
             end = max(seconds(v["timings"]["finished"]) for v in views)
-            created = sum(1 for r in sim.requests_log() if r["method"] == "POST" and r["path"].endswith("/servers") and r["status"] == 202)
+            created = sum(
+                1
+                for r in sim.requests_log()
+                if r["method"] == "POST" and r["path"].endswith("/servers") and r["status"] == 202
+            )
             return {"makespan": end - start, "servers": created, "views": views, "start": start}
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -121,13 +166,21 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
 
 SCENARIOS = {
     "seed": [
-        ("seed, TTL 1, MAX_INSTANCES default (TTL 1: 5 x 2 = 10)", dict(pipelines=10, max_active=2, ttl=1, max_instances=None), BOOT + 5 * WORK),
+        (
+            "seed, TTL 1, MAX_INSTANCES default (TTL 1: 5 x 2 = 10)",
+            dict(pipelines=10, max_active=2, ttl=1, max_instances=None),
+            BOOT + 5 * WORK,
+        ),
         ("seed, TTL 1, MAX_INSTANCES 3 (active + 1)", dict(pipelines=10, max_active=2, ttl=1, max_instances=3), None),
         ("seed, TTL 1, MAX_INSTANCES 8", dict(pipelines=10, max_active=2, ttl=1, max_instances=8), BOOT + 5 * WORK),
         ("seed, TTL 10, MAX_INSTANCES 2", dict(pipelines=10, max_active=2, ttl=10, max_instances=2), BOOT + 5 * WORK),
     ],
     "large": [
-        ("100 pipelines, 20 servers, TTL 5", dict(pipelines=100, max_active=20, ttl=5, max_instances=20), BOOT + 5 * WORK),
+        (
+            "100 pipelines, 20 servers, TTL 5",
+            dict(pipelines=100, max_active=20, ttl=5, max_instances=20),
+            BOOT + 5 * WORK,
+        ),
     ],
 }
 

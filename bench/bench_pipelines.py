@@ -51,12 +51,14 @@ class Server:
         self.config.write_text(yaml.safe_dump(config))
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         exe = REPO / ".venv" / "bin" / "scheduler-server"
         self.process = subprocess.Popen(
             [str(exe), "serve", "--config", str(self.config), "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=open(self.root / "server.log", "ab"), start_new_session=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "server.log", "ab"),
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -99,7 +101,9 @@ def latency(root: Path, runs: int) -> tuple[float, float]:
         session = requests.Session()
         for n in range(runs + 5):
             t0 = time.time()
-            session.post(server.url + "/pipeline", json=script_item("start.sh", [str(marks), str(n)])).raise_for_status()
+            session.post(
+                server.url + "/pipeline", json=script_item("start.sh", [str(marks), str(n)])
+            ).raise_for_status()
             target = marks / str(n)
             # No busy wait: this process must not compete for the CPU while the service works.
             time.sleep(0.2)  # one submission at a time: latency of an idle service, not queueing
@@ -115,7 +119,9 @@ def throughput(root: Path, batch: int) -> float:
     with Server(root / "throughput", max_active_pipelines=8, virtual_server_ttl=1000, poll_interval=0.05) as server:
         session = requests.Session()
         t0 = time.time()
-        session.post(server.url + "/pipeline", json=[script_item("true.sh", []) for _ in range(batch)]).raise_for_status()
+        session.post(
+            server.url + "/pipeline", json=[script_item("true.sh", []) for _ in range(batch)]
+        ).raise_for_status()
         while True:
             page = session.get(server.url + "/api/v1/pipelines", params={"status": "succeeded", "limit": 1}).json()
             if page["total"] >= batch:
@@ -127,7 +133,15 @@ def throughput(root: Path, batch: int) -> float:
 def bulk_and_memory(root: Path) -> tuple[float, float, float]:
     with Server(root / "bulk", max_active_pipelines=1, virtual_server_ttl=1000) as server:
         session = requests.Session()
-        item = {"project": "p", "subject": "s", "session": "e", "host": "http://xnat", "user": "u", "pwd": "secret", "script": "sleep.sh"}
+        item = {
+            "project": "p",
+            "subject": "s",
+            "session": "e",
+            "host": "http://xnat",
+            "user": "u",
+            "pwd": "secret",
+            "script": "sleep.sh",
+        }
         t0 = time.time()
         response = session.post(server.url + "/pipeline", json=[item] * 1000)
         bulk = time.time() - t0

@@ -46,7 +46,10 @@ def start_server(name: str, port: int, home: str) -> subprocess.Popen:
     env["SCHEDULER_SERVER__LOGGING__LEVEL"] = "WARNING"
     proc = subprocess.Popen(
         [arg.format(port=port) for arg in SERVERS[name]],
-        env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -64,7 +67,9 @@ def stalled_probe(port: int, stalled: int) -> str:
     socks = []
     for _ in range(stalled):
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(b"POST /api/v1/schedule/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        sock.sendall(
+            b"POST /api/v1/schedule/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
         socks.append(sock)
     try:
         time.sleep(0.2)
@@ -107,13 +112,24 @@ def pct(samples: list[float], p: float) -> float:
 
 def wrk_throughput(port: int, seconds: float, connections: int) -> tuple[float, float, float]:
     script = Path(tempfile.mkdtemp()) / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' % BODY
-    )
+    script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[{BODY}]]\n')
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}/api/v1/schedule/"],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds:g}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/api/v1/schedule/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     if "Non-2xx" in out or "Socket errors" in out and "connect 0, read 0, write 0, timeout 0" not in out:
         raise RuntimeError(out)

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 from devtools.sshd import SSHServer, generate_keypair  # noqa: E402
-from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket# noqa: E402
+from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket  # noqa: E402
 
 
 def reach(server: SSHServer, key: Path, tuned: bool) -> tuple[float, float]:
@@ -39,8 +39,16 @@ def reach(server: SSHServer, key: Path, tuned: bool) -> tuple[float, float]:
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     started = time.perf_counter()
     sock = ssh_socket.connect(server.host, server.port, timeout=10) if tuned else None
-    client.connect(server.host, port=server.port, username=server.user, key_filename=str(key), sock=sock,
-                   allow_agent=False, look_for_keys=False, timeout=10)  # fmt: skip
+    client.connect(
+        server.host,
+        port=server.port,
+        username=server.user,
+        key_filename=str(key),
+        sock=sock,
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=10,
+    )
     connected = time.perf_counter()
     channel = client.get_transport().open_session()
     channel.exec_command("true")

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from devtools.serving import wait_until_serving
 from devtools.sshd import free_port
 
@@ -76,10 +75,10 @@ class FuzzServer:
         self.process: subprocess.Popen | None = None
         self.log = home / "serve.log"
 
-    def start(self, timeout: float = 30.0) -> "FuzzServer":
+    def start(self, timeout: float = 30.0) -> FuzzServer:
         scripts = self.home / "scripts"
         scripts.mkdir(parents=True, exist_ok=True)
-        (scripts / "qmroct.sh").write_text("#!/bin/bash\necho fuzzed \"$@\" | head -c 200\n")
+        (scripts / "qmroct.sh").write_text('#!/bin/bash\necho fuzzed "$@" | head -c 200\n')
         tokens = self.home / "tokens"
         tokens.write_text(TOKEN + "\n")
         config = self.home / "config.yaml"
@@ -88,7 +87,9 @@ class FuzzServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_SERVER")}
         env.update(HOME=str(self.home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
         args = [str(BIN / "scheduler-server"), "serve", "--port", str(self.port), "--config", str(config)]
-        self.process = subprocess.Popen(args, env=env, cwd=self.home, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            args, env=env, cwd=self.home, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT
+        )
         wait_until_serving(self.url + "/", self.process, self.log, timeout)
         return self
 
@@ -101,26 +102,55 @@ class FuzzServer:
                 self.process.kill()
                 self.process.wait(5)
 
-    def __enter__(self) -> "FuzzServer":
+    def __enter__(self) -> FuzzServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
 
-def run_schemathesis(server: FuzzServer, *, max_examples: int, seed: int = 20261201, max_time: float | None = None,
-                     workers: int = 1, phases: str = PHASES) -> FuzzResult:  # fmt: skip
+def run_schemathesis(
+    server: FuzzServer,
+    *,
+    max_examples: int,
+    seed: int = 20261201,
+    max_time: float | None = None,
+    workers: int = 1,
+    phases: str = PHASES,
+) -> FuzzResult:
     """``st run`` over the server's own document; returncode 0 means no check failed."""
     toml = server.home / "schemathesis.toml"
     toml.write_text(_SCHEMATHESIS_TOML)
     report = server.home / "st-report"
     args = [
-        str(BIN / "st"), "--config-file", str(toml), "--no-color", "run", f"{server.url}/api/v1/openapi.json",
-        "--phases", phases, "--checks", "all", "--seed", str(seed), "--max-examples", str(max_examples),
-        "--generation-deterministic", "--workers", str(workers),
-        "--header", f"Authorization: Bearer {TOKEN}", "--request-timeout", "30", "--suppress-health-check", "all",
-        "--report", "ndjson", "--report-dir", str(report),
-    ]  # fmt: skip
+        str(BIN / "st"),
+        "--config-file",
+        str(toml),
+        "--no-color",
+        "run",
+        f"{server.url}/api/v1/openapi.json",
+        "--phases",
+        phases,
+        "--checks",
+        "all",
+        "--seed",
+        str(seed),
+        "--max-examples",
+        str(max_examples),
+        "--generation-deterministic",
+        "--workers",
+        str(workers),
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        "--request-timeout",
+        "30",
+        "--suppress-health-check",
+        "all",
+        "--report",
+        "ndjson",
+        "--report-dir",
+        str(report),
+    ]
     if max_time is not None:
         args += ["--max-time", str(int(max_time))]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "devtools.fuzz_hooks", "PYTHONPATH": str(REPO)}

@@ -15,7 +15,10 @@ import schemathesis
 from schemathesis import Case, Response
 from schemathesis.core.failures import Failure
 
-_SCRIPT = (r"(script|files\.\d+)", r"does not exist in LOCAL_SCRIPTS_FOLDER|resolves outside|is absolute|leaves LOCAL_SCRIPTS_FOLDER|must not be empty")
+_SCRIPT = (
+    r"(script|files\.\d+)",
+    r"does not exist in LOCAL_SCRIPTS_FOLDER|resolves outside|is absolute|leaves LOCAL_SCRIPTS_FOLDER|must not be empty",
+)
 _SUBMIT = [
     _SCRIPT,
     (r"env\..*", r"not allowed|allowed_env_names|not a valid environment variable name"),
@@ -41,7 +44,9 @@ class UndocumentedRefusal(Failure):
 
     def __init__(self, operation: str, errors: list[tuple[str, str]]):
         shown = "; ".join(f"{field or '-'}: {message}" for field, message in errors)
-        super().__init__(operation=operation, message=f"400 for a request the document allows, and not for a rule it names: {shown}")
+        super().__init__(
+            operation=operation, message=f"400 for a request the document allows, and not for a rule it names: {shown}"
+        )
 
 
 def _errors(body) -> list[tuple[str, str]]:
@@ -52,7 +57,11 @@ def _errors(body) -> list[tuple[str, str]]:
         return [(body.get("field") or "", body.get("message", ""))]
     content = body.get("content") if "request" in body else body.get("pipelines")
     if isinstance(content, list):  # one report per submitted item
-        return [(r.get("field") or "", r.get("error", "")) for r in content if isinstance(r, dict) and r.get("request") == "error"]
+        return [
+            (r.get("field") or "", r.get("error", ""))
+            for r in content
+            if isinstance(r, dict) and r.get("request") == "error"
+        ]
     return [(body.get("field") or "", str(content))]
 
 
@@ -67,9 +76,10 @@ def documented_business_rule(ctx, response: Response, case: Case):
     except ValueError:
         errors = [("", response.text[:200])]
     unmatched = [
-        (field, message) for field, message in errors
+        (field, message)
+        for field, message in errors
         if not any(re.fullmatch(f, field) and re.search(m, message) for f, m in rules)
-    ]  # fmt: skip
+    ]
     if unmatched:
         raise UndocumentedRefusal(case.operation.label, unmatched)
     return None

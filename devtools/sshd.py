@@ -49,7 +49,7 @@ class SSHServer:
     process: subprocess.Popen | None = None
     _own_workdir: bool = False
 
-    def start(self, timeout: float = 10.0) -> "SSHServer":
+    def start(self, timeout: float = 10.0) -> SSHServer:
         if not Path(SSHD).exists():
             raise RuntimeError(f"{SSHD} not found: install Debian's openssh-server (scripts/setup.sh test does)")
         if self.workdir is None:
@@ -128,7 +128,7 @@ class SSHServer:
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "SSHServer":
+    def __enter__(self) -> SSHServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -31,7 +31,9 @@ def test_policy_file_and_set_override(tmp_path):
     f = tmp_path / "policy.json"
     f.write_text(json.dumps({"policy": "dummy", "config": {"seed": 1}}))
     a = run("schedule", "--t0", "2022-01-01 12:00", "--t1", "2022-01-01 14:00", "--policy-file", str(f))
-    b = run("schedule", "--t0", "2022-01-01 12:00", "--t1", "2022-01-01 14:00", "--policy-file", str(f), "--set", "seed=2")
+    b = run(
+        "schedule", "--t0", "2022-01-01 12:00", "--t1", "2022-01-01 14:00", "--policy-file", str(f), "--set", "seed=2"
+    )
     c = run("schedule", "--t0", "2022-01-01 12:00", "--t1", "2022-01-01 14:00", "--policy", "dummy", "--set", "seed=1")
     assert sleeps(a.output) == sleeps(c.output)
     assert sleeps(a.output) != sleeps(b.output)

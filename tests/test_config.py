@@ -28,7 +28,9 @@ def test_no_file_gives_embedded_defaults(tmp_path):
 
 def test_file_and_environment_override(tmp_path):
     path = write(tmp_path, "server:\n  port: 9000\nobserving:\n  max_window_hours: 2\n")
-    settings = load_settings(path, env={"SCHEDULER_SERVER__SERVER__PORT": "9100", "SCHEDULER_SERVER__SERVER__CORS_ORIGINS": "[a, b]"})
+    settings = load_settings(
+        path, env={"SCHEDULER_SERVER__SERVER__PORT": "9100", "SCHEDULER_SERVER__SERVER__CORS_ORIGINS": "[a, b]"}
+    )
     assert settings.server.port == 9100
     assert settings.server.cors_origins == ["a", "b"]
     assert settings.observing.max_window_hours == 2
@@ -57,7 +59,10 @@ def test_seed_location_and_upper_case_keys(tmp_path, monkeypatch):
     [
         ("server:\n  port: eighty\n", ["config.yaml: key server.port", "valid integer"]),
         ("server:\n  prot: 80\n", ["key server.prot", "unknown key"]),
-        ("MAX_ACTIVE_PIPELINES: 0\n", ["key MAX_ACTIVE_PIPELINES", "pipelines.max_active_pipelines", "greater than or equal to 1"]),
+        (
+            "MAX_ACTIVE_PIPELINES: 0\n",
+            ["key MAX_ACTIVE_PIPELINES", "pipelines.max_active_pipelines", "greater than or equal to 1"],
+        ),
         ("server: [1\n", ["not valid YAML at line"]),
         ("- 1\n- 2\n", ["top level must be a mapping"]),
         ("logging:\n  level: LOUD\n", ["logging.level"]),
@@ -124,7 +129,11 @@ def test_gunicorn_with_bad_config_stops_instead_of_respawning(tmp_path):
     exe = Path(sys.executable).with_name("gunicorn")
     env = {"PATH": str(exe.parent), "SCHEDULER_SERVER_CONFIG": str(path), "HOME": str(tmp_path)}
     result = subprocess.run(
-        [str(exe), "--bind", "127.0.0.1:0", "scheduler_server.app:app"], capture_output=True, text=True, timeout=60, env=env
+        [str(exe), "--bind", "127.0.0.1:0", "scheduler_server.app:app"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert result.returncode != 0
     assert f"bad configuration: {path}: key server.port" in result.stderr

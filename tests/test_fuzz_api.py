@@ -36,6 +36,8 @@ def test_the_api_does_what_its_openapi_document_says(request, tmp_path, database
         result = run_schemathesis(server, max_examples=max_examples, phases=phases)
     assert result.returncode == 0, result.output[-20000:]
     for phase in phases.split(","):
-        assert re.search(rf"✅ {phase.capitalize()}", result.output), f"phase {phase} did not run and pass:\n{result.summary_line()}"
+        assert re.search(rf"✅ {phase.capitalize()}", result.output), (
+            f"phase {phase} did not run and pass:\n{result.summary_line()}"
+        )
     assert result.cases is not None and result.cases >= 1000, result.summary_line()
     assert "Traceback" not in result.server_log, result.server_log[-5000:]

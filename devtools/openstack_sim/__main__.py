@@ -34,8 +34,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--password", default="secret")
     p.add_argument("--project", default="demo")
     p.add_argument("--security-group", action="append", default=[], help="extra security group name (repeatable)")
-    p.add_argument("--keypair", action="append", default=[], metavar="NAME=PUBFILE", help="import a public key as keypair NAME")
-    p.add_argument("--fault", action="append", default=[], metavar="KIND[:k=v,...]", help=f"inject a fault; kinds: {', '.join(KINDS)}")
+    p.add_argument(
+        "--keypair", action="append", default=[], metavar="NAME=PUBFILE", help="import a public key as keypair NAME"
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:k=v,...]",
+        help=f"inject a fault; kinds: {', '.join(KINDS)}",
+    )
     p.add_argument("--clouds-yaml", type=Path, help="write a clouds.yaml for this simulator here")
     p.add_argument("--openrc", type=Path, help="write an openrc file for this simulator here")
     p.add_argument("--cloud-name", default="sim", help="cloud name in the written clouds.yaml (default sim)")
@@ -44,16 +52,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s openstack-sim %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s openstack-sim %(levelname)s %(message)s", stream=sys.stderr
+    )
     try:
         faults = [parse_rule(text) for text in args.fault]
     except ValueError as exc:
         print(f"error: --fault: {exc}", file=sys.stderr)
         return 2
     config = SimConfig(
-        host=args.host, port=args.port, ssh_port=args.ssh_port, boot_delay=args.boot_delay,
-        delete_delay=args.delete_delay, max_servers=args.max_servers, fip_pool_size=args.fip_pool_size,
-        username=args.username, password=args.password, project_name=args.project,
+        host=args.host,
+        port=args.port,
+        ssh_port=args.ssh_port,
+        boot_delay=args.boot_delay,
+        delete_delay=args.delete_delay,
+        max_servers=args.max_servers,
+        fip_pool_size=args.fip_pool_size,
+        username=args.username,
+        password=args.password,
+        project_name=args.project,
         security_groups=args.security_group,
     )
     sim = Simulator(config, faults)
@@ -73,8 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(json.dumps({"auth_url": sim.auth_url, "port": config.port, "ssh_port": config.ssh_port,
-                      "address_block": config.address_block, "cloud": args.cloud_name}), flush=True)
+    print(
+        json.dumps(
+            {
+                "auth_url": sim.auth_url,
+                "port": config.port,
+                "ssh_port": config.ssh_port,
+                "address_block": config.address_block,
+                "cloud": args.cloud_name,
+            }
+        ),
+        flush=True,
+    )
     stop.wait()
     sim.stop()
     return 0

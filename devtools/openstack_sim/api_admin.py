@@ -32,21 +32,40 @@ def state():
     with cloud.lock:
         servers = [
             {
-                "id": s.id, "name": s.name, "status": s.status, "task_state": s.task_state, "fixed_ip": s.fixed_ip,
-                "metadata": dict(s.metadata), "fate": s.fate, "key_name": s.key_name,
+                "id": s.id,
+                "name": s.name,
+                "status": s.status,
+                "task_state": s.task_state,
+                "fixed_ip": s.fixed_ip,
+                "metadata": dict(s.metadata),
+                "fate": s.fate,
+                "key_name": s.key_name,
                 "ssh": f"{s.fixed_ip}:{cloud.config.ssh_port}" if s.host else None,
                 "user_data": base64.b64decode(s.user_data).decode(errors="replace") if s.user_data else None,
             }
             for s in cloud.servers.values()
         ]
         fips = [
-            {"id": f.id, "address": f.floating_ip_address, "port_id": f.port_id, "description": f.description,
-             "forwarding": f.forwarder is not None}
+            {
+                "id": f.id,
+                "address": f.floating_ip_address,
+                "port_id": f.port_id,
+                "description": f.description,
+                "forwarding": f.forwarder is not None,
+            }
             for f in cloud.floating_ips.values()
         ]
         ports = [{"id": p.id, "device_id": p.device_id, "ip_address": p.ip_address} for p in cloud.ports.values()]
         keypairs = sorted(cloud.keypairs)
-    return jsonify({"config": cloud.config.public(), "servers": servers, "floating_ips": fips, "ports": ports, "keypairs": keypairs})
+    return jsonify(
+        {
+            "config": cloud.config.public(),
+            "servers": servers,
+            "floating_ips": fips,
+            "ports": ports,
+            "keypairs": keypairs,
+        }
+    )
 
 
 @bp.patch("/config")
@@ -67,7 +86,7 @@ def list_faults():
 def add_fault():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _bad("expected a JSON object like {\"kind\": \"server_error\"}")
+        return _bad('expected a JSON object like {"kind": "server_error"}')
     allowed = set(FaultRule.__dataclass_fields__) - {"fired"}
     unknown = set(body) - allowed
     if unknown:

@@ -18,7 +18,11 @@ def _base() -> str:
 @bp.get("")
 def versions():
     items = [
-        {"id": v, "status": "CURRENT" if v == "v2.9" else "SUPPORTED", "links": [{"rel": "self", "href": f"{_base()}/v2/"}]}
+        {
+            "id": v,
+            "status": "CURRENT" if v == "v2.9" else "SUPPORTED",
+            "links": [{"rel": "self", "href": f"{_base()}/v2/"}],
+        }
         for v in ("v2.9", "v2.0")
     ]
     return jsonify({"versions": items}), 300
@@ -26,10 +30,24 @@ def versions():
 
 def _render(image: Image) -> dict:
     return {
-        "id": image.id, "name": image.name, "status": image.status, "visibility": "public", "protected": False,
-        "os_hidden": False, "container_format": "bare", "disk_format": "qcow2", "min_disk": 0, "min_ram": 0,
-        "size": 1 << 28, "checksum": None, "created_at": image.created_at, "updated_at": image.created_at,
-        "tags": [], "self": f"/v2/images/{image.id}", "file": f"/v2/images/{image.id}/file", "schema": "/v2/schemas/image",
+        "id": image.id,
+        "name": image.name,
+        "status": image.status,
+        "visibility": "public",
+        "protected": False,
+        "os_hidden": False,
+        "container_format": "bare",
+        "disk_format": "qcow2",
+        "min_disk": 0,
+        "min_ram": 0,
+        "size": 1 << 28,
+        "checksum": None,
+        "created_at": image.created_at,
+        "updated_at": image.created_at,
+        "tags": [],
+        "self": f"/v2/images/{image.id}",
+        "file": f"/v2/images/{image.id}/file",
+        "schema": "/v2/schemas/image",
     }
 
 
@@ -42,7 +60,9 @@ def list_images():
     try:
         items, next_link = page(items, request.args, f"{_base()}/v2/images")
     except CloudError as exc:
-        return jsonify({"message": exc.message, "code": f"{exc.status} Bad Request", "title": "Bad Request"}), exc.status
+        return jsonify(
+            {"message": exc.message, "code": f"{exc.status} Bad Request", "title": "Bad Request"}
+        ), exc.status
     body = {"images": items, "first": "/v2/images", "schema": "/v2/schemas/images"}
     if next_link:
         body["next"] = next_link.removeprefix(current_app.config["SIM"].config.base_url + "/image")
@@ -53,5 +73,7 @@ def list_images():
 def get_image(image_id):
     image = current_app.config["SIM"].cloud.images.get(image_id)
     if image is None:
-        return jsonify({"message": f"No image found with ID {image_id}", "code": "404 Not Found", "title": "Not Found"}), 404
+        return jsonify(
+            {"message": f"No image found with ID {image_id}", "code": "404 Not Found", "title": "Not Found"}
+        ), 404
     return jsonify(_render(image))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -29,7 +29,7 @@ class TokenStore:
 
     def issue(self) -> tuple[str, datetime]:
         token = "gAAAA" + secrets.token_urlsafe(48)
-        expires = datetime.now(timezone.utc) + TOKEN_LIFETIME
+        expires = datetime.now(UTC) + TOKEN_LIFETIME
         with self._lock:
             self._expiry[token] = time.time() + TOKEN_LIFETIME.total_seconds()
         return token, expires
@@ -117,7 +117,7 @@ def issue_token():
     payload = {
         "token": {
             "methods": ["password"],
-            "issued_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+            "issued_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
             "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
             "user": {"id": cloud.user_id, "name": cfg.username, "domain": domain, "password_expires_at": None},
             "project": {"id": cloud.project_id, "name": cfg.project_name, "domain": domain},

@@ -29,14 +29,23 @@ def _base() -> str:
 
 @bp.get("/")
 def versions():
-    return jsonify({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{_base()}/v2.0/"}]}]})
+    return jsonify(
+        {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{_base()}/v2.0/"}]}]}
+    )
 
 
 @bp.get("/v2.0/")
 @bp.get("/v2.0")
 def resources():
     names = ("network", "subnet", "port", "floatingip", "security-group")
-    return jsonify({"resources": [{"name": n, "collection": n + "s", "links": [{"rel": "self", "href": f"{_base()}/v2.0/{n}s"}]} for n in names]})
+    return jsonify(
+        {
+            "resources": [
+                {"name": n, "collection": n + "s", "links": [{"rel": "self", "href": f"{_base()}/v2.0/{n}s"}]}
+                for n in names
+            ]
+        }
+    )
 
 
 def _listing(collection: str, items: list[dict]):
@@ -63,38 +72,82 @@ def _matches(attribute, value: str) -> bool:
 
 def _render_network(n: Network, cloud) -> dict:
     return {
-        "id": n.id, "name": n.name, "status": "ACTIVE", "admin_state_up": True, "shared": False,
-        "router:external": n.external, "subnets": [n.subnet_id], "project_id": cloud.project_id,
-        "tenant_id": cloud.project_id, "mtu": 1450, "revision_number": 1, "tags": [],
-        "availability_zones": ["nova"], "description": "",
+        "id": n.id,
+        "name": n.name,
+        "status": "ACTIVE",
+        "admin_state_up": True,
+        "shared": False,
+        "router:external": n.external,
+        "subnets": [n.subnet_id],
+        "project_id": cloud.project_id,
+        "tenant_id": cloud.project_id,
+        "mtu": 1450,
+        "revision_number": 1,
+        "tags": [],
+        "availability_zones": ["nova"],
+        "description": "",
     }
 
 
 def _render_subnet(n: Network, cloud) -> dict:
     return {
-        "id": n.subnet_id, "name": f"{n.name}-subnet", "network_id": n.id, "ip_version": 4, "cidr": n.cidr,
-        "enable_dhcp": True, "project_id": cloud.project_id, "tenant_id": cloud.project_id, "revision_number": 1,
-        "gateway_ip": None, "allocation_pools": [], "dns_nameservers": [], "host_routes": [], "tags": [],
+        "id": n.subnet_id,
+        "name": f"{n.name}-subnet",
+        "network_id": n.id,
+        "ip_version": 4,
+        "cidr": n.cidr,
+        "enable_dhcp": True,
+        "project_id": cloud.project_id,
+        "tenant_id": cloud.project_id,
+        "revision_number": 1,
+        "gateway_ip": None,
+        "allocation_pools": [],
+        "dns_nameservers": [],
+        "host_routes": [],
+        "tags": [],
     }
 
 
 def _render_port(p: Port, cloud) -> dict:
     return {
-        "id": p.id, "name": "", "network_id": p.network_id, "device_id": p.device_id, "device_owner": p.device_owner,
-        "mac_address": p.mac_address, "status": p.status, "admin_state_up": True,
+        "id": p.id,
+        "name": "",
+        "network_id": p.network_id,
+        "device_id": p.device_id,
+        "device_owner": p.device_owner,
+        "mac_address": p.mac_address,
+        "status": p.status,
+        "admin_state_up": True,
         "fixed_ips": [{"subnet_id": p.subnet_id, "ip_address": p.ip_address}],
-        "project_id": cloud.project_id, "tenant_id": cloud.project_id, "created_at": p.created_at,
-        "revision_number": 1, "security_groups": [], "tags": [], "description": "",
+        "project_id": cloud.project_id,
+        "tenant_id": cloud.project_id,
+        "created_at": p.created_at,
+        "revision_number": 1,
+        "security_groups": [],
+        "tags": [],
+        "description": "",
     }
 
 
 def _render_fip(f: FloatingIP) -> dict:
     return {
-        "id": f.id, "floating_network_id": f.floating_network_id, "floating_ip_address": f.floating_ip_address,
-        "fixed_ip_address": f.fixed_ip_address, "port_id": f.port_id, "router_id": None, "status": f.status,
-        "project_id": f.project_id, "tenant_id": f.project_id, "description": f.description,
-        "revision_number": f.revision_number, "created_at": f.created_at, "updated_at": f.updated_at,
-        "tags": [], "dns_domain": "", "dns_name": "", "port_details": None,
+        "id": f.id,
+        "floating_network_id": f.floating_network_id,
+        "floating_ip_address": f.floating_ip_address,
+        "fixed_ip_address": f.fixed_ip_address,
+        "port_id": f.port_id,
+        "router_id": None,
+        "status": f.status,
+        "project_id": f.project_id,
+        "tenant_id": f.project_id,
+        "description": f.description,
+        "revision_number": f.revision_number,
+        "created_at": f.created_at,
+        "updated_at": f.updated_at,
+        "tags": [],
+        "dns_domain": "",
+        "dns_name": "",
+        "port_details": None,
     }
 
 
@@ -137,8 +190,19 @@ def get_port(port_id):
 @bp.get("/v2.0/security-groups")
 def list_security_groups():
     cloud = _cloud()
-    items = [{"id": g.id, "name": g.name, "description": "", "project_id": cloud.project_id, "tenant_id": cloud.project_id,
-              "security_group_rules": [], "revision_number": 1, "tags": []} for g in cloud.security_groups.values()]
+    items = [
+        {
+            "id": g.id,
+            "name": g.name,
+            "description": "",
+            "project_id": cloud.project_id,
+            "tenant_id": cloud.project_id,
+            "security_group_rules": [],
+            "revision_number": 1,
+            "tags": [],
+        }
+        for g in cloud.security_groups.values()
+    ]
     return _listing("security_groups", items)
 
 

@@ -16,7 +16,13 @@ from .model import CloudError, Server
 from .paging import page
 
 bp = Blueprint("nova", __name__, url_prefix="/compute")
-ERROR_KEYS = {400: "badRequest", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest", 503: "serviceUnavailable"}
+ERROR_KEYS = {
+    400: "badRequest",
+    403: "forbidden",
+    404: "itemNotFound",
+    409: "conflictingRequest",
+    503: "serviceUnavailable",
+}
 
 
 def nova_error(status: int, message: str):
@@ -56,7 +62,10 @@ def version():
 
 
 def _links(kind: str, ident: str) -> list[dict]:
-    return [{"rel": "self", "href": f"{_base()}/{kind}/{ident}"}, {"rel": "bookmark", "href": f"{_base()}/{kind}/{ident}"}]
+    return [
+        {"rel": "self", "href": f"{_base()}/{kind}/{ident}"},
+        {"rel": "bookmark", "href": f"{_base()}/{kind}/{ident}"},
+    ]
 
 
 def render_server(s: Server, cloud) -> dict:
@@ -68,7 +77,14 @@ def render_server(s: Server, cloud) -> dict:
         entries = [{"version": 4, "addr": s.fixed_ip, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac}]
         for fip in cloud.floating_ips.values():
             if fip.port_id and fip.port_id == s.port_id:
-                entries.append({"version": 4, "addr": fip.floating_ip_address, "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac})
+                entries.append(
+                    {
+                        "version": 4,
+                        "addr": fip.floating_ip_address,
+                        "OS-EXT-IPS:type": "floating",
+                        "OS-EXT-IPS-MAC:mac_addr": mac,
+                    }
+                )
         addresses[net] = entries
     body = {
         "id": s.id,
@@ -121,7 +137,10 @@ def _list_servers(detail: bool):
         status = request.args.get("status")
         if status:
             servers = [s for s in servers if s.status == status.upper()]
-        items = [render_server(s, cloud) if detail else {"id": s.id, "name": s.name, "links": _links("servers", s.id)} for s in servers]
+        items = [
+            render_server(s, cloud) if detail else {"id": s.id, "name": s.name, "links": _links("servers", s.id)}
+            for s in servers
+        ]
     try:
         items, next_link = page(items, request.args, f"{_base()}/servers{'/detail' if detail else ''}")
     except CloudError as exc:
@@ -194,7 +213,9 @@ def server_action(server_id):
 
 
 def _valid_metadata(data) -> dict[str, str]:
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255 for k, v in data.items()):
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255 for k, v in data.items()
+    ):
         raise CloudError(400, "Invalid input for field/attribute metadata.")
     return data
 
@@ -253,8 +274,16 @@ def _render_flavor(f, detail: bool) -> dict:
     body = {"id": f.id, "name": f.name, "links": _links("flavors", f.id)}
     if detail:
         body.update(
-            {"vcpus": f.vcpus, "ram": f.ram, "disk": f.disk, "swap": "", "OS-FLV-EXT-DATA:ephemeral": 0,
-             "OS-FLV-DISABLED:disabled": False, "os-flavor-access:is_public": True, "rxtx_factor": 1.0}
+            {
+                "vcpus": f.vcpus,
+                "ram": f.ram,
+                "disk": f.disk,
+                "swap": "",
+                "OS-FLV-EXT-DATA:ephemeral": 0,
+                "OS-FLV-DISABLED:disabled": False,
+                "os-flavor-access:is_public": True,
+                "rxtx_factor": 1.0,
+            }
         )
     return body
 
@@ -277,7 +306,14 @@ def get_flavor(flavor_id):
 def _render_keypair(kp, full: bool) -> dict:
     body = {"name": kp.name, "public_key": kp.public_key, "fingerprint": kp.fingerprint}
     if full:
-        body.update({"user_id": _cloud().user_id, "created_at": kp.created_at, "deleted": False, "id": abs(hash(kp.name)) % 10**6})
+        body.update(
+            {
+                "user_id": _cloud().user_id,
+                "created_at": kp.created_at,
+                "deleted": False,
+                "id": abs(hash(kp.name)) % 10**6,
+            }
+        )
     return body
 
 
@@ -314,6 +350,12 @@ def limits():
     cloud = _cloud()
     with cloud.lock:
         used = len(cloud.servers)
-    absolute = {"maxTotalInstances": cloud.config.max_servers, "totalInstancesUsed": used,
-                "maxTotalCores": -1, "totalCoresUsed": 0, "maxTotalRAMSize": -1, "totalRAMUsed": 0}
+    absolute = {
+        "maxTotalInstances": cloud.config.max_servers,
+        "totalInstancesUsed": used,
+        "maxTotalCores": -1,
+        "totalCoresUsed": 0,
+        "maxTotalRAMSize": -1,
+        "totalRAMUsed": 0,
+    }
     return jsonify({"limits": {"absolute": absolute, "rate": []}})

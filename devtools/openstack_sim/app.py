@@ -58,9 +58,15 @@ class Simulator:
             app.register_blueprint(module.bp)
         app.before_request(self._gate)
         app.after_request(self._record)
-        app.register_error_handler(CloudError, lambda exc: error_response(request.path, exc.status, exc.message, exc.kind))
-        app.register_error_handler(404, lambda exc: error_response(request.path, 404, f"The resource could not be found: {request.path}"))
-        app.register_error_handler(405, lambda exc: error_response(request.path, 405, f"{request.method} is not allowed on {request.path}"))
+        app.register_error_handler(
+            CloudError, lambda exc: error_response(request.path, exc.status, exc.message, exc.kind)
+        )
+        app.register_error_handler(
+            404, lambda exc: error_response(request.path, 404, f"The resource could not be found: {request.path}")
+        )
+        app.register_error_handler(
+            405, lambda exc: error_response(request.path, 405, f"{request.method} is not allowed on {request.path}")
+        )
         return app
 
     def _gate(self):
@@ -71,7 +77,9 @@ class Simulator:
         if rule is not None:
             request.environ["sim.fault"] = rule.kind
             if rule.kind == "api_error":
-                return error_response(request.path, rule.status, f"Simulated fault: HTTP {rule.status}", "SimulatedFault")
+                return error_response(
+                    request.path, rule.status, f"Simulated fault: HTTP {rule.status}", "SimulatedFault"
+                )
             if rule.phase == "before":
                 time.sleep(rule.seconds)  # the client gives up; the request then goes through
             else:
@@ -84,14 +92,19 @@ class Simulator:
         time.sleep(request.environ.get("sim.delay_response", 0))
         if not request.path.startswith("/_sim"):
             self.request_log.append(
-                {"t": time.time(), "method": request.method, "path": request.path, "status": response.status_code,
-                 "fault": request.environ.get("sim.fault")}
+                {
+                    "t": time.time(),
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "fault": request.environ.get("sim.fault"),
+                }
             )
         return response
 
     # --- serving ----------------------------------------------------------------------
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if not self.config.ssh_port:
             self.config.ssh_port = self._free_ssh_port()
@@ -113,7 +126,7 @@ class Simulator:
             self._server = None
         self.cloud.close()
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -132,8 +145,12 @@ class Simulator:
             "clouds": {
                 name: {
                     "auth": {
-                        "auth_url": self.auth_url, "username": cfg.username, "password": cfg.password,
-                        "project_name": cfg.project_name, "user_domain_name": "Default", "project_domain_name": "Default",
+                        "auth_url": self.auth_url,
+                        "username": cfg.username,
+                        "password": cfg.password,
+                        "project_name": cfg.project_name,
+                        "user_domain_name": "Default",
+                        "project_domain_name": "Default",
                     },
                     "region_name": cfg.region,
                     "identity_api_version": 3,

@@ -78,7 +78,11 @@ class Cloud:
         with self.lock:
             if name in self.keypairs:
                 raise CloudError(409, f"Key pair '{name}' already exists.", "conflictingRequest")
-            kp = Keypair(name=name, public_key=public_key.strip(), fingerprint=":".join(digest[i : i + 2] for i in range(0, 32, 2)))
+            kp = Keypair(
+                name=name,
+                public_key=public_key.strip(),
+                fingerprint=":".join(digest[i : i + 2] for i in range(0, 32, 2)),
+            )
             self.keypairs[name] = kp
             return kp
 
@@ -117,7 +121,8 @@ class Cloud:
                 raise CloudError(400, f"Security group {group} not found for project {self.project_id}.", "badRequest")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255 for k, v in metadata.items()
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255
+            for k, v in metadata.items()
         ):
             raise CloudError(400, "Invalid input for field/attribute metadata.", "badRequest")
         user_data = body.get("user_data")
@@ -176,10 +181,14 @@ class Cloud:
     def _attach_port(self, server: Server, network_id: str) -> None:
         address = self.config.fixed_ip(self._fixed_index)
         self._fixed_index += 1
-        mac = "fa:16:3e:%02x:%02x:%02x" % tuple(bytes.fromhex(server.id[:6]))
+        mac = "fa:16:3e:{:02x}:{:02x}:{:02x}".format(*tuple(bytes.fromhex(server.id[:6])))
         port = Port(
-            id=new_id(), network_id=network_id, device_id=server.id, ip_address=address,
-            subnet_id=self.networks[network_id].subnet_id, mac_address=mac,
+            id=new_id(),
+            network_id=network_id,
+            device_id=server.id,
+            ip_address=address,
+            subnet_id=self.networks[network_id].subnet_id,
+            mac_address=mac,
         )
         self.ports[port.id] = port
         server.port_id, server.fixed_ip = port.id, address
@@ -203,7 +212,11 @@ class Cloud:
                 log.warning("server %s: sshd failed: %s", server.id, exc)
                 server.fate, server.fate_after = "server_error", 0.0
                 host = None
-        after = server.fate_after if server.fate == "server_error" and server.fate_after is not None else self.config.boot_delay
+        after = (
+            server.fate_after
+            if server.fate == "server_error" and server.fate_after is not None
+            else self.config.boot_delay
+        )
         self._closing.wait(max(0.0, server.created_mono + after - time.monotonic()))
         with self.lock:
             if server.deleted or self._closing.is_set():
@@ -215,7 +228,11 @@ class Cloud:
                 return
             if server.fate == "server_error":
                 server.status, server.task_state = "ERROR", None
-                server.fault = {"code": 500, "message": "No valid host was found. There are not enough hosts available.", "created": now_iso()}
+                server.fault = {
+                    "code": 500,
+                    "message": "No valid host was found. There are not enough hosts available.",
+                    "created": now_iso(),
+                }
                 return
             server.status, server.task_state, server.launched_at, server.host = "ACTIVE", None, now_iso(), host
         if server.fate == "server_vanish":
@@ -270,14 +287,21 @@ class Cloud:
             if net is None:
                 raise CloudError(404, f"Network {network_id} could not be found.", "NetworkNotFound")
             if not net.external:
-                raise CloudError(400, f"Bad floatingip request: Network {network_id} is not a valid external network.", "BadRequest")
+                raise CloudError(
+                    400, f"Bad floatingip request: Network {network_id} is not a valid external network.", "BadRequest"
+                )
             used = {f.floating_ip_address for f in self.floating_ips.values()}
             free = [a for a in (self.config.floating_ip(i) for i in range(self.config.fip_pool_size)) if a not in used]
             if not free:
-                raise CloudError(409, f"No more IP addresses available on network {network_id}.", "IpAddressGenerationFailure")
+                raise CloudError(
+                    409, f"No more IP addresses available on network {network_id}.", "IpAddressGenerationFailure"
+                )
             fip = FloatingIP(
-                id=new_id(), floating_network_id=net.id, floating_ip_address=free[0],
-                project_id=self.project_id, description=description or "",
+                id=new_id(),
+                floating_network_id=net.id,
+                floating_ip_address=free[0],
+                project_id=self.project_id,
+                description=description or "",
             )
             self.floating_ips[fip.id] = fip
             if port_id:
@@ -289,7 +313,8 @@ class Cloud:
             fip = self.get_fip(fip_id)
             if if_revision is not None and if_revision != fip.revision_number:
                 raise CloudError(
-                    412, f"Constrained to revision {if_revision} but current revision is {fip.revision_number}.",
+                    412,
+                    f"Constrained to revision {if_revision} but current revision is {fip.revision_number}.",
                     "RevisionNumberConstraintFailed",
                 )
             if "port_id" in changes:
@@ -299,7 +324,9 @@ class Cloud:
                     port = self.ports.get(port_id)
                     if port is None:
                         raise CloudError(404, f"Port {port_id} could not be found.", "PortNotFound")
-                    holder = next((f for f in self.floating_ips.values() if f.port_id == port_id and f.id != fip.id), None)
+                    holder = next(
+                        (f for f in self.floating_ips.values() if f.port_id == port_id and f.id != fip.id), None
+                    )
                     if holder is not None:
                         raise CloudError(
                             409,

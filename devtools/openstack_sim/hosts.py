@@ -42,7 +42,7 @@ class ServerHost:
         self.port = port
         self._sshd = SSHServer(authorized_keys=authorized_keys, host=address, port=port)
 
-    def start(self) -> "ServerHost":
+    def start(self) -> ServerHost:
         self._sshd.start()
         return self
 
@@ -55,7 +55,12 @@ class ServerHost:
         listener = self.pid
         frozen = self._freeze(listener)
         if log.isEnabledFor(logging.INFO):  # describing reads /proc once more per process
-            log.info("server %s: killing sshd %s and %s", self.address, listener, [_describe(p) for p in sorted(frozen - {listener})])
+            log.info(
+                "server %s: killing sshd %s and %s",
+                self.address,
+                listener,
+                [_describe(p) for p in sorted(frozen - {listener})],
+            )
         for pid in frozen:
             _signal(pid, signal.SIGKILL)
         self._sshd.stop()  # reaps the listener, removes its files
@@ -106,7 +111,9 @@ class ServerHost:
 
 def _describe(pid: int) -> str:
     try:
-        return f"{pid} " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        return (
+            f"{pid} " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        )
     except OSError:
         return str(pid)
 

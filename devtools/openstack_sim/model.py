@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ def new_id() -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class CloudError(Exception):
@@ -96,7 +96,7 @@ class FloatingIP:
     revision_number: int = 0
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
-    forwarder: "Forwarder | None" = None
+    forwarder: Forwarder | None = None
 
     @property
     def status(self) -> str:
@@ -128,7 +128,7 @@ class Server:
     launched_at: str | None = None
     created_mono: float = field(default_factory=time.monotonic)
     deleted: bool = False
-    host: "ServerHost | None" = None
+    host: ServerHost | None = None
 
     @property
     def vm_state(self) -> str:

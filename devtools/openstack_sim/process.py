@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class SimProcess:
-    def __init__(self, workdir: Path, *, keypairs: dict[str, Path] | None = None, faults: list[str] | None = None, **options):
+    def __init__(
+        self, workdir: Path, *, keypairs: dict[str, Path] | None = None, faults: list[str] | None = None, **options
+    ):
         self.workdir = Path(workdir)
         self.keypairs = keypairs or {}
         self.faults = faults or []
@@ -40,9 +42,17 @@ class SimProcess:
     def base_url(self) -> str:
         return self.info["auth_url"].removesuffix("/identity/v3")
 
-    def start(self, timeout: float = 30.0) -> "SimProcess":
+    def start(self, timeout: float = 30.0) -> SimProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "devtools.openstack_sim", "--clouds-yaml", str(self.clouds_yaml), "--openrc", str(self.openrc)]
+        command = [
+            sys.executable,
+            "-m",
+            "devtools.openstack_sim",
+            "--clouds-yaml",
+            str(self.clouds_yaml),
+            "--openrc",
+            str(self.openrc),
+        ]
         for name, path in self.keypairs.items():
             command += ["--keypair", f"{name}={path}"]
         for fault in self.faults:
@@ -50,9 +60,13 @@ class SimProcess:
         for key, value in self.options.items():
             command += [f"--{key.replace('_', '-')}", str(value)]
         self.proc = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=open(self.workdir / "sim.log", "ab"), text=True,
+            command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=open(self.workdir / "sim.log", "ab"),
+            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()
         if not line or time.monotonic() > deadline:
@@ -71,7 +85,7 @@ class SimProcess:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "SimProcess":
+    def __enter__(self) -> SimProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -101,4 +115,7 @@ class SimProcess:
 
     def leftovers(self) -> dict:
         state = self.state()
-        return {"servers": [s["name"] for s in state["servers"]], "floating_ips": [f["address"] for f in state["floating_ips"]]}
+        return {
+            "servers": [s["name"] for s in state["servers"]],
+            "floating_ips": [f["address"] for f in state["floating_ips"]],
+        }

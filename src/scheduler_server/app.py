@@ -51,7 +51,7 @@ def _app_from_environment() -> Flask:
     except ConfigError as exc:
         # One line, no traceback: the operator needs the file, the key and the problem.
         kind = "cannot start" if isinstance(exc, StartupError) else "bad configuration"
-        print(f"scheduler-server: {kind}: {exc}", file=sys.stderr)
+        sys.stderr.write(f"scheduler-server: {kind}: {exc}\n")
         # Exit code 4 is gunicorn's APP_LOAD_ERROR: the master stops instead of respawning workers.
         raise SystemExit(4) from None
 

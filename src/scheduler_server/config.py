@@ -18,8 +18,9 @@ the file and key, or the environment variable.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,12 +50,27 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted; bigger ones get 413."
     )
-    threads: int = Field(8, ge=1, le=256, description="Threads of `scheduler-server serve` that run requests (reading and writing them costs none).")
-    request_timeout: float = Field(
-        30, gt=0, le=3600, description="Seconds a client of `scheduler-server serve` has to send a whole request (headers and body); then it is disconnected."
+    threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Threads of `scheduler-server serve` that run requests (reading and writing them costs none).",
     )
-    idle_timeout: float = Field(60, ge=1, le=86400, description="Seconds an idle keep-alive connection of `scheduler-server serve` stays open.")
-    connection_limit: int = Field(1000, ge=10, le=100000, description="Open connections `scheduler-server serve` accepts at once; beyond, new ones wait in the listen backlog.")
+    request_timeout: float = Field(
+        30,
+        gt=0,
+        le=3600,
+        description="Seconds a client of `scheduler-server serve` has to send a whole request (headers and body); then it is disconnected.",
+    )
+    idle_timeout: float = Field(
+        60, ge=1, le=86400, description="Seconds an idle keep-alive connection of `scheduler-server serve` stays open."
+    )
+    connection_limit: int = Field(
+        1000,
+        ge=10,
+        le=100000,
+        description="Open connections `scheduler-server serve` accepts at once; beyond, new ones wait in the listen backlog.",
+    )
 
 
 class LoggingSettings(_Section):
@@ -86,7 +102,8 @@ class Settings(_Section):
         default_factory=ObservingSettings, description="The observing scheduler (POST /api/v1/schedule/)."
     )
     pipelines: PipelineSettings = Field(
-        default_factory=PipelineSettings, description="The pipeline scheduler (/pipeline, /instance, /api/v1/pipelines)."
+        default_factory=PipelineSettings,
+        description="The pipeline scheduler (/pipeline, /instance, /api/v1/pipelines).",
     )
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (informational).")

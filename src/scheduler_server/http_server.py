@@ -59,7 +59,11 @@ class _DeadlineServer(TcpWSGIServer):
         for channel in list(self.active_channels.values()):
             partial = channel.request
             if partial is not None and not partial.completed and partial.started < cutoff:
-                log.info("closing a connection from %s: its request was not complete after %.0f s", channel.addr, self.request_timeout)
+                log.info(
+                    "closing a connection from %s: its request was not complete after %.0f s",
+                    channel.addr,
+                    self.request_timeout,
+                )
                 channel.will_close = True
 
 

@@ -26,7 +26,11 @@ def test_serve_answers_schedule_docs_and_health(tmp_path, isolated_env):
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/", proc)
         assert requests.get(base + "/").json()["content"]["status"] == "ok"
-        body = {"t0": "2022-01-01 12:00", "t1": "2022-01-01 14:00", "policy": {"policy": "dummy", "config": {"seed": 1}}}
+        body = {
+            "t0": "2022-01-01 12:00",
+            "t1": "2022-01-01 14:00",
+            "policy": {"policy": "dummy", "config": {"seed": 1}},
+        }
         r = requests.post(base + "/api/v1/schedule/", json=body)
         assert r.status_code == 200 and r.json()["status"] == "ok"
         body["t1"] = "2022-01-01 16:00"  # 4 h > the 3 h this config allows

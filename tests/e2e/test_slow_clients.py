@@ -21,8 +21,12 @@ def _serve(tmp_path, env, **server):
     config.write_text(f"data_dir: {tmp_path / 'data'}\nserver:\n{lines}")
     proc = subprocess.Popen(
         ["scheduler-server", "serve", "--port", str(port), "--config", str(config)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_for_http(f"http://127.0.0.1:{port}/", proc)
     return proc, port
 
@@ -30,7 +34,9 @@ def _serve(tmp_path, env, **server):
 def _stall(port: int, kind: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     if kind == "body":  # whole headers, one byte of a 100-byte body
-        sock.sendall(b"POST /api/v1/pipelines HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[")
+        sock.sendall(
+            b"POST /api/v1/pipelines HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n["
+        )
     elif kind == "headers":  # half a header block
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
     elif kind == "chunked":  # a chunked body that never ends
@@ -45,7 +51,7 @@ def _closed_by_server(sock: socket.socket, within: float) -> bool:
             data = sock.recv(4096)
             if not data:
                 return True
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return False
     except ConnectionResetError:
         return True
@@ -64,7 +70,11 @@ def test_stalled_clients_neither_block_others_nor_stay_forever(tmp_path, isolate
                     sock.sendall(b"x")
             started = time.monotonic()
             health = requests.get(base + "/", timeout=5)
-            body = {"t0": "2022-01-01 12:00", "t1": "2022-01-01 14:00", "policy": {"policy": "dummy", "config": {"seed": 1}}}
+            body = {
+                "t0": "2022-01-01 12:00",
+                "t1": "2022-01-01 14:00",
+                "policy": {"policy": "dummy", "config": {"seed": 1}},
+            }
             schedule = requests.post(base + "/api/v1/schedule/", json=body, timeout=5)
             took = time.monotonic() - started
             assert health.status_code == 200 and schedule.status_code == 200
@@ -91,7 +101,9 @@ def test_a_chunked_body_over_the_limit_is_refused_before_the_app(tmp_path, isola
         chunk = b'{"a": "' + b"x" * 4000 + b'"}'
         sock.sendall(
             b"POST /api/v1/schedule/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n"
+            + f"{len(chunk):x}\r\n".encode()
+            + chunk
+            + b"\r\n0\r\n\r\n"
         )
         answer = sock.recv(65536).decode(errors="replace")
         sock.close()

@@ -28,7 +28,16 @@ def observing_cache(tmp_path_factory, worker_id):
         os.environ[ENV_CACHE_DIR] = previous
 
 
-def constructed_sky(body: str, t0: float, hours: float, step: int, az0: float, el0: float, daz_per_min: float = 0.0, del_per_min: float = 0.0) -> Samples:
+def constructed_sky(
+    body: str,
+    t0: float,
+    hours: float,
+    step: int,
+    az0: float,
+    el0: float,
+    daz_per_min: float = 0.0,
+    del_per_min: float = 0.0,
+) -> Samples:
     """A body moving uniformly in azimuth and elevation: answers can be worked out by hand."""
     t = t0 + np.arange(-3600, hours * 3600 + 4 * 3600, step, dtype=float)
     minutes = (t - t0) / 60.0

@@ -14,7 +14,13 @@ def _decisions(guard: SunGuard, cases, shortcut: bool, monkeypatch):
         monkeypatch.setattr(SunGuard, "_surely_clear", lambda *a: False)
     out = []
     for box, t_from, t_to in cases:
-        out.append((guard.safe(box, t_from, t_to), guard.safe(box, t_from, t_to, look_ahead=False), guard.unsafe(box, t_from, t_to).tolist()))
+        out.append(
+            (
+                guard.safe(box, t_from, t_to),
+                guard.safe(box, t_from, t_to, look_ahead=False),
+                guard.unsafe(box, t_from, t_to).tolist(),
+            )
+        )
     monkeypatch.undo()
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC
 
 from scheduler_server.observing.sky import cache
 
@@ -23,7 +24,7 @@ def test_prune_keeps_the_most_recently_written_entries(tmp_path, monkeypatch):
 
 
 def test_requests_with_ever_new_generator_configs_do_not_grow_the_cache_without_bound(tmp_path, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from scheduler_server.observing.master import generate as master_generate
     from scheduler_server.observing.master.patches import GeneratorConfig
@@ -31,8 +32,10 @@ def test_requests_with_ever_new_generator_configs_do_not_grow_the_cache_without_
 
     monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path))
     monkeypatch.setattr(master_generate, "CACHED_SPECS", 2)
-    monkeypatch.setattr(master_generate, "plan_month", lambda m0, m1, spec, site: [])  # the planning itself is tested elsewhere
-    start = int(datetime(2030, 1, 5, tzinfo=timezone.utc).timestamp())
+    monkeypatch.setattr(
+        master_generate, "plan_month", lambda m0, m1, spec, site: []
+    )  # the planning itself is tested elsewhere
+    start = int(datetime(2030, 1, 5, tzinfo=UTC).timestamp())
     for angle in (50.0, 51.0, 52.0, 53.0):
         master_generate.generate(start, start + 3600, GeneratorConfig(sun_avoidance_angle=angle), ATACAMA)
     assert len(list((tmp_path / "master").iterdir())) == 2

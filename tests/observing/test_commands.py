@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ast
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from scheduler_server.observing.policies.basic import script as commands
 from scheduler_server.observing.policies.basic.blocks import Scan
-from scheduler_server.observing.service import PolicyRequest, run_schedule
 from scheduler_server.observing.policies.basic.slews import Move, Route, Wait
+from scheduler_server.observing.service import PolicyRequest, run_schedule
 
 # sorunlib's API, from its source (sorunlib/__init__.py, commands.py, acu.py, seq.py,
 # smurf.py): every parameter in order, and how many are required. Kept here, apart
@@ -40,7 +40,10 @@ def call_name(node: ast.expr) -> str:
 def check_against_sorunlib(script: str) -> int:
     tree = ast.parse(script)
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert [(n.module, [a.name for a in n.names]) for n in imports] == [("sorunlib", ["*"]), ("nextline", ["disable_trace"])]
+    assert [(n.module, [a.name for a in n.names]) for n in imports] == [
+        ("sorunlib", ["*"]),
+        ("nextline", ["disable_trace"]),
+    ]
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     for call in calls:
         name = call_name(call.func)
@@ -64,8 +67,8 @@ def check_against_sorunlib(script: str) -> int:
 
 
 def schedule(t0: str, t1: str, **config) -> str:
-    start = datetime.fromisoformat(t0).replace(tzinfo=timezone.utc)
-    stop = datetime.fromisoformat(t1).replace(tzinfo=timezone.utc)
+    start = datetime.fromisoformat(t0).replace(tzinfo=UTC)
+    stop = datetime.fromisoformat(t1).replace(tzinfo=UTC)
     return run_schedule(start, stop, PolicyRequest("basic", config)).commands
 
 
@@ -75,7 +78,10 @@ def schedule(t0: str, t1: str, **config) -> str:
         (("2024-03-04 00:00", "2024-03-05 00:00"), {}),
         (("2024-03-01 00:00", "2024-03-08 00:00"), {}),  # a week, with detours and waits
         (("2024-03-04 12:00", "2024-03-04 14:00"), {}),
-        (("2024-03-04 00:00", "2024-03-05 00:00"), {"rules": {"sun-avoidance": {"mode": "box", "min_angle": 6, "min_sun_time": 0}}}),
+        (
+            ("2024-03-04 00:00", "2024-03-05 00:00"),
+            {"rules": {"sun-avoidance": {"mode": "box", "min_angle": 6, "min_sun_time": 0}}},
+        ),
     ],
 )
 def test_every_emitted_call_exists_in_sorunlib(window, config):
@@ -90,7 +96,11 @@ def test_the_script_has_the_original_shape():
     first = text[len(head) - 2 :].split("\n\n")[0].splitlines()
     assert first[0].startswith("# ") and first[1].startswith("acu.move_to(")
     assert first[2:4] == ["smurf.bias_dets()", first[3]] and first[3].startswith("wait_until('2024-03-04T")
-    assert first[4] == "smurf.bias_step()" and first[5].startswith("seq.scan(description='") and first[6] == "smurf.bias_step()"
+    assert (
+        first[4] == "smurf.bias_step()"
+        and first[5].startswith("seq.scan(description='")
+        and first[6] == "smurf.bias_step()"
+    )
     assert text.endswith("smurf.bias_step()\n")
 
 
@@ -110,7 +120,11 @@ def test_a_block_prints_exactly():
 def test_routes_print_as_waits_and_moves_before_the_block():
     scan = Scan("B", "master", 1709510400, 1709512800, 10.0, 45.0, 5.0)
     text = commands.block(scan, Route((Wait(1709509000), Move(10.0, 75.0)), "why"))
-    assert text.splitlines()[1:4] == ["# route: why", "wait_until('2024-03-03T23:36:40+00:00')", "acu.move_to(10.0, 75.0)"]
+    assert text.splitlines()[1:4] == [
+        "# route: why",
+        "wait_until('2024-03-03T23:36:40+00:00')",
+        "acu.move_to(10.0, 75.0)",
+    ]
 
 
 def test_names_cannot_break_out_of_their_string_or_comment():

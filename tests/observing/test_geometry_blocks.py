@@ -7,7 +7,13 @@ import pytest
 
 from scheduler_server.observing.policies.basic import blocks
 from scheduler_server.observing.policies.basic.blocks import Scan
-from scheduler_server.observing.sky.geometry import angular_distance, azimuth_gap, cos_distance_to_box, cos_distance_to_box_at, distance_to_box
+from scheduler_server.observing.sky.geometry import (
+    angular_distance,
+    azimuth_gap,
+    cos_distance_to_box,
+    cos_distance_to_box_at,
+    distance_to_box,
+)
 
 
 def test_distance_to_a_point_is_the_great_circle_distance():
@@ -39,7 +45,9 @@ def test_the_fast_cosine_form_agrees_with_the_exact_distance():
     a, e = np.radians(az), np.radians(el)
     for box in [(10, 50, 40, 40), (350, 370, 30, 30), (100, 100, 60, 60), (200, 330, 20, 70), (0, 400, 50, 50)]:
         exact = distance_to_box(az, el, *box)
-        fast = np.degrees(np.arccos(np.clip(cos_distance_to_box(np.cos(a), np.sin(a), np.sin(e), np.cos(e), box), -1, 1)))
+        fast = np.degrees(
+            np.arccos(np.clip(cos_distance_to_box(np.cos(a), np.sin(a), np.sin(e), np.cos(e), box), -1, 1))
+        )
         assert np.abs(exact - fast).max() < 1e-4, box
 
 
@@ -47,7 +55,14 @@ def test_the_one_direction_form_agrees_with_the_array_form():
     rng = np.random.default_rng(5)
     az, el = rng.uniform(0, 360, 400), rng.uniform(-90, 90, 400)
     a, e = np.radians(az), np.radians(el)
-    for box in [(10, 50, 40, 40), (350, 370, 30, 30), (100, 100, 60, 60), (200, 330, 20, 70), (0, 400, 50, 50), (-20, 10, 0, 89)]:
+    for box in [
+        (10, 50, 40, 40),
+        (350, 370, 30, 30),
+        (100, 100, 60, 60),
+        (200, 330, 20, 70),
+        (0, 400, 50, 50),
+        (-20, 10, 0, 89),
+    ]:
         many = cos_distance_to_box(np.cos(a), np.sin(a), np.sin(e), np.cos(e), box)
         one = np.array([cos_distance_to_box_at(x, y, box) for x, y in zip(az, el)])
         assert np.abs(many - one).max() < 1e-12, box

@@ -7,16 +7,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from scheduler_server.observing.sky import cache
-
-from scheduler_server.observing.master import toast as master
-
+from scheduler_server.observing.master import archives
 from scheduler_server.observing.master import generate as master_generate
-
-from scheduler_server.observing.master import shipped as master_store
-from scheduler_server.observing.sky.geometry import distance_to_box
+from scheduler_server.observing.master import toast as master
 from scheduler_server.observing.master.patches import GeneratorConfig, Patch, load_patches_file
+from scheduler_server.observing.sky import cache
 from scheduler_server.observing.sky.ephemerides import ATACAMA, altaz
+from scheduler_server.observing.sky.geometry import distance_to_box
 from tests.conftest import SHARED
 from tests.observing.conftest import CLI, utc
 
@@ -34,7 +31,13 @@ def test_reads_the_fixed_width_format():
     first, second = schedule.scans
     assert first.start == utc(2023, 1, 1, 0, 22, 0)
     assert first.stop == utc(2023, 1, 1, 1, 9, 30)
-    assert (first.name, first.az_min, first.az_max, first.el, first.rising) == ("DEC-050..-030_RA+000.000..+011.613", 218.08, 250.32, 50.0, False)
+    assert (first.name, first.az_min, first.az_max, first.el, first.rising) == (
+        "DEC-050..-030_RA+000.000..+011.613",
+        218.08,
+        250.32,
+        50.0,
+        False,
+    )
     assert first.rotation == 270.0 and first.sun == (-13.35, 237.50, -22.22, 230.79) and first.sub == 0
     assert second.rising and second.throw == pytest.approx(32.24)
 
@@ -81,7 +84,9 @@ def test_write_then_read_gives_the_same_schedule():
     assert master.parse(master.format_schedule(schedule)).scans == schedule.scans
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "schedule_sat.txt").is_file(), reason="../shared/data/schedule_sat.txt is not present")
+@pytest.mark.skipif(
+    not (SHARED / "data" / "schedule_sat.txt").is_file(), reason="../shared/data/schedule_sat.txt is not present"
+)
 def test_reads_the_real_one_year_sat_schedule():
     schedule = master.read(SHARED / "data" / "schedule_sat.txt")
     assert len(schedule.scans) == 5460
@@ -123,7 +128,10 @@ def test_generated_month_is_sane_and_sun_and_moon_safe():
 def test_priorities_share_the_time():
     # Two patches on the same piece of sky are always available together: the one
     # with three times the priority should get about three times the observing time.
-    twins = (Patch(name="low", priority=1, ra=(120, 160), dec=(-50, -30)), Patch(name="high", priority=3, ra=(120, 160), dec=(-50, -30)))
+    twins = (
+        Patch(name="low", priority=1, ra=(120, 160), dec=(-50, -30)),
+        Patch(name="high", priority=3, ra=(120, 160), dec=(-50, -30)),
+    )
     scans = master_generate.generate(*MARCH, GeneratorConfig(patches=twins), ATACAMA).scans
     time = {"low": 0, "high": 0}
     for s in scans:
@@ -158,27 +166,34 @@ def test_a_month_is_read_back_from_the_cache_archive_and_a_broken_one_is_made_ag
 
 def test_archives_give_back_exactly_the_scans_stored():
     scans = master_generate.generate(*MARCH, GeneratorConfig(), ATACAMA).scans
-    assert master_store.from_arrays(master_store.to_arrays(scans)) == scans
-    assert master_store.from_arrays(master_store.to_arrays(())) == ()
+    assert archives.from_arrays(archives.to_arrays(scans)) == scans
+    assert archives.from_arrays(archives.to_arrays(())) == ()
     with pytest.raises(ValueError):
-        master_store.to_arrays(master.parse(TOAST.replace("  0.70     0   0", "")).scans)  # missing columns
+        archives.to_arrays(master.parse(TOAST.replace("  0.70     0   0", "")).scans)  # missing columns
 
 
 def test_the_default_months_are_shipped_and_match_a_fresh_generation():
     key = master_generate.spec_key(GeneratorConfig(), ATACAMA)
-    labels = sorted(p.stem for p in (master_store.SHIPPED / key).glob("*.npz"))
-    assert labels[0] <= "2024-03" and labels[-1] >= "2027-12", "regenerate: python -m scheduler_server.observing.master.shipped 2024-01 2027-12"
+    labels = sorted(p.stem for p in (archives.SHIPPED / key).glob("*.npz"))
+    assert labels[0] <= "2024-03" and labels[-1] >= "2027-12", (
+        "regenerate: python -m scheduler_server.observing.master.archives 2024-01 2027-12"
+    )
     for label in ("2025-06",):  # a sample: a month takes about a second to make
         m0 = int(np.datetime64(f"{label}-01T00:00:00").astype(int))
         m1 = int((np.datetime64(label, "M") + 1).astype("datetime64[s]").astype(int))
-        assert master_store.shipped(key, label) == tuple(master_generate.plan_month(m0, m1, GeneratorConfig(), ATACAMA))
-    assert master_store.shipped(key, "1999-01") is None
+        assert archives.shipped(key, label) == tuple(master_generate.plan_month(m0, m1, GeneratorConfig(), ATACAMA))
+    assert archives.shipped(key, "1999-01") is None
 
 
 def test_patches_validate_shapes_and_names():
     Patch(name="ok-1", ra=(350, 10), dec=(-40, -30))
     Patch(name="c", center=(10, -40), radius=5)
-    for bad in (dict(name="x"), dict(name="x", ra=(0, 1)), dict(name="x y", ra=(0, 1), dec=(0, 1)), dict(name="x", ra=(0, 1), dec=(0, 1), radius=2)):
+    for bad in (
+        dict(name="x"),
+        dict(name="x", ra=(0, 1)),
+        dict(name="x y", ra=(0, 1), dec=(0, 1)),
+        dict(name="x", ra=(0, 1), dec=(0, 1), radius=2),
+    ):
         with pytest.raises(ValueError):
             Patch(**bad)
 
@@ -190,15 +205,34 @@ def test_box_outline_wraps_through_ra_zero():
 
 def test_master_schedule_command_writes_a_readable_file(tmp_path):
     patches = tmp_path / "patches.yaml"
-    patches.write_text("elevations: [45]\npatches:\n  - {name: one, ra: [0, 40], dec: [-50, -30]}\n  - {name: two, center: [200, -40], radius: 10}\n")
+    patches.write_text(
+        "elevations: [45]\npatches:\n  - {name: one, ra: [0, 40], dec: [-50, -30]}\n  - {name: two, center: [200, -40], radius: 10}\n"
+    )
     out = tmp_path / "plan.txt"
     done = subprocess.run(
-        [CLI, "master-schedule", "--start", "2024-03-02 00:00", "--stop", "2024-03-04 00:00", "--patches", str(patches), "-o", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            CLI,
+            "master-schedule",
+            "--start",
+            "2024-03-02 00:00",
+            "--stop",
+            "2024-03-04 00:00",
+            "--patches",
+            str(patches),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     schedule = master.read(out)
-    assert schedule.scans and {s.name for s in schedule.scans} <= {"one", "two"} and {s.el for s in schedule.scans} == {45.0}
+    assert (
+        schedule.scans
+        and {s.name for s in schedule.scans} <= {"one", "two"}
+        and {s.el for s in schedule.scans} == {45.0}
+    )
     assert all(utc(2024, 3, 1, 23) < s.start < utc(2024, 3, 4) for s in schedule.scans)
 
 
@@ -207,7 +241,18 @@ def test_master_schedule_command_reports_a_bad_patches_file(tmp_path):
     patches.write_text("patches:\n  - {name: one, ra: [0, 40]}\n")
     assert "a box needs both ra and dec" in str(pytest.raises(ValueError, load_patches_file, patches).value)
     done = subprocess.run(
-        [CLI, "master-schedule", "--start", "2024-03-02 00:00", "--stop", "2024-03-03 00:00", "--patches", str(patches)],
-        capture_output=True, text=True, timeout=60,
+        [
+            CLI,
+            "master-schedule",
+            "--start",
+            "2024-03-02 00:00",
+            "--stop",
+            "2024-03-03 00:00",
+            "--patches",
+            str(patches),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2 and "patches.0" in done.stderr and "a box needs both ra and dec" in done.stderr

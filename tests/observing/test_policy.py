@@ -6,19 +6,19 @@ import json
 import os
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from scheduler_server.observing.safety import checker as safety
 from scheduler_server.observing.policies.base import PolicyFailure
 from scheduler_server.observing.policies.basic.policy import BasicPolicy
+from scheduler_server.observing.safety import checker as safety
 from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, build_config, run_schedule
 from scheduler_server.observing.sky.ephemerides import ATACAMA
 from tests.conftest import SHARED
 from tests.observing.conftest import CLI
 
-DAY = (datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 5, tzinfo=timezone.utc))
+DAY = (datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 5, tzinfo=UTC))
 
 
 def basic(config=None, window=DAY, preset=None):
@@ -70,7 +70,7 @@ def test_presets():
 
 def test_day_mod_skips_calibration_on_the_other_days():
     every_third = {"rules": {"day-mod": {"day": 0, "day_mod": 3, "day_ref": "2024-03-04T00:00:00Z"}}}
-    days = [(datetime(2024, 3, d, 12, tzinfo=timezone.utc), datetime(2024, 3, d + 1, 12, tzinfo=timezone.utc)) for d in (5, 6, 7)]
+    days = [(datetime(2024, 3, d, 12, tzinfo=UTC), datetime(2024, 3, d + 1, 12, tzinfo=UTC)) for d in (5, 6, 7)]
     with_calibration = [any(b.kind == "calibration" for b in basic(every_third, window=w).blocks) for w in days]
     assert with_calibration.count(True) == 1
 
@@ -83,7 +83,7 @@ def test_the_policy_refuses_a_schedule_the_checker_finds_unsafe(monkeypatch):
     monkeypatch.setattr(avoidance.SunGuard, "safe", lambda self, *a, **k: True)
     monkeypatch.setattr(avoidance.SunGuard, "unsafe", lambda self, *a, **k: empty())
     monkeypatch.setattr(avoidance.SunGuard, "_clear_below", lambda self, *a: True)
-    noon = (datetime(2024, 1, 10, 12, tzinfo=timezone.utc), datetime(2024, 1, 10, 20, tzinfo=timezone.utc))
+    noon = (datetime(2024, 1, 10, 12, tzinfo=UTC), datetime(2024, 1, 10, 20, tzinfo=UTC))
     with pytest.raises(PolicyFailure, match="failed the independent sun-safety check: line \\d+: "):
         basic({"master_generator": {"sun_avoidance_angle": 0}, "calibration_targets": []}, window=noon)
 
@@ -92,11 +92,14 @@ def test_a_toast_file_can_be_the_master_schedule():
     path = SHARED / "data" / "schedule_sat.txt"
     if not path.is_file():
         pytest.skip("../shared/data/schedule_sat.txt is not present")
-    window = (datetime(2023, 1, 1, tzinfo=timezone.utc), datetime(2023, 1, 2, tzinfo=timezone.utc))
+    window = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 2, tzinfo=UTC))
     result = basic({"master_schedule": str(path), "calibration_targets": []}, window=window)
     names = {b.name for b in result.blocks}
     assert names and all(n.startswith("DEC-050..-030_RA") for n in names)
-    assert "seq.scan(description='DEC-050..-030_RA+000.000..+011.613', stop_time='2023-01-01T01:09:30+00:00', width=32.24)" in result.commands
+    assert (
+        "seq.scan(description='DEC-050..-030_RA+000.000..+011.613', stop_time='2023-01-01T01:09:30+00:00', width=32.24)"
+        in result.commands
+    )
 
 
 def test_a_missing_master_file_is_a_client_error_naming_the_field(tmp_path):
@@ -106,7 +109,12 @@ def test_a_missing_master_file_is_a_client_error_naming_the_field(tmp_path):
 
 
 def test_api_answers_with_blocks_on_request(client):
-    body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 12:00", "policy": {"policy": "basic", "config": {}}, "format": "json"}
+    body = {
+        "t0": "2024-03-04 00:00",
+        "t1": "2024-03-04 12:00",
+        "policy": {"policy": "basic", "config": {}},
+        "format": "json",
+    }
     answer = client.post("/api/v1/schedule/", json=body)
     assert answer.status_code == 200, answer.get_json()
     data = answer.get_json()
@@ -120,12 +128,18 @@ def test_api_answers_with_blocks_on_request(client):
 
 def test_api_accepts_the_seeds_string_policy(client):
     policy = json.dumps({"policy": "basic", "config": {"calibration_targets": ["uranus"]}})
-    answer = client.post("/api/v1/schedule/", json={"t0": "2024-03-04 00:00", "t1": "2024-03-04 06:00", "policy": policy})
+    answer = client.post(
+        "/api/v1/schedule/", json={"t0": "2024-03-04 00:00", "t1": "2024-03-04 06:00", "policy": policy}
+    )
     assert answer.status_code == 200 and answer.get_json()["message"] == "Success"
 
 
 def test_api_rejects_an_unknown_nested_key_with_400_naming_it(client):
-    body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 06:00", "policy": {"policy": "basic", "config": {"telescope": {"az_sped": 2}}}}
+    body = {
+        "t0": "2024-03-04 00:00",
+        "t1": "2024-03-04 06:00",
+        "policy": {"policy": "basic", "config": {"telescope": {"az_sped": 2}}},
+    }
     answer = client.post("/api/v1/schedule/", json=body)
     assert answer.status_code == 400
     data = answer.get_json()
@@ -149,12 +163,18 @@ def test_the_cli_gives_the_same_bytes_in_any_time_zone(observing_cache):
     for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
         env = {**os.environ, "TZ": zone}
         done = subprocess.run(
-            [CLI, "schedule", "--policy", "basic", "--t0", "2024-03-04 00:00", "--t1", "2024-03-04 12:00"], capture_output=True, env=env, timeout=120
+            [CLI, "schedule", "--policy", "basic", "--t0", "2024-03-04 00:00", "--t1", "2024-03-04 12:00"],
+            capture_output=True,
+            env=env,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr.decode()
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] == outputs[2]
-    assert outputs[0] == basic(window=(datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 4, 12, tzinfo=timezone.utc))).commands.encode()
+    assert (
+        outputs[0]
+        == basic(window=(datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 4, 12, tzinfo=UTC))).commands.encode()
+    )
 
 
 def test_every_config_key_is_documented():
@@ -181,18 +201,22 @@ def test_every_config_key_is_documented():
 def test_a_window_outside_the_ephemeris_is_a_client_error(client):
     body = {"t0": "2060-01-01 00:00", "t1": "2060-01-01 06:00", "policy": {"policy": "basic", "config": {}}}
     answer = client.post("/api/v1/schedule/", json=body)
-    assert answer.status_code == 400 and answer.get_json()["field"] == "t1" and "2053-09-01" in answer.get_json()["message"]
+    assert (
+        answer.status_code == 400
+        and answer.get_json()["field"] == "t1"
+        and "2053-09-01" in answer.get_json()["message"]
+    )
 
 
 def test_a_window_too_short_for_any_scan_gives_the_bare_preamble():
-    result = basic(window=(datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 4, 0, 1, tzinfo=timezone.utc)))
+    result = basic(window=(datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 4, 0, 1, tzinfo=UTC)))
     assert result.commands.endswith("smurf.uxm_setup()\nsmurf.iv_curve()\n") and result.blocks == []
 
 
 def test_concurrent_requests_get_the_same_answer():
     from concurrent.futures import ThreadPoolExecutor
 
-    window = (datetime(2024, 3, 9, tzinfo=timezone.utc), datetime(2024, 3, 10, tzinfo=timezone.utc))
+    window = (datetime(2024, 3, 9, tzinfo=UTC), datetime(2024, 3, 10, tzinfo=UTC))
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: basic(window=window).commands, range(8)))
     assert len(set(answers)) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -11,7 +11,15 @@ import pytest
 from scheduler_server.observing.policies.basic import planets
 from scheduler_server.observing.policies.basic.blocks import CALIBRATION, MASTER, Scan
 from scheduler_server.observing.policies.basic.planets import Footprint, Window
-from scheduler_server.observing.policies.basic.rules import AltRange, Context, DayMod, DriftMode, MinDuration, MoonAvoidance, SunAvoidance
+from scheduler_server.observing.policies.basic.rules import (
+    AltRange,
+    Context,
+    DayMod,
+    DriftMode,
+    MinDuration,
+    MoonAvoidance,
+    SunAvoidance,
+)
 from scheduler_server.observing.sky.ephemerides import ATACAMA
 from tests.observing.conftest import constructed_sky, utc
 
@@ -109,17 +117,22 @@ def test_min_duration_drops_short_scans_of_the_kind_asked():
     short_master = scan(hours=0.05)
     long = scan(hours=1)
     rule = MinDuration(min_duration=300)
-    assert rule.apply([short_cal, short_master, long], "calibration-min-duration", kind=CALIBRATION) == [short_master, long]
+    assert rule.apply([short_cal, short_master, long], "calibration-min-duration", kind=CALIBRATION) == [
+        short_master,
+        long,
+    ]
     assert rule.apply([short_cal, short_master, long], "min-duration") == [long]
 
 
 def window(t0: int, mode="rising", el=(30.0, 31.0, 32.0)) -> Window:
     n = len(el)
-    return Window("uranus", mode, t0 + 120.0 * np.arange(n), np.full(n, 600.0), np.full(n, 80.0), np.array(el), np.full(n, 2.0))
+    return Window(
+        "uranus", mode, t0 + 120.0 * np.arange(n), np.full(n, 600.0), np.full(n, 80.0), np.array(el), np.full(n, 2.0)
+    )
 
 
 def test_day_mod_keeps_every_nth_sidereal_day():
-    ref = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    ref = datetime(2024, 1, 1, tzinfo=UTC)
     rule = DayMod(day=1, day_mod=3, day_ref=ref)
     sidereal = 86164.0905
     starts = [int(ref.timestamp() + k * sidereal + 3600) for k in range(9)]
@@ -150,6 +163,7 @@ def test_alt_range_trims_windows_to_the_allowed_elevations():
 def test_footprint_extent_across_a_tilted_track():
     ellipse = Footprint(((-0.5, 0.5, -0.5, 0.5),), "ellipse")
     box = Footprint(((-0.5, 0.5, -0.5, 0.5),), "box")
+
     def extent(fp, tan):
         return np.ravel(fp.x_extent(np.array([tan])))
 
@@ -166,7 +180,11 @@ def test_a_calibration_scan_follows_the_planet_through_the_footprint():
     from tests.observing.test_sky import astropy_altaz
 
     fp = Footprint(((-0.5, 0.5, -0.5, 0.5),), "ellipse")
-    found = [w for w in planets.windows_near("uranus", ATACAMA, utc(2024, 10, 1), utc(2024, 10, 2), fp, 6000) if w.mode == "rising"]
+    found = [
+        w
+        for w in planets.windows_near("uranus", ATACAMA, utc(2024, 10, 1), utc(2024, 10, 2), fp, 6000)
+        if w.mode == "rising"
+    ]
     cal = planets.pick_scan(found[0], 1800)
     assert cal.kind == CALIBRATION and 100 < cal.duration < 6000
     az, el = astropy_altaz("uranus", np.array([cal.t0, cal.t1, (cal.t0 + cal.t1) / 2], dtype=float))

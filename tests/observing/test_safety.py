@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC
 
 import numpy as np
 import pytest
 
-from scheduler_server.observing.safety import checker as safety
-
-from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.policies.basic.blocks import iso
+from scheduler_server.observing.safety import checker as safety
+from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.sky.ephemerides import ATACAMA
 from scheduler_server.observing.telescope import TelescopeModel
 from tests.observing.conftest import CLI, utc
@@ -103,28 +103,47 @@ def test_a_drifting_scan_covers_its_drift():
 def test_check_script_command_exit_codes(tmp_path):
     unsafe = tmp_path / "unsafe.py"
     unsafe.write_text(script(block(SUN_AZ - 5, SUN_EL, NOON + 1200, NOON + 2400)))
-    done = subprocess.run([CLI, "check-script", str(unsafe), "--start", "2024-03-04 12:30"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and "line " in done.stdout and "deg from the sun" in done.stdout and "UNSAFE" in done.stderr
+    done = subprocess.run(
+        [CLI, "check-script", str(unsafe), "--start", "2024-03-04 12:30"], capture_output=True, text=True, timeout=60
+    )
+    assert (
+        done.returncode == 1
+        and "line " in done.stdout
+        and "deg from the sun" in done.stdout
+        and "UNSAFE" in done.stderr
+    )
     safe = tmp_path / "safe.py"
     safe.write_text(script(block(SUN_AZ + 150, 60.0, NOON + 1200, NOON + 2400)))
-    done = subprocess.run([CLI, "check-script", str(safe), "--start", "2024-03-04 12:30"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [CLI, "check-script", str(safe), "--start", "2024-03-04 12:30"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and done.stdout.startswith("safe: ")
-    done = subprocess.run([CLI, "check-script", str(safe), "--set", "telescope.bogus=1"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [CLI, "check-script", str(safe), "--set", "telescope.bogus=1"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1 and "policy.config.telescope.bogus" in done.stderr
 
 
 def test_the_fast_reader_and_the_syntax_tree_agree():
+    from datetime import datetime
+
     from scheduler_server.observing.safety.script_reader import _read_ast, _read_simple, read_script
     from scheduler_server.observing.service import PolicyRequest, run_schedule
-    from datetime import datetime, timezone
 
-    text = run_schedule(datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 4, tzinfo=timezone.utc), PolicyRequest("basic", {})).commands
+    text = run_schedule(
+        datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 4, tzinfo=UTC), PolicyRequest("basic", {})
+    ).commands
     fast = _read_simple(text)
     assert fast is not None and fast.calls == _read_ast(text).calls and len(fast.calls) > 100
     # Anything unusual goes to the syntax tree, which reads it the same way or reports it.
     odd = text.replace("smurf.bias_dets()", "smurf.bias_dets()  # biased", 1)
     assert _read_simple(odd) is None and read_script(odd).calls == fast.calls
-    for tricky in ("acu.move_to(1, 2); import os\n", "acu.move_to(1, el=2, el=3)\n", "acu.move_to(el=2, 1)\n", "acu.move_to(1_0, 2)\n"):
+    for tricky in (
+        "acu.move_to(1, 2); import os\n",
+        "acu.move_to(1, el=2, el=3)\n",
+        "acu.move_to(el=2, 1)\n",
+        "acu.move_to(1_0, 2)\n",
+    ):
         assert _read_simple(HEADER + tricky) is None, tricky
 
 
@@ -132,15 +151,26 @@ def test_the_checkers_box_distance_is_the_minimum_over_a_dense_sample_of_the_box
     rng = np.random.default_rng(12)
     for _ in range(40):
         az_lo, el_lo = rng.uniform(-20, 340), rng.uniform(0, 80)
-        box = (az_lo, az_lo + rng.choice([0.0, rng.uniform(0, 90), 400.0]), el_lo, min(90.0, el_lo + rng.choice([0.0, rng.uniform(0, 40)])))
+        box = (
+            az_lo,
+            az_lo + rng.choice([0.0, rng.uniform(0, 90), 400.0]),
+            el_lo,
+            min(90.0, el_lo + rng.choice([0.0, rng.uniform(0, 40)])),
+        )
         sun_az, sun_el = rng.uniform(0, 360), rng.uniform(-30, 90)
-        grid_az, grid_el = np.meshgrid(np.linspace(box[0], min(box[1], box[0] + 360), 400), np.linspace(box[2], box[3], 200))
+        grid_az, grid_el = np.meshgrid(
+            np.linspace(box[0], min(box[1], box[0] + 360), 400), np.linspace(box[2], box[3], 200)
+        )
         brute = np.radians(90 - grid_el), np.radians(grid_az)
         sun = np.radians(90 - sun_el), np.radians(sun_az)
-        cos_brute = (np.cos(brute[0]) * np.cos(sun[0]) + np.sin(brute[0]) * np.sin(sun[0]) * np.cos(brute[1] - sun[1])).max()
+        cos_brute = (
+            np.cos(brute[0]) * np.cos(sun[0]) + np.sin(brute[0]) * np.sin(sun[0]) * np.cos(brute[1] - sun[1])
+        ).max()
         got = safety._cos_to_box(np.array([sun_az]), np.array([sun_el]), np.array([box]))[0]
         assert got >= cos_brute - 1e-12  # never farther than a point of the box
-        assert np.degrees(np.arccos(min(got, 1.0))) == pytest.approx(np.degrees(np.arccos(min(cos_brute, 1.0))), abs=0.3)
+        assert np.degrees(np.arccos(min(got, 1.0))) == pytest.approx(
+            np.degrees(np.arccos(min(cos_brute, 1.0))), abs=0.3
+        )
 
 
 def test_the_checker_reads_sun_positions_off_the_grid_and_between_and_beyond_it():
@@ -149,7 +179,15 @@ def test_the_checker_reads_sun_positions_off_the_grid_and_between_and_beyond_it(
     start = NOON - 6 * 3600
     sun = sky.Samples("sun", ATACAMA, start, start + 86400, 10)
     rng = np.random.default_rng(1)
-    t = np.sort(np.concatenate([np.arange(start, start + 86000, 10.0), rng.uniform(start, start + 86400, 2000), [sun.t[0], sun.t[-1], start - 900, sun.t[-1] + 7]]))
+    t = np.sort(
+        np.concatenate(
+            [
+                np.arange(start, start + 86000, 10.0),
+                rng.uniform(start, start + 86400, 2000),
+                [sun.t[0], sun.t[-1], start - 900, sun.t[-1] + 7],
+            ]
+        )
+    )
     az, el = safety._sun(t, ATACAMA, sun)
     exact_az, exact_el = sky.altaz("sun", ATACAMA, t)
     assert angular_distance(az, el, exact_az, exact_el).max() < 1e-4

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from scheduler_server.observing.sky import cache
-
 from scheduler_server.observing.sky import ephemerides as sky
-from scheduler_server.observing.sky.geometry import angular_distance
 from scheduler_server.observing.sky.ephemerides import ATACAMA
+from scheduler_server.observing.sky.geometry import angular_distance
 
 # Three 12-day spells in 2023..2025 (inside the IERS tables astropy ships, so it needs no
 # download), 20 random moments each: three table chunks per body to compute, not dozens.

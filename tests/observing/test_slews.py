@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from scheduler_server.observing.policies.basic import script as commands
-
-from scheduler_server.observing.safety import checker as safety
 from scheduler_server.observing.policies.basic.blocks import Scan
 from scheduler_server.observing.policies.basic.rules import SunAvoidance
-from scheduler_server.observing.sky.ephemerides import ATACAMA
 from scheduler_server.observing.policies.basic.slews import Move, SlewPlanner, Wait
+from scheduler_server.observing.safety import checker as safety
+from scheduler_server.observing.sky.ephemerides import ATACAMA
 from scheduler_server.observing.telescope import TelescopeModel
 from tests.observing.conftest import constructed_sky, utc
 
@@ -111,4 +110,6 @@ def test_a_plan_again_takes_the_earlier_plans_tail_once_back_on_its_track():
     planner._route = lambda state, scan: calls.append(scan.name) or route(state, scan)
     again = planner.plan(changed, earlier=earlier)
     assert (again.kept, again.dropped, again.states) == (fresh.kept, fresh.dropped, fresh.states)
-    assert calls[:3] == ["S0", "S1", "S2"] and len(calls) < len(scans)  # planned up to the change and a little after, not all
+    assert calls[:3] == ["S0", "S1", "S2"] and len(calls) < len(
+        scans
+    )  # planned up to the change and a little after, not all

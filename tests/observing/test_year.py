@@ -6,17 +6,17 @@ runs all 365.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from scheduler_server.observing.safety import checker as safety
 from scheduler_server.observing.policies.basic.policy import BasicPolicy
+from scheduler_server.observing.safety import checker as safety
 from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
 from scheduler_server.observing.sky.ephemerides import ATACAMA
 
 
 def test_a_year_of_daily_schedules_has_no_violation():
     config = build_config("basic", BasicPolicy(), {})
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     observed = calibrations = 0
     for day in range(0, 365, 5):
         t0 = start + timedelta(days=day)

@@ -35,19 +35,33 @@ def sdk_connection(sim: Simulator, **kwargs):
     """The real openstacksdk, configured the way a user would, against the simulator."""
     cfg = sim.config
     return openstack.connect(
-        auth_url=sim.auth_url, username=cfg.username, password=cfg.password, project_name=cfg.project_name,
-        user_domain_name="Default", project_domain_name="Default", region_name=cfg.region,
-        load_yaml_config=False, load_envvars=False, **kwargs,
-    )  # fmt: skip
+        auth_url=sim.auth_url,
+        username=cfg.username,
+        password=cfg.password,
+        project_name=cfg.project_name,
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name=cfg.region,
+        load_yaml_config=False,
+        load_envvars=False,
+        **kwargs,
+    )
 
 
 def leftovers(sim: Simulator) -> dict:
     with sim.cloud.lock:
-        return {"servers": [s.name for s in sim.cloud.servers.values()], "floating_ips": [f.floating_ip_address for f in sim.cloud.floating_ips.values()]}
+        return {
+            "servers": [s.name for s in sim.cloud.servers.values()],
+            "floating_ips": [f.floating_ip_address for f in sim.cloud.floating_ips.values()],
+        }
 
 
 def assert_nothing_left(sim: Simulator, timeout: float = 10.0) -> None:
-    wait_for(lambda: leftovers(sim) == {"servers": [], "floating_ips": []}, timeout, what=f"an empty cloud, have {leftovers(sim)}")
+    wait_for(
+        lambda: leftovers(sim) == {"servers": [], "floating_ips": []},
+        timeout,
+        what=f"an empty cloud, have {leftovers(sim)}",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -81,15 +95,26 @@ def clouds_yaml(tmp_path, sim) -> Path:
 
 def pipeline_settings(sim: Simulator, clouds_yaml: Path, ssh_key: Path, **openstack_overrides) -> PipelineSettings:
     openstack_cfg = {
-        "cloud": "sim", "clouds_file": str(clouds_yaml), "image_id": "ubuntu-22.04", "flavor": "m1.small",
-        "network_id": "private", "auth_keyname": KEYPAIR, "ssh_port": sim.config.ssh_port,
-        "status_poll_interval": 0.05, "boot_timeout": 30, "api_timeout": 5,
-    }  # fmt: skip
+        "cloud": "sim",
+        "clouds_file": str(clouds_yaml),
+        "image_id": "ubuntu-22.04",
+        "flavor": "m1.small",
+        "network_id": "private",
+        "auth_keyname": KEYPAIR,
+        "ssh_port": sim.config.ssh_port,
+        "status_poll_interval": 0.05,
+        "boot_timeout": 30,
+        "api_timeout": 5,
+    }
     openstack_cfg.update(openstack_overrides)
     return PipelineSettings(
-        backend="openstack", ssh_user=getpass.getuser(), ssh_key_file=ssh_key, max_connection_retries=10,
-        connection_retry_interval=0.5, openstack=openstack_cfg,
-    )  # fmt: skip
+        backend="openstack",
+        ssh_user=getpass.getuser(),
+        ssh_key_file=ssh_key,
+        max_connection_retries=10,
+        connection_retry_interval=0.5,
+        openstack=openstack_cfg,
+    )
 
 
 @pytest.fixture

@@ -40,19 +40,41 @@ def seed_config(tmp: Path, sim: SimProcess, ssh_key: Path, *, work: float = 0.5,
     markers.mkdir(exist_ok=True)
     (scripts / "qmroct.sh").write_text(SCRIPT.format(markers=markers, work=work))
     config = {
-        "HOST": "127.0.0.1", "PORT": free_port(), "data_dir": str(tmp / "data"),
-        "MAX_ACTIVE_PIPELINES": 2, "VIRTUAL_SERVER_TTL": 1, "LOCAL_SCRIPTS_FOLDER": str(scripts),
+        "HOST": "127.0.0.1",
+        "PORT": free_port(),
+        "data_dir": str(tmp / "data"),
+        "MAX_ACTIVE_PIPELINES": 2,
+        "VIRTUAL_SERVER_TTL": 1,
+        "LOCAL_SCRIPTS_FOLDER": str(scripts),
         # Simulated servers share this machine's disk: an absolute per-test folder keeps tests apart.
-        "REMOTE_BASE_FOLDER": str(tmp / "remote"), "MAX_CONNECTION_RETRIES": 20, "CONNECTION_RETRY_INTERVAL": 0.5,
-        "SSH_USER": getpass.getuser(), "SSH_KEY": str(ssh_key), "MAX_ATTEMPTS": 3,
-        "CREDENTIALS_FILE": str(sim.openrc), "IMAGE_ID": "ubuntu-22.04", "FLAVOR": "m1.small", "AUTH_KEYNAME": KEYPAIR,
-        "SECURITY_GROUP": "default", "USE_FLOATING_IP": True, "IP_POOL": "public", "NETWORK_ID": "private",
+        "REMOTE_BASE_FOLDER": str(tmp / "remote"),
+        "MAX_CONNECTION_RETRIES": 20,
+        "CONNECTION_RETRY_INTERVAL": 0.5,
+        "SSH_USER": getpass.getuser(),
+        "SSH_KEY": str(ssh_key),
+        "MAX_ATTEMPTS": 3,
+        "CREDENTIALS_FILE": str(sim.openrc),
+        "IMAGE_ID": "ubuntu-22.04",
+        "FLAVOR": "m1.small",
+        "AUTH_KEYNAME": KEYPAIR,
+        "SECURITY_GROUP": "default",
+        "USE_FLOATING_IP": True,
+        "IP_POOL": "public",
+        "NETWORK_ID": "private",
         "IDLE_TIMEOUT": 1,
         "pipelines": {
-            "backend": "openstack", "poll_interval": 0.1, "retry_backoff": 0.2, "dispatcher_lease": 2,
-            "openstack": {"ssh_port": sim.info["ssh_port"], "status_poll_interval": 0.1, "api_timeout": 5, "boot_timeout": 60},
+            "backend": "openstack",
+            "poll_interval": 0.1,
+            "retry_backoff": 0.2,
+            "dispatcher_lease": 2,
+            "openstack": {
+                "ssh_port": sim.info["ssh_port"],
+                "status_poll_interval": 0.1,
+                "api_timeout": 5,
+                "boot_timeout": 60,
+            },
         },
-    }  # fmt: skip
+    }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             for sub, inner in value.items():
@@ -77,13 +99,16 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Service":
+    def start(self, timeout: float = 30.0) -> Service:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_SERVER", "OS_"))}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         self.proc = subprocess.Popen(
             [str(BIN / "scheduler-server"), "serve", "--config", str(self.config)],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         wait_until_serving(self.url + "/", self.proc, self.log, timeout)
         return self
 
@@ -118,13 +143,22 @@ class Service:
             if all(v.get("status") in FINAL for v in views.values()):
                 return views
             if time.monotonic() > deadline:
-                raise AssertionError(f"not final after {timeout} s: {[(i, v.get('status'), v.get('reason')) for i, v in views.items()]}")
+                raise AssertionError(
+                    f"not final after {timeout} s: {[(i, v.get('status'), v.get('reason')) for i, v in views.items()]}"
+                )
             time.sleep(0.2)
 
 
 def pipeline_item(session: str) -> dict:
-    return {"project": "test", "subject": "XNAT_S00013", "session": session, "host": "http://xnat.example/xnat/",
-            "user": "admin", "pwd": "admin", "script": "qmroct.sh"}  # fmt: skip
+    return {
+        "project": "test",
+        "subject": "XNAT_S00013",
+        "session": session,
+        "host": "http://xnat.example/xnat/",
+        "user": "admin",
+        "pwd": "admin",
+        "script": "qmroct.sh",
+    }
 
 
 def markers(tmp: Path, name: str) -> list[str]:

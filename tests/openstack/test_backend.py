@@ -19,7 +19,9 @@ def up(backend, name="pipeline-x-1"):
 
 
 def test_provision_reach_run_destroy(sim, make_backend):
-    backend = make_backend(use_floating_ip=True, ip_pool="public", user_data="#cloud-config\npackages: [jq]\n", security_group="default")
+    backend = make_backend(
+        use_floating_ip=True, ip_pool="public", user_data="#cloud-config\npackages: [jq]\n", security_group="default"
+    )
     info = up(backend)
     assert info.state == "active" and info.port == sim.config.ssh_port
     assert info.address.startswith(f"127.{sim.config.address_block}.2")  # the floating range
@@ -37,7 +39,9 @@ def test_provision_reach_run_destroy(sim, make_backend):
 
 
 def test_names_or_ids_and_the_fixed_address_without_floating_ip(sim, make_backend):
-    backend = make_backend(image_id="0b1f5a4e-7c9d-4a2b-8e6f-5d3c2b1a0f9e", flavor="3", network_id="3f0a8b52-55c3-4b0e-9d4e-2a1f6c7d8e90")
+    backend = make_backend(
+        image_id="0b1f5a4e-7c9d-4a2b-8e6f-5d3c2b1a0f9e", flavor="3", network_id="3f0a8b52-55c3-4b0e-9d4e-2a1f6c7d8e90"
+    )
     info = up(backend)
     server = sim.cloud.servers[info.id]
     assert (server.image_id, server.flavor_id) == ("0b1f5a4e-7c9d-4a2b-8e6f-5d3c2b1a0f9e", "3")
@@ -112,7 +116,11 @@ def test_5xx_on_create_is_retried_into_one_server(sim, make_backend):
     backend = make_backend()
     info = up(backend)
     assert list(sim.cloud.servers) == [info.id]
-    assert [r["status"] for r in sim.request_log if r["method"] == "POST" and r["path"].endswith("/servers")] == [503, 503, 202]
+    assert [r["status"] for r in sim.request_log if r["method"] == "POST" and r["path"].endswith("/servers")] == [
+        503,
+        503,
+        202,
+    ]
     backend.destroy(info)
     assert_nothing_left(sim)
 

@@ -45,9 +45,12 @@ def test_openrc_values_quotes_and_references(tmp_path):
     )
     values = read_openrc(rc, env={"REGION": "north"})
     assert values == {
-        "OS_AUTH_URL": "http://k/v3", "OS_USERNAME": "alice smith", "OS_PROJECT_NAME": "proj",
-        "OS_REGION_NAME": "north", "OS_PASSWORD": "lit$eral",
-    }  # fmt: skip
+        "OS_AUTH_URL": "http://k/v3",
+        "OS_USERNAME": "alice smith",
+        "OS_PROJECT_NAME": "proj",
+        "OS_REGION_NAME": "north",
+        "OS_PASSWORD": "lit$eral",
+    }
 
 
 def test_horizon_openrc_takes_the_prompted_password_from_the_environment(tmp_path):
@@ -80,7 +83,10 @@ def test_precedence_cloud_then_openrc_then_os_cloud_then_env(tmp_path):
     rc.write_text("export OS_AUTH_URL=http://k/v3\nexport OS_USERNAME=u\n")
     env = {"OS_CLOUD": "fromenv", "OS_AUTH_URL": "http://env/v3"}
     assert connection_source(OpenStackSettings(cloud="named", credentials_file=rc), env) == ("cloud", "named")
-    assert connection_source(OpenStackSettings(credentials_file=rc), env) == ("openrc", {"auth_url": "http://k/v3", "username": "u"})
+    assert connection_source(OpenStackSettings(credentials_file=rc), env) == (
+        "openrc",
+        {"auth_url": "http://k/v3", "username": "u"},
+    )
     assert connection_source(OpenStackSettings(), env) == ("cloud", "fromenv")
     assert connection_source(OpenStackSettings(), {"OS_AUTH_URL": "http://env/v3"}) == ("env", None)
 
@@ -93,7 +99,9 @@ def test_each_source_authenticates_against_the_simulator(sim, clouds_yaml, tmp_p
         settings = OpenStackSettings(cloud="sim", clouds_file=clouds_yaml)
     elif source == "openrc":
         rc = tmp_path / "openrc"
-        rc.write_text(HORIZON_OPENRC.format(auth_url=sim.auth_url).replace("OS_PROJECT_ID=0123456789abcdef", "OS_PROJECT_ID="))
+        rc.write_text(
+            HORIZON_OPENRC.format(auth_url=sim.auth_url).replace("OS_PROJECT_ID=0123456789abcdef", "OS_PROJECT_ID=")
+        )
         monkeypatch.setenv("OS_PASSWORD", sim.config.password)
         settings = OpenStackSettings(credentials_file=rc)
     else:

@@ -36,10 +36,29 @@ def boot(conn, name="vm", **extra):
 
 def ssh(key: Path, address: str, port: int, command: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["ssh", "-i", str(key), "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-o", "BatchMode=yes", f"{_user()}@{address}", command],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "BatchMode=yes",
+            f"{_user()}@{address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def _user() -> str:
@@ -51,9 +70,15 @@ def _user() -> str:
 def test_wrong_password_is_401_and_right_one_gets_a_catalog(sim):
     with pytest.raises(os_exceptions.SDKException, match="requires authentication.*401"):
         conn = openstack.connect(
-            auth_url=sim.auth_url, username="demo", password="wrong", project_name="demo",
-            user_domain_name="Default", project_domain_name="Default", load_yaml_config=False, load_envvars=False,
-        )  # fmt: skip
+            auth_url=sim.auth_url,
+            username="demo",
+            password="wrong",
+            project_name="demo",
+            user_domain_name="Default",
+            project_domain_name="Default",
+            load_yaml_config=False,
+            load_envvars=False,
+        )
         conn.authorize()
     conn = sdk_connection(sim)
     conn.authorize()
@@ -64,7 +89,12 @@ def test_wrong_password_is_401_and_right_one_gets_a_catalog(sim):
 def test_requests_without_a_token_are_refused(sim):
     response = requests.get(f"{sim.config.base_url}/compute/v2.1/servers", timeout=5)
     assert response.status_code == 401
-    assert requests.get(f"{sim.config.base_url}/compute/v2.1/servers", headers={"X-Auth-Token": "forged"}, timeout=5).status_code == 401
+    assert (
+        requests.get(
+            f"{sim.config.base_url}/compute/v2.1/servers", headers={"X-Auth-Token": "forged"}, timeout=5
+        ).status_code
+        == 401
+    )
 
 
 def test_names_and_ids_resolve_and_unknown_ones_do_not(conn):
@@ -114,7 +144,12 @@ def test_deleting_a_server_kills_what_ran_on_it(sim, conn, ssh_key, tmp_path):
     fixed = server.addresses["private"][0]["addr"]
     marker = tmp_path / "alive"
     # Detached with setsid+nohup, as a runner does so the job survives the SSH session.
-    out = ssh(ssh_key, fixed, sim.config.ssh_port, f"setsid nohup sh -c 'while true; do date > {marker}; sleep 0.1; done' >/dev/null 2>&1 & echo started")
+    out = ssh(
+        ssh_key,
+        fixed,
+        sim.config.ssh_port,
+        f"setsid nohup sh -c 'while true; do date > {marker}; sleep 0.1; done' >/dev/null 2>&1 & echo started",
+    )
     assert out.stdout.strip() == "started"
     wait_for(marker.exists, what="the background job")
     conn.compute.delete_server(server)
@@ -138,7 +173,9 @@ def test_listing_paginates_and_filters_by_name(conn):
     for n in range(5):
         boot(conn, name=f"page-{n}")
     boot(conn, name="other")
-    assert sorted(s.name for s in conn.compute.servers(details=True, limit=2)) == sorted([f"page-{n}" for n in range(5)] + ["other"])
+    assert sorted(s.name for s in conn.compute.servers(details=True, limit=2)) == sorted(
+        [f"page-{n}" for n in range(5)] + ["other"]
+    )
     assert sorted(s.name for s in conn.compute.servers(name="^page-")) == [f"page-{n}" for n in range(5)]
 
 
@@ -209,9 +246,12 @@ def test_api_errors_and_timeouts_hit_only_matching_requests(sim):
         list(conn.compute.keypairs())
     assert [k.name for k in conn.compute.keypairs()] == [KEYPAIR]
     # The timed-out request is served (and logged) once its 2 s are over, as a slow cloud would.
-    faults = wait_for(lambda: len([r for r in sim.request_log if r["fault"]]) == 2 and [r for r in sim.request_log if r["fault"]], 5)
+    faults = wait_for(
+        lambda: len([r for r in sim.request_log if r["fault"]]) == 2 and [r for r in sim.request_log if r["fault"]], 5
+    )
     assert [(r["path"], r["fault"]) for r in faults] == [
-        ("/compute/v2.1/flavors/1", "api_error"), ("/compute/v2.1/os-keypairs", "api_timeout")
+        ("/compute/v2.1/flavors/1", "api_error"),
+        ("/compute/v2.1/os-keypairs", "api_timeout"),
     ]
 
 
@@ -230,10 +270,26 @@ def test_command_line_starts_a_simulator_and_writes_clouds_yaml(tmp_path, ssh_ke
     clouds = tmp_path / "clouds.yaml"
     openrc = tmp_path / "openrc.sh"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.openstack_sim", "--boot-delay", "0.1", "--keypair", f"{KEYPAIR}={ssh_key}.pub",
-         "--fault", "server_error:count=1", "--clouds-yaml", str(clouds), "--openrc", str(openrc)],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "devtools.openstack_sim",
+            "--boot-delay",
+            "0.1",
+            "--keypair",
+            f"{KEYPAIR}={ssh_key}.pub",
+            "--fault",
+            "server_error:count=1",
+            "--clouds-yaml",
+            str(clouds),
+            "--openrc",
+            str(openrc),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         auth = yaml.safe_load(clouds.read_text())["clouds"]["sim"]["auth"]

@@ -26,9 +26,10 @@ def serve(tmp_path: Path, backend: str, key: Path, **pipelines):
             pytest.fail(f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)")
         sshd = SSHServer(authorized_keys=[key.with_suffix(".pub").read_text()], workdir=tmp_path / "sshd").start()
         settings.update(
-            backend="ssh", remote_base_folder=str(tmp_path / "remote"),
+            backend="ssh",
+            remote_base_folder=str(tmp_path / "remote"),
             ssh_hosts=[{"address": sshd.host, "port": sshd.port, "user": sshd.user, "key_file": str(key)}],
-        )  # fmt: skip
+        )
     config = home / "config.yaml"
     config.write_text(json.dumps({"pipelines": settings}))  # JSON is YAML
     server = ServeProcess(home, config).start()

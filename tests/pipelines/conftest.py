@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.waiting import wait_until  # noqa: F401  (re-exported to the tests here)
-
 from devtools.sshd import SSHServer, generate_keypair
 from scheduler_server.config import Settings
+from tests.waiting import wait_until  # noqa: F401  (re-exported to the tests here)
 
 # Prints every argument on its own line, so tests see exactly what the script received.
 ARGS_SCRIPT = 'for a in "$@"; do printf "%s\\n" "$a"; done\n'
@@ -38,7 +37,9 @@ def scripts(tmp_path) -> Path:
     (folder / "ok.sh").write_text("echo ok\n")
     (folder / "fail.sh").write_text("echo failing >&2; exit 3\n")
     # Sleeps for its last argument when that is a number (30 s otherwise).
-    (folder / "sleep.sh").write_text('last="${@: -1}"; case "$last" in ""|*[!0-9.]*) last=30;; esac; echo started; sleep "$last"\n')
+    (folder / "sleep.sh").write_text(
+        'last="${@: -1}"; case "$last" in ""|*[!0-9.]*) last=30;; esac; echo started; sleep "$last"\n'
+    )
     return folder
 
 
@@ -102,7 +103,15 @@ def make_client(make_settings):
 
 
 def xnat(**fields) -> dict:
-    item = {"project": "p", "subject": "s", "session": "e", "host": "http://xnat", "user": "u", "pwd": "s3cr3t-pw", "script": "ok.sh"}
+    item = {
+        "project": "p",
+        "subject": "s",
+        "session": "e",
+        "host": "http://xnat",
+        "user": "u",
+        "pwd": "s3cr3t-pw",
+        "script": "ok.sh",
+    }
     item.update(fields)
     return item
 

@@ -68,7 +68,9 @@ def _wait_for_connections(url: str, log_file: Path, timeout: float = 30.0) -> No
             except Exception as exc:  # noqa: BLE001  (not up yet)
                 if time.monotonic() > deadline:
                     log = log_file.read_text() if log_file.exists() else "(no server log)"
-                    raise RuntimeError(f"PostgreSQL did not accept connections within {timeout} s: {exc}\n{log}") from exc
+                    raise RuntimeError(
+                        f"PostgreSQL did not accept connections within {timeout} s: {exc}\n{log}"
+                    ) from exc
                 time.sleep(0.1)
     finally:
         engine.dispose()
@@ -81,7 +83,10 @@ def postgres_server() -> str:
     as_user: list[str] = []
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
-            pytest.fail("PostgreSQL tests run as root need `runuser` (util-linux) to start the server as `postgres`", pytrace=False)
+            pytest.fail(
+                "PostgreSQL tests run as root need `runuser` (util-linux) to start the server as `postgres`",
+                pytrace=False,
+            )
         try:
             pwd.getpwnam("postgres")
         except KeyError:
@@ -105,7 +110,9 @@ def postgres_server() -> str:
         yield url
     finally:
         if started:
-            subprocess.run(as_user + [str(pg_ctl), "-D", str(data_dir), "-m", "immediate", "-w", "stop"], capture_output=True)
+            subprocess.run(
+                as_user + [str(pg_ctl), "-D", str(data_dir), "-m", "immediate", "-w", "stop"], capture_output=True
+            )
         shutil.rmtree(root, ignore_errors=True)
 
 

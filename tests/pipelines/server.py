@@ -31,7 +31,7 @@ class ServeProcess:
         self.process: subprocess.Popen | None = None
         self.log = home / f"serve-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> "ServeProcess":
+    def start(self, timeout: float = 30.0) -> ServeProcess:
         args = [str(BIN / "scheduler-server"), "serve", "--port", str(self.port)]
         if self.config is not None:
             args += ["--config", str(self.config)]

@@ -45,9 +45,22 @@ def test_seed_argument_contract_in_order(make_service):
     assert done.status == "succeeded", done.reason
     # The password is masked in the log the API serves, even though the script printed it.
     assert _stdout(service, pid) == [
-        "-project", "p", "-subject", "s", "-session", "e", "-host", "http://xnat", "-user", "u",
-        "-pwd", "********", "--fast", "-n", "3",
-    ]  # fmt: skip
+        "-project",
+        "p",
+        "-subject",
+        "s",
+        "-session",
+        "e",
+        "-host",
+        "http://xnat",
+        "-user",
+        "u",
+        "-pwd",
+        "********",
+        "--fast",
+        "-n",
+        "3",
+    ]
 
 
 @pytest.mark.parametrize("field", ["project", "subject", "session", "host", "user", "pwd"])
@@ -55,7 +68,9 @@ def test_shell_metacharacters_in_every_field_arrive_verbatim(make_service, field
     service = make_service()
     # An empty password, or one made of '*' only (the mask would show it), is refused: tested elsewhere.
     values = [v for v in HOSTILE if field != "pwd" or v.strip("*")]
-    ids = submit_ok(service, *[xnat(script="args.sh", **{field: value}) for value in values if value != "" or field == "pwd"])
+    ids = submit_ok(
+        service, *[xnat(script="args.sh", **{field: value}) for value in values if value != "" or field == "pwd"]
+    )
     for pid, value in zip(ids, values):
         done = wait_status(service, pid, ("succeeded", "failed"))
         assert done.status == "succeeded", done.reason
@@ -75,7 +90,9 @@ def test_options_string_is_split_like_a_shell_and_quoted(make_service, tmp_path)
 
 
 def test_password_with_env_mode_is_not_an_argument(make_service, scripts):
-    (scripts / "env.sh").write_text('printf "%s\\n" "$@"; echo "PW=$XNAT_PASSWORD"; cat /proc/$$/cmdline | tr "\\0" " "; echo\n')
+    (scripts / "env.sh").write_text(
+        'printf "%s\\n" "$@"; echo "PW=$XNAT_PASSWORD"; cat /proc/$$/cmdline | tr "\\0" " "; echo\n'
+    )
     service = make_service(xnat_credentials="env")
     (pid,) = submit_ok(service, xnat(script="env.sh", pwd="pa$$ w0rd'\""))
     assert wait_status(service, pid, ("succeeded", "failed")).status == "succeeded"
@@ -118,7 +135,9 @@ def test_password_not_in_any_process_command_line_in_env_mode(make_service, scri
     service = make_service(xnat_credentials="env")
     (pid,) = submit_ok(service, xnat(script="wait.sh", pwd="ps-canary-77"))
     wait_status(service, pid, "running")
-    wait_until(lambda: any(b"wait.sh" in _cmdline(p) for p in os.listdir("/proc") if p.isdigit()), message="script process")
+    wait_until(
+        lambda: any(b"wait.sh" in _cmdline(p) for p in os.listdir("/proc") if p.isdigit()), message="script process"
+    )
     for proc in os.listdir("/proc"):
         if proc.isdigit():
             assert b"ps-canary-77" not in _cmdline(proc)

@@ -47,7 +47,11 @@ def test_kill9_mid_run_then_restart_runs_each_pipeline_exactly_once(tmp_path):
             return collections.Counter(p["status"] for p in page["items"])
 
         # Mid-run: some finished, some running, some still queued.
-        wait_until(lambda: (c := progress())["succeeded"] >= 10 and c["running"] >= 5 and c["queued"] >= 5, timeout=60, message="mid-run")
+        wait_until(
+            lambda: (c := progress())["succeeded"] >= 10 and c["running"] >= 5 and c["queued"] >= 5,
+            timeout=60,
+            message="mid-run",
+        )
         crashed_at = time.time()
         server.kill9()
         at_crash = marker.read_text().splitlines()
@@ -73,7 +77,9 @@ def test_kill9_mid_run_then_restart_runs_each_pipeline_exactly_once(tmp_path):
         assert sorted(counts) == sorted(f"line-{n}" for n in range(COUNT))
         assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
         # Pipelines that started before the crash and finished after it, on their first attempt, were re-attached.
-        reattached = [p for p in page["items"] if _ts(p["timings"]["script_started"]) < crashed_at < _ts(p["timings"]["finished"])]
+        reattached = [
+            p for p in page["items"] if _ts(p["timings"]["script_started"]) < crashed_at < _ts(p["timings"]["finished"])
+        ]
         assert reattached, "some pipeline should have been running at the crash and re-attached"
     finally:
         server.stop()

@@ -11,17 +11,46 @@ import requests
 
 from scheduler_server.pipelines.tasks import environment
 
-from .conftest import script, submit_ok, wait_status, wait_until
 from .backend_servers import serve
+from .conftest import script, submit_ok, wait_status, wait_until
 
 #: The variables the audit named (issue 10, item 1), and more of the same class.
 DANGEROUS = [
-    "BASH_ENV", "ENV", "BASH_FUNC_echo%%", "BASH_FUNC_x", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "PS4", "PS1", "IFS",
-    "PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONWARNINGS", "PERL5OPT",
-    "PERL5LIB", "RUBYOPT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "GIT_SSH_COMMAND", "GCONV_PATH", "GLIBC_TUNABLES",
-    "HOME", "CDPATH", "http_proxy", "HTTPS_PROXY", "XNAT_PASSWORD", "SCHEDULER_SERVER__PIPELINES__SECRET_KEY",
-    "path", "ld_preload", "bash_env",
-]  # fmt: skip
+    "BASH_ENV",
+    "ENV",
+    "BASH_FUNC_echo%%",
+    "BASH_FUNC_x",
+    "PROMPT_COMMAND",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PS1",
+    "IFS",
+    "PATH",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PYTHONWARNINGS",
+    "PERL5OPT",
+    "PERL5LIB",
+    "RUBYOPT",
+    "NODE_OPTIONS",
+    "JAVA_TOOL_OPTIONS",
+    "GIT_SSH_COMMAND",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "HOME",
+    "CDPATH",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "XNAT_PASSWORD",
+    "SCHEDULER_SERVER__PIPELINES__SECRET_KEY",
+    "path",
+    "ld_preload",
+    "bash_env",
+]
 
 PRINT_ENV = 'printf "%s\\n" "A=$PIPELINE_A" "B=$PIPELINE_B" "C=$PIPELINE_C" "$@"\n'
 
@@ -79,8 +108,11 @@ def test_allowed_names_get_their_values_literally_and_nothing_runs(server, tmp_p
     pipeline_id = answer.json()["pipelines"][0]["id"]
     assert _wait_final(server, pipeline_id)["status"] == "succeeded"
     assert _stdout(server, pipeline_id).splitlines() == [
-        f"A={values['PIPELINE_A']}", f"B={values['PIPELINE_B']}", f"C={values['PIPELINE_C']}", f"$(touch {marker})",
-    ]  # fmt: skip
+        f"A={values['PIPELINE_A']}",
+        f"B={values['PIPELINE_B']}",
+        f"C={values['PIPELINE_C']}",
+        f"$(touch {marker})",
+    ]
     assert not marker.exists()
 
 
@@ -107,8 +139,9 @@ def test_a_site_cannot_allow_a_never_name_explicitly(make_settings):
         with pytest.raises(ValidationError, match="allowed_env_names"):
             make_settings(allowed_env_names=[entry])
     assert make_settings(allowed_env_names=["OMP_NUM_THREADS", "MYLAB_*"]).pipelines.allowed_env_names == [
-        "OMP_NUM_THREADS", "MYLAB_*",
-    ]  # fmt: skip
+        "OMP_NUM_THREADS",
+        "MYLAB_*",
+    ]
 
 
 def test_a_stored_spec_with_a_name_now_forbidden_fails_without_running(make_service, scripts, tmp_path):
@@ -116,7 +149,9 @@ def test_a_stored_spec_with_a_name_now_forbidden_fails_without_running(make_serv
     marker = tmp_path / "ran"
     (scripts / "touch.sh").write_text(f"touch {marker}\n")
     service = make_service(start=False, allowed_env_names=["PIPELINE_*", "MYLAB_*"])
-    narrow, never = submit_ok(service, script("touch.sh", env={"MYLAB_X": "1"}), script("touch.sh", env={"PIPELINE_Y": "1"}))
+    narrow, never = submit_ok(
+        service, script("touch.sh", env={"MYLAB_X": "1"}), script("touch.sh", env={"PIPELINE_Y": "1"})
+    )
 
     def as_old_code_stored_it(session, p):
         p.spec = {**p.spec, "env": {"BASH_ENV": f"$(touch {marker})"}}

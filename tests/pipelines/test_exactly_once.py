@@ -19,7 +19,9 @@ from scheduler_server.pipelines.models import RUNNING, SUCCEEDED
 
 from .conftest import script, submit_ok, wait_status, wait_until
 
-pytestmark = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)")
+pytestmark = pytest.mark.skipif(
+    not Path(SSHD).exists(), reason=f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)"
+)
 
 COUNTED = 'echo "run $PWD" >> "$1"\nsleep "$2"\necho "done $PWD" >> "$1"\n'
 
@@ -89,13 +91,18 @@ LAUNCH_CUTS = {
 
 
 @pytest.mark.parametrize("case", list(LAUNCH_CUTS))
-def test_a_launch_cut_at_each_step_runs_the_script_exactly_once(case, make_service, proxy, sshd, key, tmp_path, counted):
+def test_a_launch_cut_at_each_step_runs_the_script_exactly_once(
+    case, make_service, proxy, sshd, key, tmp_path, counted
+):
     (direction, after_bytes, chunks), big, attempt = LAUNCH_CUTS[case]
     remote = tmp_path / "remote"
     service = make_service(
-        backend="ssh", ssh_hosts=[host(proxy.host, proxy.port, sshd, key, slots=2)], remote_base_folder=str(remote),
-        virtual_server_ttl=10, max_active_pipelines=1,
-    )  # fmt: skip
+        backend="ssh",
+        ssh_hosts=[host(proxy.host, proxy.port, sshd, key, slots=2)],
+        remote_base_folder=str(remote),
+        virtual_server_ttl=10,
+        max_active_pipelines=1,
+    )
     (warm_up,) = submit_ok(service, script("ok.sh"))
     wait_status(service, warm_up, SUCCEEDED)
     prepared_executor(service)
@@ -115,17 +122,26 @@ def test_a_launch_cut_at_each_step_runs_the_script_exactly_once(case, make_servi
 
 
 def test_a_host_that_goes_away_is_given_up_and_its_job_killed_when_it_answers_again(
-    make_service, make_settings, proxy, sshd, key, tmp_path, counted,
-):  # fmt: skip
+    make_service,
+    make_settings,
+    proxy,
+    sshd,
+    key,
+    tmp_path,
+    counted,
+):
     """The job's host stops answering past the retry window: the pipeline runs again on another host.
     The first run must never finish and never count; the service is restarted meanwhile, and the new
     one still stops the first run as soon as its host answers again."""
     remote = tmp_path / "remote"
     settings = dict(
-        backend="ssh", remote_base_folder=str(remote), max_active_pipelines=1, max_attempts=3,
+        backend="ssh",
+        remote_base_folder=str(remote),
+        max_active_pipelines=1,
+        max_attempts=3,
         # "away" is the proxy, "other" the same sshd directly: two hosts as the service sees them.
         ssh_hosts=[host(proxy.host, proxy.port, sshd, key, slots=1), host(sshd.host, sshd.port, sshd, key, slots=1)],
-    )  # fmt: skip
+    )
     service = make_service(**settings)
     (pipeline_id,) = submit_ok(service, script("counted.sh", str(counted), "6"))
     wait_until(lambda: len(runs(counted)[0]) == 1, timeout=20, message="the first run started")
@@ -158,9 +174,13 @@ def test_a_host_that_goes_away_is_given_up_and_its_job_killed_when_it_answers_ag
     wait_until(lambda: not working_in(remote), message="nothing left running in a job directory")
 
 
-def test_a_cancel_that_cannot_reach_the_host_stops_the_job_when_the_host_answers(make_service, proxy, sshd, key, tmp_path, counted):
+def test_a_cancel_that_cannot_reach_the_host_stops_the_job_when_the_host_answers(
+    make_service, proxy, sshd, key, tmp_path, counted
+):
     remote = tmp_path / "remote"
-    service = make_service(backend="ssh", ssh_hosts=[host(proxy.host, proxy.port, sshd, key, slots=1)], remote_base_folder=str(remote))
+    service = make_service(
+        backend="ssh", ssh_hosts=[host(proxy.host, proxy.port, sshd, key, slots=1)], remote_base_folder=str(remote)
+    )
     (pipeline_id,) = submit_ok(service, script("counted.sh", str(counted), "30"))
     wait_until(lambda: len(runs(counted)[0]) == 1, timeout=20, message="the run started")
     job_dir = Path(service.store.get_pipeline(pipeline_id).job_dir)

@@ -20,7 +20,12 @@ def test_states_and_timings_are_recorded(make_service):
     (pid,) = submit_ok(service, xnat())
     done = wait_status(service, pid, FINAL_STATES)
     assert done.status == "succeeded" and done.exit_code == 0 and done.attempt == 1
-    assert _history(service, pid) == [("queued", "provisioning"), ("provisioning", "staging"), ("staging", "running"), ("running", "succeeded")]
+    assert _history(service, pid) == [
+        ("queued", "provisioning"),
+        ("provisioning", "staging"),
+        ("staging", "running"),
+        ("running", "succeeded"),
+    ]
     assert done.created_at <= done.instance_ready_at <= done.started_at <= done.finished_at
     assert done.instance_id
 
@@ -29,7 +34,13 @@ def test_fifo_with_priority_one_at_a_time(make_service, scripts, tmp_path):
     order = tmp_path / "order.txt"
     (scripts / "mark.sh").write_text(f'echo "$1" >> {order}\n')
     service = make_service(start=False, max_active_pipelines=1, virtual_server_ttl=100)
-    submit_ok(service, script("mark.sh", "a"), script("mark.sh", "b"), script("mark.sh", "urgent", priority=5), script("mark.sh", "c"))
+    submit_ok(
+        service,
+        script("mark.sh", "a"),
+        script("mark.sh", "b"),
+        script("mark.sh", "urgent", priority=5),
+        script("mark.sh", "c"),
+    )
     service.ensure_started()
     wait_until(lambda: order.exists() and len(order.read_text().split()) == 4, message="four marks")
     assert order.read_text().split() == ["urgent", "a", "b", "c"]
@@ -39,9 +50,7 @@ def test_max_active_pipelines_is_never_exceeded(make_service, scripts, tmp_path)
     live = tmp_path / "live"
     live.mkdir()
     peak = tmp_path / "peak.txt"
-    (scripts / "count.sh").write_text(
-        f'touch {live}/$$; ls {live} | wc -l >> {peak}; sleep 0.3; rm {live}/$$\n'
-    )
+    (scripts / "count.sh").write_text(f"touch {live}/$$; ls {live} | wc -l >> {peak}; sleep 0.3; rm {live}/$$\n")
     service = make_service(max_active_pipelines=3, virtual_server_ttl=100)
     ids = submit_ok(service, *[script("count.sh") for _ in range(10)])
     for pid in ids:
@@ -150,7 +159,9 @@ def test_timeout_kills_and_fails(make_service):
 
 def test_cancel_kills_the_whole_process_group(make_service, scripts, tmp_path):
     pids = tmp_path / "pids"
-    (scripts / "tree.sh").write_text(f"sleep 60 & echo $! >> {pids}; sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait\n")
+    (scripts / "tree.sh").write_text(
+        f"sleep 60 & echo $! >> {pids}; sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait\n"
+    )
     service = make_service()
     (pid,) = submit_ok(service, xnat(script="tree.sh"))
     wait_status(service, pid, "running")
@@ -179,7 +190,14 @@ def test_cancel_queued_and_manual_retry(make_service):
     assert retried.status == "queued" and not retried.cancel_requested
     service.ensure_started()
     assert wait_status(service, pid, FINAL_STATES).status == "succeeded"
-    assert [t.to_status for t in service.get(pid).transitions] == ["cancelled", "queued", "provisioning", "staging", "running", "succeeded"]
+    assert [t.to_status for t in service.get(pid).transitions] == [
+        "cancelled",
+        "queued",
+        "provisioning",
+        "staging",
+        "running",
+        "succeeded",
+    ]
 
 
 def test_logs_can_be_tailed_while_running(make_service, scripts):
@@ -213,7 +231,12 @@ def test_timetest_csv(make_service, tmp_path):
     assert {r["subject"] for r in rows} == {"s", "s2"}
     for row in rows:
         assert row["status"] == "succeeded"
-        assert float(row["queued"]) <= float(row["instance_ready"]) <= float(row["script_started"]) <= float(row["finished"])
+        assert (
+            float(row["queued"])
+            <= float(row["instance_ready"])
+            <= float(row["script_started"])
+            <= float(row["finished"])
+        )
 
 
 def test_only_one_process_dispatches(make_service):

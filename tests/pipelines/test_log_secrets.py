@@ -9,8 +9,8 @@ import random
 import pytest
 import requests
 
-from scheduler_server.pipelines.storage.secrets import MASK
 from scheduler_server.pipelines.logs.stream_mask import StreamMasker
+from scheduler_server.pipelines.storage.secrets import MASK
 
 from .backend_servers import serve
 from .conftest import wait_until, xnat
@@ -41,7 +41,9 @@ def server(request, tmp_path, key):
 
 
 def _logs(server, pipeline_id: int, since: int, max_bytes: int) -> dict:
-    answer = requests.get(f"{server.url}/api/v1/pipelines/{pipeline_id}/logs", params={"since": since, "max_bytes": max_bytes}, timeout=10)
+    answer = requests.get(
+        f"{server.url}/api/v1/pipelines/{pipeline_id}/logs", params={"since": since, "max_bytes": max_bytes}, timeout=10
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -184,11 +186,15 @@ def test_a_password_begun_at_the_size_cap_ends_the_copy_instead_of_being_read_ag
 
 def test_a_log_that_cannot_be_kept_answers_503_with_the_reason_not_500(make_client):
     client = make_client()
-    pipeline_id = client.post("/api/v1/pipelines", json=xnat(script="sleep.sh", options=["5"])).json["pipelines"][0]["id"]
+    pipeline_id = client.post("/api/v1/pipelines", json=xnat(script="sleep.sh", options=["5"])).json["pipelines"][0][
+        "id"
+    ]
     service = client.application.extensions["pipelines"].service
     wait_until(lambda: service.store.get_pipeline(pipeline_id).status == "running", 20, message="running")
     (service.data_path / "logs").mkdir(exist_ok=True)
-    (service.data_path / "logs" / str(pipeline_id)).write_text("not a directory")  # as a full or broken disk would refuse
+    (service.data_path / "logs" / str(pipeline_id)).write_text(
+        "not a directory"
+    )  # as a full or broken disk would refuse
     answer = client.get(f"/api/v1/pipelines/{pipeline_id}/logs")
     assert answer.status_code == 503 and "cannot be kept or masked now" in answer.json["message"], answer.json
     client.post(f"/api/v1/pipelines/{pipeline_id}/cancel")

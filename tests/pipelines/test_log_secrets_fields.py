@@ -16,7 +16,9 @@ def _stored_bytes(service) -> bytes:
 
 def test_user_equal_to_the_password_is_kept_and_shown_as_a_secret(make_client, scripts):
     # Exits 0 only if the script got the real user name (the password) after -user.
-    (scripts / "check_user.sh").write_text('[ "$9" = "-user" ] && [ "${10}" = "Adm1n-pw" ] || exit 3; echo "user ${10}"\n')
+    (scripts / "check_user.sh").write_text(
+        '[ "$9" = "-user" ] && [ "${10}" = "Adm1n-pw" ] || exit 3; echo "user ${10}"\n'
+    )
     client = make_client()
     answer = client.post("/api/v1/pipelines", json=xnat(script="check_user.sh", user="Adm1n-pw", pwd="Adm1n-pw"))
     assert answer.status_code == 201, answer.json
@@ -40,9 +42,13 @@ def test_with_env_credentials_a_user_equal_to_the_password_is_not_on_the_command
     assert answer.status_code == 201, answer.json
     service = client.application.extensions["pipelines"].service
     pipeline_id = answer.json["pipelines"][0]["id"]
-    assert wait_status(service, pipeline_id, ("succeeded", "failed")).status == "succeeded", service.get(pipeline_id).history
+    assert wait_status(service, pipeline_id, ("succeeded", "failed")).status == "succeeded", service.get(
+        pipeline_id
+    ).history
     # An ordinary user keeps its -user argument and is in $XNAT_USER as well.
-    (scripts / "env_user2.sh").write_text('[ "$XNAT_USER" = "alice" ] && [ "$9" = "-user" ] && [ "${10}" = "alice" ] || exit 3\n')
+    (scripts / "env_user2.sh").write_text(
+        '[ "$XNAT_USER" = "alice" ] && [ "$9" = "-user" ] && [ "${10}" = "alice" ] || exit 3\n'
+    )
     answer = client.post("/api/v1/pipelines", json=xnat(script="env_user2.sh", user="alice", pwd="Adm1n-pw"))
     pipeline_id = answer.json["pipelines"][0]["id"]
     assert wait_status(service, pipeline_id, ("succeeded", "failed")).status == "succeeded"
@@ -82,7 +88,10 @@ def test_a_user_equal_to_the_password_stored_by_an_earlier_version_is_hidden_at_
 
     restarted = make_service()
     assert restarted.store.get_pipeline(same).spec["user"] == MASK
-    assert restarted.store.get_pipeline(other).spec["user"] == "u" and restarted.store.get_pipeline(other).version == version
+    assert (
+        restarted.store.get_pipeline(other).spec["user"] == "u"
+        and restarted.store.get_pipeline(other).version == version
+    )
     # (Its old bytes may linger in the database file's free pages until SQLite reuses them.)
     assert wait_status(restarted, same, ("succeeded", "failed")).status == "succeeded"  # still run as user admin
 

@@ -17,8 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import MetaData, create_engine, inspect, text
 
-from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.models import FINAL_STATES, Base, Instance
+from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.storage.secrets import SecretBox
 from scheduler_server.pipelines.storage.store import Store
 
@@ -53,31 +53,100 @@ def fill_old_database(url: str, box: SecretBox) -> dict:
     tables = MetaData()
     tables.reflect(engine)
     now = time.time()
-    spec = {"script": "ok.sh", "files": [], "type": "xnat", "project": "p", "subject": "s", "session": "e", "host": "http://xnat", "user": "u", "options": []}
+    spec = {
+        "script": "ok.sh",
+        "files": [],
+        "type": "xnat",
+        "project": "p",
+        "subject": "s",
+        "session": "e",
+        "host": "http://xnat",
+        "user": "u",
+        "options": [],
+    }
 
     def pipeline(pid, status, secret, **extra):
-        row = dict(id=pid, type="xnat", status=status, priority=pid, spec=spec, project="p", subject="s", session="e", script="ok.sh",
-                   secret=box.encrypt(secret) if secret else None, timeout=None, attempt=1 if status != "queued" else 0, attempts_base=0,
-                   next_attempt_at=0.0, instance_id=None, job_dir=None, exit_code=None, reason=None, cancel_requested=False,
-                   created_at=now - 100 + pid, instance_ready_at=None, started_at=None, finished_at=None, updated_at=now, version=3)
+        row = dict(
+            id=pid,
+            type="xnat",
+            status=status,
+            priority=pid,
+            spec=spec,
+            project="p",
+            subject="s",
+            session="e",
+            script="ok.sh",
+            secret=box.encrypt(secret) if secret else None,
+            timeout=None,
+            attempt=1 if status != "queued" else 0,
+            attempts_base=0,
+            next_attempt_at=0.0,
+            instance_id=None,
+            job_dir=None,
+            exit_code=None,
+            reason=None,
+            cancel_requested=False,
+            created_at=now - 100 + pid,
+            instance_ready_at=None,
+            started_at=None,
+            finished_at=None,
+            updated_at=now,
+            version=3,
+        )
         row.update(extra)
         return row
 
     path = [("queued", "provisioning"), ("provisioning", "staging"), ("staging", "running"), ("running", "succeeded")]
-    history = [dict(pipeline_id=1, at=now - 90 + i, from_status=a, to_status=b, attempt=1, reason=f"step {i}") for i, (a, b) in enumerate(path)]
-    history += [dict(pipeline_id=2, at=now - 50 + i, from_status=a, to_status=b, attempt=1, reason=None) for i, (a, b) in enumerate(path[:3])]
+    history = [
+        dict(pipeline_id=1, at=now - 90 + i, from_status=a, to_status=b, attempt=1, reason=f"step {i}")
+        for i, (a, b) in enumerate(path)
+    ]
+    history += [
+        dict(pipeline_id=2, at=now - 50 + i, from_status=a, to_status=b, attempt=1, reason=None)
+        for i, (a, b) in enumerate(path[:3])
+    ]
     with engine.begin() as connection:
-        connection.execute(tables.tables["pipelines"].insert(), [
-            pipeline(1, "succeeded", "pw-finished", exit_code=0, started_at=now - 80, finished_at=now - 70, instance_id="local-old1"),
-            pipeline(2, "running", "pw-running", instance_id="local-old2", job_dir="/tmp/job-2", started_at=now - 40),
-            pipeline(3, "queued", "pw-queued"),
-        ])
+        connection.execute(
+            tables.tables["pipelines"].insert(),
+            [
+                pipeline(
+                    1,
+                    "succeeded",
+                    "pw-finished",
+                    exit_code=0,
+                    started_at=now - 80,
+                    finished_at=now - 70,
+                    instance_id="local-old1",
+                ),
+                pipeline(
+                    2, "running", "pw-running", instance_id="local-old2", job_dir="/tmp/job-2", started_at=now - 40
+                ),
+                pipeline(3, "queued", "pw-queued"),
+            ],
+        )
         connection.execute(tables.tables["pipeline_transitions"].insert(), history)
-        connection.execute(tables.tables["instances"].insert(), [dict(
-            id="local-old2", backend="local", state="busy", info={"id": "local-old2", "address": "127.0.0.1"}, uses=1, pipeline_id=2,
-            error=None, created_at=now - 45, ready_at=now - 44, idle_since=None, updated_at=now)])
+        connection.execute(
+            tables.tables["instances"].insert(),
+            [
+                dict(
+                    id="local-old2",
+                    backend="local",
+                    state="busy",
+                    info={"id": "local-old2", "address": "127.0.0.1"},
+                    uses=1,
+                    pipeline_id=2,
+                    error=None,
+                    created_at=now - 45,
+                    ready_at=now - 44,
+                    idle_since=None,
+                    updated_at=now,
+                )
+            ],
+        )
         connection.execute(tables.tables["meta"].insert(), [dict(key="scheduler_id", value="0ld5ched1d00")])
-        connection.execute(tables.tables["leases"].insert(), [dict(name="dispatcher", holder="gone:1:x", expires_at=now - 1)])
+        connection.execute(
+            tables.tables["leases"].insert(), [dict(name="dispatcher", holder="gone:1:x", expires_at=now - 1)]
+        )
     engine.dispose()
     return {"transitions": [(h["pipeline_id"], h["from_status"], h["to_status"], h["reason"]) for h in history]}
 
@@ -97,7 +166,9 @@ def test_a_new_database_gets_exactly_the_models_schema(database_url):
     assert schema_differences(database_url) == []
 
 
-def test_a_database_from_before_versioning_is_upgraded_with_every_pipeline_history_row_and_secret(make_service, database_url, tmp_path, caplog):
+def test_a_database_from_before_versioning_is_upgraded_with_every_pipeline_history_row_and_secret(
+    make_service, database_url, tmp_path, caplog
+):
     create_old_schema(database_url)
     box = SecretBox.from_config(None, tmp_path / "data")  # the key file the service will find
     old = fill_old_database(database_url, box)
@@ -147,7 +218,9 @@ def test_an_unversioned_schema_that_is_not_the_baseline_is_left_untouched(databa
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE leases"))
     engine.dispose()
-    with pytest.raises(migrations.SchemaError, match=r"unrecognised schema without a version table \(table leases missing\)"):
+    with pytest.raises(
+        migrations.SchemaError, match=r"unrecognised schema without a version table \(table leases missing\)"
+    ):
         Store(database_url)
     engine = create_engine(database_url)
     assert "alembic_version" not in inspect(engine).get_table_names()
@@ -192,7 +265,9 @@ def test_a_sqlite_table_rebuild_on_the_migration_connection_keeps_the_history(ma
     count = "SELECT count(*) FROM pipeline_transitions"
 
     def rebuild(connection):
-        with Operations(MigrationContext.configure(connection, opts={"render_as_batch": True})).batch_alter_table("pipelines", recreate="always") as batch:
+        with Operations(MigrationContext.configure(connection, opts={"render_as_batch": True})).batch_alter_table(
+            "pipelines", recreate="always"
+        ) as batch:
             batch.alter_column("project", type_=sa.String(300))
 
     with locked_connection(url) as connection, connection.begin():

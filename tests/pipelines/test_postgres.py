@@ -25,7 +25,12 @@ def test_a_pipeline_runs_to_success_with_its_transitions_recorded(make_service, 
     done = wait_status(service, pid, FINAL_STATES)
     assert done.status == "succeeded", done.reason
     assert done.exit_code == 0 and done.attempt == 1 and done.instance_id
-    assert _history(service, pid) == [("queued", "provisioning"), ("provisioning", "staging"), ("staging", "running"), ("running", "succeeded")]
+    assert _history(service, pid) == [
+        ("queued", "provisioning"),
+        ("provisioning", "staging"),
+        ("staging", "running"),
+        ("running", "succeeded"),
+    ]
     assert done.created_at <= done.instance_ready_at <= done.started_at <= done.finished_at
     assert service.store.count_by_status() == {"succeeded": 1}
 
@@ -56,7 +61,9 @@ def test_max_active_pipelines_is_never_exceeded(make_service, postgres_url, scri
     service = make_service(database_url=postgres_url, max_active_pipelines=2, virtual_server_ttl=100)
     ids = submit_ok(service, *[script("count.sh") for _ in range(8)])
     most_active, deadline = 0, time.monotonic() + 30
-    while time.monotonic() < deadline and not all(p.status in FINAL_STATES for p in service.store.list_pipelines(ids=ids)[0]):
+    while time.monotonic() < deadline and not all(
+        p.status in FINAL_STATES for p in service.store.list_pipelines(ids=ids)[0]
+    ):
         most_active = max(most_active, len(service.store.active_pipelines()))
         time.sleep(0.02)
     for pid in ids:

@@ -14,13 +14,17 @@ from .conftest import wait_until, xnat
 
 def _wait(client, pid, statuses=("succeeded", "failed", "cancelled")):
     return wait_until(
-        lambda: (p := client.get(f"/api/v1/pipelines/{pid}").json)["status"] in statuses and p, message=f"pipeline {pid}"
+        lambda: (p := client.get(f"/api/v1/pipelines/{pid}").json)["status"] in statuses and p,
+        message=f"pipeline {pid}",
     )
 
 
 def test_submit_list_filter_paginate(make_client):
     client = make_client(max_active_pipelines=2)
-    answer = client.post("/api/v1/pipelines", json=[xnat(project="a"), xnat(project="b"), xnat(project="a", script="fail.sh"), xnat(script="/x")])
+    answer = client.post(
+        "/api/v1/pipelines",
+        json=[xnat(project="a"), xnat(project="b"), xnat(project="a", script="fail.sh"), xnat(script="/x")],
+    )
     assert answer.status_code == 201
     assert (answer.json["accepted"], answer.json["rejected"]) == (3, 1)
     ids = [r["id"] for r in answer.json["pipelines"] if r["request"] == "success"]
@@ -31,7 +35,12 @@ def test_submit_list_filter_paginate(make_client):
     assert client.get("/api/v1/pipelines?status=failed").json["items"][0]["id"] == ids[2]
     two = client.get("/api/v1/pipelines?status=succeeded,failed&limit=2&offset=1").json
     assert two["total"] == 3 and [p["id"] for p in two["items"]] == ids[1:]
-    for bad, field in [("status=done", "status"), ("limit=0", "limit"), ("offset=-1", "offset"), ("colour=red", "colour")]:
+    for bad, field in [
+        ("status=done", "status"),
+        ("limit=0", "limit"),
+        ("offset=-1", "offset"),
+        ("colour=red", "colour"),
+    ]:
         answer = client.get(f"/api/v1/pipelines?{bad}")
         assert answer.status_code == 400 and answer.json["field"] == field, bad
 
@@ -79,7 +88,9 @@ def test_logs_endpoint(make_client, scripts):
 def test_instances_api(make_client):
     client = make_client(virtual_server_ttl=5, idle_timeout=3600)
     pid = client.post("/api/v1/pipelines", json=xnat(script="sleep.sh")).json["pipelines"][0]["id"]
-    running = wait_until(lambda: (p := client.get(f"/api/v1/pipelines/{pid}").json)["status"] == "running" and p, message="running")
+    running = wait_until(
+        lambda: (p := client.get(f"/api/v1/pipelines/{pid}").json)["status"] == "running" and p, message="running"
+    )
     items = client.get("/api/v1/instances").json["items"]
     assert running["instance"] in [i["id"] for i in items]
     busy = client.delete(f"/api/v1/instances/{running['instance']}")
@@ -98,12 +109,29 @@ def secured(make_client, tmp_path):
     return make_client(tokens_file=str(tokens)), tokens
 
 
-@pytest.mark.parametrize("path, method", [("/pipeline", "get"), ("/pipeline", "post"), ("/instance", "get"), ("/instance", "delete"),
-                                          ("/config", "get"), ("/config", "put"), ("/api/v1/pipelines", "get"),
-                                          ("/api/v1/pipelines", "post"), ("/api/v1/instances", "get"), ("/api/v1/pipelines/1", "get")])  # fmt: skip
+@pytest.mark.parametrize(
+    "path, method",
+    [
+        ("/pipeline", "get"),
+        ("/pipeline", "post"),
+        ("/instance", "get"),
+        ("/instance", "delete"),
+        ("/config", "get"),
+        ("/config", "put"),
+        ("/api/v1/pipelines", "get"),
+        ("/api/v1/pipelines", "post"),
+        ("/api/v1/instances", "get"),
+        ("/api/v1/pipelines/1", "get"),
+    ],
+)
 def test_every_pipeline_route_needs_a_token(secured, path, method):
     client, _ = secured
-    for headers, query in [({}, ""), ({"Authorization": "Bearer wrong"}, ""), ({}, "?token=alpha-token"), ({"Authorization": "Basic alpha-token-1"}, "")]:
+    for headers, query in [
+        ({}, ""),
+        ({"Authorization": "Bearer wrong"}, ""),
+        ({}, "?token=alpha-token"),
+        ({"Authorization": "Basic alpha-token-1"}, ""),
+    ]:
         answer = client.open(path + query, method=method.upper(), headers=headers, json=xnat())
         assert answer.status_code == 401, (path, method, headers, query)
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
@@ -152,12 +180,15 @@ def short_dir():
 def test_hostile_fields_over_http_are_harmless(make_client, short_dir):
     client = make_client()
     tmp_path = short_dir
-    hostile = "$(touch {0}/PWNED); `touch {0}/PWNED`; touch {0}/PWNED | x && y > z".format(tmp_path)
+    hostile = f"$(touch {tmp_path}/PWNED); `touch {tmp_path}/PWNED`; touch {tmp_path}/PWNED | x && y > z"
     assert len(hostile) <= 255
     item = {k: hostile for k in ("project", "subject", "session", "host", "user")}
     item.update(pwd="pw " + hostile, script="args.sh", options=[hostile, "'", '"'])
     pid = client.post("/pipeline", json=item).json["content"]["id"]
-    done = wait_until(lambda: (c := client.get(f"/pipeline?id={pid}").json["content"][0])["status"] == "succeeded" and c, message="done")
+    done = wait_until(
+        lambda: (c := client.get(f"/pipeline?id={pid}").json["content"][0])["status"] == "succeeded" and c,
+        message="done",
+    )
     assert done["subject"] == hostile
     args = client.get(f"/api/v1/pipelines/{pid}/logs").json["data"].split("\n")[:-1]
     assert args.count(hostile) == 6 and args[-2:] == ["'", '"']

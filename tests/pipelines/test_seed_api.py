@@ -66,7 +66,7 @@ def test_bad_bodies(make_client):
         (b"{nope", "not valid JSON"),
         (b"42", "must be a pipeline object or a list"),
         (b"[]", "the list is empty"),
-        (b"{\"a\": \"\xff\"}", "not UTF-8"),
+        (b'{"a": "\xff"}', "not UTF-8"),
     ]
     for body, problem in cases:
         answer = client.post("/pipeline", data=body, content_type="application/json")
@@ -82,7 +82,10 @@ def test_get_pipeline_by_ids_in_query_or_body(make_client):
     assert [p["id"] for p in client.get(f"/pipeline?id={ids[0]},{ids[2]}").json["content"]] == [ids[0], ids[2]]
     assert [p["id"] for p in client.get("/pipeline", json={"id": ids[1]}).json["content"]] == [ids[1]]
     assert [p["id"] for p in client.get("/pipeline", json={"id": ids[:2]}).json["content"]] == ids[:2]
-    assert [p["id"] for p in client.get("/pipeline", json=[{"id": ids[0]}, {"id": ids[2]}]).json["content"]] == [ids[0], ids[2]]
+    assert [p["id"] for p in client.get("/pipeline", json=[{"id": ids[0]}, {"id": ids[2]}]).json["content"]] == [
+        ids[0],
+        ids[2],
+    ]
     bad = client.get("/pipeline?id=abc")
     assert bad.status_code == 400 and "not a pipeline id" in bad.json["content"]
 
@@ -182,8 +185,15 @@ def test_open_api_warns_loudly(make_settings, caplog):
 
 def test_seed_routes_in_openapi(make_client):
     doc = make_client().get("/api/v1/openapi.json").json
-    for path, method in [("/pipeline", "get"), ("/pipeline", "post"), ("/instance", "get"), ("/instance", "delete"),
-                         ("/config", "get"), ("/config", "put"), ("/", "get")]:  # fmt: skip
+    for path, method in [
+        ("/pipeline", "get"),
+        ("/pipeline", "post"),
+        ("/instance", "get"),
+        ("/instance", "delete"),
+        ("/config", "get"),
+        ("/config", "put"),
+        ("/", "get"),
+    ]:
         assert method in doc["paths"][path], (path, method)
     schemas = doc["components"]["schemas"]
     assert schemas["XnatRequest"]["properties"]["pwd"]["writeOnly"] is True

@@ -51,7 +51,9 @@ def seed_server(tmp_path):
 
 def _curl(server, name: str, script: str = "qmroct.sh") -> dict:
     command = VARIABLES.format(port=server.port, script=script) + SEED[name]
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, env=clean_env(server.home))
+    done = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=30, env=clean_env(server.home)
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -100,8 +102,11 @@ def test_tokens_with_real_curl_and_none_in_the_access_log(tmp_path):
     (home / ".pipeline-scheduler" / "config.yaml").write_text(f"TOKENS_FILE: {home / 'tokens'}\n")
     server = ServeProcess(home).start()
     try:
+
         def curl(*args: str) -> tuple[int, dict]:
-            done = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=30)
+            done = subprocess.run(
+                ["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=30
+            )
             body, _, code = done.stdout.rpartition("\n")
             return int(code), json.loads(body)
 

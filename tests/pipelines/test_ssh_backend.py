@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from devtools.sshd import SSHD
-from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket
 from scheduler_server.pipelines.clouds.backend import InstanceUnreachable
+from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket
 from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor
 from scheduler_server.pipelines.models import FINAL_STATES
 
 from .conftest import script, submit_ok, wait_status, wait_until, xnat
 
-pytestmark = pytest.mark.skipif(not Path(SSHD).exists(), reason=f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)")
+pytestmark = pytest.mark.skipif(
+    not Path(SSHD).exists(), reason=f"{SSHD} missing: run scripts/setup.sh test (installs openssh-server)"
+)
 
 
 @pytest.fixture
@@ -76,11 +78,13 @@ def test_run_returns_all_output_and_does_not_wait_long_for_a_lingering_child(ssh
 def test_launch_detached_is_exactly_once_and_outlives_the_connection(sshd, key, tmp_path):
     job = tmp_path / "job"
     job.mkdir()
-    (job / "run.sh").write_text("IFS= read -r s; echo \"$s\" > got; sleep 30\n")
+    (job / "run.sh").write_text('IFS= read -r s; echo "$s" > got; sleep 30\n')
     executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key)
     pid = executor.launch_detached(str(job), "run.sh", b"from-stdin\n")
     executor.close()  # the connection goes; the process stays
-    wait_until(lambda: (job / "got").exists() and (job / "got").read_text() == "from-stdin\n", message="stdin delivered")
+    wait_until(
+        lambda: (job / "got").exists() and (job / "got").read_text() == "from-stdin\n", message="stdin delivered"
+    )
     assert int((job / "pid").read_text()) == pid and os.getpgid(pid) == pid
     with pytest.raises(FileExistsError):
         SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key).launch_detached(str(job), "run.sh", b"\n")
@@ -90,14 +94,18 @@ def test_launch_detached_is_exactly_once_and_outlives_the_connection(sshd, key, 
 def test_a_launcher_prepared_ahead_launches_once_with_the_secret_only_on_stdin(sshd, key, tmp_path):
     job = tmp_path / "job $(id) 'q'"  # the directory travels on stdin, NUL-terminated: any name works
     job.mkdir()
-    (job / "run.sh").write_text("IFS= read -r s; echo \"$s\" > got; sleep 30\n")
+    (job / "run.sh").write_text('IFS= read -r s; echo "$s" > got; sleep 30\n')
     executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
     try:
         executor.prepare_launcher()
         waiting = executor._launcher
         pid = executor.launch_detached(str(job), "run.sh", b"pw-on-stdin\n")
-        assert executor._launcher is None and waiting.active  # the prepared session did the launch and now waits for its end
-        wait_until(lambda: (job / "got").exists() and (job / "got").read_text() == "pw-on-stdin\n", message="stdin delivered")
+        assert (
+            executor._launcher is None and waiting.active
+        )  # the prepared session did the launch and now waits for its end
+        wait_until(
+            lambda: (job / "got").exists() and (job / "got").read_text() == "pw-on-stdin\n", message="stdin delivered"
+        )
         assert int((job / "pid").read_text()) == pid and os.getpgid(pid) == pid
         for proc in Path("/proc").iterdir():  # in no command line on the host
             if proc.name.isdigit():
@@ -244,7 +252,9 @@ def test_host_down_is_an_infrastructure_failure_then_retried(make_service, ssh_s
     service = make_service(**ssh_settings, max_attempts=5, retry_backoff=0.3)
     (pid,) = submit_ok(service, xnat())
     wait_until(
-        lambda: any(t.to_status == "queued" for t in service.get(pid).transitions), timeout=30, message="a failed attempt"
+        lambda: any(t.to_status == "queued" for t in service.get(pid).transitions),
+        timeout=30,
+        message="a failed attempt",
     )
     sshd.start()
     done = wait_status(service, pid, FINAL_STATES, timeout=60)
@@ -263,9 +273,11 @@ def test_a_job_that_ends_is_seen_at_once_not_at_the_next_poll(make_service, ssh_
 
 
 @pytest.mark.parametrize("inline_limit", [1 << 20, 0], ids=["with-the-launch", "over-sftp"])
-def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(sshd, key, tmp_path, monkeypatch, inline_limit):
-    from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
+def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(
+    sshd, key, tmp_path, monkeypatch, inline_limit
+):
     from scheduler_server.pipelines.clouds.backend import JobFile
+    from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
 
     monkeypatch.setattr(ssh_exec, "INLINE_STAGING_MAX", inline_limit)
     job = tmp_path / "base" / "job 'x' $(id)"  # made by the launcher (or SFTP), any name
@@ -280,14 +292,18 @@ def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(s
     executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)
     try:
         ended, codes = threading.Event(), []
-        executor.stage_and_launch(str(job), files, "run.sh", b"pw-on-stdin\n", on_exit=lambda code: (codes.append(code), ended.set()))
+        executor.stage_and_launch(
+            str(job), files, "run.sh", b"pw-on-stdin\n", on_exit=lambda code: (codes.append(code), ended.set())
+        )
         assert ended.wait(10) and codes == [7]  # the launcher said the job ended, and how
         assert (job / "got").read_text() == "pw-on-stdin\n"
         assert (job / "sub" / "data.bin").read_bytes() == blob
         assert (job / "sum").read_text().split()[0] == hashlib.md5(blob).hexdigest()
         assert {name: oct(os.stat(job / name).st_mode & 0o777) for name in ("work.sh", "run.sh", "sub/data.bin")} == {
-            "work.sh": "0o755", "run.sh": "0o700", "sub/data.bin": "0o644",
-        }  # fmt: skip
+            "work.sh": "0o755",
+            "run.sh": "0o700",
+            "sub/data.bin": "0o644",
+        }
         changed = [JobFile("work.sh", 0o755, data=b"echo overwritten > got\n"), files[2]]
         with pytest.raises(FileExistsError):
             executor.stage_and_launch(str(job), changed, "run.sh", b"\n")
@@ -316,8 +332,8 @@ def test_a_job_whose_files_cannot_be_unpacked_fails_with_the_reason(sshd, key, t
 
 def test_beyond_max_watched_a_job_is_launched_without_holding_a_session(sshd, key, tmp_path, monkeypatch):
     """Every watched job holds an SSH session until it ends; sshd allows only so many per connection."""
-    from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
     from scheduler_server.pipelines.clouds.backend import JobFile
+    from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
 
     monkeypatch.setattr(ssh_exec, "MAX_WATCHED", 1)
     executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)

@@ -15,7 +15,6 @@ import requests
 from sqlalchemy import create_engine, text
 
 from devtools.sshd import free_port
-
 from scheduler_server.pipelines.storage import migrations
 from scheduler_server.web.auth import OPEN_WARNING
 
@@ -39,7 +38,9 @@ def open_together(urls: list[str], processes: int, tmp_path) -> None:
     start = time.time() + 3.0  # after every process has imported
     logs = [tmp_path / f"opener{i}.log" for i in range(processes)]
     running = [
-        subprocess.Popen([sys.executable, "-c", OPENER, str(start), *urls], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(start), *urls], stdout=open(log, "wb"), stderr=subprocess.STDOUT
+        )
         for log in logs
     ]
     codes = [p.wait(120) for p in running]
@@ -70,12 +71,17 @@ def test_processes_opening_a_fresh_postgresql_database_at_once_all_start(postgre
 def start_gunicorn(home, data_dir, workers: int = 4, database_url: str | None = None):
     port = free_port()
     config = home / "config.yaml"
-    config.write_text(f"data_dir: {data_dir}\n" + (f"pipelines:\n  database_url: '{database_url}'\n" if database_url else ""))
+    config.write_text(
+        f"data_dir: {data_dir}\n" + (f"pipelines:\n  database_url: '{database_url}'\n" if database_url else "")
+    )
     env = clean_env(home) | {"SCHEDULER_SERVER_CONFIG": str(config)}
     log = home / f"gunicorn-{port}.log"
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-w", str(workers), "--bind", f"127.0.0.1:{port}", "scheduler_server.app:app"],
-        cwd=home, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+        cwd=home,
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
     )
     return process, port, log
 

@@ -30,7 +30,10 @@ ITEM = {"type": "script", "script": "ok.sh", "args": []}
 def tmpfs(tmp_path):
     """A 4 MB tmpfs at tmp_path/mnt, unmounted afterwards."""
     if os.geteuid() != 0:
-        pytest.fail("these tests mount a small tmpfs (a real read-only or full file system): run them as root, as CI does", pytrace=False)
+        pytest.fail(
+            "these tests mount a small tmpfs (a real read-only or full file system): run them as root, as CI does",
+            pytrace=False,
+        )
     mount = tmp_path / "mnt"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
@@ -49,7 +52,9 @@ def write_config(home: Path, data_dir: Path, scripts: Path, **pipelines) -> Path
 
 def make_database(config: Path) -> None:
     """A working database (and key file) in the configured data directory, made by a real start."""
-    done = subprocess.run([str(BIN / "scheduler-server"), "pipelines", "list", "--config", str(config)], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "scheduler-server"), "pipelines", "list", "--config", str(config)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -99,9 +104,14 @@ def test_the_pipelines_command_on_a_corrupt_database_says_so_on_one_line(tmp_pat
     data.mkdir()
     (data / "pipelines.sqlite").write_bytes(b"overwritten\n" * 1000)
     config = write_config(tmp_path / "home", data, scripts)
-    done = subprocess.run([str(BIN / "scheduler-server"), "pipelines", "list", "--config", str(config)], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "scheduler-server"), "pipelines", "list", "--config", str(config)], capture_output=True, text=True
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.strip() == f"Error: cannot start: pipelines database {data / 'pipelines.sqlite'}: not a database (corrupt, or not an SQLite file)"
+    assert (
+        done.stderr.strip()
+        == f"Error: cannot start: pipelines database {data / 'pipelines.sqlite'}: not a database (corrupt, or not an SQLite file)"
+    )
 
 
 @pytest.mark.parametrize("kind", ["serve", "gunicorn"])
@@ -138,7 +148,10 @@ def test_an_empty_database_file_is_initialised_and_says_so(tmp_path, scripts):
         assert answer.status_code in (200, 201, 202), answer.text
     finally:
         server.stop()
-    assert f"{data / 'pipelines.sqlite'} is an empty (0-byte) file: initialising it as a new pipeline database" in server.log.read_text()
+    assert (
+        f"{data / 'pipelines.sqlite'} is an empty (0-byte) file: initialising it as a new pipeline database"
+        in server.log.read_text()
+    )
 
 
 def wait_for(predicate, timeout: float = 10.0):
@@ -169,7 +182,9 @@ def assert_unavailable(server, reason_words: tuple[str, ...]) -> None:
 
 
 def assert_ready_again(server) -> None:
-    assert wait_for(lambda: requests.get(server.url + "/", timeout=30).status_code == 200), "GET / did not become ready again"
+    assert wait_for(lambda: requests.get(server.url + "/", timeout=30).status_code == 200), (
+        "GET / did not become ready again"
+    )
     answer = requests.post(server.url + "/api/v1/pipelines", json=[ITEM], timeout=30)
     assert answer.status_code in (200, 201, 202), answer.text
 
@@ -187,16 +202,24 @@ def test_a_disk_that_fills_while_running_gives_503_with_the_reason_and_not_ready
     assert "Traceback" not in server.log.read_text()
 
 
-def test_a_database_that_turns_read_only_while_running_gives_503_with_the_reason_and_not_ready(tmp_path, scripts, postgres_url):
-    server = ServeProcess(tmp_path / "home", config=write_config(tmp_path / "home", tmp_path / "data", scripts, database_url=postgres_url)).start()
+def test_a_database_that_turns_read_only_while_running_gives_503_with_the_reason_and_not_ready(
+    tmp_path, scripts, postgres_url
+):
+    server = ServeProcess(
+        tmp_path / "home", config=write_config(tmp_path / "home", tmp_path / "data", scripts, database_url=postgres_url)
+    ).start()
     admin = create_engine(postgres_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     name = postgres_url.rsplit("/", 1)[1]
 
     def set_read_only(on: bool) -> None:
         with admin.connect() as connection:
-            connection.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}'))
+            connection.execute(
+                text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}')
+            )
             # Sessions read the setting when they start: end the service's current ones.
-            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name})
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
 
     try:
         assert requests.get(server.url + "/", timeout=10).status_code == 200

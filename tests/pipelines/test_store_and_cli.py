@@ -79,5 +79,7 @@ def test_the_default_instance_limit_grows_with_single_use_instances():
     from scheduler_server.pipelines.settings import PipelineSettings
 
     assert PipelineSettings(max_active_pipelines=2, virtual_server_ttl=10).instance_limit == 3
-    assert PipelineSettings(max_active_pipelines=2, virtual_server_ttl=1).instance_limit == 10  # boots hidden behind work
+    assert (
+        PipelineSettings(max_active_pipelines=2, virtual_server_ttl=1).instance_limit == 10
+    )  # boots hidden behind work
     assert PipelineSettings(max_active_pipelines=2, virtual_server_ttl=1, max_instances=3).instance_limit == 3

@@ -20,7 +20,12 @@ from tests.pipelines.server import ServeProcess, clean_env
 
 TOKEN = "inputs-token"
 MAX_BODY = 64 * 1024
-JSON_ROUTES = [("post", "/api/v1/schedule/"), ("post", "/pipeline"), ("post", "/api/v1/pipelines"), ("get", "/pipeline")]
+JSON_ROUTES = [
+    ("post", "/api/v1/schedule/"),
+    ("post", "/pipeline"),
+    ("post", "/api/v1/pipelines"),
+    ("get", "/pipeline"),
+]
 
 
 def _config(home: Path) -> Path:
@@ -55,8 +60,11 @@ def seed_gunicorn(tmp_path_factory):
     log = open(home / "gunicorn.log", "ab")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "scheduler_server.app:app"],
-        cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=home,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         from tests.waiting import wait_until
@@ -139,7 +147,9 @@ def test_integral_float_is_an_integer_as_json_schema_says(server):
 
 @pytest.mark.parametrize("method, path", JSON_ROUTES)
 def test_a_5000_digit_integer_is_400_not_500(server, method, path):
-    r = call(server, method, path, data='{"priority": ' + "1" * 5000 + "}", headers={"Content-Type": "application/json"})
+    r = call(
+        server, method, path, data='{"priority": ' + "1" * 5000 + "}", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and "digits" in message(r)
 
 
@@ -175,7 +185,12 @@ def test_schedule_policy_empty_string_and_time_forms(server):
     base = {"t0": "2022-01-01 12:00", "t1": "2022-01-01 13:00"}
     r = call(server, "post", "/api/v1/schedule/", json={**base, "policy": ""})
     assert r.status_code == 400 and r.json()["field"] == "policy"
-    r = call(server, "post", "/api/v1/schedule/", json={**base, "t0": "0001-01-01 00:00+01:00", "policy": {"policy": "dummy"}})
+    r = call(
+        server,
+        "post",
+        "/api/v1/schedule/",
+        json={**base, "t0": "0001-01-01 00:00+01:00", "policy": {"policy": "dummy"}},
+    )
     assert r.status_code == 400 and r.json()["field"] == "t0"  # OverflowError once
     doc = requests.get(server + "/api/v1/openapi.json", timeout=10).json()
     spec = doc["components"]["schemas"]["PolicySpec"]["properties"]["policy"]
@@ -225,7 +240,9 @@ def test_chunked_body_over_the_limit_is_413_not_cut_and_parsed(request, which):
     assert status == 413
     status, answer = _chunked(url, "/api/v1/schedule/", VALID)
     assert status == 200 and b'"status":"ok"' in answer.replace(b" ", b"")
-    status, _ = _chunked(url, "/api/v1/pipelines", b'{"type": "script", "script": "ok.sh", "args": ["' + b"a" * MAX_BODY + b'"]}')
+    status, _ = _chunked(
+        url, "/api/v1/pipelines", b'{"type": "script", "script": "ok.sh", "args": ["' + b"a" * MAX_BODY + b'"]}'
+    )
     assert status == 413
 
 
@@ -234,19 +251,25 @@ def test_seed_gunicorn_line_refuses_the_same_integers(seed_gunicorn):
     assert call(seed_gunicorn, "get", f"/api/v1/pipelines?offset={BIG}").status_code == 400
 
 
-
 def test_request_id_header_is_echoed_only_when_ascii(server):
     # WSGI hands headers over as latin-1 text: 'ª' (0xAA) is alphanumeric to str.isalnum but not ASCII.
-    assert requests.get(server + "/", headers={"X-Request-ID": "abc123"}, timeout=10).headers["X-Request-ID"] == "abc123"
+    assert (
+        requests.get(server + "/", headers={"X-Request-ID": "abc123"}, timeout=10).headers["X-Request-ID"] == "abc123"
+    )
     echoed = requests.get(server + "/", headers={"X-Request-ID": "ab\xaa"}, timeout=10).headers["X-Request-ID"]
     assert echoed != "ab\xaa" and echoed.isascii() and echoed.isalnum()
 
 
 @pytest.mark.parametrize(
     "method, path, style",
-    [("get", "/pipeline?foo=1", "seed"), ("get", "/api/v1/pipelines/1?sort=id", "rest"),
-     ("post", "/api/v1/schedule/?debug=1", "rest"), ("get", "/api/v1/policies?x=", "rest"), ("get", "/?verbose=1", "rest")],
-)  # fmt: skip
+    [
+        ("get", "/pipeline?foo=1", "seed"),
+        ("get", "/api/v1/pipelines/1?sort=id", "rest"),
+        ("post", "/api/v1/schedule/?debug=1", "rest"),
+        ("get", "/api/v1/policies?x=", "rest"),
+        ("get", "/?verbose=1", "rest"),
+    ],
+)
 def test_a_query_parameter_the_document_does_not_list_is_400(server, method, path, style):
     r = call(server, method, path)
     assert r.status_code == 400, r.text
@@ -275,7 +298,13 @@ def test_instance_ids_in_paths_are_plain_text_within_the_column(server):
 
 
 def test_oversized_body_answer_is_one_the_document_lists(server):
-    r = call(server, "post", "/api/v1/pipelines", data=b"[" + b" " * MAX_BODY + b"]", headers={"Content-Type": "application/json"})
+    r = call(
+        server,
+        "post",
+        "/api/v1/pipelines",
+        data=b"[" + b" " * MAX_BODY + b"]",
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     doc = requests.get(server + "/api/v1/openapi.json", timeout=10).json()
     listed = doc["paths"]["/api/v1/pipelines"]["post"]["responses"]["413"]["content"]

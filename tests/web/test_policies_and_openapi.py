@@ -36,7 +36,9 @@ def test_request_model_rejects_what_the_document_forbids():
     from scheduler_server.web.schedule import ScheduleRequest
 
     try:
-        ScheduleRequest.model_validate({"t0": "2022-01-01 12:00", "t1": "2022-01-01 13:00", "policy": {"policy": "dummy"}, "zzz": 1})
+        ScheduleRequest.model_validate(
+            {"t0": "2022-01-01 12:00", "t1": "2022-01-01 13:00", "policy": {"policy": "dummy"}, "zzz": 1}
+        )
     except ValidationError as exc:
         assert exc.errors()[0]["type"] == "extra_forbidden"
     else:

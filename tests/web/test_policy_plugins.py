@@ -9,7 +9,7 @@ import pytest
 
 from scheduler_server.observing.policies import registry
 
-PLUGIN = '''
+PLUGIN = """
 from scheduler_server.observing.policies.base import Policy, PolicyConfig, ScheduleResult
 from pydantic import Field
 
@@ -26,7 +26,7 @@ class CountPolicy(Policy):
     def schedule(self, t0, t1, config):
         n = int((t1 - t0).total_seconds() // config.step)
         return ScheduleResult(commands="".join(f"# mark {i}\\n" for i in range(n)))
-'''
+"""
 
 
 @pytest.fixture

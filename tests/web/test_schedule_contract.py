@@ -72,7 +72,12 @@ def test_time_formats_and_offsets(client, t0, t1, seconds):
 
 
 def test_naive_times_are_utc(client):
-    body = {"t0": "2022-06-01 12:00", "t1": "2022-06-01 13:00", "format": "json", "policy": {"policy": "dummy", "config": {"seed": 1}}}
+    body = {
+        "t0": "2022-06-01 12:00",
+        "t1": "2022-06-01 13:00",
+        "format": "json",
+        "policy": {"policy": "dummy", "config": {"seed": 1}},
+    }
     blocks = post(client, body).get_json()["blocks"]
     assert blocks[0]["t0"] == "2022-06-01T12:00:00+00:00"
     assert blocks[-1]["t1"] == "2022-06-01T13:00:00+00:00"
@@ -98,7 +103,12 @@ def test_overrides_do_not_leak_into_the_next_request(client):
 
 
 def test_format_json_returns_blocks_covering_the_window(client):
-    body = {"t0": "2022-01-01 12:00", "t1": "2022-01-01 14:00", "format": "json", "policy": {"policy": "dummy", "config": {"seed": 3}}}
+    body = {
+        "t0": "2022-01-01 12:00",
+        "t1": "2022-01-01 14:00",
+        "format": "json",
+        "policy": {"policy": "dummy", "config": {"seed": 3}},
+    }
     data = post(client, body).get_json()
     assert len(data["blocks"]) == len(sleeps(data["commands"]))
     for before, after in zip(data["blocks"], data["blocks"][1:]):
@@ -133,23 +143,73 @@ OK_TIMES = {"t0": "2022-01-01 12:00", "t1": "2022-01-01 14:00"}
         ({"t0": "2022-01-01 14:00", "policy": {"policy": "dummy"}}, False, "t1", "t1: missing"),
         (OK_TIMES, False, "policy", "policy: missing"),
         ({**OK_TIMES, "t0": "yesterday", "policy": {"policy": "dummy"}}, False, "t0", "YYYY-MM-DD HH:MM"),
-        ({**OK_TIMES, "t1": "2022-13-01 14:00", "policy": {"policy": "dummy"}}, False, "t1", "t1: '2022-13-01 14:00' is not a date"),
+        (
+            {**OK_TIMES, "t1": "2022-13-01 14:00", "policy": {"policy": "dummy"}},
+            False,
+            "t1",
+            "t1: '2022-13-01 14:00' is not a date",
+        ),
         ({**OK_TIMES, "t0": 1640995200, "policy": {"policy": "dummy"}}, False, "t0", "t0: must be a string"),
         ({**OK_TIMES, "t0": "2022-01-01", "policy": {"policy": "dummy"}}, False, "t0", "no time of day"),
-        ({"t0": "2022-01-01 14:00", "t1": "2022-01-01 14:00", "policy": {"policy": "dummy"}}, False, "t1", "t1: must be later than t0"),
-        ({"t0": "2022-01-01 14:00", "t1": "2022-01-01 12:00", "policy": {"policy": "dummy"}}, False, "t1", "t1: must be later than t0"),
-        ({"t0": "2022-01-01 12:00", "t1": "2022-03-01 12:00", "policy": {"policy": "dummy"}}, False, "t1", "longer than the 744 hours"),
-        ({**OK_TIMES, "policy": "{\"policy\": \"dummy\""}, False, "policy", "policy: a string policy must hold JSON"),
+        (
+            {"t0": "2022-01-01 14:00", "t1": "2022-01-01 14:00", "policy": {"policy": "dummy"}},
+            False,
+            "t1",
+            "t1: must be later than t0",
+        ),
+        (
+            {"t0": "2022-01-01 14:00", "t1": "2022-01-01 12:00", "policy": {"policy": "dummy"}},
+            False,
+            "t1",
+            "t1: must be later than t0",
+        ),
+        (
+            {"t0": "2022-01-01 12:00", "t1": "2022-03-01 12:00", "policy": {"policy": "dummy"}},
+            False,
+            "t1",
+            "longer than the 744 hours",
+        ),
+        ({**OK_TIMES, "policy": '{"policy": "dummy"'}, False, "policy", "policy: a string policy must hold JSON"),
         ({**OK_TIMES, "policy": "[1]"}, False, "policy", "policy: must be a JSON object"),
         ({**OK_TIMES, "policy": 3}, False, "policy", "policy: must be a JSON object"),
         ({**OK_TIMES, "policy": {"config": {}}}, False, "policy.policy", "policy.policy: missing"),
         ({**OK_TIMES, "policy": {"policy": "nope"}}, False, "policy.policy", "unknown policy 'nope'; known policies: "),
-        ({**OK_TIMES, "policy": {"policy": "dummy", "confg": {}}}, False, "policy.confg", "policy.confg: unknown field"),
-        ({**OK_TIMES, "policy": {"policy": "dummy", "config": {"sed": 1}}}, False, "policy.config.sed", "unknown config key"),
-        ({**OK_TIMES, "policy": {"policy": "dummy", "config": {"seed": "x"}}}, False, "policy.config.seed", "valid integer"),
-        ({**OK_TIMES, "policy": {"policy": "dummy", "config": []}}, False, "policy.config", "policy.config: Input should be a valid dictionary"),
-        ({**OK_TIMES, "policy": {"policy": "dummy", "preset": "nope"}}, False, "policy.preset", "unknown preset 'nope'"),
-        ({**OK_TIMES, "policy": {"policy": "dummy"}, "format": "xml"}, False, "format", "format: Input should be 'script' or 'json'"),
+        (
+            {**OK_TIMES, "policy": {"policy": "dummy", "confg": {}}},
+            False,
+            "policy.confg",
+            "policy.confg: unknown field",
+        ),
+        (
+            {**OK_TIMES, "policy": {"policy": "dummy", "config": {"sed": 1}}},
+            False,
+            "policy.config.sed",
+            "unknown config key",
+        ),
+        (
+            {**OK_TIMES, "policy": {"policy": "dummy", "config": {"seed": "x"}}},
+            False,
+            "policy.config.seed",
+            "valid integer",
+        ),
+        (
+            {**OK_TIMES, "policy": {"policy": "dummy", "config": []}},
+            False,
+            "policy.config",
+            "policy.config: Input should be a valid dictionary",
+        ),
+        (
+            {**OK_TIMES, "policy": {"policy": "dummy", "preset": "nope"}},
+            False,
+            "policy.preset",
+            "unknown preset 'nope'",
+        ),
+        (
+            {**OK_TIMES, "policy": {"policy": "dummy"}, "format": "xml"},
+            False,
+            "format",
+            "format: Input should be 'script' or 'json'",
+        ),
         ({**OK_TIMES, "policy": {"policy": "dummy"}, "extra": 1}, False, "extra", "extra: unknown field"),
     ],
 )
@@ -176,7 +236,10 @@ def test_window_limit_is_configurable(tmp_path):
     client = create_app(Settings(data_dir=tmp_path, observing=ObservingSettings(max_window_hours=1))).test_client()
     r = post(client, {**OK_TIMES, "policy": {"policy": "dummy"}})
     assert r.status_code == 400 and "longer than the 1 hours" in r.get_json()["message"]
-    assert post(client, {"t0": "2022-01-01 12:00", "t1": "2022-01-01 13:00", "policy": {"policy": "dummy"}}).status_code == 200
+    assert (
+        post(client, {"t0": "2022-01-01 12:00", "t1": "2022-01-01 13:00", "policy": {"policy": "dummy"}}).status_code
+        == 200
+    )
 
 
 def test_wrong_method_and_unknown_path_are_json(client):
@@ -211,7 +274,9 @@ def test_body_too_large_is_413(client):
 def test_cors_allows_all_origins_by_default(client):
     r = client.options(URL, headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"})
     assert r.headers.get("Access-Control-Allow-Origin") in ("*", "https://example.org")
-    r = client.post(URL, data=json.dumps(SEED_BODY), content_type="application/json", headers={"Origin": "https://a.example"})
+    r = client.post(
+        URL, data=json.dumps(SEED_BODY), content_type="application/json", headers={"Origin": "https://a.example"}
+    )
     assert r.headers.get("Access-Control-Allow-Origin") in ("*", "https://a.example")
 
 
@@ -221,9 +286,13 @@ def test_cors_is_configurable(tmp_path):
 
     settings = Settings(data_dir=tmp_path, server=ServerSettings(cors_origins=["https://ok.example"]))
     client = create_app(settings).test_client()
-    ok = client.post(URL, data=json.dumps(SEED_BODY), content_type="application/json", headers={"Origin": "https://ok.example"})
+    ok = client.post(
+        URL, data=json.dumps(SEED_BODY), content_type="application/json", headers={"Origin": "https://ok.example"}
+    )
     assert ok.headers.get("Access-Control-Allow-Origin") == "https://ok.example"
-    bad = client.post(URL, data=json.dumps(SEED_BODY), content_type="application/json", headers={"Origin": "https://evil.example"})
+    bad = client.post(
+        URL, data=json.dumps(SEED_BODY), content_type="application/json", headers={"Origin": "https://evil.example"}
+    )
     assert "Access-Control-Allow-Origin" not in bad.headers
 
 
@@ -234,7 +303,11 @@ def test_a_request_cannot_name_files_on_the_server_but_a_site_preset_can(tmp_pat
     master.write_text("not a toast schedule\n")
     presets = {"basic": {"site-file": {"master_schedule": str(master)}}}
     client = create_app(Settings(data_dir=tmp_path, observing=ObservingSettings(presets=presets))).test_client()
-    body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 02:00", "policy": {"policy": "basic", "config": {"master_schedule": "/etc/passwd"}}}
+    body = {
+        "t0": "2024-03-04 00:00",
+        "t1": "2024-03-04 02:00",
+        "policy": {"policy": "basic", "config": {"master_schedule": "/etc/passwd"}},
+    }
     r = post(client, body)
     assert r.status_code == 400
     assert r.get_json()["field"] == "policy.config.master_schedule"

@@ -6,8 +6,27 @@ import click
 
 
 def register_commands(group: click.Group) -> None:
-    from scheduler_server.commands import config_check, config_template, instances, pipelines, schedule, serve
-    from scheduler_server.commands import check_script, db, master_schedule
+    from scheduler_server.commands import (
+        check_script,
+        config_check,
+        config_template,
+        db,
+        instances,
+        master_schedule,
+        pipelines,
+        schedule,
+        serve,
+    )
 
-    for module in (serve, schedule, config_check, config_template, pipelines, instances, master_schedule, check_script, db):
+    for module in (
+        serve,
+        schedule,
+        config_check,
+        config_template,
+        pipelines,
+        instances,
+        master_schedule,
+        check_script,
+        db,
+    ):
         group.add_command(module.command)

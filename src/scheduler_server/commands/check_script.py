@@ -6,18 +6,33 @@ import sys
 
 import click
 
-from scheduler_server.observing.sky.timeparse import TimeFormatError, parse_time
 from scheduler_server.commands.common import config_option, settings_or_exit
 from scheduler_server.commands.schedule import _parse_set
+from scheduler_server.observing.sky.timeparse import TimeFormatError, parse_time
 
 
 @click.command("check-script")
 @click.argument("script", type=click.File("r", encoding="utf-8"))
-@click.option("--start", default=None, help="When the script starts (UTC); without it, checking begins at the first wait_until.")
-@click.option("--min-angle", type=float, default=None, help="Least allowed sun distance, deg (default: the basic policy's sun-avoidance min_angle).")
-@click.option("--step", type=click.IntRange(1, 60), default=10, show_default=True, help="Seconds between checked moments.")
+@click.option(
+    "--start", default=None, help="When the script starts (UTC); without it, checking begins at the first wait_until."
+)
+@click.option(
+    "--min-angle",
+    type=float,
+    default=None,
+    help="Least allowed sun distance, deg (default: the basic policy's sun-avoidance min_angle).",
+)
+@click.option(
+    "--step", type=click.IntRange(1, 60), default=10, show_default=True, help="Seconds between checked moments."
+)
 @click.option("--preset", default=None, help="A preset of the basic policy whose site and telescope model to use.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a basic-policy config value (dotted key), e.g. telescope.az_speed=2.")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a basic-policy config value (dotted key), e.g. telescope.az_speed=2.",
+)
 @config_option
 def command(script, start, min_angle, step, preset, settings, config_path) -> None:
     """Check SCRIPT ('-' for standard input); exit 1 listing every unsafe moment."""
@@ -26,7 +41,9 @@ def command(script, start, min_angle, step, preset, settings, config_path) -> No
 
     site_settings = settings_or_exit(config_path)
     try:
-        config = build_config("basic", lookup_policy("basic"), _parse_set(settings), preset, site_settings.observing.presets, trusted=True)
+        config = build_config(
+            "basic", lookup_policy("basic"), _parse_set(settings), preset, site_settings.observing.presets, trusted=True
+        )
     except ScheduleInputError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -38,7 +55,10 @@ def command(script, start, min_angle, step, preset, settings, config_path) -> No
     if not report.safe:
         for line in report.lines():
             click.echo(line)
-        click.echo(f"UNSAFE: {len(report.violations)} span(s) closer than {angle:g} deg to the sun, {len(report.problems)} problem(s)", err=True)
+        click.echo(
+            f"UNSAFE: {len(report.violations)} span(s) closer than {angle:g} deg to the sun, {len(report.problems)} problem(s)",
+            err=True,
+        )
         sys.exit(1)
     closest = f"; closest approach {report.closest:.1f} deg" if report.closest is not None else ""
     click.echo(f"safe: {report.spans} spans checked against {angle:g} deg{closest}")

@@ -12,8 +12,8 @@ from scheduler_server.commands.common import config_option, settings_or_exit
 
 
 def _database(config_path: str | None) -> tuple[str, str]:
-    from scheduler_server.pipelines.storage.store import default_url
     from scheduler_server.pipelines.storage.errors import database_name
+    from scheduler_server.pipelines.storage.store import default_url
 
     settings = settings_or_exit(config_path)
     url = settings.pipelines.database_url or default_url(settings.data_path)
@@ -61,7 +61,9 @@ def current(config_path: str | None) -> None:
         raise _failure(exc) from None
     head = migrations.head()
     if revision is None:
-        click.echo(f"{name}: no version table (a new database, or one from before versioning); this code's newest: {head}")
+        click.echo(
+            f"{name}: no version table (a new database, or one from before versioning); this code's newest: {head}"
+        )
     elif revision == head:
         click.echo(f"{name}: revision {revision} (up to date)")
     elif migrations.is_known(revision):

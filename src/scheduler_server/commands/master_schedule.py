@@ -28,9 +28,9 @@ def command(start: str, stop: str, patches_path: str | None, output: str) -> Non
     month, so a window of this output matches what the policy uses for the same
     patches and settings.
     """
-    from scheduler_server.observing.master.toast import format_schedule
     from scheduler_server.observing.master.generate import generate
     from scheduler_server.observing.master.patches import GeneratorConfig, PatchesFile, load_patches_file
+    from scheduler_server.observing.master.toast import format_schedule
 
     try:
         t0, t1 = parse_time(start), parse_time(stop)

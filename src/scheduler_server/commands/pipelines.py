@@ -12,14 +12,14 @@ import sys
 
 import click
 
-from scheduler_server.config import ConfigError
 from scheduler_server.commands.common import config_option, settings_or_exit, start_failure
+from scheduler_server.config import ConfigError
 
 
 def service_for(config_path: str | None):
     from scheduler_server.pipelines.clouds.backend import BackendConfigError
-    from scheduler_server.pipelines.storage.secrets import SecretError
     from scheduler_server.pipelines.service import PipelineService
+    from scheduler_server.pipelines.storage.secrets import SecretError
 
     try:
         return PipelineService(settings_or_exit(config_path))
@@ -81,7 +81,9 @@ def list_(status, project, limit, as_json, config_path) -> None:
         return
     click.echo(f"{'id':>6}  {'status':<12} {'attempt':>7}  {'project':<16} {'script':<24} reason")
     for p in found:
-        click.echo(f"{p.id:>6}  {p.status:<12} {p.attempt:>7}  {(p.project or '-'):<16} {p.script:<24} {p.reason or ''}")
+        click.echo(
+            f"{p.id:>6}  {p.status:<12} {p.attempt:>7}  {(p.project or '-'):<16} {p.script:<24} {p.reason or ''}"
+        )
     click.echo(f"({len(found)} of {total})")
 
 
@@ -90,8 +92,8 @@ def list_(status, project, limit, as_json, config_path) -> None:
 @config_option
 def show(pipeline_id, config_path) -> None:
     """Print one pipeline with its status history (password masked)."""
-    from scheduler_server.pipelines.service import PipelineError
     from scheduler_server.pipelines.redacted import pipeline_view
+    from scheduler_server.pipelines.service import PipelineError
 
     service = service_for(config_path)
     try:
@@ -116,7 +118,9 @@ def cancel(pipeline_id, config_path) -> None:
         raise fail(exc) from None
     finally:
         service.close()
-    click.echo(f"pipeline {pipeline_id}: {pipeline.status}{' (cancel requested)' if pipeline.status != 'cancelled' else ''}")
+    click.echo(
+        f"pipeline {pipeline_id}: {pipeline.status}{' (cancel requested)' if pipeline.status != 'cancelled' else ''}"
+    )
 
 
 @command.command("retry")

@@ -9,10 +9,10 @@ from typing import Any
 import click
 import yaml
 
+from scheduler_server.commands.common import config_option, settings_or_exit
 from scheduler_server.observing.policies.base import PolicyFailure
 from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, run_schedule
 from scheduler_server.observing.sky.timeparse import TimeFormatError, parse_time
-from scheduler_server.commands.common import config_option, settings_or_exit
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
@@ -47,9 +47,19 @@ def _read_policy_file(path: str) -> dict[str, Any]:
 @click.option("--t1", required=True, help="Window end, same formats.")
 @click.option("--policy", "policy_name", default=None, help="Policy name (default: the policy file's, else 'dummy').")
 @click.option("--preset", default=None, help="A named preset of the policy.")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override one config value (dotted key); repeatable.")
-@click.option("--policy-file", type=click.Path(exists=True, dir_okay=False), help="JSON/YAML file: {policy, config, preset}.")
-@click.option("--format", "fmt", type=click.Choice(["script", "json"]), default="script", help="'json' prints the API's JSON answer with blocks.")
+@click.option(
+    "--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override one config value (dotted key); repeatable."
+)
+@click.option(
+    "--policy-file", type=click.Path(exists=True, dir_okay=False), help="JSON/YAML file: {policy, config, preset}."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["script", "json"]),
+    default="script",
+    help="'json' prints the API's JSON answer with blocks.",
+)
 @config_option
 def command(t0, t1, policy_name, preset, settings, policy_file, fmt, config_path) -> None:
     """Print the command script for [T0, T1] as POST /api/v1/schedule/ would return it."""

@@ -6,8 +6,8 @@ import logging
 
 import click
 
-from scheduler_server.config import ConfigError
 from scheduler_server.commands.common import config_option, settings_or_exit, start_failure
+from scheduler_server.config import ConfigError
 
 log = logging.getLogger("scheduler_server.serve")
 
@@ -44,4 +44,3 @@ def command(host: str | None, port: int | None, config_path: str | None) -> None
     log.info("serving on http://%s:%d", host, port)
     serve_until_stopped(server)
     log.info("stopped")
-

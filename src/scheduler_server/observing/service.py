@@ -8,9 +8,10 @@ Nothing a request sends can change what the next request sees.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,7 +51,9 @@ def lookup_policy(name: str) -> Policy:
     return policy
 
 
-def presets_of(policy_name: str, policy: Policy, site_presets: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+def presets_of(
+    policy_name: str, policy: Policy, site_presets: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, Any]:
     presets = dict(policy.presets)
     presets.update((site_presets or {}).get(policy_name, {}))
     return presets
@@ -67,14 +70,17 @@ def build_config(
     if not trusted:
         for path in site_only_keys(policy.Config, overrides):
             raise ScheduleInputError(
-                f"policy.config.{path}", "can only be set in the server's configuration (observing.presets), not by a request"
+                f"policy.config.{path}",
+                "can only be set in the server's configuration (observing.presets), not by a request",
             )
     merged = policy.Config().model_dump()
     if preset is not None:
         presets = presets_of(policy_name, policy, site_presets)
         if preset not in presets:
             known = ", ".join(sorted(presets)) or "(this policy has none)"
-            raise ScheduleInputError("policy.preset", f"unknown preset {preset!r} for policy {policy_name!r}; known presets: {known}")
+            raise ScheduleInputError(
+                "policy.preset", f"unknown preset {preset!r} for policy {policy_name!r}; known presets: {known}"
+            )
         merged = deep_merge(merged, presets[preset])
     merged = deep_merge(merged, overrides)
     try:

@@ -21,7 +21,9 @@ class TelescopeModel(PolicyConfig):
     az_speed: float = Field(1.0, gt=0, description="Azimuth slew speed, deg/s.")
     el_speed: float = Field(0.5, gt=0, description="Elevation slew speed, deg/s.")
     settle_seconds: float = Field(10.0, ge=0, description="Time to settle after each move.")
-    el_limits: tuple[float, float] = Field((20.0, 90.0), description="Lowest and highest elevation the telescope may point at.")
+    el_limits: tuple[float, float] = Field(
+        (20.0, 90.0), description="Lowest and highest elevation the telescope may point at."
+    )
     uxm_setup_seconds: float = Field(600.0, ge=0, description="Nominal duration of smurf.uxm_setup().")
     iv_curve_seconds: float = Field(300.0, ge=0, description="Nominal duration of smurf.iv_curve().")
     bias_dets_seconds: float = Field(120.0, ge=0, description="Nominal duration of smurf.bias_dets().")

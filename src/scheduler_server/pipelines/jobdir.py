@@ -97,7 +97,9 @@ others_here() {
 }
 """
 
-STATUS = _COMMON + r"""
+STATUS = (
+    _COMMON
+    + r"""
 if [ -f exit_code ]; then echo "exited $(cat exit_code)"; exit 0; fi
 if [ -f killed ]; then echo killed; exit 0; fi
 if [ ! -f launched ]; then echo not_started; exit 0; fi
@@ -111,12 +113,16 @@ if [ -z "$pid" ]; then
 fi
 echo lost
 """
+)
 
 #: Stops an attempt for good: a launch that has not happened yet never will (``launched`` is
 #: claimed, in a directory made for the purpose if need be), a run.sh not yet past its secret
 #: stops (``killed``), the process group gets SIGTERM and, after the grace ticks, SIGKILL; then
 #: whatever still works in the directory is killed. Prints ``clear`` when nothing is left there.
-KILL = 'mkdir -p -- "$dir" 2>/dev/null\n' + _COMMON + r"""
+KILL = (
+    'mkdir -p -- "$dir" 2>/dev/null\n'
+    + _COMMON
+    + r"""
 ( set -C; echo fenced > launched ) 2>/dev/null
 : > killed
 pid=$(cat pid 2>/dev/null)
@@ -133,6 +139,7 @@ for round in 1 2 3 4 5; do
 done
 echo busy
 """
+)
 
 
 def _with_dir(directory: str, script: str, **values) -> str:
@@ -145,8 +152,13 @@ class LaunchError(Exception):
 
 
 def stage_and_launch(
-    executor: Executor, directory: str, script: tuple[str, Path], files: list[tuple[str, Path]], command: Command,
-    secret: str | None, on_exit=None,
+    executor: Executor,
+    directory: str,
+    script: tuple[str, Path],
+    files: list[tuple[str, Path]],
+    command: Command,
+    secret: str | None,
+    on_exit=None,
 ) -> int:
     """Put the script, its files and ``run.sh`` into the job directory and start ``run.sh`` detached in
     its own session; return its pid (also its process group).

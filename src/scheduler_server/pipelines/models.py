@@ -79,7 +79,7 @@ class Pipeline(Base):
     updated_at: Mapped[float] = mapped_column(Float, default=time.time)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
-    transitions: Mapped[list["Transition"]] = relationship(
+    transitions: Mapped[list[Transition]] = relationship(
         back_populates="pipeline", order_by="Transition.id", cascade="all, delete-orphan", lazy="raise"
     )
 
@@ -93,7 +93,9 @@ class Pipeline(Base):
         now = time.time() if now is None else now
         # Added through the session, not the collection, so a status change never loads the whole history.
         object_session(self).add(
-            Transition(pipeline_id=self.id, at=now, from_status=self.status, to_status=to, attempt=self.attempt, reason=reason)
+            Transition(
+                pipeline_id=self.id, at=now, from_status=self.status, to_status=to, attempt=self.attempt, reason=reason
+            )
         )
         self.status = to
         self.reason = reason
@@ -124,7 +126,9 @@ class Instance(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True, doc="Our name for it, also passed to provision().")
     backend: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default=BOOTING, index=True)
-    info: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), doc="InstanceInfo.to_dict() once provision() returned.")
+    info: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), doc="InstanceInfo.to_dict() once provision() returned."
+    )
     uses: Mapped[int] = mapped_column(Integer, default=0, doc="Pipelines assigned to it so far (VIRTUAL_SERVER_TTL).")
     pipeline_id: Mapped[int | None] = mapped_column(Integer, doc="The pipeline holding it, if any.")
     error: Mapped[str | None] = mapped_column(Text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scheduler_server.pipelines.models import Instance, Pipeline
@@ -10,7 +10,7 @@ from scheduler_server.pipelines.storage.secrets import MASK
 
 
 def iso(t: float | None) -> str | None:
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z") if t else None
+    return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z") if t else None
 
 
 def pipeline_view(pipeline: Pipeline, *, history: bool = False) -> dict[str, Any]:

@@ -13,28 +13,29 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from scheduler_server.config import Settings, load_settings
-from scheduler_server.startup_error import StartupError
-from scheduler_server.validation_text import field_and_problem
-from scheduler_server.pipelines.scheduling.attempts import Attempts
+from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.clouds.backend import BackendError, InstanceInfo, create_backend
-from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
+from scheduler_server.pipelines.logs.kept import MaskedLog
 from scheduler_server.pipelines.models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
+from scheduler_server.pipelines.scheduling.attempts import Attempts
+from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.storage import legacy_specs
-from scheduler_server.pipelines.logs.kept import MaskedLog
+from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.migrations import SchemaError
 from scheduler_server.pipelines.storage.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.storage.store import Store, default_url
-from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, environment, resolve_in_folder
 from scheduler_server.pipelines.timing_log import TimetestCsv
-from scheduler_server.pipelines import jobdir as runner
+from scheduler_server.startup_error import StartupError
+from scheduler_server.validation_text import field_and_problem
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ class PipelineService:
         self.settings = settings
         self.data_path = settings.data_path
         pipelines = settings.pipelines
-        self.store, self.scheduler_id = _open_store(self.data_path, pipelines.database_url or default_url(self.data_path))
+        self.store, self.scheduler_id = _open_store(
+            self.data_path, pipelines.database_url or default_url(self.data_path)
+        )
         key = pipelines.secret_key.get_secret_value() if pipelines.secret_key else None
         self.secrets = SecretBox.from_config(key, self.data_path)
         try:
@@ -175,11 +178,21 @@ class PipelineService:
         secret = request.secret()
         now = time.time()
         return Pipeline(
-            type=task.name, status=QUEUED, priority=request.priority, spec=request.spec(), script=request.script,
-            secret=self.secrets.encrypt(secret) if secret is not None else None, timeout=request.timeout,
-            created_at=now, updated_at=now, attempt=0, attempts_base=0, next_attempt_at=0.0, cancel_requested=False,
+            type=task.name,
+            status=QUEUED,
+            priority=request.priority,
+            spec=request.spec(),
+            script=request.script,
+            secret=self.secrets.encrypt(secret) if secret is not None else None,
+            timeout=request.timeout,
+            created_at=now,
+            updated_at=now,
+            attempt=0,
+            attempts_base=0,
+            next_attempt_at=0.0,
+            cancel_requested=False,
             **request.summary(),
-        )  # fmt: skip
+        )
 
     # --- read -----------------------------------------------------------------------
 
@@ -208,18 +221,26 @@ class PipelineService:
                     instance = self.pool.get(pipeline.instance_id)
                     if instance is not None and instance.info:
                         executor = self.pool.executor(instance)
-                        read_raw = lambda offset, size: runner.read_log(executor, pipeline.job_dir, stream, offset, size)  # noqa: E731
+                        read_raw = partial(runner.read_log, executor, pipeline.job_dir, stream)
                         kept.catch_up(read_raw, self.secrets_of(pipeline), final=False, want=since + max_bytes)
                 data, length, _ = kept.read(since, max_bytes)
             except BackendError as exc:
                 raise PipelineError(503, f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
             except (OSError, SecretError) as exc:  # a full disk, a data directory gone read-only, a changed key
-                raise PipelineError(503, f"the log of pipeline {pipeline_id} cannot be kept or masked now: {exc}") from None
+                raise PipelineError(
+                    503, f"the log of pipeline {pipeline_id} cannot be kept or masked now: {exc}"
+                ) from None
             complete = complete and since + len(data) >= length
         return {
-            "id": pipeline.id, "attempt": pipeline.attempt, "stream": stream, "status": pipeline.status,
-            "offset": since, "next": since + len(data), "data": data.decode("utf-8", "replace"), "complete": complete,
-        }  # fmt: skip
+            "id": pipeline.id,
+            "attempt": pipeline.attempt,
+            "stream": stream,
+            "status": pipeline.status,
+            "offset": since,
+            "next": since + len(data),
+            "data": data.decode("utf-8", "replace"),
+            "complete": complete,
+        }
 
     # --- change ---------------------------------------------------------------------
 
@@ -241,7 +262,9 @@ class PipelineService:
     def retry(self, pipeline_id: int) -> Pipeline:
         def change(session, p: Pipeline):
             if p.status not in (FAILED, CANCELLED):
-                raise PipelineError(409, f"pipeline {p.id} is {p.status}; only failed or cancelled ones can be retried", "id")
+                raise PipelineError(
+                    409, f"pipeline {p.id} is {p.status}; only failed or cancelled ones can be retried", "id"
+                )
             p.move(QUEUED, "retry requested")
             p.attempts_base = p.attempt
             p.cancel_requested = False
@@ -260,7 +283,9 @@ class PipelineService:
         if instance is None or instance.state not in (IDLE, "busy", "booting", "deleting"):
             raise PipelineError(404, f"no live instance with id {instance_id}", "id")
         if instance.pipeline_id is not None:
-            raise PipelineError(409, f"instance {instance_id} runs pipeline {instance.pipeline_id}; cancel it first", "id")
+            raise PipelineError(
+                409, f"instance {instance_id} runs pipeline {instance.pipeline_id}; cancel it first", "id"
+            )
         if instance.state == "booting":
             raise PipelineError(409, f"instance {instance_id} is still booting", "id")
         self.pool.mark_deleting(instance_id)

@@ -29,7 +29,9 @@ class SSHHost(_Section):
 
 class OpenStackSettings(_Section):
     cloud: str | None = Field(None, description="Name of a cloud in clouds.yaml (like OS_CLOUD).")
-    credentials_file: Path | None = Field(None, description="The seed's openrc file; its export lines are read, never executed.")
+    credentials_file: Path | None = Field(
+        None, description="The seed's openrc file; its export lines are read, never executed."
+    )
     image_id: str | None = Field(None, description="Image name or id to boot.")
     flavor: str | None = Field(None, description="Flavor name or id.")
     auth_keyname: str | None = Field(None, description="Nova keypair injected into each server.")
@@ -37,47 +39,81 @@ class OpenStackSettings(_Section):
     use_floating_ip: bool = Field(False, description="Attach a floating IP from ip_pool to each server.")
     ip_pool: str | None = Field(None, description="Floating IP network (pool) name or id.")
     network_id: str | None = Field(None, description="Network name or id for the server's port.")
-    clouds_file: Path | None = Field(None, description="clouds.yaml to read `cloud` from; default: openstacksdk's usual places.")
+    clouds_file: Path | None = Field(
+        None, description="clouds.yaml to read `cloud` from; default: openstacksdk's usual places."
+    )
     user_data: str | None = Field(None, description="cloud-init user data (text) given to each server.")
-    user_data_file: Path | None = Field(None, description="File whose content is the cloud-init user data (instead of user_data).")
+    user_data_file: Path | None = Field(
+        None, description="File whose content is the cloud-init user data (instead of user_data)."
+    )
     ssh_port: int = Field(22, ge=1, le=65535, description="Port of the servers' sshd.")
-    boot_timeout: float = Field(600.0, gt=0, description="Seconds a server may take from creation to ACTIVE (the seed measured 215-270 s).")
+    boot_timeout: float = Field(
+        600.0, gt=0, description="Seconds a server may take from creation to ACTIVE (the seed measured 215-270 s)."
+    )
     api_timeout: float = Field(60.0, gt=0, description="Seconds one OpenStack API request may take.")
     api_retries: int = Field(3, ge=0, description="Retries of an API request that failed with 5xx or a timeout.")
     max_parallel_provisioning: int = Field(10, ge=1, description="Servers booting (create to reachable) at once.")
     status_poll_interval: float = Field(5.0, gt=0, description="Seconds between two status checks of a booting server.")
-    reuse_floating_ips: bool = Field(True, description="Claim an unassociated floating IP of ip_pool before allocating a new one.")
+    reuse_floating_ips: bool = Field(
+        True, description="Claim an unassociated floating IP of ip_pool before allocating a new one."
+    )
 
 
 class PipelineSettings(_Section):
     backend: Literal["local", "ssh", "openstack"] = Field("local", description="Where pipelines run.")
-    max_active_pipelines: int = Field(2, ge=1, description="At most this many pipelines run at once (seed: MAX_ACTIVE_PIPELINES).")
+    max_active_pipelines: int = Field(
+        2, ge=1, description="At most this many pipelines run at once (seed: MAX_ACTIVE_PIPELINES)."
+    )
     virtual_server_ttl: int = Field(
-        1, ge=1, description="Pipelines one instance runs before it is deleted (seed: VIRTUAL_SERVER_TTL / VM_INSTANCE_TTL)."
+        1,
+        ge=1,
+        description="Pipelines one instance runs before it is deleted (seed: VIRTUAL_SERVER_TTL / VM_INSTANCE_TTL).",
     )
     local_scripts_folder: Path = Field(
-        Path("~/.pipeline-scheduler/scripts"), description="Scripts and files pipelines may name (seed: LOCAL_SCRIPTS_FOLDER)."
+        Path("~/.pipeline-scheduler/scripts"),
+        description="Scripts and files pipelines may name (seed: LOCAL_SCRIPTS_FOLDER).",
     )
     remote_base_folder: str = Field(
-        "pipeline-scheduler", description="Working folder on the instance (seed: REMOTE_BASE_FOLDER / VM_SCRIPTS_FOLDER)."
+        "pipeline-scheduler",
+        description="Working folder on the instance (seed: REMOTE_BASE_FOLDER / VM_SCRIPTS_FOLDER).",
     )
     max_connection_retries: int = Field(30, ge=0, description="SSH connection attempts (seed: MAX_CONNECTION_RETRIES).")
-    connection_retry_interval: float = Field(10.0, ge=0, description="Seconds between SSH attempts (seed: CONNECTION_RETRY_INTERVAL).")
+    connection_retry_interval: float = Field(
+        10.0, ge=0, description="Seconds between SSH attempts (seed: CONNECTION_RETRY_INTERVAL)."
+    )
     ssh_user: str = Field("ubuntu", description="SSH login user on instances (seed: SSH_USER).")
     ssh_key_file: Path | None = Field(None, description="SSH private key (seed: SSH_KEY).")
     ssh_password: SecretStr | None = Field(None, description="SSH password when no key is used (seed: SSH_PASSWORD).")
-    timetest_csv_file: Path | None = Field(None, description="Append the seed's timing CSV here (seed: TIMETEST_CSV_FILE).")
+    timetest_csv_file: Path | None = Field(
+        None, description="Append the seed's timing CSV here (seed: TIMETEST_CSV_FILE)."
+    )
     ssh_hosts: list[SSHHost] = Field(default_factory=list, description="Hosts of the ssh backend.")
     max_instances: int | None = Field(
-        None, ge=1, description="Most instances alive at once, booting ones included; the surplus over running pipelines boots ahead for the queue (seed: MAX_INSTANCES). Default: max_active_pipelines + 1; with virtual_server_ttl 1, 5 x max_active_pipelines."
+        None,
+        ge=1,
+        description="Most instances alive at once, booting ones included; the surplus over running pipelines boots ahead for the queue (seed: MAX_INSTANCES). Default: max_active_pipelines + 1; with virtual_server_ttl 1, 5 x max_active_pipelines.",
     )
-    idle_timeout: float = Field(300.0, ge=0, description="Seconds an idle instance is kept for reuse before it is deleted (seed: IDLE_TIMEOUT).")
-    max_attempts: int = Field(3, ge=1, description="Attempts per pipeline when the infrastructure fails (instance down, SSH lost) (seed: MAX_ATTEMPTS).")
-    retry_backoff: float = Field(5.0, ge=0, description="Seconds before the first retry; doubled for each further one, at most retry_backoff_max.")
+    idle_timeout: float = Field(
+        300.0, ge=0, description="Seconds an idle instance is kept for reuse before it is deleted (seed: IDLE_TIMEOUT)."
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Attempts per pipeline when the infrastructure fails (instance down, SSH lost) (seed: MAX_ATTEMPTS).",
+    )
+    retry_backoff: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds before the first retry; doubled for each further one, at most retry_backoff_max.",
+    )
     retry_backoff_max: float = Field(300.0, ge=0, description="Longest wait between two attempts, in seconds.")
-    retry_script_failures: bool = Field(False, description="Also retry when the script itself exits non-zero (normally final).")
+    retry_script_failures: bool = Field(
+        False, description="Also retry when the script itself exits non-zero (normally final)."
+    )
     pipeline_timeout: float | None = Field(
-        None, gt=0, description="Seconds a pipeline's script may run before it is killed and failed with reason 'timeout'; null: no limit. A request may set its own."
+        None,
+        gt=0,
+        description="Seconds a pipeline's script may run before it is killed and failed with reason 'timeout'; null: no limit. A request may set its own.",
     )
     xnat_credentials: Literal["argument", "env"] = Field(
         "argument",
@@ -88,19 +124,34 @@ class PipelineSettings(_Section):
         description="Variables a type 'script' request's env may set: names or globs ('*', '?'). Names a shell, the loader or a tool reads as code (BASH_ENV, PATH, LD_*, PYTHON*, ...; see docs/pipelines.md) are refused even if a pattern matches.",
     )
     secret_key: SecretStr | None = Field(
-        None, description="Fernet key that encrypts passwords at rest; default: generated once into <data_dir>/pipelines.key (mode 0600)."
+        None,
+        description="Fernet key that encrypts passwords at rest; default: generated once into <data_dir>/pipelines.key (mode 0600).",
     )
     tokens_file: Path | None = Field(
-        None, description="API tokens, one per line; requests need ?token= or 'Authorization: Bearer'. Without tokens the API is open and the service warns loudly (seed: TOKENS_FILE)."
+        None,
+        description="API tokens, one per line; requests need ?token= or 'Authorization: Bearer'. Without tokens the API is open and the service warns loudly (seed: TOKENS_FILE).",
     )
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the pipeline database; default: SQLite file <data_dir>/pipelines.sqlite. PostgreSQL works too."
+        None,
+        description="SQLAlchemy URL of the pipeline database; default: SQLite file <data_dir>/pipelines.sqlite. PostgreSQL works too.",
     )
     poll_interval: float = Field(0.5, gt=0, description="Seconds between two checks of a running pipeline.")
-    reconcile_interval: float = Field(300.0, gt=0, description="Seconds between two sweeps that delete instances tagged as ours but tracked by no row (also done at start).")
-    dispatcher_lease: float = Field(15.0, ge=2, description="Seconds the dispatching process's database lease lasts; another process takes over after it lapses.")
-    kill_grace: float = Field(5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when a pipeline is cancelled or times out.")
-    backend_threads: int = Field(16, ge=1, description="Worker threads for backend calls (provision, stage, poll, delete).")
+    reconcile_interval: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds between two sweeps that delete instances tagged as ours but tracked by no row (also done at start).",
+    )
+    dispatcher_lease: float = Field(
+        15.0,
+        ge=2,
+        description="Seconds the dispatching process's database lease lasts; another process takes over after it lapses.",
+    )
+    kill_grace: float = Field(
+        5.0, ge=0, description="Seconds between SIGTERM and SIGKILL when a pipeline is cancelled or times out."
+    )
+    backend_threads: int = Field(
+        16, ge=1, description="Worker threads for backend calls (provision, stage, poll, delete)."
+    )
     openstack: OpenStackSettings = Field(default_factory=OpenStackSettings, description="The openstack backend.")
 
     @property

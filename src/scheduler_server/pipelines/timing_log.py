@@ -17,9 +17,20 @@ from scheduler_server.pipelines.models import Pipeline
 log = logging.getLogger(__name__)
 
 COLUMNS = (
-    "id", "project", "subject", "session", "script", "status", "exit_code", "attempt", "instance",
-    "queued", "instance_ready", "script_started", "finished",
-)  # fmt: skip
+    "id",
+    "project",
+    "subject",
+    "session",
+    "script",
+    "status",
+    "exit_code",
+    "attempt",
+    "instance",
+    "queued",
+    "instance_ready",
+    "script_started",
+    "finished",
+)
 
 
 class TimetestCsv:
@@ -33,10 +44,20 @@ class TimetestCsv:
             return
         path = Path(path).expanduser()
         row = [
-            pipeline.id, pipeline.project, pipeline.subject, pipeline.session, pipeline.script, pipeline.status,
-            pipeline.exit_code, pipeline.attempt, pipeline.instance_id,
-            *(f"{t:.3f}" if t else "" for t in (pipeline.created_at, pipeline.instance_ready_at, pipeline.started_at, pipeline.finished_at)),
-        ]  # fmt: skip
+            pipeline.id,
+            pipeline.project,
+            pipeline.subject,
+            pipeline.session,
+            pipeline.script,
+            pipeline.status,
+            pipeline.exit_code,
+            pipeline.attempt,
+            pipeline.instance_id,
+            *(
+                f"{t:.3f}" if t else ""
+                for t in (pipeline.created_at, pipeline.instance_ready_at, pipeline.started_at, pipeline.finished_at)
+            ),
+        ]
         try:
             with self._lock:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from scheduler_server.web.errors import status_style
 from scheduler_server.web.bodies import BodyError
+from scheduler_server.web.errors import status_style
 from scheduler_server.web.openapi import unknown_query_parameter
 
 
 def register_blueprints(app: Flask) -> None:
     from scheduler_server.web import docs, health, schedule
     from scheduler_server.web.pipelines import api as pipelines_api
-    from scheduler_server.web.pipelines import lifecycle as pipelines_common
     from scheduler_server.web.pipelines import legacy_api as pipelines_seed
+    from scheduler_server.web.pipelines import lifecycle as pipelines_common
 
     for module in (health, schedule, docs, pipelines_seed, pipelines_api):
         app.register_blueprint(module.bp)

@@ -23,7 +23,12 @@ def install_access_log(app: Flask) -> None:
         started = g.get("access_started")
         took = (time.monotonic() - started) * 1000 if started is not None else 0.0
         log.info(
-            '%s "%s %s" %s %s %.1fms', request.remote_addr, request.method, request.path, response.status_code,
-            response.calculate_content_length() or "-", took,
-        )  # fmt: skip
+            '%s "%s %s" %s %s %.1fms',
+            request.remote_addr,
+            request.method,
+            request.path,
+            response.status_code,
+            response.calculate_content_length() or "-",
+            took,
+        )
         return response

@@ -23,8 +23,7 @@ OPEN_WARNING = (
     "\n" + "!" * 78 + "\n"
     "!! pipelines.tokens_file is not set: the pipeline API (/pipeline, /instance, /config,\n"
     "!! /api/v1/pipelines, /api/v1/instances) accepts requests from ANYONE who can reach this port.\n"
-    "!! Put tokens in a file, one per line, and set pipelines.tokens_file (seed: TOKENS_FILE).\n"
-    + "!" * 78
+    "!! Put tokens in a file, one per line, and set pipelines.tokens_file (seed: TOKENS_FILE).\n" + "!" * 78
 )
 
 

@@ -68,7 +68,9 @@ def read_body() -> bytes:
 
 def _int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise BodyError(f"request body: an integer of {len(text)} characters; no field takes more than {MAX_INT_DIGITS} digits")
+        raise BodyError(
+            f"request body: an integer of {len(text)} characters; no field takes more than {MAX_INT_DIGITS} digits"
+        )
     return int(text)
 
 

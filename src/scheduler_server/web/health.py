@@ -27,7 +27,10 @@ class Health(BaseModel):
     "get",
     "Health check: the service is up and its database takes writes",
     ["health"],
-    responses={200: ("Up and ready, with its version", Health), 503: ("Up but not ready: content.reason says why", Health)},
+    responses={
+        200: ("Up and ready, with its version", Health),
+        503: ("Up but not ready: content.reason says why", Health),
+    },
 )
 @bp.get("/")
 def health():

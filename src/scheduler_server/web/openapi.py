@@ -6,8 +6,9 @@ records the declaration, so what is documented is exactly what is registered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema

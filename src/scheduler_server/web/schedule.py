@@ -6,16 +6,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
+from scheduler_server.observing.policies.base import PolicyFailure
 from scheduler_server.observing.policies.registry import available_policies
 from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, presets_of, run_schedule
-from scheduler_server.observing.policies.base import PolicyFailure
 from scheduler_server.observing.sky.timeparse import ACCEPTED_FORMATS, parse_time
 from scheduler_server.validation_text import field_and_problem
-from scheduler_server.web.errors import ApiError
 from scheduler_server.web.bodies import BodyError, parse_json, read_body
+from scheduler_server.web.errors import ApiError
 from scheduler_server.web.openapi import spec
 
 bp = Blueprint("schedule", __name__, url_prefix="/api/v1")
@@ -32,12 +32,16 @@ def _policy_from_json_string(value: Any) -> Any:
 
 
 #: The forms of ACCEPTED_FORMATS: date, 'T' or a space, HH:MM[:SS[.fraction]], then 'Z' or an offset or nothing.
-TIME_PATTERN = r"^ *[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})? *$"
+TIME_PATTERN = (
+    r"^ *[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})? *$"
+)
 _TIME_FORM = re.compile(TIME_PATTERN)
 _TIME_SCHEMA = {
-    "type": "string", "pattern": TIME_PATTERN, "examples": ["2022-01-01 12:00"],
+    "type": "string",
+    "pattern": TIME_PATTERN,
+    "examples": ["2022-01-01 12:00"],
     "description": f"Start or end of the window: {ACCEPTED_FORMATS}. A date that does not exist (2022-02-30) is refused.",
-}  # fmt: skip
+}
 
 
 def _time(value: Any) -> datetime:
@@ -73,10 +77,12 @@ PolicyField = Annotated[
             "oneOf": [
                 {"$ref": "#/components/schemas/PolicySpec"},
                 {
-                    "type": "string", "minLength": 2, "contentMediaType": "application/json",
+                    "type": "string",
+                    "minLength": 2,
+                    "contentMediaType": "application/json",
                     "contentSchema": {"$ref": "#/components/schemas/PolicySpec"},
                     "description": "The same object, encoded as a JSON string (as the seed's curl sends it).",
-                },  # fmt: skip
+                },
             ]
         }
     ),
@@ -144,7 +150,8 @@ class PolicyList(BaseModel):
             "policy string that does not hold the JSON object, a time that is not in the calendar, t1 not after "
             "t0, a window longer than observing.max_window_hours, an unknown preset, a config key or value the "
             "policy does not take, a window the policy cannot schedule; and inside the free-form config, as in "
-            "every body, an integer of more than 20 digits or nesting deeper than 32 levels", ErrorResponse,
+            "every body, an integer of more than 20 digits or nesting deeper than 32 levels",
+            ErrorResponse,
         ),
         413: ("Body larger than server.max_body_bytes", ErrorResponse),
     },
@@ -214,7 +221,9 @@ def _json_body() -> Any:
     except BodyError as exc:
         raise ApiError(exc.status, exc.message) from None
     if not isinstance(body, dict):
-        raise ApiError(400, f"request body: must be a JSON object with t0, t1 and policy, not a JSON {type(body).__name__}")
+        raise ApiError(
+            400, f"request body: must be a JSON object with t0, t1 and policy, not a JSON {type(body).__name__}"
+        )
     return body
 
 

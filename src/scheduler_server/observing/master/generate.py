@@ -12,7 +12,7 @@ splits it into sub-scans of at most ``max_scan_seconds``.
 
 Schedules are made one calendar month (UTC) at a time, each month from a fresh
 state, so any window of any schedule is the same however it was asked for; months
-are cached as numpy archives (``master_store.py``) keyed by everything that shaped
+are cached as numpy archives (``archives.py``) keyed by everything that shaped
 them (``cache.py``), and the default config's months for a few years are shipped.
 """
 
@@ -22,19 +22,17 @@ import hashlib
 import json
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
-from scheduler_server.observing.sky import cache
-
-from scheduler_server.observing.master import shipped as master_store
-
-from scheduler_server.observing.sky import ephemerides as sky
-from scheduler_server.observing.sky.geometry import angular_distance, cos_distance_to_arcs, wrap180
-from scheduler_server.observing.master.toast import MasterScan, MasterSchedule
+from scheduler_server.observing.master import archives
 from scheduler_server.observing.master.patches import GeneratorConfig
+from scheduler_server.observing.master.toast import MasterScan, MasterSchedule
+from scheduler_server.observing.sky import cache
+from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.sky.ephemerides import Site
+from scheduler_server.observing.sky.geometry import angular_distance, cos_distance_to_arcs, wrap180
 
 GENERATOR_VERSION = 2
 SAMPLE_SECONDS = 120  # the sun and moon move < 0.5 deg in 2 minutes; the policy re-checks finely anyway
@@ -53,13 +51,13 @@ def generate(start: int, stop: int, spec: GeneratorConfig, site: Site) -> Master
 
 
 def months(start: int, stop: int) -> list[tuple[int, int]]:
-    first = datetime.fromtimestamp(start, tz=timezone.utc)
+    first = datetime.fromtimestamp(start, tz=UTC)
     year, month = first.year, first.month
     out = []
     while True:
-        m0 = int(datetime(year, month, 1, tzinfo=timezone.utc).timestamp())
+        m0 = int(datetime(year, month, 1, tzinfo=UTC).timestamp())
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        m1 = int(datetime(year, month, 1, tzinfo=timezone.utc).timestamp())
+        m1 = int(datetime(year, month, 1, tzinfo=UTC).timestamp())
         if m0 >= stop:
             return out
         out.append((m0, m1))
@@ -87,17 +85,17 @@ def _month(key: str, m0: int, m1: int, spec: GeneratorConfig, site: Site) -> tup
     scans = _MONTHS.get((key, m0))
     if scans is not None:
         return scans
-    scans = master_store.shipped(key, _label(m0))
+    scans = archives.shipped(key, _label(m0))
     if scans is None:
         name = f"master/{key}/{_label(m0)}.npz"
         arrays = cache.load_archive(name)
         try:
-            scans = master_store.from_arrays(arrays) if arrays is not None else None
+            scans = archives.from_arrays(arrays) if arrays is not None else None
         except (KeyError, ValueError, TypeError) as exc:  # a foreign archive: made again below
             log.warning("ignoring unreadable cache file %s: %s", name, exc)
         if scans is None:
             scans = tuple(plan_month(m0, m1, spec, site))
-            cache.save_archive(name, master_store.to_arrays(scans))
+            cache.save_archive(name, archives.to_arrays(scans))
             cache.prune("master", keep=CACHED_SPECS)
     with _MONTHS_LOCK:
         if len(_MONTHS) >= _MONTHS_KEPT:
@@ -107,7 +105,7 @@ def _month(key: str, m0: int, m1: int, spec: GeneratorConfig, site: Site) -> tup
 
 
 def _label(m0: int) -> str:
-    return datetime.fromtimestamp(m0, tz=timezone.utc).strftime("%Y-%m")
+    return datetime.fromtimestamp(m0, tz=UTC).strftime("%Y-%m")
 
 
 class _Candidates:
@@ -136,7 +134,9 @@ def plan_month(m0: int, m1: int, spec: GeneratorConfig, site: Site) -> list[Mast
     lst = sky.sidereal_time(site, grid)
     outlines = [p.boundary() for p in patches]
     sizes = np.cumsum([0] + [len(r) for r, _ in outlines])
-    ra, dec = sky.radec_of_date(np.concatenate([r for r, _ in outlines]), np.concatenate([d for _, d in outlines]), (m0 + m1) / 2)
+    ra, dec = sky.radec_of_date(
+        np.concatenate([r for r, _ in outlines]), np.concatenate([d for _, d in outlines]), (m0 + m1) / 2
+    )
     occurrences = _Candidates()
     for index in range(len(patches)):
         lo, hi = sizes[index], sizes[index + 1]
@@ -179,7 +179,9 @@ def _avoid_sun_and_moon(occ: _Candidates, spec: GeneratorConfig, site: Site) -> 
     if not occ.start:
         return safe
     ranges = np.array([_az_range(az) for _, az in occ.crossings])
-    sample_lists = [np.arange(np.ceil(a / SAMPLE_SECONDS) * SAMPLE_SECONDS, b, SAMPLE_SECONDS) for a, b in zip(occ.start, occ.stop)]
+    sample_lists = [
+        np.arange(np.ceil(a / SAMPLE_SECONDS) * SAMPLE_SECONDS, b, SAMPLE_SECONDS) for a, b in zip(occ.start, occ.stop)
+    ]
     owner = np.repeat(np.arange(len(sample_lists)), [len(s) for s in sample_lists])
     t = np.concatenate(sample_lists)
     el = np.asarray(occ.el)[owner]

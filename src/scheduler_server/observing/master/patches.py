@@ -25,11 +25,17 @@ DEFAULT_PATCHES_FILE = "patches.yaml"
 
 
 class SiteConfig(PolicyConfig):
-    name: str = Field(ATACAMA.name, pattern=r"^[A-Za-z0-9_\-]{1,32}$", description="Site name written in master schedules.")
-    telescope: str = Field(ATACAMA.telescope, pattern=r"^[A-Za-z0-9_\-]{1,32}$", description="Telescope name written in master schedules.")
+    name: str = Field(
+        ATACAMA.name, pattern=r"^[A-Za-z0-9_\-]{1,32}$", description="Site name written in master schedules."
+    )
+    telescope: str = Field(
+        ATACAMA.telescope, pattern=r"^[A-Za-z0-9_\-]{1,32}$", description="Telescope name written in master schedules."
+    )
     lat: float = Field(ATACAMA.lat, ge=-90, le=90, description="Geodetic latitude, degrees.")
     lon: float = Field(ATACAMA.lon, ge=-180, le=360, description="East longitude, degrees.")
-    elevation: float = Field(ATACAMA.elevation, ge=-500, le=9000, description="Height above the WGS84 ellipsoid, metres.")
+    elevation: float = Field(
+        ATACAMA.elevation, ge=-500, le=9000, description="Height above the WGS84 ellipsoid, metres."
+    )
 
     def to_site(self) -> Site:
         return Site(self.name, self.telescope, self.lat, self.lon, self.elevation)
@@ -84,15 +90,23 @@ class Patch(PolicyConfig):
 
 class GeneratorConfig(PolicyConfig):
     patches: tuple[Patch, ...] | None = Field(
-        None, max_length=200, description="Sky patches to observe; null uses the bundled default patches (observing/master/data/patches.yaml)."
+        None,
+        max_length=200,
+        description="Sky patches to observe; null uses the bundled default patches (observing/master/data/patches.yaml).",
     )
-    elevations: tuple[float, ...] = Field((50.0, 60.0), min_length=1, max_length=10, description="Elevations (deg) a scan may use.")
+    elevations: tuple[float, ...] = Field(
+        (50.0, 60.0), min_length=1, max_length=10, description="Elevations (deg) a scan may use."
+    )
     sun_avoidance_angle: float = Field(50.0, ge=0, le=180, description="No scan comes closer to the sun (deg).")
     moon_avoidance_angle: float = Field(20.0, ge=0, le=180, description="No scan comes closer to the moon (deg).")
     min_scan_seconds: int = Field(600, ge=60, description="Shortest constant-elevation scan worth starting.")
-    max_scan_seconds: int = Field(3000, ge=60, description="Longer scans are split into sub-scans of at most this length.")
+    max_scan_seconds: int = Field(
+        3000, ge=60, description="Longer scans are split into sub-scans of at most this length."
+    )
     gap_seconds: int = Field(60, ge=0, description="Idle time between two scans (slew and settle).")
-    boresight_angles: tuple[float, ...] = Field((0.0,), min_length=1, max_length=64, description="Boresight rotations, cycled scan by scan.")
+    boresight_angles: tuple[float, ...] = Field(
+        (0.0,), min_length=1, max_length=64, description="Boresight rotations, cycled scan by scan."
+    )
 
     @model_validator(mode="after")
     def _check(self):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,7 +28,19 @@ import numpy as np
 from scheduler_server.observing.sky.ephemerides import Site
 
 MJD_UNIX_EPOCH = 40587.0
-_EXTRAS = ("sun_el1", "sun_az1", "sun_el2", "sun_az2", "moon_el1", "moon_az1", "moon_el2", "moon_az2", "phase", "pass", "sub")
+_EXTRAS = (
+    "sun_el1",
+    "sun_az1",
+    "sun_el2",
+    "sun_az2",
+    "moon_el1",
+    "moon_az1",
+    "moon_el2",
+    "moon_az2",
+    "phase",
+    "pass",
+    "sub",
+)
 
 
 class MasterScheduleError(ValueError):
@@ -92,7 +104,9 @@ def parse(text: str, source: str = "master schedule") -> MasterSchedule:
         if site is None:
             if not saw_site_header:
                 raise MasterScheduleError(
-                    source, number, "not a toast ground schedule: expected a '#Site Telescope Latitude Longitude Elevation' header first"
+                    source,
+                    number,
+                    "not a toast ground schedule: expected a '#Site Telescope Latitude Longitude Elevation' header first",
                 )
             site = _parse_site(stripped, source, number)
             continue
@@ -133,8 +147,14 @@ def _fields(line: str) -> tuple[str, str, list[str]]:
 def _parse_site(line: str, source: str, number: int) -> Site:
     parts = [p.strip() for p in line.strip("|").split("|")] if "|" in line else line.split()
     if len(parts) != 5:
-        raise MasterScheduleError(source, number, f"site line needs 5 columns (name, telescope, latitude, longitude, elevation), found {len(parts)}")
-    lat, lon, height = (_number(p, what, source, number) for p, what in zip(parts[2:], ("latitude", "longitude", "elevation")))
+        raise MasterScheduleError(
+            source,
+            number,
+            f"site line needs 5 columns (name, telescope, latitude, longitude, elevation), found {len(parts)}",
+        )
+    lat, lon, height = (
+        _number(p, what, source, number) for p, what in zip(parts[2:], ("latitude", "longitude", "elevation"))
+    )
     if not -90 <= lat <= 90:
         raise MasterScheduleError(source, number, f"latitude {lat} is outside -90..90")
     return Site(parts[0], parts[1], lat, lon, height)
@@ -146,9 +166,13 @@ def _parse_scan(line: str, source: str, number: int) -> MasterScan:
     stop = _time(stop_text, "stop time", source, number)
     if stop <= start:
         raise MasterScheduleError(source, number, f"stop time {stop_text} is not after start time {start_text}")
-    rs = next((i for i in range(4, len(rest)) if rest[i] in ("R", "S") and all(_is_number(x) for x in rest[i - 3 : i])), None)
+    rs = next(
+        (i for i in range(4, len(rest)) if rest[i] in ("R", "S") and all(_is_number(x) for x in rest[i - 3 : i])), None
+    )
     if rs is None:
-        raise MasterScheduleError(source, number, "expected the patch name, az min, az max, el and R or S after the times; did not find them")
+        raise MasterScheduleError(
+            source, number, "expected the patch name, az min, az max, el and R or S after the times; did not find them"
+        )
     head = rest[: rs - 3]
     leading = 0
     while leading < len(head) - 1 and leading < 3 and _is_number(head[leading]):
@@ -205,7 +229,7 @@ def _time(text: str, what: str, source: str, number: int) -> int:
     except ValueError:
         raise MasterScheduleError(source, number, f"{what} {text!r} is not 'YYYY-MM-DD HH:MM:SS' (UTC)") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(round(parsed.timestamp()))
 
 
@@ -240,7 +264,7 @@ def _format_scan(s: MasterScan) -> str:
 
 
 def _stamp(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def mjd(seconds: float) -> float:

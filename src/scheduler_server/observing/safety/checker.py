@@ -19,12 +19,12 @@ unknown.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
-from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.safety.script_reader import Call, read_script
+from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.telescope import TelescopeModel
 
 # What each understood call may be given (sorunlib's signatures).
@@ -135,7 +135,9 @@ class _Replay:
     def _call(self, call: Call) -> None:
         name, line = call.name, call.line
         if name not in SIGNATURES:
-            self._problem(line, f"unknown command {name or '(expression)'}(); only {', '.join(sorted(SIGNATURES))} are understood")
+            self._problem(
+                line, f"unknown command {name or '(expression)'}(); only {', '.join(sorted(SIGNATURES))} are understood"
+            )
             return
         # Most calls (smurf.bias_step() and the like) have no arguments: nothing to check.
         args = self._arguments(call) if call.args or call.kwargs or name in REQUIRED else {}
@@ -186,7 +188,7 @@ class _Replay:
             self._problem(line, f"{value!r} is not an ISO 8601 time")
             return None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)  # sorunlib reads naive times as UTC
+            parsed = parsed.replace(tzinfo=UTC)  # sorunlib reads naive times as UTC
         elif parsed.utcoffset().total_seconds() != 0:
             self._problem(line, f"{value!r}: sorunlib accepts only UTC times")
             return None
@@ -226,7 +228,13 @@ class _Replay:
         if self.az is None or until <= self.clock:
             return
         last = self.spans[-1] if self.spans else None
-        if last is not None and last.doing not in ("slew", "scan") and last.t1 == self.clock and last.az == self.az and last.el == self.el:
+        if (
+            last is not None
+            and last.doing not in ("slew", "scan")
+            and last.t1 == self.clock
+            and last.az == self.az
+            and last.el == self.el
+        ):
             # Consecutive holds at one place are one span (named by the first command).
             self.spans[-1] = Span(last.line, last.doing, last.t0, until, self.az, self.el)
         else:
@@ -236,7 +244,9 @@ class _Replay:
         self.report.problems.append(f"line {line}: {text}")
 
 
-def _judge(spans: list[Span], min_angle: float, site: sky.Site, step: int, sun: sky.Samples | None, report: Report) -> None:
+def _judge(
+    spans: list[Span], min_angle: float, site: sky.Site, step: int, sun: sky.Samples | None, report: Report
+) -> None:
     t, owner = _sample_times(spans, step)
     sun_az, sun_el = _sun(t, site, sun)
     boxes = np.array([(s.az[0], s.az[1], s.el[0], s.el[1]) for s in spans])
@@ -257,7 +267,15 @@ def _judge(spans: list[Span], min_angle: float, site: sky.Site, step: int, sun: 
         worst = sel[np.argmin(distance[sel])]
         span, moments = spans[i], t[near][sel]
         report.violations.append(
-            Violation(span.line, span.what, float(moments.min()), float(moments.max()), float(distance[worst]), float(sun_az[near][worst]), float(sun_el[near][worst]))
+            Violation(
+                span.line,
+                span.what,
+                float(moments.min()),
+                float(moments.max()),
+                float(distance[worst]),
+                float(sun_az[near][worst]),
+                float(sun_el[near][worst]),
+            )
         )
 
 
@@ -325,4 +343,4 @@ def _cos_to_box(az, el, boxes) -> np.ndarray:
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(round(seconds), tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(round(seconds), tz=UTC).isoformat()

@@ -137,7 +137,9 @@ def _statements(body, text: str, reading: Reading) -> None:
                 args = tuple(_literal(a) for a in call.args)
                 kwargs = {kw.arg: _literal(kw.value) for kw in call.keywords}
             except ValueError:
-                reading.problems.append(f"line {node.lineno}: {_name(call.func) or 'call'}(): arguments must be literal values")
+                reading.problems.append(
+                    f"line {node.lineno}: {_name(call.func) or 'call'}(): arguments must be literal values"
+                )
                 continue
             reading.calls.append(Call(node.lineno, _name(call.func) or "", args, kwargs))
             continue

@@ -1,7 +1,7 @@
 """Where the observing scheduler keeps what it computed, between processes.
 
 Two things are cached: hourly ephemeris tables (``sky.py``) and generated master
-schedules (``master_generate.py``, as archives of ``master_store.py``). Both are pure functions of their inputs, and
+schedules (``master_generate.py``, as archives of ``archives.py``). Both are pure functions of their inputs, and
 every file name carries the inputs and the versions of the code and data that made
 it, so a stale file is never read: it is simply not found.
 
@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def cache_root() -> Path:
     return base / "scheduler-server"
 
 
-@lru_cache(maxsize=None)
+@cache
 def package_version(name: str) -> str:
     try:
         return version(name)

@@ -109,7 +109,9 @@ def _interpolate(body: str, site: Site, t: np.ndarray, row: int) -> np.ndarray:
         if t.size > 2 * (hi - lo) / DENSE_STEP_SECONDS:
             # Many times per minute: the cubic on a one-minute grid, then linear in
             # between (the tabulated quantities change too slowly for that to matter).
-            grid = np.arange(np.floor(lo / DENSE_STEP_SECONDS), np.ceil(hi / DENSE_STEP_SECONDS) + 1) * DENSE_STEP_SECONDS
+            grid = (
+                np.arange(np.floor(lo / DENSE_STEP_SECONDS), np.ceil(hi / DENSE_STEP_SECONDS) + 1) * DENSE_STEP_SECONDS
+            )
             return np.interp(t, grid, _interpolate(body, site, grid, row))
     chunk = np.floor_divide(t, CHUNK_SECONDS).astype(np.int64)
     first, last = int(chunk.min()), int(chunk.max())
@@ -130,7 +132,12 @@ def _cubic(values: np.ndarray, offset: np.ndarray) -> np.ndarray:
     u = x - i
     y0, y1, y2, y3 = values[i - 1], values[i], values[i + 1], values[i + 2]
     um1, up1, um2 = u - 1.0, u + 1.0, u - 2.0
-    return (-u * um1 * um2 / 6.0) * y0 + (up1 * um1 * um2 / 2.0) * y1 - (up1 * u * um2 / 2.0) * y2 + (up1 * u * um1 / 6.0) * y3
+    return (
+        (-u * um1 * um2 / 6.0) * y0
+        + (up1 * um1 * um2 / 2.0) * y1
+        - (up1 * u * um2 / 2.0) * y2
+        + (up1 * u * um1 / 6.0) * y3
+    )
 
 
 @lru_cache(maxsize=512)
@@ -215,7 +222,7 @@ class Samples:
         self.t0 = float(self.t[0])
 
     @classmethod
-    def of(cls, body: str, site: Site, t: np.ndarray, az: np.ndarray, el: np.ndarray) -> "Samples":
+    def of(cls, body: str, site: Site, t: np.ndarray, az: np.ndarray, el: np.ndarray) -> Samples:
         """Samples with given positions (a constructed sky, for cases with known answers)."""
         self = cls.__new__(cls)
         self.body, self.site, self.step = body, site, int(round(t[1] - t[0]))
@@ -258,7 +265,9 @@ def _max_move(trig: np.ndarray) -> float:
     if trig.shape[1] < 2:
         return 0.0
     cos_az, sin_az, sin_el, cos_el = trig
-    cos_move = sin_el[1:] * sin_el[:-1] + cos_el[1:] * cos_el[:-1] * (cos_az[1:] * cos_az[:-1] + sin_az[1:] * sin_az[:-1])
+    cos_move = sin_el[1:] * sin_el[:-1] + cos_el[1:] * cos_el[:-1] * (
+        cos_az[1:] * cos_az[:-1] + sin_az[1:] * sin_az[:-1]
+    )
     return float(np.degrees(np.arccos(np.clip(cos_move.min(), -1.0, 1.0)))) * 1.01 + 1e-6
 
 

@@ -7,7 +7,7 @@ shifted its results by the host's UTC offset.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 ACCEPTED_FORMATS = '"YYYY-MM-DD HH:MM" (UTC) or ISO 8601 such as "2022-01-01T12:00:00Z" or "2022-01-01T12:00+02:00"'
 
@@ -30,10 +30,10 @@ def parse_time(value: object) -> datetime:
         # always a mistake for a schedule; insist on a time of day.
         raise TimeFormatError(f"{value!r} has no time of day; use {ACCEPTED_FORMATS}")
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def format_time(value: datetime) -> str:
     """ISO 8601 in UTC with a 'Z'-free explicit offset, as the command scripts use."""
-    return value.astimezone(timezone.utc).isoformat()
+    return value.astimezone(UTC).isoformat()

@@ -35,10 +35,11 @@ import posixpath
 import shlex
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from scheduler_server.pipelines.settings import PipelineSettings
@@ -105,7 +106,7 @@ class InstanceInfo:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "InstanceInfo":
+    def from_dict(cls, data: dict[str, Any]) -> InstanceInfo:
         data = dict(data)
         if data.get("created_at"):
             data["created_at"] = datetime.fromisoformat(data["created_at"])
@@ -183,7 +184,7 @@ class JobFile:
         return self.data if self.data is not None else self.path.read_bytes()
 
 
-def launch_result(result: "CommandResult", directory: str) -> int:
+def launch_result(result: CommandResult, directory: str) -> int:
     """The pid a launcher printed; FileExistsError if the job had been launched before."""
     text = result.text().strip()
     if result.exit_code == 92:
@@ -232,7 +233,9 @@ class Executor(ABC):
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
         """Return up to ``max_bytes`` bytes of ``remote_path`` from ``offset``; raise FileNotFoundError if absent."""
 
-    def launch_detached(self, directory: str, script: str, stdin: bytes, on_exit: Callable[[int | None], None] | None = None) -> int:
+    def launch_detached(
+        self, directory: str, script: str, stdin: bytes, on_exit: Callable[[int | None], None] | None = None
+    ) -> int:
         """Start ``bash <script>`` in ``directory`` so that it outlives this service and the connection.
 
         Exactly once: ``<directory>/launched`` is created exclusively first, and if it
@@ -284,7 +287,7 @@ class CloudBackend(ABC):
     #: job directories on an instance about to be destroyed need not be cleaned up first.
     destroy_erases: ClassVar[bool] = False
 
-    def __init__(self, settings: "PipelineSettings", *, scheduler_id: str, data_dir: Path):
+    def __init__(self, settings: PipelineSettings, *, scheduler_id: str, data_dir: Path):
         self.settings = settings
         self.scheduler_id = scheduler_id
         self.data_dir = data_dir
@@ -397,6 +400,6 @@ def backend_class(name: str) -> type[CloudBackend]:
     return cls
 
 
-def create_backend(settings: "PipelineSettings", *, scheduler_id: str, data_dir: Path) -> CloudBackend:
+def create_backend(settings: PipelineSettings, *, scheduler_id: str, data_dir: Path) -> CloudBackend:
     """Build the backend named by ``settings.backend``."""
     return backend_class(settings.backend)(settings, scheduler_id=scheduler_id, data_dir=data_dir)

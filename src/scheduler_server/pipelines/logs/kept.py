@@ -17,10 +17,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from scheduler_server.pipelines.logs.stream_mask import StreamMasker
 

@@ -52,9 +52,10 @@ class StreamMasker:
         start = max(0, n - len(self.secrets[0]) + 1)
         firsts = {s[0] for s in self.secrets}
         return [
-            i for i in range(start, n)
+            i
+            for i in range(start, n)
             if data[i] in firsts and any(len(s) > n - i and s.startswith(data[i:]) for s in self.secrets)
-        ]  # fmt: skip
+        ]
 
 
 def _first_at_or_after(positions: list[int], pos: int) -> int | None:

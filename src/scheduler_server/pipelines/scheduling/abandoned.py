@@ -37,10 +37,17 @@ def record(session, pipeline: Pipeline, reason: str) -> None:
         return  # never placed on an instance: nothing of it can run
     session.add(
         AbandonedAttempt(
-            pipeline_id=pipeline.id, attempt=pipeline.attempt, instance_id=instance.id, info=dict(instance.info),
-            job_dir=pipeline.job_dir, reason=reason[:2000], created_at=time.time(), next_try_at=0.0, tries=0,
+            pipeline_id=pipeline.id,
+            attempt=pipeline.attempt,
+            instance_id=instance.id,
+            info=dict(instance.info),
+            job_dir=pipeline.job_dir,
+            reason=reason[:2000],
+            created_at=time.time(),
+            next_try_at=0.0,
+            tries=0,
         )
-    )  # fmt: skip
+    )
 
 
 class Reaper:
@@ -68,7 +75,9 @@ class Reaper:
             try:
                 stopped += self._reap(row)
             except Exception:  # noqa: BLE001 - one bad row must not keep the others waiting
-                log.exception("pipeline %s attempt %s: stopping the given-up attempt failed", row.pipeline_id, row.attempt)
+                log.exception(
+                    "pipeline %s attempt %s: stopping the given-up attempt failed", row.pipeline_id, row.attempt
+                )
                 self._later(row.id)
         return stopped
 

@@ -17,14 +17,27 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
-
-from scheduler_server.pipelines.scheduling import abandoned
 
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.clouds.backend import BackendError, InstanceGone, InstanceUnreachable
-from scheduler_server.pipelines.models import ACTIVE_STATES, BUSY, CANCELLED, FAILED, FINAL_STATES, PROVISIONING, QUEUED, RUNNING, STAGING, SUCCEEDED, Instance, Pipeline  # fmt: skip
 from scheduler_server.pipelines.logs.kept import MaskedLog
+from scheduler_server.pipelines.models import (
+    ACTIVE_STATES,
+    BUSY,
+    CANCELLED,
+    FAILED,
+    FINAL_STATES,
+    PROVISIONING,
+    QUEUED,
+    RUNNING,
+    STAGING,
+    SUCCEEDED,
+    Instance,
+    Pipeline,
+)
+from scheduler_server.pipelines.scheduling import abandoned
 from scheduler_server.pipelines.storage.secrets import SecretError
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, resolve_in_folder
 from scheduler_server.pipelines.tasks.environment import ForbiddenEnv
@@ -90,7 +103,14 @@ class Attempts:
                     return self.infra_failure(pipeline_id, f"launch failed {MAX_LAUNCH_TRIES} times", attempt)
             if pipeline.status == PROVISIONING:
                 ready_at = max(instance.ready_at or 0, pipeline.updated_at)
-                self._set(pipeline_id, STAGING, f"instance {instance.id} ready", fence=attempt, instance_ready_at=ready_at, job_dir=directory)
+                self._set(
+                    pipeline_id,
+                    STAGING,
+                    f"instance {instance.id} ready",
+                    fence=attempt,
+                    instance_ready_at=ready_at,
+                    job_dir=directory,
+                )
             try:
                 command, script, files, secret = self._prepare(pipeline)
             except (PathError, SecretError, ForbiddenEnv, OSError) as exc:
@@ -129,11 +149,19 @@ class Attempts:
         if now - since > self._unreachable_window():
             reason = f"launch outcome unknown for {now - since:.0f} s ({why})"
             return self.infra_failure(pipeline.id, reason, pipeline.attempt, abandon=True)
-        log.info("pipeline %s attempt %s: launch not confirmed, will look at its job directory: %s", pipeline.id, pipeline.attempt, why)
+        log.info(
+            "pipeline %s attempt %s: launch not confirmed, will look at its job directory: %s",
+            pipeline.id,
+            pipeline.attempt,
+            why,
+        )
 
     def _unreachable_window(self) -> float:
         """How long an instance may not answer before its attempt is given up."""
-        return max(3 * self.settings.poll_interval, self.settings.max_connection_retries * self.settings.connection_retry_interval)
+        return max(
+            3 * self.settings.poll_interval,
+            self.settings.max_connection_retries * self.settings.connection_retry_interval,
+        )
 
     def _prepare(self, pipeline: Pipeline):
         task = TASK_TYPES[pipeline.type]
@@ -146,8 +174,12 @@ class Attempts:
     # --- watch ----------------------------------------------------------------------
 
     def poll(
-        self, pipeline_id: int, full: bool = False, snapshot: tuple[Pipeline, Instance | None] | None = None,
-        exit_code: int | None = None, attempt: int | None = None,
+        self,
+        pipeline_id: int,
+        full: bool = False,
+        snapshot: tuple[Pipeline, Instance | None] | None = None,
+        exit_code: int | None = None,
+        attempt: int | None = None,
     ) -> None:
         """Has it ended? ``snapshot``: the rows the dispatcher just read, to spare two queries per poll.
         ``exit_code``: what the job directory's ``exit_code`` says, if the executor read it already.
@@ -177,7 +209,9 @@ class Attempts:
                 if state.state == "exited":
                     code = state.exit_code if state.exit_code is not None else -1
                 elif state.state not in ("running", "starting"):
-                    return self.infra_failure(pipeline_id, f"lost: the script's process is gone ({state.state})", attempt)
+                    return self.infra_failure(
+                        pipeline_id, f"lost: the script's process is gone ({state.state})", attempt
+                    )
             self._unreachable_since.pop(pipeline_id, None)
         except InstanceGone as exc:
             return self.infra_failure(pipeline_id, f"lost: {exc}", attempt)
@@ -192,7 +226,9 @@ class Attempts:
         if code is not None:
             self.finish(pipeline_id, code, instance, attempt)
 
-    def finish(self, pipeline_id: int, exit_code: int, instance: Instance | None = None, attempt: int | None = None) -> None:
+    def finish(
+        self, pipeline_id: int, exit_code: int, instance: Instance | None = None, attempt: int | None = None
+    ) -> None:
         """Record ``exit_code`` as the result of ``attempt`` (the current one if None), if it is still current."""
         pipeline = self.store.get_pipeline(pipeline_id)  # fresh: a cancel may have come meanwhile
         if pipeline is None or pipeline.status != RUNNING or (attempt is not None and attempt != pipeline.attempt):
@@ -200,7 +236,9 @@ class Attempts:
         attempt = pipeline.attempt
         self._collect(pipeline, instance)
         if exit_code == 0:
-            return self._final(pipeline_id, SUCCEEDED, "script exited 0", exit_code=0, instance_ok=True, attempt=attempt)
+            return self._final(
+                pipeline_id, SUCCEEDED, "script exited 0", exit_code=0, instance_ok=True, attempt=attempt
+            )
         reason = f"script exited {exit_code}"
         if self.settings.retry_script_failures and pipeline.attempts_used() < self.settings.max_attempts:
             return self._retry(pipeline_id, reason, exit_code=exit_code, instance_ok=True, attempt=attempt)
@@ -240,7 +278,11 @@ class Attempts:
         """End ``attempt`` (the current one if None) for an infrastructure reason: retry or fail.
         ``abandon``: its process may still run (its instance does not answer); the reaper stops it."""
         pipeline = self.store.get_pipeline(pipeline_id)
-        if pipeline is None or pipeline.status not in ACTIVE_STATES or (attempt is not None and attempt != pipeline.attempt):
+        if (
+            pipeline is None
+            or pipeline.status not in ACTIVE_STATES
+            or (attempt is not None and attempt != pipeline.attempt)
+        ):
             return  # decided on a stale view: it ended meanwhile, or another attempt runs now
         log.warning("pipeline %s attempt %s: %s", pipeline_id, pipeline.attempt, reason)
         if pipeline.status in (STAGING, RUNNING) and not abandon:
@@ -251,9 +293,14 @@ class Attempts:
         self._final(pipeline_id, FAILED, reason, instance_ok=False, attempt=pipeline.attempt, abandon=abandon)
 
     def _retry(
-        self, pipeline_id: int, reason: str, exit_code: int | None = None, instance_ok: bool = True,
-        attempt: int | None = None, abandon: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        pipeline_id: int,
+        reason: str,
+        exit_code: int | None = None,
+        instance_ok: bool = True,
+        attempt: int | None = None,
+        abandon: bool = False,
+    ) -> None:
         def change(session, p: Pipeline):
             if p.status not in ACTIVE_STATES or (attempt is not None and p.attempt != attempt):
                 return None  # fenced: only the current attempt's outcome is recorded
@@ -270,9 +317,15 @@ class Attempts:
         self._after_release(self._end(pipeline_id, change), pipeline_id)
 
     def _final(
-        self, pipeline_id: int, to: str, reason: str, exit_code: int | None = None, instance_ok: bool = True,
-        attempt: int | None = None, abandon: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        pipeline_id: int,
+        to: str,
+        reason: str,
+        exit_code: int | None = None,
+        instance_ok: bool = True,
+        attempt: int | None = None,
+        abandon: bool = False,
+    ) -> None:
         def change(session, p: Pipeline):
             if p.status in FINAL_STATES or (attempt is not None and p.attempt != attempt):
                 return None  # fenced: only the current attempt's outcome is recorded
@@ -360,7 +413,7 @@ class Attempts:
             executor = self.pool.executor(instance)
             secrets = self.service.secrets_of(pipeline)
             for stream in runner.STREAMS:
-                read_raw = lambda offset, size, stream=stream: runner.read_log(executor, pipeline.job_dir, stream, offset, size)  # noqa: E731
+                read_raw = partial(runner.read_log, executor, pipeline.job_dir, stream)
                 MaskedLog(destination, stream).catch_up(read_raw, secrets, final=True)
             # An instance that has run its VIRTUAL_SERVER_TTL jobs is deleted next, files and all (where
             # deleting erases): removing the job directory first would only delay the next pipeline.

@@ -20,16 +20,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Hashable
 
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from scheduler_server.pipelines.models import BOOTING, BUSY, DELETING, IDLE, PROVISIONING, QUEUED, RUNNING, STAGING, Instance, Pipeline
 from scheduler_server.pipelines.jobdir import job_dir
-from scheduler_server.pipelines.storage.store import new_holder_id
+from scheduler_server.pipelines.models import (
+    BOOTING,
+    BUSY,
+    DELETING,
+    IDLE,
+    PROVISIONING,
+    QUEUED,
+    RUNNING,
+    STAGING,
+    Instance,
+    Pipeline,
+)
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
+from scheduler_server.pipelines.storage.store import new_holder_id
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +227,9 @@ class Dispatcher:
             if instance is None:
                 failed = self.pool.get(pipeline.instance_id) if pipeline.instance_id else None
                 why = f": {failed.error}" if failed is not None and failed.error else ""
-                self.submit(key, self.attempts.infra_failure, pipeline.id, f"instance failed to come up{why}", pipeline.attempt)
+                self.submit(
+                    key, self.attempts.infra_failure, pipeline.id, f"instance failed to come up{why}", pipeline.attempt
+                )
             elif instance.state == BUSY and instance.ready_at:
                 self.submit(key, self.attempts.start, pipeline.id)
         elif pipeline.status == STAGING:

@@ -15,7 +15,16 @@ import uuid
 from sqlalchemy import select
 
 from scheduler_server.pipelines.clouds.backend import BackendError, CloudBackend, InstanceInfo, NoCapacity
-from scheduler_server.pipelines.models import BOOTING, BROKEN, BUSY, DELETED, DELETING, IDLE, LIVE_INSTANCE_STATES, Instance
+from scheduler_server.pipelines.models import (
+    BOOTING,
+    BROKEN,
+    BUSY,
+    DELETED,
+    DELETING,
+    IDLE,
+    LIVE_INSTANCE_STATES,
+    Instance,
+)
 from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -68,7 +77,9 @@ class Pool:
 
     def create(self, session) -> Instance:
         name = f"pipeline-{self.backend.scheduler_id[:6]}-{uuid.uuid4().hex[:8]}"
-        instance = Instance(id=name, backend=self.backend.name, state=BOOTING, uses=0, created_at=time.time(), updated_at=time.time())
+        instance = Instance(
+            id=name, backend=self.backend.name, state=BOOTING, uses=0, created_at=time.time(), updated_at=time.time()
+        )
         session.add(instance)
         return instance
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 

@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 def hide_users_equal_to_passwords(store, secrets: SecretBox) -> int:
     """Mark every unmarked XNAT spec; return how many had their user hidden."""
     unmarked = (
-        Pipeline.type == "xnat", Pipeline.secret.is_not(None), Pipeline.spec["user_is_pwd"].as_boolean().is_(None),
-    )  # fmt: skip
+        Pipeline.type == "xnat",
+        Pipeline.secret.is_not(None),
+        Pipeline.spec["user_is_pwd"].as_boolean().is_(None),
+    )
     with store.read() as session:
         rows = session.execute(select(Pipeline.id, Pipeline.spec, Pipeline.secret).where(*unmarked)).all()
     if not rows:

@@ -33,7 +33,7 @@ class SecretBox:
             raise SecretError(f"{source}: not a Fernet key (32 url-safe base64-encoded bytes)") from None
 
     @classmethod
-    def from_config(cls, configured: str | None, data_path: Path) -> "SecretBox":
+    def from_config(cls, configured: str | None, data_path: Path) -> SecretBox:
         if configured:
             return cls(configured.strip())
         return cls(_key_file(data_path), source=f"key file {data_path / KEY_FILE}")
@@ -54,7 +54,9 @@ def _key_file(data_path: Path) -> bytes:
     try:
         return _read_or_create_key(path)
     except OSError as exc:
-        raise SecretError(f"key file {path}: cannot {'read' if path.exists() else 'create'} it ({exc.strerror or exc})") from None
+        raise SecretError(
+            f"key file {path}: cannot {'read' if path.exists() else 'create'} it ({exc.strerror or exc})"
+        ) from None
 
 
 def _read_or_create_key(path: Path) -> bytes:

@@ -22,8 +22,8 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine
@@ -31,8 +31,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED, Lease, Meta, Pipeline
+from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.storage.errors import StoreUnavailable, unavailable_reason
 from scheduler_server.pipelines.storage.health import WriteHealth
 

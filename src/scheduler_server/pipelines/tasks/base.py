@@ -92,16 +92,32 @@ class TaskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=4096, strict=True)
 
     script: str = Field(
-        min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA,
-        description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.", examples=["qmroct.sh"],
-    )  # fmt: skip
-    files: list[Annotated[str, Field(min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA), AfterValidator(check_relative_name)]] = Field(
-        default_factory=list, max_length=100, description="More files from LOCAL_SCRIPTS_FOLDER to upload next to the script."
+        min_length=1,
+        max_length=1024,
+        json_schema_extra=PLAIN_TEXT_SCHEMA,
+        description="Script to run, relative to LOCAL_SCRIPTS_FOLDER.",
+        examples=["qmroct.sh"],
+    )
+    files: list[
+        Annotated[
+            str,
+            Field(min_length=1, max_length=1024, json_schema_extra=PLAIN_TEXT_SCHEMA),
+            AfterValidator(check_relative_name),
+        ]
+    ] = Field(
+        default_factory=list,
+        max_length=100,
+        description="More files from LOCAL_SCRIPTS_FOLDER to upload next to the script.",
     )
     priority: Annotated[int, BeforeValidator(integral_number)] = Field(
-        0, ge=-1000, le=1000, description="Higher runs first; equal priorities run in submission order (5.0 counts as 5, as in JSON Schema)."
+        0,
+        ge=-1000,
+        le=1000,
+        description="Higher runs first; equal priorities run in submission order (5.0 counts as 5, as in JSON Schema).",
     )
-    timeout: float | None = Field(None, gt=0, le=30 * 86400, description="Seconds the script may run (default: pipelines.pipeline_timeout).")
+    timeout: float | None = Field(
+        None, gt=0, le=30 * 86400, description="Seconds the script may run (default: pipelines.pipeline_timeout)."
+    )
 
     @field_validator("script")
     @classmethod

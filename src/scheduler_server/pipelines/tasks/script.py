@@ -11,11 +11,14 @@ from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, Command, Ta
 
 class ScriptRequest(TaskRequest):
     type: Literal["script"] = Field(description="A plain script with its own arguments.")
-    args: list[Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]] = Field(default_factory=list, max_length=1000, description="Arguments after the script, each passed as one word.")
+    args: list[Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]] = Field(
+        default_factory=list, max_length=1000, description="Arguments after the script, each passed as one word."
+    )
     env: dict[str, Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]] = Field(
-        default_factory=dict, max_length=100,
+        default_factory=dict,
+        max_length=100,
         description="Extra environment variables for the script (not secret). Only names the site allows (pipelines.allowed_env_names, default PIPELINE_*); values are passed literally.",
-    )  # fmt: skip
+    )
 
     @field_validator("args")
     @classmethod

@@ -19,7 +19,9 @@ from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, SECRET, Com
 # Integers within 64 bits: the body parser refuses longer literals (web/json_body.py).
 _OptionInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 _OptionText = Annotated[str, Field(json_schema_extra=PLAIN_TEXT_SCHEMA)]
-Options = _OptionText | list[_OptionText | _OptionInt | float] | dict[_OptionText, _OptionText | _OptionInt | float | None]
+Options = (
+    _OptionText | list[_OptionText | _OptionInt | float] | dict[_OptionText, _OptionText | _OptionInt | float | None]
+)
 
 
 def options_to_args(options: Options) -> list[str]:
@@ -43,10 +45,16 @@ class XnatRequest(TaskRequest):
     type: Literal["xnat"] = Field("xnat", description="The seed's XNAT pipeline (default).")
     project: str = Field(min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT project.")
     subject: str = Field(min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT subject.")
-    session: str = Field(min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT session (experiment).")
+    session: str = Field(
+        min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT session (experiment)."
+    )
     host: str = Field(min_length=1, max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT base URL.")
     user: str = Field(min_length=1, max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT user.")
-    pwd: SecretStr = Field(max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT password: encrypted at rest, masked in every answer and log.")
+    pwd: SecretStr = Field(
+        max_length=4096,
+        json_schema_extra=PLAIN_TEXT_SCHEMA,
+        description="XNAT password: encrypted at rest, masked in every answer and log.",
+    )
     options: Options = Field(
         default_factory=list,
         description="Extra arguments after the seed's: a string (split like a shell would), a list, or {name: value} giving '-name value'.",
@@ -110,11 +118,15 @@ class XnatTask(TaskType):
 
     def command(self, spec: dict[str, Any], credentials_mode: str) -> Command:
         argv: list = [
-            "-project", spec["project"],
-            "-subject", spec["subject"],
-            "-session", spec["session"],
-            "-host", spec["host"],
-        ]  # fmt: skip
+            "-project",
+            spec["project"],
+            "-subject",
+            spec["subject"],
+            "-session",
+            spec["session"],
+            "-host",
+            spec["host"],
+        ]
         user = SECRET if spec.get("user_is_pwd") else spec["user"]
         env: dict = {}
         if credentials_mode == "env":

@@ -9,23 +9,40 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from scheduler_server.pipelines.redacted import instance_view, pipeline_view
 from scheduler_server.pipelines.service import PipelineError
 from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from scheduler_server.validation_text import field_and_problem
-from scheduler_server.pipelines.redacted import instance_view, pipeline_view
-from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.auth import AuthError
 from scheduler_server.web.errors import ApiError, status_style
 from scheduler_server.web.integers import ID_RANGE, IntegerError, parse_int
 from scheduler_server.web.openapi import spec
-from scheduler_server.web.pipelines.models import MAX_SUBMISSION, Deleted, ErrorOut, InstanceList, LogChunk, LogsQuery, PipelineListQuery, PipelineOut, PipelinePage, PipelineSubmission, SubmitAnswer, TokenQuery  # fmt: skip
+from scheduler_server.web.pipelines import lifecycle as common
+from scheduler_server.web.pipelines.models import (
+    MAX_SUBMISSION,
+    Deleted,
+    ErrorOut,
+    InstanceList,
+    LogChunk,
+    LogsQuery,
+    PipelineListQuery,
+    PipelineOut,
+    PipelinePage,
+    PipelineSubmission,
+    SubmitAnswer,
+    TokenQuery,
+)
 
 bp = Blueprint("pipelines_api", __name__, url_prefix="/api/v1")
 bp.before_request(common.guard)
 TAGS = ["pipelines"]
 ID = {"id": ("Pipeline id.", {"type": "integer", "minimum": ID_RANGE[0], "maximum": ID_RANGE[1]})}
 _UNAVAILABLE = {503: ("The service cannot serve this now (e.g. its database cannot take writes)", ErrorOut)}
-_COMMON = {400: ("A client mistake: the request does not match this document", ErrorOut), 401: ("Missing or wrong token", ErrorOut), **_UNAVAILABLE}
+_COMMON = {
+    400: ("A client mistake: the request does not match this document", ErrorOut),
+    401: ("Missing or wrong token", ErrorOut),
+    **_UNAVAILABLE,
+}
 _ERRORS = {**_COMMON, 404: ("No such pipeline", ErrorOut)}
 _SUBMIT_400 = (
     "A client mistake: the request does not match this document, or no pipeline was accepted because of a rule "
@@ -69,20 +86,31 @@ def _pipeline_id(raw: str) -> int:
 
 def _links_to_pipeline(id_expression: str) -> dict[str, dict]:
     """The operations that take a pipeline id, fed from ``id_expression`` (an OpenAPI runtime expression)."""
-    ops = {"GetPipeline": "get_api_v1_pipelines_id", "CancelPipeline": "post_api_v1_pipelines_id_cancel",
-           "RetryPipeline": "post_api_v1_pipelines_id_retry", "PipelineLogs": "get_api_v1_pipelines_id_logs"}  # fmt: skip
+    ops = {
+        "GetPipeline": "get_api_v1_pipelines_id",
+        "CancelPipeline": "post_api_v1_pipelines_id_cancel",
+        "RetryPipeline": "post_api_v1_pipelines_id_retry",
+        "PipelineLogs": "get_api_v1_pipelines_id_logs",
+    }
     return {name: {"operationId": op, "parameters": {"id": id_expression}} for name, op in ops.items()}
 
 
 @spec.operation(
-    "/api/v1/pipelines", "post", "Submit one pipeline or many", TAGS, body=PipelineSubmission, query=TokenQuery,
+    "/api/v1/pipelines",
+    "post",
+    "Submit one pipeline or many",
+    TAGS,
+    body=PipelineSubmission,
+    query=TokenQuery,
     links={201: _links_to_pipeline("$response.body#/pipelines/0/id")},
     responses={
-        201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer), **_COMMON,
-        400: (_SUBMIT_400, (ErrorOut, SubmitAnswer)), 413: ("Body larger than server.max_body_bytes", ErrorOut),
+        201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer),
+        **_COMMON,
+        400: (_SUBMIT_400, (ErrorOut, SubmitAnswer)),
+        413: ("Body larger than server.max_body_bytes", ErrorOut),
     },
     security=True,
-)  # fmt: skip
+)
 @bp.post("/pipelines")
 def submit():
     """Answers 201 when at least one pipeline was accepted, 400 when none was."""
@@ -99,10 +127,15 @@ def submit():
 
 
 @spec.operation(
-    "/api/v1/pipelines", "get", "List pipelines, filtered and paginated", TAGS, query=PipelineListQuery,
+    "/api/v1/pipelines",
+    "get",
+    "List pipelines, filtered and paginated",
+    TAGS,
+    query=PipelineListQuery,
     links={200: _links_to_pipeline("$response.body#/items/0/id")},
-    responses={200: ("One page", PipelinePage), **_COMMON}, security=True,
-)  # fmt: skip
+    responses={200: ("One page", PipelinePage), **_COMMON},
+    security=True,
+)
 @bp.get("/pipelines")
 def list_pipelines():
     query = _query(PipelineListQuery)
@@ -111,43 +144,70 @@ def list_pipelines():
     found, total = common.service().store.list_pipelines(
         statuses=statuses, project=query.project, offset=query.offset, limit=query.limit
     )
-    return jsonify({"total": total, "offset": query.offset, "limit": query.limit, "items": [pipeline_view(p) for p in found]})
+    return jsonify(
+        {"total": total, "offset": query.offset, "limit": query.limit, "items": [pipeline_view(p) for p in found]}
+    )
 
 
 @spec.operation(
-    "/api/v1/pipelines/{id}", "get", "One pipeline with its status history", TAGS, path_params=ID, query=TokenQuery,
-    responses={200: ("The pipeline", PipelineOut), **_ERRORS}, security=True,
-)  # fmt: skip
+    "/api/v1/pipelines/{id}",
+    "get",
+    "One pipeline with its status history",
+    TAGS,
+    path_params=ID,
+    query=TokenQuery,
+    responses={200: ("The pipeline", PipelineOut), **_ERRORS},
+    security=True,
+)
 @bp.get("/pipelines/<raw_id>")
 def get_pipeline(raw_id: str):
     return jsonify(pipeline_view(common.service().get(_pipeline_id(raw_id)), history=True))
 
 
 @spec.operation(
-    "/api/v1/pipelines/{id}/cancel", "post", "Cancel: dequeue it, or kill its process group on the instance", TAGS,
-    path_params=ID, query=TokenQuery, responses={202: ("Cancellation under way (or done)", PipelineOut), **_ERRORS, 409: ("Already finished", ErrorOut)},
+    "/api/v1/pipelines/{id}/cancel",
+    "post",
+    "Cancel: dequeue it, or kill its process group on the instance",
+    TAGS,
+    path_params=ID,
+    query=TokenQuery,
+    responses={202: ("Cancellation under way (or done)", PipelineOut), **_ERRORS, 409: ("Already finished", ErrorOut)},
     security=True,
-)  # fmt: skip
+)
 @bp.post("/pipelines/<raw_id>/cancel")
 def cancel(raw_id: str):
     return jsonify(pipeline_view(common.service().cancel(_pipeline_id(raw_id)), history=True)), 202
 
 
 @spec.operation(
-    "/api/v1/pipelines/{id}/retry", "post", "Queue a failed or cancelled pipeline again (attempts count anew)", TAGS,
-    path_params=ID, query=TokenQuery, responses={202: ("Queued again", PipelineOut), **_ERRORS, 409: ("Not failed or cancelled", ErrorOut)},
+    "/api/v1/pipelines/{id}/retry",
+    "post",
+    "Queue a failed or cancelled pipeline again (attempts count anew)",
+    TAGS,
+    path_params=ID,
+    query=TokenQuery,
+    responses={202: ("Queued again", PipelineOut), **_ERRORS, 409: ("Not failed or cancelled", ErrorOut)},
     security=True,
-)  # fmt: skip
+)
 @bp.post("/pipelines/<raw_id>/retry")
 def retry(raw_id: str):
     return jsonify(pipeline_view(common.service().retry(_pipeline_id(raw_id)), history=True)), 202
 
 
 @spec.operation(
-    "/api/v1/pipelines/{id}/logs", "get", "Tail the script's stdout or stderr", TAGS, path_params=ID, query=LogsQuery,
-    responses={200: ("A chunk of the log", LogChunk), **_ERRORS, 503: ("Instance unreachable, or the service cannot serve this now", ErrorOut)},
+    "/api/v1/pipelines/{id}/logs",
+    "get",
+    "Tail the script's stdout or stderr",
+    TAGS,
+    path_params=ID,
+    query=LogsQuery,
+    responses={
+        200: ("A chunk of the log", LogChunk),
+        **_ERRORS,
+        503: ("Instance unreachable, or the service cannot serve this now", ErrorOut),
+    },
     security=True,
-)  # fmt: skip
+)
 @bp.get("/pipelines/<raw_id>/logs")
 def logs(raw_id: str):
     """Read from byte ``since``; pass the answer's ``next`` as the following ``since`` to follow a running job."""
@@ -156,20 +216,39 @@ def logs(raw_id: str):
 
 
 @spec.operation(
-    "/api/v1/instances", "get", "Live instances", ["instances"], query=TokenQuery,
+    "/api/v1/instances",
+    "get",
+    "Live instances",
+    ["instances"],
+    query=TokenQuery,
     responses={200: ("Booting, idle, busy and deleting instances", InstanceList), **_COMMON},
     security=True,
-)  # fmt: skip
+)
 @bp.get("/instances")
 def instances():
     return jsonify({"items": [instance_view(i) for i in common.service().pool.live()]})
 
 
 @spec.operation(
-    "/api/v1/instances/{id}", "delete", "Delete one idle instance", ["instances"],
-    path_params={"id": ("Instance id (as GET /api/v1/instances lists it).", {"type": "string", "minLength": 1, "maxLength": 255, **PLAIN_TEXT_SCHEMA})},
-    query=TokenQuery, responses={200: ("Deleted", Deleted), **_COMMON, 404: ("No such live instance", ErrorOut), 409: ("In use or still booting", ErrorOut)}, security=True,
-)  # fmt: skip
+    "/api/v1/instances/{id}",
+    "delete",
+    "Delete one idle instance",
+    ["instances"],
+    path_params={
+        "id": (
+            "Instance id (as GET /api/v1/instances lists it).",
+            {"type": "string", "minLength": 1, "maxLength": 255, **PLAIN_TEXT_SCHEMA},
+        )
+    },
+    query=TokenQuery,
+    responses={
+        200: ("Deleted", Deleted),
+        **_COMMON,
+        404: ("No such live instance", ErrorOut),
+        409: ("In use or still booting", ErrorOut),
+    },
+    security=True,
+)
 @bp.delete("/instances/<instance_id>")
 def delete_instance(instance_id: str):
     # As the id column stores it; a NUL would reach PostgreSQL, which refuses it.

@@ -15,14 +15,22 @@ from werkzeug.exceptions import HTTPException
 from scheduler_server.config import ConfigError
 from scheduler_server.pipelines.clouds.backend import BackendError
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED
+from scheduler_server.pipelines.redacted import instance_view, pipeline_view
 from scheduler_server.pipelines.service import PipelineError
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
-from scheduler_server.pipelines.redacted import instance_view, pipeline_view
-from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.auth import AuthError
 from scheduler_server.web.errors import request_id, unavailable
 from scheduler_server.web.openapi import spec
-from scheduler_server.web.pipelines.models import MAX_SUBMISSION, DeleteInstancesQuery, PipelineIdQuery, PipelineIds, PipelineSubmission, SeedAnswer, TokenQuery  # fmt: skip
+from scheduler_server.web.pipelines import lifecycle as common
+from scheduler_server.web.pipelines.models import (
+    MAX_SUBMISSION,
+    DeleteInstancesQuery,
+    PipelineIdQuery,
+    PipelineIds,
+    PipelineSubmission,
+    SeedAnswer,
+    TokenQuery,
+)
 
 log = logging.getLogger("scheduler_server.web")
 
@@ -63,7 +71,9 @@ def _auth_error(exc: AuthError):
 def _http_error(exc: HTTPException):
     message = exc.description or exc.name
     if exc.code == 413:
-        message = f"request body: larger than the {current_app.config.get('MAX_CONTENT_LENGTH')} bytes this server accepts"
+        message = (
+            f"request body: larger than the {current_app.config.get('MAX_CONTENT_LENGTH')} bytes this server accepts"
+        )
     return _error(message, exc.code or 500)
 
 
@@ -94,9 +104,15 @@ _SUBMIT_400 = (
 
 
 @spec.operation(
-    "/pipeline", "get", "List active and queued pipelines (or the ones named by id)", TAGS,
-    query=PipelineIdQuery, models=[PipelineIds], responses=_RESPONSES, security=True,
-)  # fmt: skip
+    "/pipeline",
+    "get",
+    "List active and queued pipelines (or the ones named by id)",
+    TAGS,
+    query=PipelineIdQuery,
+    models=[PipelineIds],
+    responses=_RESPONSES,
+    security=True,
+)
 @bp.get("/pipeline")
 def list_pipelines():
     """All queued and active pipelines. With ?id=1,2 or a JSON body {"id": 1} / {"id": [1, 2]} (or a list of such
@@ -126,10 +142,19 @@ def _requested_ids() -> list[int] | None:
 
 
 @spec.operation(
-    "/pipeline", "post", "Register one pipeline or a list of them", TAGS, body=PipelineSubmission,
-    query=TokenQuery, responses={**_RESPONSES, 400: (_SUBMIT_400, SeedAnswer), 413: ("Body larger than server.max_body_bytes", SeedAnswer)},
+    "/pipeline",
+    "post",
+    "Register one pipeline or a list of them",
+    TAGS,
+    body=PipelineSubmission,
+    query=TokenQuery,
+    responses={
+        **_RESPONSES,
+        400: (_SUBMIT_400, SeedAnswer),
+        413: ("Body larger than server.max_body_bytes", SeedAnswer),
+    },
     security=True,
-)  # fmt: skip
+)
 @bp.post("/pipeline")
 def submit_pipelines():
     """One object gets {"id", "status"}; a list gets one report per item: a bad item is rejected with its
@@ -154,7 +179,13 @@ def submit_pipelines():
 
 
 @spec.operation(
-    "/instance", "get", "List instances (booting, idle and busy)", TAGS, query=TokenQuery, responses=_RESPONSES, security=True
+    "/instance",
+    "get",
+    "List instances (booting, idle and busy)",
+    TAGS,
+    query=TokenQuery,
+    responses=_RESPONSES,
+    security=True,
 )
 @bp.get("/instance")
 def list_instances():
@@ -162,10 +193,14 @@ def list_instances():
 
 
 @spec.operation(
-    "/instance", "delete", "Delete the backend's instances this scheduler does not track", TAGS,
-    query=DeleteInstancesQuery, responses={**_RESPONSES, 503: ("Backend unreachable, or the service cannot serve this now", SeedAnswer)},
+    "/instance",
+    "delete",
+    "Delete the backend's instances this scheduler does not track",
+    TAGS,
+    query=DeleteInstancesQuery,
+    responses={**_RESPONSES, 503: ("Backend unreachable, or the service cannot serve this now", SeedAnswer)},
     security=True,
-)  # fmt: skip
+)
 @bp.delete("/instance")
 def delete_instances():
     """By default only instances tagged with this scheduler's id that it no longer tracks (crash
@@ -191,7 +226,15 @@ def _bool_query(model):
     return model(**values)
 
 
-@spec.operation("/config", "get", "The effective configuration (secrets masked)", TAGS, query=TokenQuery, responses=_RESPONSES, security=True)
+@spec.operation(
+    "/config",
+    "get",
+    "The effective configuration (secrets masked)",
+    TAGS,
+    query=TokenQuery,
+    responses=_RESPONSES,
+    security=True,
+)
 @bp.get("/config")
 def get_config():
     settings = service().settings
@@ -199,10 +242,14 @@ def get_config():
 
 
 @spec.operation(
-    "/config", "put", "Reload the configuration file; an invalid file keeps the running configuration", TAGS,
-    query=TokenQuery, responses={**_RESPONSES, 400: ("The configuration file is invalid: the running configuration is kept", SeedAnswer)},
+    "/config",
+    "put",
+    "Reload the configuration file; an invalid file keeps the running configuration",
+    TAGS,
+    query=TokenQuery,
+    responses={**_RESPONSES, 400: ("The configuration file is invalid: the running configuration is kept", SeedAnswer)},
     security=True,
-)  # fmt: skip
+)
 @bp.put("/config")
 def reload_config():
     try:

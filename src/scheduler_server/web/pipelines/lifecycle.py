@@ -15,18 +15,20 @@ from flask import Flask, current_app, request
 
 from scheduler_server.config import ConfigError
 from scheduler_server.pipelines.clouds.backend import BackendConfigError
-from scheduler_server.pipelines.storage.secrets import SecretError
 from scheduler_server.pipelines.service import PipelineService
+from scheduler_server.pipelines.storage.secrets import SecretError
 from scheduler_server.web.auth import TokenAuth, warn_if_open
-from scheduler_server.web.integers import INT32_MAX
 from scheduler_server.web.bodies import BodyError, json_body
+from scheduler_server.web.integers import INT32_MAX
 from scheduler_server.web.openapi import spec
 
 __all__ = ["BodyError", "json_body", "parse_ids", "service", "guard", "install", "start_pipelines"]
 
 EXTENSION = "pipelines"
 
-spec.security_schemes.setdefault("bearerAuth", {"type": "http", "scheme": "bearer", "description": "A line of pipelines.tokens_file."})
+spec.security_schemes.setdefault(
+    "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A line of pipelines.tokens_file."}
+)
 spec.security_schemes.setdefault("tokenQuery", {"type": "apiKey", "in": "query", "name": "token"})
 
 

@@ -6,7 +6,7 @@ Pipeline requests themselves are validated by the task types' own models
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
@@ -17,12 +17,14 @@ from scheduler_server.pipelines.tasks.xnat import XnatRequest
 from scheduler_server.web.integers import BYTE_OFFSET_MAX, INT32_MAX, QueryInt
 from scheduler_server.web.patterns import matching
 
-PipelineRequest = Union[XnatRequest, ScriptRequest]
+PipelineRequest = XnatRequest | ScriptRequest
 #: Most pipelines one request may submit (each is validated and inserted in the request).
 MAX_SUBMISSION = 1000
 
 
-class PipelineSubmission(RootModel[Union[PipelineRequest, Annotated[list[PipelineRequest], Field(min_length=1, max_length=MAX_SUBMISSION)]]]):
+class PipelineSubmission(
+    RootModel[PipelineRequest | Annotated[list[PipelineRequest], Field(min_length=1, max_length=MAX_SUBMISSION)]]
+):
     """One pipeline request, or a non-empty list of them (each gets its own report)."""
 
 
@@ -152,7 +154,9 @@ class SubmitAnswer(BaseModel):
 class LogsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stream: Literal["stdout", "stderr"] = "stdout"
-    since: QueryInt = Field(0, ge=0, le=BYTE_OFFSET_MAX, description="Byte offset to read from: the 'next' of the previous answer.")
+    since: QueryInt = Field(
+        0, ge=0, le=BYTE_OFFSET_MAX, description="Byte offset to read from: the 'next' of the previous answer."
+    )
     max_bytes: QueryInt = Field(256 * 1024, ge=1, le=8 * 1024 * 1024)
     token: Token
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from scheduler_server.observing.policies.basic import blocks
-from scheduler_server.observing.sky.geometry import cos_distance_to_box, cos_distance_to_box_at, distance_to_box
 from scheduler_server.observing.sky.ephemerides import Samples
+from scheduler_server.observing.sky.geometry import cos_distance_to_box, cos_distance_to_box_at, distance_to_box
 
 Box = tuple[float, float, float, float]  # az_lo, az_hi, el_lo, el_hi
 MARGIN_DEG = 0.1
@@ -38,7 +38,9 @@ class SunGuard:
         if self._clear_below(box, el):
             return blocks.empty()
         bad = cos_distance_to_box(*trig, box) > self._cos_limit
-        found = blocks.pad(blocks.from_mask(t, bad), self.lookahead + self.pad + self.sun.step, self.pad + self.sun.step)
+        found = blocks.pad(
+            blocks.from_mask(t, bad), self.lookahead + self.pad + self.sun.step, self.pad + self.sun.step
+        )
         return blocks.overlaps(int(np.floor(t_from)), int(np.ceil(t_to)), found)
 
     def safe(self, box: Box, t_from: float, t_to: float, look_ahead: bool = True) -> bool:

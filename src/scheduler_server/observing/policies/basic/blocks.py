@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class Scan:
     def az_hi(self) -> float:
         return self.az + self.throw
 
-    def replace(self, **changes) -> "Scan":
+    def replace(self, **changes) -> Scan:
         return dataclasses.replace(self, **changes)
 
     def to_block(self) -> Block:
@@ -58,7 +58,7 @@ class Scan:
 
 
 def utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
 
 
 def iso(seconds: float) -> str:

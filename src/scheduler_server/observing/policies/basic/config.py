@@ -12,9 +12,18 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from scheduler_server.observing.master.patches import GeneratorConfig, SiteConfig
-from scheduler_server.observing.policies.basic.rules import AltRange, DayMod, DriftMode, MakeSourcePlan, MakeSourceScan, MinDuration, MoonAvoidance, SunAvoidance
-from scheduler_server.observing.telescope import TelescopeModel
 from scheduler_server.observing.policies.base import PolicyConfig
+from scheduler_server.observing.policies.basic.rules import (
+    AltRange,
+    DayMod,
+    DriftMode,
+    MakeSourcePlan,
+    MakeSourceScan,
+    MinDuration,
+    MoonAvoidance,
+    SunAvoidance,
+)
+from scheduler_server.observing.telescope import TelescopeModel
 
 Planet = Literal["mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"]
 _AS_WRITTEN = ConfigDict(serialize_by_alias=True)
@@ -23,17 +32,35 @@ _AS_WRITTEN = ConfigDict(serialize_by_alias=True)
 class Rules(PolicyConfig):
     model_config = _AS_WRITTEN
 
-    sun_avoidance: SunAvoidance = Field(default_factory=SunAvoidance, alias="sun-avoidance", description="Sun safety; always on.")
-    moon_avoidance: MoonAvoidance | None = Field(default_factory=MoonAvoidance, alias="moon-avoidance", description="Moon avoidance; null turns it off.")
-    day_mod: DayMod | None = Field(default_factory=DayMod, alias="day-mod", description="Calibrate every n-th sidereal day; null: every day.")
-    drift_mode: DriftMode | None = Field(default_factory=DriftMode, alias="drift-mode", description="Rising, setting or both calibration windows.")
-    alt_range: AltRange | None = Field(default_factory=AltRange, alias="alt-range", description="Elevations allowed for calibration scans.")
-    calibration_min_duration: MinDuration | None = Field(
-        default_factory=MinDuration, alias="calibration-min-duration", description="Shortest calibration scan kept (after cuts)."
+    sun_avoidance: SunAvoidance = Field(
+        default_factory=SunAvoidance, alias="sun-avoidance", description="Sun safety; always on."
     )
-    min_duration: MinDuration | None = Field(default_factory=MinDuration, alias="min-duration", description="Shortest scan of any kind kept, after merging.")
-    make_source_plan: MakeSourcePlan = Field(default_factory=MakeSourcePlan, alias="make-source-plan", description="Array footprint for planet scans.")
-    make_source_scan: MakeSourceScan = Field(default_factory=MakeSourceScan, alias="make-source-scan", description="Start choice within a window.")
+    moon_avoidance: MoonAvoidance | None = Field(
+        default_factory=MoonAvoidance, alias="moon-avoidance", description="Moon avoidance; null turns it off."
+    )
+    day_mod: DayMod | None = Field(
+        default_factory=DayMod, alias="day-mod", description="Calibrate every n-th sidereal day; null: every day."
+    )
+    drift_mode: DriftMode | None = Field(
+        default_factory=DriftMode, alias="drift-mode", description="Rising, setting or both calibration windows."
+    )
+    alt_range: AltRange | None = Field(
+        default_factory=AltRange, alias="alt-range", description="Elevations allowed for calibration scans."
+    )
+    calibration_min_duration: MinDuration | None = Field(
+        default_factory=MinDuration,
+        alias="calibration-min-duration",
+        description="Shortest calibration scan kept (after cuts).",
+    )
+    min_duration: MinDuration | None = Field(
+        default_factory=MinDuration, alias="min-duration", description="Shortest scan of any kind kept, after merging."
+    )
+    make_source_plan: MakeSourcePlan = Field(
+        default_factory=MakeSourcePlan, alias="make-source-plan", description="Array footprint for planet scans."
+    )
+    make_source_scan: MakeSourceScan = Field(
+        default_factory=MakeSourceScan, alias="make-source-scan", description="Start choice within a window."
+    )
 
 
 class BasicConfig(PolicyConfig):
@@ -47,12 +74,20 @@ class BasicConfig(PolicyConfig):
         ),
         json_schema_extra={"site_only": True},
     )
-    master_generator: GeneratorConfig = Field(default_factory=GeneratorConfig, description="How the default master schedule is generated.")
-    calibration_targets: tuple[Planet, ...] = Field(("uranus", "saturn"), max_length=7, description="Planets to calibrate on; [] for none.")
-    site: SiteConfig = Field(default_factory=SiteConfig, description="The observatory (the SO site in Atacama by default).")
+    master_generator: GeneratorConfig = Field(
+        default_factory=GeneratorConfig, description="How the default master schedule is generated."
+    )
+    calibration_targets: tuple[Planet, ...] = Field(
+        ("uranus", "saturn"), max_length=7, description="Planets to calibrate on; [] for none."
+    )
+    site: SiteConfig = Field(
+        default_factory=SiteConfig, description="The observatory (the SO site in Atacama by default)."
+    )
     telescope: TelescopeModel = Field(default_factory=TelescopeModel, description="Slew speeds and command durations.")
     routing_elevations: tuple[float, ...] = Field(
-        (30.0, 45.0, 60.0, 75.0), max_length=10, description="Elevations tried for a detour or a parking spot when a slew or wait would pass the sun."
+        (30.0, 45.0, 60.0, 75.0),
+        max_length=10,
+        description="Elevations tried for a detour or a parking spot when a slew or wait would pass the sun.",
     )
     test_mode: bool = Field(True, description="Argument of initialize() in the script.")
     rules: Rules = Field(default_factory=Rules)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import numpy as np
 
-from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.policies.basic.blocks import CALIBRATION, Scan
+from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.sky.ephemerides import Site
 
 STEP_SECONDS = 120  # planets move slowly: linear interpolation over 2 min errs by < 0.001 deg
@@ -85,7 +85,7 @@ class Window:
     def t1(self) -> int:
         return int(self.t[-1])
 
-    def trimmed(self, keep: np.ndarray) -> list["Window"]:
+    def trimmed(self, keep: np.ndarray) -> list[Window]:
         """The runs of start times where ``keep`` holds, each as its own window."""
         out = []
         edges = np.diff(np.concatenate(([0], keep.astype(np.int8), [0])))
@@ -97,7 +97,9 @@ class Window:
         return out
 
     def scan_at(self, start: float) -> Scan:
-        length, az, el, throw = (float(np.interp(start, self.t, arr)) for arr in (self.length, self.az, self.el, self.throw))
+        length, az, el, throw = (
+            float(np.interp(start, self.t, arr)) for arr in (self.length, self.az, self.el, self.throw)
+        )
         t0 = int(round(start))
         return Scan(
             name=self.target,
@@ -177,7 +179,7 @@ def pick_scan(window: Window, preferred_length: float) -> Scan:
     """One scan in the window: a start offset drawn at random, seeded by the window's date."""
     duration = window.t1 - window.t0
     allowance = duration - min(preferred_length, duration)
-    day = datetime.fromtimestamp(window.t0, tz=timezone.utc).strftime("%Y-%m-%d")
+    day = datetime.fromtimestamp(window.t0, tz=UTC).strftime("%Y-%m-%d")
     seed = hashlib.sha256(f"{window.target}/{window.mode}/{day}/{window.t0}".encode()).digest()
     offset = random.Random(int.from_bytes(seed[:8], "big")).uniform(0.0, allowance)
     return window.scan_at(window.t0 + offset)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
-from scheduler_server.observing.service import ScheduleInputError
 from scheduler_server.observing.policies.base import Policy, PolicyFailure, ScheduleResult
 from scheduler_server.observing.policies.basic.config import PRESETS, BasicConfig
+from scheduler_server.observing.service import ScheduleInputError
 
 log = logging.getLogger(__name__)
 SITE_TOLERANCE_DEG = 0.01
@@ -44,11 +44,11 @@ class BasicPolicy(Policy):
 
     def schedule(self, t0: datetime, t1: datetime, config: BasicConfig) -> ScheduleResult:
         from scheduler_server.observing.policies.basic import script as commands
-        from scheduler_server.observing.safety import checker as safety
         from scheduler_server.observing.policies.basic.blocks import CALIBRATION
         from scheduler_server.observing.policies.basic.rules import Context
-        from scheduler_server.observing.sky.ephemerides import Samples
         from scheduler_server.observing.policies.basic.slews import SlewPlanner
+        from scheduler_server.observing.safety import checker as safety
+        from scheduler_server.observing.sky.ephemerides import Samples
 
         a, b = int(math.floor(t0.timestamp())), int(math.ceil(t1.timestamp()))
         _within_ephemeris(t0, t1)
@@ -73,18 +73,24 @@ class BasicPolicy(Policy):
             calibration = [c for c in calibration if c not in lost]
             kept = plan.before(min(c.t0 for c in lost) - NEAR_SECONDS)
             resume = kept.kept[-1][0].t1 if kept.kept else float("-inf")
-            plan = planner.plan([s for s in self._merge(master, calibration, config) if s.t0 >= resume], prefix=kept, earlier=plan)
+            plan = planner.plan(
+                [s for s in self._merge(master, calibration, config) if s.t0 >= resume], prefix=kept, earlier=plan
+            )
         text = commands.script(plan.kept, config.test_mode)
-        report = safety.check_script(text, sun_rule.min_angle, config.telescope, site, start=a, step=sun_rule.time_step, sun=sun)
+        report = safety.check_script(
+            text, sun_rule.min_angle, config.telescope, site, start=a, step=sun_rule.time_step, sun=sun
+        )
         if not report.safe:
             log.error("refusing an unsafe schedule for %s..%s: %s", t0, t1, "; ".join(report.lines()))
-            raise PolicyFailure("the schedule failed the independent sun-safety check: " + "; ".join(report.lines()[:3]))
+            raise PolicyFailure(
+                "the schedule failed the independent sun-safety check: " + "; ".join(report.lines()[:3])
+            )
         return ScheduleResult(commands=text, blocks=[scan.to_block() for scan, _ in plan.kept])
 
     def _master(self, config: BasicConfig, site, a: int, b: int):
-        from scheduler_server.observing.policies.basic.blocks import MASTER, Scan, hhmm
-        from scheduler_server.observing.master.toast import MasterScheduleError, read
         from scheduler_server.observing.master.generate import generate
+        from scheduler_server.observing.master.toast import MasterScheduleError, read
+        from scheduler_server.observing.policies.basic.blocks import MASTER, Scan, hhmm
 
         if config.master_schedule is None:
             schedule = generate(a, b, config.master_generator, site)
@@ -93,7 +99,10 @@ class BasicPolicy(Policy):
                 schedule = read(config.master_schedule)
             except MasterScheduleError as exc:
                 raise ScheduleInputError("policy.config.master_schedule", str(exc)) from None
-            if abs(schedule.site.lat - site.lat) > SITE_TOLERANCE_DEG or abs(schedule.site.lon - site.lon) > SITE_TOLERANCE_DEG:
+            if (
+                abs(schedule.site.lat - site.lat) > SITE_TOLERANCE_DEG
+                or abs(schedule.site.lon - site.lon) > SITE_TOLERANCE_DEG
+            ):
                 raise ScheduleInputError(
                     "policy.config.master_schedule",
                     f"the file's site ({schedule.site.lat}, {schedule.site.lon}) is not the configured site"
@@ -103,10 +112,21 @@ class BasicPolicy(Policy):
         scans = []
         for row in schedule.between(a, b):
             if not lo <= row.el <= hi:
-                log.info("master scan %s at %s dropped: el %g outside telescope.el_limits", row.name, hhmm(row.start), row.el)
+                log.info(
+                    "master scan %s at %s dropped: el %g outside telescope.el_limits", row.name, hhmm(row.start), row.el
+                )
                 continue
             drift = "rising" if row.rising else "setting"
-            scan = Scan(row.name, MASTER, row.start, row.stop, round(row.az_min, 2), round(row.el, 2), round(row.throw, 2), drift)
+            scan = Scan(
+                row.name,
+                MASTER,
+                row.start,
+                row.stop,
+                round(row.az_min, 2),
+                round(row.el, 2),
+                round(row.throw, 2),
+                drift,
+            )
             if scan.t0 < a or scan.t1 > b:
                 scan = scan.replace(t0=max(scan.t0, a), t1=min(scan.t1, b), cuts=("trimmed to the requested window",))
             scans.append(scan)
@@ -120,7 +140,11 @@ class BasicPolicy(Policy):
         scans = []
         for target in config.calibration_targets:
             longest = rules.make_source_plan.max_obs_length
-            windows = [w for w in planets.windows_near(target, site, a, b, footprint, longest) if w.t0 <= b and w.t1 + longest >= a]
+            windows = [
+                w
+                for w in planets.windows_near(target, site, a, b, footprint, longest)
+                if w.t0 <= b and w.t1 + longest >= a
+            ]
             for rule in (rules.drift_mode, rules.day_mod):
                 if rule is not None:
                     windows = [w for w in windows if rule.keep(w)]
@@ -130,7 +154,9 @@ class BasicPolicy(Policy):
                 scan = planets.pick_scan(window, rules.make_source_scan.preferred_length)
                 if scan.t1 > a and scan.t0 < b:
                     if scan.t0 < a or scan.t1 > b:
-                        scan = scan.replace(t0=max(scan.t0, a), t1=min(scan.t1, b), cuts=("trimmed to the requested window",))
+                        scan = scan.replace(
+                            t0=max(scan.t0, a), t1=min(scan.t1, b), cuts=("trimmed to the requested window",)
+                        )
                     scans.append(scan)
         scans = _first_come(sorted(scans, key=lambda s: (s.t0, s.name)))
         lo, hi = config.telescope.el_limits
@@ -149,12 +175,22 @@ class BasicPolicy(Policy):
         scans = []
         for scan in master:
             pieces = [scan]
-            near = calibration[bisect_left(cal_starts, scan.t0 - NEAR_SECONDS) : bisect_right(cal_starts, scan.t1 + NEAR_SECONDS)]
+            near = calibration[
+                bisect_left(cal_starts, scan.t0 - NEAR_SECONDS) : bisect_right(cal_starts, scan.t1 + NEAR_SECONDS)
+            ]
             for cal in near:
                 cut = []
                 for piece in pieces:
-                    into = model.bias_step_seconds + model.slew_seconds((piece.az, piece.az_hi), piece.el, cal.az, cal.el) + model.bias_dets_seconds
-                    back = model.bias_step_seconds + model.slew_seconds((cal.az, cal.az_hi), cal.el, piece.az, piece.el) + model.bias_dets_seconds
+                    into = (
+                        model.bias_step_seconds
+                        + model.slew_seconds((piece.az, piece.az_hi), piece.el, cal.az, cal.el)
+                        + model.bias_dets_seconds
+                    )
+                    back = (
+                        model.bias_step_seconds
+                        + model.slew_seconds((cal.az, cal.az_hi), cal.el, piece.az, piece.el)
+                        + model.bias_dets_seconds
+                    )
                     cut += _cut(piece, cal.t0 - into - LEAD_MARGIN_SECONDS, cal.t1 + back, f"calibration {cal.name}")
                 pieces = cut
             scans += pieces
@@ -171,13 +207,14 @@ class BasicPolicy(Policy):
 
 
 def _within_ephemeris(t0: datetime, t1: datetime) -> None:
-    from datetime import timezone
 
     from scheduler_server.observing.sky.ephemerides import COVERED
 
-    first, last = (datetime.fromisoformat(d).replace(tzinfo=timezone.utc) for d in COVERED)
+    first, last = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in COVERED)
     if t0 < first:
-        raise ScheduleInputError("t0", f"the basic policy's ephemeris starts at {COVERED[0]}; {t0:%Y-%m-%d} is too early")
+        raise ScheduleInputError(
+            "t0", f"the basic policy's ephemeris starts at {COVERED[0]}; {t0:%Y-%m-%d} is too early"
+        )
     if t1 > last:
         raise ScheduleInputError("t1", f"the basic policy's ephemeris ends at {COVERED[1]}; {t1:%Y-%m-%d} is too late")
 
@@ -197,7 +234,12 @@ def _first_come(scans):
     kept = []
     for scan in scans:
         if kept and scan.t0 < kept[-1].t1:
-            log.info("calibration %s at %s dropped: overlaps calibration %s", scan.name, scan.to_block().t0.isoformat(), kept[-1].name)
+            log.info(
+                "calibration %s at %s dropped: overlaps calibration %s",
+                scan.name,
+                scan.to_block().t0.isoformat(),
+                kept[-1].name,
+            )
             continue
         kept.append(scan)
     return kept

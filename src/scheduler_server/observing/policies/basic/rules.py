@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -45,10 +45,18 @@ class SunAvoidance(PolicyConfig):
     """Cut every part of a scan that is, or within min_sun_time will be, too near the sun."""
 
     mode: Literal["angular", "box"] = Field(
-        "angular", description="'angular': true angular distance; 'box': the seed's az/alt box test (plus the min_angle floor)."
+        "angular",
+        description="'angular': true angular distance; 'box': the seed's az/alt box test (plus the min_angle floor).",
     )
-    min_angle: float = Field(41.0, ge=0, le=90, description="Least angular distance (deg) from the sun to any point a scan, slew or wait occupies.")
-    min_sun_time: float = Field(1980.0, ge=0, description="Seconds the sun must stay farther than min_angle from wherever the telescope points.")
+    min_angle: float = Field(
+        41.0,
+        ge=0,
+        le=90,
+        description="Least angular distance (deg) from the sun to any point a scan, slew or wait occupies.",
+    )
+    min_sun_time: float = Field(
+        1980.0, ge=0, description="Seconds the sun must stay farther than min_angle from wherever the telescope points."
+    )
     min_angle_az: float = Field(6.0, ge=0, description="Box mode: unsafe where |d_az| - throw <= this (deg) ...")
     min_angle_alt: float = Field(6.0, ge=0, description="... and |d_alt| <= this (deg).")
     time_step: int = Field(10, ge=1, le=60, description="Seconds between sun samples.")
@@ -122,7 +130,15 @@ class MinDuration(PolicyConfig):
         kept = []
         for scan in scans:
             if (kind is None or scan.kind == kind) and scan.duration < self.min_duration:
-                log.info("%s: dropped %s %s at %s (%d s < %g s)", rule, scan.kind, scan.name, _hhmm(scan.t0), scan.duration, self.min_duration)
+                log.info(
+                    "%s: dropped %s %s at %s (%d s < %g s)",
+                    rule,
+                    scan.kind,
+                    scan.name,
+                    _hhmm(scan.t0),
+                    scan.duration,
+                    self.min_duration,
+                )
                 continue
             kept.append(scan)
         return kept
@@ -133,12 +149,14 @@ class DayMod(PolicyConfig):
 
     day: int = Field(0, ge=0, description="Which day of the cycle (0-based).")
     day_mod: int = Field(1, ge=1, description="Length of the cycle in sidereal days; 1 is every day.")
-    day_ref: datetime = Field(datetime(2014, 1, 1, tzinfo=timezone.utc), description="Start of day 0 (UTC if no offset is given).")
+    day_ref: datetime = Field(
+        datetime(2014, 1, 1, tzinfo=UTC), description="Start of day 0 (UTC if no offset is given)."
+    )
 
     @field_validator("day_ref")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _in_cycle(self):
@@ -190,7 +208,9 @@ class Spec(PolicyConfig):
 class MakeSourcePlan(PolicyConfig):
     """Where and how long a planet takes to drift through the array footprint."""
 
-    specs: tuple[Spec, ...] = Field((Spec(),), min_length=1, max_length=64, description="Array footprint(s): bounds_x, bounds_y in deg.")
+    specs: tuple[Spec, ...] = Field(
+        (Spec(),), min_length=1, max_length=64, description="Array footprint(s): bounds_x, bounds_y in deg."
+    )
     spec_shape: Literal["ellipse", "box"] = Field("ellipse", description="Shape of each footprint.")
     max_obs_length: float = Field(6000.0, gt=0, description="Longest calibration scan, seconds.")
 
@@ -203,7 +223,9 @@ class MakeSourcePlan(PolicyConfig):
 class MakeSourceScan(PolicyConfig):
     """Which start to use in each observing window."""
 
-    preferred_length: float = Field(1800.0, gt=0, description="The random start offset leaves this much of the window (s).")
+    preferred_length: float = Field(
+        1800.0, gt=0, description="The random start offset leaves this much of the window (s)."
+    )
 
 
 def _log_cut(pieces: list[Scan], original: Scan, rule: str) -> list[Scan]:
@@ -215,4 +237,4 @@ def _log_cut(pieces: list[Scan], original: Scan, rule: str) -> list[Scan]:
 
 
 def _hhmm(seconds: float) -> str:
-    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -33,7 +33,8 @@ def script(plan: list[tuple[Scan, Route]], test_mode: bool = True) -> str:
     return "\n".join(parts)
 
 
-def block(scan: Scan, route: Route = Route()) -> str:
+def block(scan: Scan, route: Route | None = None) -> str:
+    route = route or Route()
     # Names come from validated patch names or master-schedule files; keep a comment
     # on one line whatever they hold, and quote them as Python literals.
     lines = [f"# {_one_line(scan.name)}"]

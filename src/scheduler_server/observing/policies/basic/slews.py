@@ -62,7 +62,7 @@ class Plan:
     # before it: what lets a later plan take over this one's tail (``plan(earlier=)``).
     steps: list[tuple[Scan, _State, int, int]] = field(default_factory=list)
 
-    def before(self, moment: float) -> "Plan":
+    def before(self, moment: float) -> Plan:
         """The part of the plan whose scans end before ``moment``."""
         n = 0
         while n < len(self.kept) and self.kept[n][0].t1 < moment:
@@ -74,14 +74,32 @@ class Plan:
 class Infeasible(Exception):
     """A route that does not work; the reason is worked out only if it is reported."""
 
-    def __init__(self, guard: SunGuard | None = None, box: Box | None = None, t_from=0.0, t_to=0.0, what="", reason="", ahead=True):
+    def __init__(
+        self,
+        guard: SunGuard | None = None,
+        box: Box | None = None,
+        t_from=0.0,
+        t_to=0.0,
+        what="",
+        reason="",
+        ahead=True,
+    ):
         super().__init__(what or reason)
-        self.guard, self.box, self.span, self.what, self.reason, self.ahead = guard, box, (t_from, t_to), what, reason, ahead
+        self.guard, self.box, self.span, self.what, self.reason, self.ahead = (
+            guard,
+            box,
+            (t_from, t_to),
+            what,
+            reason,
+            ahead,
+        )
 
     def __str__(self) -> str:
         if self.reason:
             return self.reason
-        distance, when = self.guard.closest(self.box, self.span[0], self.span[1] + (self.guard.lookahead if self.ahead else 0.0))
+        distance, when = self.guard.closest(
+            self.box, self.span[0], self.span[1] + (self.guard.lookahead if self.ahead else 0.0)
+        )
         return f"{self.what} would come {distance:.1f} deg from the sun at {hhmm(when)} (limit {self.guard.min_angle:g} deg)"
 
 
@@ -92,7 +110,7 @@ class SlewPlanner:
         self.elevations = tuple(e for e in routing_elevations if lo <= e <= hi)
         self.start = start
 
-    def plan(self, scans: list[Scan], prefix: "Plan | None" = None, earlier: "Plan | None" = None) -> "Plan":
+    def plan(self, scans: list[Scan], prefix: Plan | None = None, earlier: Plan | None = None) -> Plan:
         """Routes to the scans that can be reached safely; the others dropped, with why.
 
         ``prefix`` is the start of an earlier plan to continue from (its state is kept).
@@ -101,7 +119,11 @@ class SlewPlanner:
         decision from there on would be the same, so ``earlier``'s are taken as they are.
         """
         plan = Plan(list(prefix.kept), list(prefix.dropped), list(prefix.states)) if prefix else Plan()
-        state = plan.states[-1] if plan.states else _State(self.start + self.model.uxm_setup_seconds + self.model.iv_curve_seconds, None)
+        state = (
+            plan.states[-1]
+            if plan.states
+            else _State(self.start + self.model.uxm_setup_seconds + self.model.iv_curve_seconds, None)
+        )
         tail = _common_tail(scans, [step[0] for step in earlier.steps]) if earlier else 0
         for k, scan in enumerate(scans):
             if k >= len(scans) - tail:
@@ -151,7 +173,9 @@ class SlewPlanner:
                 yield Route(via, f"slewed via elevation {el:g} to keep clear of the sun")
                 leave = self._latest_departure(state.where, Move(scan.az, scan.el), scan, via)
                 if leave > state.clock:
-                    yield Route((Wait(leave), *via), f"left late and slewed via elevation {el:g} to keep clear of the sun")
+                    yield Route(
+                        (Wait(leave), *via), f"left late and slewed via elevation {el:g} to keep clear of the sun"
+                    )
         for park in self._parkings(state, scan):
             leave = self._latest_departure(_point(park), Move(scan.az, scan.el), scan)
             if leave > state.clock:
@@ -194,7 +218,14 @@ class SlewPlanner:
                 duration = self.model.slew_seconds(where[:2], where[2], step.az, step.el)
                 area = _hull(where, step)
                 if check and not self.guard.safe(area, clock, clock + duration, look_ahead=False):
-                    raise Infeasible(self.guard, area, clock, clock + duration, f"the slew to az {step.az:g} el {step.el:g}", ahead=False)
+                    raise Infeasible(
+                        self.guard,
+                        area,
+                        clock,
+                        clock + duration,
+                        f"the slew to az {step.az:g} el {step.el:g}",
+                        ahead=False,
+                    )
                 clock += duration
             where = _point(step)
         if check:

@@ -16,11 +16,19 @@ import shutil
 import signal
 import stat
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from scheduler_server.pipelines.clouds.backend import (
+    TAG_KEY,
+    CloudBackend,
+    CommandResult,
+    Executor,
+    InstanceGone,
+    InstanceInfo,
+    InstanceUnreachable,
+)
 from scheduler_server.pipelines.clouds.local.spare_shells import SpareShells
-from scheduler_server.pipelines.clouds.backend import TAG_KEY, CloudBackend, CommandResult, Executor, InstanceGone, InstanceInfo, InstanceUnreachable
 
 TAG_FILE = f".{TAG_KEY}"
 _KEEP_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "SHELL", "TMPDIR", "TZ")
@@ -81,7 +89,9 @@ class LocalExecutor(Executor):
         self._check()
         workdir = self._path(directory)
         try:
-            fd = os.open(workdir / "launched", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # FileExistsError: launched before
+            fd = os.open(
+                workdir / "launched", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644
+            )  # FileExistsError: launched before
         except FileNotFoundError:
             raise InstanceGone(f"{workdir} no longer exists") from None
         os.close(fd)
@@ -112,11 +122,15 @@ class LocalBackend(CloudBackend):
     def _info(self, path: Path) -> InstanceInfo:
         tag_file = path / TAG_FILE
         owner = tag_file.read_text().strip() if tag_file.is_file() else None
-        created = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+        created = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
         return InstanceInfo(
-            id=path.name, name=path.name, state="active", tagged=owner == self.scheduler_id,
-            created_at=created, extra={"path": str(path)},
-        )  # fmt: skip
+            id=path.name,
+            name=path.name,
+            state="active",
+            tagged=owner == self.scheduler_id,
+            created_at=created,
+            extra={"path": str(path)},
+        )
 
     def provision(self, name: str) -> InstanceInfo:
         # The sandboxes are on the service's own host: other users there must not read a running

@@ -21,12 +21,14 @@ import logging
 import os
 import subprocess
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 # Exit 0 on EOF: the service went away before using this spare.
-_WAITER = 'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\ncd -- "$dir" || exit 91\n. "./$script"\n'
+_WAITER = (
+    'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\ncd -- "$dir" || exit 91\n. "./$script"\n'
+)
 
 
 class SpareShells:
@@ -40,9 +42,14 @@ class SpareShells:
 
     def _start(self) -> subprocess.Popen:
         return subprocess.Popen(
-            ["bash", "-c", _WAITER], cwd="/", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True, env=self._env(),
-        )  # fmt: skip
+            ["bash", "-c", _WAITER],
+            cwd="/",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=self._env(),
+        )
 
     def _take(self) -> subprocess.Popen | None:
         with self._lock:
@@ -85,7 +92,9 @@ class SpareShells:
         except BrokenPipeError:
             raise OSError(f"the shell for {directory} died before it got its job") from None
         # After a restart it is init's child; until then this thread reaps it and reports its end.
-        threading.Thread(target=_wait_for_end, args=(process, on_exit), name=f"local-job-{process.pid}", daemon=True).start()
+        threading.Thread(
+            target=_wait_for_end, args=(process, on_exit), name=f"local-job-{process.pid}", daemon=True
+        ).start()
         threading.Thread(target=self.refill, name="spare-shells", daemon=True).start()
         return process.pid
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from scheduler_server.pipelines.clouds.backend import BackendConfigError
 
@@ -94,7 +95,7 @@ def os_vars_to_options(variables: Mapping[str, str]) -> dict[str, str]:
     return options
 
 
-def connection_source(settings: "OpenStackSettings", env: Mapping[str, str] | None = None) -> tuple[str, Any]:
+def connection_source(settings: OpenStackSettings, env: Mapping[str, str] | None = None) -> tuple[str, Any]:
     """Which credentials apply: ("cloud", name), ("openrc", options) or ("env", None)."""
     env = os.environ if env is None else env
     if settings.cloud:
@@ -111,7 +112,7 @@ def connection_source(settings: "OpenStackSettings", env: Mapping[str, str] | No
     )
 
 
-def connect(settings: "OpenStackSettings", env: Mapping[str, str] | None = None) -> "openstack.connection.Connection":
+def connect(settings: OpenStackSettings, env: Mapping[str, str] | None = None) -> openstack.connection.Connection:
     """An openstacksdk Connection (it authenticates lazily, on the first request)."""
     import openstack.config
     import openstack.connection
@@ -132,6 +133,10 @@ def connect(settings: "OpenStackSettings", env: Mapping[str, str] | None = None)
             config = openstack.config.OpenStackConfig(load_yaml_config=False, load_envvars=True)
             region = config.get_one(**common)
     except (openstack.exceptions.ConfigException, ks_exceptions.ClientException, KeyError) as exc:
-        source = {"cloud": f"cloud {detail!r}", "openrc": f"credentials_file {settings.credentials_file}", "env": "OS_* variables"}[kind]
+        source = {
+            "cloud": f"cloud {detail!r}",
+            "openrc": f"credentials_file {settings.credentials_file}",
+            "env": "OS_* variables",
+        }[kind]
         raise BackendConfigError(f"pipelines.openstack: {source}: {exc}") from None
     return openstack.connection.Connection(config=region)

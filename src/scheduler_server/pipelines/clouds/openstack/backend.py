@@ -23,10 +23,18 @@ import logging
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from scheduler_server.pipelines.clouds.backend import TAG_KEY, BackendConfigError, CloudBackend, InstanceGone, InstanceInfo, InstanceUnreachable, ProvisionError
+from scheduler_server.pipelines.clouds.backend import (
+    TAG_KEY,
+    BackendConfigError,
+    CloudBackend,
+    InstanceGone,
+    InstanceInfo,
+    InstanceUnreachable,
+    ProvisionError,
+)
 from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call
 from scheduler_server.pipelines.clouds.openstack.executor import OpenStackExecutor
 from scheduler_server.pipelines.clouds.openstack.ips import FloatingIPs
@@ -55,9 +63,13 @@ class OpenStackBackend(CloudBackend):
         super().__init__(settings, scheduler_id=scheduler_id, data_dir=data_dir)
         missing = [key for key in ("image_id", "flavor") if not getattr(self.os, key)]
         if missing:
-            raise BackendConfigError(f"pipelines.openstack: {' and '.join(missing)} must be set for the openstack backend")
+            raise BackendConfigError(
+                f"pipelines.openstack: {' and '.join(missing)} must be set for the openstack backend"
+            )
         if self.os.use_floating_ip and not self.os.ip_pool:
-            raise BackendConfigError("pipelines.openstack.ip_pool must name the floating IP network when use_floating_ip is true")
+            raise BackendConfigError(
+                "pipelines.openstack.ip_pool must name the floating IP network when use_floating_ip is true"
+            )
         if self.os.user_data and self.os.user_data_file:
             raise BackendConfigError("pipelines.openstack: set user_data or user_data_file, not both")
         self._lock = threading.Lock()
@@ -88,7 +100,14 @@ class OpenStackBackend(CloudBackend):
             return self._conn
 
     def resolved(self) -> Resolved:
-        wanted = (self.os.image_id, self.os.flavor, self.os.network_id, self.os.ip_pool, self.os.use_floating_ip, self.os.security_group)
+        wanted = (
+            self.os.image_id,
+            self.os.flavor,
+            self.os.network_id,
+            self.os.ip_pool,
+            self.os.use_floating_ip,
+            self.os.security_group,
+        )
         with self._resolve_lock:  # one lookup for all the servers provisioned at once
             if self._resolved is None or self._resolved[0] != wanted:
                 self._resolved = (wanted, resolve(self.connection(), self.os))
@@ -114,21 +133,32 @@ class OpenStackBackend(CloudBackend):
             try:
                 text = Path(self.os.user_data_file).expanduser().read_text()
             except OSError as exc:
-                raise ProvisionError(f"pipelines.openstack.user_data_file: {exc.strerror}: {self.os.user_data_file}") from None
+                raise ProvisionError(
+                    f"pipelines.openstack.user_data_file: {exc.strerror}: {self.os.user_data_file}"
+                ) from None
         return base64.b64encode(text.encode()).decode() if text else None
 
     def _info(self, server) -> InstanceInfo:
         metadata = server.metadata or {}
         status = (server.status or "").upper()
-        state = "gone" if server.task_state == "deleting" or status in ("DELETED", "SOFT_DELETED") else STATES.get(status, "error")
+        state = (
+            "gone"
+            if server.task_state == "deleting" or status in ("DELETED", "SOFT_DELETED")
+            else STATES.get(status, "error")
+        )
         created = None
         if server.created_at:
             created = datetime.fromisoformat(server.created_at.replace("Z", "+00:00"))
         return InstanceInfo(
-            id=server.id, name=server.name, state=state, port=self.os.ssh_port, user=self.settings.ssh_user,
-            tagged=metadata.get(TAG_KEY) == self.scheduler_id, created_at=created,
+            id=server.id,
+            name=server.name,
+            state=state,
+            port=self.os.ssh_port,
+            user=self.settings.ssh_user,
+            tagged=metadata.get(TAG_KEY) == self.scheduler_id,
+            created_at=created,
             extra={"status": status, "request": metadata.get(REQUEST_KEY)},
-        )  # fmt: skip
+        )
 
     # --- provision ----------------------------------------------------------------------
 
@@ -139,11 +169,17 @@ class OpenStackBackend(CloudBackend):
             raise ProvisionError(str(exc)) from None
         request = secrets.token_hex(8)
         attrs = {
-            "name": name, "image_id": wanted.image_id, "flavor_id": wanted.flavor_id,
+            "name": name,
+            "image_id": wanted.image_id,
+            "flavor_id": wanted.flavor_id,
             "networks": [{"uuid": wanted.network_id}] if wanted.network_id else "auto",
-            "metadata": {TAG_KEY: self.scheduler_id, NAME_KEY: name, REQUEST_KEY: request,
-                         CREATED_KEY: datetime.now(timezone.utc).isoformat(timespec="seconds")},
-        }  # fmt: skip
+            "metadata": {
+                TAG_KEY: self.scheduler_id,
+                NAME_KEY: name,
+                REQUEST_KEY: request,
+                CREATED_KEY: datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        }
         if self.os.auth_keyname:
             attrs["key_name"] = self.os.auth_keyname
         if wanted.security_groups:
@@ -164,7 +200,9 @@ class OpenStackBackend(CloudBackend):
         try:
             # Servers a pipeline waits for are created first: a burst of creates slows each one down.
             with self._reach_order.turn(lambda: self.awaited(name)):
-                server = self._call(f"create server {name}", lambda: compute.create_server(**attrs), on_retry=find_created)
+                server = self._call(
+                    f"create server {name}", lambda: compute.create_server(**attrs), on_retry=find_created
+                )
         except CloudAPIError as exc:
             self._booting.release()
             raise ProvisionError(str(exc)) from None
@@ -175,9 +213,14 @@ class OpenStackBackend(CloudBackend):
             self._holding.add(server.id)
         log.info("openstack: created server %s (%s)", name, server.id)
         return InstanceInfo(
-            id=server.id, name=name, state="building", port=self.os.ssh_port, user=self.settings.ssh_user,
-            created_at=datetime.now(timezone.utc), extra={"request": request, "dedupe": bool(retried)},
-        )  # fmt: skip
+            id=server.id,
+            name=name,
+            state="building",
+            port=self.os.ssh_port,
+            user=self.settings.ssh_user,
+            created_at=datetime.now(UTC),
+            extra={"request": request, "dedupe": bool(retried)},
+        )
 
     def _created(self, name: str, request: str) -> list:
         compute = self.connection().compute
@@ -245,7 +288,9 @@ class OpenStackBackend(CloudBackend):
                 raise ProvisionError(f"server {instance.name} went to ERROR: {fault}")
             waited = time.time() - started
             if waited > self.os.boot_timeout:
-                raise ProvisionError(f"server {instance.name} still {status or 'not ACTIVE'} after {waited:.0f} s (boot_timeout {self.os.boot_timeout:g} s)")
+                raise ProvisionError(
+                    f"server {instance.name} still {status or 'not ACTIVE'} after {waited:.0f} s (boot_timeout {self.os.boot_timeout:g} s)"
+                )
             time.sleep(min(self.os.status_poll_interval, max(0.05, self.os.boot_timeout - waited)))
 
     def _address(self, instance: InstanceInfo, server) -> str:
@@ -298,13 +343,17 @@ class OpenStackBackend(CloudBackend):
                     raise InstanceUnreachable(f"server {instance.name} has no address yet")
                 password = self.settings.ssh_password.get_secret_value() if self.settings.ssh_password else None
                 executor = OpenStackExecutor(
-                    instance.address, instance.port, instance.user or self.settings.ssh_user,
-                    key_file=self.settings.ssh_key_file, password=password,
-                    exists=lambda sid=instance.id: self._exists(sid), server_name=instance.name,
+                    instance.address,
+                    instance.port,
+                    instance.user or self.settings.ssh_user,
+                    key_file=self.settings.ssh_key_file,
+                    password=password,
+                    exists=lambda sid=instance.id: self._exists(sid),
+                    server_name=instance.name,
                     launched=lambda job, sid=instance.id: self._launched(sid, job),
                     # With TTL 1 a server runs one job: the session its probe opened is the only one needed.
                     relaunch_ahead=self.settings.virtual_server_ttl > 1,
-                )  # fmt: skip
+                )
                 self._executors[key] = executor
             return executor
 
@@ -326,7 +375,9 @@ class OpenStackBackend(CloudBackend):
             if instance.extra.get("dedupe"):
                 self._drop_duplicates(instance)
             compute = self.connection().compute
-            self._call(f"delete server {instance.name}", lambda: compute.delete_server(instance.id, ignore_missing=True))
+            self._call(
+                f"delete server {instance.name}", lambda: compute.delete_server(instance.id, ignore_missing=True)
+            )
         except CloudAPIError as exc:
             raise ProvisionError(f"cannot delete server {instance.name}: {exc}") from None
         log.info("openstack: deleted server %s (%s)", instance.name, instance.id)

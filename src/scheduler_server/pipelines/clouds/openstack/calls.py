@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as os_exceptions
@@ -65,7 +66,9 @@ def call(what: str, fn: Callable[[], T], retries: int, *, on_retry: Callable[[],
             if not is_transient(exc) or attempt == retries:
                 status = getattr(exc, "status_code", None)
                 raise CloudAPIError(f"{what}: {describe(exc)}", status) from None
-            log.warning("openstack: %s failed (%s); retry %d/%d in %.1f s", what, describe(exc), attempt + 1, retries, delay)
+            log.warning(
+                "openstack: %s failed (%s); retry %d/%d in %.1f s", what, describe(exc), attempt + 1, retries, delay
+            )
         time.sleep(delay)
         delay = min(delay * 2, 30.0)
         if on_retry is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from typing import Callable
+from collections.abc import Callable
 
 from scheduler_server.pipelines.clouds.backend import BackendError, InstanceGone, InstanceUnreachable
 from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor

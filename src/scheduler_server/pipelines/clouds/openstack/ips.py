@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from openstack import exceptions as os_exceptions
 
@@ -48,7 +48,9 @@ class FloatingIPs:
         return (fip.description or "").startswith(f"{DESCRIPTION_PREFIX}{self.scheduler_id} ")
 
     def server_port(self, server_id: str):
-        ports = call("list ports of server", lambda: list(self._conn().network.ports(device_id=server_id)), self.retries)
+        ports = call(
+            "list ports of server", lambda: list(self._conn().network.ports(device_id=server_id)), self.retries
+        )
         if not ports:
             raise CloudAPIError(f"server {server_id} has no network port to attach a floating IP to")
         return ports[0]
@@ -62,14 +64,19 @@ class FloatingIPs:
             return existing
         if reuse:
             free = [
-                f for f in call("list floating IPs", lambda: list(network.ips(floating_network_id=pool_id)), self.retries)
+                f
+                for f in call("list floating IPs", lambda: list(network.ips(floating_network_id=pool_id)), self.retries)
                 if not f.port_id and not (f.description or "").startswith(DESCRIPTION_PREFIX)
             ]
             random.shuffle(free)  # concurrent claimers then rarely race for the same address
             for fip in free:
                 try:
                     claimed = network.update_ip(fip.id, port_id=port.id, if_revision=fip.revision_number)
-                except (os_exceptions.PreconditionFailedException, os_exceptions.ConflictException, os_exceptions.NotFoundException):
+                except (
+                    os_exceptions.PreconditionFailedException,
+                    os_exceptions.ConflictException,
+                    os_exceptions.NotFoundException,
+                ):
                     continue  # someone else got it first
                 except os_exceptions.SDKException as exc:
                     log.warning("openstack: claiming floating IP %s failed: %s", fip.floating_ip_address, describe(exc))
@@ -78,7 +85,9 @@ class FloatingIPs:
         try:
             fip = call(
                 f"allocate a floating IP from pool {pool_id}",
-                lambda: network.create_ip(floating_network_id=pool_id, port_id=port.id, description=self.description(server_id)),
+                lambda: network.create_ip(
+                    floating_network_id=pool_id, port_id=port.id, description=self.description(server_id)
+                ),
                 self.retries,
                 on_retry=lambda: self._on_port(pool_id, port.id),
             )
@@ -94,7 +103,9 @@ class FloatingIPs:
 
     def _on_port(self, pool_id: str, port_id: str) -> Claim | None:
         network = self._conn().network
-        for fip in call("list floating IPs", lambda: list(network.ips(floating_network_id=pool_id, port_id=port_id)), self.retries):
+        for fip in call(
+            "list floating IPs", lambda: list(network.ips(floating_network_id=pool_id, port_id=port_id)), self.retries
+        ):
             if fip.port_id == port_id:
                 return Claim(fip.id, fip.floating_ip_address, allocated=self._ours(fip))
         return None
@@ -137,7 +148,9 @@ class FloatingIPs:
                     network.delete_ip(fip.id, ignore_missing=True)
                     removed.append(fip.floating_ip_address)
                 except os_exceptions.SDKException as exc:
-                    log.warning("openstack: cannot delete orphan floating IP %s: %s", fip.floating_ip_address, describe(exc))
+                    log.warning(
+                        "openstack: cannot delete orphan floating IP %s: %s", fip.floating_ip_address, describe(exc)
+                    )
         if removed:
             log.info("openstack: deleted %d orphan floating IP(s): %s", len(removed), ", ".join(removed))
         return removed

@@ -32,7 +32,9 @@ def _find(kind: str, key: str, value: str, finder, retries: int):
         except os_exceptions.NotFoundException:
             raise CloudAPIError(f"pipelines.openstack.{key}: no {kind} named or with id {value!r}", 404) from None
         except os_exceptions.DuplicateResource:
-            raise CloudAPIError(f"pipelines.openstack.{key}: several {kind}s are named {value!r}; give its id") from None
+            raise CloudAPIError(
+                f"pipelines.openstack.{key}: several {kind}s are named {value!r}; give its id"
+            ) from None
 
     try:
         return call(f"look up {kind} {value!r}", lookup, retries)
@@ -42,7 +44,7 @@ def _find(kind: str, key: str, value: str, finder, retries: int):
         raise CloudAPIError(f"pipelines.openstack.{key}: {describe(exc)}") from None
 
 
-def resolve(conn, settings: "OpenStackSettings") -> Resolved:
+def resolve(conn, settings: OpenStackSettings) -> Resolved:
     retries = settings.api_retries
     image = _find("image", "image_id", settings.image_id, conn.image.find_image, retries)
     flavor = _find("flavor", "flavor", settings.flavor, conn.compute.find_flavor, retries)
@@ -53,9 +55,15 @@ def resolve(conn, settings: "OpenStackSettings") -> Resolved:
     if settings.use_floating_ip and settings.ip_pool:
         pool = _find("floating IP network", "ip_pool", settings.ip_pool, conn.network.find_network, retries)
         if not pool.is_router_external:
-            raise CloudAPIError(f"pipelines.openstack.ip_pool: network {settings.ip_pool!r} is not external (router:external)")
+            raise CloudAPIError(
+                f"pipelines.openstack.ip_pool: network {settings.ip_pool!r} is not external (router:external)"
+            )
     groups = tuple(g.strip() for g in (settings.security_group or "").split(",") if g.strip())
     return Resolved(
-        image_id=image.id, flavor_id=flavor.id, network_id=network.id if network else None,
-        network_name=network.name if network else None, pool_id=pool.id if pool else None, security_groups=groups,
-    )  # fmt: skip
+        image_id=image.id,
+        flavor_id=flavor.id,
+        network_id=network.id if network else None,
+        network_name=network.name if network else None,
+        pool_id=pool.id if pool else None,
+        security_groups=groups,
+    )

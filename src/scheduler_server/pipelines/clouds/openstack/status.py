@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from openstack import exceptions as os_exceptions
 
@@ -40,7 +40,9 @@ def _list_statuses(compute) -> list[ServerStatus]:
         os_exceptions.raise_from_response(response)
         body = response.json()
         for entry in body.get("servers", []):
-            found.append(ServerStatus(entry["id"], entry.get("status"), entry.get("fault"), entry.get("addresses") or {}))
+            found.append(
+                ServerStatus(entry["id"], entry.get("status"), entry.get("fault"), entry.get("addresses") or {})
+            )
         url = next((link["href"] for link in body.get("servers_links", []) if link.get("rel") == "next"), None)
     return found
 

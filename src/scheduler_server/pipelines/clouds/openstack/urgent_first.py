@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Hashable, Iterator
 
 #: How often a waiting spare asks again whether it has become awaited meanwhile.
 RECHECK = 0.25

@@ -13,9 +13,16 @@ failed is handed out only when no other is free.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from scheduler_server.pipelines.clouds.backend import BackendConfigError, CloudBackend, Executor, InstanceGone, InstanceInfo, NoCapacity
+from scheduler_server.pipelines.clouds.backend import (
+    BackendConfigError,
+    CloudBackend,
+    Executor,
+    InstanceGone,
+    InstanceInfo,
+    NoCapacity,
+)
 from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor
 
 
@@ -29,7 +36,9 @@ class SSHHostsBackend(CloudBackend):
     def __init__(self, settings, *, scheduler_id, data_dir):
         super().__init__(settings, scheduler_id=scheduler_id, data_dir=data_dir)
         if not settings.ssh_hosts:
-            raise BackendConfigError("pipelines.ssh_hosts: empty, but pipelines.backend is 'ssh'; list at least one host")
+            raise BackendConfigError(
+                "pipelines.ssh_hosts: empty, but pipelines.backend is 'ssh'; list at least one host"
+            )
         self._lock = threading.Lock()
         self._taken: dict[str, InstanceInfo] = {}
         self._executors: dict[tuple[str, int, str], SSHExecutor] = {}
@@ -58,10 +67,15 @@ class SSHHostsBackend(CloudBackend):
             free = [slot for slot in self._slots if slot[0] not in self._taken]
             for sid, host, n in sorted(free, key=lambda slot: not self._answering(slot[1])):
                 info = InstanceInfo(
-                    id=sid, name=name, state="building", address=host.address, port=host.port,
-                    user=host.user or self.settings.ssh_user, created_at=datetime.now(timezone.utc),
+                    id=sid,
+                    name=name,
+                    state="building",
+                    address=host.address,
+                    port=host.port,
+                    user=host.user or self.settings.ssh_user,
+                    created_at=datetime.now(UTC),
                     extra={"slot": n},
-                )  # fmt: skip
+                )
                 self._taken[sid] = info
                 return info
         raise NoCapacity(f"all {len(self._slots)} ssh host slots are taken")
@@ -77,9 +91,12 @@ class SSHHostsBackend(CloudBackend):
             if executor is None:
                 password = self.settings.ssh_password.get_secret_value() if self.settings.ssh_password else None
                 executor = SSHExecutor(
-                    host.address, host.port, user,
-                    key_file=host.key_file or self.settings.ssh_key_file, password=password,
-                )  # fmt: skip
+                    host.address,
+                    host.port,
+                    user,
+                    key_file=host.key_file or self.settings.ssh_key_file,
+                    password=password,
+                )
                 self._executors[key] = executor
             return executor
 

@@ -25,7 +25,6 @@ import io
 import logging
 import posixpath
 import select
-import socket
 import tarfile
 import threading
 import time
@@ -33,8 +32,15 @@ from pathlib import Path
 
 import paramiko
 
+from scheduler_server.pipelines.clouds.backend import (
+    WAITING_LAUNCHER,
+    CommandResult,
+    Executor,
+    InstanceUnreachable,
+    JobFile,
+    launch_result,
+)
 from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket
-from scheduler_server.pipelines.clouds.backend import WAITING_LAUNCHER, CommandResult, Executor, InstanceUnreachable, JobFile, launch_result
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +174,9 @@ class SSHExecutor(Executor):
                 if isinstance(exc, paramiko.ChannelException) and transport.is_active():
                     # Refused on a live connection (sshd's MaxSessions, say): dropping the connection
                     # would cut every other session on it.
-                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: session refused: {_describe(exc)}") from None
+                    raise InstanceUnreachable(
+                        f"ssh {self.address}:{self.port}: session refused: {_describe(exc)}"
+                    ) from None
                 with self._lock:
                     self._drop()
                 if attempt == 2:
@@ -230,7 +238,9 @@ class SSHExecutor(Executor):
         with self._lock:  # each watched job holds a session; sshd allows ten per connection by default
             watch = self._watching < MAX_WATCHED
             self._watching += watch
-        head = b"\0".join((directory.encode(), script.encode(), str(len(archive)).encode(), b"1" if watch else b"0", b""))
+        head = b"\0".join(
+            (directory.encode(), script.encode(), str(len(archive)).encode(), b"1" if watch else b"0", b"")
+        )
         try:
             pid = self._launch_on(channel, head + archive + stdin, directory, on_exit if watch else None, watch)
         except BaseException:
@@ -288,7 +298,9 @@ class SSHExecutor(Executor):
             raise
         pid = int(line)
         if watch:
-            threading.Thread(target=self._wait_for_end, args=(channel, on_exit), name=f"ssh-job-{pid}", daemon=True).start()
+            threading.Thread(
+                target=self._wait_for_end, args=(channel, on_exit), name=f"ssh-job-{pid}", daemon=True
+            ).start()
         else:
             channel.close()  # the launcher exits after the pid: its job is polled as usual
         return pid
@@ -321,7 +333,9 @@ class SSHExecutor(Executor):
         except InstanceUnreachable as exc:  # the next launch opens its own session
             log.debug("could not prepare a launcher on %s: %s", self, exc)
 
-    def _run_on(self, channel: paramiko.Channel, command: str, stdin: bytes | None, timeout: float | None) -> CommandResult:
+    def _run_on(
+        self, channel: paramiko.Channel, command: str, stdin: bytes | None, timeout: float | None
+    ) -> CommandResult:
         return self._communicate(self._exec(channel, command), stdin, timeout)
 
     def _communicate(self, channel: paramiko.Channel, stdin: bytes | None, timeout: float | None) -> CommandResult:
@@ -379,7 +393,7 @@ class SSHExecutor(Executor):
                     return action(self._sftp)
                 except FileNotFoundError:
                     raise
-                except (paramiko.SSHException, EOFError, socket.error) as exc:
+                except (OSError, paramiko.SSHException, EOFError) as exc:
                     if isinstance(exc, OSError) and exc.errno is not None:
                         raise
                     self._sftp = None
@@ -437,7 +451,7 @@ class SSHExecutor(Executor):
                 with sftp.open(remote_path, "rb") as handle:
                     handle.seek(offset)
                     return handle.read(min(max_bytes, size - offset))
-            except IOError as exc:
+            except OSError as exc:
                 if getattr(exc, "errno", None) == 2:
                     raise FileNotFoundError(remote_path) from None
                 raise

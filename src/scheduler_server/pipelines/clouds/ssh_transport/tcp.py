@@ -25,7 +25,7 @@ import socket
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only; elsewhere only TCP_NODELAY applies
 
 
-def connect(address: str, port: int, timeout: float) -> "PromptAckSocket":
+def connect(address: str, port: int, timeout: float) -> PromptAckSocket:
     """A connected socket for ``paramiko.SSHClient.connect(sock=...)``; raises ``OSError``."""
     sock = socket.create_connection((address, port), timeout=timeout)
     try:

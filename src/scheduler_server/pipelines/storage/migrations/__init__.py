@@ -9,6 +9,14 @@ fails until the migrated schema equals the models').
 ``upgrade.prepare`` runs at every start, under ``schema_lock``.
 """
 
-from scheduler_server.pipelines.storage.migrations.upgrade import BASELINE_REVISION, SchemaError, current, head, is_known, prepare, upgrade
+from scheduler_server.pipelines.storage.migrations.upgrade import (
+    BASELINE_REVISION,
+    SchemaError,
+    current,
+    head,
+    is_known,
+    prepare,
+    upgrade,
+)
 
 __all__ = ["BASELINE_REVISION", "SchemaError", "current", "head", "is_known", "prepare", "upgrade"]

@@ -19,7 +19,9 @@ BASELINE_TABLES: dict[str, frozenset[str]] = {
         " started_at finished_at updated_at version".split()
     ),
     "pipeline_transitions": frozenset("id pipeline_id at from_status to_status attempt reason".split()),
-    "instances": frozenset("id backend state info uses pipeline_id error created_at ready_at idle_since updated_at".split()),
+    "instances": frozenset(
+        "id backend state info uses pipeline_id error created_at ready_at idle_since updated_at".split()
+    ),
     "leases": frozenset("name holder expires_at".split()),
     "meta": frozenset("key value".split()),
 }

@@ -12,8 +12,8 @@ import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -49,7 +49,9 @@ def file_lock(path: Path) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise StoreUnavailable(f"schema lock {path}: held by another process for {WAIT_SECONDS:.0f} s") from None
+                    raise StoreUnavailable(
+                        f"schema lock {path}: held by another process for {WAIT_SECONDS:.0f} s"
+                    ) from None
                 time.sleep(0.02)
         yield
     finally:
@@ -64,7 +66,9 @@ def advisory_lock(connection: Connection) -> Iterator[None]:
     while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEMA_LOCK}).scalar():
         connection.commit()
         if time.monotonic() > deadline:
-            raise StoreUnavailable(f"schema lock: advisory lock {SCHEMA_LOCK} held by another session for {WAIT_SECONDS:.0f} s")
+            raise StoreUnavailable(
+                f"schema lock: advisory lock {SCHEMA_LOCK} held by another session for {WAIT_SECONDS:.0f} s"
+            )
         time.sleep(0.05)
     connection.commit()
     try:

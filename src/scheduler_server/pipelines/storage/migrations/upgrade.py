@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 # Before alembic's first import, which announces each of its plug-ins at INFO.
 logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -97,9 +97,13 @@ def _migrate(connection: Connection, url: str) -> tuple[str | None, str]:
             try:
                 state = unversioned_state(connection)
             except UnrecognisedSchema as exc:
-                raise SchemaError(f"pipelines database {name}: unrecognised schema without a version table ({exc}); left untouched") from None
+                raise SchemaError(
+                    f"pipelines database {name}: unrecognised schema without a version table ({exc}); left untouched"
+                ) from None
             if state == BASELINE:
-                log.info("%s: a database from before schema versioning; recording it as revision %s", name, BASELINE_REVISION)
+                log.info(
+                    "%s: a database from before schema versioning; recording it as revision %s", name, BASELINE_REVISION
+                )
                 _run(connection, command.stamp, BASELINE_REVISION)
                 before = BASELINE_REVISION
             else:
@@ -136,7 +140,9 @@ def _check_foreign_keys(connection: Connection, name: str) -> None:
         return
     dangling = connection.execute(text("PRAGMA foreign_key_check")).fetchall()
     if dangling:
-        raise SchemaError(f"pipelines database {name}: the migration left {len(dangling)} rows without their parent; rolled back")
+        raise SchemaError(
+            f"pipelines database {name}: the migration left {len(dangling)} rows without their parent; rolled back"
+        )
 
 
 @contextlib.contextmanager

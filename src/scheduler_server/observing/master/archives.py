@@ -8,17 +8,15 @@ writes for people and other tools.
 Months of the *default* generator config (the default patches, at the default
 site) are shipped in ``data/master/<key>/<YYYY-MM>.npz`` so that a fresh install
 schedules those months without generating them (about 0.7 s of sky and planning
-each). ``<key>`` is ``master_generate.spec_key``: it carries every input and the
+each). ``<key>`` is ``master.generate.spec_key``: it carries every input and the
 code, skyfield and skyfield-data versions, so a shipped month is only ever used
 for exactly the inputs that made it. Regenerate after changing any of them::
 
-    .venv/bin/python -m scheduler_server.observing.master.shipped 2024-01 2027-12
+    .venv/bin/python devtools/ship_master_months.py 2024-01 2027-12
 """
 
 from __future__ import annotations
 
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -76,34 +74,3 @@ def shipped(key: str, label: str) -> tuple[MasterScan, ...] | None:
             return from_arrays({name: archive[name] for name in archive.files})
     except FileNotFoundError:
         return None
-
-
-def ship(first: str, last: str) -> list[Path]:
-    """Generate the default config's months ``first``..``last`` (YYYY-MM) into ``SHIPPED``,
-    replacing what was shipped before (for any key)."""
-    import shutil
-
-    from scheduler_server.observing.master.generate import months, plan_month, spec_key
-    from scheduler_server.observing.master.patches import GeneratorConfig
-    from scheduler_server.observing.sky.site import ATACAMA
-
-    spec = GeneratorConfig()
-    start = int(datetime.strptime(first, "%Y-%m").replace(tzinfo=timezone.utc).timestamp())
-    stop = int(datetime.strptime(last, "%Y-%m").replace(tzinfo=timezone.utc).timestamp()) + 1
-    if SHIPPED.exists():
-        shutil.rmtree(SHIPPED)
-    target = SHIPPED / spec_key(spec, ATACAMA)
-    target.mkdir(parents=True)
-    written = []
-    for m0, m1 in months(start, stop):
-        path = target / f"{datetime.fromtimestamp(m0, tz=timezone.utc):%Y-%m}.npz"
-        np.savez_compressed(path, **to_arrays(plan_month(m0, m1, spec, ATACAMA)))
-        written.append(path)
-    return written
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m scheduler_server.observing.master.shipped FIRST_MONTH LAST_MONTH  (YYYY-MM)")
-    for path in ship(sys.argv[1], sys.argv[2]):
-        print(path)
