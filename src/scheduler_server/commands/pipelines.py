@@ -18,8 +18,8 @@ from scheduler_server.config import ConfigError
 
 def service_for(config_path: str | None):
     from scheduler_server.pipelines.clouds.backend import BackendConfigError
+    from scheduler_server.pipelines.secrets import SecretError
     from scheduler_server.pipelines.service import PipelineService
-    from scheduler_server.pipelines.storage.secrets import SecretError
 
     try:
         return PipelineService(settings_or_exit(config_path))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scheduler_server.pipelines.models import Instance, Pipeline
-from scheduler_server.pipelines.storage.secrets import MASK
+from scheduler_server.pipelines.secrets import MASK
 
 
 def iso(t: float | None) -> str | None:

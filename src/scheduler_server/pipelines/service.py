@@ -27,10 +27,10 @@ from scheduler_server.pipelines.models import CANCELLED, FAILED, FINAL_STATES, I
 from scheduler_server.pipelines.scheduling.attempts import Attempts
 from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.scheduling.pool import Pool
+from scheduler_server.pipelines.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.storage import legacy_specs
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.migrations import SchemaError
-from scheduler_server.pipelines.storage.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.storage.store import Store, default_url
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, environment, resolve_in_folder
 from scheduler_server.pipelines.timing_log import TimetestCsv

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from scheduler_server.pipelines.storage.secrets import MASK
+from scheduler_server.pipelines.secrets import MASK
 
 MASK_BYTES = MASK.encode()
 

@@ -38,7 +38,7 @@ from scheduler_server.pipelines.models import (
     Pipeline,
 )
 from scheduler_server.pipelines.scheduling import abandoned
-from scheduler_server.pipelines.storage.secrets import SecretError
+from scheduler_server.pipelines.secrets import SecretError
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, resolve_in_folder
 from scheduler_server.pipelines.tasks.environment import ForbiddenEnv
 

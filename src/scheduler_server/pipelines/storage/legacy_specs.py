@@ -14,7 +14,7 @@ import logging
 from sqlalchemy import select, update
 
 from scheduler_server.pipelines.models import Pipeline
-from scheduler_server.pipelines.storage.secrets import MASK, SecretBox, SecretError
+from scheduler_server.pipelines.secrets import MASK, SecretBox, SecretError
 
 log = logging.getLogger(__name__)
 

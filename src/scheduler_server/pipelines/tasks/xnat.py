@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from scheduler_server.pipelines.storage.secrets import MASK
+from scheduler_server.pipelines.secrets import MASK
 from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, SECRET, Command, TaskRequest, TaskType, plain_text
 
 # Integers within 64 bits: the body parser refuses longer literals (web/json_body.py).

@@ -15,8 +15,8 @@ from flask import Flask, current_app, request
 
 from scheduler_server.config import ConfigError
 from scheduler_server.pipelines.clouds.backend import BackendConfigError
+from scheduler_server.pipelines.secrets import SecretError
 from scheduler_server.pipelines.service import PipelineService
-from scheduler_server.pipelines.storage.secrets import SecretError
 from scheduler_server.web.auth import TokenAuth, warn_if_open
 from scheduler_server.web.bodies import BodyError, json_body
 from scheduler_server.web.integers import INT32_MAX
