@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from scheduler_server.pipelines.logs.stream_mask import StreamMasker
-from scheduler_server.pipelines.storage.secrets import MASK
+from scheduler_server.pipelines.secrets import MASK
 
 from .backend_servers import serve
 from .conftest import wait_until, xnat

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler_server.pipelines.storage.secrets import MASK
+from scheduler_server.pipelines.secrets import MASK
 
 from .conftest import wait_status, xnat
 

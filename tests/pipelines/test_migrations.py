@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from sqlalchemy import MetaData, create_engine, inspect, text
 
 from scheduler_server.pipelines.models import FINAL_STATES, Base, Instance
+from scheduler_server.pipelines.secrets import SecretBox
 from scheduler_server.pipelines.storage import migrations
-from scheduler_server.pipelines.storage.secrets import SecretBox
 from scheduler_server.pipelines.storage.store import Store
 
 from .conftest import wait_status
