@@ -129,7 +129,7 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
                 "session": "e",
                 "host": "http://xnat",
                 "user": "u",
-                "pwd": "x",
+                "pwd": "bench-secret",
                 "script": "work.sh",
             }
             answer = requests.post(
