@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_server.config import ConfigError, Settings, find_config_file, load_settings
+from scheduler_server.config import Settings, find_config_file, load_settings
 from scheduler_server.config_template import render_template
+from scheduler_server.startup_error import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

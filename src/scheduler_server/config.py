@@ -20,13 +20,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from scheduler_server.logging_setup import LoggingSettings
 from scheduler_server.pipelines.settings import LEGACY_KEYS as PIPELINE_LEGACY_KEYS
 from scheduler_server.pipelines.settings import PipelineSettings
+from scheduler_server.startup_error import ConfigError
 
 ENV_CONFIG_PATH = "SCHEDULER_SERVER_CONFIG"
 ENV_PREFIX = "SCHEDULER_SERVER__"
@@ -73,11 +75,6 @@ class ServerSettings(_Section):
     )
 
 
-class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
-    file: Path | None = Field(None, description="Also log to this file (stderr is always used).")
-
-
 class ObservingSettings(_Section):
     max_window_hours: float = Field(
         24 * 31, gt=0, description="Longest schedule window (t1 - t0) a request may ask for, in hours."
@@ -122,10 +119,6 @@ LEGACY_KEYS: dict[str, tuple[str, ...]] = {
     "PORT": ("server", "port"),
     **PIPELINE_LEGACY_KEYS,
 }
-
-
-class ConfigError(Exception):
-    """A configuration problem, described on one line."""
 
 
 def find_config_file(explicit: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Path | None:

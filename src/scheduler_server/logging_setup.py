@@ -1,14 +1,25 @@
-"""Log format and handlers; every line made while serving a request carries its id."""
+"""Log format and handlers; every line made while serving a request carries its id.
+
+The ``logging:`` section of the settings lives here, with the code that reads it.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Literal
 
 from flask import g, has_request_context
-
-from scheduler_server.config import LoggingSettings
+from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+class LoggingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    file: Path | None = Field(None, description="Also log to this file (stderr is always used).")
 
 
 class RequestIdFilter(logging.Filter):

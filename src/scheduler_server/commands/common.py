@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from scheduler_server.config import ConfigError, Settings, load_settings
-from scheduler_server.startup_error import StartupError
+from scheduler_server.config import Settings, load_settings
+from scheduler_server.startup_error import ConfigError, StartupError
 
 config_option = click.option(
     "--config",

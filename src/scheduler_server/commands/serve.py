@@ -7,7 +7,7 @@ import logging
 import click
 
 from scheduler_server.commands.common import config_option, settings_or_exit, start_failure
-from scheduler_server.config import ConfigError
+from scheduler_server.startup_error import ConfigError
 
 log = logging.getLogger("scheduler_server.serve")
 
