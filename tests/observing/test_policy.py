@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduler_server.observing.policies.base import PolicyFailure
 from scheduler_server.observing.policies.basic.policy import BasicPolicy
 from scheduler_server.observing.safety import checker as safety
-from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, build_config, run_schedule
+from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
 from scheduler_server.observing.sky.ephemerides import ATACAMA
+from scheduler_server.observing.types import PolicyFailure, ScheduleInputError
 from tests.conftest import SHARED
 from tests.observing.conftest import CLI
 

@@ -10,7 +10,8 @@ import pytest
 from scheduler_server.observing.policies import registry
 
 PLUGIN = """
-from scheduler_server.observing.policies.base import Policy, PolicyConfig, ScheduleResult
+from scheduler_server.observing.policies.base import Policy
+from scheduler_server.observing.types import PolicyConfig, ScheduleResult
 from pydantic import Field
 
 

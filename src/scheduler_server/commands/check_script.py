@@ -37,7 +37,8 @@ from scheduler_server.observing.sky.timeparse import TimeFormatError, parse_time
 def command(script, start, min_angle, step, preset, settings, config_path) -> None:
     """Check SCRIPT ('-' for standard input); exit 1 listing every unsafe moment."""
     from scheduler_server.observing.safety import checker as safety
-    from scheduler_server.observing.service import ScheduleInputError, build_config, lookup_policy
+    from scheduler_server.observing.service import build_config, lookup_policy
+    from scheduler_server.observing.types import ScheduleInputError
 
     site_settings = settings_or_exit(config_path)
     try:

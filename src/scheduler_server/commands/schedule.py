@@ -10,9 +10,9 @@ import click
 import yaml
 
 from scheduler_server.commands.common import config_option, settings_or_exit
-from scheduler_server.observing.policies.base import PolicyFailure
-from scheduler_server.observing.service import PolicyRequest, ScheduleInputError, run_schedule
+from scheduler_server.observing.service import PolicyRequest, deep_merge, run_schedule
 from scheduler_server.observing.sky.timeparse import TimeFormatError, parse_time
+from scheduler_server.observing.types import PolicyFailure, ScheduleInputError, WindowError
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
@@ -67,18 +67,15 @@ def command(t0, t1, policy_name, preset, settings, policy_file, fmt, config_path
         start, stop = parse_time(t0), parse_time(t1)
     except TimeFormatError as exc:
         raise click.BadParameter(str(exc)) from None
-    if stop <= start:
-        raise click.BadParameter("must be later than --t0", param_hint="--t1")
     spec = _read_policy_file(policy_file) if policy_file else {}
-    config = dict(spec.get("config") or {})
-    from scheduler_server.observing.service import deep_merge
-
-    config = deep_merge(config, _parse_set(settings))
+    config = deep_merge(dict(spec.get("config") or {}), _parse_set(settings))
     name = policy_name or spec.get("policy") or "dummy"
     request = PolicyRequest(name, config, preset or spec.get("preset"), trusted=True)
-    site = settings_or_exit(config_path)
+    observing = settings_or_exit(config_path).observing
     try:
-        result = run_schedule(start, stop, request, site.observing.presets)
+        result = run_schedule(start, stop, request, observing.presets, observing.max_window_hours)
+    except WindowError as exc:  # the service's window checks, as the API makes them; said as a bad option
+        raise click.BadParameter(exc.problem, param_hint=f"--{exc.field}") from None
     except ScheduleInputError as exc:
         raise click.ClickException(str(exc)) from None
     except PolicyFailure as exc:

@@ -1,7 +1,8 @@
 """The observing scheduler's one entry point, shared by the HTTP API and the CLI.
 
-It resolves a policy by name, builds its config from a *fresh* copy of the
-defaults (a preset, then the request's overrides, merged on top) and runs it.
+It checks the window, resolves a policy by name, builds its config from a
+*fresh* copy of the defaults (a preset, then the request's overrides, merged on
+top) and runs it. Its errors are the domain errors of ``types.py``.
 Nothing a request sends can change what the next request sees.
 """
 
@@ -15,18 +16,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from scheduler_server.observing.policies.base import Policy, PolicyConfig, ScheduleResult
+from scheduler_server.observing.policies.base import Policy
 from scheduler_server.observing.policies.registry import available_policies
-
-
-class ScheduleInputError(ValueError):
-    """A client mistake; ``field`` is the dotted name of the offending input."""
-
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
+from scheduler_server.observing.types import (
+    PolicyConfig,
+    PolicyNotFound,
+    PresetNotFound,
+    ScheduleInputError,
+    ScheduleResult,
+    WindowError,
+)
 
 SITE_ONLY = "site_only"
 """Mark a config field ``Field(json_schema_extra={"site_only": True})`` when a request
@@ -47,7 +46,7 @@ def lookup_policy(name: str) -> Policy:
     policy = policies.get(name)
     if policy is None:
         known = ", ".join(sorted(policies)) or "(none installed)"
-        raise ScheduleInputError("policy.policy", f"unknown policy {name!r}; known policies: {known}")
+        raise PolicyNotFound("policy.policy", f"unknown policy {name!r}; known policies: {known}")
     return policy
 
 
@@ -78,7 +77,7 @@ def build_config(
         presets = presets_of(policy_name, policy, site_presets)
         if preset not in presets:
             known = ", ".join(sorted(presets)) or "(this policy has none)"
-            raise ScheduleInputError(
+            raise PresetNotFound(
                 "policy.preset", f"unknown preset {preset!r} for policy {policy_name!r}; known presets: {known}"
             )
         merged = deep_merge(merged, presets[preset])
@@ -89,7 +88,24 @@ def build_config(
         raise config_error(exc) from None
 
 
-def run_schedule(t0: datetime, t1: datetime, request: PolicyRequest, site_presets=None) -> ScheduleResult:
+def check_window(t0: datetime, t1: datetime, max_window_hours: float | None = None) -> None:
+    """WindowError unless t0 < t1 and, when a limit is given, the window is at most that long."""
+    if t1 <= t0:
+        raise WindowError("t1", f"must be later than t0 (t0 is {t0.isoformat()}, t1 is {t1.isoformat()})")
+    if max_window_hours is not None and (t1 - t0).total_seconds() > max_window_hours * 3600:
+        raise WindowError("t1", f"the window t0..t1 is longer than the {max_window_hours:g} hours this server allows")
+
+
+def run_schedule(
+    t0: datetime,
+    t1: datetime,
+    request: PolicyRequest,
+    site_presets: Mapping[str, Mapping[str, Any]] | None = None,
+    max_window_hours: float | None = None,
+) -> ScheduleResult:
+    """The script for [t0, t1]; ScheduleInputError (or a subclass) for a client mistake, PolicyFailure if the
+    policy refuses. The window is checked first, then the policy and its config, as a request reads."""
+    check_window(t0, t1, max_window_hours)
     policy = lookup_policy(request.name)
     config = build_config(request.name, policy, request.config, request.preset, site_presets, request.trusted)
     return policy.schedule(t0, t1, config)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from scheduler_server.observing.policies.base import PolicyConfig
+from scheduler_server.observing.types import PolicyConfig
 
 
 class TelescopeModel(PolicyConfig):

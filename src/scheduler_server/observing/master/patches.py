@@ -17,8 +17,8 @@ from typing import Annotated
 import yaml
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
-from scheduler_server.observing.policies.base import PolicyConfig
 from scheduler_server.observing.sky.site import ATACAMA, Site
+from scheduler_server.observing.types import PolicyConfig
 
 PatchName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")]
 DEFAULT_PATCHES_FILE = "patches.yaml"

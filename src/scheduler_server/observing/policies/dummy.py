@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import Field
 
-from scheduler_server.observing.policies.base import Block, Policy, PolicyConfig, ScheduleResult
+from scheduler_server.observing.policies.base import Policy
+from scheduler_server.observing.types import Block, PolicyConfig, ScheduleResult
 
 MAX_SLEEPS = 10
 

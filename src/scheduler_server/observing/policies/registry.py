@@ -38,7 +38,3 @@ def available_policies() -> dict[str, Policy]:
             continue
         policies[ep.name] = cls()
     return policies
-
-
-def get_policy(name: str) -> Policy | None:
-    return available_policies().get(name)

@@ -1,9 +1,10 @@
 """Where the observing scheduler keeps what it computed, between processes.
 
-Two things are cached: hourly ephemeris tables (``sky.py``) and generated master
-schedules (``master_generate.py``, as archives of ``archives.py``). Both are pure functions of their inputs, and
-every file name carries the inputs and the versions of the code and data that made
-it, so a stale file is never read: it is simply not found.
+Two things are cached: hourly ephemeris tables (``sky/ephemerides.py``) and
+generated master schedules (``master/generate.py``, as archives of
+``master/archives.py``). Both are pure functions of their inputs, and every
+file name carries the inputs and the versions of the code and data that made it,
+so a stale file is never read: it is simply not found.
 
 The directory is ``$SCHEDULER_SERVER_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/scheduler-server``, else ``~/.cache/scheduler-server``. When it
@@ -59,10 +60,7 @@ def load_array(relative: str) -> np.ndarray | None:
 
 
 def save_array(relative: str, array: np.ndarray) -> None:
-    def write(handle):
-        np.save(handle, array, allow_pickle=False)
-
-    _write_atomically(cache_root() / relative, write, "wb")
+    _write_atomically(cache_root() / relative, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def load_archive(relative: str) -> dict[str, np.ndarray] | None:
@@ -79,21 +77,7 @@ def load_archive(relative: str) -> dict[str, np.ndarray] | None:
 
 
 def save_archive(relative: str, arrays: dict[str, np.ndarray]) -> None:
-    _write_atomically(cache_root() / relative, lambda handle: np.savez(handle, **arrays), "wb")
-
-
-def load_text(relative: str) -> str | None:
-    try:
-        return (cache_root() / relative).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        log.warning("ignoring unreadable cache file %s: %s", cache_root() / relative, exc)
-        return None
-
-
-def save_text(relative: str, text: str) -> None:
-    _write_atomically(cache_root() / relative, lambda handle: handle.write(text), "w")
+    _write_atomically(cache_root() / relative, lambda handle: np.savez(handle, **arrays))
 
 
 def prune(relative: str, keep: int) -> None:
@@ -111,15 +95,14 @@ def prune(relative: str, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_atomically(path: Path, write, mode: str) -> None:
+def _write_atomically(path: Path, write) -> None:
     # Written to a temporary name and renamed, so that a concurrent reader (another
     # gunicorn thread or process) sees either no file or a whole one.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
-            kwargs = {"encoding": "utf-8"} if "b" not in mode else {}
-            with os.fdopen(fd, mode, **kwargs) as handle:
+            with os.fdopen(fd, "wb") as handle:
                 write(handle)
             os.replace(tmp, path)
         except BaseException:

@@ -32,8 +32,3 @@ def parse_time(value: object) -> datetime:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """ISO 8601 in UTC with a 'Z'-free explicit offset, as the command scripts use."""
-    return value.astimezone(UTC).isoformat()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from scheduler_server.observing.policies.base import Block
+from scheduler_server.observing.types import Block
 
 MASTER = "master"
 CALIBRATION = "calibration"

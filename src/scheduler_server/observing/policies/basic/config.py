@@ -12,7 +12,6 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from scheduler_server.observing.master.patches import GeneratorConfig, SiteConfig
-from scheduler_server.observing.policies.base import PolicyConfig
 from scheduler_server.observing.policies.basic.rules import (
     AltRange,
     DayMod,
@@ -24,6 +23,7 @@ from scheduler_server.observing.policies.basic.rules import (
     SunAvoidance,
 )
 from scheduler_server.observing.telescope import TelescopeModel
+from scheduler_server.observing.types import PolicyConfig
 
 Planet = Literal["mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"]
 _AS_WRITTEN = ConfigDict(serialize_by_alias=True)

@@ -20,9 +20,9 @@ import logging
 import math
 from datetime import UTC, datetime
 
-from scheduler_server.observing.policies.base import Policy, PolicyFailure, ScheduleResult
+from scheduler_server.observing.policies.base import Policy
 from scheduler_server.observing.policies.basic.config import PRESETS, BasicConfig
-from scheduler_server.observing.service import ScheduleInputError
+from scheduler_server.observing.types import PolicyFailure, ScheduleInputError, ScheduleResult
 
 log = logging.getLogger(__name__)
 SITE_TOLERANCE_DEG = 0.01

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from scheduler_server.observing.policies.base import PolicyConfig
+from scheduler_server.observing.types import PolicyConfig
 
 if TYPE_CHECKING:  # the computing modules load numpy: imported where used, so configs stay light
     import numpy as np
