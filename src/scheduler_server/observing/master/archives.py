@@ -1,14 +1,13 @@
 """Generated master-schedule months as numpy archives: the cache's format, and the months shipped in the package.
 
-Parsing a month of toast text (about 1,100 scans) takes about 0.1 s; the same
-scans load from an archive in a few milliseconds, and come back exactly as they
-were made. The toast text is still what ``scheduler-server master-schedule``
+Parsing a month of toast text (about 1,100 scans) is slow next to loading the
+same scans from an archive, and they come back from one exactly as they were made. The toast text is still what ``scheduler-server master-schedule``
 writes for people and other tools.
 
 Months of the *default* generator config (the default patches, at the default
 site) are shipped in ``data/master/<key>/<YYYY-MM>.npz`` so that a fresh install
-schedules those months without generating them (about 0.7 s of sky and planning
-each). ``<key>`` is ``master.generate.spec_key``: it carries every input and the
+schedules those months without generating them (each month is otherwise a
+computation of sky and planning; bench/README.md has the figures). ``<key>`` is ``master.generate.spec_key``: it carries every input and the
 code, skyfield and skyfield-data versions, so a shipped month is only ever used
 for exactly the inputs that made it. Regenerate after changing any of them::
 

@@ -13,7 +13,7 @@ splits it into sub-scans of at most ``max_scan_seconds``.
 Schedules are made one calendar month (UTC) at a time, each month from a fresh
 state, so any window of any schedule is the same however it was asked for; months
 are cached as numpy archives (``archives.py``) keyed by everything that shaped
-them (``cache.py``), and the default config's months for a few years are shipped.
+them (``sky/cache.py``), and the default config's months for a few years are shipped.
 """
 
 from __future__ import annotations

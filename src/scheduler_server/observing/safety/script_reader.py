@@ -2,7 +2,7 @@
 
 A script in the shape the policies emit (imports, one ``with disable_trace():``
 block, comments and one call per line with literal arguments) is read line by line
-with anchored regular expressions, about ten times faster than building Python's
+with anchored regular expressions, much faster than building Python's
 syntax tree. Anything else, down to a trailing comment or an unusual spacing, is
 read with ``ast`` instead, so the fast path only ever decides for scripts whose
 meaning is beyond doubt; both give the same calls (checked in the tests).

@@ -5,7 +5,7 @@ Positions come from skyfield with the JPL DE421 ephemeris and the IERS table
 downloaded (the files are opened from that package's directory, where skyfield
 finds them present and so never fetches).
 
-Skyfield costs about 0.1 ms per time per body, too slow for 10-second grids over
+Skyfield computes one time per body at a cost too high for 10-second grids over
 weeks. So each body's apparent topocentric right ascension and declination (of
 date), and the site's local apparent sidereal time, are computed once per 16-day
 chunk on an hourly grid, kept in memory and on disk (``cache.py``), and

@@ -88,8 +88,8 @@ def cos_distance_to_arcs(cos_az, sin_az, sin_el, cos_el, az_lo, az_hi, el) -> np
 
 
 def cos_distance_to_box_at(az: float, el: float, box) -> float:
-    """``cos_distance_to_box`` for one direction, in plain floats: a few microseconds
-    instead of the tens that numpy's per-call overhead costs on a single value."""
+    """``cos_distance_to_box`` for one direction, in plain floats: on a single value
+    numpy's per-call overhead would cost far more than the arithmetic."""
     az_lo, az_hi, el_lo, el_hi = box
     width = az_hi - az_lo
     if width >= 360.0:

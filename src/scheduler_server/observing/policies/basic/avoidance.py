@@ -5,7 +5,7 @@ be within ``lookahead`` seconds (``min_sun_time``), closer to it than ``min_angl
 Samples are ``step`` seconds apart; a small angular ``margin`` covers the sun's
 motion between samples (at most 0.05 deg in 10 s) and ``pad`` widens each unsafe
 span by the configured buffer. The same test judges scans, slews and waits, so the
-independent checker (``safety.py``) should never find what this missed.
+independent checker (``observing/safety/checker.py``) should never find what this missed.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
    calibration-min-duration.
 3. Calibration wins: master scans are cut where a calibration scan runs; then sun
    and moon cuts of the master scans, and min-duration over everything.
-4. Slews and waits between scans are planned clear of the sun (``slews.py``).
-5. The script is written, then checked by the independent checker (``safety.py``):
+4. Slews and waits between scans are planned clear of the sun (``basic/slews.py``).
+5. The script is written, then checked by the independent checker (``observing/safety/checker.py``):
    an unsafe script is never returned.
 
 Imports of numpy and the sky code happen on first use, so listing policies (which
