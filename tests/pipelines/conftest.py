@@ -67,7 +67,8 @@ def make_service(make_settings):
     made = []
 
     def make(start: bool = True, **pipelines):
-        service = PipelineService(make_settings(**pipelines))
+        settings = make_settings(**pipelines)
+        service = PipelineService(settings.pipelines, settings.data_path)
         made.append(service)
         if start:
             service.ensure_started()
@@ -131,6 +132,6 @@ def wait_status(service, pipeline_id: int, statuses, timeout: float = 20.0):
 
 
 def submit_ok(service, *items) -> list[int]:
-    reports = service.submit(list(items))
-    assert all(r["request"] == "success" for r in reports), reports
-    return [r["id"] for r in reports]
+    results = service.submit(list(items))
+    assert all(r.accepted for r in results), results
+    return [r.id for r in results]

@@ -35,7 +35,7 @@ def _found(root, name: str) -> bool:
 
 
 def _stdout(service, pipeline_id: int) -> list[str]:
-    return service.logs(pipeline_id, "stdout", 0, 1 << 20)["data"].split("\n")[:-1]
+    return service.logs(pipeline_id, "stdout", 0, 1 << 20).data.split("\n")[:-1]
 
 
 def test_seed_argument_contract_in_order(make_service):
@@ -170,10 +170,10 @@ def test_script_names_are_confined(make_service, scripts, tmp_path, name, proble
     (scripts / "link.sh").symlink_to(tmp_path / "outside.sh")
     service = make_service(start=False)
     for item in (xnat(script=name), xnat(files=[name])):
-        (report,) = service.submit([item])
-        assert report["request"] == "error"
-        assert problem in report["error"]
-        assert report["field"] in ("script", "files.0")
+        (result,) = service.submit([item])
+        assert not result.accepted
+        assert problem in result.error.message
+        assert result.error.field in ("script", "files.0")
 
 
 def test_files_are_uploaded_next_to_the_script(make_service, scripts):
@@ -214,10 +214,10 @@ def test_request_validation_names_the_field(make_service):
         (script("ok.sh", env={"BAD NAME": "x"}), "not a valid environment variable name"),
         (42, "must be a JSON object"),
     ]
-    reports = service.submit([item for item, _ in cases])
-    for report, (_, expected) in zip(reports, cases):
-        assert report["request"] == "error"
-        assert expected in report["error"], report
+    results = service.submit([item for item, _ in cases])
+    for result, (_, expected) in zip(results, cases):
+        assert not result.accepted
+        assert expected in result.error.message, result
 
 
 def test_task_types_are_registered():
@@ -230,7 +230,7 @@ def test_local_jobs_do_not_inherit_the_services_settings(make_service, scripts, 
     service = make_service()
     (pid,) = submit_ok(service, script("env.sh"))
     assert wait_status(service, pid, ("succeeded", "failed")).status == "succeeded"
-    assert "must-not-leak" not in service.logs(pid, "stdout", 0, 1 << 20)["data"]
+    assert "must-not-leak" not in service.logs(pid, "stdout", 0, 1 << 20).data
 
 
 def test_run_script_refuses_to_start_without_its_stdin_line(tmp_path):

@@ -126,10 +126,11 @@ def test_never_list_wins_over_any_site_pattern(name):
 
 def test_default_allows_only_pipeline_names(make_service):
     service = make_service(start=False)
-    assert service.settings.pipelines.allowed_env_names == ["PIPELINE_*"]
+    assert service.settings.allowed_env_names == ["PIPELINE_*"]
     ok, other = service.submit([script("ok.sh", env={"PIPELINE_RUN": "1"}), script("ok.sh", env={"GREETING": "hi"})])
-    assert ok["request"] == "success"
-    assert other["field"] == "env.GREETING" and "not in pipelines.allowed_env_names (PIPELINE_*)" in other["error"]
+    assert ok.accepted
+    assert other.error.field == "env.GREETING"
+    assert "not in pipelines.allowed_env_names (PIPELINE_*)" in other.error.message
 
 
 def test_a_site_cannot_allow_a_never_name_explicitly(make_settings):

@@ -78,7 +78,7 @@ def test_a_user_equal_to_the_password_stored_by_an_earlier_version_is_hidden_at_
 
     (scripts / "check_user.sh").write_text('[ "${10}" = "admin" ] || exit 3\n')
     service = make_service(start=False)
-    same, other = [r["id"] for r in service.submit([xnat(script="check_user.sh", pwd="admin"), xnat(pwd="admin")])]
+    same, other = [r.id for r in service.submit([xnat(script="check_user.sh", pwd="admin"), xnat(pwd="admin")])]
     with service.store.write() as session:  # as the earlier version stored them: user in clear, no mark
         for pipeline_id, user in ((same, "admin"), (other, "u")):
             spec = {k: v for k, v in service.store.get_pipeline(pipeline_id).spec.items() if k != "user_is_pwd"}

@@ -35,13 +35,14 @@ def instances_list(config_path) -> None:
 @config_option
 def instances_delete(include_untagged, dry_run, config_path) -> None:
     """DELETE /instance from the shell: delete backend instances this scheduler does not track."""
-    from scheduler_server.pipelines.service import PipelineError
+    from scheduler_server.pipelines.errors import PipelineError
+    from scheduler_server.web.pipelines.lifecycle import cleanup_report
 
     service = service_for(config_path)
     try:
-        report = service.delete_untracked(include_untagged=include_untagged, dry_run=dry_run)
+        cleanup = service.delete_untracked(include_untagged=include_untagged, dry_run=dry_run)
     except PipelineError as exc:
         raise fail(exc) from None
     finally:
         service.close()
-    click.echo(json.dumps(report, indent=2))
+    click.echo(json.dumps(cleanup_report(cleanup), indent=2))

@@ -22,7 +22,8 @@ def service_for(config_path: str | None):
     from scheduler_server.pipelines.service import PipelineService
 
     try:
-        return PipelineService(settings_or_exit(config_path))
+        settings = settings_or_exit(config_path)
+        return PipelineService(settings.pipelines, settings.data_path)
     except (BackendConfigError, SecretError, ConfigError) as exc:
         raise start_failure(exc) from None
 
@@ -48,15 +49,15 @@ def submit(file, config_path) -> None:
     items = body if isinstance(body, list) else [body]
     service = service_for(config_path)
     try:
-        reports = service.submit(items)
+        results = service.submit(items)
     finally:
         service.close()
-    for report in reports:
-        if report["request"] == "success":
-            click.echo(f"#{report['index']}: queued as pipeline {report['id']}")
+    for result in results:
+        if result.accepted:
+            click.echo(f"#{result.index}: queued as pipeline {result.id}")
         else:
-            click.echo(f"#{report['index']}: rejected: {report['error']}", err=True)
-    if not any(r["request"] == "success" for r in reports):
+            click.echo(f"#{result.index}: rejected: {result.error.message}", err=True)
+    if not any(r.accepted for r in results):
         sys.exit(1)
 
 
@@ -92,8 +93,8 @@ def list_(status, project, limit, as_json, config_path) -> None:
 @config_option
 def show(pipeline_id, config_path) -> None:
     """Print one pipeline with its status history (password masked)."""
+    from scheduler_server.pipelines.errors import PipelineError
     from scheduler_server.pipelines.redacted import pipeline_view
-    from scheduler_server.pipelines.service import PipelineError
 
     service = service_for(config_path)
     try:
@@ -109,7 +110,7 @@ def show(pipeline_id, config_path) -> None:
 @config_option
 def cancel(pipeline_id, config_path) -> None:
     """Cancel a pipeline: dequeued at once, or killed by the running server's dispatcher."""
-    from scheduler_server.pipelines.service import PipelineError
+    from scheduler_server.pipelines.errors import PipelineError
 
     service = service_for(config_path)
     try:
@@ -128,7 +129,7 @@ def cancel(pipeline_id, config_path) -> None:
 @config_option
 def retry(pipeline_id, config_path) -> None:
     """Queue a failed or cancelled pipeline again."""
-    from scheduler_server.pipelines.service import PipelineError
+    from scheduler_server.pipelines.errors import PipelineError
 
     service = service_for(config_path)
     try:
@@ -146,7 +147,7 @@ def retry(pipeline_id, config_path) -> None:
 @config_option
 def logs(pipeline_id, stream, config_path) -> None:
     """Print the current (or last) attempt's log, password masked."""
-    from scheduler_server.pipelines.service import PipelineError
+    from scheduler_server.pipelines.errors import PipelineError
 
     service = service_for(config_path)
     try:
@@ -155,4 +156,4 @@ def logs(pipeline_id, stream, config_path) -> None:
         raise fail(exc) from None
     finally:
         service.close()
-    click.echo(chunk["data"], nl=False)
+    click.echo(chunk.data, nl=False)

@@ -1,7 +1,8 @@
 """The pipeline scheduler as one object: what the web API and the CLI call.
 
-``PipelineService(settings)`` opens the store, the key and the backend but
-starts no thread; ``ensure_started()`` starts the dispatcher in the calling
+``PipelineService(settings, data_path)`` (the configuration's pipelines
+section and the server's data directory) opens the store, the key and the
+backend but starts no thread; ``ensure_started()`` starts the dispatcher in the calling
 process (again after a fork), so importing or building the app alone never
 dispatches.
 """
@@ -13,21 +14,33 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from scheduler_server.config import Settings, load_settings
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.clouds.backend import BackendError, InstanceInfo, create_backend
+from scheduler_server.pipelines.errors import Conflict, InvalidInput, NotFound, Unavailable
 from scheduler_server.pipelines.logs.kept import MaskedLog
-from scheduler_server.pipelines.models import CANCELLED, FAILED, FINAL_STATES, IDLE, QUEUED, RUNNING, STAGING, Pipeline
+from scheduler_server.pipelines.models import (
+    CANCELLED,
+    FAILED,
+    FINAL_STATES,
+    LIVE_INSTANCE_STATES,
+    QUEUED,
+    RUNNING,
+    STAGING,
+    InstanceState,
+    Pipeline,
+)
 from scheduler_server.pipelines.scheduling.attempts import Attempts
 from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.secrets import SecretBox, SecretError
+from scheduler_server.pipelines.settings import PipelineSettings
 from scheduler_server.pipelines.storage import legacy_specs
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.migrations import SchemaError
@@ -39,16 +52,46 @@ from scheduler_server.validation_text import field_and_problem
 
 log = logging.getLogger(__name__)
 
-#: Settings that only take effect on a restart; PUT /config reports them.
+#: Settings that only take effect on a restart; ``reconfigure`` keeps them and names them.
 RESTART_KEYS = ("backend", "database_url", "ssh_hosts", "backend_threads", "secret_key")
 
 
-class PipelineError(Exception):
-    """A request the service refuses: ``status`` is the HTTP status, ``field`` the offending field."""
+@dataclass(frozen=True)
+class Submitted:
+    """What became of one submitted item: queued as pipeline ``id``, or refused with ``error``."""
 
-    def __init__(self, status: int, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+    index: int
+    id: int | None = None
+    error: InvalidInput | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes ``offset`` to ``next`` of an attempt's masked stream; ``complete`` once the pipeline ended and all is read."""
+
+    id: int
+    attempt: int
+    stream: str
+    status: str
+    offset: int
+    next: int
+    data: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class UntrackedCleanup:
+    """The backend's instances this scheduler does not track (``candidates``), and what deleting them did."""
+
+    dry_run: bool
+    include_untagged: bool
+    candidates: list[InstanceInfo]
+    deleted: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (instance id, why)
 
 
 def _open_store(data_path: Path, url: str) -> tuple[Store, str]:
@@ -64,26 +107,29 @@ def _open_store(data_path: Path, url: str) -> tuple[Store, str]:
 
 
 class PipelineService:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: PipelineSettings, data_path: Path):
+        """``data_path``: the server's data directory (the key, a SQLite database, the kept logs)."""
         self.settings = settings
-        self.data_path = settings.data_path
-        pipelines = settings.pipelines
-        self.store, self.scheduler_id = _open_store(
-            self.data_path, pipelines.database_url or default_url(self.data_path)
-        )
-        key = pipelines.secret_key.get_secret_value() if pipelines.secret_key else None
-        self.secrets = SecretBox.from_config(key, self.data_path)
+        self.data_path = data_path
+        self.store, self.scheduler_id = _open_store(data_path, settings.database_url or default_url(data_path))
+        key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        self.secrets = SecretBox.from_config(key, data_path)
         try:
             legacy_specs.hide_users_equal_to_passwords(self.store, self.secrets)
         except StoreUnavailable as exc:
             log.warning("stored pipelines not checked for a user name equal to the password: %s", exc)
-        self.backend = create_backend(pipelines, scheduler_id=self.scheduler_id, data_dir=self.data_path)
-        self.pool = Pool(self.store, self.backend, lambda: self.settings.pipelines)
-        self.timetest = TimetestCsv(lambda: self.settings.pipelines.timetest_csv_file)
-        self.attempts = Attempts(self)
-        self.dispatcher = Dispatcher(self)
+        self.backend = create_backend(settings, scheduler_id=self.scheduler_id, data_dir=data_path)
+        self.pool = Pool(self.store, self.backend, self.current_settings)
+        self.timetest = TimetestCsv(lambda: self.settings.timetest_csv_file)
+        current = self.current_settings
+        self.attempts = Attempts(self.store, self.pool, current, self.secrets, self.log_dir, self.timetest)
+        self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, current)
         self._started_in: int | None = None
         self._start_lock = threading.Lock()
+
+    def current_settings(self) -> PipelineSettings:
+        """The pipeline settings now (``reconfigure`` replaces them): what the collaborators call."""
+        return self.settings
 
     # --- threads --------------------------------------------------------------------
 
@@ -95,7 +141,7 @@ class PipelineService:
                 return
             if self._started_in is not None:  # forked: the parent's threads did not come along
                 self.store.engine.dispose(close=False)
-                self.dispatcher = Dispatcher(self)
+                self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, self.current_settings)
             self.dispatcher.start()
             self._started_in = os.getpid()
             atexit.register(self.stop)
@@ -112,35 +158,25 @@ class PipelineService:
 
     # --- submit ---------------------------------------------------------------------
 
-    def submit(self, items: list[Any]) -> list[dict[str, Any]]:
-        """Validate and queue each item; one report per item, in order. Bad items do not stop good ones."""
-        reports: list[dict[str, Any]] = []
+    def submit(self, items: list[Any]) -> list[Submitted]:
+        """Validate and queue each item; one result per item, in order. Bad items do not stop good ones."""
+        reports: list[Submitted] = []
         rows: list[tuple[int, Pipeline]] = []
         for index, item in enumerate(items):
             try:
                 rows.append((index, self._build(item)))
-                reports.append({"index": index, "request": "success"})
-            except PipelineError as exc:
-                reports.append({"index": index, "request": "error", "error": exc.message, "field": exc.field})
+                reports.append(Submitted(index))
+            except InvalidInput as exc:
+                reports.append(Submitted(index, error=exc))
         if rows:
             # Assigned in the inserting transaction: a pipeline that can start now starts without
             # a second transaction or a wait for the dispatcher loop.
-            plans: list = []
-
-            def assign(session):
-                plans.append(self.dispatcher.assign_in(session, time.time()))
-
-            try:
-                ids, _ = self.store.add_pipelines([p for _, p in rows], then=assign)
-            except Exception:
-                for plan in plans:  # not committed: nothing was assigned
-                    self.dispatcher.drop(plan)
-                raise
+            new = [p for _, p in rows]
+            insert = lambda assign: self.store.add_pipelines(new, then=assign)  # noqa: E731
+            (ids, _), assigned = self.dispatcher.commit_and_assign(insert)
             for (index, _), pipeline_id in zip(rows, ids):
-                reports[index].update({"id": pipeline_id, "status": QUEUED})
-            for plan in plans:
-                self.dispatcher.carry_out(plan)
-            if not any(plans):
+                reports[index] = Submitted(index, id=pipeline_id)
+            if not assigned:
                 # Assigned nothing here (not the dispatching process, or no room): the loop's turn.
                 # Otherwise waking it now would only compete with the start for the interpreter;
                 # each start or boot job wakes it when it ends.
@@ -149,32 +185,32 @@ class PipelineService:
 
     def _build(self, item: Any) -> Pipeline:
         if not isinstance(item, dict):
-            raise PipelineError(400, f"must be a JSON object, not a JSON {type(item).__name__}")
+            raise InvalidInput(f"must be a JSON object, not a JSON {type(item).__name__}")
         kind = item.get("type", "xnat")
         task = TASK_TYPES.get(kind) if isinstance(kind, str) else None
         if task is None:
-            raise PipelineError(400, f"type: unknown pipeline type {kind!r}; known: {', '.join(TASK_TYPES)}", "type")
+            raise InvalidInput(f"type: unknown pipeline type {kind!r}; known: {', '.join(TASK_TYPES)}", "type")
         try:
             request = task.Request.model_validate(item)
         except ValidationError as exc:
             raise _validation_error(exc) from None
-        folder = Path(self.settings.pipelines.local_scripts_folder)
+        folder = Path(self.settings.local_scripts_folder)
         try:
             resolve_in_folder(folder, request.script)
         except PathError as exc:
-            raise PipelineError(400, f"script: {exc}", "script") from None
+            raise InvalidInput(f"script: {exc}", "script") from None
         for n, name in enumerate(request.files):
             try:
                 resolve_in_folder(folder, name)
             except PathError as exc:
-                raise PipelineError(400, f"files.{n}: {exc}", f"files.{n}") from None
+                raise InvalidInput(f"files.{n}: {exc}", f"files.{n}") from None
         try:
-            environment.check(task.request_env(request.spec()), self.settings.pipelines.allowed_env_names)
+            environment.check(task.request_env(request.spec()), self.settings.allowed_env_names)
         except environment.ForbiddenEnv as exc:
-            raise PipelineError(400, str(exc), f"env.{exc.name}") from None
+            raise InvalidInput(str(exc), f"env.{exc.name}") from None
         problem = request.secret_problem()
         if problem:
-            raise PipelineError(400, f"pwd: {problem}", "pwd")
+            raise InvalidInput(f"pwd: {problem}", "pwd")
         secret = request.secret()
         now = time.time()
         return Pipeline(
@@ -199,7 +235,7 @@ class PipelineService:
     def get(self, pipeline_id: int) -> Pipeline:
         pipeline = self.store.get_pipeline(pipeline_id, with_history=True)
         if pipeline is None:
-            raise PipelineError(404, f"no pipeline with id {pipeline_id}", "id")
+            raise NotFound(f"no pipeline with id {pipeline_id}", "id")
         return pipeline
 
     def log_dir(self, pipeline_id: int, attempt: int) -> Path:
@@ -208,7 +244,7 @@ class PipelineService:
     def secrets_of(self, pipeline: Pipeline) -> list[str]:
         return [self.secrets.decrypt(pipeline.secret)] if pipeline.secret else []
 
-    def logs(self, pipeline_id: int, stream: str, since: int, max_bytes: int) -> dict[str, Any]:
+    def logs(self, pipeline_id: int, stream: str, since: int, max_bytes: int) -> LogChunk:
         """A chunk of the current (or last) attempt's masked stdout/stderr from byte ``since`` of the
         masked stream (``masked_logs``): the same offsets while the job runs and after it ended."""
         pipeline = self.get(pipeline_id)
@@ -225,29 +261,27 @@ class PipelineService:
                         kept.catch_up(read_raw, self.secrets_of(pipeline), final=False, want=since + max_bytes)
                 data, length, _ = kept.read(since, max_bytes)
             except BackendError as exc:
-                raise PipelineError(503, f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
+                raise Unavailable(f"the instance of pipeline {pipeline_id} is unreachable: {exc}") from None
             except (OSError, SecretError) as exc:  # a full disk, a data directory gone read-only, a changed key
-                raise PipelineError(
-                    503, f"the log of pipeline {pipeline_id} cannot be kept or masked now: {exc}"
-                ) from None
+                raise Unavailable(f"the log of pipeline {pipeline_id} cannot be kept or masked now: {exc}") from None
             complete = complete and since + len(data) >= length
-        return {
-            "id": pipeline.id,
-            "attempt": pipeline.attempt,
-            "stream": stream,
-            "status": pipeline.status,
-            "offset": since,
-            "next": since + len(data),
-            "data": data.decode("utf-8", "replace"),
-            "complete": complete,
-        }
+        return LogChunk(
+            id=pipeline.id,
+            attempt=pipeline.attempt,
+            stream=stream,
+            status=pipeline.status,
+            offset=since,
+            next=since + len(data),
+            data=data.decode("utf-8", "replace"),
+            complete=complete,
+        )
 
     # --- change ---------------------------------------------------------------------
 
     def cancel(self, pipeline_id: int) -> Pipeline:
         def change(session, p: Pipeline):
             if p.status in FINAL_STATES:
-                raise PipelineError(409, f"pipeline {p.id} is already {p.status}", "id")
+                raise Conflict(f"pipeline {p.id} is already {p.status}", "id")
             p.cancel_requested = True
             p.updated_at = time.time()
             if p.status == QUEUED:
@@ -255,16 +289,14 @@ class PipelineService:
                 p.finished_at = time.time()
 
         if self.store.update_pipeline(pipeline_id, change) is None and self.store.get_pipeline(pipeline_id) is None:
-            raise PipelineError(404, f"no pipeline with id {pipeline_id}", "id")
+            raise NotFound(f"no pipeline with id {pipeline_id}", "id")
         self.dispatcher.wake()
         return self.get(pipeline_id)
 
     def retry(self, pipeline_id: int) -> Pipeline:
         def change(session, p: Pipeline):
             if p.status not in (FAILED, CANCELLED):
-                raise PipelineError(
-                    409, f"pipeline {p.id} is {p.status}; only failed or cancelled ones can be retried", "id"
-                )
+                raise Conflict(f"pipeline {p.id} is {p.status}; only failed or cancelled ones can be retried", "id")
             p.move(QUEUED, "retry requested")
             p.attempts_base = p.attempt
             p.cancel_requested = False
@@ -280,64 +312,49 @@ class PipelineService:
 
     def delete_instance(self, instance_id: str) -> None:
         instance = self.pool.get(instance_id)
-        if instance is None or instance.state not in (IDLE, "busy", "booting", "deleting"):
-            raise PipelineError(404, f"no live instance with id {instance_id}", "id")
+        if instance is None or instance.state not in LIVE_INSTANCE_STATES:
+            raise NotFound(f"no live instance with id {instance_id}", "id")
         if instance.pipeline_id is not None:
-            raise PipelineError(
-                409, f"instance {instance_id} runs pipeline {instance.pipeline_id}; cancel it first", "id"
-            )
-        if instance.state == "booting":
-            raise PipelineError(409, f"instance {instance_id} is still booting", "id")
+            raise Conflict(f"instance {instance_id} runs pipeline {instance.pipeline_id}; cancel it first", "id")
+        if instance.state == InstanceState.BOOTING:
+            raise Conflict(f"instance {instance_id} is still booting", "id")
         self.pool.mark_deleting(instance_id)
         self.pool.destroy(instance_id)
 
-    def delete_untracked(self, *, include_untagged: bool, dry_run: bool) -> dict[str, Any]:
+    def delete_untracked(self, *, include_untagged: bool, dry_run: bool) -> UntrackedCleanup:
         """The seed's DELETE /instance: delete backend instances this scheduler does not track."""
         try:
             candidates = self.pool.untracked(include_untagged)
         except BackendError as exc:
-            raise PipelineError(503, f"cannot list the backend's instances: {exc}") from None
-        deleted, failed = [], []
+            raise Unavailable(f"cannot list the backend's instances: {exc}") from None
+        cleanup = UntrackedCleanup(dry_run, include_untagged, candidates)
         for info in candidates:
             if dry_run:
                 continue
             try:
                 self.pool.delete_backend_instance(info)
-                deleted.append(info.id)
+                cleanup.deleted.append(info.id)
             except BackendError as exc:
-                failed.append({"id": info.id, "error": str(exc)})
-        return {
-            "dry_run": dry_run,
-            "all": include_untagged,
-            "candidates": [_describe(i) for i in candidates],
-            "deleted": deleted,
-            "failed": failed,
-        }
+                cleanup.failed.append((info.id, str(exc)))
+        return cleanup
 
     # --- configuration --------------------------------------------------------------
 
-    def reload(self) -> tuple[Settings, list[str]]:
-        """Re-read the configuration file; raises ConfigError (and keeps the old settings) if invalid."""
-        fresh = load_settings(self.settings.source)
-        old, new = self.settings.pipelines, fresh.pipelines
-        restart = [k for k in RESTART_KEYS if getattr(old, k) != getattr(new, k)]
-        if fresh.data_path != self.settings.data_path:
-            restart.append("data_dir")
+    def reconfigure(self, fresh: PipelineSettings, data_path: Path) -> list[str]:
+        """Take a re-read configuration's pipeline settings; returns the keys that need a restart
+        (``data_dir`` among them if ``data_path`` moved), which keep their running values."""
+        restart = [k for k in RESTART_KEYS if getattr(self.settings, k) != getattr(fresh, k)]
         if restart:
             # Keep what needs a restart as it is, so the running backend and store stay consistent.
-            new = new.model_copy(update={k: getattr(old, k) for k in restart if k != "data_dir"})
-            fresh = fresh.model_copy(update={"pipelines": new, "data_dir": self.settings.data_dir})
-        fresh.source = self.settings.source
+            fresh = fresh.model_copy(update={k: getattr(self.settings, k) for k in restart})
+        if data_path != self.data_path:
+            restart.append("data_dir")
         self.settings = fresh
-        self.backend.settings = fresh.pipelines
+        self.backend.settings = fresh
         self.dispatcher.wake()
-        return fresh, restart
+        return restart
 
 
-def _describe(info: InstanceInfo) -> dict[str, Any]:
-    return {"id": info.id, "name": info.name, "state": info.state, "address": info.address, "tagged": info.tagged}
-
-
-def _validation_error(exc: ValidationError) -> PipelineError:
-    field, problem, _ = field_and_problem(exc, "pipeline")
-    return PipelineError(400, f"{field}: {problem}", field)
+def _validation_error(exc: ValidationError) -> InvalidInput:
+    name, problem, _ = field_and_problem(exc, "pipeline")
+    return InvalidInput(f"{name}: {problem}", name)

@@ -95,14 +95,25 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
-def json_body(*, required: bool = True) -> Any:
-    """The request's JSON, or BodyError. ``None`` if the body is empty and not required."""
+def json_body(*, required: bool = True, send: str = "JSON") -> Any:
+    """The request's JSON, or BodyError. ``None`` if the body is empty and not required.
+
+    ``send`` says what an empty body should have held (e.g. "a JSON object with t0, t1 and policy").
+    """
     raw = read_body()
     if not raw.strip():
         if required:
-            raise BodyError("request body: empty; send JSON")
+            raise BodyError(f"request body: empty; send {send}")
         return None
     return parse_json(raw)
+
+
+def json_object(described: str) -> dict[str, Any]:
+    """The request's JSON, which must be an object: ``described`` says which ("a JSON object with t0 and t1")."""
+    body = json_body(send=described)
+    if not isinstance(body, dict):
+        raise BodyError(f"request body: must be {described}, not a JSON {type(body).__name__}")
+    return body
 
 
 def _depth(value: Any) -> int:

@@ -1,8 +1,10 @@
 """Errors handled in one place: no response ever carries a traceback.
 
 Each API family answers in its seed's JSON style; ``ApiError`` carries the
-status and message and the blueprint that raised it decides the shape.
-Anything unexpected becomes a 500 whose request id is also in the server log.
+status and message and the blueprint that raised it decides the shape. The
+services raise errors by kind, without HTTP: ``status_of`` is the one mapping
+of those kinds to statuses. Anything unexpected becomes a 500 whose request
+id is also in the server log.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from scheduler_server.pipelines.errors import Conflict, InvalidInput, NotFound, PipelineError, Unavailable
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 
 log = logging.getLogger("scheduler_server.web")
@@ -24,6 +27,21 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.field = field
+
+
+_STATUS_OF_KIND = ((InvalidInput, 400), (NotFound, 404), (Conflict, 409), (Unavailable, 503))
+
+
+def status_of(exc: PipelineError) -> int:
+    """The HTTP status of a refusal of the pipeline service."""
+    return next((status for kind, status in _STATUS_OF_KIND if isinstance(exc, kind)), 400)
+
+
+def http_error_message(exc: HTTPException) -> str:
+    """The message of an HTTP error werkzeug raised (the same in every API's shape)."""
+    if exc.code == 413:
+        return f"request body: larger than the {current_app.config.get('MAX_CONTENT_LENGTH')} bytes this server accepts"
+    return exc.description or exc.name
 
 
 def request_id() -> str:
@@ -66,10 +84,7 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        message = exc.description or exc.name
-        if exc.code == 413:
-            message = f"request body: larger than the {app.config.get('MAX_CONTENT_LENGTH')} bytes this server accepts"
-        response, status = status_style(exc.code or 500, message)
+        response, status = status_style(exc.code or 500, http_error_message(exc))
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response, status

@@ -16,6 +16,9 @@ from pydantic.json_schema import models_json_schema
 from scheduler_server import __version__
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+#: The one description of the 413 answer (its message is ``errors.http_error_message``).
+_OVER_THE_LIMIT = "larger than server.max_body_bytes"
+BODY_TOO_LARGE = f"Body {_OVER_THE_LIMIT}"
 
 
 @dataclass
@@ -86,23 +89,7 @@ class ApiSpec:
         }
         if op.description:
             obj["description"] = op.description
-        params = []
-        for name, declared in op.path_params.items():
-            desc, schema = declared if isinstance(declared, tuple) else (declared, {"type": "string"})
-            params.append({"name": name, "in": "path", "required": True, "schema": schema, "description": desc})
-        if op.query is not None:
-            schema = op.query.model_json_schema(ref_template=REF_TEMPLATE)
-            required = set(schema.get("required", []))
-            for name, prop in schema.get("properties", {}).items():
-                params.append(
-                    {
-                        "name": name,
-                        "in": "query",
-                        "required": name in required,
-                        "description": prop.get("description", ""),
-                        "schema": _not_null({k: v for k, v in prop.items() if k not in ("description", "title")}),
-                    }
-                )
+        params = _parameters(op)
         if params:
             obj["parameters"] = params
         if op.body is not None:
@@ -111,28 +98,63 @@ class ApiSpec:
                 "description": op.body_description,
                 "content": {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=op.body.__name__)}}},
             }
-        for status, (desc, model) in sorted(op.responses.items()):
-            response: dict[str, Any] = {"description": desc}
-            if model is not None:
-                models = model if isinstance(model, tuple) else (model,)
-                refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
-                response["content"] = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
-                if status == 413:
-                    # `scheduler-server serve`'s HTTP server (waitress) refuses an oversized body before the
-                    # application sees it, with its own plain-text answer.
-                    response["content"]["text/plain"] = {"schema": {"type": "string"}}
-            if status in op.links:
-                response["links"] = op.links[status]
-            obj["responses"][str(status)] = response
-        if "413" not in obj["responses"]:
-            # Any request may carry a body; waitress refuses one over the limit before any route runs.
-            obj["responses"]["413"] = {
-                "description": "A body larger than server.max_body_bytes (refused by `scheduler-server serve` before the route)",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
+        for status, (desc, model) in sorted(_with_too_large(op).items()):
+            obj["responses"][str(status)] = _response_object(op, status, desc, model)
         if op.security and self.security_schemes:
             obj["security"] = [{name: []} for name in self.security_schemes]
         return obj
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params = []
+    for name, declared in op.path_params.items():
+        desc, schema = declared if isinstance(declared, tuple) else (declared, {"type": "string"})
+        params.append({"name": name, "in": "path", "required": True, "schema": schema, "description": desc})
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template=REF_TEMPLATE)
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            params.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in required,
+                    "description": prop.get("description", ""),
+                    "schema": _not_null({k: v for k, v in prop.items() if k not in ("description", "title")}),
+                }
+            )
+    return params
+
+
+def _with_too_large(op: Operation) -> dict[int, tuple[str, Any]]:
+    """The declared responses, plus the 413 of a body over the limit.
+
+    An operation that takes a body answers it in its API's error shape (the model of its 400);
+    any other is documented with waitress's plain-text refusal only.
+    """
+    responses = dict(op.responses)
+    if 413 not in responses:
+        if op.body is not None and 400 in responses:
+            error_model = responses[400][1]
+            responses[413] = (BODY_TOO_LARGE, error_model[0] if isinstance(error_model, tuple) else error_model)
+        else:
+            responses[413] = (f"A body {_OVER_THE_LIMIT} (refused by `scheduler-server serve` before the route)", None)
+    return responses
+
+
+def _response_object(op: Operation, status: int, desc: str, model: Any) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": desc}
+    if model is not None:
+        models = model if isinstance(model, tuple) else (model,)
+        refs = [{"$ref": REF_TEMPLATE.format(model=m.__name__)} for m in models]
+        response["content"] = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
+    if status == 413:
+        # `scheduler-server serve`'s HTTP server (waitress) refuses an oversized body before the
+        # application sees it, with its own plain-text answer.
+        response.setdefault("content", {})["text/plain"] = {"schema": {"type": "string"}}
+    if status in op.links:
+        response["links"] = op.links[status]
+    return response
 
 
 def unknown_query_parameter(view: Callable | None, method: str, names: Any) -> str | None:

@@ -6,15 +6,17 @@ Errors answer in the /api/v1 style of the whole service,
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.redacted import instance_view, pipeline_view
-from scheduler_server.pipelines.service import PipelineError
 from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from scheduler_server.validation_text import field_and_problem
 from scheduler_server.web.auth import AuthError
-from scheduler_server.web.errors import ApiError, status_style
+from scheduler_server.web.errors import ApiError, status_of, status_style
 from scheduler_server.web.integers import ID_RANGE, IntegerError, parse_int
 from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
@@ -59,7 +61,7 @@ def _body_error(exc: common.BodyError):
 
 @bp.errorhandler(PipelineError)
 def _pipeline_error(exc: PipelineError):
-    return status_style(exc.status, exc.message, exc.field)
+    return status_style(status_of(exc), exc.message, exc.field)
 
 
 @bp.errorhandler(AuthError)
@@ -107,7 +109,6 @@ def _links_to_pipeline(id_expression: str) -> dict[str, dict]:
         201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer),
         **_COMMON,
         400: (_SUBMIT_400, (ErrorOut, SubmitAnswer)),
-        413: ("Body larger than server.max_body_bytes", ErrorOut),
     },
     security=True,
 )
@@ -118,11 +119,12 @@ def submit():
     items = [body] if isinstance(body, dict) else body
     if not isinstance(items, list) or not items or len(items) > MAX_SUBMISSION:
         raise common.BodyError(f"request body: must be a pipeline object or a list of 1 to {MAX_SUBMISSION} of them")
-    reports = common.service().submit(items)
-    accepted = sum(r["request"] == "success" for r in reports)
+    results = common.service().submit(items)
+    accepted = sum(r.accepted for r in results)
+    if not accepted and len(results) == 1:
+        raise results[0].error
+    reports = [common.submit_report(r) for r in results]
     answer = {"accepted": accepted, "rejected": len(reports) - accepted, "pipelines": reports}
-    if not accepted and len(reports) == 1:
-        return status_style(400, reports[0]["error"], reports[0].get("field"))
     return jsonify(answer), 201 if accepted else 400
 
 
@@ -212,7 +214,8 @@ def retry(raw_id: str):
 def logs(raw_id: str):
     """Read from byte ``since``; pass the answer's ``next`` as the following ``since`` to follow a running job."""
     query = _query(LogsQuery)
-    return jsonify(common.service().logs(_pipeline_id(raw_id), query.stream, query.since, query.max_bytes))
+    chunk = common.service().logs(_pipeline_id(raw_id), query.stream, query.since, query.max_bytes)
+    return jsonify(asdict(chunk))
 
 
 @spec.operation(

@@ -12,14 +12,14 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from scheduler_server.config import ConfigError
+from scheduler_server.config import ConfigError, load_settings
 from scheduler_server.pipelines.clouds.backend import BackendError
+from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED
 from scheduler_server.pipelines.redacted import instance_view, pipeline_view
-from scheduler_server.pipelines.service import PipelineError
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.web.auth import AuthError
-from scheduler_server.web.errors import request_id, unavailable
+from scheduler_server.web.errors import http_error_message, request_id, status_of, unavailable
 from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import (
@@ -57,7 +57,7 @@ def _body_error(exc: common.BodyError):
 
 @bp.errorhandler(PipelineError)
 def _pipeline_error(exc: PipelineError):
-    return _error(exc.message, exc.status, exc.field)
+    return _error(exc.message, status_of(exc), exc.field)
 
 
 @bp.errorhandler(AuthError)
@@ -69,12 +69,7 @@ def _auth_error(exc: AuthError):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    message = exc.description or exc.name
-    if exc.code == 413:
-        message = (
-            f"request body: larger than the {current_app.config.get('MAX_CONTENT_LENGTH')} bytes this server accepts"
-        )
-    return _error(message, exc.code or 500)
+    return _error(http_error_message(exc), exc.code or 500)
 
 
 @bp.errorhandler(StoreUnavailable)
@@ -151,7 +146,6 @@ def _requested_ids() -> list[int] | None:
     responses={
         **_RESPONSES,
         400: (_SUBMIT_400, SeedAnswer),
-        413: ("Body larger than server.max_body_bytes", SeedAnswer),
     },
     security=True,
 )
@@ -168,14 +162,15 @@ def submit_pipelines():
         raise common.BodyError("request body: the list is empty")
     if len(items) > MAX_SUBMISSION:
         raise common.BodyError(f"request body: a list of {len(items)} pipelines; at most {MAX_SUBMISSION} per request")
-    reports = service().submit(items)
+    results = service().submit(items)
     if single:
-        report = reports[0]
-        if report["request"] == "error":
-            return _error(report["error"], 400, report.get("field"))
-        return _answer({"id": report["id"], "status": report["status"]})
-    accepted = any(r["request"] == "success" for r in reports)
-    return jsonify({"request": "success" if accepted else "error", "content": reports}), 200 if accepted else 400
+        (result,) = results
+        if not result.accepted:
+            raise result.error
+        return _answer({"id": result.id, "status": QUEUED})
+    accepted = any(r.accepted for r in results)
+    content = [common.submit_report(r) for r in results]
+    return jsonify({"request": "success" if accepted else "error", "content": content}), 200 if accepted else 400
 
 
 @spec.operation(
@@ -208,10 +203,10 @@ def delete_instances():
     lists them. Tracked instances (running, booting, idle spares) are never deleted here."""
     query = _bool_query(DeleteInstancesQuery)
     try:
-        report = service().delete_untracked(include_untagged=query.all, dry_run=query.dry_run)
+        cleanup = service().delete_untracked(include_untagged=query.all, dry_run=query.dry_run)
     except BackendError as exc:
         return _error(f"backend: {exc}", 503)
-    return _answer(report)
+    return _answer(common.cleanup_report(cleanup))
 
 
 def _bool_query(model):
@@ -237,7 +232,7 @@ def _bool_query(model):
 )
 @bp.get("/config")
 def get_config():
-    settings = service().settings
+    settings = current_app.config["SETTINGS"]
     return _answer({"source": settings.source, **settings.public_dict()})
 
 
@@ -252,10 +247,17 @@ def get_config():
 )
 @bp.put("/config")
 def reload_config():
+    running = current_app.config["SETTINGS"]
     try:
-        fresh, restart = service().reload()
+        fresh = load_settings(running.source)
     except ConfigError as exc:
         return _error(f"configuration not reloaded, the running one is kept: {exc}", 400)
+    restart = service().reconfigure(fresh.pipelines, fresh.data_path)
+    kept = {"pipelines": service().settings}
+    if "data_dir" in restart:
+        kept["data_dir"] = running.data_dir
+    fresh = fresh.model_copy(update=kept)
+    fresh.source = running.source
     current_app.config["SETTINGS"] = fresh
     return _answer({"reloaded": fresh.source or "built-in defaults", "restart_required": restart})
 

@@ -1,4 +1,5 @@
-"""What the two pipeline blueprints share: the service on the app, the token guard, JSON body parsing.
+"""What the two pipeline blueprints share: the service on the app, the token guard, JSON body parsing,
+the per-item submit report (the seed's, which the REST API kept).
 
 The ``PipelineService`` is built when the blueprints are registered (so a bad
 configuration fails at start), but its dispatcher thread starts only on the
@@ -14,15 +15,26 @@ from typing import Any
 from flask import Flask, current_app, request
 
 from scheduler_server.config import ConfigError
-from scheduler_server.pipelines.clouds.backend import BackendConfigError
+from scheduler_server.pipelines.clouds.backend import BackendConfigError, InstanceInfo
+from scheduler_server.pipelines.models import QUEUED
 from scheduler_server.pipelines.secrets import SecretError
-from scheduler_server.pipelines.service import PipelineService
+from scheduler_server.pipelines.service import PipelineService, Submitted, UntrackedCleanup
 from scheduler_server.web.auth import TokenAuth, warn_if_open
 from scheduler_server.web.bodies import BodyError, json_body
 from scheduler_server.web.integers import INT32_MAX
 from scheduler_server.web.openapi import spec
 
-__all__ = ["BodyError", "json_body", "parse_ids", "service", "guard", "install", "start_pipelines"]
+__all__ = [
+    "BodyError",
+    "json_body",
+    "parse_ids",
+    "service",
+    "guard",
+    "install",
+    "start_pipelines",
+    "submit_report",
+    "cleanup_report",
+]
 
 EXTENSION = "pipelines"
 
@@ -37,10 +49,11 @@ class Pipelines:
 
     def __init__(self, app: Flask):
         try:
-            self.service = PipelineService(app.config["SETTINGS"])
+            settings = app.config["SETTINGS"]
+            self.service = PipelineService(settings.pipelines, settings.data_path)
         except (BackendConfigError, SecretError) as exc:
             raise ConfigError(str(exc)) from None
-        self.auth = TokenAuth(lambda: self.service.settings.pipelines.tokens_file)
+        self.auth = TokenAuth(lambda: self.service.settings.tokens_file)
         warn_if_open(self.auth)
 
 
@@ -87,6 +100,28 @@ def parse_ids(values: list[Any]) -> list[int]:
             if 1 <= int(text) <= INT32_MAX:
                 ids.append(int(text))
     return ids
+
+
+def submit_report(result: Submitted) -> dict[str, Any]:
+    """One item's report, as the seed's POST /pipeline answered a list (and POST /api/v1/pipelines too)."""
+    if result.error is not None:
+        return {"index": result.index, "request": "error", "error": result.error.message, "field": result.error.field}
+    return {"index": result.index, "request": "success", "id": result.id, "status": QUEUED}
+
+
+def cleanup_report(cleanup: UntrackedCleanup) -> dict[str, Any]:
+    """DELETE /instance's content (also what ``scheduler-server instances delete-untracked`` prints)."""
+    return {
+        "dry_run": cleanup.dry_run,
+        "all": cleanup.include_untagged,
+        "candidates": [_described(i) for i in cleanup.candidates],
+        "deleted": cleanup.deleted,
+        "failed": [{"id": instance_id, "error": why} for instance_id, why in cleanup.failed],
+    }
+
+
+def _described(info: InstanceInfo) -> dict[str, Any]:
+    return {"id": info.id, "name": info.name, "state": info.state, "address": info.address, "tagged": info.tagged}
 
 
 _ID = re.compile(r"[0-9]{1,10}")
