@@ -111,7 +111,7 @@ def test_tables_are_reused_from_disk_and_broken_files_are_recomputed(tmp_path, m
 
 
 def test_cache_file_names_carry_the_site_and_library_versions():
-    name = f"sky/{sky._versions()}/{ATACAMA.key}"
+    name = f"sky/{sky.data_versions()}/{ATACAMA.key}"
     assert "skyfield" in name and "-22.958000" in name
 
 

@@ -66,7 +66,7 @@ def months(start: int, stop: int) -> list[tuple[int, int]]:
 def spec_key(spec: GeneratorConfig, site: Site) -> str:
     described = {
         "generator": GENERATOR_VERSION,
-        "sky": sky._versions(),
+        "sky": sky.data_versions(),
         "site": [site.name, site.telescope, site.lat, site.lon, site.elevation],
         "spec": spec.model_dump(mode="json", exclude={"patches"}),
         "patches": [p.model_dump(mode="json") for p in spec.resolved_patches()],

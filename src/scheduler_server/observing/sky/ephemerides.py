@@ -149,17 +149,18 @@ def _table(body: str, site: Site, chunk: int) -> np.ndarray:
         # the times' shared setup (``_chunk_times``), which is kept for the next one.
         table = _compute(body, site, chunk)
         cache.save_array(_table_name(body, site, chunk), table)
-        cache.prune(f"sky/{_versions()}", keep=CACHED_SITES)
+        cache.prune(f"sky/{data_versions()}", keep=CACHED_SITES)
     table.setflags(write=False)
     return table
 
 
 def _table_name(body: str, site: Site, chunk: int) -> str:
-    return f"sky/{_versions()}/{site.key}/{body}-{chunk}.npy"
+    return f"sky/{data_versions()}/{site.key}/{body}-{chunk}.npy"
 
 
 @lru_cache(maxsize=1)
-def _versions() -> str:
+def data_versions() -> str:
+    """The table format and the skyfield and skyfield-data versions: part of every cached name made from the sky."""
     return f"t{TABLE_FORMAT}-skyfield{cache.package_version('skyfield')}-data{cache.package_version('skyfield-data')}"
 
 
