@@ -22,6 +22,7 @@ from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import (
     MAX_SUBMISSION,
+    SUBMIT_400,
     Deleted,
     ErrorOut,
     InstanceList,
@@ -46,12 +47,6 @@ _COMMON = {
     **_UNAVAILABLE,
 }
 _ERRORS = {**_COMMON, 404: ("No such pipeline", ErrorOut)}
-_SUBMIT_400 = (
-    "A client mistake: the request does not match this document, or no pipeline was accepted because of a rule "
-    "the schema cannot state (the script or a file does not exist in LOCAL_SCRIPTS_FOLDER or leaves it, an "
-    "environment variable the site does not allow, options a shell cannot split into words, a password that "
-    "occurs in a field other than user or is made of '*' only)"
-)
 
 
 @bp.errorhandler(common.BodyError)
@@ -108,7 +103,7 @@ def _links_to_pipeline(id_expression: str) -> dict[str, dict]:
     responses={
         201: ("Accepted (some items may be rejected: see each report)", SubmitAnswer),
         **_COMMON,
-        400: (_SUBMIT_400, (ErrorOut, SubmitAnswer)),
+        400: (SUBMIT_400, (ErrorOut, SubmitAnswer)),
     },
     security=True,
 )

@@ -24,6 +24,7 @@ from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import (
     MAX_SUBMISSION,
+    SUBMIT_400,
     DeleteInstancesQuery,
     PipelineIdQuery,
     PipelineIds,
@@ -90,12 +91,6 @@ _RESPONSES = {
     401: ("Missing or wrong token", SeedAnswer),
     503: ("The service cannot serve this now (e.g. its database cannot take writes)", SeedAnswer),
 }
-_SUBMIT_400 = (
-    "A client mistake: the request does not match this document, or no pipeline was accepted because of a rule "
-    "the schema cannot state (the script or a file does not exist in LOCAL_SCRIPTS_FOLDER or leaves it, an "
-    "environment variable the site does not allow, options a shell cannot split into words, a password that "
-    "occurs in a field other than user or is made of '*' only)"
-)
 
 
 @spec.operation(
@@ -145,7 +140,7 @@ def _requested_ids() -> list[int] | None:
     query=TokenQuery,
     responses={
         **_RESPONSES,
-        400: (_SUBMIT_400, SeedAnswer),
+        400: (SUBMIT_400, SeedAnswer),
     },
     security=True,
 )

@@ -20,6 +20,13 @@ from scheduler_server.web.patterns import matching
 PipelineRequest = XnatRequest | ScriptRequest
 #: Most pipelines one request may submit (each is validated and inserted in the request).
 MAX_SUBMISSION = 1000
+#: The 400 of a submission, in both pipeline APIs' documents.
+SUBMIT_400 = (
+    "A client mistake: the request does not match this document, or no pipeline was accepted because of a rule "
+    "the schema cannot state (the script or a file does not exist in LOCAL_SCRIPTS_FOLDER or leaves it, an "
+    "environment variable the site does not allow, options a shell cannot split into words, a password that "
+    "occurs in a field other than user or is made of '*' only)"
+)
 
 
 class PipelineSubmission(
