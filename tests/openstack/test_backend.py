@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from devtools.openstack_sim import parse_rule
-from scheduler_server.pipelines.clouds.backend import TAG_KEY, BackendConfigError, InstanceGone, ProvisionError
+from scheduler_server.pipelines.backend_errors import BackendConfigError, InstanceGone, ProvisionError
+from scheduler_server.pipelines.clouds.backend import TAG_KEY
 
 from .conftest import KEYPAIR, assert_nothing_left, leftovers, wait_for
 

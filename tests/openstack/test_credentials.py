@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from scheduler_server.pipelines.clouds.backend import BackendConfigError
+from scheduler_server.pipelines.backend_errors import BackendConfigError
 from scheduler_server.pipelines.clouds.openstack.auth import connect, connection_source, read_openrc
 from scheduler_server.pipelines.settings import OpenStackSettings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devtools.sshd import SSHD
-from scheduler_server.pipelines.clouds.backend import InstanceUnreachable
+from scheduler_server.pipelines.backend_errors import InstanceUnreachable
 from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket
 from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor
 from scheduler_server.pipelines.models import FINAL_STATES
@@ -190,7 +190,7 @@ def test_pipelines_run_over_ssh(make_service, ssh_settings):
     ids = submit_ok(service, xnat(script="args.sh", subject=hostile), xnat(script="fail.sh"))
     ok, failed = [wait_status(service, pid, FINAL_STATES) for pid in ids]
     assert ok.status == "succeeded", ok.reason
-    args = service.logs(ids[0], "stdout", 0, 1 << 16)["data"].split("\n")
+    args = service.logs(ids[0], "stdout", 0, 1 << 16).data.split("\n")
     assert args[args.index("-subject") + 1] == hostile and "-pwd" not in args
     assert (failed.status, failed.exit_code) == ("failed", 3)
     assert ok.instance_id and service.pool.get(ok.instance_id).info["address"] == "127.0.0.1"
@@ -231,12 +231,14 @@ def test_restarted_service_reattaches_over_ssh(make_settings, ssh_settings, scri
 
     marker = tmp_path / "marker"
     (scripts / "once.sh").write_text(f"echo ran >> {marker}; sleep 1.5\n")
-    first = PipelineService(make_settings(**ssh_settings))
+    settings = make_settings(**ssh_settings)
+    first = PipelineService(settings.pipelines, settings.data_path)
     first.ensure_started()
     (pid,) = submit_ok(first, script("once.sh"))
     wait_status(first, pid, "running")
     first.close()  # the service goes away; the script keeps running on the host
-    second = PipelineService(make_settings(**ssh_settings))
+    settings = make_settings(**ssh_settings)
+    second = PipelineService(settings.pipelines, settings.data_path)
     second.ensure_started()
     try:
         done = wait_status(second, pid, FINAL_STATES, timeout=30)
@@ -276,8 +278,8 @@ def test_a_job_that_ends_is_seen_at_once_not_at_the_next_poll(make_service, ssh_
 def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(
     sshd, key, tmp_path, monkeypatch, inline_limit
 ):
-    from scheduler_server.pipelines.clouds.backend import JobFile
     from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
+    from scheduler_server.pipelines.jobdir import JobFile
 
     monkeypatch.setattr(ssh_exec, "INLINE_STAGING_MAX", inline_limit)
     job = tmp_path / "base" / "job 'x' $(id)"  # made by the launcher (or SFTP), any name
@@ -314,7 +316,7 @@ def test_stage_and_launch_writes_every_file_once_and_never_over_a_launched_job(
 
 
 def test_a_job_whose_files_cannot_be_unpacked_fails_with_the_reason(sshd, key, tmp_path):
-    from scheduler_server.pipelines.clouds.backend import JobFile
+    from scheduler_server.pipelines.jobdir import JobFile
 
     base = tmp_path / "base"
     base.mkdir()
@@ -332,8 +334,8 @@ def test_a_job_whose_files_cannot_be_unpacked_fails_with_the_reason(sshd, key, t
 
 def test_beyond_max_watched_a_job_is_launched_without_holding_a_session(sshd, key, tmp_path, monkeypatch):
     """Every watched job holds an SSH session until it ends; sshd allows only so many per connection."""
-    from scheduler_server.pipelines.clouds.backend import JobFile
     from scheduler_server.pipelines.clouds.ssh_transport import executor as ssh_exec
+    from scheduler_server.pipelines.jobdir import JobFile
 
     monkeypatch.setattr(ssh_exec, "MAX_WATCHED", 1)
     executor = SSHExecutor(sshd.host, sshd.port, sshd.user, key_file=key, relaunch_ahead=False)

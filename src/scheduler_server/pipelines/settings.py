@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
-from scheduler_server.pipelines.tasks.environment import check_pattern
+from scheduler_server.pipelines.env_names import check_pattern
 
 
 class _Section(BaseModel):

@@ -4,10 +4,10 @@ A backend creates *instances* (an OpenStack server, a sandbox directory on this
 machine, a slot on a static SSH host), tells when one is reachable, hands out an
 ``Executor`` to run shell commands and move files on it, and deletes it.
 
-Everything above this layer (pool, dispatcher, runner) is backend-agnostic: the
-runner only ever talks to an instance through ``Executor`` (``run``, ``upload``,
-``write_file``, ``read_file``), so a new cloud is one new file in ``clouds/``
-that subclasses ``CloudBackend`` and is named in ``BACKENDS``.
+Everything above this layer (pool, dispatcher, attempts) is backend-agnostic: it
+only ever talks to an instance through an ``Executor`` (``clouds/executor.py``) and
+the job protocol (``jobdir.py``), so a new cloud is one new package in ``clouds/``
+whose backend subclasses ``CloudBackend``, named in ``BACKENDS``.
 
 Contract for implementers
 -------------------------
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import posixpath
-import shlex
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -40,6 +38,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+# The errors a backend raises are part of its interface; they live in a leaf so that the job
+# protocol below the backends can raise them too.
+from scheduler_server.pipelines.backend_errors import (  # noqa: F401 - re-exported until every caller imports backend_errors
+    BackendConfigError,
+    BackendError,
+    InstanceGone,
+    InstanceUnreachable,
+    NoCapacity,
+    ProvisionError,
+)
+from scheduler_server.pipelines.clouds.executor import Executor
 
 if TYPE_CHECKING:
     from scheduler_server.pipelines.settings import PipelineSettings
@@ -50,30 +60,6 @@ log = logging.getLogger(__name__)
 TAG_KEY = "scheduler_server_id"
 
 InstanceState = Literal["building", "active", "error", "gone"]
-
-
-class BackendError(Exception):
-    """An infrastructure failure: the pipeline is retried on a fresh instance."""
-
-
-class ProvisionError(BackendError):
-    """The backend could not create an instance (quota, bad image, API error, ERROR state)."""
-
-
-class InstanceUnreachable(BackendError):
-    """The instance did not accept connections within the allowed retries, or the connection broke."""
-
-
-class InstanceGone(BackendError):
-    """The instance no longer exists (deleted behind our back, host removed from config)."""
-
-
-class NoCapacity(BackendError):
-    """No instance can be created right now (all SSH host slots taken). Not a failure: wait and try again."""
-
-
-class BackendConfigError(Exception):
-    """The backend's configuration is unusable (unknown backend name, missing image...). Reported at start."""
 
 
 @dataclass
@@ -112,170 +98,6 @@ class InstanceInfo:
             data["created_at"] = datetime.fromisoformat(data["created_at"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-    def text(self) -> str:
-        return self.stdout.decode("utf-8", "replace")
-
-
-# The secret line is read here and handed on through a bash here-string (a pipe for
-# small strings), so it is never in a command line or a file.
-_ENTER = """\
-cd -- "$dir" || exit 91
-( set -C; echo "$$" > launched ) 2>/dev/null || { echo already-launched; exit 92; }
-"""
-# No complete secret line: the connection was cut mid-message; start nothing (the job is then "lost").
-_START = """\
-IFS= read -r line || exit 96
-setsid bash "./$script" <<< "$line" > /dev/null 2>&1 &
-unset line
-echo $! > pid
-echo $!
-"""
-_LAUNCH = _ENTER + _START
-
-
-def _launcher(directory: str, script: str) -> str:
-    """The launcher for a job known now: directory and script are part of the command."""
-    return f"dir={shlex.quote(directory)}; script={shlex.quote(script)}\n{_LAUNCH}"
-
-
-#: The same launcher started before its job is known (see ``SSHExecutor.prepare_launcher``). It
-#: reads ``<dir>\0<script>\0<n>\0<watch>\0`` from stdin, then ``n`` bytes of a tar archive of the job's
-#: files (n may be 0: staged already), then the secret line; on EOF it does nothing. The archive
-#: is unpacked only once ``launched`` is created, so a job launched before is never overwritten.
-#: After printing the pid it stays (if ``watch`` is 1), waiting for the job, and prints ``ended <rc>``
-#: (``rc`` from ``exit_code``, empty if there is none) when it has: the service hears of the end at
-#: once instead of at its next poll (the job never depends on it). ``head`` must be GNU's: it reads exactly ``n`` bytes from a pipe.
-WAITING_LAUNCHER = (
-    'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\nIFS= read -r -d "" size || exit 0\n'
-    'IFS= read -r -d "" watch || exit 0\ncase "$size" in ""|*[!0-9]*) exit 94;; esac\n'
-    'if [ "$size" -gt 0 ]; then mkdir -p -- "$dir" || exit 91; fi\n'
-    + _ENTER
-    + 'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x --no-same-owner -f - || { echo staging-failed; exit 93; }; fi\n'
-    + _START
-    + '[ "$watch" = 1 ] || exit 0\nwait "$!" 2>/dev/null\nrc=\nIFS= read -r rc < exit_code 2>/dev/null\necho "ended $rc"\n'
-)
-
-
-@dataclass(frozen=True)
-class JobFile:
-    """A file of a job: ``name`` relative to the job directory, content from ``path`` or ``data``."""
-
-    name: str
-    mode: int
-    path: Path | None = None
-    data: bytes | None = None
-
-    def size(self) -> int:
-        return len(self.data) if self.data is not None else self.path.stat().st_size
-
-    def content(self) -> bytes:
-        return self.data if self.data is not None else self.path.read_bytes()
-
-
-def launch_result(result: CommandResult, directory: str) -> int:
-    """The pid a launcher printed; FileExistsError if the job had been launched before."""
-    text = result.text().strip()
-    if result.exit_code == 92:
-        raise FileExistsError(f"{directory}/launched")
-    if not result.ok or not text.isdigit():
-        detail = " ".join(filter(None, (text, result.stderr.decode(errors="replace").strip())))[:500]
-        raise InstanceUnreachable(f"launcher exited {result.exit_code}: {detail}")
-    return int(text)
-
-
-class Executor(ABC):
-    """Runs shell commands and moves files on one instance.
-
-    Paths given to an executor that are not absolute are relative to the
-    instance's *root*: the login user's home directory over SSH, the sandbox
-    directory for the local backend. Commands run in that root through
-    ``bash -c``-like shell semantics (POSIX sh at least; bash, ``setsid``, ``tar`` and ``head``
-    must be installed on the instance).
-
-    Secrets must never be part of ``command`` (it is visible in process lists
-    and may be logged); pass them on ``stdin``.
-
-    Executors are shared: the runner and the pool may use one executor from
-    several threads at once, and must not ``close()`` one they got from
-    ``CloudBackend.executor`` (the backend closes it in ``destroy``/``close``).
-    Connection failures raise ``InstanceUnreachable``.
-    """
-
-    @abstractmethod
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = 60.0) -> CommandResult:
-        """Run ``command`` to completion and return its exit code and output.
-
-        ``timeout`` bounds the whole call; on expiry raise ``InstanceUnreachable``.
-        A non-zero exit is *not* an exception: it is returned in the result.
-        """
-
-    @abstractmethod
-    def upload(self, local_path: Path, remote_path: str, mode: int = 0o644) -> None:
-        """Copy a local file to ``remote_path`` (parent directories are created) with ``mode``."""
-
-    @abstractmethod
-    def write_file(self, remote_path: str, data: bytes, mode: int = 0o644) -> None:
-        """Create or replace ``remote_path`` with ``data`` (parent directories are created)."""
-
-    @abstractmethod
-    def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
-        """Return up to ``max_bytes`` bytes of ``remote_path`` from ``offset``; raise FileNotFoundError if absent."""
-
-    def launch_detached(
-        self, directory: str, script: str, stdin: bytes, on_exit: Callable[[int | None], None] | None = None
-    ) -> int:
-        """Start ``bash <script>`` in ``directory`` so that it outlives this service and the connection.
-
-        Exactly once: ``<directory>/launched`` is created exclusively first, and if it
-        already exists ``FileExistsError`` is raised and nothing starts. The process
-        leads a new session (its pid is its process group, for kill), gets ``stdin``
-        on its standard input (how secrets travel), has stdout/stderr on /dev/null,
-        and its pid is written to ``<directory>/pid`` and returned.
-
-        ``on_exit``, when given, may be called once from another thread when the
-        process has ended (or the executor lost sight of it), with the exit code the
-        job directory records if the executor read it (else None), so the end is seen
-        before the next poll. Without a code it only means "look now": executors that
-        cannot tell never call it, and the job directory stays the truth.
-
-        The default runs a small bash launcher through ``run``; the local executor
-        starts it in a shell made ahead, the SSH executor in a launcher channel
-        opened ahead (``prepare_launcher``) when it has one.
-        """
-        result = self.run(_launcher(directory, script), stdin=stdin, timeout=30)
-        return launch_result(result, directory)
-
-    def stage_and_launch(self, directory: str, files: list[JobFile], script: str, stdin: bytes, on_exit=None) -> int:
-        """Write ``files`` into ``directory`` (made if need be), then ``launch_detached`` ``script`` there.
-
-        The default uploads file by file; the SSH executor sends a small job's files with the
-        launch itself (one message instead of a round trip per SFTP request)."""
-        for item in files:
-            target = posixpath.join(directory, item.name)
-            if item.data is not None:
-                self.write_file(target, item.data, item.mode)
-            else:
-                self.upload(item.path, target, item.mode)
-        return self.launch_detached(directory, script, stdin, on_exit)
-
-    def remove_tree(self, remote_path: str) -> None:
-        """Delete a directory and everything in it; absent is fine. Default: ``rm -rf`` through ``run``."""
-        self.run(f"rm -rf -- {shlex.quote(remote_path)}", timeout=120)
-
-    def close(self) -> None:
-        """Release connections. Called by the backend, not by users of a shared executor."""
 
 
 class CloudBackend(ABC):

@@ -3,12 +3,13 @@
 A task type turns a validated request into a ``Command``: the arguments that
 follow ``bash <script>`` and the environment of the script. The secret (the
 XNAT password) never appears in either as text; the placeholder ``SECRET``
-stands for it, and the runner hands the real value to the instance on stdin.
+stands for it, and the job directory's ``run.sh`` gets the real value on stdin.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -16,6 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from scheduler_server.pipelines.env_names import NAME as ENV_NAME
 from scheduler_server.pipelines.tasks import environment
 
 
@@ -83,6 +85,19 @@ class Command:
 
     argv: list[str | _Secret] = field(default_factory=list)
     env: dict[str, str | _Secret] = field(default_factory=dict)
+
+    def shell_words(self, secret_word: str) -> tuple[str, str]:
+        """``(assignments, arguments)`` as shell text, ``SECRET`` written as ``secret_word``.
+
+        Values are single words in quotes: the shell assigns them and interprets nothing in them."""
+        for name in self.env:
+            if not ENV_NAME.match(name):  # a name is written unquoted: never anything but a name
+                raise ValueError(f"not an environment variable name: {name!r}")
+
+        def word(value) -> str:
+            return secret_word if value is SECRET else shlex.quote(str(value))
+
+        return " ".join(f"{name}={word(value)}" for name, value in self.env.items()), " ".join(map(word, self.argv))
 
 
 class TaskRequest(BaseModel):

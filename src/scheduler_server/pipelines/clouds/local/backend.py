@@ -19,15 +19,10 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scheduler_server.pipelines.clouds.backend import (
-    TAG_KEY,
-    CloudBackend,
-    CommandResult,
-    Executor,
-    InstanceGone,
-    InstanceInfo,
-    InstanceUnreachable,
-)
+from scheduler_server.pipelines import jobdir
+from scheduler_server.pipelines.backend_errors import InstanceGone, InstanceUnreachable
+from scheduler_server.pipelines.clouds.backend import TAG_KEY, CloudBackend, InstanceInfo
+from scheduler_server.pipelines.clouds.executor import CommandResult, Executor
 from scheduler_server.pipelines.clouds.local.spare_shells import SpareShells
 
 TAG_FILE = f".{TAG_KEY}"
@@ -88,14 +83,12 @@ class LocalExecutor(Executor):
         # than the shell launcher over ``run``, and the one left is off the launch path.
         self._check()
         workdir = self._path(directory)
-        try:
-            fd = os.open(
-                workdir / "launched", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644
-            )  # FileExistsError: launched before
+        try:  # FileExistsError: launched before
+            fd = os.open(workdir / jobdir.LAUNCHED, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileNotFoundError:
             raise InstanceGone(f"{workdir} no longer exists") from None
         os.close(fd)
-        record = lambda pid: (workdir / "pid").write_text(f"{pid}\n")  # noqa: E731
+        record = lambda pid: (workdir / jobdir.PID).write_text(f"{pid}\n")  # noqa: E731
         return self._spares.launch(str(workdir.resolve()), script, stdin, record, on_exit)
 
     def remove_tree(self, remote_path: str) -> None:
@@ -159,7 +152,7 @@ class LocalBackend(CloudBackend):
         # Whatever still runs there goes with it, as on a deleted server. Another process (a
         # replica, a test's second service) may be removing the same sandbox meanwhile.
         try:
-            pid_files = list(path.glob("*/job-*/pid"))
+            pid_files = list(path.glob(f"*/{jobdir.JOB_PREFIX}*/{jobdir.PID}"))
         except FileNotFoundError:
             pid_files = []
         for pid_file in pid_files:

@@ -23,12 +23,9 @@ import subprocess
 import threading
 from collections.abc import Callable
 
-log = logging.getLogger(__name__)
+from scheduler_server.pipelines import jobdir
 
-# Exit 0 on EOF: the service went away before using this spare.
-_WAITER = (
-    'IFS= read -r -d "" dir || exit 0\nIFS= read -r -d "" script || exit 0\ncd -- "$dir" || exit 91\n. "./$script"\n'
-)
+log = logging.getLogger(__name__)
 
 
 class SpareShells:
@@ -42,7 +39,7 @@ class SpareShells:
 
     def _start(self) -> subprocess.Popen:
         return subprocess.Popen(
-            ["bash", "-c", _WAITER],
+            ["bash", "-c", jobdir.SPARE_SHELL],
             cwd="/",
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scheduler_server.pipelines.clouds.backend import BackendConfigError
+from scheduler_server.pipelines.backend_errors import BackendConfigError
 
 if TYPE_CHECKING:
     import openstack.connection

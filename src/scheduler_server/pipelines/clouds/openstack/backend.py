@@ -26,15 +26,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scheduler_server.pipelines.clouds.backend import (
-    TAG_KEY,
+from scheduler_server.pipelines.backend_errors import (
     BackendConfigError,
-    CloudBackend,
     InstanceGone,
-    InstanceInfo,
     InstanceUnreachable,
     ProvisionError,
 )
+from scheduler_server.pipelines.clouds.backend import TAG_KEY, CloudBackend, InstanceInfo
 from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call
 from scheduler_server.pipelines.clouds.openstack.executor import OpenStackExecutor
 from scheduler_server.pipelines.clouds.openstack.ips import FloatingIPs

@@ -16,7 +16,7 @@ from typing import TypeVar
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as os_exceptions
 
-from scheduler_server.pipelines.clouds.backend import BackendError
+from scheduler_server.pipelines.backend_errors import BackendError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

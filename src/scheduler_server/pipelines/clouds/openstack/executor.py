@@ -15,7 +15,7 @@ import logging
 import posixpath
 from collections.abc import Callable
 
-from scheduler_server.pipelines.clouds.backend import BackendError, InstanceGone, InstanceUnreachable
+from scheduler_server.pipelines.backend_errors import BackendError, InstanceGone, InstanceUnreachable
 from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor
 
 log = logging.getLogger(__name__)

@@ -15,14 +15,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from scheduler_server.pipelines.clouds.backend import (
-    BackendConfigError,
-    CloudBackend,
-    Executor,
-    InstanceGone,
-    InstanceInfo,
-    NoCapacity,
-)
+from scheduler_server.pipelines.backend_errors import BackendConfigError, InstanceGone, NoCapacity
+from scheduler_server.pipelines.clouds.backend import CloudBackend, InstanceInfo
+from scheduler_server.pipelines.clouds.executor import Executor
 from scheduler_server.pipelines.clouds.ssh_transport.executor import SSHExecutor
 
 

@@ -32,15 +32,10 @@ from pathlib import Path
 
 import paramiko
 
-from scheduler_server.pipelines.clouds.backend import (
-    WAITING_LAUNCHER,
-    CommandResult,
-    Executor,
-    InstanceUnreachable,
-    JobFile,
-    launch_result,
-)
+from scheduler_server.pipelines.backend_errors import InstanceUnreachable
+from scheduler_server.pipelines.clouds.executor import CommandResult, Executor
 from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket
+from scheduler_server.pipelines.jobdir import WAITING_LAUNCHER, JobFile, launch_result
 
 log = logging.getLogger(__name__)
 
