@@ -245,3 +245,24 @@ def test_run_script_refuses_to_start_without_its_stdin_line(tmp_path):
     assert not (tmp_path / "RAN").exists() and not (tmp_path / "exit_code").exists() and (tmp_path / "pid").exists()
     subprocess.run(["bash", "./run.sh"], cwd=tmp_path, input=b"secret\n", check=True)
     assert (tmp_path / "RAN").exists() and (tmp_path / "exit_code").read_text() == "0\n"
+
+
+def test_the_service_refuses_by_kind_and_only_web_knows_the_status(make_service):
+    from scheduler_server.pipelines.errors import Conflict, InvalidInput, NotFound, Unavailable
+    from scheduler_server.web.errors import status_of
+
+    service = make_service(start=False)
+    with pytest.raises(NotFound) as missing:
+        service.get(999)
+    assert missing.value.field == "id" and not hasattr(missing.value, "status")
+    (pid,) = submit_ok(service, xnat())
+    with pytest.raises(Conflict):
+        service.retry(pid)  # queued: only failed or cancelled pipelines are retried
+    assert service.cancel(pid).status == "cancelled"
+    with pytest.raises(Conflict):
+        service.cancel(pid)
+    with pytest.raises(NotFound):
+        service.delete_instance("no-such-instance")
+    (refused,) = service.submit([42])
+    assert isinstance(refused.error, InvalidInput) and refused.id is None and not refused.accepted
+    assert [status_of(kind("m")) for kind in (InvalidInput, NotFound, Conflict, Unavailable)] == [400, 404, 409, 503]
