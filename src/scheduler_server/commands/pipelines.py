@@ -13,11 +13,11 @@ import sys
 import click
 
 from scheduler_server.commands.common import config_option, settings_or_exit, start_failure
-from scheduler_server.config import ConfigError
+from scheduler_server.startup_error import ConfigError
 
 
 def service_for(config_path: str | None):
-    from scheduler_server.pipelines.clouds.backend import BackendConfigError
+    from scheduler_server.pipelines.backend_errors import BackendConfigError
     from scheduler_server.pipelines.secrets import SecretError
     from scheduler_server.pipelines.service import PipelineService
 

@@ -22,7 +22,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from scheduler_server.pipelines import jobdir as runner
-from scheduler_server.pipelines.clouds.backend import BackendError, InstanceInfo, create_backend
+from scheduler_server.pipelines.backend_errors import BackendError
+from scheduler_server.pipelines.clouds.backend import InstanceInfo, create_backend
 from scheduler_server.pipelines.errors import Conflict, InvalidInput, NotFound, Unavailable
 from scheduler_server.pipelines.logs.kept import MaskedLog
 from scheduler_server.pipelines.models import (

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from scheduler_server.config import ConfigError, load_settings
-from scheduler_server.pipelines.clouds.backend import BackendError
+from scheduler_server.pipelines.backend_errors import BackendError
 from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED
 from scheduler_server.pipelines.redacted import instance_view, pipeline_view

@@ -14,11 +14,12 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
-from scheduler_server.config import ConfigError
-from scheduler_server.pipelines.clouds.backend import BackendConfigError, InstanceInfo
+from scheduler_server.pipelines.backend_errors import BackendConfigError
+from scheduler_server.pipelines.clouds.backend import InstanceInfo
 from scheduler_server.pipelines.models import QUEUED
 from scheduler_server.pipelines.secrets import SecretError
 from scheduler_server.pipelines.service import PipelineService, Submitted, UntrackedCleanup
+from scheduler_server.startup_error import ConfigError
 from scheduler_server.web.auth import TokenAuth, warn_if_open
 from scheduler_server.web.bodies import BodyError, json_body
 from scheduler_server.web.integers import INT32_MAX
