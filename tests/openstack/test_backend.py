@@ -228,7 +228,7 @@ def test_a_failed_write_after_provision_frees_the_slot_and_the_server(sim, make_
     ever delete the server or give back its provisioning slot."""
     from sqlalchemy.exc import OperationalError
 
-    from scheduler_server.pipelines.models import BROKEN
+    from scheduler_server.pipelines.models import InstanceState
     from scheduler_server.pipelines.scheduling.pool import Pool
     from scheduler_server.pipelines.storage.store import Store
 
@@ -249,7 +249,7 @@ def test_a_failed_write_after_provision_frees_the_slot_and_the_server(sim, make_
     monkeypatch.setattr(pool, "_save", failing_first_save)
     with pytest.raises(OperationalError):
         pool.boot(name)
-    assert pool.get(name).state == BROKEN
+    assert pool.get(name).state == InstanceState.BROKEN
     assert_nothing_left(sim)
     assert backend._booting.acquire(timeout=0)  # the one slot is free again
     store.close()

@@ -7,6 +7,7 @@ import os
 import time
 
 from scheduler_server.pipelines.models import FINAL_STATES
+from scheduler_server.pipelines.scheduling import planner
 
 from .conftest import script, submit_ok, wait_status, wait_until, xnat
 
@@ -120,7 +121,7 @@ def test_infrastructure_failures_stop_after_max_attempts(make_service, monkeypat
 
     def broken(name):
         calls.append(name)
-        from scheduler_server.pipelines.clouds.backend import ProvisionError
+        from scheduler_server.pipelines.backend_errors import ProvisionError
 
         raise ProvisionError("quota exceeded")
 
@@ -139,7 +140,7 @@ def test_script_failure_is_final_by_default(make_service):
     (pid,) = submit_ok(service, xnat(script="fail.sh"))
     done = wait_status(service, pid, FINAL_STATES)
     assert (done.status, done.exit_code, done.attempt, done.reason) == ("failed", 3, 1, "script exited 3")
-    assert service.logs(pid, "stderr", 0, 1000)["data"] == "failing\n"
+    assert service.logs(pid, "stderr", 0, 1000).data == "failing\n"
 
 
 def test_script_failure_retried_when_configured(make_service):
@@ -209,11 +210,11 @@ def test_logs_can_be_tailed_while_running(make_service, scripts):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         chunk = service.logs(pid, "stdout", since, 1 << 16)
-        text += chunk["data"]
-        since = chunk["next"]
-        if chunk["status"] == "running" and 0 < text.count("\n") < 5:
+        text += chunk.data
+        since = chunk.next
+        if chunk.status == "running" and 0 < text.count("\n") < 5:
             saw_partial = True
-        if chunk["complete"]:
+        if chunk.complete:
             break
         time.sleep(0.05)
     assert saw_partial
@@ -282,7 +283,7 @@ def test_a_failing_assignment_at_submission_loses_nothing(make_service, monkeypa
     def broken(*args):
         raise RuntimeError("assignment bug")
 
-    monkeypatch.setattr(service.dispatcher, "_plan", broken)
+    monkeypatch.setattr(planner, "plan", broken)
     (pipeline_id,) = submit_ok(service, script("ok.sh"))
     assert service.store.get_pipeline(pipeline_id).status == "queued"  # inserted all the same
     monkeypatch.undo()
@@ -332,3 +333,19 @@ def test_the_loop_plans_on_what_its_write_transaction_sees(make_service, monkeyp
     assert service.dispatcher._assign(time.time()) is False
     assert service.store.get_pipeline(second).status == "queued"
     service.cancel(first)
+
+
+def test_an_instance_moves_only_along_its_lifecycle():
+    from scheduler_server.pipelines.models import Instance, InstanceState, InvalidTransition
+
+    instance = Instance(id="i", state=InstanceState.BOOTING)
+    for state in (InstanceState.BUSY, InstanceState.IDLE, InstanceState.DELETING, InstanceState.DELETING):
+        instance.move(state)
+    instance.move(InstanceState.DELETED)
+    assert instance.state == "deleted"  # stored as the string it always was
+    try:
+        instance.move(InstanceState.IDLE)
+    except InvalidTransition as exc:
+        assert "deleted" in str(exc)
+    else:
+        raise AssertionError("a deleted instance came back")

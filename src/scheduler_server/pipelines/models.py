@@ -7,14 +7,15 @@ every tick, and they mean the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session, relationship
 
 
 class InvalidTransition(Exception):
-    """A state change the lifecycle does not allow (e.g. cancelling a finished pipeline)."""
+    """A state change the lifecycle does not allow (e.g. cancelling a finished pipeline, reusing a deleted instance)."""
 
 
 # --- pipeline lifecycle ----------------------------------------------------------------
@@ -38,8 +39,46 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 # --- instance lifecycle ----------------------------------------------------------------
 
-BOOTING, IDLE, BUSY, DELETING, DELETED, BROKEN = "booting", "idle", "busy", "deleting", "deleted", "broken"
-LIVE_INSTANCE_STATES = (BOOTING, IDLE, BUSY, DELETING)
+
+class InstanceState(StrEnum):
+    """An instance row's state, stored as its value (the strings the database has always held)."""
+
+    BOOTING = "booting"
+    IDLE = "idle"
+    BUSY = "busy"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    BROKEN = "broken"  # booting failed
+
+
+LIVE_INSTANCE_STATES = (InstanceState.BOOTING, InstanceState.IDLE, InstanceState.BUSY, InstanceState.DELETING)
+
+#: from -> allowed targets. ``booting -> idle <-> busy -> deleting -> deleted``; any live instance can
+#: be marked deleting, a failed boot ends broken, and a row whose server is gone becomes deleted at once.
+#: Staying in a state is always allowed (a second "delete it" is not an error).
+INSTANCE_MOVES: dict[InstanceState, frozenset[InstanceState]] = {
+    InstanceState.BOOTING: frozenset(
+        {InstanceState.IDLE, InstanceState.BUSY, InstanceState.DELETING, InstanceState.DELETED, InstanceState.BROKEN}
+    ),
+    InstanceState.IDLE: frozenset({InstanceState.BUSY, InstanceState.DELETING, InstanceState.DELETED}),
+    InstanceState.BUSY: frozenset({InstanceState.IDLE, InstanceState.DELETING, InstanceState.DELETED}),
+    InstanceState.DELETING: frozenset({InstanceState.DELETED, InstanceState.BROKEN}),
+    InstanceState.BROKEN: frozenset({InstanceState.DELETED}),
+    InstanceState.DELETED: frozenset(),
+}
+
+
+class _InstanceStateColumn(TypeDecorator):
+    """The state as the plain string in the database, an InstanceState in Python."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else InstanceState(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else InstanceState(value)
 
 
 class Base(DeclarativeBase):
@@ -125,7 +164,7 @@ class Instance(Base):
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True, doc="Our name for it, also passed to provision().")
     backend: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), default=BOOTING, index=True)
+    state: Mapped[InstanceState] = mapped_column(_InstanceStateColumn(), default=InstanceState.BOOTING, index=True)
     info: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), doc="InstanceInfo.to_dict() once provision() returned."
     )
@@ -136,6 +175,13 @@ class Instance(Base):
     ready_at: Mapped[float | None] = mapped_column(Float)
     idle_since: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+    def move(self, to: InstanceState) -> None:
+        """Change state; raise InvalidTransition if the lifecycle does not allow it."""
+        current = InstanceState(self.state) if self.state is not None else InstanceState.BOOTING
+        if to != current and to not in INSTANCE_MOVES[current]:
+            raise InvalidTransition(f"instance {self.id} is {current}; it cannot become {to}")
+        self.state = to
 
 
 class Lease(Base):

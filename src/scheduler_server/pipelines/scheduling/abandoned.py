@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from scheduler_server.pipelines import jobdir as runner
-from scheduler_server.pipelines.clouds.backend import BackendError, InstanceGone, InstanceInfo
+from scheduler_server.pipelines.backend_errors import BackendError, InstanceGone
+from scheduler_server.pipelines.clouds.backend import InstanceInfo
 from scheduler_server.pipelines.models import LIVE_INSTANCE_STATES, AbandonedAttempt, Instance, Pipeline
+from scheduler_server.pipelines.scheduling.pool import Pool
+from scheduler_server.pipelines.settings import PipelineSettings
+from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +56,15 @@ def record(session, pipeline: Pipeline, reason: str) -> None:
 
 
 class Reaper:
-    def __init__(self, service):
-        self.service = service
-        self.store = service.store
-        self.pool = service.pool
+    def __init__(self, store: Store, pool: Pool, settings: Callable[[], PipelineSettings]):
+        """``settings``: the current pipeline settings (a reload replaces them)."""
+        self.store = store
+        self.pool = pool
+        self._settings = settings
 
     @property
-    def settings(self):
-        return self.service.settings.pipelines
+    def settings(self) -> PipelineSettings:
+        return self._settings()
 
     def pending(self) -> list[AbandonedAttempt]:
         with self.store.read() as session:

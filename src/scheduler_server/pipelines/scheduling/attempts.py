@@ -17,30 +17,36 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scheduler_server.pipelines import jobdir as runner
-from scheduler_server.pipelines.clouds.backend import BackendError, InstanceGone, InstanceUnreachable
-from scheduler_server.pipelines.logs.kept import MaskedLog
+from scheduler_server.pipelines.backend_errors import BackendError, InstanceGone, InstanceUnreachable
 from scheduler_server.pipelines.models import (
-    ACTIVE_STATES,
-    BUSY,
     CANCELLED,
     FAILED,
-    FINAL_STATES,
     PROVISIONING,
     QUEUED,
     RUNNING,
     STAGING,
     SUCCEEDED,
     Instance,
+    InstanceState,
     Pipeline,
 )
 from scheduler_server.pipelines.scheduling import abandoned
-from scheduler_server.pipelines.secrets import SecretError
+from scheduler_server.pipelines.scheduling.outcomes import AttemptOutcomes
+from scheduler_server.pipelines.scheduling.pool import Pool
+from scheduler_server.pipelines.secrets import SecretBox, SecretError
+from scheduler_server.pipelines.settings import PipelineSettings
+from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, resolve_in_folder
 from scheduler_server.pipelines.tasks.environment import ForbiddenEnv
+from scheduler_server.pipelines.timing_log import TimetestCsv
+
+if TYPE_CHECKING:
+    from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +57,38 @@ FULL_CHECK_EVERY = 5.0
 MAX_LAUNCH_TRIES = 3
 
 
-class Attempts:
-    def __init__(self, service):
-        self.service = service
-        self.store = service.store
-        self.pool = service.pool
+class Attempts(AttemptOutcomes):
+    def __init__(
+        self,
+        store: Store,
+        pool: Pool,
+        settings: Callable[[], PipelineSettings],
+        secrets: SecretBox,
+        log_dir: Callable[[int, int], Path],
+        timing: TimetestCsv,
+    ):
+        """``settings``: the current pipeline settings (a reload replaces them); ``log_dir(pipeline id,
+        attempt)``: where an attempt's masked logs are kept; ``timing``: the timings CSV of ended pipelines."""
+        self.store = store
+        self.pool = pool
+        self._settings = settings
+        self.secrets = secrets
+        self.log_dir = log_dir
+        self.timing = timing
+        self.dispatcher: Dispatcher | None = None  # the one driving these attempts sets itself here
         self._last_full_check: dict[int, float] = {}
         self._unreachable_since: dict[int, float] = {}
         self._launch_tries: dict[int, int] = {}
-        self.reaper = abandoned.Reaper(service)
+        self.reaper = abandoned.Reaper(store, pool, settings)
 
     @property
-    def settings(self):
-        return self.service.settings.pipelines
+    def settings(self) -> PipelineSettings:
+        return self._settings()
+
+    def _rows(self, pipeline_id: int) -> tuple[Pipeline | None, Instance | None]:
+        pipeline = self.store.get_pipeline(pipeline_id)
+        instance = self.pool.get(pipeline.instance_id) if pipeline and pipeline.instance_id else None
+        return pipeline, instance
 
     # --- start ----------------------------------------------------------------------
 
@@ -76,52 +101,32 @@ class Attempts:
         attempt is re-attached (its result counted), never launched a second time.
         ``snapshot``: the rows as the dispatcher just committed them.
         """
-        if snapshot is not None:
-            pipeline, instance = snapshot
-        else:
-            pipeline = self.store.get_pipeline(pipeline_id)
-            instance = self.pool.get(pipeline.instance_id) if pipeline and pipeline.instance_id else None
+        pipeline, instance = snapshot if snapshot is not None else self._rows(pipeline_id)
         if pipeline is None or pipeline.status not in (PROVISIONING, STAGING) or pipeline.cancel_requested:
             return
         attempt = pipeline.attempt
         if instance is None or not instance.info:
             return self.infra_failure(pipeline_id, "instance lost before staging", attempt)
-        if pipeline.status == PROVISIONING and (instance.state != BUSY or not instance.ready_at):
+        if pipeline.status == PROVISIONING and (instance.state != InstanceState.BUSY or not instance.ready_at):
             return  # not (or no longer) ready for it: the dispatcher starts it when it is
         directory = runner.job_dir(self.settings.remote_base_folder, pipeline.id, attempt)
         launching = False
         try:
             executor = self.pool.executor(instance)
-            if pipeline.status == STAGING and not fresh:
-                state = runner.status(executor, directory)
-                if state.state == "starting":  # a launch under way whose answer we lost: look again
-                    return self._launch_unclear(pipeline, "its launcher is still starting it")
-                self._unreachable_since.pop(pipeline_id, None)
-                if state.state in ("running", "exited", "lost", "killed"):
-                    return self._reattach(pipeline, "re-attached: its job directory says it was launched")
-                if self._launch_tries.get(pipeline_id, 0) >= MAX_LAUNCH_TRIES:
-                    return self.infra_failure(pipeline_id, f"launch failed {MAX_LAUNCH_TRIES} times", attempt)
+            if pipeline.status == STAGING and not fresh and self._settled_before(pipeline, executor, directory):
+                return
             if pipeline.status == PROVISIONING:
                 ready_at = max(instance.ready_at or 0, pipeline.updated_at)
-                self._set(
-                    pipeline_id,
-                    STAGING,
-                    f"instance {instance.id} ready",
-                    fence=attempt,
-                    instance_ready_at=ready_at,
-                    job_dir=directory,
-                )
-            try:
-                command, script, files, secret = self._prepare(pipeline)
-            except (PathError, SecretError, ForbiddenEnv, OSError) as exc:
-                # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, the key changed, or the site
-                # no longer allows a variable it sets: not retryable.
-                return self._final(pipeline_id, FAILED, f"cannot stage: {exc}", instance_ok=True, attempt=attempt)
+                reason = f"instance {instance.id} ready"
+                self._set(pipeline_id, STAGING, reason, fence=attempt, instance_ready_at=ready_at, job_dir=directory)
+            staged = self._prepare_or_fail(pipeline)
+            if staged is None:
+                return
             # A cancel that arrives from here on finds the pipeline running and kills it. The end is
             # this attempt's: heard after a later attempt began, it is ignored.
-            on_exit = lambda code: self.service.dispatcher.poll_soon(pipeline_id, code, attempt)  # noqa: E731
+            on_exit = lambda code: self.dispatcher.poll_soon(pipeline_id, code, attempt)  # noqa: E731
             launching = True
-            runner.stage_and_launch(executor, directory, script, files, command, secret, on_exit)
+            runner.stage_and_launch(executor, directory, *staged, on_exit)
         except runner.LaunchError:  # "already launched": an earlier try of this same attempt got through
             return self._reattach(pipeline, "re-attached: an earlier try of this attempt launched it")
         except InstanceUnreachable as exc:
@@ -133,6 +138,22 @@ class Attempts:
         self._launch_tries.pop(pipeline_id, None)
         self._set(pipeline_id, RUNNING, "script started", fence=attempt, started_at=time.time())
         self._last_full_check[pipeline_id] = time.time()
+
+    def _settled_before(self, pipeline: Pipeline, executor, directory: str) -> bool:
+        """A pipeline found in staging (a restart, a launch whose answer was lost): True if its job
+        directory settles what happens (re-attached, looked at again later, or given up)."""
+        state = runner.status(executor, directory)
+        if state.state == "starting":  # a launch under way whose answer we lost: look again
+            self._launch_unclear(pipeline, "its launcher is still starting it")
+            return True
+        self._unreachable_since.pop(pipeline.id, None)
+        if state.state in ("running", "exited", "lost", "killed"):
+            self._reattach(pipeline, "re-attached: its job directory says it was launched")
+            return True
+        if self._launch_tries.get(pipeline.id, 0) >= MAX_LAUNCH_TRIES:
+            self.infra_failure(pipeline.id, f"launch failed {MAX_LAUNCH_TRIES} times", pipeline.attempt)
+            return True
+        return False
 
     def _reattach(self, pipeline: Pipeline, reason: str) -> None:
         self._launch_tries.pop(pipeline.id, None)
@@ -163,13 +184,20 @@ class Attempts:
             self.settings.max_connection_retries * self.settings.connection_retry_interval,
         )
 
-    def _prepare(self, pipeline: Pipeline):
-        task = TASK_TYPES[pipeline.type]
-        folder = Path(self.settings.local_scripts_folder)
-        script = (pipeline.script, resolve_in_folder(folder, pipeline.script))
-        files = [(name, resolve_in_folder(folder, name)) for name in pipeline.spec.get("files") or []]
-        secret = self.service.secrets.decrypt(pipeline.secret) if pipeline.secret else None
-        return task.checked_command(pipeline.spec, self.settings), script, files, secret
+    def _prepare_or_fail(self, pipeline: Pipeline):
+        """(script, files, command, secret) to stage; None if it cannot be, the pipeline then failed."""
+        try:
+            task = TASK_TYPES[pipeline.type]
+            folder = Path(self.settings.local_scripts_folder)
+            script = (pipeline.script, resolve_in_folder(folder, pipeline.script))
+            files = [(name, resolve_in_folder(folder, name)) for name in pipeline.spec.get("files") or []]
+            secret = self.secrets.decrypt(pipeline.secret) if pipeline.secret else None
+            return script, files, task.checked_command(pipeline.spec, self.settings), secret
+        except (PathError, SecretError, ForbiddenEnv, OSError) as exc:
+            # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, the key changed, or the site
+            # no longer allows a variable it sets: not retryable.
+            self._final(pipeline.id, FAILED, f"cannot stage: {exc}", instance_ok=True, attempt=pipeline.attempt)
+            return None
 
     # --- watch ----------------------------------------------------------------------
 
@@ -184,11 +212,7 @@ class Attempts:
         """Has it ended? ``snapshot``: the rows the dispatcher just read, to spare two queries per poll.
         ``exit_code``: what the job directory's ``exit_code`` says, if the executor read it already.
         ``attempt``: the attempt this poll is about (an end heard from a launcher); another is ignored."""
-        if snapshot is not None:
-            pipeline, instance = snapshot
-        else:
-            pipeline = self.store.get_pipeline(pipeline_id)
-            instance = self.pool.get(pipeline.instance_id) if pipeline and pipeline.instance_id else None
+        pipeline, instance = snapshot if snapshot is not None else self._rows(pipeline_id)
         if pipeline is None or pipeline.status != RUNNING:
             return
         if attempt is not None and attempt != pipeline.attempt:
@@ -271,153 +295,3 @@ class Attempts:
                 log.warning("pipeline %s: could not kill its process: %s", pipeline_id, exc)
         # A kill not confirmed: the instance is deleted rather than reused, and the reaper finishes the kill.
         self._final(pipeline_id, to, reason, instance_ok=healthy, attempt=pipeline.attempt, abandon=not healthy)
-
-    # --- outcomes -------------------------------------------------------------------
-
-    def infra_failure(self, pipeline_id: int, reason: str, attempt: int | None = None, abandon: bool = False) -> None:
-        """End ``attempt`` (the current one if None) for an infrastructure reason: retry or fail.
-        ``abandon``: its process may still run (its instance does not answer); the reaper stops it."""
-        pipeline = self.store.get_pipeline(pipeline_id)
-        if (
-            pipeline is None
-            or pipeline.status not in ACTIVE_STATES
-            or (attempt is not None and attempt != pipeline.attempt)
-        ):
-            return  # decided on a stale view: it ended meanwhile, or another attempt runs now
-        log.warning("pipeline %s attempt %s: %s", pipeline_id, pipeline.attempt, reason)
-        if pipeline.status in (STAGING, RUNNING) and not abandon:
-            self._collect(pipeline)
-        if pipeline.attempts_used() < self.settings.max_attempts:
-            return self._retry(pipeline_id, reason, instance_ok=False, attempt=pipeline.attempt, abandon=abandon)
-        reason = f"{reason} (after {pipeline.attempts_used()} attempts)"
-        self._final(pipeline_id, FAILED, reason, instance_ok=False, attempt=pipeline.attempt, abandon=abandon)
-
-    def _retry(
-        self,
-        pipeline_id: int,
-        reason: str,
-        exit_code: int | None = None,
-        instance_ok: bool = True,
-        attempt: int | None = None,
-        abandon: bool = False,
-    ) -> None:
-        def change(session, p: Pipeline):
-            if p.status not in ACTIVE_STATES or (attempt is not None and p.attempt != attempt):
-                return None  # fenced: only the current attempt's outcome is recorded
-            if abandon:
-                abandoned.record(session, p, reason)
-            used = p.attempts_used()
-            delay = min(self.settings.retry_backoff * (2 ** max(0, used - 1)), self.settings.retry_backoff_max)
-            p.move(QUEUED, f"{reason}; retry {used + 1}/{self.settings.max_attempts} in {delay:g} s")
-            p.next_attempt_at = time.time() + delay
-            p.exit_code = exit_code
-            instance_id, p.instance_id, p.job_dir = p.instance_id, None, None
-            return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
-
-        self._after_release(self._end(pipeline_id, change), pipeline_id)
-
-    def _final(
-        self,
-        pipeline_id: int,
-        to: str,
-        reason: str,
-        exit_code: int | None = None,
-        instance_ok: bool = True,
-        attempt: int | None = None,
-        abandon: bool = False,
-    ) -> None:
-        def change(session, p: Pipeline):
-            if p.status in FINAL_STATES or (attempt is not None and p.attempt != attempt):
-                return None  # fenced: only the current attempt's outcome is recorded
-            if abandon:
-                abandoned.record(session, p, reason)
-            p.move(to, reason)
-            p.finished_at = time.time()
-            if exit_code is not None:
-                p.exit_code = exit_code
-            instance_id = p.instance_id
-            return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
-
-        outcome = self._end(pipeline_id, change)
-        self._after_release(outcome, pipeline_id)
-        if outcome is None:
-            return  # it had already ended
-        pipeline = self.store.get_pipeline(pipeline_id)
-        self.service.timetest.record(pipeline)
-        log.info("pipeline %s %s: %s", pipeline_id, to, reason)
-
-    def _end(self, pipeline_id: int, change):
-        """Commit ``change`` (an attempt's end, which frees its lane) together with the next
-        assignment, then start what was assigned: the next pipeline does not wait for a second
-        transaction and the dispatcher's tick."""
-        dispatcher = self.service.dispatcher
-        plans: list = []
-
-        def change_and_assign(session, p: Pipeline):
-            for plan in plans:  # planned by a try that did not commit (update_pipeline retries)
-                dispatcher.drop(plan)
-            plans.clear()
-            outcome = change(session, p)
-            if outcome is not None:
-                session.flush()  # a concurrent update shows here, for update_pipeline to retry
-                plans.append(dispatcher.assign_in(session, time.time()))
-            return outcome
-
-        try:
-            outcome = self.store.update_pipeline(pipeline_id, change_and_assign)
-        except BaseException:
-            for plan in plans:
-                dispatcher.drop(plan)
-            raise
-        for plan in plans:
-            if outcome is None:  # the try that planned did not commit, and the last one found no row
-                dispatcher.drop(plan)
-            else:
-                dispatcher.carry_out(plan)
-        return outcome
-
-    def _after_release(self, outcome, pipeline_id: int) -> None:
-        self._last_full_check.pop(pipeline_id, None)
-        self._unreachable_since.pop(pipeline_id, None)
-        self._launch_tries.pop(pipeline_id, None)
-        if outcome:
-            # A lane is free (``_end`` assigned what it could in the same commit): the tick does the
-            # rest, such as deleting an instance now "deleting" (after any start: a delete is not
-            # urgent, a start is, and they compete for the CPU).
-            self.service.dispatcher.wake()
-
-    def _set(self, pipeline_id: int, to: str, reason: str, fence: int | None = None, **values) -> None:
-        """Move the pipeline to ``to``; with ``fence``, only while that attempt is still its current one."""
-
-        def change(session, p: Pipeline):
-            if fence is not None and p.attempt != fence:
-                return
-            p.move(to, reason)
-            for key, value in values.items():
-                setattr(p, key, value)
-
-        self.store.update_pipeline(pipeline_id, change)
-
-    def _collect(self, pipeline: Pipeline, instance: Instance | None = None) -> None:
-        """Complete the attempt's masked logs at home (``masked_logs``: what live readers were served,
-        continued to the end) and remove its job directory from the instance.
-        ``instance``: its row if the caller has it (it must be the pipeline's instance)."""
-        if not pipeline.job_dir or not pipeline.instance_id:
-            return
-        if instance is None or instance.id != pipeline.instance_id:
-            instance = self.pool.get(pipeline.instance_id)
-        if instance is None or not instance.info:
-            return
-        destination = self.service.log_dir(pipeline.id, pipeline.attempt)
-        try:
-            executor = self.pool.executor(instance)
-            secrets = self.service.secrets_of(pipeline)
-            for stream in runner.STREAMS:
-                read_raw = partial(runner.read_log, executor, pipeline.job_dir, stream)
-                MaskedLog(destination, stream).catch_up(read_raw, secrets, final=True)
-            # An instance that has run its VIRTUAL_SERVER_TTL jobs is deleted next, files and all (where
-            # deleting erases): removing the job directory first would only delay the next pipeline.
-            if not (self.pool.backend.destroy_erases and instance.uses >= self.settings.virtual_server_ttl):
-                executor.remove_tree(pipeline.job_dir)
-        except (BackendError, OSError, SecretError) as exc:
-            log.warning("pipeline %s: could not fetch its logs: %s", pipeline.id, exc)

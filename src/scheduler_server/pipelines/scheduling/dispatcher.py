@@ -8,7 +8,8 @@ tick it:
 2. assigns queued pipelines (priority, then FIFO; backoff respected) to idle or
    booting instances while fewer than MAX_ACTIVE_PIPELINES are active, creating
    instances up to MAX_INSTANCES,
-3. boots spare instances ahead for the rest of the queue (look-ahead),
+3. boots spare instances ahead for the rest of the queue (look-ahead; the rules of 2 and 3 are
+   ``planner.py``, applied to the rows in one transaction by ``assignment.py``),
 4. deletes instances idle longer than IDLE_TIMEOUT,
 5. tries again, now and then, to stop attempts given up on while they may still run (``abandoned.py``).
 
@@ -22,30 +23,26 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from scheduler_server.pipelines.jobdir import job_dir
-from scheduler_server.pipelines.models import (
-    BOOTING,
-    BUSY,
-    DELETING,
-    IDLE,
-    PROVISIONING,
-    QUEUED,
-    RUNNING,
-    STAGING,
-    Instance,
-    Pipeline,
-)
+from scheduler_server.pipelines.models import PROVISIONING, RUNNING, STAGING, Instance, InstanceState, Pipeline
+from scheduler_server.pipelines.scheduling import assignment
+from scheduler_server.pipelines.scheduling.assignment import Assigned
+from scheduler_server.pipelines.scheduling.attempts import Attempts
+from scheduler_server.pipelines.scheduling.pool import Pool
+from scheduler_server.pipelines.settings import PipelineSettings
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
-from scheduler_server.pipelines.storage.store import new_holder_id
+from scheduler_server.pipelines.storage.store import Store, new_holder_id
 
 log = logging.getLogger(__name__)
 
 #: Longest a used-up instance's delete waits for pipelines being started (seconds).
 DELETE_YIELD = 2.0
+
+T = TypeVar("T")
 
 
 class _Busy(Exception):
@@ -53,11 +50,13 @@ class _Busy(Exception):
 
 
 class Dispatcher:
-    def __init__(self, service):
-        self.service = service
-        self.store = service.store
-        self.pool = service.pool
-        self.attempts = service.attempts
+    def __init__(self, store: Store, pool: Pool, attempts: Attempts, settings: Callable[[], PipelineSettings]):
+        """``settings``: the current pipeline settings (a reload replaces them)."""
+        self.store = store
+        self.pool = pool
+        self.attempts = attempts
+        attempts.dispatcher = self  # an attempt's end, and a launcher's word that its job exited, come back here
+        self._settings = settings
         self.holder = new_holder_id()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -72,8 +71,8 @@ class Dispatcher:
         self._last_reap = 0.0
 
     @property
-    def settings(self):
-        return self.service.settings.pipelines
+    def settings(self) -> PipelineSettings:
+        return self._settings()
 
     @property
     def leading(self) -> bool:
@@ -178,9 +177,9 @@ class Dispatcher:
             log.warning("deleted %d leaked instance(s): %s", len(leaked), ", ".join(leaked))
         self._last_poll.clear()
         for instance in self.pool.live():
-            if instance.state == BOOTING:
+            if instance.state == InstanceState.BOOTING:
                 self.submit(("instance", instance.id), self._boot, instance.id)
-            elif instance.state == DELETING:
+            elif instance.state == InstanceState.DELETING:
                 self.submit(("instance", instance.id), self.pool.destroy, instance.id)
 
     # --- one tick -------------------------------------------------------------------
@@ -201,14 +200,14 @@ class Dispatcher:
         for pipeline in active:
             self._drive(pipeline, instances.get(pipeline.instance_id or ""), now)
         timeout = self.settings.idle_timeout
-        if any(i.state == IDLE and (i.idle_since or 0) + timeout <= now for i in instances.values()):
+        if any(i.state == InstanceState.IDLE and (i.idle_since or 0) + timeout <= now for i in instances.values()):
             for instance_id in self.pool.expire_idle(now):
                 self.submit(("instance", instance_id), self.pool.destroy, instance_id)
         # Deleting is not urgent: it waits while a pipeline is being staged and launched (they
         # would compete for the CPU and the network), but not for long.
         starting = any(p.status == STAGING for p in active)
         for instance in instances.values():
-            if instance.state == DELETING and not (starting and now - instance.updated_at < DELETE_YIELD):
+            if instance.state == InstanceState.DELETING and not (starting and now - instance.updated_at < DELETE_YIELD):
                 self.submit(("instance", instance.id), self.pool.destroy, instance.id)
         if now - self._last_sweep >= self.settings.reconcile_interval:
             self._last_sweep = now
@@ -230,7 +229,7 @@ class Dispatcher:
                 self.submit(
                     key, self.attempts.infra_failure, pipeline.id, f"instance failed to come up{why}", pipeline.attempt
                 )
-            elif instance.state == BUSY and instance.ready_at:
+            elif instance.state == InstanceState.BUSY and instance.ready_at:
                 self.submit(key, self.attempts.start, pipeline.id)
         elif pipeline.status == STAGING:
             # After a restart or a launch whose answer was lost: start() asks the job directory first.
@@ -250,50 +249,86 @@ class Dispatcher:
         _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
         if not queued:  # a plain read first: most ticks have nothing to assign and need no write
             return False
-        with self.store.write() as session:
-            plan = self._plan(session, now, limit)
-        return self._carry_out(plan)
+        assigned = None
+        try:
+            with self.store.write() as session:
+                assigned = self._assign_and_reserve(session, now, limit)
+        except _Busy:
+            return False
+        except BaseException:
+            self.drop(assigned)
+            raise
+        self.carry_out(assigned)
+        return bool(assigned and assigned.start)
 
-    def assign_in(self, session, now: float) -> tuple[list[str], list[tuple[Pipeline, Instance]]] | None:
-        """Assign in the caller's write transaction: a submission's (the assignment commits with the
+    def commit_and_assign(self, write: Callable[[Callable[[Session], None]], T], committed=None) -> tuple[T, bool]:
+        """Assign in a caller's write transaction: a submission's (the assignment commits with the
         insert) or a pipeline's end (the freed lane is filled in the same commit). Nothing waits for
-        a second transaction or for this loop's tick. After the commit the caller passes the result
-        to ``carry_out`` (or to ``drop`` if the commit failed). None when this process does not
-        dispatch, there was nothing to assign or assigning failed (this loop then assigns as usual)."""
+        a second transaction or for this loop's tick.
+
+        ``write(assign)`` runs the transaction (retrying it, maybe) and calls ``assign(session)`` in
+        it; once it has committed, and ``committed(result)`` says it changed something, what was
+        assigned is booted and started. Returns what ``write`` returned and whether this process
+        assigned (False when it does not dispatch or assigning failed: this loop assigns as usual)."""
+        planned: list[Assigned | None] = []
+
+        def assign(session: Session) -> None:
+            for earlier in planned:  # planned by a try of the transaction that did not commit
+                self.drop(earlier)
+            planned[:] = [self._assign_in(session, time.time())]
+
+        try:
+            result = write(assign)
+        except BaseException:
+            for assigned in planned:
+                self.drop(assigned)
+            raise
+        for assigned in planned:
+            if committed is None or committed(result):
+                self.carry_out(assigned)
+            else:  # the try that planned did not commit
+                self.drop(assigned)
+        return result, any(assigned is not None for assigned in planned)
+
+    def _assign_in(self, session: Session, now: float) -> Assigned | None:
+        """None when this process does not dispatch, there was nothing to assign or assigning failed."""
         if not self._leading or self._stop.is_set():
             return None
-        reserved: set[Hashable] = set()
+        assigned = None
         try:
             with session.begin_nested():  # a failure here must not lose the caller's change
-                plan = self._plan(session, now, self.pool.limit())
-                if plan is None:
-                    return None
-                # Until the start jobs are submitted, the loop must not drive these pipelines itself;
-                # one with a job of its own still running (a retry returning) is left to the loop.
-                keys = {("pipeline", p.id) for p, _ in plan[1]}
-                with self._lock:
-                    if keys & self._in_flight:
-                        raise _Busy
-                    self._in_flight |= keys
-                    reserved = keys
+                assigned = self._assign_and_reserve(session, now, self.pool.limit())
         except Exception as exc:  # noqa: BLE001 - the loop's next tick assigns them
-            with self._lock:
-                self._in_flight -= reserved
+            self.drop(assigned)
             if isinstance(exc, StaleDataError):  # a row changed under us (PostgreSQL): an expected race
                 log.info("assigning pipelines in a caller's transaction lost a race: %s", exc)
             elif not isinstance(exc, _Busy):
                 log.exception("assigning pipelines in a caller's transaction failed")
             return None
-        return plan
+        return assigned
 
-    def carry_out(self, plan) -> None:
-        """Boot and start what ``assign_in`` planned, once its transaction has committed."""
-        if not plan:
+    def _assign_and_reserve(self, session: Session, now: float, limit: int) -> Assigned | None:
+        """Assign in ``session``, and reserve the pipelines to start: until their start jobs are
+        submitted, the loop must not drive them itself. One with a job of its own still running
+        (a retry returning) is left to the loop (_Busy rolls the assignment back)."""
+        busy = lambda pipeline_id: self.busy(("pipeline", pipeline_id))  # noqa: E731
+        assigned = assignment.assign(session, self.store, self.pool, self.settings, now, limit, busy)
+        if assigned is None:
+            return None
+        keys = {("pipeline", p.id) for p, _ in assigned.start}
+        with self._lock:
+            if keys & self._in_flight:
+                raise _Busy
+            self._in_flight |= keys
+        return assigned
+
+    def carry_out(self, assigned: Assigned | None) -> None:
+        """Boot and start what was assigned, once its transaction has committed."""
+        if not assigned:
             return
-        boot, ready = plan
-        for instance_id in boot:
+        for instance_id in assigned.boot:
             self.submit(("instance", instance_id), self._boot, instance_id)
-        for pipeline, instance in ready:  # the key stays reserved into the job, which frees it
+        for pipeline, instance in assigned.start:  # the key stays reserved into the job, which frees it
             key = ("pipeline", pipeline.id)
             try:
                 self._workers.submit(self._job, key, self.attempts.start, pipeline.id, True, (pipeline, instance))
@@ -301,76 +336,8 @@ class Dispatcher:
                 with self._lock:
                     self._in_flight.discard(key)
 
-    def drop(self, plan) -> None:
-        """Give up the reservations ``assign_in`` made."""
-        if plan:
+    def drop(self, assigned: Assigned | None) -> None:
+        """Give up the reservations made for what was assigned (its transaction did not commit)."""
+        if assigned:
             with self._lock:
-                self._in_flight.difference_update(("pipeline", p.id) for p, _ in plan[1])
-
-    def _plan(self, session, now: float, limit: int):
-        """In the write transaction ``session``: move queued pipelines onto instances; return the
-        instances to boot and the (pipeline, ready instance) pairs to start once it commits (None if
-        nothing is queued). The queue is read here, under the assignment lock: a view read before
-        could be out of date (a pipeline's end may have assigned meanwhile) and planning on it would
-        exceed MAX_ACTIVE_PIPELINES or boot spares for pipelines that already have an instance."""
-        settings = self.settings
-        self.store.lock_assignments(session)
-        active, queued = self.store.queue_view(now, settings.max_active_pipelines + limit, session=session)
-        if not queued:
-            return None
-        free = settings.max_active_pipelines - active
-        boot: list[str] = []
-        ready: list[tuple[Pipeline, Instance]] = []
-        live = list(session.scalars(select(Instance).where(Instance.state.in_((BOOTING, IDLE, BUSY, DELETING)))))
-        idle = [i for i in live if i.state == IDLE and i.pipeline_id is None and i.uses < settings.virtual_server_ttl]
-        spare = [i for i in live if i.state == BOOTING and i.pipeline_id is None]
-        count = len(live)
-        assigned = 0
-        for pipeline_id in queued:
-            if assigned >= free:
-                break
-            if self.busy(("pipeline", pipeline_id)):
-                continue  # a job of its own is still returning (a retry, a cancel): next time
-            pipeline = session.get(Pipeline, pipeline_id)
-            if pipeline is None or pipeline.status != QUEUED or pipeline.cancel_requested:
-                continue
-            if idle:
-                instance = idle.pop(0)
-                instance.state = BUSY
-                ready.append((pipeline, instance))
-            elif spare:
-                instance = spare.pop(0)
-            elif count < limit:
-                instance = self.pool.create(session)
-                boot.append(instance.id)
-                count += 1
-            else:
-                break
-            pipeline.attempt += 1
-            pipeline.move(PROVISIONING, f"attempt {pipeline.attempts_used()}: instance {instance.id}", now)
-            pipeline.instance_id = instance.id
-            pipeline.exit_code = None
-            instance.pipeline_id = pipeline.id
-            instance.uses += 1
-            instance.idle_since = None
-            if instance.state == BUSY:  # a ready instance: staging starts now, in this transaction
-                pipeline.move(STAGING, f"instance {instance.id} ready (reused)", now)
-                pipeline.instance_ready_at = now
-                pipeline.job_dir = job_dir(settings.remote_base_folder, pipeline.id, pipeline.attempt)
-            assigned += 1
-        # Look-ahead: boot for the pipelines still waiting so they find an instance ready.
-        waiting = len(queued) - assigned
-        ahead = min(waiting - len(spare) - len(idle), limit - count)
-        for _ in range(max(0, ahead)):
-            boot.append(self.pool.create(session).id)
-        return boot, ready
-
-    def _carry_out(self, plan) -> bool:
-        if plan is None:
-            return False
-        boot, ready = plan
-        for instance_id in boot:
-            self.submit(("instance", instance_id), self._boot, instance_id)
-        for pipeline, instance in ready:  # on a reused instance: start now rather than next tick
-            self.submit(("pipeline", pipeline.id), self.attempts.start, pipeline.id, True, (pipeline, instance))
-        return bool(ready)
+                self._in_flight.difference_update(("pipeline", p.id) for p, _ in assigned.start)

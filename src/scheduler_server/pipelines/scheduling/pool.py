@@ -14,17 +14,9 @@ import uuid
 
 from sqlalchemy import select
 
-from scheduler_server.pipelines.clouds.backend import BackendError, CloudBackend, InstanceInfo, NoCapacity
-from scheduler_server.pipelines.models import (
-    BOOTING,
-    BROKEN,
-    BUSY,
-    DELETED,
-    DELETING,
-    IDLE,
-    LIVE_INSTANCE_STATES,
-    Instance,
-)
+from scheduler_server.pipelines.backend_errors import BackendError, NoCapacity
+from scheduler_server.pipelines.clouds.backend import CloudBackend, InstanceInfo
+from scheduler_server.pipelines.models import LIVE_INSTANCE_STATES, Instance, InstanceState
 from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,7 +70,12 @@ class Pool:
     def create(self, session) -> Instance:
         name = f"pipeline-{self.backend.scheduler_id[:6]}-{uuid.uuid4().hex[:8]}"
         instance = Instance(
-            id=name, backend=self.backend.name, state=BOOTING, uses=0, created_at=time.time(), updated_at=time.time()
+            id=name,
+            backend=self.backend.name,
+            state=InstanceState.BOOTING,
+            uses=0,
+            created_at=time.time(),
+            updated_at=time.time(),
         )
         session.add(instance)
         return instance
@@ -90,13 +87,13 @@ class Pool:
             return False
         instance.pipeline_id = None
         instance.updated_at = time.time()
-        if instance.state == DELETING:
+        if instance.state == InstanceState.DELETING:
             return True
         if not healthy or instance.uses >= self.settings.virtual_server_ttl:
-            instance.state = DELETING
+            instance.move(InstanceState.DELETING)
             return True
-        if instance.state == BUSY:
-            instance.state = IDLE
+        if instance.state == InstanceState.BUSY:
+            instance.move(InstanceState.IDLE)
             instance.idle_since = time.time()
         return False
 
@@ -105,7 +102,7 @@ class Pool:
             instance = session.get(Instance, instance_id)
             if instance is None or instance.state not in LIVE_INSTANCE_STATES:
                 return False
-            instance.state = DELETING
+            instance.move(InstanceState.DELETING)
             instance.updated_at = time.time()
             return True
 
@@ -115,10 +112,10 @@ class Pool:
         expired = []
         with self.store.write() as session:
             self.store.lock_assignments(session)  # not one that is being handed a pipeline
-            query = select(Instance).where(Instance.state == IDLE, Instance.pipeline_id.is_(None))
+            query = select(Instance).where(Instance.state == InstanceState.IDLE, Instance.pipeline_id.is_(None))
             for instance in session.scalars(query):
                 if (instance.idle_since or instance.ready_at or 0) + timeout <= now:
-                    instance.state = DELETING
+                    instance.move(InstanceState.DELETING)
                     instance.updated_at = now
                     expired.append(instance.id)
         return expired
@@ -129,7 +126,7 @@ class Pool:
         """Provision (unless done before a restart) and wait until reachable; then idle, or busy if
         assigned. Returns the id of the pipeline waiting for it, if one is (it can start now)."""
         instance = self.get(instance_id)
-        if instance is None or instance.state != BOOTING:
+        if instance is None or instance.state != InstanceState.BOOTING:
             return None
         try:
             if instance.info:
@@ -143,23 +140,24 @@ class Pool:
             with self.store.write() as session:
                 row = session.get(Instance, instance_id)
                 if row is not None:
-                    row.state, row.error = DELETED, f"no capacity: {exc}"
+                    row.move(InstanceState.DELETED)
+                    row.error = f"no capacity: {exc}"
             return None
         except BackendError as exc:
             log.warning("instance %s failed to come up: %s", instance_id, exc)
-            self._save(instance_id, state=BROKEN, error=str(exc))
-            self.destroy(instance_id, final_state=BROKEN)
+            self._save(instance_id, state=InstanceState.BROKEN, error=str(exc))
+            self.destroy(instance_id, final_state=InstanceState.BROKEN)
             return None
         now = time.time()
         with self.store.write() as session:
             self.store.lock_assignments(session)  # a pipeline may be put on it right now
             row = session.get(Instance, instance_id)
-            if row is None or row.state != BOOTING:
+            if row is None or row.state != InstanceState.BOOTING:
                 return None
             row.info = info.to_dict()
             row.ready_at = now
             row.updated_at = now
-            row.state = BUSY if row.pipeline_id is not None else IDLE
+            row.move(InstanceState.BUSY if row.pipeline_id is not None else InstanceState.IDLE)
             row.idle_since = None if row.pipeline_id is not None else now
             waiting = row.pipeline_id
         log.info("instance %s ready (%s)", instance_id, info.address or info.id)
@@ -177,14 +175,14 @@ class Pool:
             except BackendError as exc:  # tagged but untracked: the periodic sweep deletes it
                 log.warning("instance %s: deleting it failed: %s", instance_id, exc)
             try:
-                self._save(instance_id, state=BROKEN, error="could not record the provisioned instance")
+                self._save(instance_id, state=InstanceState.BROKEN, error="could not record the provisioned instance")
             except Exception:  # noqa: BLE001 - the database is down; the row is rebooted after a restart
                 log.debug("could not mark instance %s broken", instance_id, exc_info=True)
             raise
 
-    def destroy(self, instance_id: str, final_state: str = DELETED) -> None:
+    def destroy(self, instance_id: str, final_state: InstanceState = InstanceState.DELETED) -> None:
         instance = self.get(instance_id)
-        if instance is None or instance.state == DELETED:
+        if instance is None or instance.state == InstanceState.DELETED:
             return
         if instance.info:
             try:
@@ -195,10 +193,12 @@ class Pool:
         self._save(instance_id, state=final_state)
         log.info("instance %s deleted", instance_id)
 
-    def _save(self, instance_id: str, **values) -> None:
+    def _save(self, instance_id: str, state: InstanceState | None = None, **values) -> None:
         with self.store.write() as session:
             row = session.get(Instance, instance_id)
             if row is not None:
+                if state is not None:
+                    row.move(state)
                 for key, value in values.items():
                     setattr(row, key, value)
                 row.updated_at = time.time()
@@ -259,5 +259,5 @@ class Pool:
         with self.store.write() as session:
             for row in session.scalars(select(Instance).where(Instance.state.in_(LIVE_INSTANCE_STATES))):
                 if row.info and row.info.get("id") == info.id:
-                    row.state = DELETED
+                    row.move(InstanceState.DELETED)
                     row.updated_at = time.time()
