@@ -12,10 +12,10 @@ import sys
 from flask import Flask
 from flask_cors import CORS
 
-from scheduler_server.config import ConfigError, Settings, load_settings
+from scheduler_server.config import Settings, load_settings
 from scheduler_server.logging_setup import configure_logging
 from scheduler_server.observing.policies.registry import available_policies
-from scheduler_server.startup_error import StartupError
+from scheduler_server.startup_error import ConfigError, StartupError
 from scheduler_server.web import register_blueprints
 from scheduler_server.web.errors import install_error_handlers
 

@@ -12,12 +12,13 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from scheduler_server.config import ConfigError, load_settings
+from scheduler_server.config import load_settings
 from scheduler_server.pipelines.backend_errors import BackendError
 from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED
 from scheduler_server.pipelines.redacted import instance_view, pipeline_view
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
+from scheduler_server.startup_error import ConfigError
 from scheduler_server.web.auth import AuthError
 from scheduler_server.web.errors import http_error_message, request_id, status_of, unavailable
 from scheduler_server.web.openapi import spec
