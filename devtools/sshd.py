@@ -85,7 +85,7 @@ class SSHServer:
                     "MaxSessions 50",
                     "LogLevel ERROR",
                     # bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is
-                    # nested; this machine's ~/.bashrc runs pyenv (~240 ms a command, and a
+                    # nested; a ~/.bashrc may run pyenv (slow on every command, and a
                     # stale pyenv lock can hang every login), which a test host must not depend on.
                     "SetEnv SHLVL=1",
                     *self.extra_config,

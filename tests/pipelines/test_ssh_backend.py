@@ -162,7 +162,7 @@ def test_the_ssh_socket_acks_promptly_where_a_plain_one_would_delay(tmp_path):
         plain = socket.create_connection(("127.0.0.1", port))
         peer, _ = listener.accept()
         _exchange(plain, peer)
-        # The control: after answering, Linux delays its next ACK (what made sshd's replies wait 40 ms).
+        # The control: after answering, Linux delays its next ACK (what sshd's replies waited for).
         assert plain.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 0
         plain.close(), peer.close()
         tuned = ssh_socket.connect("127.0.0.1", port, timeout=5)

@@ -161,8 +161,8 @@ class PipelineSettings(_Section):
         if self.virtual_server_ttl == 1:
             # Every pipeline needs a new server, so look-ahead boots only servers that queued
             # pipelines will use; hiding a boot three times as long as the work (the seed's
-            # 240 s boots and 80 s jobs) takes three booting behind each running one, plus the
-            # one just finished, which counts until its delete completes (4 measured 10% slower).
+            # boots and jobs, see bench/README.md) takes three booting behind each running one,
+            # plus the one just finished, which counts until its delete completes.
             return 5 * self.max_active_pipelines
         return self.max_active_pipelines + 1
 

@@ -2,7 +2,7 @@
 
 A launch must start ``run.sh`` in a process that outlives the service (it records
 the exit code) and that process then starts ``bash <script>``: two process
-creations, about 6 ms each on a loaded 2-core machine. A spare shell is the first
+creations. A spare shell is the first
 of them, made before the submission arrives: it leads its own session and blocks
 reading its standard input. ``launch`` hands it a job directory and a script name
 (each NUL-terminated, so any name works) followed by the script's own stdin (the
@@ -11,7 +11,7 @@ same process, so ``$$``, the process group and ``/proc/<pid>/cwd`` are exactly
 what a freshly started ``bash run.sh`` has.
 
 A spare that never gets a job reads EOF when the service closes its end (or dies)
-and exits without doing anything. The shell program is a constant: nothing from a
+and exits without doing anything. The shell program (``jobdir.SPARE_SHELL``) is a constant: nothing from a
 request is ever on a command line.
 """
 

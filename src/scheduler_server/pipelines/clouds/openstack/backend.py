@@ -8,7 +8,7 @@ a late duplicate of a repeated create is deleted once found.
 
 ``wait_until_reachable`` polls until ACTIVE (ERROR, disappearance or
 ``boot_timeout`` become a ``ProvisionError`` with the cloud's reason), attaches
-a floating IP if configured (``openstack_ips``), then probes SSH with backoff.
+a floating IP if configured (``ips.py``), then probes SSH with backoff.
 At most ``max_parallel_provisioning`` servers are between create and reachable.
 
 ``destroy`` deletes the floating IP we allocated (or hands a reused one back)
@@ -18,13 +18,11 @@ their server, so a crash between the two deletions leaks nothing for long.
 
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from scheduler_server.pipelines.backend_errors import (
     BackendConfigError,
@@ -32,7 +30,8 @@ from scheduler_server.pipelines.backend_errors import (
     InstanceUnreachable,
     ProvisionError,
 )
-from scheduler_server.pipelines.clouds.backend import TAG_KEY, CloudBackend, InstanceInfo
+from scheduler_server.pipelines.clouds.backend import CloudBackend, InstanceInfo
+from scheduler_server.pipelines.clouds.openstack import servers
 from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call
 from scheduler_server.pipelines.clouds.openstack.executor import OpenStackExecutor
 from scheduler_server.pipelines.clouds.openstack.ips import FloatingIPs
@@ -42,11 +41,6 @@ from scheduler_server.pipelines.clouds.openstack.urgent_first import UrgentFirst
 
 log = logging.getLogger(__name__)
 
-NAME_KEY = "scheduler_server_instance"
-CREATED_KEY = "scheduler_server_created_at"
-REQUEST_KEY = "scheduler_server_request"
-JOB_KEY = "scheduler_server_job"
-STATES = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}
 #: First pause between two SSH probes of a fresh server; it doubles up to CONNECTION_RETRY_INTERVAL.
 SSH_PROBE_FIRST = 0.2
 #: Longest spares wait for an awaited server's first launch after its probe (seconds).
@@ -125,38 +119,8 @@ class OpenStackBackend(CloudBackend):
     def _call(self, what, fn, **kw):
         return call(what, fn, self.os.api_retries, **kw)
 
-    def _user_data(self) -> str | None:
-        text = self.os.user_data
-        if self.os.user_data_file:
-            try:
-                text = Path(self.os.user_data_file).expanduser().read_text()
-            except OSError as exc:
-                raise ProvisionError(
-                    f"pipelines.openstack.user_data_file: {exc.strerror}: {self.os.user_data_file}"
-                ) from None
-        return base64.b64encode(text.encode()).decode() if text else None
-
-    def _info(self, server) -> InstanceInfo:
-        metadata = server.metadata or {}
-        status = (server.status or "").upper()
-        state = (
-            "gone"
-            if server.task_state == "deleting" or status in ("DELETED", "SOFT_DELETED")
-            else STATES.get(status, "error")
-        )
-        created = None
-        if server.created_at:
-            created = datetime.fromisoformat(server.created_at.replace("Z", "+00:00"))
-        return InstanceInfo(
-            id=server.id,
-            name=server.name,
-            state=state,
-            port=self.os.ssh_port,
-            user=self.settings.ssh_user,
-            tagged=metadata.get(TAG_KEY) == self.scheduler_id,
-            created_at=created,
-            extra={"status": status, "request": metadata.get(REQUEST_KEY)},
-        )
+    def _instance(self, server) -> InstanceInfo:
+        return servers.instance_info(server, self.os.ssh_port, self.settings.ssh_user, self.scheduler_id)
 
     # --- provision ----------------------------------------------------------------------
 
@@ -166,25 +130,7 @@ class OpenStackBackend(CloudBackend):
         except CloudAPIError as exc:
             raise ProvisionError(str(exc)) from None
         request = secrets.token_hex(8)
-        attrs = {
-            "name": name,
-            "image_id": wanted.image_id,
-            "flavor_id": wanted.flavor_id,
-            "networks": [{"uuid": wanted.network_id}] if wanted.network_id else "auto",
-            "metadata": {
-                TAG_KEY: self.scheduler_id,
-                NAME_KEY: name,
-                REQUEST_KEY: request,
-                CREATED_KEY: datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        }
-        if self.os.auth_keyname:
-            attrs["key_name"] = self.os.auth_keyname
-        if wanted.security_groups:
-            attrs["security_groups"] = [{"name": g} for g in wanted.security_groups]
-        user_data = self._user_data()
-        if user_data:
-            attrs["user_data"] = user_data
+        attrs = servers.create_attrs(self.os, wanted, name, request, self.scheduler_id)
         self._booting.acquire()
         with self._lock:
             self._in_flight.add(name)
@@ -222,8 +168,8 @@ class OpenStackBackend(CloudBackend):
 
     def _created(self, name: str, request: str) -> list:
         compute = self.connection().compute
-        servers = compute.servers(details=True, name=f"^{name}$")
-        return [s for s in servers if (s.metadata or {}).get(REQUEST_KEY) == request]
+        named = compute.servers(details=True, name=f"^{name}$")
+        return [s for s in named if (s.metadata or {}).get(servers.REQUEST_KEY) == request]
 
     def _find_created(self, name: str, request: str):
         found = self._created(name, request)
@@ -317,7 +263,7 @@ class OpenStackBackend(CloudBackend):
         for attempt in range(1, attempts + 1):
             try:
                 # Reachable once connected, authenticated and the first job's launcher session is
-                # open: that session's ~50 ms of sshd set-up is then off the job's start.
+                # open: that session's sshd set-up is then off the job's start.
                 with self._reach_order.turn(lambda: self.awaited(instance.name)) as urgent:
                     self.executor(instance).prepare_launcher()
                     if urgent:  # its first launch comes next: spares keep waiting until it happened
@@ -390,7 +336,7 @@ class OpenStackBackend(CloudBackend):
             if exc.status == 404:
                 return None
             raise
-        return self._info(server)
+        return self._instance(server)
 
     def _launched(self, server_id: str, job: str) -> None:
         self._reach_order.release(server_id)
@@ -399,7 +345,7 @@ class OpenStackBackend(CloudBackend):
     def _tag_job(self, server_id: str, job: str) -> None:
         compute = self.connection().compute
         try:
-            self._call("set server metadata", lambda: compute.set_server_metadata(server_id, **{JOB_KEY: job}))
+            self._call("set server metadata", lambda: compute.set_server_metadata(server_id, **{servers.JOB_KEY: job}))
         except CloudAPIError as exc:  # only informative: never fail a running pipeline for it
             log.warning("openstack: could not tag server %s with %s: %s", server_id, job, exc)
 
@@ -409,12 +355,12 @@ class OpenStackBackend(CloudBackend):
 
     def list_instances(self, *, include_untagged: bool = False) -> list[InstanceInfo]:
         compute = self.connection().compute
-        servers = self._call("list servers", lambda: list(compute.servers(details=True)))
+        listed = self._call("list servers", lambda: list(compute.servers(details=True)))
         with self._lock:
             in_flight = set(self._in_flight)
         found = []
-        for server in servers:
-            info = self._info(server)
+        for server in listed:
+            info = self._instance(server)
             if info.tagged and info.name in in_flight:
                 continue  # its create call has not returned yet: the pool cannot know it
             if info.tagged or include_untagged:

@@ -31,8 +31,8 @@ class ServerStatus:
 
 def _list_statuses(compute) -> list[ServerStatus]:
     """GET /servers/detail (every page) through the SDK's authenticated adapter, read as plain
-    JSON: building an SDK Server per entry costs ~8 ms of CPU each, most of a poll's cost when
-    twenty servers boot at once, and it slows the SSH handshakes of the ones just ready."""
+    JSON: building an SDK Server per entry costs CPU, most of a poll's cost when many servers
+    boot at once, and it slows the SSH handshakes of the ones just ready."""
     found: list[ServerStatus] = []
     url: str | None = "/servers/detail"
     while url:

@@ -5,8 +5,8 @@ broke; every command is its own channel, so several threads can run commands at
 once. SFTP (uploads, log tails) shares one client behind a lock because
 paramiko's SFTP client is not safe for concurrent use.
 
-A launch needs a new SSH session (sshd forks and starts a shell: ~50 ms on a
-loaded machine, against ~2 ms for an SFTP request). ``prepare_launcher`` opens
+A launch needs a new SSH session (sshd forks and starts a shell: many times the
+cost of an SFTP request on the open connection). ``prepare_launcher`` opens
 that session ahead, running a launcher that waits for its job on stdin, so the
 launch itself is one message on an open channel. It is reopened in the
 background after each launch unless ``relaunch_ahead`` is off. The launcher
@@ -24,8 +24,6 @@ from __future__ import annotations
 import io
 import logging
 import posixpath
-import select
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -35,12 +33,18 @@ import paramiko
 from scheduler_server.pipelines.backend_errors import InstanceUnreachable
 from scheduler_server.pipelines.clouds.executor import CommandResult, Executor
 from scheduler_server.pipelines.clouds.ssh_transport import tcp as ssh_socket
-from scheduler_server.pipelines.jobdir import WAITING_LAUNCHER, JobFile, launch_result
+from scheduler_server.pipelines.clouds.ssh_transport.channel import (
+    communicate,
+    describe,
+    ended_code,
+    read_reply,
+    refusal,
+    tar,
+)
+from scheduler_server.pipelines.jobdir import WAITING_LAUNCHER, launch_result
 
 log = logging.getLogger(__name__)
 
-#: After the exit status, how long to wait for the rest of the output (EOF) before giving up on it.
-EOF_GRACE = 0.5
 #: Jobs whose files add up to at most this many bytes travel with the launch (one message);
 #: bigger ones are uploaded over SFTP first.
 INLINE_STAGING_MAX = 1 << 20
@@ -123,7 +127,7 @@ class SSHExecutor(Executor):
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 client.close()
                 self.failed_at = time.monotonic()
-                raise InstanceUnreachable(f"ssh {self.user}@{self.address}:{self.port}: {_describe(exc)}") from None
+                raise InstanceUnreachable(f"ssh {self.user}@{self.address}:{self.port}: {describe(exc)}") from None
             self.failed_at = None
             transport = client.get_transport()
             assert transport is not None
@@ -170,12 +174,12 @@ class SSHExecutor(Executor):
                     # Refused on a live connection (sshd's MaxSessions, say): dropping the connection
                     # would cut every other session on it.
                     raise InstanceUnreachable(
-                        f"ssh {self.address}:{self.port}: session refused: {_describe(exc)}"
+                        f"ssh {self.address}:{self.port}: session refused: {describe(exc)}"
                     ) from None
                 with self._lock:
                     self._drop()
                 if attempt == 2:
-                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {describe(exc)}") from None
         raise AssertionError("unreachable")
 
     def prepare_launcher(self) -> None:
@@ -205,7 +209,7 @@ class SSHExecutor(Executor):
             channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             channel.close()
-            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {describe(exc)}") from None
         return channel
 
     def _take_launcher(self) -> paramiko.Channel | None:
@@ -225,7 +229,7 @@ class SSHExecutor(Executor):
     def stage_and_launch(self, directory, files, script, stdin, on_exit=None) -> int:
         if sum(item.size() for item in files) > INLINE_STAGING_MAX:
             return super().stage_and_launch(directory, files, script, stdin, on_exit)
-        return self._launch(directory, script, _tar(files), stdin, on_exit)
+        return self._launch(directory, script, tar(files), stdin, on_exit)
 
     def _launch(self, directory: str, script: str, archive: bytes, stdin: bytes, on_exit) -> int:
         # Always through the waiting launcher (opened now if none was ready): it stays to tell the job's end.
@@ -252,42 +256,17 @@ class SSHExecutor(Executor):
 
     def _launch_on(self, channel: paramiko.Channel, message: bytes, directory: str, on_exit, watch: bool) -> int:
         """Hand a job to a waiting launcher; return the pid it prints, then (``watch``) let a thread wait for its end."""
-        deadline = time.monotonic() + 30
-        out = bytearray()
         try:
-            channel.settimeout(30)  # a launcher that stopped reading must not block sendall for good
-            channel.sendall(message)
-            wakeup = channel.fileno()
-            exited_at = None
-            while b"\n" not in out and not (channel.eof_received or channel.closed):
-                # The exit status can come before the last output: after it, wait a little for the rest.
-                if exited_at is None and channel.status_event.is_set():
-                    exited_at = time.monotonic()
-                if exited_at is not None and time.monotonic() - exited_at > EOF_GRACE:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: no pid from the launcher after 30 s")
-                select.select([wakeup], [], [], min(left, 1.0 if exited_at is None else EOF_GRACE / 4))
-                while channel.recv_ready():
-                    out += channel.recv(65536)
-            while channel.recv_ready():  # what came with the EOF
-                out += channel.recv(65536)
-            line = bytes(out).split(b"\n", 1)[0]
+            line = read_reply(channel, message, f"ssh {self.address}:{self.port}")
             if not line.strip().isdigit():
                 # It refused (92: launched before) or failed, and exits: its status says which.
-                code = channel.recv_exit_status() if channel.status_event.wait(EOF_GRACE) else -1
-                err = bytearray()
-                while channel.recv_stderr_ready():  # e.g. tar's complaint
-                    err += channel.recv_stderr(65536)
-                channel.close()
-                return launch_result(CommandResult(code, line, bytes(err)), directory)
+                return launch_result(refusal(channel, line), directory)
             channel.settimeout(None)
         except FileExistsError:  # launched before (an OSError, but not a connection problem)
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
             channel.close()
-            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
+            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {describe(exc)}") from None
         except BaseException:
             channel.close()
             raise
@@ -303,20 +282,13 @@ class SSHExecutor(Executor):
     def _wait_for_end(self, channel: paramiko.Channel, on_exit) -> None:
         """Hold a launcher's channel until it prints ``ended <rc>`` or closes (the job ended, or the
         connection or the instance went away), then tell ``on_exit`` (with ``rc`` if it came)."""
-        tail = b""
         try:
-            while chunk := channel.recv(1024):
-                tail = (tail + chunk)[-256:]
-        except (paramiko.SSHException, OSError, EOFError):
-            pass
+            code = ended_code(channel)
         finally:
-            channel.close()
             self._unwatch()
-        words = tail.split(b"\n")[-2:-1] or [b""]  # the last complete line: "ended <rc>"
-        code = words[0].split()[1:2]
         if on_exit is not None:
             try:
-                on_exit(int(code[0]) if code and code[0].lstrip(b"-").isdigit() else None)
+                on_exit(code)
             except Exception:  # noqa: BLE001 - a callback's bug must not be silent, nor kill anything
                 log.exception("the end-of-job callback failed")
 
@@ -331,50 +303,7 @@ class SSHExecutor(Executor):
     def _run_on(
         self, channel: paramiko.Channel, command: str, stdin: bytes | None, timeout: float | None
     ) -> CommandResult:
-        return self._communicate(self._exec(channel, command), stdin, timeout)
-
-    def _communicate(self, channel: paramiko.Channel, stdin: bytes | None, timeout: float | None) -> CommandResult:
-        """Send ``stdin`` to a started command, then read its output to the end and its exit status."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        out, err = bytearray(), bytearray()
-        try:
-            wakeup = channel.fileno()  # readable whenever output or EOF arrives: no sleeping poll loop
-            if stdin:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            # Read to EOF, not just to the exit status: sshd may send the exit status before it
-            # has drained the command's last output (a launcher's pid once came back as "").
-            # A background child that keeps stdout open delays EOF; EOF_GRACE bounds that wait.
-            exited_at = None
-            while True:
-                while channel.recv_ready():
-                    out += channel.recv(65536)
-                while channel.recv_stderr_ready():
-                    err += channel.recv_stderr(65536)
-                if channel.eof_received or channel.closed:
-                    break
-                if exited_at is None and channel.status_event.is_set():
-                    exited_at = time.monotonic()
-                if exited_at is not None and time.monotonic() - exited_at > EOF_GRACE:
-                    break
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise InstanceUnreachable(f"ssh {self.address}:{self.port}: command timed out after {timeout} s")
-                wait = EOF_GRACE / 4 if exited_at is not None else 1.0  # the status sets no wakeup
-                select.select([wakeup], [], [], wait if left is None else min(left, wait))
-            while channel.recv_ready():  # what came with the EOF
-                out += channel.recv(65536)
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not channel.status_event.wait(left):
-                raise InstanceUnreachable(f"ssh {self.address}:{self.port}: no exit status after {timeout} s")
-            code = channel.recv_exit_status()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise InstanceUnreachable(f"ssh {self.address}:{self.port}: {_describe(exc)}") from None
-        finally:
-            channel.close()
-        return CommandResult(code, bytes(out), bytes(err))
+        return communicate(self._exec(channel, command), stdin, timeout, f"ssh {self.address}:{self.port}")
 
     # --- files ----------------------------------------------------------------------
 
@@ -393,7 +322,7 @@ class SSHExecutor(Executor):
                         raise
                     self._sftp = None
                     if attempt == 2:
-                        raise InstanceUnreachable(f"sftp {self.address}:{self.port}: {_describe(exc)}") from None
+                        raise InstanceUnreachable(f"sftp {self.address}:{self.port}: {describe(exc)}") from None
         raise AssertionError("unreachable")
 
     def _makedirs(self, sftp: paramiko.SFTPClient, directory: str) -> None:
@@ -458,21 +387,3 @@ class SSHExecutor(Executor):
         prefix = remote_path.rstrip("/")
         with self._sftp_lock:  # _makedirs and _put change it under this lock
             self._dirs = {d for d in self._dirs if d != prefix and not d.startswith(prefix + "/")}
-
-
-def _tar(files: list[JobFile]) -> bytes:
-    """The job's files as one tar archive, unpacked by the waiting launcher."""
-    buffer = io.BytesIO()
-    now = time.time()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for item in files:
-            content = item.content()
-            info = tarfile.TarInfo(item.name)
-            info.size, info.mode, info.mtime = len(content), item.mode, now
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]

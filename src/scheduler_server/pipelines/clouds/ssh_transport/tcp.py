@@ -10,12 +10,12 @@ opens, launches, SFTP requests), and two TCP defaults make it stall:
   and Linux delays that ACK (40 ms at least) once a connection looks
   interactive. After authentication sshd sends a packet of its own
   (``hostkeys-00@openssh.com``), so the answer to the first channel open
-  waited ~40 ms for our ACK every time. ``TCP_QUICKACK`` is not sticky (the
+  waited for our delayed ACK every time. ``TCP_QUICKACK`` is not sticky (the
   kernel leaves quick-ACK mode when we send), so it is asked for again after
   each send.
 
-On one machine this took an SSH connect, authenticate and first session from
-~115 ms to ~35 ms (bench/README.md).
+What it saves on an SSH connect, authenticate and first session is measured by
+bench/bench_ssh_connect.py (figures in bench/README.md).
 """
 
 from __future__ import annotations
