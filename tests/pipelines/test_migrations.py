@@ -47,31 +47,47 @@ def create_old_schema(url: str) -> None:
     engine.dispose()
 
 
+OLD_SPEC = {
+    "script": "ok.sh",
+    "files": [],
+    "type": "xnat",
+    "project": "p",
+    "subject": "s",
+    "session": "e",
+    "host": "http://xnat",
+    "user": "u",
+    "options": [],
+}
+OLD_PATH = [("queued", "provisioning"), ("provisioning", "staging"), ("staging", "running"), ("running", "succeeded")]
+
+
 def fill_old_database(url: str, box: SecretBox) -> dict:
     """Queued, running and finished pipelines with their history, an instance, the identity and a lease."""
     engine = create_engine(url)
     tables = MetaData()
     tables.reflect(engine)
     now = time.time()
-    spec = {
-        "script": "ok.sh",
-        "files": [],
-        "type": "xnat",
-        "project": "p",
-        "subject": "s",
-        "session": "e",
-        "host": "http://xnat",
-        "user": "u",
-        "options": [],
-    }
+    history = _old_history(now)
+    with engine.begin() as connection:
+        connection.execute(tables.tables["pipelines"].insert(), _old_pipelines(now, box))
+        connection.execute(tables.tables["pipeline_transitions"].insert(), history)
+        connection.execute(tables.tables["instances"].insert(), [_old_instance(now)])
+        connection.execute(tables.tables["meta"].insert(), [dict(key="scheduler_id", value="0ld5ched1d00")])
+        connection.execute(
+            tables.tables["leases"].insert(), [dict(name="dispatcher", holder="gone:1:x", expires_at=now - 1)]
+        )
+    engine.dispose()
+    return {"transitions": [(h["pipeline_id"], h["from_status"], h["to_status"], h["reason"]) for h in history]}
 
+
+def _old_pipelines(now: float, box: SecretBox) -> list[dict]:
     def pipeline(pid, status, secret, **extra):
         row = dict(
             id=pid,
             type="xnat",
             status=status,
             priority=pid,
-            spec=spec,
+            spec=OLD_SPEC,
             project="p",
             subject="s",
             session="e",
@@ -96,59 +112,47 @@ def fill_old_database(url: str, box: SecretBox) -> dict:
         row.update(extra)
         return row
 
-    path = [("queued", "provisioning"), ("provisioning", "staging"), ("staging", "running"), ("running", "succeeded")]
+    return [
+        pipeline(
+            1,
+            "succeeded",
+            "pw-finished",
+            exit_code=0,
+            started_at=now - 80,
+            finished_at=now - 70,
+            instance_id="local-old1",
+        ),
+        pipeline(2, "running", "pw-running", instance_id="local-old2", job_dir="/tmp/job-2", started_at=now - 40),
+        pipeline(3, "queued", "pw-queued"),
+    ]
+
+
+def _old_history(now: float) -> list[dict]:
     history = [
         dict(pipeline_id=1, at=now - 90 + i, from_status=a, to_status=b, attempt=1, reason=f"step {i}")
-        for i, (a, b) in enumerate(path)
+        for i, (a, b) in enumerate(OLD_PATH)
     ]
     history += [
         dict(pipeline_id=2, at=now - 50 + i, from_status=a, to_status=b, attempt=1, reason=None)
-        for i, (a, b) in enumerate(path[:3])
+        for i, (a, b) in enumerate(OLD_PATH[:3])
     ]
-    with engine.begin() as connection:
-        connection.execute(
-            tables.tables["pipelines"].insert(),
-            [
-                pipeline(
-                    1,
-                    "succeeded",
-                    "pw-finished",
-                    exit_code=0,
-                    started_at=now - 80,
-                    finished_at=now - 70,
-                    instance_id="local-old1",
-                ),
-                pipeline(
-                    2, "running", "pw-running", instance_id="local-old2", job_dir="/tmp/job-2", started_at=now - 40
-                ),
-                pipeline(3, "queued", "pw-queued"),
-            ],
-        )
-        connection.execute(tables.tables["pipeline_transitions"].insert(), history)
-        connection.execute(
-            tables.tables["instances"].insert(),
-            [
-                dict(
-                    id="local-old2",
-                    backend="local",
-                    state="busy",
-                    info={"id": "local-old2", "address": "127.0.0.1"},
-                    uses=1,
-                    pipeline_id=2,
-                    error=None,
-                    created_at=now - 45,
-                    ready_at=now - 44,
-                    idle_since=None,
-                    updated_at=now,
-                )
-            ],
-        )
-        connection.execute(tables.tables["meta"].insert(), [dict(key="scheduler_id", value="0ld5ched1d00")])
-        connection.execute(
-            tables.tables["leases"].insert(), [dict(name="dispatcher", holder="gone:1:x", expires_at=now - 1)]
-        )
-    engine.dispose()
-    return {"transitions": [(h["pipeline_id"], h["from_status"], h["to_status"], h["reason"]) for h in history]}
+    return history
+
+
+def _old_instance(now: float) -> dict:
+    return dict(
+        id="local-old2",
+        backend="local",
+        state="busy",
+        info={"id": "local-old2", "address": "127.0.0.1"},
+        uses=1,
+        pipeline_id=2,
+        error=None,
+        created_at=now - 45,
+        ready_at=now - 44,
+        idle_since=None,
+        updated_at=now,
+    )
 
 
 def schema_differences(url: str) -> list:

@@ -66,10 +66,6 @@ class Reaper:
     def settings(self) -> PipelineSettings:
         return self._settings()
 
-    def pending(self) -> list[AbandonedAttempt]:
-        with self.store.read() as session:
-            return list(session.scalars(select(AbandonedAttempt).order_by(AbandonedAttempt.id)))
-
     def sweep(self, now: float | None = None) -> int:
         """Try every abandoned attempt that is due; return how many were stopped and cleaned up."""
         now = time.time() if now is None else now

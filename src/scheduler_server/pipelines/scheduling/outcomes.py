@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scheduler_server.pipelines import jobdir as runner
-from scheduler_server.pipelines.clouds.backend import BackendError
+from scheduler_server.pipelines.backend_errors import BackendError
 from scheduler_server.pipelines.logs.kept import MaskedLog
 from scheduler_server.pipelines.models import (
     ACTIVE_STATES,

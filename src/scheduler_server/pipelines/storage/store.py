@@ -213,11 +213,6 @@ class Store:
         with self.write() as session:
             session.execute(update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=0.0))
 
-    def lease_holder(self, name: str = DISPATCHER_LEASE) -> str | None:
-        with self.read() as session:
-            lease = session.get(Lease, name)
-            return lease.holder if lease is not None and lease.expires_at >= time.time() else None
-
     # --- queries the API needs ------------------------------------------------------
 
     def add_pipelines(self, pipelines: Sequence[Pipeline], then=None) -> tuple[list[int], object]:
@@ -275,11 +270,6 @@ class Store:
             .limit(limit)
         )
         return active, list(session.scalars(query))
-
-    def count_by_status(self) -> dict[str, int]:
-        with self.read() as session:
-            rows = session.execute(select(Pipeline.status, func.count()).group_by(Pipeline.status))
-            return {status: n for status, n in rows}
 
     def active_pipelines(self) -> list[Pipeline]:
         with self.read() as session:
