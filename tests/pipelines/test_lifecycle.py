@@ -306,7 +306,7 @@ def test_a_pipelines_end_assigns_the_next_one_in_its_own_transaction(make_servic
     pipeline's end filled its lane in the same commit (and reused its instance, TTL allowing)."""
     service = make_service(max_active_pipelines=1, virtual_server_ttl=10, max_instances=1)
     wait_until(lambda: service.dispatcher.leading, message="dispatcher leads")
-    monkeypatch.setattr(service.dispatcher, "_assign", lambda now: False)
+    monkeypatch.setattr(service.dispatcher, "assign_queued", lambda now: False)
     first, second = submit_ok(service, script("sleep.sh", "0.3"), script("ok.sh"))  # the submission assigns the first
     assert service.store.get_pipeline(second).status == "queued"
     done = wait_status(service, second, FINAL_STATES)
@@ -330,7 +330,7 @@ def test_the_loop_plans_on_what_its_write_transaction_sees(make_service, monkeyp
         return (0, queued) if session is None else (active, queued)  # as read before the first started
 
     monkeypatch.setattr(service.store, "queue_view", older_outside_the_transaction)
-    assert service.dispatcher._assign(time.time()) is False
+    assert service.dispatcher.assign_queued(time.time()) is False
     assert service.store.get_pipeline(second).status == "queued"
     service.cancel(first)
 

@@ -188,7 +188,7 @@ class Dispatcher:
         # Assign first: a fresh submission should not wait for the bookkeeping below. When it
         # started something, the bookkeeping waits for the next tick (the start job's end wakes
         # the loop) instead of competing with the start for the interpreter.
-        if self._assign(now) and now - self._last_full_tick < self.settings.poll_interval:
+        if self.assign_queued(now) and now - self._last_full_tick < self.settings.poll_interval:
             return
         self._last_full_tick = now
         for pipeline_id in self.store.cancel_requested_queued():
@@ -243,7 +243,7 @@ class Dispatcher:
                 self._last_poll[pipeline.id] = now
                 self.submit(key, self.attempts.poll, pipeline.id, first, (pipeline, instance))
 
-    def _assign(self, now: float) -> bool:
+    def assign_queued(self, now: float) -> bool:
         """Assign what can be; True if a pipeline was started on a ready instance."""
         limit = self.pool.limit()
         _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
@@ -261,7 +261,9 @@ class Dispatcher:
         self.carry_out(assigned)
         return bool(assigned and assigned.start)
 
-    def commit_and_assign(self, write: Callable[[Callable[[Session], None]], T], committed=None) -> tuple[T, bool]:
+    def commit_and_assign(
+        self, write: Callable[[Callable[[Session], None]], T], committed: Callable[[T], bool] | None = None
+    ) -> tuple[T, bool]:
         """Assign in a caller's write transaction: a submission's (the assignment commits with the
         insert) or a pipeline's end (the freed lane is filled in the same commit). Nothing waits for
         a second transaction or for this loop's tick.
