@@ -66,33 +66,7 @@ class SSHServer:
         auth.write_text("".join(k.strip() + "\n" for k in self.authorized_keys))
         os.chmod(auth, 0o600)
         config = self.workdir / "sshd_config"
-        config.write_text(
-            "\n".join(
-                [
-                    f"ListenAddress {self.host}:{self.port}",
-                    f"HostKey {host_key}",
-                    f"AuthorizedKeysFile {auth}",
-                    f"PidFile {self.workdir / 'sshd.pid'}",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "PubkeyAuthentication yes",
-                    "UsePAM no",
-                    "StrictModes no",
-                    "PermitRootLogin yes",
-                    f"AllowUsers {self.user}",
-                    "Subsystem sftp internal-sftp",
-                    "MaxStartups 100:30:200",
-                    "MaxSessions 50",
-                    "LogLevel ERROR",
-                    # bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is
-                    # nested; a ~/.bashrc may run pyenv (slow on every command, and a
-                    # stale pyenv lock can hang every login), which a test host must not depend on.
-                    "SetEnv SHLVL=1",
-                    *self.extra_config,
-                    "",
-                ]
-            )
-        )
+        config.write_text(self._config_text(host_key, auth))
         # sshd insists on an absolute path and on its privilege-separation directory.
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -102,6 +76,36 @@ class SSHServer:
             stderr=open(self.workdir / "sshd.log", "ab"),
             start_new_session=True,
         )
+        return self._wait_until_answering(timeout)
+
+    def _config_text(self, host_key: Path, auth: Path) -> str:
+        return "\n".join(
+            [
+                f"ListenAddress {self.host}:{self.port}",
+                f"HostKey {host_key}",
+                f"AuthorizedKeysFile {auth}",
+                f"PidFile {self.workdir / 'sshd.pid'}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "UsePAM no",
+                "StrictModes no",
+                "PermitRootLogin yes",
+                f"AllowUsers {self.user}",
+                "Subsystem sftp internal-sftp",
+                "MaxStartups 100:30:200",
+                "MaxSessions 50",
+                "LogLevel ERROR",
+                # bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is
+                # nested; a ~/.bashrc may run pyenv (slow on every command, and a
+                # stale pyenv lock can hang every login), which a test host must not depend on.
+                "SetEnv SHLVL=1",
+                *self.extra_config,
+                "",
+            ]
+        )
+
+    def _wait_until_answering(self, timeout: float) -> SSHServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -50,17 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s openstack-sim %(levelname)s %(message)s", stream=sys.stderr
-    )
-    try:
-        faults = [parse_rule(text) for text in args.fault]
-    except ValueError as exc:
-        print(f"error: --fault: {exc}", file=sys.stderr)
-        return 2
-    config = SimConfig(
+def _config(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
         host=args.host,
         port=args.port,
         ssh_port=args.ssh_port,
@@ -73,6 +64,29 @@ def main(argv: list[str] | None = None) -> int:
         project_name=args.project,
         security_groups=args.security_group,
     )
+
+
+def _write_client_files(sim: Simulator, args: argparse.Namespace) -> None:
+    """The clouds.yaml and openrc a client of this simulator uses (they hold its password: 0600)."""
+    if args.clouds_yaml:
+        args.clouds_yaml.write_text(yaml.safe_dump(sim.clouds_yaml(args.cloud_name), sort_keys=False))
+        args.clouds_yaml.chmod(0o600)
+    if args.openrc:
+        args.openrc.write_text(sim.openrc())
+        args.openrc.chmod(0o600)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s openstack-sim %(levelname)s %(message)s", stream=sys.stderr
+    )
+    try:
+        faults = [parse_rule(text) for text in args.fault]
+    except ValueError as exc:
+        print(f"error: --fault: {exc}", file=sys.stderr)
+        return 2
+    config = _config(args)
     sim = Simulator(config, faults)
     for item in args.keypair:
         name, sep, path = item.partition("=")
@@ -81,12 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         sim.cloud.import_keypair(name, Path(path).expanduser().read_text())
     sim.start()
-    if args.clouds_yaml:
-        args.clouds_yaml.write_text(yaml.safe_dump(sim.clouds_yaml(args.cloud_name), sort_keys=False))
-        args.clouds_yaml.chmod(0o600)
-    if args.openrc:
-        args.openrc.write_text(sim.openrc())
-        args.openrc.chmod(0o600)
+    _write_client_files(sim, args)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -114,25 +114,9 @@ class Cloud:
         if key_name is not None and key_name not in self.keypairs:
             raise CloudError(400, "Invalid key_name provided.", "badRequest")
         network_id = self._requested_network(body.get("networks"))
-        groups = [g.get("name") for g in body.get("security_groups") or [{"name": "default"}]]
-        known = {sg.name for sg in self.security_groups.values()} | set(self.security_groups)
-        for group in groups:
-            if group not in known:
-                raise CloudError(400, f"Security group {group} not found for project {self.project_id}.", "badRequest")
-        metadata = body.get("metadata") or {}
-        if not isinstance(metadata, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255
-            for k, v in metadata.items()
-        ):
-            raise CloudError(400, "Invalid input for field/attribute metadata.", "badRequest")
-        user_data = body.get("user_data")
-        if user_data is not None:
-            try:
-                base64.b64decode(user_data, validate=True)
-            except (binascii.Error, TypeError):
-                raise CloudError(400, "User data needs to be valid base 64.", "badRequest") from None
-            if len(user_data) > 65535:
-                raise CloudError(400, "User data too large.", "badRequest")
+        groups = self._requested_groups(body.get("security_groups"))
+        metadata = _checked_metadata(body.get("metadata") or {})
+        user_data = _checked_user_data(body.get("user_data"))
         with self.lock:
             used = len(self.servers)
             if used + 1 > self.config.max_servers:
@@ -165,6 +149,14 @@ class Cloud:
             self._boots.add(boot)
         boot.start()
         return server
+
+    def _requested_groups(self, requested) -> list[str]:
+        groups = [g.get("name") for g in requested or [{"name": "default"}]]
+        known = {sg.name for sg in self.security_groups.values()} | set(self.security_groups)
+        for group in groups:
+            if group not in known:
+                raise CloudError(400, f"Security group {group} not found for project {self.project_id}.", "badRequest")
+        return groups
 
     def _requested_network(self, networks) -> str | None:
         if networks in (None, "auto"):
@@ -381,3 +373,22 @@ class Cloud:
                     fip.forwarder = None
         for host in hosts:
             host.stop()
+
+
+def _checked_metadata(metadata) -> dict:
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255 for k, v in metadata.items()
+    ):
+        raise CloudError(400, "Invalid input for field/attribute metadata.", "badRequest")
+    return metadata
+
+
+def _checked_user_data(user_data):
+    if user_data is not None:
+        try:
+            base64.b64decode(user_data, validate=True)
+        except (binascii.Error, TypeError):
+            raise CloudError(400, "User data needs to be valid base 64.", "badRequest") from None
+        if len(user_data) > 65535:
+            raise CloudError(400, "User data too large.", "badRequest")
+    return user_data

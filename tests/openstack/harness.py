@@ -75,6 +75,14 @@ def seed_config(tmp: Path, sim: SimProcess, ssh_key: Path, *, work: float = 0.5,
             },
         },
     }
+    _merge(config, overrides)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _merge(config: dict, overrides: dict) -> None:
+    """``overrides`` into ``config``, two levels of sections deep (``pipelines: {openstack: {...}}``)."""
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             for sub, inner in value.items():
@@ -84,9 +92,6 @@ def seed_config(tmp: Path, sim: SimProcess, ssh_key: Path, *, work: float = 0.5,
                     config[key][sub] = inner
         else:
             config[key] = value
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 class Service:

@@ -63,6 +63,22 @@ def test_seed_curl_examples_run_pipelines_on_simulated_vms(tmp_path, sim_proc, s
     assert shutil.which("curl"), "curl is needed for this test"
     service = services(seed_config(tmp_path, sim_proc, ssh_key, work=2.0), tmp_path / "service.log")
     server = f"127.0.0.1:{service.port}"
+    first, more = _submit_the_seeds_examples(server)
+    block = _busy_instances_show_servers(server, sim_proc)
+    _cleanup_spares_what_runs(server, sim_proc)
+
+    views = service.wait_final([first["content"]["id"], *[r["id"] for r in more["content"]]])
+    assert {v["status"] for v in views.values()} == {"succeeded"}, views
+    assert sorted(markers(tmp_path, "done")) == ["ncrc_S01323", "ncrc_S1", "ncrc_S2"]
+    for line in markers(tmp_path, "started"):  # ran over SSH on a server's own address
+        assert line.split()[3].startswith(block)
+    wait_for(
+        lambda: sim_proc.leftovers() == {"servers": [], "floating_ips": []}, 20, what="no server or floating IP left"
+    )
+
+
+def _submit_the_seeds_examples(server: str):
+    """The seed's curl examples: one request, then a list of two; the list hides every password."""
     one = '{"project":"test","subject":"XNAT_S00013","session":"ncrc_S01323","host":"http://xnat/xnat/","user":"admin","pwd":"admin","script":"qmroct.sh"}'
     two = "[" + one.replace("S01323", "S1") + "," + one.replace("S01323", "S2") + "]"
     first = json.loads(curl("-X", "POST", "-H", "Content-Type: application/json", "-d", one, f"{server}/pipeline"))
@@ -74,7 +90,11 @@ def test_seed_curl_examples_run_pipelines_on_simulated_vms(tmp_path, sim_proc, s
         p["pwd"] != "admin" for p in listed
     )
 
-    # While they run, /instance shows simulated servers with their floating IPs.
+    return first, more
+
+
+def _busy_instances_show_servers(server: str, sim_proc) -> str:
+    """While they run, /instance shows simulated servers with their floating IPs (in the returned block)."""
     block = f"127.{sim_proc.info['address_block']}."
     busy = wait_for(
         lambda: [i for i in json.loads(curl(f"{server}/instance"))["content"] if i["state"] == "busy"],
@@ -93,7 +113,12 @@ def test_seed_curl_examples_run_pipelines_on_simulated_vms(tmp_path, sim_proc, s
         what=f"metadata {job}",
     )
 
-    # An untracked server of ours (a crash leftover) and somebody else's server.
+    return block
+
+
+def _cleanup_spares_what_runs(server: str, sim_proc) -> None:
+    """DELETE /instance removes an untracked server of ours (a crash leftover), never a running one;
+    ?all=true removes somebody else's server too."""
     conn = sdk(sim_proc)
     scheduler_id = next(s["metadata"][TAG_KEY] for s in sim_proc.state()["servers"] if TAG_KEY in s["metadata"])
     image = conn.image.find_image("ubuntu-22.04", ignore_missing=False)
@@ -115,15 +140,6 @@ def test_seed_curl_examples_run_pipelines_on_simulated_vms(tmp_path, sim_proc, s
     assert foreign.id in ids and running <= ids
     everything = requests.delete(f"http://{server}/instance?all=true", timeout=30).json()["content"]
     assert foreign.id in everything["deleted"]
-
-    views = service.wait_final([first["content"]["id"], *[r["id"] for r in more["content"]]])
-    assert {v["status"] for v in views.values()} == {"succeeded"}, views
-    assert sorted(markers(tmp_path, "done")) == ["ncrc_S01323", "ncrc_S1", "ncrc_S2"]
-    for line in markers(tmp_path, "started"):  # ran over SSH on a server's own address
-        assert line.split()[3].startswith(block)
-    wait_for(
-        lambda: sim_proc.leftovers() == {"servers": [], "floating_ips": []}, 20, what="no server or floating IP left"
-    )
 
 
 FAULTS = {
