@@ -8,7 +8,7 @@ import pytest
 
 from scheduler_server.pipelines.backend_errors import BackendConfigError
 from scheduler_server.pipelines.clouds.openstack.auth import connect, connection_source, read_openrc
-from scheduler_server.pipelines.settings import OpenStackSettings
+from scheduler_server.pipelines.clouds.openstack.settings import OpenStackSettings
 
 HORIZON_OPENRC = """#!/usr/bin/env bash
 # To use an OpenStack cloud you need to authenticate against the Identity

@@ -29,7 +29,7 @@ from scheduler_server.pipelines.backend_errors import BackendConfigError
 if TYPE_CHECKING:
     import openstack.connection
 
-    from scheduler_server.pipelines.settings import OpenStackSettings
+    from scheduler_server.pipelines.clouds.openstack.settings import OpenStackSettings
 
 _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")

@@ -10,7 +10,7 @@ from openstack import exceptions as os_exceptions
 from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call, describe
 
 if TYPE_CHECKING:
-    from scheduler_server.pipelines.settings import OpenStackSettings
+    from scheduler_server.pipelines.clouds.openstack.settings import OpenStackSettings
 
 
 @dataclass(frozen=True)
