@@ -19,7 +19,7 @@ Contract for implementers
 * Instances this scheduler creates carry its ``scheduler_id`` (OpenStack: server
   metadata ``TAG_KEY: scheduler_id``) so ``list_instances()`` can tell its own
   instances from the project's other servers.
-* Infrastructure problems raise a ``BackendError`` subclass; the scheduler
+* Infrastructure problems raise a ``BackendError`` subclass (``backend_errors.py``); the scheduler
   retries the pipeline on a fresh instance (up to ``MAX_ATTEMPTS``) for those and
   only those. Any other exception is treated as a bug and fails the pipeline.
 * ``InstanceInfo`` is stored in the database (``to_dict``) and handed back after
@@ -39,16 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-# The errors a backend raises are part of its interface; they live in a leaf so that the job
-# protocol below the backends can raise them too.
-from scheduler_server.pipelines.backend_errors import (  # noqa: F401 - re-exported until every caller imports backend_errors
-    BackendConfigError,
-    BackendError,
-    InstanceGone,
-    InstanceUnreachable,
-    NoCapacity,
-    ProvisionError,
-)
+from scheduler_server.pipelines.backend_errors import BackendConfigError, InstanceUnreachable
 from scheduler_server.pipelines.clouds.executor import Executor
 
 if TYPE_CHECKING:
