@@ -1,4 +1,4 @@
-"""Local launches through shells started ahead of time (clouds/spare_shells.py)."""
+"""Local launches through shells started ahead of time (clouds/local/spare_shells.py)."""
 
 from __future__ import annotations
 
