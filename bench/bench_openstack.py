@@ -110,6 +110,31 @@ def seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+def submit_and_wait(url: str, pipelines: int) -> list[int]:
+    """Submit ``pipelines`` seed requests in one POST and wait until none is unfinished; their ids."""
+    item = {
+        "project": "p",
+        "subject": "s",
+        "session": "e",
+        "host": "http://xnat",
+        "user": "u",
+        "pwd": "bench-secret",
+        "script": "work.sh",
+    }
+    answer = requests.post(
+        f"{url}/pipeline", json=[dict(item, session=f"e{n}") for n in range(pipelines)], timeout=30
+    ).json()
+    ids = [r["id"] for r in answer["content"]]
+    deadline = time.monotonic() + 300
+    # One light request per 0.25 s: polling every pipeline would load the 2 cores the run shares.
+    unfinished = f"{url}/api/v1/pipelines?status=queued,provisioning,staging,running&limit=1"
+    while requests.get(unfinished, timeout=10).json()["total"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("pipelines did not finish within 300 s")
+        time.sleep(0.25)
+    return ids
+
+
 def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int, max_instances: int | None) -> dict:
     root.mkdir(parents=True)
     with SimProcess(
@@ -123,26 +148,7 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
             config(root, sim, key, max_active=max_active, ttl=ttl, max_instances=max_instances), root / "service.log"
         )
         try:
-            item = {
-                "project": "p",
-                "subject": "s",
-                "session": "e",
-                "host": "http://xnat",
-                "user": "u",
-                "pwd": "bench-secret",
-                "script": "work.sh",
-            }
-            answer = requests.post(
-                f"{url}/pipeline", json=[dict(item, session=f"e{n}") for n in range(pipelines)], timeout=30
-            ).json()
-            ids = [r["id"] for r in answer["content"]]
-            deadline = time.monotonic() + 300
-            # One light request per 0.25 s: polling every pipeline would load the 2 cores the run shares.
-            unfinished = f"{url}/api/v1/pipelines?status=queued,provisioning,staging,running&limit=1"
-            while requests.get(unfinished, timeout=10).json()["total"]:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("pipelines did not finish within 300 s")
-                time.sleep(0.25)
+            ids = submit_and_wait(url, pipelines)
             views = [requests.get(f"{url}/api/v1/pipelines/{i}", timeout=10).json() for i in ids]
             failed = [v for v in views if v["status"] != "succeeded"]
             if failed:
