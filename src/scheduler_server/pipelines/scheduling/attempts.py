@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.backend_errors import BackendError, InstanceGone, InstanceUnreachable
@@ -36,7 +35,7 @@ from scheduler_server.pipelines.models import (
     Pipeline,
 )
 from scheduler_server.pipelines.scheduling import abandoned
-from scheduler_server.pipelines.scheduling.outcomes import AttemptOutcomes
+from scheduler_server.pipelines.scheduling.outcomes import AttemptOutcomes, Driver
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.settings import PipelineSettings
@@ -44,9 +43,6 @@ from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, resolve_in_folder
 from scheduler_server.pipelines.tasks.environment import ForbiddenEnv
 from scheduler_server.pipelines.timing_log import TimetestCsv
-
-if TYPE_CHECKING:
-    from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +71,7 @@ class Attempts(AttemptOutcomes):
         self.secrets = secrets
         self.log_dir = log_dir
         self.timing = timing
-        self.dispatcher: Dispatcher | None = None  # the one driving these attempts sets itself here
+        self.dispatcher: Driver | None = None  # the Dispatcher driving these attempts sets itself here
         self._last_full_check: dict[int, float] = {}
         self._unreachable_since: dict[int, float] = {}
         self._launch_tries: dict[int, int] = {}

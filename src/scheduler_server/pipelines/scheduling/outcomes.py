@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.backend_errors import BackendError
@@ -34,10 +34,18 @@ from scheduler_server.pipelines.settings import PipelineSettings
 from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.timing_log import TimetestCsv
 
-if TYPE_CHECKING:
-    from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
-
 log = logging.getLogger(__name__)
+
+
+class Driver(Protocol):
+    """What the attempts ask of the dispatcher that drives them (``Dispatcher``; named here, not
+    imported, since the dispatcher imports the attempts)."""
+
+    def wake(self) -> None: ...
+
+    def poll_soon(self, pipeline_id: int, exit_code: int | None = None, attempt: int | None = None) -> None: ...
+
+    def commit_and_assign(self, write, committed=None) -> tuple: ...
 
 
 class AttemptOutcomes:
@@ -48,7 +56,7 @@ class AttemptOutcomes:
     secrets: SecretBox
     log_dir: Callable[[int, int], Path]
     timing: TimetestCsv
-    dispatcher: Dispatcher | None
+    dispatcher: Driver | None
     settings: PipelineSettings
     _last_full_check: dict[int, float]
     _unreachable_since: dict[int, float]
