@@ -10,7 +10,8 @@ the first ``poll`` after a restart is a full liveness check.
 Only infrastructure failures (``BackendError``, a launch that never came up, a
 process found dead without an exit code) are retried, with exponential backoff,
 up to MAX_ATTEMPTS; a script's non-zero exit is final unless
-``retry_script_failures`` is set.
+``retry_script_failures`` is set. How an end is recorded (and the freed lane
+filled in the same commit) is ``outcomes.py``.
 """
 
 from __future__ import annotations
