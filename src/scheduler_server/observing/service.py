@@ -26,6 +26,7 @@ from scheduler_server.observing.types import (
     ScheduleResult,
     WindowError,
 )
+from scheduler_server.validation_text import problem_text
 
 SITE_ONLY = "site_only"
 """Mark a config field ``Field(json_schema_extra={"site_only": True})`` when a request
@@ -141,8 +142,7 @@ def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
 def config_error(exc: ValidationError) -> ScheduleInputError:
     error = exc.errors()[0]
     path = ".".join(["policy", "config", *(str(p) for p in error["loc"])])
-    if error["type"] == "extra_forbidden":
-        problem = "unknown config key"
-    else:
-        problem = f"{error['msg']} (got {error.get('input')!r})"
+    problem = problem_text(error, unknown="unknown config key")
+    if error["type"] != "extra_forbidden":
+        problem = f"{problem} (got {error.get('input')!r})"
     return ScheduleInputError(path, problem)

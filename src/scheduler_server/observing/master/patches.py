@@ -19,6 +19,7 @@ from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from scheduler_server.observing.sky.site import ATACAMA, Site
 from scheduler_server.observing.types import PolicyConfig
+from scheduler_server.validation_text import problem_text
 
 PatchName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")]
 DEFAULT_PATCHES_FILE = "patches.yaml"
@@ -152,7 +153,7 @@ def load_patches_file(path: str | Path) -> PatchesFile:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        problem = problem_text(error, unknown="unknown key")
         raise ValueError(f"{path}: {where}: {problem}") from None
 
 
