@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from scheduler_server.pipelines.backend_errors import BackendError, NoCapacity
 from scheduler_server.pipelines.clouds.backend import CloudBackend, InstanceInfo
-from scheduler_server.pipelines.models import LIVE_INSTANCE_STATES, Instance, InstanceState
+from scheduler_server.pipelines.models import INSTANCE_MOVES, LIVE_INSTANCE_STATES, Instance, InstanceState
 from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,9 @@ class Pool:
             return None
         except BackendError as exc:
             log.warning("instance %s failed to come up: %s", instance_id, exc)
-            self._save(instance_id, state=InstanceState.BROKEN, error=str(exc))
-            self.destroy(instance_id, final_state=InstanceState.BROKEN)
+            # Deleted meanwhile (DELETE /api/v1/instances) or taken over by another dispatcher: not ours to mark.
+            if self._save(instance_id, state=InstanceState.BROKEN, error=str(exc)):
+                self.destroy(instance_id, final_state=InstanceState.BROKEN)
             return None
         now = time.time()
         with self.store.write() as session:
@@ -193,15 +194,22 @@ class Pool:
         self._save(instance_id, state=final_state)
         log.info("instance %s deleted", instance_id)
 
-    def _save(self, instance_id: str, state: InstanceState | None = None, **values) -> None:
+    def _save(self, instance_id: str, state: InstanceState | None = None, **values) -> bool:
+        """Write ``values`` (and move to ``state``); False, writing nothing, when the row is gone or has
+        meanwhile reached a state from which ``state`` is not a move (another actor got there first)."""
         with self.store.write() as session:
             row = session.get(Instance, instance_id)
-            if row is not None:
-                if state is not None:
-                    row.move(state)
-                for key, value in values.items():
-                    setattr(row, key, value)
-                row.updated_at = time.time()
+            if row is None:
+                return False
+            if state is not None and state != row.state and state not in INSTANCE_MOVES[row.state]:
+                log.info("instance %s is %s already; not marking it %s", instance_id, row.state.value, state.value)
+                return False
+            if state is not None:
+                row.move(state)
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = time.time()
+            return True
 
     # --- after a restart ------------------------------------------------------------
 
