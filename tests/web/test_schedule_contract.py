@@ -325,3 +325,19 @@ def test_echoing_the_published_defaults_is_accepted(client):
         body = {"t0": "2024-03-04 00:00", "t1": "2024-03-04 01:00", "policy": {"policy": name, "config": config}}
         r = post(client, body)
         assert r.status_code == 200, (name, r.get_json())
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "request body: empty; send a JSON object with t0, t1 and policy"),
+        (b"  \n", "request body: empty; send a JSON object with t0, t1 and policy"),
+        (b"null", "request body: must be a JSON object with t0, t1 and policy, not a JSON NoneType"),
+        (b"[1]", "request body: must be a JSON object with t0, t1 and policy, not a JSON list"),
+    ],
+)
+def test_a_body_that_is_not_an_object_is_named_as_such(client, body, message):
+    """An empty body and a JSON null are different mistakes and are told apart."""
+    r = client.post("/api/v1/schedule/", data=body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.get_json() == {"status": "error", "message": message}

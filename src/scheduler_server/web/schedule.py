@@ -14,7 +14,7 @@ from scheduler_server.observing.service import PolicyRequest, presets_of, run_sc
 from scheduler_server.observing.sky.timeparse import ACCEPTED_FORMATS, parse_time
 from scheduler_server.observing.types import PolicyFailure, ScheduleInputError
 from scheduler_server.validation_text import field_and_problem
-from scheduler_server.web.bodies import BodyError, json_body, parse_json
+from scheduler_server.web.bodies import BodyError, json_object, parse_json
 from scheduler_server.web.errors import ApiError
 from scheduler_server.web.openapi import spec
 
@@ -203,13 +203,7 @@ def policies():
 
 
 def _body_object() -> dict[str, Any]:
-    # The web-wide reader and parser (limits, 413, wording); only what this route expects is said here.
-    body = json_body(required=False)
-    if body is None:
-        raise BodyError("request body: empty; send a JSON object with t0, t1 and policy")
-    if not isinstance(body, dict):
-        raise BodyError(f"request body: must be a JSON object with t0, t1 and policy, not a JSON {type(body).__name__}")
-    return body
+    return json_object("a JSON object with t0, t1 and policy")
 
 
 def _validation_error(exc: ValidationError) -> ApiError:
