@@ -15,7 +15,8 @@ from scheduler_server.observing.sky.ephemerides import ATACAMA
 from scheduler_server.observing.telescope import TelescopeModel
 from tests.observing.conftest import CLI, utc
 
-MODEL = TelescopeModel()
+# The hand-made timelines below were laid out for these durations (shorter than the defaults).
+MODEL = TelescopeModel(uxm_setup_seconds=600, iv_curve_seconds=300, bias_dets_seconds=120)
 NOON = utc(2024, 3, 4, 12, 30)  # morning: the sun at el ~27, where azimuth offsets are angles
 SUN_AZ, SUN_EL = (float(x[0]) for x in sky.altaz("sun", ATACAMA, np.array([NOON + 1800.0])))
 HEADER = "from sorunlib import *\nfrom nextline import disable_trace\n\nwith disable_trace():\n    initialize(test_mode=True)\n\nsmurf.uxm_setup()\nsmurf.iv_curve()\n\n"

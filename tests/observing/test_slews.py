@@ -87,6 +87,36 @@ def test_a_scan_too_soon_after_the_last_one_is_dropped_as_too_late():
     assert [s.name for s, _ in kept] == ["A"] and "cannot be there in time" in dropped[0][1]
 
 
+def test_a_scan_60_s_after_the_last_one_starts_when_ready_and_says_so():
+    sun = constructed_sky("sun", T0, 4, 10, 0.0, -60.0)  # night
+    a = Scan("A", "master", T0, T0 + HOUR, 90.0, 45.0, 20.0)
+    b = Scan("B", "master", T0 + HOUR + 60, T0 + 2 * HOUR, 100.0, 45.0, 10.0)
+    kept, dropped, script, report = plan([a, b], sun)
+    # A's closing bias step 60 s, the slew from anywhere on 90..110 to 100 takes 10 s + 10 s
+    # settling, the detector bias 180 s: B starts 260 s after A's end, not 60 s.
+    assert not dropped and report.safe
+    started = kept[1][0]
+    assert (started.t0, started.t1) == (T0 + HOUR + 260, b.t1)
+    assert started.cuts == (
+        "setup: start moved from 2024-06-01 01:01:00 to 2024-06-01 01:04:20 (bias step, slew and detector bias)",
+    )
+    assert "wait_until('2024-06-01T01:04:20+00:00')" in script and "01:01:00" not in script
+
+
+def test_a_scan_its_setup_would_leave_under_min_duration_is_dropped_with_the_reason():
+    sun = constructed_sky("sun", T0, 4, 10, 0.0, -60.0)
+    a = Scan("A", "master", T0, T0 + HOUR, 90.0, 45.0, 20.0)
+    b = Scan("B", "master", T0 + HOUR + 60, T0 + HOUR + 500, 100.0, 45.0, 10.0)  # 240 s left once ready
+    planner = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0 - 600, min_durations={"master": 300})
+    result = planner.plan([a, b])
+    assert [s.name for s, _ in result.kept] == ["A"]
+    ((scan, reason),) = result.dropped
+    assert scan == b and "ready at 2024-06-01 01:04:20, leaving 240 s of it (at least 300 s needed)" in reason
+    # Without the rule the same scan is kept, shortened to what is left.
+    (_, (kept, _)) = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0 - 600).plan([a, b]).kept
+    assert kept.duration == 240
+
+
 def test_a_plan_can_be_continued_from_its_first_part():
     sun = constructed_sky("sun", T0, 8, 10, 150.0, 20.0, 0.5)
     scans = [Scan(f"S{k}", "master", T0 + k * HOUR, T0 + k * HOUR + 3000, 40.0 * k, 60.0, 10.0) for k in range(6)]

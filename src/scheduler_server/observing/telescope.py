@@ -8,6 +8,10 @@ so a command running late by less than that stays safe.
 Slews move both axes at once, each at its own speed, so a slew lasts as long as
 the slower axis needs (plus settling) and stays within the az/el rectangle of its
 two ends.
+
+The command durations default to what the observatory's own scheduler (schedlib's
+SAT policy) assumes: a relock (``uxm_setup``) 15 min, a detector setup (the IV curve
+and what follows it) 20 min, 180 s of settling after ``bias_dets``, 60 s a bias step.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ class TelescopeModel(PolicyConfig):
     el_limits: tuple[float, float] = Field(
         (20.0, 90.0), description="Lowest and highest elevation the telescope may point at."
     )
-    uxm_setup_seconds: float = Field(600.0, ge=0, description="Nominal duration of smurf.uxm_setup().")
-    iv_curve_seconds: float = Field(300.0, ge=0, description="Nominal duration of smurf.iv_curve().")
-    bias_dets_seconds: float = Field(120.0, ge=0, description="Nominal duration of smurf.bias_dets().")
+    uxm_setup_seconds: float = Field(900.0, ge=0, description="Nominal duration of smurf.uxm_setup().")
+    iv_curve_seconds: float = Field(1200.0, ge=0, description="Nominal duration of smurf.iv_curve().")
+    bias_dets_seconds: float = Field(180.0, ge=0, description="Nominal duration of smurf.bias_dets().")
     bias_step_seconds: float = Field(60.0, ge=0, description="Nominal duration of smurf.bias_step().")
 
     @model_validator(mode="after")

@@ -15,6 +15,8 @@ reason is logged.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scheduler_server.observing.policies.basic.avoidance import Box, SunGuard
@@ -104,11 +106,19 @@ class Infeasible(Exception):
 
 
 class SlewPlanner:
-    def __init__(self, guard: SunGuard, model: TelescopeModel, routing_elevations: tuple[float, ...], start: int):
+    def __init__(
+        self,
+        guard: SunGuard,
+        model: TelescopeModel,
+        routing_elevations: tuple[float, ...],
+        start: int,
+        min_durations: Mapping[str, float] | None = None,
+    ):
         self.guard, self.model = guard, model
         lo, hi = model.el_limits
         self.elevations = tuple(e for e in routing_elevations if lo <= e <= hi)
         self.start = start
+        self.min_durations = dict(min_durations or {})  # by scan kind: what a scan late for its setup must keep
 
     def plan(self, scans: list[Scan], prefix: Plan | None = None, earlier: Plan | None = None) -> Plan:
         """Routes to the scans that can be reached safely; the others dropped, with why.
@@ -140,16 +150,16 @@ class SlewPlanner:
                 log.info("%s scan %s %s to %s dropped: %s", scan.kind, scan.name, hhmm(scan.t0), hhmm(scan.t1), found)
                 plan.dropped.append((scan, found))
                 continue
-            route, state = found
+            route, state, start = found
             if route.note:
                 log.info("%s scan %s at %s: %s", scan.kind, scan.name, hhmm(scan.t0), route.note)
-            plan.kept.append((scan, route))
+            plan.kept.append((_started(scan, start), route))
             plan.states.append(state)
         return plan
 
     def _route(self, state: _State, scan: Scan):
         try:
-            return Route(), self._replay(state, Route(), scan)
+            return Route(), *self._replay(state, Route(), scan)
         except Infeasible as exc:
             first_problem = exc
         try:
@@ -158,7 +168,7 @@ class SlewPlanner:
             return str(exc)  # too late whichever way: no other route can help
         for route in self._candidates(state, scan):
             try:
-                return route, self._replay(state, route, scan)
+                return route, *self._replay(state, route, scan)
             except Infeasible:
                 continue
         return str(first_problem)
@@ -206,7 +216,7 @@ class SlewPlanner:
             at = _point(move)
         return int(scan.t0 - self.model.bias_dets_seconds - travel - LEAVE_MARGIN_SECONDS)
 
-    def _replay(self, state: _State, route: Route, scan: Scan, check: bool = True) -> _State:
+    def _replay(self, state: _State, route: Route, scan: Scan, check: bool = True) -> tuple[_State, int]:
         clock, where = state.clock, state.where
         for step in (*route.steps, Move(scan.az, scan.el)):
             if isinstance(step, Wait):
@@ -228,18 +238,33 @@ class SlewPlanner:
                     )
                 clock += duration
             where = _point(step)
+        # Ready once the detectors are biased; a scan that cannot start on time starts when
+        # ready (its wait_until is never in the past) and loses that time, if it keeps enough.
+        start = max(scan.t0, math.ceil(clock + self.model.bias_dets_seconds))
         if check:
-            self._hold(where, clock, max(clock + self.model.bias_dets_seconds, scan.t0), "waiting for the start")
-        clock += self.model.bias_dets_seconds
-        clock = max(clock, scan.t0) + self.model.bias_step_seconds
-        if clock > scan.t1 - MIN_SCAN_LEFT_SECONDS:
-            raise Infeasible(reason=f"the telescope cannot be there in time (ready at {hhmm(clock)})")
+            self._hold(where, clock, start, "waiting for the start")
+        least = max(MIN_SCAN_LEFT_SECONDS, self.min_durations.get(scan.kind, 0.0))
+        if scan.t1 - start < least or scan.t1 - start - self.model.bias_step_seconds < MIN_SCAN_LEFT_SECONDS:
+            left = f"{scan.t1 - start} s of it" if start < scan.t1 else "nothing of it"
+            raise Infeasible(
+                reason=f"the telescope cannot be there in time: ready at {hhmm(start)}, leaving {left}"
+                f" (at least {least:g} s needed)"
+            )
         clock = scan.t1 + self.model.bias_step_seconds
-        return _State(clock, (scan.az, scan.az_hi, scan.el, scan.el))
+        return _State(clock, (scan.az, scan.az_hi, scan.el, scan.el)), start
 
     def _hold(self, where: Box | None, t_from: float, t_to: float, doing: str) -> None:
         if where is not None and t_to > t_from and not self.guard.safe(where, t_from, t_to):
             raise Infeasible(self.guard, where, t_from, t_to, f"{doing} at az {where[0]:g} el {where[2]:g}")
+
+
+def _started(scan: Scan, start: int) -> Scan:
+    """The scan as run: when setup makes it start late, the lost time is taken from it and said."""
+    if start <= scan.t0:
+        return scan
+    note = f"setup: start moved from {hhmm(scan.t0)} to {hhmm(start)} (bias step, slew and detector bias)"
+    log.info("%s scan %s: %s", scan.kind, scan.name, note)
+    return scan.replace(t0=start, cuts=(*scan.cuts, note))
 
 
 def _common_tail(a: list[Scan], b: list[Scan]) -> int:

@@ -1,0 +1,171 @@
+"""A timeline that holds: emitted basic scripts replayed with durations the policy does not use.
+
+Each script is read the way the checker reads it (``safety.script_reader``) and its
+commands are given the durations of ``INDEPENDENT``, taken from the observatory's own
+scheduler rather than from the policy's telescope model. Then no ``wait_until`` may
+be reached late, no target may be earlier than the one before, every scan keeps its
+``min_duration``, and the blocks the policy reports are what is really observed,
+sun-checked on that timeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from scheduler_server.observing.policies.basic.policy import BasicPolicy
+from scheduler_server.observing.safety import checker as safety
+from scheduler_server.observing.safety.script_reader import read_script
+from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
+from scheduler_server.observing.telescope import TelescopeModel
+
+# Seconds per command, as schedlib's SAT policy assumes them (simonsobs/scheduler,
+# src/schedlib/policies/tel.py; see docs/observing.md, "A timeline that holds"):
+INDEPENDENT = {
+    "smurf.uxm_setup": 900.0,  # RELOCK_DURATION, 15 min (tel.ufm_relock)
+    "smurf.iv_curve": 1200.0,  # det_setup_duration, 20 min (tel.det_setup: IV, bias, 180 s sleep, bias step, noise)
+    "smurf.bias_dets": 180.0,  # tel.det_setup sleeps 180 s after run.smurf.bias_dets
+    "smurf.bias_step": 60.0,  # tel.bias_step: 60 s, then waits until 60 s later
+}
+# schedlib counts a move_to as 0 s; socs' ACU agent starts a SAT platform at az_speed 1 deg/s
+# (INIT_DEFAULT_SCAN_PARAMS['satp']). Neither gives an elevation speed or settling: those
+# two are the policy's defaults, so for slews this table is not independent of the model.
+AZ_SPEED, EL_SPEED, SETTLE = 1.0, 0.5, 10.0
+# A 2023 reference preset keeps 2023's zero-length setup (docs/observing.md): it is exempt.
+PRESETS = [None, *sorted(p for p in BasicPolicy.presets if "2023" not in p)]
+WINDOWS = {
+    "1-day": (datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 5, tzinfo=UTC)),
+    "7-day": (datetime(2024, 6, 10, tzinfo=UTC), datetime(2024, 6, 17, tzinfo=UTC)),
+}
+
+
+@dataclass
+class Run:
+    line: int
+    target: float  # the wait_until before it: the scan's planned start
+    ready: float  # when the telescope reached that wait_until
+    begins: float  # when seq.scan is called
+    stop: float
+
+
+@dataclass
+class Replay:
+    late: list[tuple[int, float]]  # (line, seconds late) of each wait_until reached after its time
+    backwards: list[int]  # lines of wait_untils earlier than the one before
+    runs: list[Run]
+
+
+def replay(text: str, start: float) -> Replay:
+    reading = read_script(text)
+    assert not reading.problems, reading.problems
+    out = Replay([], [], [])
+    clock, target, ready = start, float("-inf"), start
+    arc: tuple[float, float] | None = None  # where the telescope may be in azimuth
+    el = 0.0
+    for call in reading.calls:
+        if call.name == "wait_until":
+            moment = datetime.fromisoformat(call.args[0]).timestamp()
+            if moment < target:
+                out.backwards.append(call.line)
+            if clock > moment:
+                out.late.append((call.line, clock - moment))
+            ready, target, clock = clock, moment, max(clock, moment)
+        elif call.name == "acu.move_to":
+            az, to_el = call.args[:2]
+            if arc is not None:  # before the first move the telescope is taken to be there already
+                daz = max(abs(az - arc[0]), abs(az - arc[1]))
+                clock += max(daz / AZ_SPEED, abs(to_el - el) / EL_SPEED) + SETTLE
+            arc, el = (az, az), to_el
+        elif call.name == "seq.scan":
+            stop = datetime.fromisoformat(call.kwargs["stop_time"]).timestamp()
+            out.runs.append(Run(call.line, target, ready, clock, stop))
+            clock = max(clock, stop)
+            arc = (arc[0], arc[0] + call.kwargs["width"])
+        else:
+            clock += INDEPENDENT.get(call.name, 0.0)
+    return out
+
+
+def _least(config, kind: str) -> float:
+    """The shortest scan a preset keeps: min-duration for master scans. A calibration scan
+    keeps what calibration-min-duration let through (applied by the policy to windows or
+    scans), and here only has to leave seq.scan time to run."""
+    rules = config.rules
+    if kind == "master" and rules.min_duration is not None:
+        return rules.min_duration.min_duration
+    return INDEPENDENT["smurf.bias_step"] + 1
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("window", sorted(WINDOWS))
+def test_the_timeline_holds_with_durations_the_policy_does_not_use(window, preset):
+    t0, t1 = WINDOWS[window]
+    result = run_schedule(t0, t1, PolicyRequest("basic", {}, preset, trusted=True))
+    config = build_config("basic", BasicPolicy(), {}, preset, trusted=True)
+    done = replay(result.commands, t0.timestamp())
+    assert done.late == [], f"wait_untils reached late (line, seconds): {done.late[:5]}"
+    assert done.backwards == []
+    blocks = result.blocks
+    assert len(done.runs) == len(blocks) > (10 if window == "1-day" else 70)
+    for run, block in zip(done.runs, blocks):
+        # The block reported is what is observed: it starts at its wait_until, which the
+        # telescope reached in time, and ends at the scan's stop time.
+        assert (block.t0.timestamp(), block.t1.timestamp()) == (run.target, run.stop)
+        assert run.ready <= run.target and run.begins < run.stop
+        assert run.stop - run.target >= _least(config, block.kind), (run.line, block.name)
+    moved = [b for b in blocks if any(c.startswith("setup: start moved") for c in b.cuts)]
+    assert moved, "no scan had to give time to its setup: the test no longer tests that"
+    # Sun-checked on that timeline: the checker replays with the independent durations.
+    model = TelescopeModel(
+        az_speed=AZ_SPEED,
+        el_speed=EL_SPEED,
+        settle_seconds=SETTLE,
+        el_limits=config.telescope.el_limits,
+        uxm_setup_seconds=INDEPENDENT["smurf.uxm_setup"],
+        iv_curve_seconds=INDEPENDENT["smurf.iv_curve"],
+        bias_dets_seconds=INDEPENDENT["smurf.bias_dets"],
+        bias_step_seconds=INDEPENDENT["smurf.bias_step"],
+    )
+    sun_rule = config.rules.sun_avoidance
+    report = safety.check_script(
+        result.commands, sun_rule.min_angle, model, config.site.to_site(), start=t0.timestamp(), step=30
+    )
+    assert report.safe, report.lines()[:3]
+
+
+SCRIPT = """from sorunlib import *
+from nextline import disable_trace
+
+with disable_trace():
+    initialize(test_mode=True)
+
+smurf.uxm_setup()
+smurf.iv_curve()
+# a
+acu.move_to(100.0, 50.0)
+smurf.bias_dets()
+wait_until('2024-03-04T01:00:00+00:00')
+smurf.bias_step()
+seq.scan(description='a', stop_time='2024-03-04T02:00:00+00:00', width=20.0)
+smurf.bias_step()
+# b
+acu.move_to(100.0, 50.0)
+smurf.bias_dets()
+wait_until('{b}')
+smurf.bias_step()
+seq.scan(description='b', stop_time='2024-03-04T03:00:00+00:00', width=20.0)
+smurf.bias_step()
+"""
+
+
+def test_the_replay_catches_a_60_second_gap_and_a_target_that_goes_back():
+    start = datetime(2024, 3, 4, tzinfo=UTC).timestamp()
+    # After a: bias step 60 s, a slew of 20 s + 10 s settle, bias 180 s = 270 s; the gap is 60 s.
+    done = replay(SCRIPT.format(b="2024-03-04T02:01:00+00:00"), start)
+    assert done.late == [(19, 210.0)] and done.backwards == []
+    done = replay(SCRIPT.format(b="2024-03-04T00:59:00+00:00"), start)
+    assert done.backwards == [19] and done.late[0][0] == 19
+    done = replay(SCRIPT.format(b="2024-03-04T02:04:30+00:00"), start)
+    assert done.late == [] and done.runs[1].ready == done.runs[1].target
