@@ -220,3 +220,56 @@ def test_concurrent_requests_get_the_same_answer():
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: basic(window=window).commands, range(8)))
     assert len(set(answers)) == 1
+
+
+def _client_with_presets(tmp_path, presets):
+    from scheduler_server.app import create_app
+    from scheduler_server.config import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", observing={"presets": {"basic": presets}})
+    return create_app(settings).test_client()
+
+
+def _post(client, config=None, preset=None):
+    policy = {"policy": "basic", "config": config or {}} | ({"preset": preset} if preset else {})
+    return client.post("/api/v1/schedule/", json={"t0": "2023-01-01 00:00", "t1": "2023-01-01 06:00", "policy": policy})
+
+
+def test_a_malformed_master_schedule_line_is_a_400_naming_the_file_and_the_line(tmp_path):
+    good = (SHARED / "data" / "schedule_sat.txt").read_text().splitlines() if (SHARED / "data").is_dir() else None
+    header = [
+        "#Site            Telescope        Latitude [deg] Longitude [deg]   Elevation [m]",
+        " ATACAMA         SAT                     -22.958         -67.786          5200.0",
+        "#      Start time UTC        Stop time UTC      Start MJD       Stop MJD Rotation Patch name  Az min   Az max  El",
+    ]
+    row = " 2023-01-01 00:22:00  2023-01-01 01:09:30    59945.015278   59945.048264   270.00 p1    218.08   250.32    50.00 S"
+    lines = (good[:3] if good else header) + [row, row.replace("250.32", "east")]
+    path = tmp_path / "master.txt"
+    path.write_text("\n".join(lines) + "\n")
+    client = _client_with_presets(tmp_path, {"bad-file": {"master_schedule": str(path)}})
+    answer = _post(client, preset="bad-file")
+    assert answer.status_code == 400, answer.get_json()
+    body = answer.get_json()
+    assert body["field"] == "policy.config.master_schedule"
+    assert f"{path}, line 5: " in body["message"]
+
+
+def test_unknown_or_wrong_config_keys_are_400s_naming_the_dotted_key_never_500s(tmp_path):
+    client = _client_with_presets(tmp_path, {"typo": {"rules": {"alt-range": {"alt_rang": [30, 80]}}}})
+    cases = [
+        ({"rules": {"calibration-min-duration": {"min_duraton": 60}}}, None),
+        ({"rules": {"alt-range": {"alt_range": [80, 30]}}}, None),
+        ({"telescope": {"bias_dets_seconds": "slow"}}, None),
+        ({}, "typo"),
+    ]
+    fields = []
+    for config, preset in cases:
+        answer = _post(client, config, preset)
+        assert answer.status_code == 400, (config, preset, answer.get_json())
+        fields.append(answer.get_json()["field"])
+    assert fields[:3] == [
+        "policy.config.rules.calibration-min-duration.min_duraton",
+        "policy.config.rules.alt-range.alt_range",
+        "policy.config.telescope.bias_dets_seconds",
+    ]
+    assert fields[3].endswith("rules.alt-range.alt_rang")

@@ -98,4 +98,34 @@ PRESETS = {
     # checker still holds every moment to min_angle (here 6 deg), slews included.
     "seed-box": {"rules": {"sun-avoidance": {"mode": "box", "min_angle": 6.0, "min_sun_time": 0.0}}},
     "no-calibration": {"calibration_targets": []},
+    # The 2023 server's configs/basic.py (simonsobs/scheduler-server at 14dc4aa, schedlib v0.1.0), as a
+    # reference: its rules exactly, and its zero-length setup (schedlib 2023 gave the bias step and the
+    # detector bias no time). Its master schedule was the seed's schedule_sat.txt: a site sets master_schedule.
+    "seed-2023": {
+        "calibration_targets": ["uranus", "saturn"],
+        "telescope": {"uxm_setup_seconds": 0, "iv_curve_seconds": 0, "bias_dets_seconds": 0, "bias_step_seconds": 0},
+        "rules": {
+            "sun-avoidance": {
+                "mode": "box",
+                "min_angle": 6.0,
+                "min_sun_time": 0.0,
+                "min_angle_az": 6.0,
+                "min_angle_alt": 6.0,
+                "time_step": 10,
+                "n_buffer": 3,
+            },
+            "moon-avoidance": None,
+            "day-mod": {"day": 0, "day_mod": 1, "day_ref": "2014-01-01T00:00:00+00:00"},
+            "drift-mode": None,
+            "alt-range": {"alt_range": [20, 90]},
+            "calibration-min-duration": {"min_duration": 300},
+            "min-duration": None,
+            "make-source-plan": {
+                "specs": [{"bounds_x": [-0.5, 0.5], "bounds_y": [-0.5, 0.5]}],
+                "spec_shape": "ellipse",
+                "max_obs_length": 6000,
+            },
+            "make-source-scan": {"preferred_length": 1800},
+        },
+    },
 }

@@ -175,8 +175,21 @@ def _plan(target, mode, t, az, el, footprint: Footprint, max_length) -> list[Win
     return whole.trimmed(valid)
 
 
-def pick_scan(window: Window, preferred_length: float) -> Scan:
-    """One scan in the window: a start offset drawn at random, seeded by the window's date."""
+def pick_scan(window: Window, preferred_length: float, within: tuple[int, int] | None = None) -> Scan:
+    """One scan in the window: a start offset drawn at random, seeded by the window's date.
+
+    A scan that misses ``within`` (the request, when the window crosses one of its ends) is drawn
+    again from the starts inside it, as schedlib 2023 did by trimming windows to the request first;
+    a scan inside the request is the same whatever the request.
+    """
+    scan = _draw(window, preferred_length)
+    if within is None or (scan.t1 > within[0] and scan.t0 < within[1]):
+        return scan
+    inside = window.trimmed((window.t >= within[0]) & (window.t < within[1]))
+    return _draw(inside[0], preferred_length) if inside else scan
+
+
+def _draw(window: Window, preferred_length: float) -> Scan:
     duration = window.t1 - window.t0
     allowance = duration - min(preferred_length, duration)
     day = datetime.fromtimestamp(window.t0, tz=UTC).strftime("%Y-%m-%d")

@@ -2,10 +2,11 @@
 
 1. Master scans in the window, from a toast file or the generated default schedule.
 2. Calibration scans of each target planet: observing windows, then the window
-   rules (drift-mode, day-mod, alt-range), one scan per window, sun and moon cuts,
-   calibration-min-duration.
+   rules (drift-mode, day-mod, alt-range, the starts sun-avoidance would cut,
+   calibration-min-duration on the window, as schedlib 2023), one scan per window;
+   a scan the moon cuts is dropped.
 3. Calibration wins: master scans are cut where a calibration scan runs; then sun
-   and moon cuts of the master scans, and min-duration over everything.
+   and moon cuts of the master scans, and min-duration over the master scans.
 4. Slews and waits between scans are planned clear of the sun (``basic/slews.py``).
 5. The script is written, then checked by the independent checker (``observing/safety/checker.py``):
    an unsafe script is never returned.
@@ -62,9 +63,7 @@ class BasicPolicy(Policy):
 
         calibration = self._calibration(config, site, a, b, ctx)
         master = self._cuts(self._master(config, site, a, b), config, ctx)
-        planner = SlewPlanner(
-            ctx.guard, config.telescope, config.routing_elevations, start=a, min_durations=_min_durations(rules)
-        )
+        planner = SlewPlanner(ctx.guard, config.telescope, config.routing_elevations, start=a)
         plan = planner.plan(self._merge(master, calibration, config))
         lost = {scan for scan, _ in plan.dropped if scan.kind == CALIBRATION}
         if lost:
@@ -152,8 +151,11 @@ class BasicPolicy(Policy):
                     windows = [w for w in windows if rule.keep(w)]
             if rules.alt_range is not None:
                 windows = [piece for w in windows for piece in rules.alt_range.trim(w)]
+            windows = [piece for w in windows for piece in rules.sun_avoidance.trim(w, ctx)]
+            if rules.calibration_min_duration is not None:
+                windows = rules.calibration_min_duration.windows(windows, "calibration-min-duration")
             for window in windows:
-                scan = planets.pick_scan(window, rules.make_source_scan.preferred_length)
+                scan = planets.pick_scan(window, rules.make_source_scan.preferred_length, within=(a, b))
                 if scan.t1 > a and scan.t0 < b:
                     if scan.t0 < a or scan.t1 > b:
                         scan = scan.replace(
@@ -163,14 +165,14 @@ class BasicPolicy(Policy):
         scans = _first_come(sorted(scans, key=lambda s: (s.t0, s.name)))
         lo, hi = config.telescope.el_limits
         scans = [s for s in scans if lo <= s.el <= hi]
-        scans = self._cuts(scans, config, ctx)
-        if rules.calibration_min_duration is not None:
-            scans = rules.calibration_min_duration.apply(scans, "calibration-min-duration")
-        return scans
+        whole = {id(scan) for scan in scans}
+        return [s for s in self._cuts(scans, config, ctx) if id(s) in whole]  # a cut crossing is no calibration
 
     def _merge(self, master, calibration, config: BasicConfig):
         """Calibration wins: master scans give way to each calibration scan, with time to get there and back."""
         from bisect import bisect_left, bisect_right
+
+        from scheduler_server.observing.policies.basic.blocks import MASTER
 
         model = config.telescope
         cal_starts = [c.t0 for c in calibration]
@@ -198,7 +200,7 @@ class BasicPolicy(Policy):
             scans += pieces
         scans = sorted(calibration + scans, key=lambda s: (s.t0, s.t1))
         if config.rules.min_duration is not None:
-            scans = config.rules.min_duration.apply(scans, "min-duration")
+            scans = config.rules.min_duration.apply(scans, "min-duration", kind=MASTER)
         return scans
 
     def _cuts(self, scans, config: BasicConfig, ctx):
@@ -219,15 +221,6 @@ def _within_ephemeris(t0: datetime, t1: datetime) -> None:
         )
     if t1 > last:
         raise ScheduleInputError("t1", f"the basic policy's ephemeris ends at {COVERED[1]}; {t1:%Y-%m-%d} is too late")
-
-
-def _min_durations(rules) -> dict[str, float]:
-    """What a scan must keep when its setup makes it start late: the min-duration rules, by kind."""
-    from scheduler_server.observing.policies.basic.blocks import CALIBRATION, MASTER
-
-    every = rules.min_duration.min_duration if rules.min_duration is not None else 0.0
-    calibration = rules.calibration_min_duration.min_duration if rules.calibration_min_duration is not None else 0.0
-    return {MASTER: every, CALIBRATION: max(every, calibration)}
 
 
 def _cut(scan, t0: float, t1: float, reason: str):

@@ -68,20 +68,61 @@ class SunAvoidance(PolicyConfig):
         return SunGuard(sun, self.min_angle, self.min_sun_time, self.n_buffer * self.time_step)
 
     def apply(self, scans: list[Scan], ctx: Context) -> list[Scan]:
-        import numpy as np
 
         from scheduler_server.observing.policies.basic import blocks
 
         out: list[Scan] = []
         for scan in scans:
-            unsafe = ctx.guard.unsafe((scan.az, scan.az_hi, scan.el, scan.el), scan.t0, scan.t1 + ctx.after_scan)
-            if self.mode == "box":
-                unsafe = blocks.union(np.concatenate([unsafe, self._box_unsafe(scan, ctx)]))
-            # The telescope stays on the arc after the stop time: end pieces that long before danger.
-            cuts = unsafe.copy()
-            cuts[:, 0] -= int(np.ceil(ctx.after_scan))
-            out += _log_cut(blocks.cut_scan(scan, cuts, "sun-avoidance"), scan, "sun-avoidance")
+            out += _log_cut(blocks.cut_scan(scan, self._cuts(scan, ctx), "sun-avoidance"), scan, "sun-avoidance")
         return out
+
+    def _cuts(self, scan: Scan, ctx: Context) -> np.ndarray:
+        import numpy as np
+
+        from scheduler_server.observing.policies.basic import blocks
+
+        unsafe = ctx.guard.unsafe((scan.az, scan.az_hi, scan.el, scan.el), scan.t0, scan.t1 + ctx.after_scan)
+        if self.mode == "box":
+            unsafe = blocks.union(np.concatenate([unsafe, self._box_unsafe(scan, ctx)]))
+        # The telescope stays on the arc after the stop time: end pieces that long before danger.
+        cuts = unsafe.copy()
+        cuts[:, 0] -= int(np.ceil(ctx.after_scan))
+        return cuts
+
+    def trim(self, window: Window, ctx: Context) -> list[Window]:
+        """The runs of start times whose whole scan the rule leaves untouched (schedlib's order: sun, then pick)."""
+        import numpy as np
+
+        box = (
+            float(window.az.min()),
+            float((window.az + window.throw).max()),
+            float(window.el.min()),
+            float(window.el.max()),
+        )
+        end = window.t1 + float(window.length.max()) + ctx.after_scan
+        if len(ctx.guard.unsafe(box, window.t0, end)) == 0 and self._box_clear(box, window.t0, end, ctx):
+            return [window]  # one look at the window's whole extent settles the common case
+        from scheduler_server.observing.policies.basic import blocks
+
+        scans = [window.scan_at(t) for t in window.t]
+        keep = np.array([len(blocks.overlaps(s.t0, s.t1, self._cuts(s, ctx))) == 0 for s in scans])
+        if not keep.all():
+            log.info(
+                "sun-avoidance: %d of %d starts of the %s %s window at %s removed",
+                (~keep).sum(),
+                len(keep),
+                window.target,
+                window.mode,
+                _hhmm(window.t0),
+            )
+        return window.trimmed(keep)
+
+    def _box_clear(self, box: tuple[float, float, float, float], t0: float, t1: float, ctx: Context) -> bool:
+        """Box mode: the sun stays farther than min_angle_alt (plus a margin) from the box's elevations."""
+        if self.mode != "box":
+            return True
+        _, _, el = ctx.sun.window(t0, t1)
+        return bool(((el < box[2] - self.min_angle_alt - 1.0) | (el > box[3] + self.min_angle_alt + 1.0)).all())
 
     def _box_unsafe(self, scan: Scan, ctx: Context) -> np.ndarray:
         import numpy as np
@@ -122,9 +163,27 @@ class MoonAvoidance(PolicyConfig):
 
 
 class MinDuration(PolicyConfig):
-    """Drop scans shorter than min_duration."""
+    """Drop scans (or, as calibration-min-duration, observing windows) shorter than min_duration."""
 
-    min_duration: float = Field(300.0, ge=0, description="Shortest scan kept, seconds.")
+    min_duration: float = Field(300.0, ge=0, description="Shortest scan (or window) kept, seconds.")
+
+    def windows(self, windows: list[Window], rule: str) -> list[Window]:
+        """The observing windows whose start times span at least min_duration (schedlib 2023's use)."""
+        kept = []
+        for window in windows:
+            if window.t1 - window.t0 < self.min_duration:
+                log.info(
+                    "%s: dropped the %s %s window at %s (%d s of starts < %g s)",
+                    rule,
+                    window.target,
+                    window.mode,
+                    _hhmm(window.t0),
+                    window.t1 - window.t0,
+                    self.min_duration,
+                )
+                continue
+            kept.append(window)
+        return kept
 
     def apply(self, scans: list[Scan], rule: str, kind: str | None = None) -> list[Scan]:
         kept = []
