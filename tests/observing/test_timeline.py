@@ -57,7 +57,7 @@ class Replay:
     runs: list[Run]
 
 
-def replay(text: str, start: float) -> Replay:
+def replay(text: str, start: float, durations=INDEPENDENT, speeds=(AZ_SPEED, EL_SPEED, SETTLE)) -> Replay:
     reading = read_script(text)
     assert not reading.problems, reading.problems
     out = Replay([], [], [])
@@ -76,7 +76,7 @@ def replay(text: str, start: float) -> Replay:
             az, to_el = call.args[:2]
             if arc is not None:  # before the first move the telescope is taken to be there already
                 daz = max(abs(az - arc[0]), abs(az - arc[1]))
-                clock += max(daz / AZ_SPEED, abs(to_el - el) / EL_SPEED) + SETTLE
+                clock += max(daz / speeds[0], abs(to_el - el) / speeds[1]) + speeds[2]
             arc, el = (az, az), to_el
         elif call.name == "seq.scan":
             stop = datetime.fromisoformat(call.kwargs["stop_time"]).timestamp()
@@ -84,7 +84,7 @@ def replay(text: str, start: float) -> Replay:
             clock = max(clock, stop)
             arc = (arc[0], arc[0] + call.kwargs["width"])
         else:
-            clock += INDEPENDENT.get(call.name, 0.0)
+            clock += durations.get(call.name, 0.0)
     return out
 
 
@@ -133,6 +133,33 @@ def test_the_timeline_holds_with_durations_the_policy_does_not_use(window, prese
         result.commands, sun_rule.min_angle, model, config.site.to_site(), start=t0.timestamp(), step=30
     )
     assert report.safe, report.lines()[:3]
+
+
+def test_the_timeline_holds_by_the_policys_own_model_whatever_its_figures():
+    # Slower axes and longer commands than the defaults: the plan follows the model it is given.
+    telescope = {
+        "az_speed": 0.5,
+        "el_speed": 0.25,
+        "settle_seconds": 20,
+        "uxm_setup_seconds": 300,
+        "iv_curve_seconds": 300,
+        "bias_dets_seconds": 240,
+        "bias_step_seconds": 90,
+    }
+    t0, t1 = WINDOWS["1-day"]
+    result = run_schedule(t0, t1, PolicyRequest("basic", {"telescope": telescope}, None, trusted=True))
+    model = TelescopeModel(**telescope)
+    durations = {name: model.command_seconds(name) for name in INDEPENDENT}
+    done = replay(result.commands, t0.timestamp(), durations, (model.az_speed, model.el_speed, model.settle_seconds))
+    assert done.late == [] and done.backwards == [] and len(done.runs) == len(result.blocks) > 10
+    for run, block in zip(done.runs, result.blocks):
+        assert block.t0.timestamp() == run.target and run.begins < run.stop
+        if block.kind == "master":
+            assert run.stop - run.target >= 300
+    # ... and with these figures the default durations' plan would be late.
+    default = run_schedule(t0, t1, PolicyRequest("basic", {}, None, trusted=True))
+    slow = replay(default.commands, t0.timestamp(), durations, (model.az_speed, model.el_speed, model.settle_seconds))
+    assert len(slow.late) > 5
 
 
 SCRIPT = """from sorunlib import *
