@@ -63,7 +63,9 @@ class BasicPolicy(Policy):
 
         calibration = self._calibration(config, site, a, b, ctx)
         master = self._cuts(self._master(config, site, a, b), config, ctx)
-        planner = SlewPlanner(ctx.guard, config.telescope, config.routing_elevations, start=a)
+        planner = SlewPlanner(
+            ctx.guard, config.telescope, config.routing_elevations, start=a, min_durations=_min_durations(rules)
+        )
         plan = planner.plan(self._merge(master, calibration, config))
         lost = {scan for scan, _ in plan.dropped if scan.kind == CALIBRATION}
         if lost:
@@ -221,6 +223,15 @@ def _within_ephemeris(t0: datetime, t1: datetime) -> None:
         )
     if t1 > last:
         raise ScheduleInputError("t1", f"the basic policy's ephemeris ends at {COVERED[1]}; {t1:%Y-%m-%d} is too late")
+
+
+def _min_durations(rules) -> dict[str, float]:
+    """What a scan must keep when its setup makes it start late: the min-duration rules, by kind."""
+    from scheduler_server.observing.policies.basic.blocks import CALIBRATION, MASTER
+
+    every = rules.min_duration.min_duration if rules.min_duration is not None else 0.0
+    # calibration-min-duration is about observing windows (rules.MinDuration.windows); a crossing lasts what it lasts
+    return {MASTER: every, CALIBRATION: 0.0}
 
 
 def _cut(scan, t0: float, t1: float, reason: str):
