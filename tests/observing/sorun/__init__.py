@@ -1,0 +1,20 @@
+"""A harness that runs observing scripts under the real sorunlib, against simulated OCS agents and clock.
+
+See docs/observing.md, "Running scripts under sorunlib".
+"""
+
+from .durations import OTHERS, SCHEDLIB_SAT, Durations
+from .harness import Platform, run_script
+from .records import OpRecord, Report, ScanRecord, WaitRecord
+
+__all__ = [
+    "OTHERS",
+    "SCHEDLIB_SAT",
+    "Durations",
+    "OpRecord",
+    "Platform",
+    "Report",
+    "ScanRecord",
+    "WaitRecord",
+    "run_script",
+]

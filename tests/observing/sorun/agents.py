@@ -1,0 +1,123 @@
+"""The agents behind sorunlib's clients: the registry, the ACU, and SMuRF file emulators.
+
+Operation names and parameters are those of socs 0.6.4 (``socs/agents/acu/agent.py``,
+``socs/agents/smurf_file_emulator/agent.py``); the registry answers as ``ocs``'s RegistryAgent ``main``
+process does (``session.data`` keyed by agent address, each with ``agent_class`` and ``expired``).
+"""
+
+from __future__ import annotations
+
+from .ocs_sim import REQUIRED, Agent, Op, Param
+
+F, B, S = float, bool, str
+
+
+def p(type=None, default=None, choices=None) -> Param:
+    return Param(type, default, choices)
+
+
+class Registry(Agent):
+    agent_class = "RegistryAgent"
+
+    def __init__(self, instance_id, harness, root: str, agents: list[Agent]):
+        super().__init__(instance_id, harness)
+        self.add(Op("main", "process", {"_": p()}))
+        data = {f"{root}.{a.instance_id}": {"expired": False, "agent_class": a.agent_class,
+                                             "agent_address": f"{root}.{a.instance_id}", "op_codes": {}}
+                for a in agents}  # fmt: skip
+        self.ops["main"].session = {"session_id": 0, "op_name": "main", "op_code": 3, "status": "running",
+                                    "success": None, "start_time": 0.0, "end_time": None, "data": data,
+                                    "messages": [], "degraded": False}  # fmt: skip
+
+
+GO_TO = {"az": p(F), "el": p(F), "end_stop": p(B, True)}
+SCAN = {
+    "az_endpoint1": p(F, REQUIRED), "az_endpoint2": p(F, REQUIRED), "az_speed": p(F), "az_accel": p(F),
+    "el_endpoint1": p(F), "el_endpoint2": p(F), "el_speed": p(F, 0.0), "el_freq": p(F),
+    "el_mode": p(choices=("stop", "preset", "programtrack")), "num_scans": p(F), "start_time": p(F),
+    "wait_to_start": p(F), "step_time": p(F), "az_start": p(default="end", choices=("end", "mid", "az_endpoint1", "az_endpoint2")),
+    "az_drift": p(F), "scan_type": p(default=1, choices=(1, 2, 3)), "az_vel_ref": p(F),
+    "turnaround_method": p(choices=("standard", "three_leg")), "scan_upload_length": p(F), "type": p(choices=(1, 2, 3)),
+}  # fmt: skip
+SCAN_PARAMS = {"az_speed": p(F), "az_accel": p(F), "el_freq": p(F), "el_mode": p(choices=("stop", "preset", "programtrack", "")),
+               "turnaround_method": p(S), "reset": p(B, False)}  # fmt: skip
+
+
+class ACU(Agent):
+    """A satp ACU: ``go_to`` slews at the configured speeds within the motion limits; ``generate_scan`` scans."""
+
+    agent_class = "ACUAgent"
+
+    def __init__(self, instance_id, harness, platform):
+        super().__init__(instance_id, harness)
+        self.platform = platform
+        self.az, self.el = platform.park
+        self.add(Op("go_to", "task", GO_TO, self._slew_seconds, self._limits, self._arrive))
+        self.add(Op("generate_scan", "process", SCAN, check=self._scan_limits, on_start=self.harness.scan_started,
+                    on_stop=self.harness.scan_stopped))  # fmt: skip
+        self.add(Op("set_scan_params", "task", SCAN_PARAMS))
+        self.add(Op("set_boresight", "task", {"target": p(F, REQUIRED), "end_stop": p(B, True)}))
+        self.add(Op("monitor", "process", {"_": p()}))
+        self.ops["monitor"].session = {"session_id": 0, "op_name": "monitor", "op_code": 3, "status": "running",
+                                       "success": None, "start_time": 0.0, "end_time": None, "data": {},
+                                       "messages": [], "degraded": False}  # fmt: skip
+
+    def refresh(self, op):
+        if op.name == "monitor":
+            op.session["data"] = {"StatusDetailed": {"Azimuth current position": self.az,
+                                                     "Elevation current position": self.el}}  # fmt: skip
+        return super().refresh(op)
+
+    def _limits(self, params) -> str | None:
+        for axis, (lo, hi) in (("az", self.platform.az_limits), ("el", self.platform.el_limits)):
+            target = params[axis]
+            if target is not None and not lo <= target <= hi:
+                return f"{axis}={target} not in accepted range, [{lo}, {hi}]."
+        return None
+
+    def _slew_seconds(self, params) -> float:
+        az = self.az if params["az"] is None else params["az"]
+        el = self.el if params["el"] is None else params["el"]
+        return self.harness.durations.slew(self.az, self.el, az, el)
+
+    def _arrive(self, params) -> None:
+        self.harness.moved(self.az, self.el, params)
+        self.az = self.az if params["az"] is None else params["az"]
+        self.el = self.el if params["el"] is None else params["el"]
+
+    def _scan_limits(self, params) -> str | None:
+        lo, hi = self.platform.az_limits
+        ends = (params["az_endpoint1"], params["az_endpoint2"])
+        if not all(lo <= az <= hi for az in ends):
+            return f"scan endpoints {ends} outside the azimuth limits [{lo}, {hi}]"
+        elo, ehi = self.platform.el_limits
+        els = [e for e in (params["el_endpoint1"], params["el_endpoint2"]) if e is not None]
+        if not all(elo <= e <= ehi for e in els):
+            return f"scan elevation {els} outside the elevation limits [{elo}, {ehi}]"
+        return None
+
+
+class SmurfFileEmulator(Agent):
+    """What ``initialize(test_mode=True)`` finds in place of a pysmurf-controller."""
+
+    agent_class = "SmurfFileEmulator"
+
+    def __init__(self, instance_id, harness, agent_class: str = "SmurfFileEmulator"):
+        super().__init__(instance_id, harness)
+        self.agent_class = agent_class
+        took = self.harness.durations.seconds
+        self.add(Op("uxm_setup", "task", {"sleep": p(default=True)}, lambda _: took("uxm_setup")))
+        self.add(Op("uxm_relock", "task", {"test_mode": p(B, False)}, lambda _: took("uxm_relock")))
+        self.add(Op("take_iv", "task", {"wait": p(default=True), "kwargs": p(), "tag": p()}, lambda _: took("take_iv")))
+        bias_step = {"wait": p(default=True), "tag": p()}
+        self.add(Op("take_bias_steps", "task", bias_step, lambda _: took("take_bias_steps")))
+        self.add(Op("take_bgmap", "task", bias_step, lambda _: took("take_bgmap")))
+        self.add(Op("take_noise", "task", {"tag": p()}, lambda _: took("take_noise")))
+        # The emulator's bias_dets takes no @param; rfrac and kwargs are what pysmurf-controller's accepts.
+        self.add(Op("bias_dets", "task", {"rfrac": p(), "kwargs": p()}, lambda _: took("bias_dets")))
+        stream = {"duration": p(), "kwargs": p(), "use_stream_between": p(B, False), "start_offset": p(F, 0.0),
+                  "subtype": p(), "tag": p()}  # fmt: skip
+        self.add(Op("stream", "process", stream, on_start=self._stream_on))
+
+    def _stream_on(self, params) -> None:
+        self.ops["stream"].session["data"] = {"stream_on": True}

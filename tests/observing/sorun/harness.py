@@ -1,0 +1,185 @@
+"""Run an emitted script with sorunlib's own code against simulated agents and a simulated clock.
+
+``run_script(text, start)`` executes the script as the sequencer would (``exec`` of its text, which does
+``from sorunlib import *``) and returns a :class:`Report`: every operation with its simulated start and end,
+each ``wait_until``'s lateness, each ``seq.scan`` (started, stopped, or skipped by sorunlib and why), the
+agents' refusals, and the error that stopped the script, with its line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+import tempfile
+from contextlib import ExitStack, contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .agents import ACU, Registry, SmurfFileEmulator
+from .bridge import SITE_CONFIG, Bridge, bridged
+from .clock import SimClock, clock_in
+from .durations import Durations
+from .records import OpRecord, Report, ScanRecord, WaitRecord
+
+SCRIPT = "<script>"
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A SAT: el limits of the telescope model (observing/telescope.py), az limits of socs' satp example config."""
+
+    az_limits: tuple[float, float] = (-90.0, 480.0)
+    el_limits: tuple[float, float] = (20.0, 90.0)
+    park: tuple[float, float] = (180.0, 60.0)
+    smurfs: int = 2  # sorunlib 0.1.35 mishandles exactly one (it keeps the id string, not a client)
+    test_mode: bool = True  # which SMuRF agent class is online: SmurfFileEmulator, or PysmurfController
+
+
+def script_line() -> int | None:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == SCRIPT:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+@dataclass
+class Harness:
+    clock: SimClock
+    durations: Durations
+    platform: Platform
+    report: Report = field(default_factory=Report)
+
+    def __post_init__(self):
+        self.acu = ACU("acu-satp1", self, self.platform)
+        smurf_class = "SmurfFileEmulator" if self.platform.test_mode else "PysmurfController"
+        self.smurfs = [SmurfFileEmulator(f"smurf-{i + 1}", self, smurf_class) for i in range(self.platform.smurfs)]
+        self.registry = Registry("registry", self, "observatory", [self.acu, *self.smurfs])
+        self.bridge = Bridge([self.registry, self.acu, *self.smurfs])
+        self._open: dict[tuple[str, str], OpRecord] = {}
+
+    # what the agents tell the harness
+    def started(self, agent: str, op: str, params: dict, now: float) -> None:
+        record = OpRecord(agent, op, params, now, None, None, script_line())
+        self.report.ops.append(record)
+        self._open[agent, op] = record
+
+    def finished(self, agent: str, op: str, session: dict) -> None:
+        record = self._open.pop((agent, op), None)
+        if record is not None:
+            record.end, record.ok = session["end_time"], bool(session["success"])
+
+    def fault(self, text: str) -> None:
+        line = script_line()
+        self.report.faults.append(f"line {line}: {text}" if line else text)
+
+    def moved(self, az0, el0, params) -> None:
+        pass
+
+    def scan_started(self, params) -> None:
+        if self.report.scans and self.report.scans[-1].started is None:
+            self.report.scans[-1].started = self.clock.now
+            self.report.scans[-1].endpoints = (params["az_endpoint1"], params["az_endpoint2"])
+
+    def scan_stopped(self) -> None:
+        if self.report.scans:
+            self.report.scans[-1].stopped = self.clock.now
+
+    # what the script calls, observed on its way to sorunlib
+    def watch(self, sorunlib):
+        real_wait, real_scan = sorunlib.commands.wait_until, sorunlib.seq.scan
+
+        def wait_until(timestamp, tolerance=None):
+            target = datetime.fromisoformat(timestamp)
+            target = (target if target.tzinfo else target.replace(tzinfo=UTC)).timestamp()
+            self.report.waits.append(WaitRecord(script_line(), target, self.clock.now, tolerance))
+            return real_wait(timestamp, tolerance)
+
+        def scan(description, stop_time, width, *args, min_duration=None, **kwargs):
+            stop = datetime.fromisoformat(stop_time)
+            stop = (stop if stop.tzinfo else stop.replace(tzinfo=UTC)).timestamp()
+            last = self.report.waits[-1] if self.report.waits else None
+            waited, late = (last.target, last.late) if last else (None, 0.0)
+            record = ScanRecord(script_line(), description, self.clock.now, waited, late, stop, min_duration)
+            self.report.scans.append(record)
+            try:
+                return real_scan(description, stop_time, width, *args, min_duration=min_duration, **kwargs)
+            finally:
+                record.close(self.clock.now)
+
+        return {"wait_until": wait_until, "scan": scan}
+
+
+@contextmanager
+def patched(obj, name, value):
+    saved = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, saved)
+
+
+@contextmanager
+def environment(hostname: str | None):
+    with tempfile.TemporaryDirectory(prefix="sorun-") as tmp, ExitStack() as stack:
+        Path(tmp, "default.yaml").write_text(SITE_CONFIG)
+        Path(tmp, "sorunlib.yaml").write_text("registry: registry\nsmurf_failure_threshold: 1\n")
+        saved = {k: os.environ.get(k) for k in ("OCS_CONFIG_DIR", "SORUNLIB_CONFIG")}
+        os.environ.update(OCS_CONFIG_DIR=tmp, SORUNLIB_CONFIG=str(Path(tmp, "sorunlib.yaml")))
+        if hostname is not None:
+            stack.enter_context(patched(socket, "gethostname", lambda: hostname))
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def run_script(text: str, start: datetime | float, durations: Durations | None = None,
+               platform: Platform | None = None, hostname: str | None = None) -> Report:  # fmt: skip
+    """Execute ``text`` from ``start`` (the clock's first reading); never raises for what the script does."""
+    import sorunlib
+    import sorunlib._internal
+    import sorunlib.acu
+
+    t0 = start.timestamp() if isinstance(start, datetime) else float(start)
+    harness = Harness(SimClock(t0), durations or Durations.of_model(), platform or Platform())
+    modules = [m for name, m in sys.modules.items() if name == "sorunlib" or name.startswith("sorunlib.")]
+    watch = harness.watch(sorunlib)
+    with ExitStack() as stack:
+        stack.enter_context(environment(hostname))
+        stack.enter_context(bridged(harness.bridge))
+        stack.enter_context(clock_in(modules, harness.clock))
+        for module in (sorunlib, sorunlib.commands):
+            stack.enter_context(patched(module, "wait_until", watch["wait_until"]))
+        stack.enter_context(patched(sorunlib.seq, "scan", watch["scan"]))
+        stack.enter_context(patched(sorunlib, "CLIENTS", None))
+        output = stack.enter_context(redirect_stdout(io.StringIO()))
+        harness.report.error = execute(text)
+    harness.report.output = output.getvalue()
+    harness.report.calls, harness.report.end = harness.bridge.calls, harness.clock.now
+    return harness.report
+
+
+def execute(text: str) -> str | None:
+    try:
+        code = compile(text, SCRIPT, "exec")
+    except SyntaxError as err:
+        return f"line {err.lineno}: {err.msg}"
+    try:
+        exec(code, {"__name__": "__sorun_script__"})
+    except Exception as err:  # the report says what stopped the script, and where
+        line = next((f.lineno for f in reversed(_frames(err)) if f.filename == SCRIPT), None)
+        return f"line {line}: {type(err).__name__}: {err}"
+    return None
+
+
+def _frames(err):
+    import traceback
+
+    return traceback.extract_tb(err.__traceback__)

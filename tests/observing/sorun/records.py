@@ -1,0 +1,104 @@
+"""What a run reports: operations, waits and scans on the simulated clock, refusals, and the error if any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def iso(t: float | None) -> str:
+    return "-" if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class OpRecord:
+    agent: str
+    op: str
+    params: dict
+    start: float
+    end: float | None  # None: still running when the script ended
+    ok: bool | None
+    line: int | None  # the script line that led to it
+
+
+@dataclass
+class WaitRecord:
+    line: int | None
+    target: float
+    called: float  # the simulated time wait_until was called
+    tolerance: float | str | None
+
+    @property
+    def late(self) -> float:
+        """Seconds the script reached this wait_until after its target (0 if on time)."""
+        return max(0.0, self.called - self.target)
+
+
+@dataclass
+class ScanRecord:
+    line: int | None
+    description: str
+    called: float
+    waited_for: float | None  # the target of the last wait_until before it
+    wait_late: float  # how late the script reached that wait_until: what the scan lost to running late
+    stop_time: float
+    min_duration: float | None
+    started: float | None = None  # when the ACU's generate_scan started
+    stopped: float | None = None
+    endpoints: tuple[float, float] | None = None
+    skipped: str | None = None  # why sorunlib's seq.scan returned without scanning
+
+    def close(self, now: float) -> None:
+        if self.started is not None:
+            return
+        if self.called > self.stop_time:
+            self.skipped = f"stop time {iso(self.stop_time)} had passed at {iso(self.called)}"
+        elif self.min_duration is not None and self.called > self.stop_time - self.min_duration:
+            self.skipped = f"less than min_duration={self.min_duration} s left at {iso(self.called)}"
+        else:
+            self.skipped = "no scan started (script error?)"
+
+    @property
+    def lost(self) -> float:
+        """Seconds from the moment the script waited for to the scan's start: setup plus lateness."""
+        if self.started is None or self.waited_for is None:
+            return 0.0
+        return max(0.0, self.started - self.waited_for)
+
+
+@dataclass
+class Report:
+    ops: list[OpRecord] = field(default_factory=list)
+    waits: list[WaitRecord] = field(default_factory=list)
+    scans: list[ScanRecord] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)  # what an agent refused, and why
+    error: str | None = None  # what stopped the script, with its line
+    calls: int = 0  # HTTP calls through the bridge
+    output: str = ""  # what sorunlib printed
+    end: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """The script ran to its end and no agent refused anything."""
+        return self.error is None and not self.faults
+
+    def late_waits(self, allowance: float = 0.0) -> list[WaitRecord]:
+        return [w for w in self.waits if w.late > allowance]
+
+    def skipped_scans(self) -> list[ScanRecord]:
+        return [s for s in self.scans if s.skipped]
+
+    def shortened_scans(self, allowance: float = 0.0) -> list[ScanRecord]:
+        """Scans that started late because the script reached their wait_until late; sorunlib still stops them
+        at their stop_time, so they are shorter than planned by that much."""
+        return [s for s in self.scans if not s.skipped and s.wait_late > allowance]
+
+    def summary(self, limit: int = 10) -> str:
+        lines = [f"error: {self.error}"] if self.error else []
+        lines += [f"fault: {f}" for f in self.faults[:limit]]
+        lines += [f"late: line {w.line} by {w.late:.0f} s (target {iso(w.target)})" for w in self.late_waits()[:limit]]
+        lines += [f"skipped: line {s.line} {s.description}: {s.skipped}" for s in self.skipped_scans()[:limit]]
+        lines += [
+            f"shortened: line {s.line} {s.description} by {s.wait_late:.0f} s" for s in self.shortened_scans()[:limit]
+        ]
+        return "\n".join(lines) or "ok"

@@ -1,0 +1,123 @@
+"""The sorunlib harness catches what a script gets wrong: each fault here must show in its report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from scheduler_server.observing.telescope import TelescopeModel
+
+from .sorun import Durations, Platform, run_script
+
+T0 = datetime(2024, 3, 4, tzinfo=UTC)
+HEAD = "from sorunlib import *\nfrom nextline import disable_trace\n\nwith disable_trace():\n    initialize(test_mode=True)\n"
+
+
+def at(seconds: float) -> str:
+    return datetime.fromtimestamp(T0.timestamp() + seconds, UTC).isoformat()
+
+
+# Fixed figures, whatever the model's defaults become: uxm_setup 600 s, IV 300 s, slews 1 and 0.5 deg/s + 10 s.
+MODEL = TelescopeModel(uxm_setup_seconds=600, iv_curve_seconds=300, az_speed=1.0, el_speed=0.5, settle_seconds=10)
+
+
+def run(body: str, durations: Durations | None = None, **kwargs):
+    return run_script(HEAD + body, T0, durations or Durations.of_model(MODEL), **kwargs)
+
+
+def on_time(report) -> bool:
+    """What the timeline part asserts of every preset's script."""
+    return report.ok and not report.late_waits() and not report.skipped_scans() and not report.shortened_scans()
+
+
+def test_a_well_formed_script_passes_and_its_operations_are_timed():
+    report = run(
+        f"acu.move_to(190, 50)\nsmurf.bias_step()\nwait_until({at(600)!r})\nseq.scan(description='p', stop_time={at(1200)!r}, width=10)\n"
+    )
+    assert report.ok and on_time(report), report.summary()
+    go_to = next(op for op in report.ops if op.op == "go_to")
+    assert (go_to.line, go_to.start - T0.timestamp(), go_to.end - go_to.start) == (6, 0.0, 10 / 0.5 + 10)
+    scan = report.scans[0]
+    assert (scan.started, scan.stopped, scan.endpoints) == (T0.timestamp() + 600, T0.timestamp() + 1200, (190, 200))
+    assert report.end == T0.timestamp() + 1200
+
+
+def test_a_move_outside_the_telescope_limits_fails():
+    report = run("acu.move_to(180, 10)\n")
+    assert report.error and report.error.startswith("line 6: RuntimeError"), report.error
+    assert any("el=10" in f and "[20.0, 90.0]" in f for f in report.faults), report.faults
+    assert not on_time(report)
+    assert run("acu.move_to(500, 50)\n").error  # beyond satp's azimuth range, -90 to 480
+
+
+def test_a_wrong_parameter_fails_at_the_agent():
+    # sorunlib passes seq.scan's extra keywords through to the ACU's generate_scan, which refuses them
+    report = run(f"seq.scan(description='p', stop_time={at(600)!r}, width=10, az_speed='fast')\n")
+    assert report.error and report.error.startswith("line 6:"), report.error
+    assert any("az_speed" in f and "required type" in f for f in report.faults), report.faults
+    report = run(f"seq.scan(description='p', stop_time={at(600)!r}, width=10, scan_pattern=2)\n")
+    assert any("unexpected values: ['scan_pattern']" in f for f in report.faults), report.faults
+
+
+def test_a_wrong_parameter_fails_in_sorunlib():
+    report = run("acu.move_to(az=180, elevation=50)\n")
+    assert report.error and report.error.startswith("line 6: TypeError"), report.error
+
+
+def test_a_wait_until_past_its_tolerance_fails():
+    report = run(f"smurf.uxm_setup()\nwait_until({at(60)!r}, tolerance=10)\nacu.move_to(180, 50)\n")
+    assert report.error and report.error.startswith("line 7: ValueError") and "past deadline" in report.error
+    assert report.waits[0].late == 600 - 60  # uxm_setup lasts 600 s in the model
+    assert not any(op.op == "go_to" for op in report.ops)
+
+
+def test_a_late_wait_until_shortens_the_scan_after_it():
+    report = run(
+        f"smurf.uxm_setup()\nwait_until({at(60)!r})\nseq.scan(description='p', stop_time={at(1200)!r}, width=10)\n"
+    )
+    assert report.ok and [w.late for w in report.late_waits()] == [540]
+    assert [(s.description, s.wait_late) for s in report.shortened_scans()] == [("p", 540)]
+    assert not on_time(report)
+    assert on_time(run(f"smurf.uxm_setup()\nwait_until({at(60)!r})\n", durations=Durations.instant()))
+
+
+def test_a_scan_whose_stop_time_has_passed_is_reported_skipped():
+    report = run(f"smurf.iv_curve()\nseq.scan(description='gone', stop_time={at(120)!r}, width=10)\n")
+    assert report.ok  # sorunlib returns silently
+    assert [s.description for s in report.skipped_scans()] == ["gone"]
+    assert "had passed" in report.scans[0].skipped and not on_time(report)
+    assert not any(op.op == "generate_scan" for op in report.ops)
+
+
+def test_a_scan_that_cannot_last_its_min_duration_is_reported_skipped():
+    report = run(
+        f"smurf.iv_curve()\nseq.scan(description='short', stop_time={at(600)!r}, width=10, min_duration=600)\n"
+    )
+    assert "min_duration=600" in report.skipped_scans()[0].skipped and not on_time(report)
+
+
+def test_times_must_be_utc():
+    report = run("wait_until('2024-03-04T01:00:00+01:00')\n")
+    assert report.error and "Unsupported timezone" in report.error, report.error
+
+
+def test_a_script_that_cannot_be_parsed_is_reported_with_its_line():
+    assert run("acu.move_to(180, \n").error.startswith("line 6:")
+
+
+def test_the_host_name_is_simulated_for_scripts_that_assert_it():
+    body = "import socket\nassert socket.gethostname() == 'ocs-satp1', 'wrong platform'\n"
+    assert run(body, hostname="ocs-satp1").ok
+    assert "wrong platform" in run(body, hostname="ocs-satp2").error
+
+
+def test_the_real_smurf_class_is_found_outside_test_mode():
+    text = "from sorunlib import *\ninitialize(test_mode=False)\nsmurf.bias_step()\n"
+    report = run_script(text, T0, platform=Platform(test_mode=False))
+    assert report.ok and sum(op.op == "take_bias_steps" for op in report.ops) == 2
+    report = run_script(text, T0)  # only file emulators online: sorunlib finds no pysmurf-controller
+    assert "below failure threshold (0 < 1)" in report.error
+
+
+def test_what_is_not_simulated_fails_explicitly():
+    report = run("hwp.spin_up(freq=2.0)\n")  # no HWP supervisor online: sorunlib has no 'hwp' client
+    assert report.error and report.error.startswith("line 6: KeyError"), report.error
