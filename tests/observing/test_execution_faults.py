@@ -118,6 +118,23 @@ def test_the_real_smurf_class_is_found_outside_test_mode():
     assert "below failure threshold (0 < 1)" in report.error
 
 
+def test_the_hwp_spins_up_and_down_for_as_long_as_the_table_says():
+    report = run("hwp.spin_up(freq=2.0)\nhwp.spin_down()\n")
+    assert report.ok, report.summary()
+    took = {op.op: op.end - op.start for op in report.ops if op.agent == "hwp-supervisor"}
+    assert took == {"enable_driver_board": 0, "pid_to_freq": 420, "brake": 900, "disable_driver_board": 0}
+    assert run("hwp.set_freq(freq='fast')\n").faults  # target_freq must be a float
+
+
+def test_the_real_controller_refuses_what_only_the_emulator_takes():
+    # sorunlib's uxm_relock(test_mode=True) passes test_mode on; pysmurf-controller's uxm_relock has no such param
+    text = "from sorunlib import *\ninitialize(test_mode=False)\nsmurf.uxm_relock(test_mode=True)\n"
+    report = run_script(text, T0, platform=Platform(test_mode=False))
+    assert any("unexpected values: ['test_mode']" in f for f in report.faults), report.summary()
+
+
 def test_what_is_not_simulated_fails_explicitly():
-    report = run("hwp.spin_up(freq=2.0)\n")  # no HWP supervisor online: sorunlib has no 'hwp' client
+    report = run("hwp.spin_up(freq=2.0)\n", platform=Platform(hwp=False))  # sorunlib then has no 'hwp' client
     assert report.error and report.error.startswith("line 6: KeyError"), report.error
+    report = run("wiregrid.insert()\n")  # no wiregrid actuator online: sorunlib's client for it is None
+    assert report.error == "line 6: AttributeError: 'NoneType' object has no attribute 'insert'", report.error

@@ -1,7 +1,7 @@
-"""The agents behind sorunlib's clients: the registry, the ACU, and SMuRF file emulators.
+"""The agents behind sorunlib's clients: the registry, the ACU, the SMuRFs and the HWP supervisor.
 
 Operation names and parameters are those of socs 0.6.4 (``socs/agents/acu/agent.py``,
-``socs/agents/smurf_file_emulator/agent.py``); the registry answers as ``ocs``'s RegistryAgent ``main``
+``smurf_file_emulator/agent.py``, ``pysmurf_controller/agent.py``, ``hwp_supervisor/agent.py``); the registry answers as ``ocs``'s RegistryAgent ``main``
 process does (``session.data`` keyed by agent address, each with ``agent_class`` and ``expired``).
 """
 
@@ -65,7 +65,8 @@ class ACU(Agent):
     def refresh(self, op):
         if op.name == "monitor":
             op.session["data"] = {"StatusDetailed": {"Azimuth current position": self.az,
-                                                     "Elevation current position": self.el}}  # fmt: skip
+                                                     "Elevation current position": self.el,
+                                                     "Boresight current position": 0.0}}  # fmt: skip
         return super().refresh(op)
 
     def _limits(self, params) -> str | None:
@@ -102,9 +103,8 @@ class SmurfFileEmulator(Agent):
 
     agent_class = "SmurfFileEmulator"
 
-    def __init__(self, instance_id, harness, agent_class: str = "SmurfFileEmulator"):
+    def __init__(self, instance_id, harness):
         super().__init__(instance_id, harness)
-        self.agent_class = agent_class
         took = self.harness.durations.seconds
         self.add(Op("uxm_setup", "task", {"sleep": p(default=True)}, lambda _: took("uxm_setup")))
         self.add(Op("uxm_relock", "task", {"test_mode": p(B, False)}, lambda _: took("uxm_relock")))
@@ -121,3 +121,55 @@ class SmurfFileEmulator(Agent):
 
     def _stream_on(self, params) -> None:
         self.ops["stream"].session["data"] = {"stream_on": True}
+
+
+class PysmurfController(Agent):
+    """What ``initialize(test_mode=False)`` finds: the real controller's operations and parameters."""
+
+    agent_class = "PysmurfController"
+
+    def __init__(self, instance_id, harness):
+        super().__init__(instance_id, harness)
+        took = self.harness.durations.seconds
+        common = {"kwargs": p(), "tag": p(), "run_in_main_process": p(B, False)}
+        tasks = {
+            "uxm_setup": {"bands": p(), "kwargs": p(), "run_in_main_procsess": p(default=False)},  # sic, socs 0.6.4
+            "uxm_relock": {"bands": p(), "kwargs": p(), "run_in_main_process": p(B, False)},
+            "take_noise": {"duration": p(F, 30.0), **common},
+            "take_bgmap": common,
+            "take_iv": common,
+            "take_bias_steps": {"rfrac_range": p(default=(0.2, 0.9)), **common},
+            "bias_dets": {"rfrac": p(), "kwargs": p()},
+        }
+        for name, params in tasks.items():
+            self.add(Op(name, "task", params, lambda _, name=name: took(name)))
+        self.add(Op("set_biases", "task", {"bias": p(default=REQUIRED), "bgs": p()}))
+        self.add(Op("zero_biases", "task", {"bgs": p()}))
+        stream = {"duration": p(F), "kwargs": p(), "load_tune": p(B, True), "stream_type": p(default="obs", choices=("obs", "oper")),
+                  "subtype": p(), "tag": p(), "test_mode": p(B, False)}  # fmt: skip
+        self.add(Op("stream", "process", stream, on_start=self._stream_on))
+
+    def _stream_on(self, params) -> None:
+        self.ops["stream"].session["data"] = {"stream_on": True}
+
+
+class HWPSupervisor(Agent):
+    """The HWP supervisor sorunlib's ``hwp`` module commands; it spins as long as the duration table says."""
+
+    agent_class = "HWPSupervisor"
+
+    def __init__(self, instance_id, harness):
+        super().__init__(instance_id, harness)
+        took = self.harness.durations.seconds
+        tol = {"freq_tol": p(F), "freq_tol_duration": p(F)}
+        self.add(Op("pid_to_freq", "task", {"target_freq": p(F, REQUIRED), **tol}, lambda _: took("pid_to_freq")))
+        self.add(
+            Op("brake", "task", {**tol, "brake_voltage": p(F), "max_brake_duration": p(F)}, lambda _: took("brake"))
+        )
+        self.add(Op("pmx_off", "task", {"wait_stop": p(B, False), **tol}, lambda _: took("pmx_off")))
+        self.add(Op("enable_driver_board", "task", None))
+        self.add(Op("disable_driver_board", "task", None))
+        self.add(Op("monitor", "process", {"_": p()}))
+        self.ops["monitor"].session = {"session_id": 0, "op_name": "monitor", "op_code": 3, "status": "running",
+                                       "success": None, "start_time": 0.0, "end_time": None,
+                                       "data": {"hwp_state": {"direction": "cw"}}, "messages": [], "degraded": False}  # fmt: skip

@@ -34,6 +34,9 @@ OTHERS: dict[str, tuple[float, str]] = {
     "take_noise": (30.0, "sorunlib smurf.take_noise docstring: 'a short, 30 second, timestream'"),
     "take_bgmap": (5.0, "socs SmurfFileEmulator.take_bgmap: 5 s of fake data (no field figure known)"),
     "uxm_relock": (900.0, "schedlib tel.py RELOCK_DURATION = 15 min"),
+    "pid_to_freq": (420.0, "schedlib sat.py HWP_SPIN_UP = 7 min"),
+    "brake": (900.0, "schedlib sat.py HWP_SPIN_DOWN = 15 min"),
+    "pmx_off": (900.0, "schedlib sat.py HWP_SPIN_DOWN = 15 min (no brake: at least as long)"),
 }
 
 

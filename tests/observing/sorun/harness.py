@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .agents import ACU, Registry, SmurfFileEmulator
+from .agents import ACU, HWPSupervisor, PysmurfController, Registry, SmurfFileEmulator
 from .bridge import SITE_CONFIG, Bridge, bridged
 from .clock import SimClock, clock_in
 from .durations import Durations
@@ -36,6 +36,7 @@ class Platform:
     park: tuple[float, float] = (180.0, 60.0)
     smurfs: int = 2  # sorunlib 0.1.35 mishandles exactly one (it keeps the id string, not a client)
     test_mode: bool = True  # which SMuRF agent class is online: SmurfFileEmulator, or PysmurfController
+    hwp: bool = True  # an HWP supervisor online
 
 
 def script_line() -> int | None:
@@ -56,10 +57,12 @@ class Harness:
 
     def __post_init__(self):
         self.acu = ACU("acu-satp1", self, self.platform)
-        smurf_class = "SmurfFileEmulator" if self.platform.test_mode else "PysmurfController"
-        self.smurfs = [SmurfFileEmulator(f"smurf-{i + 1}", self, smurf_class) for i in range(self.platform.smurfs)]
-        self.registry = Registry("registry", self, "observatory", [self.acu, *self.smurfs])
-        self.bridge = Bridge([self.registry, self.acu, *self.smurfs])
+        smurf = SmurfFileEmulator if self.platform.test_mode else PysmurfController
+        agents = [self.acu, *(smurf(f"smurf-{i + 1}", self) for i in range(self.platform.smurfs))]
+        if self.platform.hwp:
+            agents.append(HWPSupervisor("hwp-supervisor", self))
+        self.registry = Registry("registry", self, "observatory", agents)
+        self.bridge = Bridge([self.registry, *agents])
         self._open: dict[tuple[str, str], OpRecord] = {}
 
     # what the agents tell the harness
