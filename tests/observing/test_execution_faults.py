@@ -138,3 +138,11 @@ def test_what_is_not_simulated_fails_explicitly():
     assert report.error and report.error.startswith("line 6: KeyError"), report.error
     report = run("wiregrid.insert()\n")  # no wiregrid actuator online: sorunlib's client for it is None
     assert report.error == "line 6: AttributeError: 'NoneType' object has no attribute 'insert'", report.error
+
+
+def test_a_script_sleeping_sleeps_on_the_simulated_clock():
+    text = "import time\nimport sorunlib as run\nrun.initialize(test_mode=True)\nrun.smurf.bias_dets(concurrent=True)\ntime.sleep(180)\nrun.smurf.bias_step(concurrent=True)\n"
+    report = run_script(text, T0, Durations.of_model(MODEL))
+    assert report.ok, report.summary()
+    bias_step = next(op for op in report.ops if op.op == "take_bias_steps")
+    assert bias_step.start - T0.timestamp() == MODEL.bias_dets_seconds + 180

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -158,6 +159,8 @@ def run_script(text: str, start: datetime | float, durations: Durations | None =
         stack.enter_context(environment(hostname))
         stack.enter_context(bridged(harness.bridge))
         stack.enter_context(clock_in(modules, harness.clock))
+        # the script's own `import time; time.sleep(180)` (schedlib's scripts settle the detectors so)
+        stack.enter_context(patched(time, "sleep", harness.clock.sleep))
         for module in (sorunlib, sorunlib.commands):
             stack.enter_context(patched(module, "wait_until", watch["wait_until"]))
         stack.enter_context(patched(sorunlib.seq, "scan", watch["scan"]))
