@@ -16,7 +16,7 @@ from scheduler_server.observing.policies.basic.blocks import Scan
 from scheduler_server.observing.policies.basic.slews import Move, Route, Wait
 from scheduler_server.observing.service import PolicyRequest, run_schedule
 
-from .sorun import Durations, run_script
+from .sorun import Durations, Platform, SunPolicy, run_script
 
 
 def call_name(node: ast.expr) -> str:
@@ -36,7 +36,8 @@ def check_under_sorunlib(script: str, t0: datetime) -> int:
     ]
     for moment in re.findall(r"'(\d{4}-\d\d-\d\dT[^']*)'", script):
         assert datetime.fromisoformat(moment).utcoffset() == timedelta(0), f"{moment} is not explicitly UTC"
-    report = run_script(script, t0, Durations.instant())
+    # socs' default Sun avoidance in the ACU (20 deg, 1 h) on: the agent refuses a move or scan near the sun
+    report = run_script(script, t0, Durations.instant(), Platform(sun=SunPolicy()))
     assert report.ok, report.summary()
     return len(report.ops)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from scheduler_server.observing.telescope import TelescopeModel
 
-from .sorun import Durations, Platform, run_script
+from .sorun import Durations, Platform, SunPolicy, run_script
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 HEAD = "from sorunlib import *\nfrom nextline import disable_trace\n\nwith disable_trace():\n    initialize(test_mode=True)\n"
@@ -146,3 +146,17 @@ def test_a_script_sleeping_sleeps_on_the_simulated_clock():
     assert report.ok, report.summary()
     bias_step = next(op for op in report.ops if op.op == "take_bias_steps")
     assert bias_step.start - T0.timestamp() == MODEL.bias_dets_seconds + 180
+
+
+def test_the_acu_refuses_a_move_or_scan_near_the_sun_when_its_sun_avoidance_is_on():
+    noon = datetime(2024, 3, 4, 16, tzinfo=UTC)  # the sun near az 33, el 70
+    guarded = Platform(sun=SunPolicy(exclusion_radius=20, min_sun_time=3600))
+    report = run_script(HEAD + "acu.move_to(33, 60)\n", noon, platform=guarded)
+    assert report.error and any("not Sun-safe" in f for f in report.faults), report.summary()
+    assert run_script(HEAD + "acu.move_to(213, 50)\n", noon, platform=guarded).ok
+    assert run_script(HEAD + "acu.move_to(33, 60)\n", noon).ok  # off by default: a site configures it
+    # from az 353 (13 deg from the sun at el 70) a 40 deg sweep passes through it
+    body = "acu.move_to(353, 70)\nseq.scan(description='p', stop_time='2024-03-04T16:10:00+00:00', width=40)\n"
+    report = run_script(HEAD + body, noon, platform=Platform(sun=SunPolicy(10, 600)))
+    assert [f.split(": ", 1)[0] for f in report.faults] == ["line 7"], report.summary()
+    assert "Scan is not Sun-safe" in report.faults[0] and report.error

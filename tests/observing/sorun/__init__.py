@@ -4,7 +4,7 @@ See docs/observing.md, "Running scripts under sorunlib".
 """
 
 from .durations import OTHERS, SCHEDLIB_SAT, Durations
-from .harness import Platform, run_script
+from .harness import Platform, SunPolicy, run_script
 from .records import OpRecord, Report, ScanRecord, WaitRecord
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Platform",
     "Report",
     "ScanRecord",
+    "SunPolicy",
     "WaitRecord",
     "run_script",
 ]

@@ -7,6 +7,11 @@ process does (``session.data`` keyed by agent address, each with ``agent_class``
 
 from __future__ import annotations
 
+import numpy as np
+
+from scheduler_server.observing.sky.ephemerides import altaz
+from scheduler_server.observing.sky.site import ATACAMA
+
 from .ocs_sim import REQUIRED, Agent, Op, Param
 
 F, B, S = float, bool, str
@@ -74,6 +79,24 @@ class ACU(Agent):
             target = params[axis]
             if target is not None and not lo <= target <= hi:
                 return f"{axis}={target} not in accepted range, [{lo}, {hi}]."
+        az = self.az if params["az"] is None else params["az"]
+        el = self.el if params["el"] is None else params["el"]
+        return self._sun(np.array([az]), el, "Requested position")
+
+    def _sun(self, azs, el, what: str) -> str | None:
+        """socs' Sun avoidance, its destination test: no pointing within exclusion_radius for min_sun_time."""
+        policy = self.platform.sun
+        if policy is None:
+            return None
+        now = self.harness.clock.now
+        times = now + np.arange(0.0, policy.min_sun_time + 60.0, 60.0)
+        sun_az, sun_el = altaz("sun", ATACAMA, times)
+        a, e, sa, se = map(np.radians, (azs[:, None], el, sun_az[None, :], sun_el[None, :]))
+        cos = np.sin(e) * np.sin(se) + np.cos(e) * np.cos(se) * np.cos(a - sa)
+        near = np.degrees(np.arccos(np.clip(cos, -1, 1))) < policy.exclusion_radius
+        if near.any():
+            when = times[np.argmax(near.any(axis=0))]
+            return f"{what} is not Sun-safe: within {policy.exclusion_radius} deg of the sun {when - now:.0f} s after {now:.0f}"
         return None
 
     def _slew_seconds(self, params) -> float:
@@ -95,7 +118,7 @@ class ACU(Agent):
         els = [e for e in (params["el_endpoint1"], params["el_endpoint2"]) if e is not None]
         if not all(elo <= e <= ehi for e in els):
             return f"scan elevation {els} outside the elevation limits [{elo}, {ehi}]"
-        return None
+        return self._sun(np.linspace(min(ends), max(ends), 16), els[0] if els else self.el, "Scan")
 
 
 class SmurfFileEmulator(Agent):

@@ -29,6 +29,14 @@ SCRIPT = "<script>"
 
 
 @dataclass(frozen=True)
+class SunPolicy:
+    """The ACU agent's own Sun avoidance (socs acu/avoidance.py; its DEFAULT_POLICY is 20 deg and 1 h)."""
+
+    exclusion_radius: float = 20.0
+    min_sun_time: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Platform:
     """A SAT: el limits of the telescope model (observing/telescope.py), az limits of socs' satp example config."""
 
@@ -38,6 +46,7 @@ class Platform:
     smurfs: int = 2  # sorunlib 0.1.35 mishandles exactly one (it keeps the id string, not a client)
     test_mode: bool = True  # which SMuRF agent class is online: SmurfFileEmulator, or PysmurfController
     hwp: bool = True  # an HWP supervisor online
+    sun: SunPolicy | None = None  # the ACU's Sun avoidance; None: off (a site configures it)
 
 
 def script_line() -> int | None:
