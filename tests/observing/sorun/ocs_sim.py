@@ -27,18 +27,22 @@ class Param:
     default: Any = None
     choices: tuple | None = None
 
-    def problem(self, key: str, value: Any) -> str | None:
-        if value is REQUIRED:
-            return f"Param '{key}' is required"
-        if value is None or value is self.default:
-            return None
+    def get(self, key: str, given: dict) -> tuple[str | None, Any]:
+        """As ``ocs.ocs_agent.ParamHandler.get``: None is missing, an int is a float, then type, then choices."""
+        value = given.get(key)
+        if value is None:
+            if self.default is REQUIRED:
+                return f"Param '{key}' is required and must not be None", None
+            value = self.default
+        if value is None:
+            return None, None
+        if self.type is float and isinstance(value, int):
+            value = float(value)
+        if self.type is not None and not isinstance(value, self.type):
+            return f"Param '{key}'={value} is not of required type ({self.type})", None
         if self.choices is not None and value not in self.choices:
-            return f"Param '{key}'={value} is not in allowed set ({list(self.choices)})"
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            return None  # ocs casts an int given for a float param
-        if self.type is not None and type(value) is not self.type:
-            return f"Param '{key}'={value} is not of required type ({self.type})"
-        return None
+            return f"Param '{key}'={value} is not in allowed set ({list(self.choices)})", None
+        return None, value
 
 
 @dataclass
@@ -57,16 +61,14 @@ class Op:
     def screen(self, given: dict) -> tuple[str | None, dict]:
         if self.params is None:
             return None, dict(given)
-        unexpected = sorted(set(given) - set(self.params))
-        if unexpected:
-            return f"params included unexpected values: {unexpected}", {}
         full = {}
         for key, spec in self.params.items():
-            value = given.get(key, spec.default)
-            problem = spec.problem(key, value)
+            problem, full[key] = spec.get(key, given)
             if problem:
                 return problem, {}
-            full[key] = value
+        unexpected = [k for k in given if k not in self.params or k == "_"]  # ocs checks for strays last
+        if unexpected:
+            return f"params included unexpected values: {unexpected}", {}
         return None, full
 
 
