@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scheduler_server.observing.policies.basic import script as commands
 from scheduler_server.observing.policies.basic.blocks import Scan
 from scheduler_server.observing.policies.basic.rules import SunAvoidance
-from scheduler_server.observing.policies.basic.slews import Move, SlewPlanner, Wait
+from scheduler_server.observing.policies.basic.slews import Infeasible, Move, Route, SlewPlanner, Wait, _State
 from scheduler_server.observing.safety import checker as safety
 from scheduler_server.observing.sky.ephemerides import ATACAMA
 from scheduler_server.observing.telescope import TelescopeModel
@@ -115,6 +117,18 @@ def test_a_scan_its_setup_would_leave_under_min_duration_is_dropped_with_the_rea
     # Without the rule the same scan is kept, shortened to what is left.
     (_, (kept, _)) = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0 - 600).plan([a, b]).kept
     assert kept.duration == 240
+
+
+def test_a_route_whose_wait_would_be_reached_late_is_not_taken():
+    sun = constructed_sky("sun", T0, 4, 10, 0.0, -60.0)
+    planner = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0)
+    here = _State(T0, (0.0, 0.0, 45.0, 45.0))
+    b = Scan("B", "master", T0 + HOUR, T0 + 2 * HOUR, 180.0, 45.0, 10.0)
+    # The slew to a parking spot at az 90 takes 90 s + 10 s settling.
+    with pytest.raises(Infeasible, match="wait until 2024-06-01 00:01:39 would be reached late"):
+        planner._replay(here, Route((Move(90.0, 45.0), Wait(T0 + 99))), b)
+    _, start = planner._replay(here, Route((Move(90.0, 45.0), Wait(T0 + 100))), b)
+    assert start == b.t0
 
 
 def test_a_plan_can_be_continued_from_its_first_part():

@@ -57,13 +57,16 @@ class Replay:
     runs: list[Run]
 
 
-def replay(text: str, start: float, durations=INDEPENDENT, speeds=(AZ_SPEED, EL_SPEED, SETTLE)) -> Replay:
+def replay(
+    text: str, start: float, durations=INDEPENDENT, speeds=(AZ_SPEED, EL_SPEED, SETTLE), pointing=(180.0, 60.0)
+) -> Replay:
+    """``pointing``: where the telescope is when the script starts (az 180 el 60 is where the sorunlib
+    harness, tests/observing/sorun, parks it; the policy does not know it)."""
     reading = read_script(text)
     assert not reading.problems, reading.problems
     out = Replay([], [], [])
     clock, target, ready = start, float("-inf"), start
-    arc: tuple[float, float] | None = None  # where the telescope may be in azimuth
-    el = 0.0
+    arc, el = (pointing[0], pointing[0]), pointing[1]  # where the telescope may be in azimuth, and its el
     for call in reading.calls:
         if call.name == "wait_until":
             moment = datetime.fromisoformat(call.args[0]).timestamp()
@@ -74,9 +77,8 @@ def replay(text: str, start: float, durations=INDEPENDENT, speeds=(AZ_SPEED, EL_
             ready, target, clock = clock, moment, max(clock, moment)
         elif call.name == "acu.move_to":
             az, to_el = call.args[:2]
-            if arc is not None:  # before the first move the telescope is taken to be there already
-                daz = max(abs(az - arc[0]), abs(az - arc[1]))
-                clock += max(daz / speeds[0], abs(to_el - el) / speeds[1]) + speeds[2]
+            daz = max(abs(az - arc[0]), abs(az - arc[1]))
+            clock += max(daz / speeds[0], abs(to_el - el) / speeds[1]) + speeds[2]
             arc, el = (az, az), to_el
         elif call.name == "seq.scan":
             stop = datetime.fromisoformat(call.kwargs["stop_time"]).timestamp()
@@ -104,8 +106,10 @@ def test_the_timeline_holds_with_durations_the_policy_does_not_use(window, prese
     t0, t1 = WINDOWS[window]
     result = run_schedule(t0, t1, PolicyRequest("basic", {}, preset, trusted=True))
     config = build_config("basic", BasicPolicy(), {}, preset, trusted=True)
+    for pointing in ((180.0, 60.0), (360.0, 20.0), (0.0, 90.0)):  # the first slew: up to a full turn
+        late = replay(result.commands, t0.timestamp(), pointing=pointing).late
+        assert late == [], f"from {pointing}, wait_untils reached late (line, seconds): {late[:5]}"
     done = replay(result.commands, t0.timestamp())
-    assert done.late == [], f"wait_untils reached late (line, seconds): {done.late[:5]}"
     assert done.backwards == []
     blocks = result.blocks
     assert len(done.runs) == len(blocks) > (10 if window == "1-day" else 70)

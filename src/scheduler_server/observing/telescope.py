@@ -45,6 +45,12 @@ class TelescopeModel(PolicyConfig):
         daz = max(abs(az_to - az_from[0]), abs(az_to - az_from[1]))
         return max(daz / self.az_speed, abs(el_to - el_from) / self.el_speed) + self.settle_seconds
 
+    def longest_slew_seconds(self) -> float:
+        """The first slew of a script, from a pointing nobody knows: up to a full turn in azimuth
+        or the whole elevation range, whichever takes longer."""
+        lo, hi = self.el_limits
+        return max(360.0 / self.az_speed, (hi - lo) / self.el_speed) + self.settle_seconds
+
     def command_seconds(self, name: str) -> float:
         return {
             "smurf.uxm_setup": self.uxm_setup_seconds,

@@ -213,6 +213,8 @@ class SlewPlanner:
         for move in (*via, target):
             if at is not None:
                 travel += self.model.slew_seconds(at[:2], at[2], move.az, move.el)
+            else:
+                travel += self.model.longest_slew_seconds()
             at = _point(move)
         return int(scan.t0 - self.model.bias_dets_seconds - travel - LEAVE_MARGIN_SECONDS)
 
@@ -220,9 +222,11 @@ class SlewPlanner:
         clock, where = state.clock, state.where
         for step in (*route.steps, Move(scan.az, scan.el)):
             if isinstance(step, Wait):
+                if clock > step.until:  # e.g. a parking spot reached after the time to leave it
+                    raise Infeasible(reason=f"a wait until {hhmm(step.until)} would be reached late")
                 if check:
                     self._hold(where, clock, step.until, "waiting")
-                clock = max(clock, step.until)
+                clock = step.until
                 continue
             if where is not None:
                 duration = self.model.slew_seconds(where[:2], where[2], step.az, step.el)
@@ -237,6 +241,8 @@ class SlewPlanner:
                         ahead=False,
                     )
                 clock += duration
+            else:  # the script's first move, from wherever the telescope is
+                clock += self.model.longest_slew_seconds()
             where = _point(step)
         # Ready once the detectors are biased; a scan that cannot start on time starts when
         # ready (its wait_until is never in the past) and loses that time, if it keeps enough.
