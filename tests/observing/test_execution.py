@@ -29,15 +29,20 @@ def durations_for(preset):
     return Durations.instant() if preset in ZERO_SETUP else Durations.of_model()
 
 
-@pytest.fixture(scope="module")
-def runs():
-    """Each case scheduled and run once, for all the tests below."""
-    out = {}
-    for preset, window in CASES:
+class Runs(dict):
+    """Each case scheduled and run once, when a test first asks for it (an xdist worker runs only its own)."""
+
+    def __missing__(self, case):
+        preset, window = case
         t0, t1 = map(utc, WINDOWS[window])
         text = run_schedule(t0, t1, PolicyRequest("basic", {}, preset=preset)).commands
-        out[preset, window] = text, run_script(text, t0, durations_for(preset))
-    return out
+        self[case] = text, run_script(text, t0, durations_for(preset))
+        return self[case]
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return Runs()
 
 
 def calls_in(text: str, name: str) -> int:
