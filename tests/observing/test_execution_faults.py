@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+import types
 from datetime import UTC, datetime
+
+import pytest
 
 from scheduler_server.observing.telescope import TelescopeModel
 
 from .sorun import Durations, Platform, SunPolicy, run_script
+from .sorun.agents import F, p
+from .sorun.clock import ClockNotSimulated, SimClock, clock_in
+from .sorun.harness import patched
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 HEAD = "from sorunlib import *\nfrom nextline import disable_trace\n\nwith disable_trace():\n    initialize(test_mode=True)\n"
@@ -160,3 +168,77 @@ def test_the_acu_refuses_a_move_or_scan_near_the_sun_when_its_sun_avoidance_is_o
     report = run_script(HEAD + body, noon, platform=Platform(sun=SunPolicy(10, 600)))
     assert [f.split(": ", 1)[0] for f in report.faults] == ["line 7"], report.summary()
     assert "Scan is not Sun-safe" in report.faults[0] and report.error
+
+
+def test_a_parameter_declared_without_a_default_is_required_as_in_ocs():
+    assert p(F).get("x", {}) == ("Param 'x' is required and must not be None", None)
+    assert p(F).get("x", {"x": None})[0]  # None counts as missing
+    assert p(F, None).get("x", {}) == (None, None)  # an explicit default=None is optional
+    report = run("acu.set_boresight(None)\n")  # socs: @param('target', type=float), no default
+    assert report.error and any("'target' is required" in f for f in report.faults), report.summary()
+    report = run("hwp.set_freq(freq=None)\n")  # socs: @param('target_freq', type=float)
+    assert any("'target_freq' is required" in f for f in report.faults), report.summary()
+
+
+def test_move_to_with_no_azimuth_moves_only_the_elevation_as_socs_go_to_does():
+    # socs 0.6.4 go_to: @param('az', type=float, default=None): None leaves that axis uncommanded
+    report = run(f"acu.move_to(None, 50)\nseq.scan(description='p', stop_time={at(600)!r}, width=10)\n")
+    assert report.ok, report.summary()
+    go_to = next(op for op in report.ops if op.op == "go_to")
+    assert go_to.end - go_to.start == 10 / 0.5 + 10 and report.scans[0].endpoints == (180, 190)  # az stays at park
+
+
+def test_the_scan_parameters_take_the_choices_socs_declares():
+    body = (
+        f"seq.scan(description='p', stop_time={at(600)!r}, width=10, az_start='mid_inc', turnaround_method='two_leg')\n"
+    )
+    assert run(body).ok, run(body).summary()
+    report = run("acu.set_scan_params(1.0, 1.0, turnaround_method='sharp')\n")
+    assert any("'turnaround_method'=sharp is not in allowed set" in f for f in report.faults), report.summary()
+
+
+def test_a_module_holding_the_wall_clock_itself_is_refused_by_name():
+    holder = types.ModuleType("sorunlib.future")
+    holder.datetime = dt.datetime  # as `from datetime import datetime` would
+    with pytest.raises(ClockNotSimulated, match=r"sorunlib.future.datetime is datetime.datetime"):
+        with clock_in([holder], SimClock(0.0)):
+            pass
+    plain = types.ModuleType("sorunlib.plain")
+    with pytest.raises(ClockNotSimulated, match=r"sorunlib.plain"):  # needed, but it has no clock to swap
+        with clock_in([plain], SimClock(0.0), needs=("sorunlib.plain",)):
+            pass
+    plain.time = time
+    with clock_in([plain], SimClock(5.0), needs=("sorunlib.plain",)):
+        assert plain.time.time() == 5.0
+    assert plain.time is time
+
+
+def test_every_sorunlib_module_that_reads_the_clock_is_swapped_while_a_script_runs():
+    import sorunlib.seq
+    import sorunlib.smurf
+
+    with patched(sorunlib.seq, "time", time.time):  # a release doing `from time import time`: the run fails loudly
+        with pytest.raises(ClockNotSimulated, match="sorunlib.seq.time is time.time"):
+            run("acu.move_to(180, 50)\n")
+    with patched(sorunlib.smurf, "time", None), pytest.raises(ClockNotSimulated, match=r"\['sorunlib.smurf'\]"):
+        run("acu.move_to(180, 50)\n")  # a release without its `import time`: nothing found to swap there
+    assert run("acu.move_to(180, 50)\n").ok
+
+
+def test_the_script_reads_time_time_from_the_simulated_clock_and_may_not_read_datetime_now():
+    report = run("import time\nt = time.time()\ntime.sleep(60)\nprint(t, time.time(), time.monotonic())\n")
+    t0 = T0.timestamp()
+    assert report.ok and [float(x) for x in report.output.split()] == [t0, t0 + 60, t0 + 60], report.output
+    report = run("import datetime\nprint(datetime.datetime.now())\n")
+    assert report.error and report.error.startswith("line 7: the script reads the wall clock (.now())"), report.error
+
+
+def test_an_operation_left_running_makes_the_run_not_ok_and_is_named():
+    scan = (
+        "import sorunlib\nacu = sorunlib.CLIENTS['acu']\nacu.generate_scan.start(az_endpoint1=180, az_endpoint2=190)\n"
+    )
+    report = run(scan)
+    assert not report.ok and report.running and "acu-satp1.generate_scan" in report.running[0], report.summary()
+    assert "running: acu-satp1.generate_scan" in report.summary() and "line 8" in report.running[0]
+    stopped = run(scan + "acu.generate_scan.stop()\n")
+    assert stopped.ok and not stopped.running, stopped.summary()

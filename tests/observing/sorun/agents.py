@@ -1,8 +1,11 @@
 """The agents behind sorunlib's clients: the registry, the ACU, the SMuRFs and the HWP supervisor.
 
 Operation names and parameters are those of socs 0.6.4 (``socs/agents/acu/agent.py``,
-``smurf_file_emulator/agent.py``, ``pysmurf_controller/agent.py``, ``hwp_supervisor/agent.py``); the registry answers as ``ocs``'s RegistryAgent ``main``
-process does (``session.data`` keyed by agent address, each with ``agent_class`` and ``expired``).
+``smurf_file_emulator/agent.py``, ``pysmurf_controller/agent.py``, ``hwp_supervisor/agent.py``), decorator by
+decorator: ``p()`` with no default is a required parameter, as ``@ocs_agent.param`` without one is; ``None``
+(ops) marks an operation with no ``@param`` at all, which ocs starts with any params. The registry answers as
+``ocs``'s RegistryAgent ``main`` process does (``session.data`` keyed by agent address, each with
+``agent_class`` and ``expired``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from .ocs_sim import REQUIRED, Agent, Op, Param
 F, B, S = float, bool, str
 
 
-def p(type=None, default=None, choices=None) -> Param:
+def p(type=None, default=REQUIRED, choices=None) -> Param:
+    """``@ocs_agent.param(key, type=, default=, choices=)``: required unless a default (None included) is given."""
     return Param(type, default, choices)
+
+
+N = None  # an explicit ``default=None``
 
 
 class Registry(Agent):
@@ -26,7 +33,7 @@ class Registry(Agent):
 
     def __init__(self, instance_id, harness, root: str, agents: list[Agent]):
         super().__init__(instance_id, harness)
-        self.add(Op("main", "process", {"_": p()}))
+        self.add(Op("main", "process", {"test_mode": p(B, False)}))
         data = {f"{root}.{a.instance_id}": {"expired": False, "agent_class": a.agent_class,
                                              "agent_address": f"{root}.{a.instance_id}", "op_codes": {}}
                 for a in agents}  # fmt: skip
@@ -35,17 +42,20 @@ class Registry(Agent):
                                     "messages": [], "degraded": False}  # fmt: skip
 
 
-GO_TO = {"az": p(F), "el": p(F), "end_stop": p(B, True)}
+GO_TO = {"az": p(F, N), "el": p(F, N), "end_stop": p(B, True)}  # socs: None leaves that axis where it is
+TURNAROUND = (None, "standard", "standard_gen", "three_leg", "two_leg")
 SCAN = {
-    "az_endpoint1": p(F, REQUIRED), "az_endpoint2": p(F, REQUIRED), "az_speed": p(F), "az_accel": p(F),
-    "el_endpoint1": p(F), "el_endpoint2": p(F), "el_speed": p(F, 0.0), "el_freq": p(F),
-    "el_mode": p(choices=("stop", "preset", "programtrack")), "num_scans": p(F), "start_time": p(F),
-    "wait_to_start": p(F), "step_time": p(F), "az_start": p(default="end", choices=("end", "mid", "az_endpoint1", "az_endpoint2")),
-    "az_drift": p(F), "scan_type": p(default=1, choices=(1, 2, 3)), "az_vel_ref": p(F),
-    "turnaround_method": p(choices=("standard", "three_leg")), "scan_upload_length": p(F), "type": p(choices=(1, 2, 3)),
+    "az_endpoint1": p(F), "az_endpoint2": p(F), "az_speed": p(F, N), "az_accel": p(F, N),
+    "el_endpoint1": p(F, N), "el_endpoint2": p(F, N), "el_speed": p(F, 0.0), "el_freq": p(F, N),
+    "el_mode": p(None, N, ("stop", "preset", "programtrack")), "num_scans": p(F, N), "start_time": p(F, N),
+    "wait_to_start": p(F, N), "step_time": p(F, N),
+    "az_start": p(None, "end", ("end", "mid", "az_endpoint1", "az_endpoint2", "mid_inc", "mid_dec")),
+    "az_drift": p(F, N), "scan_type": p(None, 1, (1, 2, 3)), "az_vel_ref": p(F, N),
+    "turnaround_method": p(None, N, TURNAROUND), "scan_upload_length": p(F, N), "type": p(None, N, (1, 2, 3)),
 }  # fmt: skip
-SCAN_PARAMS = {"az_speed": p(F), "az_accel": p(F), "el_freq": p(F), "el_mode": p(choices=("stop", "preset", "programtrack", "")),
-               "turnaround_method": p(S), "reset": p(B, False)}  # fmt: skip
+SCAN_PARAMS = {"az_speed": p(F, N), "az_accel": p(F, N), "el_freq": p(F, N),
+               "el_mode": p(None, N, ("stop", "preset", "programtrack", "")),
+               "turnaround_method": p(S, N, TURNAROUND), "reset": p(B, False)}  # fmt: skip
 
 
 class ACU(Agent):
@@ -61,8 +71,8 @@ class ACU(Agent):
         self.add(Op("generate_scan", "process", SCAN, check=self._scan_limits, on_start=self.harness.scan_started,
                     on_stop=self.harness.scan_stopped))  # fmt: skip
         self.add(Op("set_scan_params", "task", SCAN_PARAMS))
-        self.add(Op("set_boresight", "task", {"target": p(F, REQUIRED), "end_stop": p(B, True)}))
-        self.add(Op("monitor", "process", {"_": p()}))
+        self.add(Op("set_boresight", "task", {"target": p(F), "end_stop": p(B, True)}))
+        self.add(Op("monitor", "process", None))  # no @param in socs
         self.ops["monitor"].session = {"session_id": 0, "op_name": "monitor", "op_code": 3, "status": "running",
                                        "success": None, "start_time": 0.0, "end_time": None, "data": {},
                                        "messages": [], "degraded": False}  # fmt: skip
@@ -129,17 +139,23 @@ class SmurfFileEmulator(Agent):
     def __init__(self, instance_id, harness):
         super().__init__(instance_id, harness)
         took = self.harness.durations.seconds
-        self.add(Op("uxm_setup", "task", {"sleep": p(default=True)}, lambda _: took("uxm_setup")))
-        self.add(Op("uxm_relock", "task", {"test_mode": p(B, False)}, lambda _: took("uxm_relock")))
-        self.add(Op("take_iv", "task", {"wait": p(default=True), "kwargs": p(), "tag": p()}, lambda _: took("take_iv")))
-        bias_step = {"wait": p(default=True), "tag": p()}
+        self.add(Op("uxm_setup", "task", {"sleep": p(None, True)}, lambda _: took("uxm_setup")))
+        self.add(Op("uxm_relock", "task", None, lambda _: took("uxm_relock")))  # no @param
+        self.add(
+            Op(
+                "take_iv",
+                "task",
+                {"wait": p(None, True), "kwargs": p(None, N), "tag": p(None, N)},
+                lambda _: took("take_iv"),
+            )
+        )
+        bias_step = {"wait": p(None, True), "tag": p(None, N)}
         self.add(Op("take_bias_steps", "task", bias_step, lambda _: took("take_bias_steps")))
         self.add(Op("take_bgmap", "task", bias_step, lambda _: took("take_bgmap")))
-        self.add(Op("take_noise", "task", {"tag": p()}, lambda _: took("take_noise")))
-        # The emulator's bias_dets takes no @param; rfrac and kwargs are what pysmurf-controller's accepts.
-        self.add(Op("bias_dets", "task", {"rfrac": p(), "kwargs": p()}, lambda _: took("bias_dets")))
-        stream = {"duration": p(), "kwargs": p(), "use_stream_between": p(B, False), "start_offset": p(F, 0.0),
-                  "subtype": p(), "tag": p()}  # fmt: skip
+        self.add(Op("take_noise", "task", {"tag": p(None, N)}, lambda _: took("take_noise")))
+        self.add(Op("bias_dets", "task", None, lambda _: took("bias_dets")))  # no @param
+        stream = {"duration": p(None, N), "kwargs": p(None, N), "use_stream_between": p(B, False),
+                  "start_offset": p(F, 0.0), "subtype": p(None, N), "tag": p(None, N)}  # fmt: skip
         self.add(Op("stream", "process", stream, on_start=self._stream_on))
 
     def _stream_on(self, params) -> None:
@@ -154,22 +170,27 @@ class PysmurfController(Agent):
     def __init__(self, instance_id, harness):
         super().__init__(instance_id, harness)
         took = self.harness.durations.seconds
-        common = {"kwargs": p(), "tag": p(), "run_in_main_process": p(B, False)}
+        common = {"kwargs": p(None, N), "tag": p(None, N), "run_in_main_process": p(B, False)}
         tasks = {
-            "uxm_setup": {"bands": p(), "kwargs": p(), "run_in_main_procsess": p(default=False)},  # sic, socs 0.6.4
-            "uxm_relock": {"bands": p(), "kwargs": p(), "run_in_main_process": p(B, False)},
+            "uxm_setup": {
+                "bands": p(None, N),
+                "kwargs": p(None, N),
+                "run_in_main_procsess": p(None, False),
+            },  # sic, socs 0.6.4
+            "uxm_relock": {"bands": p(None, N), "kwargs": p(None, N), "run_in_main_process": p(B, False)},
             "take_noise": {"duration": p(F, 30.0), **common},
             "take_bgmap": common,
             "take_iv": common,
-            "take_bias_steps": {"rfrac_range": p(default=(0.2, 0.9)), **common},
-            "bias_dets": {"rfrac": p(), "kwargs": p()},
+            "take_bias_steps": {"rfrac_range": p(None, (0.2, 0.9)), **common},
+            "bias_dets": {"rfrac": p(None, N), "kwargs": p(None, N)},
         }
         for name, params in tasks.items():
             self.add(Op(name, "task", params, lambda _, name=name: took(name)))
-        self.add(Op("set_biases", "task", {"bias": p(default=REQUIRED), "bgs": p()}))
-        self.add(Op("zero_biases", "task", {"bgs": p()}))
-        stream = {"duration": p(F), "kwargs": p(), "load_tune": p(B, True), "stream_type": p(default="obs", choices=("obs", "oper")),
-                  "subtype": p(), "tag": p(), "test_mode": p(B, False)}  # fmt: skip
+        self.add(Op("set_biases", "task", {"bias": p(), "bgs": p(None, N)}))
+        self.add(Op("zero_biases", "task", {"bgs": p(None, N)}))
+        stream = {"duration": p(F, N), "kwargs": p(None, N), "load_tune": p(B, True),
+                  "stream_type": p(None, "obs", ("obs", "oper")), "subtype": p(None, N), "tag": p(None, N),
+                  "test_mode": p(B, False)}  # fmt: skip
         self.add(Op("stream", "process", stream, on_start=self._stream_on))
 
     def _stream_on(self, params) -> None:
@@ -184,15 +205,20 @@ class HWPSupervisor(Agent):
     def __init__(self, instance_id, harness):
         super().__init__(instance_id, harness)
         took = self.harness.durations.seconds
-        tol = {"freq_tol": p(F), "freq_tol_duration": p(F)}
-        self.add(Op("pid_to_freq", "task", {"target_freq": p(F, REQUIRED), **tol}, lambda _: took("pid_to_freq")))
+        tol = {"freq_tol": p(F, N), "freq_tol_duration": p(F, N)}
+        self.add(Op("pid_to_freq", "task", {"target_freq": p(F), **tol}, lambda _: took("pid_to_freq")))
         self.add(
-            Op("brake", "task", {**tol, "brake_voltage": p(F), "max_brake_duration": p(F)}, lambda _: took("brake"))
+            Op(
+                "brake",
+                "task",
+                {**tol, "brake_voltage": p(F, N), "max_brake_duration": p(F, N)},
+                lambda _: took("brake"),
+            )
         )
         self.add(Op("pmx_off", "task", {"wait_stop": p(B, False), **tol}, lambda _: took("pmx_off")))
         self.add(Op("enable_driver_board", "task", None))
         self.add(Op("disable_driver_board", "task", None))
-        self.add(Op("monitor", "process", {"_": p()}))
+        self.add(Op("monitor", "process", {"test_mode": p(B, False)}))
         self.ops["monitor"].session = {"session_id": 0, "op_name": "monitor", "op_code": 3, "status": "running",
                                        "success": None, "start_time": 0.0, "end_time": None,
                                        "data": {"hwp_state": {"direction": "cw"}}, "messages": [], "degraded": False}  # fmt: skip

@@ -8,6 +8,7 @@ agents' refusals, and the error that stopped the script, with its line.
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import socket
@@ -26,6 +27,12 @@ from .durations import Durations
 from .records import OpRecord, Report, ScanRecord, WaitRecord
 
 SCRIPT = "<script>"
+# sorunlib 0.1.35's modules that read the clock (``import time`` / ``import datetime as dt``): each must be swapped
+NEEDS_CLOCK = ("sorunlib._internal", "sorunlib.acu", "sorunlib.commands", "sorunlib.seq", "sorunlib.smurf",
+               "sorunlib.stimulator", "sorunlib.wiregrid")  # fmt: skip
+# the script's own clock readings, patched process-wide while it runs (its ``datetime.now()`` cannot be: refused)
+TIME_FUNCTIONS = ("time", "sleep", "monotonic")
+WALL_CLOCK_CALLS = ("now", "utcnow", "today")
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,13 @@ class Harness:
         record = self._open.pop((agent, op), None)
         if record is not None:
             record.end, record.ok = session["end_time"], bool(session["success"])
+
+    def left_running(self) -> list[str]:
+        """What the script started and did not see end: each one still running once its agent is asked."""
+        for agent, op in list(self._open):
+            agent_sim = self.bridge.agents[f"observatory.{agent}"]
+            agent_sim.refresh(agent_sim.ops[op])
+        return [f"{a}.{o} started at {r.start:.0f} (line {r.line}) never ended" for (a, o), r in self._open.items()]
 
     def fault(self, text: str) -> None:
         line = script_line()
@@ -167,15 +181,17 @@ def run_script(text: str, start: datetime | float, durations: Durations | None =
     with ExitStack() as stack:
         stack.enter_context(environment(hostname))
         stack.enter_context(bridged(harness.bridge))
-        stack.enter_context(clock_in(modules, harness.clock))
-        # the script's own `import time; time.sleep(180)` (schedlib's scripts settle the detectors so)
-        stack.enter_context(patched(time, "sleep", harness.clock.sleep))
+        stack.enter_context(clock_in(modules, harness.clock, NEEDS_CLOCK))
+        # the script's own `import time; time.sleep(180)` (schedlib's scripts settle the detectors so), time.time()
+        for name in TIME_FUNCTIONS:
+            stack.enter_context(patched(time, name, getattr(harness.clock, "time" if name != "sleep" else name)))
         for module in (sorunlib, sorunlib.commands):
             stack.enter_context(patched(module, "wait_until", watch["wait_until"]))
         stack.enter_context(patched(sorunlib.seq, "scan", watch["scan"]))
         stack.enter_context(patched(sorunlib, "CLIENTS", None))
         output = stack.enter_context(redirect_stdout(io.StringIO()))
         harness.report.error = execute(text)
+        harness.report.running = harness.left_running()
     harness.report.output = output.getvalue()
     harness.report.calls, harness.report.end = harness.bridge.calls, harness.clock.now
     return harness.report
@@ -186,6 +202,9 @@ def execute(text: str) -> str | None:
         code = compile(text, SCRIPT, "exec")
     except SyntaxError as err:
         return f"line {err.lineno}: {err.msg}"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WALL_CLOCK_CALLS:
+            return f"line {node.lineno}: the script reads the wall clock (.{node.func.attr}()), which the harness cannot simulate"
     try:
         exec(code, {"__name__": "__sorun_script__"})
     except Exception as err:  # the report says what stopped the script, and where

@@ -16,15 +16,15 @@ from typing import Any
 
 OK, ERROR, TIMEOUT = 0, -1, 1  # ocs.base.ResponseCode
 STARTING, RUNNING, SUCCEEDED, FAILED = 2, 3, 5, 6  # ocs.base.OpCode
-REQUIRED = object()
+REQUIRED = object()  # no default: ocs's ``ParamError`` default, the parameter must be given and not None
 
 
 @dataclass(frozen=True)
 class Param:
-    """One ``@ocs_agent.param``: its type (None: anything), allowed values, and default."""
+    """One ``@ocs_agent.param``: its type (None: anything), allowed values, and default (REQUIRED: none)."""
 
     type: type | None = None
-    default: Any = None
+    default: Any = REQUIRED
     choices: tuple | None = None
 
     def get(self, key: str, given: dict) -> tuple[str | None, Any]:
@@ -63,6 +63,8 @@ class Op:
             return None, dict(given)
         full = {}
         for key, spec in self.params.items():
+            if key == "_":  # ``@param('_')``: no params; ocs's batch gets nothing for it
+                continue
             problem, full[key] = spec.get(key, given)
             if problem:
                 return problem, {}

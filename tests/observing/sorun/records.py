@@ -72,6 +72,7 @@ class Report:
     waits: list[WaitRecord] = field(default_factory=list)
     scans: list[ScanRecord] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)  # what an agent refused, and why
+    running: list[str] = field(default_factory=list)  # operations the script started and left running at its end
     error: str | None = None  # what stopped the script, with its line
     calls: int = 0  # HTTP calls through the bridge
     output: str = ""  # what sorunlib printed
@@ -79,8 +80,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """The script ran to its end and no agent refused anything."""
-        return self.error is None and not self.faults
+        """The script ran to its end, no agent refused anything, and it left no operation running."""
+        return self.error is None and not self.faults and not self.running
 
     def late_waits(self, allowance: float = 0.0) -> list[WaitRecord]:
         return [w for w in self.waits if w.late > allowance]
@@ -96,6 +97,7 @@ class Report:
     def summary(self, limit: int = 10) -> str:
         lines = [f"error: {self.error}"] if self.error else []
         lines += [f"fault: {f}" for f in self.faults[:limit]]
+        lines += [f"running: {r}" for r in self.running[:limit]]
         lines += [f"late: line {w.line} by {w.late:.0f} s (target {iso(w.target)})" for w in self.late_waits()[:limit]]
         lines += [f"skipped: line {s.line} {s.description}: {s.skipped}" for s in self.skipped_scans()[:limit]]
         lines += [
