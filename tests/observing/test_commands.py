@@ -37,7 +37,8 @@ def check_under_sorunlib(script: str, t0: datetime) -> int:
     for moment in re.findall(r"'(\d{4}-\d\d-\d\dT[^']*)'", script):
         assert datetime.fromisoformat(moment).utcoffset() == timedelta(0), f"{moment} is not explicitly UTC"
     # socs' default Sun avoidance in the ACU (20 deg, 1 h) on: the agent refuses a move or scan near the sun
-    report = run_script(script, t0, Durations.instant(), Platform(sun=SunPolicy()))
+    # with the policy's model's durations, so each move and scan is judged at its real simulated time
+    report = run_script(script, t0, Durations.of_model(), Platform(sun=SunPolicy()))
     assert report.ok, report.summary()
     return len(report.ops)
 

@@ -273,3 +273,27 @@ def test_unknown_or_wrong_config_keys_are_400s_naming_the_dotted_key_never_500s(
         "policy.config.telescope.bias_dets_seconds",
     ]
     assert fields[3].endswith("rules.alt-range.alt_rang")
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("iv_curve_seconds", 1e9), ("settle_seconds", 1e9), ("az_speed", 1e-9), ("bias_step_seconds", 1e9)],
+)
+def test_absurd_telescope_durations_and_speeds_are_400s_naming_the_key(client, key, value):
+    answer = _post(client, {"telescope": {key: value}})
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["field"] == f"policy.config.telescope.{key}"
+
+
+def test_a_plan_reaching_outside_the_ephemeris_is_a_400_not_a_500(client, monkeypatch):
+    from skyfield.errors import EphemerisRangeError
+
+    def beyond(self, t0, t1, config):
+        raise EphemerisRangeError("ephemeris segment only covers dates 1899-07-29 through 2053-10-09", 0, 0, None, None)
+
+    monkeypatch.setattr(BasicPolicy, "schedule", beyond)
+    with pytest.raises(ScheduleInputError) as caught:
+        basic()
+    assert caught.value.field == "t1" and "outside the ephemeris" in caught.value.problem
+    answer = _post(client)
+    assert answer.status_code == 400 and answer.get_json()["field"] == "t1", answer.get_json()

@@ -108,12 +108,15 @@ def test_a_scan_60_s_after_the_last_one_starts_when_ready_and_says_so():
 def test_a_scan_its_setup_would_leave_under_min_duration_is_dropped_with_the_reason():
     sun = constructed_sky("sun", T0, 4, 10, 0.0, -60.0)
     a = Scan("A", "master", T0, T0 + HOUR, 90.0, 45.0, 20.0)
-    b = Scan("B", "master", T0 + HOUR + 60, T0 + HOUR + 500, 100.0, 45.0, 10.0)  # 240 s left once ready
+    b = Scan("B", "master", T0 + HOUR + 60, T0 + HOUR + 500, 100.0, 45.0, 10.0)  # 180 s observed once ready
     planner = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0 - 600, min_durations={"master": 300})
     result = planner.plan([a, b])
     assert [s.name for s, _ in result.kept] == ["A"]
     ((scan, reason),) = result.dropped
-    assert scan == b and "ready at 2024-06-01 01:04:20, leaving 240 s of it (at least 300 s needed)" in reason
+    assert (
+        scan == b
+        and "ready at 2024-06-01 01:04:20, leaving 180 s of it after the bias step (at least 300 s needed)" in reason
+    )
     # Without the rule the same scan is kept, shortened to what is left.
     (_, (kept, _)) = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0 - 600).plan([a, b]).kept
     assert kept.duration == 240
@@ -157,3 +160,16 @@ def test_a_plan_again_takes_the_earlier_plans_tail_once_back_on_its_track():
     assert calls[:3] == ["S0", "S1", "S2"] and len(calls) < len(
         scans
     )  # planned up to the change and a little after, not all
+
+
+def test_min_duration_counts_what_seq_scan_observes_after_the_opening_bias_step():
+    """A scan reached on time, 320 s from wait_until to stop_time, observes 260 s (bias step 60 s): under 300."""
+    sun = constructed_sky("sun", T0, 4, 10, 0.0, -60.0)
+    a = Scan("A", "master", T0, T0 + HOUR, 90.0, 45.0, 20.0)
+    b = Scan("B", "master", T0 + 2 * HOUR, T0 + 2 * HOUR + 320, 100.0, 45.0, 10.0)
+    result = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0 - 600, min_durations={"master": 300}).plan([a, b])
+    ((scan, reason),) = result.dropped
+    assert scan == b and reason.startswith("too short, leaving 260 s of it after the bias step")
+    c = b.replace(t1=b.t1 + 40)  # 300 s observed: kept, on time
+    result = SlewPlanner(RULE.guard(sun), MODEL, (30.0,), start=T0 - 600, min_durations={"master": 300}).plan([a, c])
+    assert not result.dropped and result.kept[1][0] == c

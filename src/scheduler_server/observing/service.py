@@ -109,7 +109,18 @@ def run_schedule(
     check_window(t0, t1, max_window_hours)
     policy = lookup_policy(request.name)
     config = build_config(request.name, policy, request.config, request.preset, site_presets, request.trusted)
-    return policy.schedule(t0, t1, config)
+    try:
+        return policy.schedule(t0, t1, config)
+    except ValueError as exc:
+        # A backstop: a window and config whose plan reaches times outside the ephemeris
+        # (skyfield's EphemerisRangeError, a ValueError) are the client's input, not a crash.
+        if isinstance(exc, ScheduleInputError) or type(exc).__name__ != "EphemerisRangeError":
+            raise
+        raise ScheduleInputError(
+            "t1",
+            f"the window {t0.isoformat()}..{t1.isoformat()} with this policy config reaches times outside the "
+            f"ephemeris ({exc}); choose another window or shorter durations in policy.config",
+        ) from None
 
 
 def site_only_keys(model: type[BaseModel], overrides: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -20,24 +20,42 @@ from pydantic import Field, model_validator
 
 from scheduler_server.observing.types import PolicyConfig
 
+DAY = 86400.0
+
 
 class TelescopeModel(PolicyConfig):
-    az_speed: float = Field(1.0, gt=0, description="Azimuth slew speed, deg/s.")
-    el_speed: float = Field(0.5, gt=0, description="Elevation slew speed, deg/s.")
-    settle_seconds: float = Field(10.0, ge=0, description="Time to settle after each move.")
+    # Bounds keep every duration a script can add up to within days, so a plan never reaches
+    # outside the ephemeris: speeds down to 0.01 deg/s, each command at most a day.
+    az_speed: float = Field(1.0, ge=0.01, le=10.0, description="Azimuth slew speed, deg/s (0.01..10).")
+    el_speed: float = Field(0.5, ge=0.01, le=10.0, description="Elevation slew speed, deg/s (0.01..10).")
+    settle_seconds: float = Field(10.0, ge=0, le=3600.0, description="Time to settle after each move (at most 1 h).")
+    az_limits: tuple[float, float] = Field(
+        (-90.0, 480.0), description="Lowest and highest azimuth the telescope may point at (the SAT's ACU: -90..480)."
+    )
     el_limits: tuple[float, float] = Field(
         (20.0, 90.0), description="Lowest and highest elevation the telescope may point at."
     )
-    uxm_setup_seconds: float = Field(900.0, ge=0, description="Nominal duration of smurf.uxm_setup().")
-    iv_curve_seconds: float = Field(1200.0, ge=0, description="Nominal duration of smurf.iv_curve().")
-    bias_dets_seconds: float = Field(180.0, ge=0, description="Nominal duration of smurf.bias_dets().")
-    bias_step_seconds: float = Field(60.0, ge=0, description="Nominal duration of smurf.bias_step().")
+    uxm_setup_seconds: float = Field(
+        900.0, ge=0, le=DAY, description="Nominal duration of smurf.uxm_setup() (at most a day)."
+    )
+    iv_curve_seconds: float = Field(
+        1200.0, ge=0, le=DAY, description="Nominal duration of smurf.iv_curve() (at most a day)."
+    )
+    bias_dets_seconds: float = Field(
+        180.0, ge=0, le=DAY, description="Nominal duration of smurf.bias_dets() (at most a day)."
+    )
+    bias_step_seconds: float = Field(
+        60.0, ge=0, le=DAY, description="Nominal duration of smurf.bias_step() (at most a day)."
+    )
 
     @model_validator(mode="after")
     def _limits(self):
         lo, hi = self.el_limits
         if not 0 <= lo < hi <= 90:
             raise ValueError("el_limits must be [low, high] with 0 <= low < high <= 90")
+        lo, hi = self.az_limits
+        if not -360 <= lo < hi <= 720:
+            raise ValueError("az_limits must be [low, high] with -360 <= low < high <= 720")
         return self
 
     def slew_seconds(self, az_from: tuple[float, float], el_from: float, az_to: float, el_to: float) -> float:
@@ -46,10 +64,10 @@ class TelescopeModel(PolicyConfig):
         return max(daz / self.az_speed, abs(el_to - el_from) / self.el_speed) + self.settle_seconds
 
     def longest_slew_seconds(self) -> float:
-        """The first slew of a script, from a pointing nobody knows: up to a full turn in azimuth
-        or the whole elevation range, whichever takes longer."""
-        lo, hi = self.el_limits
-        return max(360.0 / self.az_speed, (hi - lo) / self.el_speed) + self.settle_seconds
+        """The first slew of a script, from a pointing nobody knows: up to the whole azimuth range
+        (570 deg on the SAT, more than a turn) or the whole elevation range, whichever takes longer."""
+        (az_lo, az_hi), (el_lo, el_hi) = self.az_limits, self.el_limits
+        return max((az_hi - az_lo) / self.az_speed, (el_hi - el_lo) / self.el_speed) + self.settle_seconds
 
     def command_seconds(self, name: str) -> float:
         return {

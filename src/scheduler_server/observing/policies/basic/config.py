@@ -50,10 +50,12 @@ class Rules(PolicyConfig):
     calibration_min_duration: MinDuration | None = Field(
         default_factory=MinDuration,
         alias="calibration-min-duration",
-        description="Shortest calibration scan kept (after cuts).",
+        description="Shortest observing window kept (seconds between its first and last possible start).",
     )
     min_duration: MinDuration | None = Field(
-        default_factory=MinDuration, alias="min-duration", description="Shortest scan of any kind kept, after merging."
+        default_factory=MinDuration,
+        alias="min-duration",
+        description="Shortest master scan kept, after the calibration cuts and as observed (after its bias step).",
     )
     make_source_plan: MakeSourcePlan = Field(
         default_factory=MakeSourcePlan, alias="make-source-plan", description="Array footprint for planet scans."

@@ -88,7 +88,11 @@ class BasicPolicy(Policy):
             raise PolicyFailure(
                 "the schedule failed the independent sun-safety check: " + "; ".join(report.lines()[:3])
             )
-        return ScheduleResult(commands=text, blocks=[scan.to_block() for scan, _ in plan.kept])
+        # A block is what is observed: seq.scan's span, which starts after the opening bias step.
+        step = math.ceil(config.telescope.bias_step_seconds)
+        return ScheduleResult(
+            commands=text, blocks=[scan.replace(t0=scan.t0 + step).to_block() for scan, _ in plan.kept]
+        )
 
     def _master(self, config: BasicConfig, site, a: int, b: int):
         from scheduler_server.observing.master.generate import generate

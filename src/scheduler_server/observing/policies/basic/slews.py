@@ -249,13 +249,14 @@ class SlewPlanner:
         start = max(scan.t0, math.ceil(clock + self.model.bias_dets_seconds))
         if check:
             self._hold(where, clock, start, "waiting for the start")
+        # What is observed is seq.scan's span, after the opening bias step: that is what must
+        # keep the scan kind's min-duration (and the block reported, policy.py).
         least = max(MIN_SCAN_LEFT_SECONDS, self.min_durations.get(scan.kind, 0.0))
-        if scan.t1 - start < least or scan.t1 - start - self.model.bias_step_seconds < MIN_SCAN_LEFT_SECONDS:
-            left = f"{scan.t1 - start} s of it" if start < scan.t1 else "nothing of it"
-            raise Infeasible(
-                reason=f"the telescope cannot be there in time: ready at {hhmm(start)}, leaving {left}"
-                f" (at least {least:g} s needed)"
-            )
+        observed = scan.t1 - start - self.model.bias_step_seconds
+        if observed < least:
+            left = f"{observed:g} s of it" if observed > 0 else "nothing of it"
+            why = f"the telescope cannot be there in time: ready at {hhmm(start)}" if start > scan.t0 else "too short"
+            raise Infeasible(reason=f"{why}, leaving {left} after the bias step (at least {least:g} s needed)")
         clock = scan.t1 + self.model.bias_step_seconds
         return _State(clock, (scan.az, scan.az_hi, scan.el, scan.el)), start
 
