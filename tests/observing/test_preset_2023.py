@@ -61,6 +61,8 @@ def test_the_preset_is_the_2023_configuration():
     # The zero-length setup of 2023, and the description says so.
     t = config.telescope
     assert (t.uxm_setup_seconds, t.iv_curve_seconds, t.bias_dets_seconds, t.bias_step_seconds) == (0, 0, 0, 0)
+    # schedlib 2023 gave slews no time either: the fastest the model allows, without settling.
+    assert (t.az_speed, t.el_speed, t.settle_seconds) == (10.0, 10.0, 0.0)
     assert BasicPolicy().presets["seed-2023"]["telescope"]["bias_dets_seconds"] == 0
 
 

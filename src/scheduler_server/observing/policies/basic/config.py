@@ -101,11 +101,20 @@ PRESETS = {
     "seed-box": {"rules": {"sun-avoidance": {"mode": "box", "min_angle": 6.0, "min_sun_time": 0.0}}},
     "no-calibration": {"calibration_targets": []},
     # The 2023 server's configs/basic.py (simonsobs/scheduler-server at 14dc4aa, schedlib v0.1.0), as a
-    # reference: its rules exactly, and its zero-length setup (schedlib 2023 gave the bias step and the
-    # detector bias no time). Its master schedule was the seed's schedule_sat.txt: a site sets master_schedule.
+    # reference: its rules exactly, and its timing: schedlib 2023 gave the bias step, the detector bias and
+    # the slews no time, so the commands take none and the slews are the fastest the model allows (10 deg/s,
+    # no settling). Its master schedule was the seed's schedule_sat.txt: a site sets master_schedule.
     "seed-2023": {
         "calibration_targets": ["uranus", "saturn"],
-        "telescope": {"uxm_setup_seconds": 0, "iv_curve_seconds": 0, "bias_dets_seconds": 0, "bias_step_seconds": 0},
+        "telescope": {
+            "uxm_setup_seconds": 0,
+            "iv_curve_seconds": 0,
+            "bias_dets_seconds": 0,
+            "bias_step_seconds": 0,
+            "az_speed": 10.0,
+            "el_speed": 10.0,
+            "settle_seconds": 0.0,
+        },
         "rules": {
             "sun-avoidance": {
                 "mode": "box",
