@@ -165,12 +165,18 @@ class Store:
             row = session.get(Meta, "scheduler_id")
             if row is not None:
                 return row.value
-        with self.write() as session:
-            row = session.get(Meta, "scheduler_id")
-            if row is None:
-                row = Meta(key="scheduler_id", value=uuid.uuid4().hex[:12])
-                session.add(row)
-            return row.value
+        try:
+            with self.write() as session:
+                row = session.get(Meta, "scheduler_id")
+                if row is None:
+                    row = Meta(key="scheduler_id", value=uuid.uuid4().hex[:12])
+                    session.add(row)
+                return row.value
+        except IntegrityError:
+            # Another process created it between our read and insert (PostgreSQL does not serialize
+            # writers as SQLite does, e.g. gunicorn's workers starting at once): theirs is the id.
+            with self.read() as session:
+                return session.get(Meta, "scheduler_id").value
 
     # --- serializing assignment -----------------------------------------------------
 
