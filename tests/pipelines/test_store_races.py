@@ -27,3 +27,24 @@ def test_scheduler_id_created_by_another_process_meanwhile_is_taken(tmp_path, mo
     assert blind["left"] == 0
     ours.close()
     theirs.close()
+
+
+def test_a_lease_row_created_by_another_process_meanwhile_is_theirs(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'pipelines.sqlite'}"
+    ours, theirs = Store(url), Store(url)
+    assert theirs.acquire_lease("them", ttl=60)
+    real_get = Session.get
+    blind = {"left": 1}  # our lookup ran before their insert committed
+
+    def get(self, entity, key, *args, **kwargs):
+        if getattr(entity, "__tablename__", "") == "leases" and blind["left"]:
+            blind["left"] -= 1
+            return None
+        return real_get(self, entity, key, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "get", get)
+    assert ours.acquire_lease("us", ttl=60) is False
+    assert blind["left"] == 0
+    assert theirs.acquire_lease("them", ttl=60)  # still theirs
+    ours.close()
+    theirs.close()

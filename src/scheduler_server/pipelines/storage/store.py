@@ -202,6 +202,12 @@ class Store:
     def acquire_lease(self, holder: str, ttl: float, name: str = DISPATCHER_LEASE) -> bool:
         """Take or renew the lease; True if ``holder`` has it for the next ``ttl`` seconds."""
         now = time.time()
+        try:
+            return self._take_lease(holder, ttl, name, now)
+        except IntegrityError:
+            return False  # another process created the lease row between our read and insert: it holds it
+
+    def _take_lease(self, holder: str, ttl: float, name: str, now: float) -> bool:
         with self.write() as session:
             lease = session.get(Lease, name)
             if lease is None:
