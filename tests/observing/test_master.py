@@ -84,9 +84,6 @@ def test_write_then_read_gives_the_same_schedule():
     assert master.parse(master.format_schedule(schedule)).scans == schedule.scans
 
 
-@pytest.mark.skipif(
-    not (SHARED / "data" / "schedule_sat.txt").is_file(), reason="../shared/data/schedule_sat.txt is not present"
-)
 def test_reads_the_real_one_year_sat_schedule():
     schedule = master.read(SHARED / "data" / "schedule_sat.txt")
     assert len(schedule.scans) == 5460

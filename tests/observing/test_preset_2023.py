@@ -112,9 +112,6 @@ def test_a_window_crossing_the_request_start_gives_a_scan_inside_it():
     assert np.all(np.diff(window.t) > 0)
 
 
-@pytest.mark.skipif(
-    not (SHARED / "data" / "schedule_sat.txt").is_file(), reason="../shared/data/schedule_sat.txt is not present"
-)
 def test_on_the_seeds_master_schedule_every_2023_calibration_of_a_january_day_is_there():
     # schedlib 2023 (v0.1.0) on 2023-01-10: 2 Uranus and 2 Saturn scans (bench/README.md).
     window = (datetime(2023, 1, 10, tzinfo=UTC), datetime(2023, 1, 11, tzinfo=UTC))
