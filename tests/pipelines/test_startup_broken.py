@@ -261,3 +261,21 @@ def test_health_checks_do_not_write_on_every_call(make_client, monkeypatch):
     started = time.monotonic()
     assert all(client.get("/").status_code == 200 for _ in range(20))
     assert 1 <= len(probes) <= 1 + int(time.monotonic() - started)
+
+
+def test_a_job_the_database_drops_under_logs_one_line_and_no_traceback(make_service, caplog):
+    """A connection ended under a worker's job (the read-only test above ends every session) is the
+    database's problem, said on one line; the job runs again at a later tick."""
+    from scheduler_server.pipelines.storage.errors import StoreUnavailable
+
+    service = make_service(start=False)
+
+    def dropped():
+        raise StoreUnavailable("the server is shutting down or not accepting connections")
+
+    with caplog.at_level("WARNING", logger="scheduler_server.pipelines.scheduling.dispatcher"):
+        service.dispatcher._job(("reap",), dropped)
+    [record] = caplog.records
+    assert record.exc_info is None
+    assert "('reap',)" in record.getMessage() and "not accepting connections" in record.getMessage()
+    assert not service.dispatcher.busy(("reap",))

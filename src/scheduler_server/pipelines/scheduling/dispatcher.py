@@ -127,6 +127,8 @@ class Dispatcher:
     def _job(self, key: Hashable, fn: Callable, *args) -> None:
         try:
             fn(*args)
+        except StoreUnavailable as exc:  # the database went away under the job: it runs again at a later tick
+            log.warning("pipelines job %s stopped: the database is unavailable (%s)", key, exc.reason)
         except Exception:  # noqa: BLE001 - a bug in one job must not stop the others
             log.exception("pipelines job %s failed", key)
         finally:
