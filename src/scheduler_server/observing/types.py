@@ -54,6 +54,9 @@ class Block:
 class ScheduleResult:
     commands: str
     blocks: list[Block] | None = None
+    #: State lanes for plotting (HWP, boresight, detector operations), each a JSON-ready dict
+    #: ``{"lane", "t0", "t1", "state", ...}`` as docs/observing.md documents; None when a policy has none.
+    events: list[dict[str, Any]] | None = None
 
 
 class ObservingError(Exception):
