@@ -10,12 +10,12 @@ from scheduler_server.web.openapi import unknown_query_parameter
 
 
 def register_blueprints(app: Flask) -> None:
-    from scheduler_server.web import docs, health, schedule
+    from scheduler_server.web import docs, health, schedule, sky
     from scheduler_server.web.pipelines import api as pipelines_api
     from scheduler_server.web.pipelines import legacy_api as pipelines_seed
     from scheduler_server.web.pipelines import lifecycle as pipelines_common
 
-    for module in (health, schedule, docs, pipelines_seed, pipelines_api):
+    for module in (health, schedule, sky, docs, pipelines_seed, pipelines_api):
         app.register_blueprint(module.bp)
     pipelines_common.install(app)
     app.before_request(_refuse_unknown_query_parameters)
