@@ -194,3 +194,29 @@ def test_the_checker_reads_sun_positions_off_the_grid_and_between_and_beyond_it(
     assert angular_distance(az, el, exact_az, exact_el).max() < 1e-4
     on_grid = np.isin(t, sun.t)
     assert np.array_equal(el[on_grid], sun.el[np.searchsorted(sun.t, t[on_grid])])
+
+
+def test_the_report_carries_the_sun_distance_once_a_minute_over_the_whole_script():
+    first = block(SUN_AZ - 80, SUN_EL, NOON + 1200, NOON + 2400, name="near")
+    second = block(SUN_AZ + 150, 60.0, NOON + 3000, NOON + 4200, name="far")
+    report = check(script(first, second), start=NOON)
+    samples = report.sun_samples
+    times = [t for t, _ in samples]
+    assert report.limit_deg == 41.0 and times == sorted(set(times))
+    assert all(t % 60 == 0 for t in times) and times[-1] == NOON + 4260  # the closing bias step ends then
+    # Every minute from the first move (after the header's 15 min of detector setup, before which
+    # the pointing is unknown) to the last scan's end is there, none twice.
+    assert times[0] == NOON + 900
+    assert len(times) == (times[-1] - times[0]) // 60 + 1
+    # During each scan, a minute's figure is the sun's distance to the swept arc at its closest moment.
+    from scheduler_server.observing.sky.geometry import angular_distance
+
+    during = dict(samples)
+    for (az, el), (a, b) in (((SUN_AZ - 80, SUN_EL), (1260, 2340)), ((SUN_AZ + 150, 60.0), (3060, 4140))):
+        minutes = np.array([t for t in times if NOON + a <= t < NOON + b], dtype=float)
+        sun_az, sun_el = sky.altaz("sun", ATACAMA, minutes)
+        arc = np.linspace(az, az + 10.0, 201)
+        expected = angular_distance(arc[None, :], el, sun_az[:, None], sun_el[:, None]).min(axis=1)
+        got = np.array([during[t] for t in minutes])
+        assert np.all(got <= expected + 0.01) and np.all(got >= expected - 0.3)
+    assert min(d for _, d in samples) == pytest.approx(report.closest, abs=0.01)

@@ -88,6 +88,14 @@ class Report:
     problems: list[str] = field(default_factory=list)
     spans: int = 0
     closest: float | None = None
+    # (POSIX time, least sun distance of what the telescope occupies, deg): one per minute
+    # of the replayed timeline (the minute's start, its closest moment), over the whole script.
+    sun_samples: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def limit_deg(self) -> float:
+        """The least sun distance the script was held to, deg."""
+        return self.min_angle
 
     @property
     def safe(self) -> bool:
@@ -250,13 +258,15 @@ def _judge(
     t, owner = _sample_times(spans, step)
     sun_az, sun_el = _sun(t, site, sun)
     boxes = np.array([(s.az[0], s.az[1], s.el[0], s.el[1]) for s in spans])
+    all_dot = _cos_to_box(sun_az, sun_el, boxes[owner])
+    report.sun_samples = _per_minute(t, all_dot)
     # The elevation difference bounds the distance from below: only where it does
-    # not settle the question is the full geometry worked out.
+    # not settle the question is a sample a candidate (the closest approach is
+    # reported among those, as before).
     near = np.flatnonzero(boxes[owner, 2] - sun_el < min_angle)
     if len(near) == 0:
         return
-    who = owner[near]
-    dot = _cos_to_box(sun_az[near], sun_el[near], boxes[who])
+    who, dot = owner[near], all_dot[near]
     report.closest = float(np.degrees(np.arccos(min(1.0, dot.max()))))
     bad = dot > np.cos(np.radians(min_angle))
     if not bad.any():
@@ -277,6 +287,17 @@ def _judge(
                 float(sun_el[near][worst]),
             )
         )
+
+
+def _per_minute(t: np.ndarray, dot: np.ndarray) -> list[tuple[float, float]]:
+    """The largest cosine (least distance) of each minute the samples ``t`` touch, as (minute, deg)."""
+    order = np.argsort(t, kind="stable")  # spans follow each other: already sorted but for equal ends
+    t, dot = t[order], dot[order]
+    minute = np.floor(t / 60.0)
+    starts = np.flatnonzero(np.r_[True, minute[1:] != minute[:-1]])
+    best = np.maximum.reduceat(dot, starts)
+    degrees = np.degrees(np.arccos(np.clip(best, -1.0, 1.0)))
+    return list(zip((minute[starts] * 60.0).tolist(), np.round(degrees, 3).tolist()))
 
 
 def _sample_times(spans: list[Span], step: int) -> tuple[np.ndarray, np.ndarray]:
