@@ -11,13 +11,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from scheduler_server.observing.policies.base import Policy
 from scheduler_server.observing.policies.registry import available_policies
+from scheduler_server.observing.safety import checker
+from scheduler_server.observing.sky.site import ATACAMA
+from scheduler_server.observing.telescope import TelescopeModel
 from scheduler_server.observing.types import (
     PolicyConfig,
     PolicyNotFound,
@@ -28,6 +31,8 @@ from scheduler_server.observing.types import (
 )
 from scheduler_server.validation_text import problem_text
 
+#: The sun limit the checker holds a script to when its policy's config names none (the observatory's 41 deg).
+DEFAULT_SUN_LIMIT_DEG = 41.0
 SITE_ONLY = "site_only"
 """Mark a config field ``Field(json_schema_extra={"site_only": True})`` when a request
 from the network must not set it (e.g. a path on the server): only presets from the
@@ -121,6 +126,39 @@ def run_schedule(
             f"the window {t0.isoformat()}..{t1.isoformat()} with this policy config reaches times outside the "
             f"ephemeris ({exc}); choose another window or shorter durations in policy.config",
         ) from None
+
+
+def check_schedule(t0: datetime, result: ScheduleResult, request: PolicyRequest, site_presets=None) -> dict[str, Any]:
+    """The independent checker's verdict on ``result``'s script, JSON-ready: safe, the limit it held the script
+    to (the config's ``rules.sun-avoidance.min_angle``, else 41 deg), the least sun distance, that distance per
+    minute and the problems. The site and telescope model are the config's when it has them."""
+    config = build_config(
+        request.name, lookup_policy(request.name), request.config, request.preset, site_presets, request.trusted
+    )
+    rule = getattr(getattr(config, "rules", None), "sun_avoidance", None)
+    limit = float(getattr(rule, "min_angle", DEFAULT_SUN_LIMIT_DEG))
+    model = getattr(config, "telescope", None)
+    site = getattr(config, "site", None)
+    report = checker.check_script(
+        result.commands,
+        limit,
+        model if isinstance(model, TelescopeModel) else TelescopeModel(),
+        site.to_site() if hasattr(site, "to_site") else ATACAMA,
+        start=t0.timestamp(),
+    )
+    samples = [[_iso(t), d] for t, d in report.sun_samples]
+    least = min((d for _, d in report.sun_samples), default=None)
+    return {
+        "safe": report.safe,
+        "limit_deg": report.limit_deg,
+        "min_sun_distance_deg": least,
+        "samples": samples,
+        "problems": report.lines(),
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def site_only_keys(model: type[BaseModel], overrides: Mapping[str, Any], prefix: str = "") -> list[str]:

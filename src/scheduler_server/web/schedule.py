@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
 from scheduler_server.observing.policies.registry import available_policies
-from scheduler_server.observing.service import PolicyRequest, presets_of, run_schedule
+from scheduler_server.observing.service import PolicyRequest, check_schedule, presets_of, run_schedule
 from scheduler_server.observing.sky.timeparse import ACCEPTED_FORMATS, parse_time
 from scheduler_server.observing.types import PolicyFailure, ScheduleInputError
 from scheduler_server.validation_text import field_and_problem
@@ -110,11 +110,35 @@ class ScheduledBlock(BaseModel):
     cuts: list[str] = Field(default_factory=list, description="Why parts of this block were cut.")
 
 
+class StateEvent(BaseModel):
+    """One interval of a state lane (docs/observing.md lists the lanes and their states)."""
+
+    model_config = ConfigDict(extra="allow")
+    lane: Literal["hwp", "boresight", "detectors"]
+    t0: str
+    t1: str
+    state: str
+
+
+class SafetyCheck(BaseModel):
+    """The independent sun-safety checker's verdict on the returned script (it reads only the script)."""
+
+    safe: bool
+    limit_deg: float = Field(description="The least sun distance the script was held to, deg.")
+    min_sun_distance_deg: float | None = Field(description="The least sun distance of the script, deg.")
+    samples: list[tuple[str, float]] = Field(description="[time, least sun distance (deg)] per minute of the script.")
+    problems: list[str] = Field(description="What makes it unsafe, or what the checker could not follow.")
+
+
 class ScheduleResponse(BaseModel):
     status: Literal["ok"]
     commands: str = Field(description="The command script for the window.")
     message: str
     blocks: list[ScheduledBlock] | None = Field(None, description="Only when the request asked for format 'json'.")
+    events: list[StateEvent] | None = Field(
+        None, description="Format 'json': the policy's state lanes (HWP, boresight, detectors), null if it has none."
+    )
+    check: SafetyCheck | None = Field(None, description="Format 'json' only: the independent checker's verdict.")
 
 
 class ErrorResponse(BaseModel):
@@ -175,6 +199,8 @@ def schedule():
     answer: dict[str, Any] = {"status": "ok", "commands": result.commands, "message": "Success"}
     if req.format == "json":
         answer["blocks"] = [b.to_json() for b in result.blocks or []]
+        answer["events"] = result.events
+        answer["check"] = check_schedule(req.t0, result, policy, observing.presets)
     return jsonify(answer)
 
 
