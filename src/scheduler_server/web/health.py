@@ -7,7 +7,7 @@ balancer or an operator's probe sees it. The check is cheap (see ``store_health`
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, redirect, request
 from pydantic import BaseModel
 
 from scheduler_server import __version__
@@ -29,11 +29,15 @@ class Health(BaseModel):
     ["health"],
     responses={
         200: ("Up and ready, with its version", Health),
+        302: ("A browser (an Accept header preferring text/html) is sent to the web UI, /ui/", None),
         503: ("Up but not ready: content.reason says why", Health),
     },
 )
 @bp.get("/")
 def health():
+    """Every client whose Accept header does not prefer text/html over JSON (curl's */* included) gets the JSON."""
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+        return redirect("/ui/", 302)
     problem = _database_problem()
     if problem is not None:
         body = {"request": "error", "content": {"status": "unavailable", "version": __version__, "reason": problem}}
