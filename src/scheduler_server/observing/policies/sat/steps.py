@@ -36,6 +36,7 @@ class Visit:
     wiregrid_kind: str | None = None  # "wiregrid_gain" | "wiregrid_time_const" for kind "wiregrid"
     min_duration: float | None = None
     origin: str = ""
+    turnaround_method: str | None = None  # None: "standard" for scan_type 1, "standard_gen" otherwise (schedlib's)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class SatState:
     last_bias_step: float | None = None
     biased: bool = False  # detectors biased since the last relock
     iv_at: tuple[float, float] | None = None  # (el, boresight) of the last IV/bias
+    bias_step_at: tuple[float, float] | None = None  # (el, boresight) of the last bias step
+    az_speed: float | None = None  # the ACU's scan parameters as last set (None: unknown, set them)
+    az_accel: float | None = None
+    turnaround_method: str | None = None
 
     def at(self, **changes: Any) -> SatState:
         return replace(self, **changes)
