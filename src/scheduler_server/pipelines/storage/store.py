@@ -35,6 +35,7 @@ from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED, Lease, Meta
 from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.storage.errors import StoreUnavailable, unavailable_reason
 from scheduler_server.pipelines.storage.health import WriteHealth
+from scheduler_server.pipelines.storage.queries import ListFilter, ordered, summary
 
 log = logging.getLogger(__name__)
 
@@ -249,23 +250,26 @@ class Store:
         offset: int = 0,
         limit: int | None = None,
         with_history: bool = False,
+        subject: str | None = None,
+        session: str | None = None,
+        search: str | None = None,
+        sort: str = "id",
     ) -> tuple[list[Pipeline], int]:
-        """Pipelines in submission order, and how many match in total."""
-        query = select(Pipeline)
-        if statuses:
-            query = query.where(Pipeline.status.in_(statuses))
-        if project is not None:
-            query = query.where(Pipeline.project == project)
-        if ids is not None:
-            query = query.where(Pipeline.id.in_(list(ids)))
-        with self.read() as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            query = query.order_by(Pipeline.id).offset(offset)
+        """Pipelines in ``sort`` order (``queries.SORT_KEYS``; submission order by default), and how many match."""
+        query = ListFilter(statuses, project, subject, session, search, ids).apply(select(Pipeline))
+        with self.read() as db:
+            total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+            query = ordered(query, sort).offset(offset)
             if limit is not None:
                 query = query.limit(limit)
             if with_history:
                 query = query.options(selectinload(Pipeline.transitions))
-            return list(session.scalars(query)), total
+            return list(db.scalars(query)), total
+
+    def summary(self, now: float, hours: int, bucket_seconds: int) -> dict:
+        """``queries.summary`` in one read transaction."""
+        with self.read() as db:
+            return summary(db, now, hours, bucket_seconds)
 
     def queue_view(self, now: float, limit: int, session: Session | None = None) -> tuple[int, list[int]]:
         """How many pipelines are active, and the ids of the next queued ones whose backoff has passed

@@ -6,13 +6,14 @@ Errors answer in the /api/v1 style of the whole service,
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from scheduler_server.pipelines.errors import PipelineError
-from scheduler_server.pipelines.redacted import instance_view, pipeline_view
+from scheduler_server.pipelines.redacted import instance_view, iso, pipeline_view
 from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from scheduler_server.validation_text import field_and_problem
 from scheduler_server.web.auth import AuthError
@@ -23,6 +24,8 @@ from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import (
     MAX_SUBMISSION,
     SUBMIT_400,
+    SUMMARY_BUCKET_SECONDS,
+    SUMMARY_HOURS,
     Deleted,
     ErrorOut,
     InstanceList,
@@ -32,6 +35,7 @@ from scheduler_server.web.pipelines.models import (
     PipelineOut,
     PipelinePage,
     PipelineSubmission,
+    PipelineSummary,
     SubmitAnswer,
     TokenQuery,
 )
@@ -139,10 +143,42 @@ def list_pipelines():
     # The model's pattern admits only known statuses.
     statuses = [s.strip() for s in query.status.split(",")] if query.status else None
     found, total = common.service().store.list_pipelines(
-        statuses=statuses, project=query.project, offset=query.offset, limit=query.limit
+        statuses=statuses,
+        project=query.project,
+        subject=query.subject,
+        session=query.session,
+        search=query.q,
+        sort=query.sort,
+        offset=query.offset,
+        limit=query.limit,
     )
     return jsonify(
         {"total": total, "offset": query.offset, "limit": query.limit, "items": [pipeline_view(p) for p in found]}
+    )
+
+
+@spec.operation(
+    "/api/v1/pipelines/summary",
+    "get",
+    "Counts by status, and the queue depth and throughput over the last hours",
+    TAGS,
+    query=TokenQuery,
+    responses={200: ("The summary", PipelineSummary), **_COMMON},
+    security=True,
+)
+@bp.get("/pipelines/summary")
+def summary():
+    """Queue depth at every bucket edge of the last ``hours``; throughput per bucket, labelled by its end."""
+    found = common.service().store.summary(time.time(), SUMMARY_HOURS, SUMMARY_BUCKET_SECONDS)
+    edges = [iso(t) for t in found["edges"]]
+    return jsonify(
+        {
+            "counts": found["counts"],
+            "queue_depth": [list(pair) for pair in zip(edges, found["queue_depth"])],
+            "throughput": [list(pair) for pair in zip(edges[1:], found["throughput"])],
+            "bucket_seconds": SUMMARY_BUCKET_SECONDS,
+            "hours": SUMMARY_HOURS,
+        }
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
 from scheduler_server.pipelines.models import PIPELINE_STATES
+from scheduler_server.pipelines.storage.queries import SORT_KEYS
 from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from scheduler_server.pipelines.tasks.script import ScriptRequest
 from scheduler_server.pipelines.tasks.xnat import XnatRequest
@@ -140,9 +141,34 @@ class PipelineListQuery(BaseModel):
         None, description=f"Comma-separated statuses, e.g. 'queued,running'; one of {', '.join(PIPELINE_STATES)}."
     )
     project: ProjectFilter | None = Field(None, description="Only this XNAT project.")
+    subject: ProjectFilter | None = Field(None, description="Only this XNAT subject.")
+    session: ProjectFilter | None = Field(None, description="Only this XNAT session.")
+    q: ProjectFilter | None = Field(
+        None, description="Search: only pipelines whose project, subject, session or script contains this (any case)."
+    )
+    sort: Literal[SORT_KEYS] = Field(  # type: ignore[valid-type]
+        "id",
+        description="Order: id, submitted, started, finished, priority or status; a leading '-' reverses it "
+        "(not yet started or finished last either way; ties by id).",
+    )
     offset: QueryInt = Field(0, ge=0, le=INT32_MAX)
     limit: QueryInt = Field(100, ge=1, le=1000)
     token: Token
+
+
+#: The summary's window and bucket (GET /api/v1/pipelines/summary).
+SUMMARY_HOURS = 6
+SUMMARY_BUCKET_SECONDS = 600
+
+
+class PipelineSummary(BaseModel):
+    counts: dict[str, int] = Field(description="Pipelines in each status (every status listed, 0 included).")
+    queue_depth: list[tuple[str, int]] = Field(
+        description="[time, pipelines submitted and neither started nor finished then], every bucket edge."
+    )
+    throughput: list[tuple[str, int]] = Field(description="[end of a bucket, pipelines that finished within it].")
+    bucket_seconds: int
+    hours: int
 
 
 class PipelinePage(BaseModel):
