@@ -4,16 +4,18 @@ See docs/observing.md, "Running scripts under sorunlib".
 """
 
 from .durations import OTHERS, SCHEDLIB_SAT, Durations
-from .harness import Platform, SunPolicy, run_script
-from .records import OpRecord, Report, ScanRecord, WaitRecord
+from .harness import SAT, Platform, SunPolicy, run_script
+from .records import LaneRecord, OpRecord, Report, ScanRecord, WaitRecord
 
 __all__ = [
     "OTHERS",
     "SCHEDLIB_SAT",
     "Durations",
+    "LaneRecord",
     "OpRecord",
     "Platform",
     "Report",
+    "SAT",
     "ScanRecord",
     "SunPolicy",
     "WaitRecord",

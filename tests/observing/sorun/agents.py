@@ -1,7 +1,8 @@
-"""The agents behind sorunlib's clients: the registry, the ACU, the SMuRFs and the HWP supervisor.
+"""The agents behind sorunlib's clients: the registry, the ACU and the SMuRFs (the HWP supervisor: hwp.py,
+the wiregrid's agents: wiregrid.py).
 
 Operation names and parameters are those of socs 0.6.4 (``socs/agents/acu/agent.py``,
-``smurf_file_emulator/agent.py``, ``pysmurf_controller/agent.py``, ``hwp_supervisor/agent.py``), decorator by
+``smurf_file_emulator/agent.py``, ``pysmurf_controller/agent.py``), decorator by
 decorator: ``p()`` with no default is a required parameter, as ``@ocs_agent.param`` without one is; ``None``
 (ops) marks an operation with no ``@param`` at all, which ocs starts with any params. The registry answers as
 ``ocs``'s RegistryAgent ``main`` process does (``session.data`` keyed by agent address, each with
@@ -16,13 +17,14 @@ from scheduler_server.observing.sky.ephemerides import altaz
 from scheduler_server.observing.sky.site import ATACAMA
 
 from .ocs_sim import REQUIRED, Agent, Op, Param
+from .platforms import SunPolicy
 
 F, B, S = float, bool, str
 
 
-def p(type=None, default=REQUIRED, choices=None) -> Param:
-    """``@ocs_agent.param(key, type=, default=, choices=)``: required unless a default (None included) is given."""
-    return Param(type, default, choices)
+def p(type=None, default=REQUIRED, choices=None, check=None) -> Param:
+    """``@ocs_agent.param(key, type=, default=, choices=, check=)``: required unless a default (None too) is given."""
+    return Param(type, default, choices, check)
 
 
 N = None  # an explicit ``default=None``
@@ -59,7 +61,13 @@ SCAN_PARAMS = {"az_speed": p(F, N), "az_accel": p(F, N), "el_freq": p(F, N),
 
 
 class ACU(Agent):
-    """A satp ACU: ``go_to`` slews at the configured speeds within the motion limits; ``generate_scan`` scans."""
+    """A satp ACU: ``go_to`` slews at the configured speeds within the motion limits; ``generate_scan`` scans;
+    ``set_boresight`` turns the third axis; ``monitor`` and ``monitor_sun`` report as socs' do.
+
+    With the platform's ``hwp_el`` set, the ACU applies HWP interlocks as socs' ``hwp_interlocks`` rules do:
+    az and el motion within ``hwp_el`` whatever the HWP does, anywhere when it is stopped and ungripped, and
+    the boresight only while the HWP is not spinning.
+    """
 
     agent_class = "ACUAgent"
 
@@ -67,21 +75,37 @@ class ACU(Agent):
         super().__init__(instance_id, harness)
         self.platform = platform
         self.az, self.el = platform.park
+        self.boresight = platform.boresight
         self.add(Op("go_to", "task", GO_TO, self._slew_seconds, self._limits, self._arrive))
         self.add(Op("generate_scan", "process", SCAN, check=self._scan_limits, on_start=self.harness.scan_started,
                     on_stop=self.harness.scan_stopped))  # fmt: skip
         self.add(Op("set_scan_params", "task", SCAN_PARAMS))
-        self.add(Op("set_boresight", "task", {"target": p(F), "end_stop": p(B, True)}))
-        self.add(Op("monitor", "process", None))  # no @param in socs
-        self.ops["monitor"].session = {"session_id": 0, "op_name": "monitor", "op_code": 3, "status": "running",
-                                       "success": None, "start_time": 0.0, "end_time": None, "data": {},
-                                       "messages": [], "degraded": False}  # fmt: skip
+        took = self.harness.durations.seconds
+        self.add(Op("set_boresight", "task", {"target": p(F), "end_stop": p(B, True)}, lambda _: took("set_boresight"),
+                    self._boresight_limits, self._turn))  # fmt: skip
+        self.add(Op("stop_and_clear", "task", {"all_axes": p(B, False)}))
+        self.add(Op("clear_faults", "task", {"_": p(None, None)}))
+        self.process("monitor")  # no @param in socs
+        self.process("monitor_sun", {"_": p(None, None)})
+        self.harness.lane("boresight", "fixed", angle=self.boresight)
 
     def refresh(self, op):
         if op.name == "monitor":
             op.session["data"] = {"StatusDetailed": {"Azimuth current position": self.az,
                                                      "Elevation current position": self.el,
-                                                     "Boresight current position": 0.0}}  # fmt: skip
+                                                     "Boresight current position": self.boresight,
+                                                     "Azimuth commanded position": self.az,
+                                                     "Elevation commanded position": self.el,
+                                                     "Boresight commanded position": self.boresight,
+                                                     "timestamp_agent": self.harness.clock.now}}  # fmt: skip
+        elif op.name == "monitor_sun":
+            sun = self.platform.sun or SunPolicy()
+            lo, hi = self.platform.az_limits
+            policy = {"exclusion_radius": sun.exclusion_radius, "min_sun_time": sun.min_sun_time,
+                      "el_horizon": 10, "min_az": lo, "max_az": hi, "min_el": self.platform.el_limits[0],
+                      "max_el": self.platform.el_limits[1]}  # fmt: skip
+            op.session["data"] = {"timestamp": self.harness.clock.now, "active_avoidance": self.platform.sun is not None,
+                                  "policy": policy}  # fmt: skip
         return super().refresh(op)
 
     def _limits(self, params) -> str | None:
@@ -91,7 +115,38 @@ class ACU(Agent):
                 return f"{axis}={target} not in accepted range, [{lo}, {hi}]."
         az = self.az if params["az"] is None else params["az"]
         el = self.el if params["el"] is None else params["el"]
-        return self._sun(np.array([az]), el, "Requested position")
+        axes = [name for name, a, b in (("az", self.az, az), ("el", self.el, el)) if abs(a - b) > 0.1]
+        return self.hwp_safe(self.el, el, axes) or self._sun(np.array([az]), el, "Requested position")
+
+    def hwp_safe(self, el1: float, el2: float, axes: list[str]) -> str | None:
+        """socs' ``_check_hwpsafe``: each moving axis must be allowed over [el1, el2] in the HWP's state."""
+        hwp, el_range = self.harness.hwp, self.platform.hwp_el
+        if hwp is None or el_range is None or not axes:
+            return None
+        state = hwp.now_state()
+        spin = "spinning" if state.spinning else "not_spinning"
+        lo, hi = min(el1, el2), max(el1, el2)
+        tol = 0.1
+        free = spin == "not_spinning" and state.grip_state == "ungripped"
+        allowed = {"az": True, "el": True, "third": free}
+        inside = el_range[0] - tol <= lo and hi <= el_range[1] + tol
+        for axis in axes:
+            if not (allowed[axis] and (free or inside)):
+                return (f"Motion not HWP-safe: Motion in {axis} not permitted due to HWP rules for "
+                        f"{{'el_range': [{el1}, {el2}], 'grip_state': '{state.grip_state}', 'spin_state': '{spin}'}}.")  # fmt: skip
+        return None
+
+    def _boresight_limits(self, params) -> str | None:
+        problem = self.hwp_safe(self.el, self.el, ["third"])
+        lo, hi = self.platform.boresight_limits
+        if problem is None and not lo <= params["target"] <= hi:
+            problem = f"boresight={params['target']} not in accepted range, [{lo}, {hi}]."
+        return problem
+
+    def _turn(self, params) -> None:
+        self.harness.lane("boresight", "rotating", angle=params["target"])
+        self.boresight = params["target"]
+        self.harness.lane("boresight", "fixed", at=self.ops["set_boresight"].end, angle=self.boresight)
 
     def _sun(self, azs, el, what: str) -> str | None:
         """socs' Sun avoidance, its destination test: no pointing within exclusion_radius for min_sun_time."""
@@ -128,7 +183,11 @@ class ACU(Agent):
         els = [e for e in (params["el_endpoint1"], params["el_endpoint2"]) if e is not None]
         if not all(elo <= e <= ehi for e in els):
             return f"scan elevation {els} outside the elevation limits [{elo}, {ehi}]"
-        return self._sun(np.linspace(min(ends), max(ends), 16), els[0] if els else self.el, "Scan")
+        el1, el2 = (min(els), max(els)) if els else (self.el, self.el)
+        axes = ["az", "el"] if el1 != el2 else ["az"]
+        return self.hwp_safe(el1, el2, axes) or self._sun(
+            np.linspace(min(ends), max(ends), 16), els[0] if els else self.el, "Scan"
+        )
 
 
 class SmurfFileEmulator(Agent):
@@ -197,28 +256,12 @@ class PysmurfController(Agent):
         self.ops["stream"].session["data"] = {"stream_on": True}
 
 
-class HWPSupervisor(Agent):
-    """The HWP supervisor sorunlib's ``hwp`` module commands; it spins as long as the duration table says."""
+class IBootBar(Agent):
+    """An iBoot PDU (socs ``ibootbar``): its ``acq`` reports every outlet on (``outletStatus_<i>``: status 1)."""
 
-    agent_class = "HWPSupervisor"
+    agent_class = "ibootbarAgent"
 
     def __init__(self, instance_id, harness):
         super().__init__(instance_id, harness)
-        took = self.harness.durations.seconds
-        tol = {"freq_tol": p(F, N), "freq_tol_duration": p(F, N)}
-        self.add(Op("pid_to_freq", "task", {"target_freq": p(F), **tol}, lambda _: took("pid_to_freq")))
-        self.add(
-            Op(
-                "brake",
-                "task",
-                {**tol, "brake_voltage": p(F, N), "max_brake_duration": p(F, N)},
-                lambda _: took("brake"),
-            )
-        )
-        self.add(Op("pmx_off", "task", {"wait_stop": p(B, False), **tol}, lambda _: took("pmx_off")))
-        self.add(Op("enable_driver_board", "task", None))
-        self.add(Op("disable_driver_board", "task", None))
-        self.add(Op("monitor", "process", {"test_mode": p(B, False)}))
-        self.ops["monitor"].session = {"session_id": 0, "op_name": "monitor", "op_code": 3, "status": "running",
-                                       "success": None, "start_time": 0.0, "end_time": None,
-                                       "data": {"hwp_state": {"direction": "cw"}}, "messages": [], "degraded": False}  # fmt: skip
+        self.process("acq", {"test_mode": p(B, False)})
+        self.ops["acq"].session["data"] = {f"outletStatus_{i}": {"status": 1} for i in range(8)}

@@ -37,6 +37,13 @@ OTHERS: dict[str, tuple[float, str]] = {
     "pid_to_freq": (420.0, "schedlib sat.py HWP_SPIN_UP = 7 min"),
     "brake": (900.0, "schedlib sat.py HWP_SPIN_DOWN = 15 min"),
     "pmx_off": (900.0, "schedlib sat.py HWP_SPIN_DOWN = 15 min (no brake: at least as long)"),
+    "set_boresight": (60.0, "schedlib sat.py BORESIGHT_DURATION = 1 min"),
+    "wiregrid_insert": (60.0, "an estimate: socs moves the grid 920 mm at speedrate 1.0; no field figure found"),
+    "wiregrid_eject": (60.0, "an estimate, as wiregrid_insert"),
+    "wiregrid_step": (
+        2.0,
+        "an estimate: socs' 8 feedback pulses of 0.18-0.30 s per 22.5 deg step, beside its stopped_time",
+    ),
 }
 
 
@@ -65,6 +72,10 @@ class Durations:
     def instant(cls) -> Durations:
         """Every operation takes no time: what a script asks for, apart from how long it takes."""
         return cls({k: 0.0 for k in (*MODEL_FIELDS, *OTHERS)}, float("inf"), float("inf"), 0.0)
+
+    def with_seconds(self, **seconds: float) -> Durations:
+        """This table with some operations' seconds replaced."""
+        return Durations(self.seconds_of | seconds, self.az_speed, self.el_speed, self.settle)
 
     def seconds(self, op: str) -> float:
         return self.seconds_of[op]

@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .agents import ACU, HWPSupervisor, PysmurfController, Registry, SmurfFileEmulator
+from .agents import ACU, IBootBar, PysmurfController, Registry, SmurfFileEmulator
 from .bridge import SITE_CONFIG, Bridge, bridged
 from .clock import SimClock, clock_in
 from .durations import Durations
-from .records import OpRecord, Report, ScanRecord, WaitRecord
+from .hwp import HWPSupervisor
+from .platforms import SAT, Platform, SunPolicy
+from .records import LaneRecord, OpRecord, Report, ScanRecord, WaitRecord
+from .wiregrid import wiregrid_agents
+
+__all__ = ["SAT", "Platform", "SunPolicy", "run_script"]
 
 SCRIPT = "<script>"
 # sorunlib 0.1.35's modules that read the clock (``import time`` / ``import datetime as dt``): each must be swapped
@@ -33,27 +38,6 @@ NEEDS_CLOCK = ("sorunlib._internal", "sorunlib.acu", "sorunlib.commands", "sorun
 # the script's own clock readings, patched process-wide while it runs (its ``datetime.now()`` cannot be: refused)
 TIME_FUNCTIONS = ("time", "sleep", "monotonic")
 WALL_CLOCK_CALLS = ("now", "utcnow", "today")
-
-
-@dataclass(frozen=True)
-class SunPolicy:
-    """The ACU agent's own Sun avoidance (socs acu/avoidance.py; its DEFAULT_POLICY is 20 deg and 1 h)."""
-
-    exclusion_radius: float = 20.0
-    min_sun_time: float = 3600.0
-
-
-@dataclass(frozen=True)
-class Platform:
-    """A SAT: el limits of the telescope model (observing/telescope.py), az limits of socs' satp example config."""
-
-    az_limits: tuple[float, float] = (-90.0, 480.0)
-    el_limits: tuple[float, float] = (20.0, 90.0)
-    park: tuple[float, float] = (180.0, 60.0)
-    smurfs: int = 2  # sorunlib 0.1.35 mishandles exactly one (it keeps the id string, not a client)
-    test_mode: bool = True  # which SMuRF agent class is online: SmurfFileEmulator, or PysmurfController
-    hwp: bool = True  # an HWP supervisor online
-    sun: SunPolicy | None = None  # the ACU's Sun avoidance; None: off (a site configures it)
 
 
 def script_line() -> int | None:
@@ -73,14 +57,25 @@ class Harness:
     report: Report = field(default_factory=Report)
 
     def __post_init__(self):
+        self.hwp = HWPSupervisor("hwp-supervisor", self, self.platform) if self.platform.hwp else None
         self.acu = ACU("acu-satp1", self, self.platform)
         smurf = SmurfFileEmulator if self.platform.test_mode else PysmurfController
         agents = [self.acu, *(smurf(f"smurf-{i + 1}", self) for i in range(self.platform.smurfs))]
-        if self.platform.hwp:
-            agents.append(HWPSupervisor("hwp-supervisor", self))
+        agents += [self.hwp] if self.hwp else []
+        agents += wiregrid_agents(self, self.platform) if self.platform.wiregrid else []
         self.registry = Registry("registry", self, "observatory", agents)
-        self.bridge = Bridge([self.registry, *agents])
+        # iBoot PDUs are not looked up through the registry: a script names them (OCSClient('power-iboot-smurf-1'))
+        self.bridge = Bridge([self.registry, *agents, *(IBootBar(i, self) for i in self.platform.iboots)])
         self._open: dict[tuple[str, str], OpRecord] = {}
+
+    def lane(self, lane: str, state: str, at: float | None = None, **detail) -> None:
+        """A plotted state changes (the HWP's, the boresight's): at ``at``, or now."""
+        self.report.lanes.append(LaneRecord(lane, self.clock.now if at is None else at, state, detail))
+
+    def hazard(self, text: str) -> None:
+        """What an agent accepts but an operator would not want (an HWP reversed while it spins)."""
+        line = script_line()
+        self.report.hazards.append(f"line {line}: {text}" if line else text)
 
     # what the agents tell the harness
     def started(self, agent: str, op: str, params: dict, now: float) -> None:
@@ -152,10 +147,12 @@ def patched(obj, name, value):
 
 
 @contextmanager
-def environment(hostname: str | None):
+def environment(hostname: str | None, wiregrid: bool):
     with tempfile.TemporaryDirectory(prefix="sorun-") as tmp, ExitStack() as stack:
         Path(tmp, "default.yaml").write_text(SITE_CONFIG)
-        Path(tmp, "sorunlib.yaml").write_text("registry: registry\nsmurf_failure_threshold: 1\n")
+        sorunlib_config = "registry: registry\nsmurf_failure_threshold: 1\n"
+        sorunlib_config += "wiregrid:\n  labjack: wg-labjack\n" if wiregrid else ""  # the labjack is named here
+        Path(tmp, "sorunlib.yaml").write_text(sorunlib_config)
         saved = {k: os.environ.get(k) for k in ("OCS_CONFIG_DIR", "SORUNLIB_CONFIG")}
         os.environ.update(OCS_CONFIG_DIR=tmp, SORUNLIB_CONFIG=str(Path(tmp, "sorunlib.yaml")))
         if hostname is not None:
@@ -179,7 +176,7 @@ def run_script(text: str, start: datetime | float, durations: Durations | None =
     modules = [m for name, m in sys.modules.items() if name == "sorunlib" or name.startswith("sorunlib.")]
     watch = harness.watch(sorunlib)
     with ExitStack() as stack:
-        stack.enter_context(environment(hostname))
+        stack.enter_context(environment(hostname, harness.platform.wiregrid))
         stack.enter_context(bridged(harness.bridge))
         stack.enter_context(clock_in(modules, harness.clock, NEEDS_CLOCK))
         # the script's own `import time; time.sleep(180)` (schedlib's scripts settle the detectors so), time.time()
@@ -192,6 +189,8 @@ def run_script(text: str, start: datetime | float, durations: Durations | None =
         output = stack.enter_context(redirect_stdout(io.StringIO()))
         harness.report.error = execute(text)
         harness.report.running = harness.left_running()
+        if harness.hwp is not None:
+            harness.hwp.now_state()  # a spin-up or down the script did not wait for ends in the lane too
     harness.report.output = output.getvalue()
     harness.report.calls, harness.report.end = harness.bridge.calls, harness.clock.now
     return harness.report

@@ -26,9 +26,10 @@ class Param:
     type: type | None = None
     default: Any = REQUIRED
     choices: tuple | None = None
+    check: Callable[[Any], bool] | None = None  # ``check=``: a validity test, after type and choices
 
     def get(self, key: str, given: dict) -> tuple[str | None, Any]:
-        """As ``ocs.ocs_agent.ParamHandler.get``: None is missing, an int is a float, then type, then choices."""
+        """As ``ocs.ocs_agent.ParamHandler.get``: None is missing, an int is a float, then type, choices, check."""
         value = given.get(key)
         if value is None:
             if self.default is REQUIRED:
@@ -42,6 +43,8 @@ class Param:
             return f"Param '{key}'={value} is not of required type ({self.type})", None
         if self.choices is not None and value not in self.choices:
             return f"Param '{key}'={value} is not in allowed set ({list(self.choices)})", None
+        if self.check is not None and not self.check(value):
+            return f"Param '{key}' failed validity check (see docs?).", None
         return None, value
 
 
@@ -87,6 +90,13 @@ class Agent:
 
     def add(self, op: Op) -> None:
         self.ops[op.name] = op
+
+    def process(self, name: str, params: dict[str, Param] | None = None) -> None:
+        """A process already running when the script starts (a monitor, a data acquisition), as a site runs it."""
+        self.add(Op(name, "process", params))
+        self.ops[name].session = {"session_id": 0, "op_name": name, "op_code": RUNNING, "status": "running",
+                                  "success": None, "start_time": 0.0, "end_time": None, "data": {},
+                                  "messages": [], "degraded": False}  # fmt: skip
 
     def api(self) -> dict:
         def listed(kind):

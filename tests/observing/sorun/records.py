@@ -22,6 +22,19 @@ class OpRecord:
 
 
 @dataclass
+class LaneRecord:
+    lane: str  # 'hwp' | 'boresight'
+    at: float
+    state: str
+    detail: dict
+
+
+# SMuRF operation -> the detectors lane's state (the policy's events shape)
+DETECTOR_STATES = {"uxm_relock": "relock", "uxm_setup": "setup", "take_iv": "iv", "bias_dets": "bias",
+                   "take_bias_steps": "bias_step", "take_noise": "noise"}  # fmt: skip
+
+
+@dataclass
 class WaitRecord:
     line: int | None
     target: float
@@ -72,6 +85,8 @@ class Report:
     waits: list[WaitRecord] = field(default_factory=list)
     scans: list[ScanRecord] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)  # what an agent refused, and why
+    hazards: list[str] = field(default_factory=list)  # what agents accepted that an operator would not want
+    lanes: list[LaneRecord] = field(default_factory=list)  # the HWP's and the boresight's state changes
     running: list[str] = field(default_factory=list)  # operations the script started and left running at its end
     error: str | None = None  # what stopped the script, with its line
     calls: int = 0  # HTTP calls through the bridge
@@ -94,9 +109,32 @@ class Report:
         at their stop_time, so they are shorter than planned by that much."""
         return [s for s in self.scans if not s.skipped and s.wait_late > allowance]
 
+    def lane(self, name: str) -> list[dict]:
+        """The ``name`` lane ('hwp', 'boresight' or 'detectors') as intervals on the simulated clock, in the shape
+        of a policy's events (t0/t1 POSIX seconds): what the simulated agents did, to compare with what was planned."""
+        if name == "detectors":
+            runs = {(DETECTOR_STATES[op.op], op.start, op.end) for op in self.ops if op.op in DETECTOR_STATES}
+            return [{"lane": name, "t0": t0, "t1": t1 if t1 is not None else self.end, "state": state}
+                    for state, t0, t1 in sorted(runs, key=lambda r: (r[1], r[0]))]  # fmt: skip
+        changes = sorted((r for r in self.lanes if r.lane == name), key=lambda r: r.at)
+        out: list[dict] = []
+        for record, after in zip(changes, [*changes[1:], None], strict=True):
+            t1 = self.end if after is None else after.at
+            if out and out[-1]["state"] == record.state and out[-1]["t1"] == record.at:
+                same = {k: out[-1].get(k) for k in record.detail} == record.detail
+                if same:
+                    out[-1]["t1"] = max(t1, out[-1]["t1"])
+                    continue
+            if t1 > record.at or after is None:
+                out.append(
+                    {"lane": name, "t0": record.at, "t1": max(t1, record.at), "state": record.state, **record.detail}
+                )
+        return out
+
     def summary(self, limit: int = 10) -> str:
         lines = [f"error: {self.error}"] if self.error else []
         lines += [f"fault: {f}" for f in self.faults[:limit]]
+        lines += [f"hazard: {h}" for h in self.hazards[:limit]]
         lines += [f"running: {r}" for r in self.running[:limit]]
         lines += [f"late: line {w.line} by {w.late:.0f} s (target {iso(w.target)})" for w in self.late_waits()[:limit]]
         lines += [f"skipped: line {s.line} {s.description}: {s.skipped}" for s in self.skipped_scans()[:limit]]
