@@ -91,3 +91,4 @@ class SourceScan:
     tag: str = ""
     partial: bool = False
     origin: str = ""
+    direction: str = ""  # "rising" | "setting": how the source crossed the wafer set
