@@ -1,0 +1,186 @@
+"""sat-shaped scripts under the real sorunlib (tests/observing/sorun): the SAT's agents, their state and refusals.
+
+Hand-written scripts in the shape the sat policy emits (the preamble's platform checks, ``import sorunlib as
+run``, HWP, boresight, SMuRF and wiregrid calls) prove what the harness simulates; the policy's own scripts
+are run below them, for each preset.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ..sorun import SAT, Durations, run_script
+
+T0 = datetime(2024, 3, 4, tzinfo=UTC)
+HOST = "daq-satp1-sequencer"
+HEAD = """# scheduler-server 0.0.0
+# policy: sat, preset: satp1
+# platform: satp1
+import numpy as np
+import sorunlib as run
+from nextline import disable_trace
+import socket
+import time
+
+with disable_trace():
+    run.initialize()
+
+assert socket.gethostname() == 'daq-satp1-sequencer', 'platform check failed'
+acu = run.CLIENTS['acu']
+acu_data = acu.monitor.status().session['data']
+sun_data = acu.monitor_sun.status().session['data']
+hwp_state = run.CLIENTS['hwp'].monitor.status().session['data']['hwp_state']
+assert np.isclose(acu_data['StatusDetailed']['Elevation current position'], {el}, atol=1, rtol=0), 'Elevation check failed'
+assert np.isclose(acu_data['StatusDetailed']['Boresight current position'], {boresight}, atol=0.1, rtol=0), 'Boresight angle check failed'
+assert hwp_state['is_spinning'] == {spinning}, 'HWP spinning check failed'
+{hwp_check}
+assert sun_data['policy']['exclusion_radius'] <= 41, 'sun avoidance angle too small'
+"""
+HEAD_LINES = HEAD.count("\n") + 1  # the body's first line
+
+
+def head(el=60, boresight=0, direction=None) -> str:
+    spinning = direction is not None
+    check = (
+        f"assert (hwp_state['direction'] == 'ccw') == {direction == 'ccw'}, 'HWP direction check failed'"
+        if spinning
+        else "assert hwp_state['gripper']['grip_state'] == 'ungripped', 'HWP gripper check failed'"
+    )
+    return HEAD.format(el=el, boresight=boresight, spinning=spinning, hwp_check=check)
+
+
+def at(seconds: float) -> str:
+    return datetime.fromtimestamp(T0.timestamp() + seconds, UTC).isoformat()
+
+
+def run(body: str, platform=SAT, durations=None, **state):
+    return run_script(head(**state) + body, T0, durations or Durations.schedlib_sat(), platform, hostname=HOST)
+
+
+def scan(stop: float, **extra) -> str:
+    args = "".join(f", {k}={v!r}" for k, v in extra.items())
+    return f"run.seq.scan(description='p', stop_time={at(stop)!r}, width=20.0, az_drift=0, el_amp=0, scan_type=1, subtype='cmb', tag='u', min_duration=600{args})\n"
+
+
+DET_SETUP = """run.smurf.zero_biases()
+time.sleep(120)
+run.smurf.uxm_relock(concurrent=True)
+run.smurf.iv_curve(concurrent=True, iv_kwargs={'run_serially': False, 'cool_wait': 60*5})
+run.smurf.bias_dets(rfrac=0.5, concurrent=True)
+time.sleep(180)
+run.smurf.bias_step(concurrent=True)
+run.smurf.take_noise(concurrent=True, tag='bias_check')
+"""
+
+
+def states(report, lane: str) -> list[tuple]:
+    keys = {"hwp": "direction", "boresight": "angle"}
+    return [(e["state"], e.get(keys.get(lane, ""))) for e in report.lane(lane)]
+
+
+def test_a_sat_script_runs_its_hwp_boresight_detector_and_wiregrid_calls_on_the_simulated_agents():
+    body = (
+        DET_SETUP
+        + "run.acu.set_boresight(45)\nrun.acu.move_to(az=200.0, el=50.0)\nrun.hwp.spin_up(freq=2)\n"
+        + "run.acu.set_scan_params(az_speed=0.8, az_accel=1.5)\n"
+        + f"run.wait_until({at(7200)!r}, tolerance=600)\n"
+        + scan(9000)
+        + "run.wiregrid.calibrate(continuous=False, elevation_check=True, boresight_check=False, temperature_check=False)\n"
+        + f"run.wait_until({at(10800)!r})\nrun.wiregrid.time_constant(num_repeats=1)\nrun.wait_until({at(14400)!r})\n"
+        + scan(16200, el_freq=0.1, az_start="mid_dec", step_time=0.05).replace("el_amp=0, scan_type=1", "el_amp=1.0, scan_type=3")
+        + "run.hwp.spin_down(active=True)\nrun.acu.set_boresight(0)\nacu.stop_and_clear()\n"
+    )  # fmt: skip
+    report = run(body)
+    assert report.ok and not report.hazards, report.summary()
+    assert report.late_waits() == [] and report.skipped_scans() == [], report.summary()
+    took = {(op.agent, op.op): op.end - op.start for op in report.ops if op.agent in ("hwp-supervisor", "acu-satp1")}
+    assert took["hwp-supervisor", "pid_to_freq"] == 420 and took["acu-satp1", "set_boresight"] == 60
+    # the HWP as commanded: up ccw, reversed by the time-constant run (brake, then cw), braked at the end
+    assert states(report, "hwp") == [("stopped", None), ("spin_up", "ccw"), ("spinning", "ccw"), ("spin_down", "ccw"),
+                                     ("spin_up", "cw"), ("spinning", "cw"), ("spin_down", "cw"), ("stopped", None)]  # fmt: skip
+    assert states(report, "boresight")[:3] == [("fixed", 0.0), ("rotating", 45.0), ("fixed", 45.0)]
+    assert [e["state"] for e in report.lane("detectors")][:5] == ["relock", "iv", "bias", "bias_step", "noise"]
+    wiregrid = [op.op for op in report.ops if op.agent == "wg-actuator"]
+    assert wiregrid == ["motor_on", "insert", "eject", "insert", "eject"]
+    type3 = [op for op in report.ops if op.op == "generate_scan"][-1]
+    assert (type3.params["el_endpoint1"], type3.params["el_endpoint2"], type3.params["az_start"]) == (
+        49.0,
+        51.0,
+        "mid_dec",
+    )
+
+
+@pytest.mark.parametrize(
+    "state, platform, failed",
+    [
+        ({"el": 40}, SAT, "Elevation check failed"),
+        ({"boresight": 30}, SAT, "Boresight angle check failed"),
+        ({"direction": "ccw"}, SAT, "HWP spinning check failed"),
+        ({"direction": "ccw"}, SAT.at(hwp_direction="cw"), "HWP direction check failed"),
+        ({}, SAT.at(hwp_grip_state="warm"), "HWP gripper check failed"),
+    ],
+)
+def test_the_preamble_checks_pass_only_when_the_telescope_is_as_the_script_says(state, platform, failed):
+    assert run("", platform.at(hwp_direction=platform.hwp_direction), **state).error.endswith(failed)
+    same = {"park": (180.0, state.get("el", 60)), "boresight": state.get("boresight", 0.0)}
+    spun = platform.at(hwp_direction=state.get("direction"), hwp_grip_state="ungripped", **same)
+    assert run("", spun, **state).ok
+
+
+def test_the_host_name_check_fails_elsewhere():
+    report = run_script(head() + "", T0, Durations.schedlib_sat(), SAT, hostname="daq-satp2-sequencer")
+    assert report.error.endswith("AssertionError: platform check failed"), report.error
+
+
+@pytest.mark.parametrize(
+    "body, refused",
+    [
+        ("run.hwp.spin_up(freq=2)\nrun.acu.set_boresight(30)\n", "Motion in third not permitted"),
+        ("run.hwp.spin_up(freq=-2)\nrun.acu.move_to(az=180, el=70)\n", "Motion in el not permitted"),
+        ("run.acu.move_to(az=180, el=30)\nrun.hwp.spin_up(freq=2)\n", "ACU elevation is 30.0 deg, outside"),
+        ("run.acu.set_boresight(60)\n", "boresight=60.0 not in accepted range, [-55.0, 55.0]"),
+        ("run.hwp.spin_up(freq=2)\nrun.hwp.spin_down(active=True)\nrun.acu.set_boresight(30)\n", None),
+    ],
+)
+def test_the_acu_and_the_hwp_supervisor_refuse_what_the_hwp_forbids(body, refused):
+    report = run(body)
+    if refused is None:  # spun down first: the boresight may turn
+        assert report.ok, report.summary()
+        assert report.ops[-1].op == "set_boresight" and report.ops[-1].start - report.ops[-2].end == 0
+        return
+    assert report.error and any(refused in f for f in report.faults), report.summary()
+
+
+def test_a_reversal_while_spinning_is_accepted_as_socs_does_but_noted_as_a_hazard():
+    report = run("run.hwp.spin_up(freq=2)\nrun.hwp.spin_up(freq=-2)\n")
+    assert report.ok and report.hazards == [
+        f"line {HEAD_LINES + 1}: HWP commanded to cw while spinning ccw (not spun down first)"
+    ]
+    assert states(report, "hwp")[-1] == ("spinning", "cw")
+
+
+def test_sorunlib_makes_its_own_wiregrid_checks_on_the_simulated_telescope():
+    calibrate = (
+        "run.wiregrid.calibrate(continuous=False, elevation_check=True, boresight_check=True, temperature_check=True)\n"
+    )
+    report = run("run.acu.move_to(az=180, el=45)\nrun.hwp.spin_up(freq=2)\n" + calibrate)
+    assert "Telescope not at > 48 deg elevation" in report.error, report.summary()
+    report = run("run.acu.set_boresight(10)\nrun.hwp.spin_up(freq=2)\n" + calibrate)
+    assert "Telescope not at 0 deg boresight" in report.error, report.summary()
+    assert run("run.hwp.spin_up(freq=2)\n" + calibrate).ok
+    stopped = run(calibrate)  # sorunlib does not check the HWP; an unspun calibration is a hazard
+    assert stopped.ok and stopped.hazards and "HWP not spinning" in stopped.hazards[0]
+    inside = run(
+        "run.hwp.spin_up(freq=2)\nrun.wiregrid.time_constant(num_repeats=1)\n", SAT.at(wiregrid_position="inside")
+    )
+    assert "already inserted" in inside.error, inside.summary()
+    offline = run(calibrate, SAT.at(wiregrid=False))  # sorunlib's wiregrid clients are None then
+    assert "'NoneType' object has no attribute" in offline.error, offline.summary()
+
+
+def test_a_preamble_reading_an_iboot_needs_it_online():
+    body = "from ocs.ocs_client import OCSClient\nassert OCSClient('power-iboot-smurf-1').acq().session['data']['outletStatus_0']['status'] == 1, 'vent'\n"
+    assert run(body, SAT.at(iboots=("power-iboot-smurf-1",))).ok
+    assert run(body).error
