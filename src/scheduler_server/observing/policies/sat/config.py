@@ -99,15 +99,18 @@ class Slew(PolicyConfig):
     settle_seconds: float = Field(10.0, ge=0, le=3600.0, description="Settling after each move, s.")
 
 
+Turn = Literal["standard", "standard_gen", "two_leg", "three_leg"]  # the ACU's generate_scan choices
+
+
 class TurnaroundCmb(PolicyConfig):
-    type1: Literal["standard", "three_leg"] = "standard"
-    type2: Literal["standard", "three_leg"] = "standard"
-    type3: Literal["standard", "three_leg"] = "standard"
+    type1: Turn = "standard"
+    type2: Turn = "standard_gen"
+    type3: Turn = "standard_gen"
 
 
 class Turnaround(PolicyConfig):
     cmb: TurnaroundCmb = Field(default_factory=TurnaroundCmb, description="By CMB scan type.")
-    cal: Literal["standard", "three_leg"] = "standard"
+    cal: Turn = "standard"
 
 
 class StowPosition(PolicyConfig):
@@ -186,7 +189,7 @@ class SatConfig(PolicyConfig):
 
     platform: Literal["satp1", "satp2", "satp3"] = Field("satp1", description="Which SAT (hostname, wafer tables).")
     cmb_plan: str | None = Field(
-        "satp1_baseline_20231031", pattern=PLAN_NAME, description="A bundled CMB plan by name (policies/sat/data)."
+        "satp1_baseline_20231031.txt", pattern=PLAN_NAME, description="A bundled CMB plan by name (policies/sat/data)."
     )
     cmb_plan_file: str | None = Field(
         None,

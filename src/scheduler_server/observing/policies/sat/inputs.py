@@ -1,0 +1,399 @@
+"""The ``sat`` policy's inputs turned into visits and settings: plans, overrides, the start state, the ops' config.
+
+What schedlib does in ``init_cmb_seqs``/``init_cal_seqs``/``apply_overrides``: the plans read and cut to the
+window (a plan ending before t0 refused, naming it), the overrides applied (boresight, HWP direction,
+elevation, az branch, drift), calibration targets and wiregrid runs given the boresight and HWP direction of
+the nearest CMB block, and CMB blocks cut where the sun would come too near their sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from scheduler_server.observing.policies.sat import merge
+from scheduler_server.observing.policies.sat.config import SatConfig
+from scheduler_server.observing.policies.sat.merge import CALIBRATION, MASTER, NOOBS, WIREGRID, Item
+from scheduler_server.observing.policies.sat.steps import SatState, Visit
+from scheduler_server.observing.types import ScheduleInputError
+
+log = logging.getLogger(__name__)
+FIELD = "policy.config."
+
+
+@dataclass
+class Plans:
+    cmb: list = field(default_factory=list)
+    cmb_name: str | None = None
+    cal: list = field(default_factory=list)
+    cal_name: str | None = None
+    wiregrid: list = field(default_factory=list)
+    wiregrid_name: str | None = None
+
+
+def check_state(config: SatConfig) -> None:
+    """The telescope's state must be one the platform can be in (schedlib's check_state), else a 400."""
+    state, moves = config.state, config.stages.build_op.plan_moves
+    lo, hi = moves.el_limits
+    if config.force_max_hwp_el and not config.disable_hwp:
+        hi = min(hi, config.max_hwp_el)
+    if not lo <= state.el <= hi:
+        raise ScheduleInputError(FIELD + "state.el", f"{state.el:g} is outside the elevation limits {lo:g}..{hi:g}")
+    lo, hi = moves.az_limits
+    if not lo <= state.az <= hi:
+        raise ScheduleInputError(FIELD + "state.az", f"{state.az:g} is outside the azimuth limits {lo:g}..{hi:g}")
+    if state.hwp_spinning and not config.min_hwp_el <= state.el <= config.max_hwp_el:
+        raise ScheduleInputError(
+            FIELD + "state.hwp_spinning",
+            f"the HWP cannot spin at el {state.el:g} (min_hwp_el..max_hwp_el {config.min_hwp_el:g}..{config.max_hwp_el:g})",
+        )
+
+
+def read_plans(config: SatConfig, a: float, b: float) -> Plans:
+    from scheduler_server.observing.policies.sat import plans as readers
+
+    out = Plans()
+    found = _source(config, "cmb")
+    if found is None:
+        raise ScheduleInputError(
+            FIELD + "cmb_plan", "a CMB plan is required (cmb_plan, cmb_plan_file or cmb_plan_text)"
+        )
+    out.cmb_name, text, where = found
+    out.cmb = readers.plan_window(readers.read_cmb_plan(text, where), a, b, where)
+    found = _source(config, "cal")
+    if found is not None:
+        out.cal_name, text, where = found
+        out.cal = readers.plan_window(readers.read_cal_plan(text, where), a, b, where)
+    found = _source(config, "wiregrid")
+    if found is not None and not config.disable_hwp:
+        out.wiregrid_name, text, where = found
+        out.wiregrid = readers.plan_window(readers.read_wiregrid_plan(text, where), a, b, where)
+    return out
+
+
+def _source(config: SatConfig, kind: str) -> tuple[str, str, str] | None:
+    """(name for the header, text, name for errors) of a plan: the request's text, a site file or a bundled one."""
+    from scheduler_server.observing.policies.sat import plans as readers
+
+    text, path, name = (getattr(config, f"{kind}_plan{suffix}") for suffix in ("_text", "_file", ""))
+    if text is not None:
+        return "request", text, f"{FIELD}{kind}_plan_text"
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return os.path.basename(path), handle.read(), os.path.basename(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScheduleInputError(f"{FIELD}{kind}_plan_file", f"cannot read {path}: {exc}") from None
+    if name is not None:
+        return name, readers.bundled(name, f"{FIELD}{kind}_plan"), name
+    return None
+
+
+def cmb_items(blocks: list, config: SatConfig, a: float, b: float) -> list[Item]:
+    lo, hi = config.el_limits()
+    items = []
+    for block in blocks:
+        kind = NOOBS if block.subtype == "noobs" else MASTER
+        el = config.elevation_override if config.elevation_override is not None else block.el
+        if kind == MASTER and not lo - 1e-6 <= el <= hi + 1e-6:
+            log.info("CMB block %s at %s dropped: el %g outside %g..%g", block.name, merge.hhmm(block.t0), el, lo, hi)
+            continue
+        scan_type = block.scan_type
+        turnaround = getattr(config.turnaround_method.cmb, f"type{scan_type}", None)
+        tag = ",".join(t for t in (block.tag, f"{block.az_min:.0f}-{block.az_max:.0f}", config.scan_tag) if t)
+        visit = Visit(
+            kind=kind,
+            name=block.name,
+            t0=block.t0,
+            t1=block.t1,
+            az=block.az_min,
+            el=el,
+            throw=block.throw,
+            boresight=_boresight(config, block.boresight),
+            hwp_dir=_hwp(config, block.hwp_dir),
+            az_speed=block.az_speed,
+            az_accel=block.az_accel,
+            scan_type=scan_type,
+            el_amp=block.el_amp,
+            el_freq=block.el_freq,
+            subtype="cmb" if kind == MASTER else "noobs",
+            tag=f"{tag},type{scan_type}",
+            origin=block.origin,
+            turnaround_method=turnaround,
+        )
+        items.append(Item(visit))
+    return merge.window(items, a, b)
+
+
+def sun_cut(items: list[Item], guard, dropped: list) -> list[Item]:
+    """CMB items without the times their sweep would be too near the sun (with the look-ahead)."""
+    out = []
+    for item in items:
+        v = item.visit
+        if v.kind != MASTER:
+            out.append(item)
+            continue
+        box = (v.az, v.az + v.throw, v.el - v.el_amp, v.el + v.el_amp)
+        spans = [(float(s0), float(s1)) for s0, s1 in guard.unsafe(box, v.t0, v.t1)]
+        if not spans:
+            out.append(item)
+            continue
+        pieces = merge.subtract(item, spans, "sun avoidance")
+        if not pieces:
+            dropped.append((item, "sun avoidance: too near the sun throughout"))
+        out += pieces
+    return out
+
+
+def calibration_items(plans: Plans, config: SatConfig, site, a: float, b: float, guard, dropped: list) -> list[Item]:
+    from scheduler_server.observing.policies.sat.calibration import plan_calibration
+
+    targets = [_override_target(config, t) for t in [*plans.cal, *_config_targets(config)]]
+    if not targets:
+        return []
+    rule = config.rules.min_duration
+    scans = plan_calibration(
+        targets,
+        plans.cmb,
+        site,
+        a,
+        b,
+        platform=config.platform,
+        xi_offset=config.xi_offset,
+        eta_offset=config.eta_offset,
+        sun_guard=guard,
+        min_duration=rule.min_duration if rule is not None else config.stages.build_op.min_duration,
+        ignore_wafers=config.ignore_wafers,
+        az_speed=config.az_speed,
+        az_accel=config.az_accel,
+        az_limits=config.stages.build_op.plan_moves.az_limits,
+    )
+    for lost in scans.dropped:
+        log.info("calibration target %s (%s) dropped: %s", lost.target.source, lost.origin, lost.reason)
+    lo, hi = config.el_limits()
+    items = []
+    for scan in scans:
+        if not lo - 1e-6 <= scan.el <= hi + 1e-6:
+            log.info(
+                "calibration %s at %s dropped: el %g outside %g..%g", scan.source, merge.hhmm(scan.t0), scan.el, lo, hi
+            )
+            continue
+        items.append(Item(_cal_visit(scan, plans, config), ("partial crossing",) if scan.partial else ()))
+    return merge.window(items, a, b)
+
+
+def _cal_visit(scan, plans: Plans, config: SatConfig) -> Visit:
+    return Visit(
+        kind=CALIBRATION,
+        name=scan.source,
+        t0=scan.t0,
+        t1=scan.t1,
+        az=scan.az,
+        el=scan.el,
+        throw=scan.throw,
+        boresight=scan.boresight,
+        hwp_dir=_hwp(config, None) if config.hwp_override else _nearest(plans.cmb, scan.t0, "hwp_dir"),
+        az_drift=scan.az_drift,
+        az_speed=scan.az_speed if scan.az_speed is not None else config.az_speed,
+        az_accel=scan.az_accel if scan.az_accel is not None else config.az_accel,
+        subtype="cal",
+        tag=scan.tag,
+        min_duration=config.stages.build_op.min_duration,
+        origin=scan.origin,
+        turnaround_method=config.turnaround_method.cal,
+    )
+
+
+def wiregrid_items(plans: Plans, config: SatConfig, a: float, b: float, dropped: list) -> list[Item]:
+    items = []
+    for target in plans.wiregrid:
+        if target.t0 < a or target.t1 > b:
+            continue  # schedlib keeps only the runs wholly inside the window
+        az, el = (config.wiregrid_az, config.wiregrid_el) if config.wiregrid_override else (target.az, target.el)
+        if config.elevation_override is not None:
+            el = config.elevation_override
+        visit = Visit(
+            kind=WIREGRID,
+            name=target.kind,
+            t0=target.t0,
+            t1=target.t1,
+            az=az,
+            el=el,
+            boresight=_boresight(config, _nearest(plans.cmb, target.t0, "boresight")),
+            hwp_dir=_hwp(config, None) if config.hwp_override else _nearest(plans.cmb, target.t0, "hwp_dir"),
+            subtype="wiregrid",
+            wiregrid_kind=target.kind,
+            min_duration=config.stages.build_op.min_duration,
+            origin=target.origin,
+        )
+        items.append(Item(visit))
+    return items
+
+
+def _config_targets(config: SatConfig) -> list:
+    from scheduler_server.observing.policies.sat.targets import CalTarget
+
+    return [
+        CalTarget(
+            source=t.source.lower(),
+            array_query=t.focus.lower(),
+            el_bore=t.elevation,
+            tag=t.focus.lower(),
+            boresight=t.boresight,
+            allow_partial=t.allow_partial,
+            drift=t.drift,
+            az_branch=t.az_branch if t.az_branch is not None else 180.0,
+            az_speed=t.az_speed,
+            az_accel=t.az_accel,
+            source_direction=t.direction,
+            origin=f"{FIELD}cal_targets[{i}]",
+        )
+        for i, t in enumerate(config.cal_targets)
+    ]
+
+
+def _override_target(config: SatConfig, target):
+    changes: dict[str, Any] = {}
+    if config.boresight_override is not None and config.platform != "satp3":
+        changes["boresight"] = config.boresight_override
+    if config.az_branch_override is not None:
+        changes["az_branch"] = config.az_branch_override
+    if config.elevation_override is not None:
+        changes["el_bore"] = config.elevation_override
+    if config.drift_override is not None:
+        changes["drift"] = config.drift_override
+    if config.allow_partial_override:
+        changes["allow_partial"] = True
+    return replace(target, **changes) if changes else target
+
+
+def _boresight(config: SatConfig, angle: float | None) -> float | None:
+    if config.boresight_override is not None and config.platform != "satp3":  # schedlib: no override on SATp3
+        return config.boresight_override
+    return angle
+
+
+def _hwp(config: SatConfig, hwp_dir: bool | None) -> bool | None:
+    if config.hwp_override is not None:
+        return config.hwp_override == "ccw"
+    return hwp_dir
+
+
+def _nearest(blocks: list, when: float, attr: str):
+    """schedlib's choice for a calibration or wiregrid run: the last CMB block starting before it, else the first."""
+    cmb = [blk for blk in blocks if blk.subtype != "noobs"]
+    before = [blk for blk in cmb if blk.t0 < when]
+    if before:
+        return getattr(max(before, key=lambda blk: blk.t0), attr)
+    after = [blk for blk in cmb if blk.t0 > when]
+    return getattr(min(after, key=lambda blk: blk.t0), attr) if after else None
+
+
+def ops_config(config: SatConfig):
+    from scheduler_server.observing.policies.sat.ops_config import DetSetup, OpsConfig
+
+    satp3 = config.platform == "satp3"
+    return OpsConfig(
+        platform=config.platform,
+        relock_cadence=config.relock_cadence,
+        relock_cadence_noobs=config.relock_cadence_noobs,
+        run_noobs=config.run_noobs,
+        iv_cadence=config.iv_cadence,
+        bias_step_cadence=config.bias_step_cadence,
+        min_hwp_el=config.min_hwp_el,
+        max_hwp_el=config.max_hwp_el,
+        brake_hwp=config.brake_hwp,
+        disable_hwp=config.disable_hwp,
+        apply_boresight_rot=config.apply_boresight_rot,
+        cryo_stabilization_time=config.cryo_stabilization_time,
+        det_setup_duration=config.det_setup_duration,
+        min_wiregrid_el=config.min_wiregrid_el,
+        az_speed=config.az_speed,
+        az_accel=config.az_accel,
+        min_duration=config.stages.build_op.min_cmb_duration,
+        start_tolerance=config.wait_tolerance,
+        home_at_end=config.home_at_end,
+        det_setup=DetSetup(iv_kwargs=None, settle=300.0, take_noise=False) if satp3 else DetSetup(),
+        vent_check=satp3,
+    )
+
+
+def slew_model(config: SatConfig):
+    from scheduler_server.observing.telescope import TelescopeModel
+
+    moves = config.stages.build_op.plan_moves
+    return TelescopeModel(
+        az_speed=config.slew.az_speed,
+        el_speed=config.slew.el_speed,
+        settle_seconds=config.slew.settle_seconds,
+        az_limits=moves.az_limits,
+        el_limits=moves.el_limits,
+    )
+
+
+def start_state(config: SatConfig, a: float) -> SatState:
+    s = config.state
+    return SatState(
+        t=float(a),
+        az=s.az,
+        el=s.el,
+        boresight=s.boresight,
+        hwp_spinning=s.hwp_spinning,
+        hwp_dir=None if s.hwp_dir is None else s.hwp_dir == "ccw",
+        last_relock=s.last_relock.timestamp() if s.last_relock is not None else None,
+        last_iv=s.last_iv.timestamp() if s.last_iv is not None else None,
+    )
+
+
+def park_elevations(config: SatConfig) -> tuple[float, ...]:
+    """Elevations for detours and parking: inside the HWP's range when it may spin (no spin-down for a detour)."""
+    lo, hi = config.el_limits()
+    if not config.disable_hwp:
+        lo, hi = max(lo, config.min_hwp_el), min(hi, config.max_hwp_el)
+    if lo > hi:
+        lo, hi = config.el_limits()
+    step = config.stages.build_op.plan_moves.alt_step
+    els = [hi]
+    while els[-1] - step >= lo:
+        els.append(els[-1] - step)
+    return tuple(dict.fromkeys(round(e, 3) for e in els))
+
+
+def min_durations(config: SatConfig) -> dict[str, float]:
+    build = config.stages.build_op
+    return {MASTER: build.min_cmb_duration, CALIBRATION: build.min_duration, WIREGRID: build.min_duration, NOOBS: 0.0}
+
+
+def version() -> str:
+    from scheduler_server.observing.sky.cache import package_version
+
+    return package_version("scheduler-server")
+
+
+def digest(config: SatConfig) -> str:
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def preset_of(config: SatConfig) -> str | None:
+    """The preset the config follows (every key the preset sets has its value), the most specific one."""
+    from scheduler_server.observing.policies.sat.presets import PRESETS
+
+    dumped = config.model_dump()
+    matching = [(len(json.dumps(p)), name) for name, p in PRESETS.items() if _holds(dumped, p)]
+    return max(matching)[1] if matching else None
+
+
+def _holds(values: dict, wanted: dict) -> bool:
+    for key, want in wanted.items():
+        have = values.get(key)
+        if isinstance(want, dict):
+            if not isinstance(have, dict) or not _holds(have, want):
+                return False
+        elif have != want:
+            return False
+    return True
