@@ -1,0 +1,84 @@
+"""The /ui/ blueprint: the pages, their static assets, and the headers every UI answer carries."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import PurePosixPath
+
+from flask import Blueprint, Response, abort, render_template, send_from_directory
+
+bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+#: The only kinds of file served from static/, with the type each is sent as.
+STATIC_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain",
+}
+STATIC_DIR = str(files("scheduler_server.web.ui") / "static")
+#: data-page of each page, and its title.
+PAGES = {
+    "planner": "Planner",
+    "sun": "Sun calculator",
+    "queue": "Pipeline queue",
+    "pipeline": "Pipeline",
+    "instances": "Instances",
+}
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _page(name: str) -> str:
+    return render_template(f"{name}.html", page=name, title=PAGES[name], pages=PAGES)
+
+
+@bp.get("/")
+def planner():
+    return _page("planner")
+
+
+@bp.get("/sun")
+def sun():
+    return _page("sun")
+
+
+@bp.get("/queue")
+def queue():
+    return _page("queue")
+
+
+@bp.get("/pipeline")
+def pipeline():
+    """The page reads ?id= itself; the server only sends the frame."""
+    return _page("pipeline")
+
+
+@bp.get("/pipelines/<int:pipeline_id>")
+def pipeline_by_path(pipeline_id: int):
+    return _page("pipeline")
+
+
+@bp.get("/instances")
+def instances():
+    return _page("instances")
+
+
+@bp.get("/static/<path:filename>")
+def static(filename: str):
+    kind = STATIC_TYPES.get(PurePosixPath(filename).suffix)
+    if kind is None:
+        abort(404)
+    response = send_from_directory(STATIC_DIR, filename, mimetype=kind)
+    response.headers["Cache-Control"] = "no-cache"
+    return response

@@ -1,0 +1,60 @@
+// Live instances: state, backend, address, uses, age, the pipeline on it; delete with confirmation.
+
+import { api, poll } from "./api.js";
+import { $, clearError, confirmDialog, el, fail, fmtDuration, setState, showError } from "./dom.js";
+
+const POLL_MS = 3000;
+const ROOT = document.body.dataset.root || "";
+
+function age(created) {
+  return created ? fmtDuration((Date.now() - Date.parse(created)) / 1000) : "";
+}
+
+function row(instance) {
+  const remove = el("button", { type: "button", className: "delete", text: "Delete" });
+  remove.setAttribute("aria-label", `Delete instance ${instance.id}`);
+  remove.disabled = instance.state !== "idle";
+  remove.title = remove.disabled ? "Only an idle instance can be deleted" : "";
+  remove.addEventListener("click", () => removeInstance(instance.id));
+  const pipeline = instance.pipeline
+    ? el("a", { href: `${ROOT}/ui/pipeline?id=${encodeURIComponent(instance.pipeline)}`, text: instance.pipeline })
+    : "";
+  return el("tr", { dataset: { id: instance.id, state: instance.state } },
+    el("td", { text: instance.id }),
+    el("td", { className: "status", dataset: { status: instance.state }, text: instance.state }),
+    el("td", { text: instance.backend }),
+    el("td", { text: instance.address ?? "" }),
+    el("td", { className: "num", text: instance.uses }),
+    el("td", { text: age(instance.created) }),
+    el("td", {}, pipeline),
+    el("td", { text: instance.error ?? "" }),
+    el("td", {}, remove));
+}
+
+async function refresh() {
+  try {
+    const answer = await api("/api/v1/instances");
+    const body = document.createElement("tbody");
+    for (const instance of answer.items) body.append(row(instance));
+    if (!answer.items.length) body.append(el("tr", {}, el("td", { attrs: { colspan: 9 }, text: "No live instance." })));
+    $("#instances").tBodies[0].replaceWith(body);
+    $("#updated").textContent = `(${answer.items.length}, updated ${new Date().toISOString().slice(11, 19)} UTC)`;
+    if (document.getElementById("page").dataset.state === "error") clearError();
+    setState("ready");
+  } catch (error) {
+    fail(error);
+  }
+}
+
+async function removeInstance(id) {
+  if (!(await confirmDialog(`Delete instance ${id}? Its server or sandbox is destroyed.`))) return;
+  try {
+    await api(`/api/v1/instances/${encodeURIComponent(id)}`, { method: "DELETE" });
+    clearError();
+  } catch (error) {
+    showError(`Delete failed: ${error.message}`);
+  }
+  await refresh();
+}
+
+poll(refresh, POLL_MS);
