@@ -6,16 +6,18 @@ import ast
 import inspect
 import math
 from dataclasses import replace
+from datetime import datetime
 from importlib.metadata import version
 
 import pytest
 import sorunlib
 from sorunlib.commands import _timestamp_to_utc_datetime
 
+from scheduler_server.observing.policies.sat import events, script
 from scheduler_server.observing.policies.sat import operations as ops
-from scheduler_server.observing.policies.sat import script
 from scheduler_server.observing.policies.sat.ops_config import DetSetup
 from scheduler_server.observing.policies.sat.steps import Op, SatState, Visit
+from tests.observing.sorun import SAT, Durations, run_script
 from tests.observing.sorun.agents import SCAN, SCAN_PARAMS
 
 T = 1_700_000_000.0
@@ -204,3 +206,52 @@ def test_config_numbers_reach_the_script_rounded():
     assert "run.smurf.bias_dets(rfrac=0.5, concurrent=True)" in text
     assert "iv_kwargs={'cool_wait': 300, 'run_serially': False}" in text
     assert "az_speed=0.123" in text and "min_duration=600.0" in text
+
+
+def test_under_sorunlib_the_hwp_and_boresight_do_what_the_event_lanes_say():
+    """Run a script under the sorun harness (the real sorunlib) with op durations equal to the harness's table:
+    every call is accepted, nothing is left running, no hazard, and the HWP and boresight lanes it records are
+    the ones ``events.lanes`` drew from the ops."""
+    durations = Durations.schedlib_sat()
+    # the harness's relock: zero_biases, sleep(120), uxm_relock 900 s; det setup: IV 1200, bias_dets 180,
+    # sleep(180), bias step 60, noise 30
+    cfg = ops.OpsConfig(relock_duration=1020.0, det_setup_duration=1650.0, home_at_end=True)
+    state = SatState(t=T, az=180.0, el=60.0)
+    plan = [
+        Visit("master", "a", T + 2 * HOUR, T + 3 * HOUR, 100.0, 50.0, 30.0, 0.0, True),
+        Visit("calibration", "jupiter", T + 5 * HOUR, T + 5.5 * HOUR, 120.0, 45.0, 20.0, 45.0, True),
+        Visit("master", "b", T + 7 * HOUR, T + 8 * HOUR, 200.0, 55.0, 30.0, 45.0, False),
+        Visit("master", "low", T + 10 * HOUR, T + 11 * HOUR, 200.0, 35.0, 30.0, 45.0, False),
+    ]
+    timed, out = [], []
+    for step in _steps(plan, cfg, durations):
+        more, after = step(state)
+        t = state.t
+        for op in more:
+            timed.append((t, op))
+            t += op.duration
+        out += more
+        state = after
+    text = script.render([], ops.preamble(SatState(t=T, az=180.0, el=60.0), "satp1", 41.0), out)
+    report = run_script(text, T, durations, SAT.at(park=(180.0, 60.0)), hostname="daq-satp1-sequencer")
+    assert report.ok and not report.hazards, report.summary()
+    assert [s.description for s in report.scans] == ["a", "jupiter", "b", "low"] and not report.skipped_scans()
+    assert not report.late_waits(), report.summary()
+    lanes = events.lanes(SatState(t=T, az=180.0, el=60.0), timed)
+    for lane in ("hwp", "boresight"):
+        planned = [{**e, "t0": _posix(e["t0"]), "t1": _posix(e["t1"])} for e in lanes if e["lane"] == lane]
+        assert planned == report.lane(lane)
+
+
+def _steps(plan: list[Visit], cfg: ops.OpsConfig, durations: Durations):
+    yield lambda s: ops.start(s, cfg)
+    for v in plan:
+        yield lambda s, v=v: ops.move(s, v.az, v.el, cfg, duration=durations.slew(s.az, s.el, v.az, v.el))
+        yield lambda s, v=v: ops.before_scan(s, v, cfg)
+        yield lambda s, v=v: ops.scan(s, v, cfg)
+        yield lambda s, v=v: ops.after_scan(s, v, cfg)
+    yield lambda s: ops.wrap_up(s, cfg, stow=(180.0, 50.0), duration=durations.slew(s.az, s.el, 180.0, 50.0))
+
+
+def _posix(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()

@@ -4,14 +4,13 @@ As schedlib's SAT policy (``tel.py``): a relock (15 min) when none was done sinc
 ``relock_cadence`` has passed, and it leaves the detectors unbiased; a detector setup (20 min) before every
 calibration scan, when the detectors are not biased, when the elevation or the boresight moved by more than
 1 deg since the last IV, or when ``iv_cadence`` has passed; a bias step (60 s) when the pointing moved since the
-last one or ``bias_step_cadence`` has passed. The commands per platform are data (``DetSetup``, ``Relock``),
-never script text from a config, so a config can choose among the observatory's variants but not write code.
+last one or ``bias_step_cadence`` has passed (no ``wait_until`` after it, unlike schedlib: see ``bias_step``).
+The commands per platform are data (``ops_config.DetSetup``, ``Relock``), never script text from a config.
 """
 
 from __future__ import annotations
 
 from scheduler_server.observing.policies.sat.ops_config import OpsConfig
-from scheduler_server.observing.policies.sat.script import iso, lit
 from scheduler_server.observing.policies.sat.steps import Op, SatState, Visit
 
 
@@ -76,10 +75,22 @@ def bias_step_due(state: SatState, visit: Visit, cfg: OpsConfig) -> bool:
 
 
 def bias_step(state: SatState, visit: Visit, cfg: OpsConfig, *, force: bool = False) -> tuple[list[Op], SatState]:
-    """A bias step on its cadence (``force``: whatever the cadence), then a wait to its planned end."""
+    """A bias step on its cadence (``force``: whatever the cadence).
+
+    schedlib follows each bias step with a ``wait_until`` to its planned end (60 s on). Not here: that wait holds
+    nothing (the wait before the next scan holds the timeline) and is late whenever an operation before it ran
+    longer than planned, which the sorun harness counts as a late wait.
+    """
     if not (force or bias_step_due(state, visit, cfg)):
         return [], state
-    end = state.t + cfg.bias_step_duration
-    lines = ("run.smurf.bias_step(concurrent=True)", f"run.wait_until({lit(iso(end))})")
-    op = Op("bias_step", cfg.bias_step_duration, lines, lane="detectors", state="bias_step")
-    return [op], state.at(t=end, last_bias_step=state.t, bias_step_at=pointing(state, visit, cfg))
+    op = Op(
+        "bias_step",
+        cfg.bias_step_duration,
+        ("run.smurf.bias_step(concurrent=True)",),
+        lane="detectors",
+        state="bias_step",
+    )
+    after = state.at(
+        t=state.t + cfg.bias_step_duration, last_bias_step=state.t, bias_step_at=pointing(state, visit, cfg)
+    )
+    return [op], after
