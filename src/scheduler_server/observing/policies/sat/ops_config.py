@@ -10,6 +10,7 @@ among the observatory's variants but cannot write code into the script.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from scheduler_server.observing.policies.sat.script import lit, num
 
@@ -28,6 +29,9 @@ class DetSetup:
     take_noise: bool = True
 
     def commands(self) -> tuple[str, ...]:
+        return _det_setup_lines(self)
+
+    def _lines(self) -> tuple[str, ...]:
         iv = "run.smurf.iv_curve(concurrent=True)"
         if self.iv_kwargs is not None:
             kwargs = ", ".join(f"{lit(k)}: {_value(v)}" for k, v in self.iv_kwargs)
@@ -50,10 +54,23 @@ class Relock:
     settle: float = 120.0  # time.sleep after zero_biases
 
     def commands(self) -> tuple[str, ...]:
+        return _relock_lines(self)
+
+    def _lines(self) -> tuple[str, ...]:
         lines = ("# relock", *REINIT)
         if self.zero_biases:
             lines += ("run.smurf.zero_biases()", f"time.sleep({num(self.settle, 0)})")
         return (*lines, "run.smurf.uxm_relock(concurrent=True)")
+
+
+@lru_cache(maxsize=32)
+def _det_setup_lines(spec: DetSetup) -> tuple[str, ...]:
+    return spec._lines()  # written once per spec: the planner asks for them at every dry run
+
+
+@lru_cache(maxsize=32)
+def _relock_lines(spec: Relock) -> tuple[str, ...]:
+    return spec._lines()
 
 
 def _value(v: bool | int | float) -> str:
