@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what scheduler-server needs on a Debian machine with Python >= 3.11:
 # Debian packages (openssh-server for the SSH tests, postgresql for the store's
-# PostgreSQL tests), a virtualenv in .venv and
+# PostgreSQL tests, chromium and chromium-driver for the browser tests), a virtualenv in .venv and
 # the package itself (editable). Safe to run again; it only adds what is missing.
 #   scripts/setup.sh serve   runtime only
-#   scripts/setup.sh test    runtime + test dependencies + openssh-server + postgresql
+#   scripts/setup.sh test    runtime + test dependencies + openssh-server + postgresql + chromium + chromium-driver
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-serve}"
@@ -17,6 +17,9 @@ if [ "$mode" = test ]; then
   # the PostgreSQL tests start their own throwaway server with initdb/pg_ctl
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null \
     || apt_packages+=(postgresql)
+  # tests/ui drive these two headless, by these paths (Selenium never downloads a browser or a driver)
+  [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+  [ -x /usr/bin/chromedriver ] || apt_packages+=(chromium-driver)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=""

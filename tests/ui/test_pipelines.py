@@ -1,0 +1,86 @@
+"""The queue, pipeline and instances pages in headless Chromium, against pipelines submitted through the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import HOSTILE, TOKEN, api, submit, wait_status
+
+
+def _row_status(browser, pid: int) -> str:
+    return browser.text(f'#pipelines tr[data-id="{pid}"] .status').strip()
+
+
+def test_a_submitted_pipeline_appears_and_turns_succeeded_without_a_reload(browser, server):
+    pid = submit(server, {"type": "script", "script": "sleep.sh", "args": ["2"]})
+    browser.open(server.url + "/ui/queue")
+    browser.js("window.__same_page = true")
+    browser.wait(lambda: _row_status(browser, pid), what=f"row {pid}")
+    assert browser.wait(lambda: _row_status(browser, pid) == "succeeded", timeout=30, what="succeeded")
+    assert browser.js("return window.__same_page === true"), "the page was reloaded"
+    assert browser.text("#counts"), "counts by status are shown"
+    browser.shot("queue")
+
+
+def test_its_log_is_shown_on_its_page(browser, server):
+    pid = submit(server, {"type": "script", "script": "hello.sh"})
+    wait_status(server, pid, ("succeeded",))
+    browser.open(f"{server.url}/ui/pipeline?id={pid}")
+    assert browser.wait(lambda: "hello from the pipeline" in browser.text("#log"), what="stdout")
+    assert "succeeded" in browser.text("#history")
+    browser.find("#tab-stderr").click()
+    assert browser.wait(lambda: "a warning on stderr" in browser.text("#log"), what="stderr")
+    browser.shot("pipeline")
+
+
+def test_cancel_from_the_page_cancels_a_running_pipeline(browser, server):
+    pid = submit(server, {"type": "script", "script": "sleep.sh", "args": ["60"]})
+    wait_status(server, pid, ("running",))
+    browser.open(f"{server.url}/ui/pipelines/{pid}")
+    browser.find("#cancel").click()
+    browser.wait(lambda: browser.find("#confirm").get_attribute("open") is not None, what="the confirmation")
+    browser.find("#confirm-yes").click()
+    assert wait_status(server, pid, ("cancelled",))["status"] == "cancelled"
+    assert browser.wait(lambda: "cancelled" in browser.text("#history"), timeout=20, what="cancelled shown")
+
+
+def test_hostile_log_lines_and_project_labels_are_text(browser, server):
+    pid = submit(server, {"type": "script", "script": "hostile.sh"})
+    xnat = {"project": HOSTILE[1], "subject": HOSTILE[0], "session": "s", "host": "http://x", "user": "u"}
+    labelled = submit(server, {**xnat, "pwd": "pw-secret", "script": "hello.sh"})
+    wait_status(server, pid, ("succeeded",))
+    browser.open(f"{server.url}/ui/pipeline?id={pid}")
+    assert browser.wait(lambda: HOSTILE[0] in browser.text("#log") and HOSTILE[1] in browser.text("#log"), what="log")
+    assert not browser.pwned()
+    browser.open(server.url + "/ui/queue")
+    row = f'#pipelines tr[data-id="{labelled}"]'
+    assert browser.wait(lambda: HOSTILE[1] in browser.text(row), what="the hostile project in its row")
+    assert not browser.pwned()
+    browser.open(f"{server.url}/ui/pipeline?id={labelled}")
+    assert "pw-secret" not in browser.driver.page_source
+
+
+def test_the_instances_page(browser, server):
+    assert browser.open(server.url + "/ui/instances") == "ready"
+    assert browser.all("#instances")
+    browser.shot("instances")
+
+
+@pytest.mark.console_allows("status of 401")
+def test_with_tokens_the_pages_refuse_until_a_token_is_given(browser, token_server):
+    pid = submit(token_server, {"type": "script", "script": "hello.sh"}, token=TOKEN)
+    browser.driver.get(token_server.url + "/ui/queue")
+    dialog = browser.wait(lambda: (d := browser.find("#token-dialog")).get_attribute("open") is not None and d)
+    assert not browser.all(f'#pipelines tr[data-id="{pid}"]')
+    browser.find("#token").send_keys("not-the-token")
+    browser.find("#token-save").click()
+    assert browser.wait(lambda: "token" in browser.text("#error").lower(), what="wrong token said")
+    assert not browser.all(f'#pipelines tr[data-id="{pid}"]')
+    browser.wait(lambda: dialog.get_attribute("open") is not None, what="asked again")
+    browser.find("#token").send_keys(TOKEN)
+    browser.find("#token-save").click()
+    browser.wait(lambda: browser.all(f'#pipelines tr[data-id="{pid}"]'), what="the rows with the token")
+    assert TOKEN not in browser.driver.current_url
+    # The observing pages stay open.
+    assert browser.open(token_server.url + "/ui/sun") == "ready"
+    assert api(token_server, "get", "/api/v1/pipelines").status_code == 401

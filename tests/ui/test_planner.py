@@ -1,0 +1,63 @@
+"""The planner and the sun calculator in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import HOSTILE, api
+
+T0, T1 = "2026-12-01 00:00", "2026-12-02 00:00"
+
+
+def _plan(browser, server, config: str = "{}", policy: str = "basic") -> str:
+    browser.open(server.url + "/ui/")
+    browser.set_value("#policy", policy)
+    browser.set_value("#t0", T0)
+    browser.set_value("#t1", T1)
+    browser.set_value("#config", config)
+    browser.js("document.getElementById('page').dataset.state = 'submitted'")
+    browser.find("#submit").click()
+    return browser.wait_state(("ready", "error"), timeout=30)
+
+
+def test_the_planner_draws_a_24_h_basic_schedule(browser, server):
+    body = {"t0": T0, "t1": T1, "policy": {"policy": "basic"}, "format": "json"}
+    expected = api(server, "post", "/api/v1/schedule/", json=body).json()
+    assert expected["blocks"], "the window has blocks to draw"
+    assert _plan(browser, server) == "ready"
+    bands = browser.all("#timeline .band")
+    assert len(bands) == len(expected["blocks"])
+    assert sorted(b.get_attribute("data-kind") for b in bands) == sorted(b["kind"] for b in expected["blocks"])
+    assert browser.all("#skyview *"), "the sky view is drawn"
+    assert browser.text("#verdict") == ("safe" if expected["check"]["safe"] else "unsafe")
+    assert len(browser.all("#blocks tbody tr")) == len(expected["blocks"])
+    assert browser.text("#script").strip() == expected["commands"].strip()
+    browser.js("document.getElementById('result').scrollIntoView()")
+    browser.shot("planner")
+
+
+@pytest.mark.console_allows("/api/v1/schedule/ - Failed to load resource: the server responded with a status of 400")
+def test_a_bad_config_key_is_shown_next_to_the_field(browser, server):
+    _plan(browser, server, config='{"no_such_key": 1}')
+    message = browser.wait(lambda: browser.text("#config-error"), what="#config-error")
+    assert "policy.config.no_such_key" in message
+    assert browser.find("#config-error").is_displayed()
+
+
+@pytest.mark.console_allows("/api/v1/schedule/ - Failed to load resource: the server responded with a status of 400")
+def test_a_hostile_patch_name_in_an_error_is_text(browser, server):
+    patches = [
+        {"name": HOSTILE[1], "ra": [0, 10], "dec": [-10, 0]},
+        {"name": HOSTILE[0], "ra": [20, 30], "dec": [-10, 0]},
+    ]
+    _plan(browser, server, config=json.dumps({"master_generator": {"patches": patches}}))
+    message = browser.wait(lambda: browser.text("#config-error") or browser.text("#error"), what="an error")
+    assert "<img src=x" in message or "<script>" in message, message
+    assert not browser.pwned()
+
+
+def test_the_sun_calculator_shows_the_bodies_and_crossings(browser, server):
+    assert browser.open(server.url + "/ui/sun") == "ready"
+    browser.shot("sun")
