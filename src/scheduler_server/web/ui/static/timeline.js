@@ -101,15 +101,20 @@ function lanes(g, x, top, events) {
       if (e.lane !== lane) continue;
       const t0 = Date.parse(e.t0);
       const t1 = Date.parse(e.t1);
-      const extra = e.direction ? ` ${e.direction}` : e.angle !== undefined ? ` ${e.angle} deg` : "";
+      const extra = e.direction ? ` ${e.direction}` : e.angle !== undefined && e.angle !== null ? ` ${e.angle} deg` : "";
+      const width = Math.max(1, x(t1) - x(t0));
       g.append(svg("rect", {
         className: "event",
         dataset: { lane, state: e.state },
         x: x(t0),
         y: y0 + 1,
-        width: Math.max(1, x(t1) - x(t0)),
+        width,
         height: LANE_HEIGHT - 2,
       }, svg("title", { text: `${lane}: ${e.state}${extra}, ${e.t0} to ${e.t1}` })));
+      const label = lane === "boresight" ? extra.trim() : `${e.state}${extra}`;
+      if (width > label.length * 7 + 6) {
+        g.append(svg("text", { className: "lane-text", x: x(t0) + 3, y: y0 + 13, text: label }));
+      }
     }
   });
 }
