@@ -287,3 +287,21 @@ def test_event_lanes_show_a_time_constant_reversal():
         ("spinning", None),
         ("spinning", "cw"),
     ]
+
+
+def test_a_type3_nod_leaving_the_hwp_range_stops_the_hwp_or_keeps_it_stopped():
+    nodding = visit(el=59.5, scan_type=3, el_amp=1.0, hwp_dir=True)
+    state = SETTLED.at(el=59.5, iv_at=(59.5, 0.0), bias_step_at=(59.5, 0.0))
+    out, after = ops.before_scan(state, nodding, CFG)
+    assert names(out) == ["hwp.spin_down", "comment"] and not after.hwp_spinning
+    stopped, _ = ops.before_scan(after, nodding, CFG)
+    assert names(stopped) == ["comment"]  # not spun up
+    assert names(ops.scan(state, nodding, CFG)[0]) == ["skip"]  # a planner that skipped before_scan
+    inside, _ = ops.before_scan(state, replace(nodding, el_amp=0.5), CFG)
+    assert inside == []
+
+
+def test_preamble_does_not_assert_a_direction_nobody_gave():
+    text = ops.preamble(SETTLED.at(hwp_dir=None), "satp1", 41.0)
+    assert not any("direction" in line and line.startswith("assert") for line in text)
+    assert "# hwp spinning in a direction not given: not checked" in text

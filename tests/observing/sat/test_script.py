@@ -213,9 +213,21 @@ def test_under_sorunlib_the_hwp_and_boresight_do_what_the_event_lanes_say():
     every call is accepted, nothing is left running, no hazard, and the HWP and boresight lanes it records are
     the ones ``events.lanes`` drew from the ops."""
     durations = Durations.schedlib_sat()
-    # the harness's relock: zero_biases, sleep(120), uxm_relock 900 s; det setup: IV 1200, bias_dets 180,
-    # sleep(180), bias step 60, noise 30
-    cfg = ops.OpsConfig(relock_duration=1020.0, det_setup_duration=1650.0, home_at_end=True)
+    took = durations.seconds
+    cfg = ops.OpsConfig(home_at_end=True)
+    cfg = replace(
+        cfg,
+        relock_duration=cfg.relock.settle + took("uxm_relock"),  # zero_biases, sleep, uxm_relock
+        det_setup_duration=took("take_iv")
+        + took("bias_dets")
+        + cfg.det_setup.settle
+        + took("take_bias_steps")
+        + took("take_noise"),
+        bias_step_duration=took("take_bias_steps"),
+        hwp_spin_up=took("pid_to_freq"),
+        hwp_spin_down=took("brake"),
+        boresight_duration=took("set_boresight"),
+    )
     state = SatState(t=T, az=180.0, el=60.0)
     plan = [
         Visit("master", "a", T + 2 * HOUR, T + 3 * HOUR, 100.0, 50.0, 30.0, 0.0, True),
@@ -247,10 +259,12 @@ def _steps(plan: list[Visit], cfg: ops.OpsConfig, durations: Durations):
     yield lambda s: ops.start(s, cfg)
     for v in plan:
         yield lambda s, v=v: ops.move(s, v.az, v.el, cfg, duration=durations.slew(s.az, s.el, v.az, v.el))
+        # where a sweep stops is the harness's to say: a wait after each move keeps the ops on the plan's times
+        yield lambda s, v=v: ops.wait(s, v.t0 - 1.25 * HOUR)
         yield lambda s, v=v: ops.before_scan(s, v, cfg)
         yield lambda s, v=v: ops.scan(s, v, cfg)
         yield lambda s, v=v: ops.after_scan(s, v, cfg)
-    yield lambda s: ops.wrap_up(s, cfg, stow=(180.0, 50.0), duration=durations.slew(s.az, s.el, 180.0, 50.0))
+    yield lambda s: ops.wrap_up(s, cfg)
 
 
 def _posix(text: str) -> float:

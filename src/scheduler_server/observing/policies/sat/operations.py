@@ -74,7 +74,9 @@ def preamble(
         f"{num(state.boresight)}, atol=0.1, rtol=0), 'Boresight angle check failed'",
         f"assert hwp_state['is_spinning'] == {bool(state.hwp_spinning)}, 'HWP spinning check failed'",
     ]
-    if state.hwp_spinning:
+    if state.hwp_spinning and state.hwp_dir is None:
+        lines.append(comment("hwp spinning in a direction not given: not checked"))
+    elif state.hwp_spinning:
         lines.append(f"assert (hwp_state['direction'] == 'ccw') == {bool(state.hwp_dir)}, 'HWP direction check failed'")
     else:
         lines.append("assert hwp_state['gripper']['grip_state'] == 'ungripped', 'HWP gripper check failed'")
@@ -128,7 +130,7 @@ def before_scan(state: SatState, visit: Visit, cfg: OpsConfig) -> Ops:
     relock = (lambda s: detectors.relock(s, cfg, cfg.relock_cadence)) if cfg.relock_cadence is not None else None
     bore = lambda s: boresight(s, visit, cfg)  # noqa: E731
     setup = lambda s: detectors.det_setup(s, visit, cfg)  # noqa: E731
-    spin = lambda s: hwp.spin_up(s, visit.hwp_dir, cfg)  # noqa: E731
+    spin = lambda s: hwp.spin_up(s, visit.hwp_dir, cfg, hwp.nod(visit))  # noqa: E731
     if visit.kind == "master":
         steps = [relock, bore, setup, spin, lambda s: detectors.bias_step(s, visit, cfg)]
     elif visit.kind == "calibration":

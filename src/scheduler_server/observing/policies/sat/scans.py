@@ -7,6 +7,7 @@ planner sees it and drops the block, the script says why, and sorunlib is never 
 
 from __future__ import annotations
 
+from scheduler_server.observing.policies.sat import hwp
 from scheduler_server.observing.policies.sat.hwp import direction_name
 from scheduler_server.observing.policies.sat.ops_config import OpsConfig
 from scheduler_server.observing.policies.sat.script import comment, iso, lit, num
@@ -56,6 +57,8 @@ def scan(state: SatState, visit: Visit, cfg: OpsConfig) -> Ops:
     min_duration = cfg.min_duration if visit.min_duration is None else visit.min_duration
     if visit.t1 - state.t < max(min_duration, 1.0):
         return skip(state, visit, f"{num(visit.t1 - state.t, 0)} s left, min_duration {num(min_duration, 0)} s")
+    if state.hwp_spinning and not hwp.in_hwp_range(visit.el, cfg, hwp.nod(visit)):
+        return skip(state, visit, "its elevation nod leaves the HWP's range while it spins")
     speed = cfg.az_speed if visit.az_speed is None else visit.az_speed
     accel = cfg.az_accel if visit.az_accel is None else visit.az_accel
     more, state = scan_params(state, speed, accel, turnaround(visit))
