@@ -117,3 +117,39 @@ export function confirmDialog(text) {
     document.getElementById("confirm-no").focus();
   });
 }
+
+// Make `old` look like `fresh` in place, so elements a reader holds (a test, a focused link, a
+// selection) survive a refresh; returns the node now in the document. Listeners stay the old ones.
+export function morph(old, fresh) {
+  if (old.nodeType !== fresh.nodeType || old.nodeName !== fresh.nodeName) {
+    old.replaceWith(fresh);
+    return fresh;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) {
+    if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
+    return old;
+  }
+  for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+  for (const { name, value } of [...fresh.attributes]) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  morphChildren(old, [...fresh.childNodes]);
+  return old;
+}
+
+// Make the children of `parent` look like `children` (nodes), in place, keeping parent's attributes.
+export function morphChildren(parent, children) {
+  const before = [...parent.childNodes];
+  children.forEach((child, i) => (i < before.length ? morph(before[i], child) : parent.append(child)));
+  for (const extra of before.slice(children.length)) extra.remove();
+}
+
+// Replace the rows of `body` by `rows`, keeping (and updating) each existing row with the same data-id.
+export function morphRows(body, rows) {
+  const kept = new Map();
+  for (const tr of body.rows) if (tr.dataset.id !== undefined) kept.set(tr.dataset.id, tr);
+  const placed = rows.map((tr) => {
+    const old = tr.dataset.id !== undefined ? kept.get(tr.dataset.id) : undefined;
+    return old ? morph(old, tr) : tr;
+  });
+  const same = placed.length === body.rows.length && placed.every((tr, i) => body.rows[i] === tr);
+  if (!same) body.replaceChildren(...placed);
+}

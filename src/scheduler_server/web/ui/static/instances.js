@@ -1,7 +1,7 @@
 // Live instances: state, backend, address, uses, age, the pipeline on it; delete with confirmation.
 
 import { api, poll } from "./api.js";
-import { $, clearError, confirmDialog, el, fail, fmtDuration, setState, showError } from "./dom.js";
+import { $, clearError, confirmDialog, el, fail, fmtDuration, morphRows, setState, showError } from "./dom.js";
 
 const POLL_MS = 3000;
 const ROOT = document.body.dataset.root || "";
@@ -34,10 +34,9 @@ function row(instance) {
 async function refresh() {
   try {
     const answer = await api("/api/v1/instances");
-    const body = document.createElement("tbody");
-    for (const instance of answer.items) body.append(row(instance));
-    if (!answer.items.length) body.append(el("tr", {}, el("td", { attrs: { colspan: 9 }, text: "No live instance." })));
-    $("#instances").tBodies[0].replaceWith(body);
+    const rows = answer.items.map(row);
+    if (!rows.length) rows.push(el("tr", {}, el("td", { attrs: { colspan: 9 }, text: "No live instance." })));
+    morphRows($("#instances").tBodies[0], rows);
     $("#updated").textContent = `(${answer.items.length}, updated ${new Date().toISOString().slice(11, 19)} UTC)`;
     if (document.getElementById("page").dataset.state === "error") clearError();
     setState("ready");

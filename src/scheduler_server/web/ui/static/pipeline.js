@@ -2,7 +2,7 @@
 // the log tailing live (stdout/stderr tabs), cancel and retry behind a confirmation dialog.
 
 import { api, ApiError, poll } from "./api.js";
-import { $, clearError, confirmDialog, el, fail, fmtDuration, fmtTime, seconds, setState, showError } from "./dom.js";
+import { $, clearError, confirmDialog, el, fail, fmtDuration, fmtTime, morphChildren, seconds, setState, showError } from "./dom.js";
 
 const POLL_MS = 1500;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -29,8 +29,7 @@ function text(value) {
 }
 
 function showDetails(p) {
-  const dl = $("#details");
-  dl.replaceChildren();
+  const dl = el("dl");
   const keys = [...SHOWN_FIRST.filter((k) => k in p), ...Object.keys(p).filter((k) => !SHOWN_FIRST.includes(k))];
   for (const key of keys) {
     if (SECRET.test(key) || key === "history" || key === "timings") continue;
@@ -49,12 +48,13 @@ function showDetails(p) {
     ["ran", t.script_started ? fmtDuration(seconds(t.script_started, t.finished || new Date().toISOString())) : ""],
   ];
   for (const [label, value] of rows) dl.append(el("dt", { text: label }), el("dd", { text: value }));
+  morphChildren($("#details"), [...dl.childNodes]);
   $("h1").textContent = `Pipeline ${p.id}`;
   document.title = `Pipeline ${p.id} · scheduler-server`;
 }
 
 function showHistory(history) {
-  const body = document.createElement("tbody");
+  const body = el("tbody");
   let previous = null;
   for (const h of history || []) {
     body.append(el("tr", {},
@@ -66,7 +66,7 @@ function showHistory(history) {
       el("td", { text: h.reason ?? "" })));
     previous = h.at;
   }
-  $("#history").tBodies[0].replaceWith(body);
+  morphChildren($("#history").tBodies[0], [...body.childNodes]);
 }
 
 function showButtons(p) {
@@ -77,7 +77,7 @@ function showButtons(p) {
 function showLog() {
   const box = $("#log");
   const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
-  box.textContent = logs[stream].text;
+  if (box.textContent !== logs[stream].text) box.textContent = logs[stream].text;
   if (atBottom) box.scrollTop = box.scrollHeight;
   const log = logs[stream];
   $("#log-status").textContent = log.complete ? "complete" : current && FINISHED.has(current.status) ? "" : "following...";

@@ -2,7 +2,7 @@
 // polling (the visible page and the counts only, every 2 s), queue depth and throughput.
 
 import { api, poll } from "./api.js";
-import { $, clearError, el, fail, fmtDuration, fmtTime, seconds, setState } from "./dom.js";
+import { $, clearError, el, fail, fmtDuration, fmtTime, morphChildren, morphRows, seconds, setState } from "./dom.js";
 import { drawSummary } from "./summary.js";
 
 const POLL_MS = 2000;
@@ -77,14 +77,9 @@ function sortBy(key) {
 }
 
 function showPage(page) {
-  const body = document.createElement("tbody");
-  for (const p of page.items) {
-    const tr = el("tr", { dataset: { id: p.id, status: p.status } });
-    for (const [, , cell] of COLUMNS) tr.append(cell(p));
-    body.append(tr);
-  }
-  if (!page.items.length) body.append(el("tr", {}, el("td", { attrs: { colspan: COLUMNS.length }, text: "No pipeline matches." })));
-  $("#pipelines").tBodies[0].replaceWith(body);
+  const rows = page.items.map((p) => el("tr", { dataset: { id: p.id, status: p.status } }, COLUMNS.map(([, , cell]) => cell(p))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { attrs: { colspan: COLUMNS.length }, text: "No pipeline matches." })));
+  morphRows($("#pipelines").tBodies[0], rows);
   state.total = page.total;
   const last = Math.min(page.offset + page.items.length, page.total);
   $("#range").textContent = page.total ? `${page.offset + 1} to ${last} of ${page.total}` : "none";
@@ -94,8 +89,7 @@ function showPage(page) {
 }
 
 function showCounts(counts) {
-  const list = $("#counts");
-  list.replaceChildren();
+  const list = el("ul");
   let all = 0;
   for (const status of STATUSES) {
     const n = counts[status] || 0;
@@ -103,6 +97,7 @@ function showCounts(counts) {
     list.append(el("li", { dataset: { status } }, el("strong", { text: n }), el("span", { className: "status", dataset: { status }, text: status })));
   }
   list.prepend(el("li", { dataset: { status: "all" } }, el("strong", { text: all }), "all"));
+  morphChildren($("#counts"), [...list.childNodes]);
 }
 
 async function refresh() {
