@@ -350,16 +350,15 @@ def start_state(config: SatConfig, a: float) -> SatState:
 
 
 def park_elevations(config: SatConfig) -> tuple[float, ...]:
-    """Elevations for detours and parking: inside the HWP's range when it may spin (no spin-down for a detour)."""
+    """Elevations for detours and parking, every ``alt_step`` from the top of the range down; the planner
+    prefers those inside the HWP's range (no spin-down) and goes lower only when the sun leaves no other."""
     lo, hi = config.el_limits()
-    if not config.disable_hwp:
-        lo, hi = max(lo, config.min_hwp_el), min(hi, config.max_hwp_el)
-    if lo > hi:
-        lo, hi = config.el_limits()
     step = config.stages.build_op.plan_moves.alt_step
     els = [hi]
-    while els[-1] - step >= lo:
+    while els[-1] - step >= lo - 1e-9:
         els.append(els[-1] - step)
+    if els[-1] > lo:
+        els.append(lo)
     return tuple(dict.fromkeys(round(e, 3) for e in els))
 
 

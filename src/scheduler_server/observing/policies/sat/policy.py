@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from scheduler_server.observing.policies.base import Policy
 from scheduler_server.observing.policies.sat.config import SatConfig
@@ -25,7 +26,8 @@ from scheduler_server.observing.types import Block, PolicyFailure, ScheduleInput
 
 log = logging.getLogger(__name__)
 SKY_MARGIN_SECONDS = 3600
-TIMELINE_SLACK_SECONDS = 6 * 3600  # the timeline may run past t1 by its wrap-up; the sun is sampled that far
+SLACK_SECONDS = 2 * 3600  # the timeline may run past t1 by its wrap-up; the sun is sampled that far
+ALIGN_SECONDS = 6 * 3600  # sun samples cover whole quarter-days, so nearby windows share them (``_sun``)
 
 
 class SatPolicy(Policy):
@@ -43,18 +45,16 @@ class SatPolicy(Policy):
         from scheduler_server.observing.policies.sat import events, inputs, merge
         from scheduler_server.observing.policies.sat.timeline import Planner
         from scheduler_server.observing.safety import checker as safety
-        from scheduler_server.observing.sky.ephemerides import Samples
 
         a, b = int(math.floor(t0.timestamp())), int(math.ceil(t1.timestamp()))
         _within_ephemeris(t0, t1)
         inputs.check_state(config)
         site = config.site.to_site()
         sun_policy = config.sun_policy()
-        sun = Samples(
-            "sun",
+        sun = _sun(
             site,
-            a - SKY_MARGIN_SECONDS,
-            b + sun_policy.min_sun_time + TIMELINE_SLACK_SECONDS,
+            _align(a - SKY_MARGIN_SECONDS, -1),
+            _align(b + sun_policy.min_sun_time + SLACK_SECONDS, 1),
             sun_policy.time_step,
         )
         guard = SunGuard(sun, sun_policy.min_angle, lookahead=sun_policy.min_sun_time)
@@ -68,7 +68,7 @@ class SatPolicy(Policy):
         planner = Planner(
             guard, model, cfg, inputs.park_elevations(config), inputs.min_durations(config), config.wait_tolerance
         )
-        timeline = planner.plan(items, start)
+        timeline = planner.plan(items, start, b)
         dropped += timeline.dropped
         for item, why in dropped:
             log.info("%s %s at %s dropped: %s", item.visit.kind, item.visit.name, merge.hhmm(item.visit.t0), why)
@@ -124,6 +124,18 @@ def _block(visit, cuts) -> Block:
         throw=round(visit.throw, 3),
         cuts=[c for c in cuts if c],
     )
+
+
+def _align(t: float, direction: int) -> int:
+    return int(math.floor(t / ALIGN_SECONDS) if direction < 0 else math.ceil(t / ALIGN_SECONDS)) * ALIGN_SECONDS
+
+
+@lru_cache(maxsize=16)
+def _sun(site, start: int, stop: int, step: int):
+    """The sun's samples over [start, stop]: read-only, shared by the requests that fall in the same span."""
+    from scheduler_server.observing.sky.ephemerides import Samples
+
+    return Samples("sun", site, start, stop, step)
 
 
 def _within_ephemeris(t0: datetime, t1: datetime) -> None:

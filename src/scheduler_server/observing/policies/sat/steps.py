@@ -8,7 +8,7 @@ cadences) as ``Op``s with durations, moving a ``SatState`` forward. ``script.py`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -60,7 +60,15 @@ class SatState:
     turnaround_method: str | None = None
 
     def at(self, **changes: Any) -> SatState:
-        return replace(self, **changes)
+        # dataclasses.replace re-runs __init__ (a few microseconds each; the planner calls this thousands of
+        # times a day): a copy of the fields with the changes is the same value.
+        unknown = changes.keys() - self.__dataclass_fields__.keys()
+        if unknown:
+            raise TypeError(f"SatState has no field {sorted(unknown)[0]!r}")
+        new = object.__new__(SatState)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
 
 @dataclass(frozen=True)

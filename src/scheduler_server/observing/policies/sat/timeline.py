@@ -15,7 +15,6 @@ before a calibration or wiregrid run ends early enough for that run's ops and sl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from scheduler_server.observing.policies.basic.avoidance import Box, SunGuard
@@ -27,17 +26,25 @@ from scheduler_server.observing.telescope import TelescopeModel
 MARGIN_SECONDS = 60  # slack left before a planned start, against small overruns
 MIN_SCAN_SECONDS = 60
 PARK_AZIMUTHS = tuple(range(0, 360, 45))
-MAX_PARKINGS = 6
+MAX_HOPS = 24  # parking moves in one gap at most
 SCANNING = ("scan", "wiregrid")  # ops that last until the visit's stop time
 
 
 class Infeasible(Exception):
-    """A way of reaching a visit that does not work, and why."""
+    """A way of reaching a visit that does not work, and why: ``where`` says which part failed ("here": the
+    wait where the telescope rests, "slew", or anything else, which no other route can mend); the reason's
+    text is worked out only if it is reported (``why`` may be a function of nothing)."""
+
+    def __init__(self, why, where: str = ""):
+        super().__init__()
+        self.why, self.where = why, where
+
+    def __str__(self) -> str:
+        return self.why() if callable(self.why) else str(self.why)
 
 
 @dataclass(frozen=True)
 class Route:
-    pre: tuple[tuple[float, float], ...] = ()  # moves made at once (to a parking spot), before the wait
     post: tuple[tuple[float, float], ...] = ()  # moves after the wait, before the one to the visit
     note: str = ""
 
@@ -63,6 +70,7 @@ class _Cursor:
     where: Box  # what the telescope occupies at rest
     since: float  # since when it rests there
     timed: list[tuple[float, Op]] = field(default_factory=list)
+    note: str = ""  # how it got here, when that is worth a block's cuts (parking)
 
 
 class Planner:
@@ -76,64 +84,123 @@ class Planner:
         tolerance: float,
     ):
         self.guard, self.model, self.cfg = guard, model, cfg
-        self.park_elevations = park_elevations
+        in_range = tuple(e for e in park_elevations if cfg.disable_hwp or cfg.min_hwp_el <= e <= cfg.max_hwp_el)
+        self.detour_elevations = in_range  # a detour never spins the HWP down
+        self.park_elevations = in_range + tuple(e for e in park_elevations if e not in in_range)
         self.min_durations = min_durations
         self.tolerance = tolerance
 
-    def plan(self, items: list[Item], state: SatState) -> Timeline:
+    def plan(self, items: list[Item], state: SatState, end: float) -> Timeline:
         out = Timeline()
         cur = _Cursor(state, _point(state.az, state.el), state.t)
         self._run(cur, operations_.start(state, self.cfg))
         for i, item in enumerate(items):
             nxt = items[i + 1] if i + 1 < len(items) else None
             try:
-                done, laid = self._visit(cur, item)
+                visit = self._unwrapped(item.visit, cur.state.az)
+                if visit.kind == NOOBS:
+                    visit = self._parked_visit(cur, visit)
+                cur = self._bridged(cur, visit)  # parking is kept even if the visit is then dropped
+                done, laid = self._visit(cur, item, visit)
                 if nxt is not None and item.visit.kind == MASTER and nxt.visit.kind in (CALIBRATION, WIREGRID):
                     latest = nxt.visit.t0 - self._lead(done, self._unwrapped(nxt.visit, done.state.az)) - MARGIN_SECONDS
                     if laid.visit.t1 > latest:
                         why = f"ended early for {nxt.visit.kind} {nxt.visit.name} at {hhmm(nxt.visit.t0)}"
-                        done, laid = self._visit(cur, item.trimmed(item.visit.t0, math.floor(latest), why))
+                        item = item.trimmed(item.visit.t0, math.floor(latest), why)
+                        done, laid = self._visit(cur, item, replace(visit, t1=item.visit.t1))
             except Infeasible as exc:
                 out.dropped.append((item, str(exc)))
                 continue
             cur = done
             out.laid.append(laid)
-        self._finish(cur)
+        self._finish(cur, end)
         out.timed, out.state = cur.timed, cur.state
         return out
 
     # -- one visit ----------------------------------------------------------------------------------------
 
-    def _visit(self, cur: _Cursor, item: Item) -> tuple[_Cursor, Laid]:
-        visit = self._unwrapped(item.visit, cur.state.az)
-        if visit.kind == NOOBS:
-            visit = self._parked_visit(cur, visit)
-        first: Infeasible | None = None
-        for route in self._routes(cur, visit):
-            try:
-                return self._lay(cur, item, visit, route)
-            except Infeasible as exc:
-                first = first or exc
-        raise first or Infeasible("no route")
-
-    def _routes(self, cur: _Cursor, visit: Visit) -> Iterator[Route]:
-        yield Route()
-        here_az = cur.state.az
-        for el in self.park_elevations:
+    def _visit(self, cur: _Cursor, item: Item, visit: Visit) -> tuple[_Cursor, Laid]:
+        """Direct, or for a slew that would pass the sun, via another elevation."""
+        try:
+            return self._lay(cur, item, visit, Route(note=cur.note))
+        except Infeasible as exc:
+            if exc.where != "slew":
+                raise
+            first = exc
+        detours = self.detour_elevations if cur.state.hwp_spinning else self.park_elevations
+        for el in dict.fromkeys((cur.where[2], *detours)):
             if el != visit.el:
-                yield Route(post=((here_az, el), (visit.az, el)), note=f"slewed via elevation {el:g} (sun)")
-        for spot in self._parkings(cur, visit.t0):
-            yield Route(pre=(spot,), note=f"waited at az {spot[0]:g} el {spot[1]:g}, clear of the sun")
+                note = ", ".join(n for n in (cur.note, f"slewed via elevation {el:g} (sun)") if n)
+                try:
+                    return self._lay(cur, item, visit, Route(((cur.where[0], el), (visit.az, el)), note))
+                except Infeasible:
+                    continue
+        raise first
+
+    def _bridged(self, cur: _Cursor, visit: Visit) -> _Cursor:
+        """The cursor kept clear of the sun until it must leave for ``visit`` (parked when the wait is not)."""
+        until = visit.t0 - self._lead(cur, visit) - MARGIN_SECONDS
+        if self._first_unsafe(cur.where, cur.state.t, until) is None:
+            return _Cursor(cur.state, cur.where, cur.since, cur.timed)
+        c = _Cursor(cur.state, cur.where, cur.since, list(cur.timed))
+        spots = self._bridge(c, until)
+        if spots:
+            c.note = "waited clear of the sun at " + ", ".join(f"az {az:g} el {el:g}" for az, el in spots)
+        return c
+
+    def _bridge(self, c: _Cursor, until: float) -> list[tuple[float, float]]:
+        """Keep clear of the sun until ``until``: wait while it is safe, then move to the spot that stays safe
+        longest, as often as needed. Returns the spots used (none: nothing was needed, or nothing helps)."""
+        used: list[tuple[float, float]] = []
+        for _ in range(MAX_HOPS):
+            bad = self._first_unsafe(c.where, c.state.t, until)
+            if bad is None:
+                return used
+            best = None
+            for spot in self._spots(c.where):
+                slew = self.model.slew_seconds(c.where[:2], c.where[2], *spot)
+                if c.state.hwp_spinning and not self.cfg.min_hwp_el <= spot[1] <= self.cfg.max_hwp_el:
+                    slew += self.cfg.hwp_spin_down  # spun down where it is, before it goes
+                depart = max(c.state.t, bad - slew - MARGIN_SECONDS)
+                area = _hull(c.where, spot)
+                if not self.guard.safe(area, depart, depart + slew, look_ahead=False):
+                    continue
+                horizon = self._first_unsafe(_point(*spot), depart + slew, until)
+                if best is None or (horizon or math.inf) > best[0]:
+                    best = (horizon or math.inf, spot, depart)
+                if horizon is None:
+                    break
+            if best is None or (best[0] <= bad + MARGIN_SECONDS and best[0] != math.inf):
+                return used  # no spot gains time
+            _, spot, depart = best
+            if depart > c.state.t + 1:
+                self._run(c, operations_.wait(c.state, math.floor(depart), self.tolerance))
+            self._move(c, *spot, check=False)
+            used.append(spot)
+        return used
+
+    def _first_unsafe(self, box: Box, t_from: float, t_to: float) -> float | None:
+        if t_to <= t_from or self.guard.safe(box, t_from, t_to):
+            return None
+        found = self.guard.unsafe(box, t_from, t_to)
+        return float(found[0][0]) if len(found) else None
+
+    def _spots(self, where: Box) -> list[tuple[float, float]]:
+        lo, hi = self.model.az_limits
+        spots = []
+        for el in self.park_elevations:
+            for az in PARK_AZIMUTHS:
+                near = min((a for a in (az - 360.0, az, az + 360.0) if lo <= a <= hi), key=lambda a: abs(a - where[0]))
+                spots.append((float(near), float(el)))
+        rank = {el: i for i, el in enumerate(self.park_elevations)}
+        low = len(self.detour_elevations)
+        spots.sort(key=lambda s: (rank[s[1]] >= low, self.model.slew_seconds(where[:2], where[2], *s)))
+        return spots
 
     def _lay(self, cur: _Cursor, item: Item, visit: Visit, route: Route) -> tuple[_Cursor, Laid]:
         c = _Cursor(cur.state, cur.where, cur.since, list(cur.timed))
-        for az, el in route.pre:
-            self._move(c, az, el)
         leave = visit.t0 - self._lead(c, visit, route.post) - MARGIN_SECONDS
-        if not route.pre:
-            self._hold(c.where, c.since, max(leave, c.state.t), "waiting")
-        elif leave > c.state.t:
-            self._hold(c.where, c.since, leave, "waiting")
+        self._hold(c.where, c.since, max(leave, c.state.t), "waiting", "here")
         if leave > c.state.t + 1:
             self._run(c, operations_.wait(c.state, math.floor(leave), self.tolerance))
         for az, el in (*route.post, (visit.az, visit.el)):
@@ -144,15 +211,19 @@ class Planner:
         least = max(MIN_SCAN_SECONDS, self.min_durations.get(visit.kind, 0.0))
         if visit.t1 - start < least:
             late = f"ready at {hhmm(start)}, " if start > visit.t0 else ""
-            raise Infeasible(f"{late}{visit.t1 - start:g} s would be left, at least {least:g} s needed")
-        self._hold(c.where, arrived, start, "getting ready")
+            raise Infeasible(f"{late}{visit.t1 - start:g} s would be left, at least {least:g} s needed", "short")
+        self._hold(c.where, arrived, start, "getting ready", "target")
         box = _sweep(visit, start)
         if not self.guard.safe(box, start, visit.t1):
-            raise Infeasible(self._closest(box, start, visit.t1, "the scan"))
-        if start > c.state.t + 1 or visit.kind != NOOBS:
+            raise Infeasible(self._closest(box, start, visit.t1, "the scan"), "scan")
+        if visit.kind != NOOBS:  # seq.scan starts at the block's start, never before (its wait_until)
             self._run(c, operations_.wait(c.state, start, self.tolerance))
         run = replace(visit, t0=start, az=visit.az + visit.az_drift * (start - visit.t0))
-        self._run(c, operations_.scan(c.state, run, self.cfg), stop=visit.t1)
+        scanned = operations_.scan(c.state, run, self.cfg)
+        for op in scanned[0]:
+            if op.name == "skip":
+                raise Infeasible(f"it would not run: {op.detail.get('why', '')}", "skip")
+        self._run(c, scanned, stop=visit.t1)
         c.where, c.since = _sweep(visit, start, end_only=True), c.state.t
         self._run(c, operations_.after_scan(c.state, run, self.cfg))
         cuts = item.cuts
@@ -177,54 +248,31 @@ class Planner:
         ops, state = operations_.move(c.state, az, el, self.cfg, duration=duration, force=True)
         t0 = state.t - duration  # after any HWP spin-down at the old place
         if check:
-            self._hold(c.where, c.since, t0, "spinning the HWP down")
-            area = (min(c.where[0], az), max(c.where[1], az), min(c.where[2], el), max(c.where[3], el))
+            self._hold(c.where, c.since, t0, "spinning the HWP down", "here")
+            area = _hull(c.where, (az, el))
             if not self.guard.safe(area, t0, state.t, look_ahead=False):
-                raise Infeasible(self._closest(area, t0, state.t, f"the slew to az {az:g} el {el:g}", ahead=False))
+                what = f"the slew to az {az:g} el {el:g}"
+                raise Infeasible(self._closest(area, t0, state.t, what, ahead=False), "slew")
         self._run(c, (ops, state))
         c.where, c.since = _point(az, el), c.state.t
 
-    def _hold(self, where: Box, t_from: float, t_to: float, doing: str) -> None:
+    def _hold(self, where: Box, t_from: float, t_to: float, doing: str, part: str) -> None:
         if t_to > t_from and not self.guard.safe(where, t_from, t_to):
-            raise Infeasible(self._closest(where, t_from, t_to, f"{doing} at az {where[0]:g} el {where[2]:g}"))
-
-    def _parkings(self, cur: _Cursor, until: float) -> list[tuple[float, float]]:
-        lo, hi = self.model.az_limits
-        spots = []
-        for el in self.park_elevations:
-            for az in PARK_AZIMUTHS:
-                near = min(
-                    (a for a in (az - 360.0, az, az + 360.0) if lo <= a <= hi), key=lambda a: abs(a - cur.where[0])
-                )
-                spots.append((float(near), float(el)))
-        spots.sort(key=lambda s: self.model.slew_seconds(cur.where[:2], cur.where[2], *s))
-        safe = []
-        for spot in spots:
-            if len(safe) == MAX_PARKINGS:
-                break
-            if self.guard.safe(_point(*spot), cur.state.t, until):
-                safe.append(spot)
-        return safe
+            raise Infeasible(self._closest(where, t_from, t_to, f"{doing} at az {where[0]:g} el {where[2]:g}"), part)
 
     def _parked_visit(self, cur: _Cursor, visit: Visit) -> Visit:
         """A no-observation block is spent at a parking spot clear of the sun for its whole length."""
         if self.guard.safe(_point(visit.az, visit.el), visit.t0, visit.t1):
             return visit
-        for az, el in self._parkings(_Cursor(cur.state, cur.where, visit.t0), visit.t1):
-            return replace(visit, az=az, el=el)
+        for az, el in self._spots(cur.where):
+            if self.guard.safe(_point(az, el), visit.t0, visit.t1):
+                return replace(visit, az=az, el=el)
         return visit
 
-    def _finish(self, c: _Cursor) -> None:
-        """Wrap up; the telescope must be left somewhere that stays clear of the sun."""
-        end = c.state.t + self.guard.lookahead
-        stow = None
-        if not self.guard.safe(c.where, c.since, end):
-            spots = self._parkings(c, end)
-            stow = spots[0] if spots else None
-        ops, state = operations_.wrap_up(c.state, self.cfg)
-        self._run(c, (ops, state))
-        if stow is not None:
-            self._move(c, *stow, check=False)
+    def _finish(self, c: _Cursor, end: float) -> None:
+        """Wrap up, and keep clear of the sun until the window's end (parking, hopping if need be)."""
+        self._run(c, operations_.wrap_up(c.state, self.cfg))
+        self._bridge(c, max(end, c.state.t))
 
     def _unwrapped(self, visit: Visit, near: float) -> Visit:
         lo, hi = self.model.az_limits
@@ -233,12 +281,18 @@ class Planner:
         base = visit.az % 360.0
         fits = [a for a in (base - 360.0, base, base + 360.0) if a + low >= lo and a + high <= hi]
         if not fits:
-            raise Infeasible(f"its sweep az {visit.az:g}..{visit.az + high:g} does not fit in az {lo:g}..{hi:g}")
+            raise Infeasible(f"its sweep az {visit.az:g}..{visit.az + high:g} does not fit in az {lo:g}..{hi:g}", "az")
         return replace(visit, az=min(fits, key=lambda a: abs(a - near)))
 
-    def _closest(self, box: Box, t_from: float, t_to: float, what: str, ahead: bool = True) -> str:
-        distance, when = self.guard.closest(box, t_from, t_to + (self.guard.lookahead if ahead else 0.0))
-        return f"{what} would come {distance:.1f} deg from the sun at {hhmm(when)} (limit {self.guard.min_angle:g} deg)"
+    def _closest(self, box: Box, t_from: float, t_to: float, what: str, ahead: bool = True):
+        """The reason a span is unsafe, as a function: it is worked out only when reported."""
+
+        def why() -> str:
+            distance, when = self.guard.closest(box, t_from, t_to + (self.guard.lookahead if ahead else 0.0))
+            limit = self.guard.min_angle
+            return f"{what} would come {distance:.1f} deg from the sun at {hhmm(when)} (limit {limit:g} deg)"
+
+        return why
 
     def _run(self, c: _Cursor, result: tuple[list[Op], SatState], stop: float | None = None) -> None:
         """Append ops at their times; an op that scans lasts until ``stop``."""
@@ -252,6 +306,10 @@ class Planner:
             c.timed.append((clock, op))
             clock += op.duration
         c.state = state.at(t=max(clock, state.t) if stop is None else clock)
+
+
+def _hull(box: Box, spot: tuple[float, float]) -> Box:
+    return (min(box[0], spot[0]), max(box[1], spot[0]), min(box[2], spot[1]), max(box[3], spot[1]))
 
 
 def _point(az: float, el: float) -> Box:
