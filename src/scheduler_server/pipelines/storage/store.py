@@ -256,7 +256,9 @@ class Store:
         sort: str = "id",
     ) -> tuple[list[Pipeline], int]:
         """Pipelines in ``sort`` order (``queries.SORT_KEYS``; submission order by default), and how many match."""
-        query = ListFilter(statuses, project, subject, session, search, ids).apply(select(Pipeline))
+        query = ListFilter(statuses, project, subject, session, search, ids).apply(
+            select(Pipeline), self.engine.dialect.name
+        )
         with self.read() as db:
             total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
             query = ordered(query, sort).offset(offset)
