@@ -17,10 +17,18 @@ import numpy as np
 
 from scheduler_server.observing.policies.basic import blocks
 from scheduler_server.observing.sky.ephemerides import Samples
-from scheduler_server.observing.sky.geometry import cos_distance_to_box, cos_distance_to_box_at, distance_to_box
+from scheduler_server.observing.sky.geometry import (
+    cos_distance_to_box,
+    cos_distance_to_box_at,
+    distance_to_box,
+)
 
 Box = tuple[float, float, float, float]  # az_lo, az_hi, el_lo, el_hi
 MARGIN_DEG = 0.1
+# The hull of many arcs is at least as near the sun as each of them; its test is widened by this
+# much (deg) so that rounding in the arithmetic can never let it miss what an arc's own test finds.
+HULL_SLACK_DEG = 1e-6
+GROUP = 32  # arcs per hull in SunGuard.clear_arcs
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,51 @@ class SunGuard:
         _, _, el, trig = self.sun.window_with_trig(start, stop)
         return self._clear_below(box, el) or not bool(np.any(cos_distance_to_box(*trig, box) > self._cos_limit))
 
+    def clear_arcs(self, az_lo, az_hi, el, starts, stops) -> np.ndarray:
+        """For each arc k (az_lo[k]..az_hi[k] at el[k], arrays sorted by start): whether no sun
+        sample that ``window_with_trig(starts[k], stops[k])`` returns is nearer than the limit.
+
+        The same samples and the same arithmetic as testing each arc on its own (``unsafe``'s
+        numpy path), in a few passes: the samples of the whole span are fetched once; the hull
+        of each group of ``GROUP`` neighbouring arcs (at least as near the sun as each of them)
+        settles every arc of the group with no sample near the hull in its span; each other arc
+        is tested at the first such sample (near the sun, most fail there), and the arcs left at
+        every such sample of their span, all as one array.
+        """
+        first, step = self.sun.t[0], self.sun.step
+        i0 = np.ceil((starts - first) / step).astype(np.int64)
+        i1 = np.maximum(np.floor((stops - first) / step).astype(np.int64) + 1, i0 + 1)
+        _, _, _, trig = self.sun.window_with_trig(float(starts.min()), float(stops.max()))
+        arcs = _Arcs(trig, az_lo, az_hi, el, self._cos_limit)
+        clear = np.zeros(len(starts), dtype=bool)
+        open_arcs, spans = [], []  # the arcs their hull leaves open, and the near samples of each span
+        for a in range(0, len(starts), GROUP):
+            lo, hi = i0[a : a + GROUP] - i0.min(), i1[a : a + GROUP] - i0.min()
+            near = self._near_hull(trig, az_lo[a : a + GROUP], az_hi[a : a + GROUP], el[a : a + GROUP], lo, hi)
+            p0, p1 = np.searchsorted(near, lo), np.searchsorted(near, hi)
+            clear[a : a + GROUP] = p0 == p1
+            for k in np.flatnonzero(p1 > p0):
+                open_arcs.append(a + k)
+                spans.append(near[p0[k] : p1[k]])
+        if not open_arcs:
+            return clear
+        owner = np.array(open_arcs)
+        left = ~arcs.bad(owner, np.array([span[0] for span in spans]))
+        if left.any():
+            owner, spans = owner[left], [span for span, keep in zip(spans, left, strict=True) if keep]
+            counts = np.array([len(span) for span in spans])
+            every = np.repeat(owner, counts)
+            bad = arcs.bad(every, np.concatenate(spans))
+            clear[owner] = np.bincount(every, weights=bad, minlength=len(clear))[owner] == 0
+        return clear
+
+    def _near_hull(self, trig, az_lo, az_hi, el, lo, hi) -> np.ndarray:
+        """Indices of the samples in [lo.min(), hi.max()) near the hull of the arcs (widened by HULL_SLACK_DEG)."""
+        s0, s1 = int(lo.min()), int(hi.max())
+        hull = (float(az_lo.min()), float(az_hi.max()), float(el.min()), float(el.max()))
+        limit = math.cos(math.radians(self.min_angle + MARGIN_DEG + HULL_SLACK_DEG))
+        return np.flatnonzero(cos_distance_to_box(*trig[:, s0:s1], hull) > limit) + s0
+
     def _surely_clear(self, box: Box, start: float, stop: float) -> bool:
         """A shortcut that decides as the sampled test would, when it can: the middle
         sample of [start, stop] is farther from the box than the limit by at least
@@ -87,3 +140,25 @@ class SunGuard:
         d = distance_to_box(az, el, *box)
         i = int(np.argmin(d))
         return float(d[i]), float(t[i])
+
+
+class _Arcs:
+    """Arcs against sun samples: ``cos_distance_to_box``'s one-elevation branch step for step (so the
+    same values), with each arc's trigonometry done once per arc instead of once per sample."""
+
+    def __init__(self, trig: np.ndarray, az_lo, az_hi, el, cos_limit: float):
+        half = np.radians(np.minimum((az_hi - az_lo) / 2.0, 180.0))
+        c = np.radians((az_lo + az_hi) / 2.0)
+        e = np.radians(el)
+        self.trig, self.cos_limit = trig, cos_limit
+        self.cos_c, self.sin_c, self.cos_h, self.sin_h = np.cos(c), np.sin(c), np.cos(half), np.sin(half)
+        self.sin_e, self.cos_e = np.sin(e), np.cos(e)
+
+    def bad(self, arc: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """Whether sample ``sample[j]`` is nearer than the limit to arc ``arc[j]``."""
+        cos_az, sin_az, sin_el, cos_el = self.trig[:, sample]
+        cos_c, sin_c, cos_h = self.cos_c[arc], self.sin_c[arc], self.cos_h[arc]
+        cos_d = cos_az * cos_c + sin_az * sin_c
+        sin_d = sin_az * cos_c - cos_az * sin_c
+        cos_gap = np.where(cos_d >= cos_h, 1.0, cos_d * cos_h + np.abs(sin_d) * self.sin_h[arc])
+        return sin_el * self.sin_e[arc] + cos_el * self.cos_e[arc] * cos_gap > self.cos_limit

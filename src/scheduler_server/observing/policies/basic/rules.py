@@ -91,7 +91,6 @@ class SunAvoidance(PolicyConfig):
 
     def trim(self, window: Window, ctx: Context) -> list[Window]:
         """The runs of start times whose whole scan the rule leaves untouched (schedlib's order: sun, then pick)."""
-        import numpy as np
 
         box = (
             float(window.az.min()),
@@ -102,10 +101,7 @@ class SunAvoidance(PolicyConfig):
         end = window.t1 + float(window.length.max()) + ctx.after_scan
         if len(ctx.guard.unsafe(box, window.t0, end)) == 0 and self._box_clear(box, window.t0, end, ctx):
             return [window]  # one look at the window's whole extent settles the common case
-        from scheduler_server.observing.policies.basic import blocks
-
-        scans = [window.scan_at(t) for t in window.t]
-        keep = np.array([len(blocks.overlaps(s.t0, s.t1, self._cuts(s, ctx))) == 0 for s in scans])
+        keep = self._keep_starts(window, ctx)
         if not keep.all():
             log.info(
                 "sun-avoidance: %d of %d starts of the %s %s window at %s removed",
@@ -116,6 +112,23 @@ class SunAvoidance(PolicyConfig):
                 _hhmm(window.t0),
             )
         return window.trimmed(keep)
+
+    def _keep_starts(self, window: Window, ctx: Context) -> np.ndarray:
+        """Which starts' scans ``_cuts`` leaves whole. A cut meets a scan exactly when some sun
+        sample of its span (t0 .. t1 + after_scan + min_sun_time) is too near its arc: a cut
+        from a sample at time s starts lookahead + pad + step before it, ends pad + step after
+        it, and its start is moved after_scan earlier. So in angular mode the starts are judged
+        together (``SunGuard.clear_arcs``), as one array; box mode tests each start's scan."""
+        import numpy as np
+
+        t0, t1, az, az_hi, el = _scan_arrays(window)
+        if self.mode == "box" or bool((t1 <= t0).any()):
+            from scheduler_server.observing.policies.basic import blocks
+
+            scans = [window.scan_at(t) for t in window.t]
+            return np.array([len(blocks.overlaps(s.t0, s.t1, self._cuts(s, ctx))) == 0 for s in scans], dtype=bool)
+        stops = (t1.astype(float) + ctx.after_scan) + ctx.guard.lookahead
+        return ctx.guard.clear_arcs(az, az_hi, el, t0.astype(float), stops)
 
     def _box_clear(self, box: tuple[float, float, float, float], t0: float, t1: float, ctx: Context) -> bool:
         """Box mode: the sun stays farther than min_angle_alt (plus a margin) from the box's elevations."""
@@ -285,6 +298,20 @@ class MakeSourceScan(PolicyConfig):
     preferred_length: float = Field(
         1800.0, gt=0, description="The random start offset leaves this much of the window (s)."
     )
+
+
+def _scan_arrays(window: Window):
+    """``window.scan_at`` of every start as arrays (t0, t1, az, az_hi, el), with its roundings exactly."""
+    import numpy as np
+
+    length, az, el, throw = (
+        np.interp(window.t, window.t, arr) for arr in (window.length, window.az, window.el, window.throw)
+    )
+    t0 = np.array([int(round(start)) for start in window.t.tolist()], dtype=np.int64)
+    t1 = t0 + np.array([int(round(x)) for x in length.tolist()], dtype=np.int64)
+    az_r = np.array([round(a % 360.0, 2) for a in az.tolist()])
+    throw_r = np.array([round(x, 2) for x in throw.tolist()])
+    return t0, t1, az_r, az_r + throw_r, np.array([round(x, 2) for x in el.tolist()])
 
 
 def _log_cut(pieces: list[Scan], original: Scan, rule: str) -> list[Scan]:
