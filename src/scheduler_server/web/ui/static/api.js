@@ -108,7 +108,8 @@ export async function api(path, { method = "GET", body, query } = {}) {
         clearError();
         continue;
       }
-      throw new ApiError(401, token ? "Wrong token: the server refused it." : "This page needs an API token.");
+      const why = token ? "Wrong token: the server refused it." : "This page needs an API token.";
+      throw new ApiError(401, `${why} Reload the page to enter one.`);
     }
     if (!response.ok) {
       const message = data && typeof data.message === "string" ? data.message : `HTTP ${response.status}`;
@@ -119,7 +120,8 @@ export async function api(path, { method = "GET", body, query } = {}) {
 }
 
 // Calls fn now and then every `ms` milliseconds after each call ends (never two at once);
-// skipped while the tab is hidden. Returns a function that stops it.
+// skipped while the tab is hidden, and ended once the user declined to give a token.
+// Returns a function that stops it.
 export function poll(fn, ms) {
   let timer = null;
   let stopped = false;
@@ -132,7 +134,7 @@ export function poll(fn, ms) {
         // fn reports its own errors
       }
     }
-    if (!stopped) timer = setTimeout(tick, ms);
+    if (!stopped && !declined) timer = setTimeout(tick, ms);
   };
   tick();
   return () => {

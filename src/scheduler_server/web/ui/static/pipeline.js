@@ -15,6 +15,7 @@ const LOG_LIMIT = 2 * 1024 * 1024; // characters kept on the page per stream
 const logs = { stdout: { text: "", next: 0, complete: false }, stderr: { text: "", next: 0, complete: false } };
 let stream = "stdout";
 let current = null;
+let stopPolling = null;
 
 function pipelineId() {
   const fromQuery = new URLSearchParams(window.location.search).get("id");
@@ -120,6 +121,7 @@ async function refresh() {
     setState("ready");
   } catch (error) {
     fail(error);
+    if (error instanceof ApiError && error.status === 404 && stopPolling) stopPolling(); // it will not appear
   }
 }
 
@@ -163,7 +165,7 @@ function init() {
   });
   $("#cancel").addEventListener("click", () => act("cancel"));
   $("#retry").addEventListener("click", () => act("retry"));
-  poll(refresh, POLL_MS);
+  stopPolling = poll(refresh, POLL_MS);
 }
 
 init();

@@ -40,7 +40,7 @@ function dayPlot(data, t0, t1) {
   const { ticks, step } = timeTicks(t0, t1, 12);
   const y = scale(-30, 90, 268, 8);
   const g = panel({ x, y, yTicks: numTicks(-30, 90, 6), timeStep: step, timeTicksMs: ticks, title: "elevation (deg)", xLabels: true });
-  g.append(svg("line", { className: "limit", x1: x.range[0], x2: x.range[1], y1: y(0), y2: y(0) }));
+  g.append(svg("line", { className: "zero", x1: x.range[0], x2: x.range[1], y1: y(0), y2: y(0) }));
   const now = Date.now();
   if (now > t0 && now < t1) g.append(svg("line", { className: "now-line", x1: x(now), x2: x(now), y1: 8, y2: 268 }));
   BODIES.forEach((name, k) => {
