@@ -136,16 +136,23 @@ def test_the_fast_reader_and_the_syntax_tree_agree():
     ).commands
     fast = _read_simple(text)
     assert fast is not None and fast.calls == _read_ast(text).calls and len(fast.calls) > 100
-    # Anything unusual goes to the syntax tree, which reads it the same way or reports it.
+    # A line the expressions do not read is read by the syntax tree alone (from it to where it parses),
+    # the same way as the whole script's tree reads it; one that never parses sends the whole script there.
     odd = text.replace("smurf.bias_dets()", "smurf.bias_dets()  # biased", 1)
-    assert _read_simple(odd) is None and read_script(odd).calls == fast.calls
-    for tricky in (
-        "acu.move_to(1, 2); import os\n",
-        "acu.move_to(1, el=2, el=3)\n",
-        "acu.move_to(el=2, 1)\n",
-        "acu.move_to(1_0, 2)\n",
+    assert _read_simple(odd).calls == read_script(odd).calls == fast.calls
+    for tricky, whole in (
+        ("acu.move_to(1, 2); import os\n", False),
+        ("acu.move_to(1, el=2, el=3)\n", False),  # parses, yet Python refuses it: a problem both ways
+        ("acu.move_to(el=2, 1)\n", True),
+        ("acu.move_to(1_0, 2)\n", False),
+        ("acu.move_to(1,\n    2)\n", False),
+        ('x = ("""\nacu.move_to(1, 2)\n""")\n', False),
     ):
-        assert _read_simple(HEADER + tricky) is None, tricky
+        simple, tree = _read_simple(HEADER + tricky), _read_ast(HEADER + tricky)
+        assert (simple is None) == whole, tricky
+        if simple is not None:
+            assert (simple.calls, simple.problems) == (tree.calls, tree.problems), tricky
+    assert any("keyword argument repeated" in p for p in read_script(HEADER + "acu.move_to(1, el=2, el=3)\n").problems)
 
 
 def test_the_checkers_box_distance_is_the_minimum_over_a_dense_sample_of_the_box():

@@ -56,10 +56,7 @@ def command(script, start, min_angle, step, preset, settings, config_path) -> No
     if not report.safe:
         for line in report.lines():
             click.echo(line)
-        click.echo(
-            f"UNSAFE: {len(report.violations)} span(s) closer than {angle:g} deg to the sun, {len(report.problems)} problem(s)",
-            err=True,
-        )
+        click.echo(f"UNSAFE: {report.summary()}", err=True)
         sys.exit(1)
     closest = f"; closest approach {report.closest:.1f} deg" if report.closest is not None else ""
-    click.echo(f"safe: {report.spans} spans checked against {angle:g} deg{closest}")
+    click.echo(f"safe: {report.spans} spans checked against {report.limit_deg:g} deg{closest}")

@@ -1,8 +1,12 @@
-"""An independent sun-safety check of a command *script*.
+"""An independent safety check of a command *script*.
 
 It does not look at the blocks or routes that produced a script, only at the
-script's text: it reads its calls (``script_reader``), replays them with the
-timing model (``telescope.TelescopeModel``), and so reconstructs what the
+script's text: it reads its calls (``script_reader``), replays them
+(``replay.SeedReplay`` with the timing model ``telescope.TelescopeModel`` for the
+seed's shape; ``sat_replay.SatReplay`` with the checker's own platform data,
+``platforms.yaml``, for the sequencer's ``import sorunlib as run`` shape, which also
+reports the SAT's hazards: the HWP, the boresight, the detectors' bias, time and
+ranges), and so reconstructs what the
 telescope occupies at every moment: a point while it holds still, the swept arc
 during a scan (its whole throw, and the drift), the az/el rectangle spanned by a
 slew's two ends (whatever the axis speeds, the path stays inside it). Then it
@@ -18,97 +22,23 @@ unknown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
 import numpy as np
 
-from scheduler_server.observing.safety.script_reader import Call, read_script
+from scheduler_server.observing.safety import platforms
+from scheduler_server.observing.safety.findings import Report, Span, Violation
+from scheduler_server.observing.safety.replay import SeedReplay
+from scheduler_server.observing.safety.sat_replay import SatReplay
+from scheduler_server.observing.safety.script_reader import Reading, read_script
 from scheduler_server.observing.sky import ephemerides as sky
 from scheduler_server.observing.telescope import TelescopeModel
 
-# What each understood call may be given (sorunlib's signatures).
-SIGNATURES = {
-    "initialize": ("test_mode",),
-    "wait_until": ("timestamp", "tolerance"),
-    "acu.move_to": ("az", "el"),
-    "seq.scan": ("description", "stop_time", "width", "az_drift", "tag", "subtype", "min_duration"),
-    "smurf.uxm_setup": ("concurrent", "settling_time"),
-    "smurf.iv_curve": ("tag", "iv_kwargs", "concurrent", "settling_time"),
-    "smurf.bias_dets": ("rfrac", "concurrent", "settling_time"),
-    "smurf.bias_step": ("tag", "concurrent", "settling_time"),
-}
-REQUIRED = {"wait_until": 1, "acu.move_to": 2, "seq.scan": 3}
-NUMERIC = {"acu.move_to": ("az", "el"), "seq.scan": ("width", "az_drift")}
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """The telescope within az x el from t0 to t1, because of the command on ``line``."""
-
-    line: int
-    doing: str  # "slew", "scan" or a command's name while holding still
-    t0: float
-    t1: float
-    az: tuple[float, float]
-    el: tuple[float, float]
-    label: str = ""  # a scan's description
-    target: tuple[float, float] = (0.0, 0.0)  # where a slew goes
-
-    @property
-    def what(self) -> str:
-        if self.doing == "slew":
-            return f"slew to az {self.target[0]:g} el {self.target[1]:g}"
-        if self.doing == "scan":
-            return f"scan {self.label!r} over az {self.az[0]:g}..{self.az[1]:g} el {self.el[0]:g}"
-        return f"{self.doing} at az {self.az[0]:g}..{self.az[1]:g} el {self.el[0]:g}"
-
-
-@dataclass(frozen=True)
-class Violation:
-    line: int
-    what: str
-    t0: float
-    t1: float
-    closest: float
-    sun_az: float
-    sun_el: float
-
-    def __str__(self) -> str:
-        return (
-            f"line {self.line}: {self.what} from {_iso(self.t0)} to {_iso(self.t1)} comes {self.closest:.2f} deg"
-            f" from the sun (at az {self.sun_az:.1f} el {self.sun_el:.1f})"
-        )
-
-
-@dataclass
-class Report:
-    min_angle: float
-    violations: list[Violation] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    spans: int = 0
-    closest: float | None = None
-    # (POSIX time, least sun distance of what the telescope occupies, deg): one per minute
-    # of the replayed timeline (the minute's start, its closest moment), over the whole script.
-    sun_samples: list[tuple[float, float]] = field(default_factory=list)
-
-    @property
-    def limit_deg(self) -> float:
-        """The least sun distance the script was held to, deg."""
-        return self.min_angle
-
-    @property
-    def safe(self) -> bool:
-        return not self.violations and not self.problems
-
-    def lines(self) -> list[str]:
-        return [*self.problems, *(str(v) for v in self.violations)]
+__all__ = ["Report", "Span", "Violation", "check_script"]
 
 
 def check_script(
     text: str,
     min_angle: float,
-    model: TelescopeModel,
+    model: TelescopeModel | None,
     site: sky.Site,
     start: float | None = None,
     step: int = 10,
@@ -116,140 +46,41 @@ def check_script(
 ) -> Report:
     """Replay ``text`` and judge every ``step`` seconds of it (and every span's ends).
 
-    ``sun`` may hold sun positions already sampled (on any grid), to save work.
+    A seed-shaped script is replayed with ``model``'s durations (the default model if None) and held to
+    ``min_angle``. A sequencer-shaped one (``import sorunlib as run``) with the checker's own platform data,
+    for the platform its ``# platform:`` header names, and held to the larger of ``min_angle`` and that
+    platform's (or its header's) sun limit. ``sun`` may hold sun positions already sampled (on any grid),
+    to save work.
     """
-    report = Report(min_angle)
-    spans = _Replay(model, start, report).run(text)
+    reading = read_script(text)
+    report = Report(min_angle, problems=list(reading.problems))
+    if reading.shape == "run":
+        replay = _sat_replay(reading, start, report)
+    else:
+        replay = SeedReplay(model or TelescopeModel(), start, report)
+    spans = replay.run(reading.calls)
     report.spans = len(spans)
     if spans:
-        _judge(spans, min_angle, site, step, sun, report)
+        _judge(spans, report.min_angle, site, step, sun, report)
     return report
 
 
-class _Replay:
-    def __init__(self, model: TelescopeModel, start: float | None, report: Report):
-        self.model, self.clock, self.report = model, start, report
-        self.az: tuple[float, float] | None = None
-        self.el: tuple[float, float] | None = None
-        self.spans: list[Span] = []
-
-    def run(self, text: str) -> list[Span]:
-        reading = read_script(text)
-        self.report.problems.extend(reading.problems)
-        for call in reading.calls:
-            self._call(call)
-        return self.spans
-
-    def _call(self, call: Call) -> None:
-        name, line = call.name, call.line
-        if name not in SIGNATURES:
-            self._problem(
-                line, f"unknown command {name or '(expression)'}(); only {', '.join(sorted(SIGNATURES))} are understood"
-            )
-            return
-        # Most calls (smurf.bias_step() and the like) have no arguments: nothing to check.
-        args = self._arguments(call) if call.args or call.kwargs or name in REQUIRED else {}
-        if args is None:
-            return
-        if name == "wait_until":
-            target = self._time(args["timestamp"], line)
-            if target is not None:
-                if self.clock is not None:
-                    self._hold(line, "waiting", target)
-                self.clock = target if self.clock is None else max(self.clock, target)
-        elif name == "acu.move_to":
-            self._move(float(args["az"]), float(args["el"]), line)
-        elif name == "seq.scan":
-            self._scan(args, line)
-        elif name.startswith("smurf."):
-            if self.clock is not None:
-                self._hold(line, f"{name}()", self.clock + self.model.command_seconds(name))
-                self.clock += self.model.command_seconds(name)
-
-    def _arguments(self, call: Call) -> dict | None:
-        name, line, params = call.name, call.line, SIGNATURES[call.name]
-        if len(call.args) > len(params):
-            self._problem(line, f"{name}() takes at most {len(params)} positional arguments")
-            return None
-        values = dict(zip(params, call.args))
-        for key, value in call.kwargs.items():
-            if key not in params or key in values:
-                self._problem(line, f"{name}() got an unexpected or repeated argument {key!r}")
-                return None
-            values[key] = value
-        required = REQUIRED.get(name, 0)
-        if required:
-            missing = [p for p in params[:required] if p not in values]
-            if missing:
-                self._problem(line, f"{name}() is missing {', '.join(missing)}")
-                return None
-            for key in NUMERIC.get(name, ()):
-                if key in values and (not isinstance(values[key], (int, float)) or isinstance(values[key], bool)):
-                    self._problem(line, f"{name}(): {key} must be a number")
-                    return None
-        return values
-
-    def _time(self, value, line: int) -> float | None:
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            self._problem(line, f"{value!r} is not an ISO 8601 time")
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)  # sorunlib reads naive times as UTC
-        elif parsed.utcoffset().total_seconds() != 0:
-            self._problem(line, f"{value!r}: sorunlib accepts only UTC times")
-            return None
-        return parsed.timestamp()
-
-    def _move(self, az: float, el: float, line: int) -> None:
-        if self.clock is not None and self.az is not None:
-            daz = max(abs(az - self.az[0]), abs(az - self.az[1]))
-            dur = max(daz / self.model.az_speed, max(abs(el - self.el[0]), abs(el - self.el[1])) / self.model.el_speed)
-            dur += self.model.settle_seconds
-            box_az = (min(self.az[0], az), max(self.az[1], az))
-            box_el = (min(self.el[0], el), max(self.el[1], el))
-            self.spans.append(Span(line, "slew", self.clock, self.clock + dur, box_az, box_el, target=(az, el)))
-            self.clock += dur
-        self.az, self.el = (az, az), (el, el)
-
-    def _scan(self, args: dict, line: int) -> None:
-        if self.az is None:
-            self._problem(line, "seq.scan() before any acu.move_to(): the pointing is unknown")
-            return
-        stop = self._time(args["stop_time"], line)
-        if stop is None or self.clock is None:
-            if self.clock is None:
-                self._problem(line, "seq.scan() before any wait_until() or start time: when it runs is unknown")
-            return
-        if stop <= self.clock:
-            return  # sorunlib skips a scan whose stop time has passed
-        width, drift = float(args["width"]), float(args.get("az_drift", 0) or 0)
-        lo, hi = self.az[0] + min(0.0, width), self.az[1] + max(0.0, width)
-        travel = drift * (stop - self.clock)
-        lo, hi = lo + min(0.0, travel), hi + max(0.0, travel)
-        self.spans.append(Span(line, "scan", self.clock, stop, (lo, hi), self.el, str(args["description"])))
-        self.clock = stop
-        self.az = (lo, hi)
-
-    def _hold(self, line: int, doing: str, until: float) -> None:
-        if self.az is None or until <= self.clock:
-            return
-        last = self.spans[-1] if self.spans else None
-        if (
-            last is not None
-            and last.doing not in ("slew", "scan")
-            and last.t1 == self.clock
-            and last.az == self.az
-            and last.el == self.el
-        ):
-            # Consecutive holds at one place are one span (named by the first command).
-            self.spans[-1] = Span(last.line, last.doing, last.t0, until, self.az, self.el)
-        else:
-            self.spans.append(Span(line, doing, self.clock, until, self.az, self.el))
-
-    def _problem(self, line: int, text: str) -> None:
-        self.report.problems.append(f"line {line}: {text}")
+def _sat_replay(reading: Reading, start: float | None, report: Report) -> SatReplay:
+    name = reading.header.get("platform")
+    known = platforms.platform(name) if name else None
+    if known is None:
+        listed = ", ".join(platforms.names())
+        report.problems.append(
+            f"line 1: unknown platform {name!r}: its limits are not known (known: {listed})"
+            if name
+            else f"line 1: no '# platform: <name>' header line: the telescope's limits are unknown (known: {listed})"
+        )
+        known = platforms.platform(name or "?", known=False)
+    platform, problems = platforms.narrowed(known, reading.header)
+    report.problems.extend(f"line 1: {p}" for p in problems)
+    report.platform = platform.name
+    report.min_angle = max(report.min_angle, platform.sun_min_angle)
+    return SatReplay(platform, start, report)
 
 
 def _judge(
@@ -361,7 +192,3 @@ def _cos_to_box(az, el, boxes) -> np.ndarray:
     at_ends = np.maximum(sin_e * np.sin(el_lo) + across * np.cos(el_lo), sin_e * np.sin(el_hi) + across * np.cos(el_hi))
     top = np.arctan2(sin_e, across)
     return np.where((top >= el_lo) & (top <= el_hi), np.hypot(sin_e, across), at_ends)
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(round(seconds), tz=UTC).isoformat()
