@@ -59,9 +59,9 @@ def astropy_altaz(source: str, times, radec=None):
 
 
 @lru_cache(maxsize=64)
-def wafer_on_sky(wafer: str, boresight: float, el_bore: float) -> tuple[float, float]:
+def wafer_on_sky(wafer: str, boresight: float, el_bore: float, offsets=(0.0, 0.0)) -> tuple[float, float]:
     """Azimuth offset from the boresight and elevation of a wafer centre, the boresight at (0, el_bore)."""
-    xi0, eta0 = focalplane.WAFERS[wafer]
+    xi0, eta0 = np.add(focalplane.WAFERS[wafer], offsets)
     r = np.radians(boresight)
     xi, eta = np.radians([xi0 * np.cos(r) - eta0 * np.sin(r), xi0 * np.sin(r) + eta0 * np.cos(r)])
     e = np.radians(el_bore)
@@ -71,13 +71,13 @@ def wafer_on_sky(wafer: str, boresight: float, el_bore: float) -> tuple[float, f
     return float(np.degrees(np.arctan2(p[1], p[0]))), float(np.degrees(np.arcsin(p[2])))
 
 
-def distances(scan, times, radec=None) -> tuple[np.ndarray, np.ndarray]:
+def distances(scan, times, radec=None, offsets=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """(wafers, times) distance of the source from each wafer centre, the sweep's best azimuth; source el."""
     az, el = astropy_altaz(scan.source, times, radec)
     sweep_lo = scan.az + scan.az_drift * (times - scan.t0)
     rows = []
     for wafer in scan.array_query.split(","):
-        d_az, w_el = wafer_on_sky(wafer, scan.boresight, scan.el)
+        d_az, w_el = wafer_on_sky(wafer, scan.boresight, scan.el, offsets)
         lo = sweep_lo + d_az
         near = lo + ((az - lo) % 360.0 if scan.throw < 360 else 0.0)  # the source's az, on the sweep's turn
         centre_az = np.clip(near, lo, lo + scan.throw)
@@ -85,15 +85,15 @@ def distances(scan, times, radec=None) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rows), el
 
 
-def assert_crosses(scan, radec=None, whole=True):
+def assert_crosses(scan, radec=None, whole=True, offsets=(0.0, 0.0)):
     """The source is in (or between two wafers of) the footprint mid-scan, passes over every wafer's centre it
     reaches (all, if whole), and (whole) enters at one
     edge of the footprint at t0 and leaves at the other at t1."""
     times = np.linspace(scan.t0, scan.t1, 200)
-    d, el = distances(scan, times, radec)
+    d, el = distances(scan, times, radec, offsets)
     # Neighbouring wafers leave gaps of up to 0.7 deg between their circles.
     assert d[:, 100].min() < REACH + 0.4, "source outside the footprint at mid-scan"
-    centres = np.array([wafer_on_sky(w, scan.boresight, scan.el)[1] for w in scan.array_query.split(",")])
+    centres = np.array([wafer_on_sky(w, scan.boresight, scan.el, offsets)[1] for w in scan.array_query.split(",")])
     passed = (centres >= el.min()) & (centres <= el.max())  # all of them, for a whole crossing
     assert passed.any() and (passed.all() or not whole)
     assert d.min(axis=1)[passed].max() < 0.3, f"a wafer's centre is never crossed: {d.min(axis=1)}"
@@ -126,6 +126,15 @@ def test_a_fixed_source_from_ra_dec_and_a_fixed_sweep():
     found = plan([target("rcw38", "ws0,ws1", 50.0, drift=False)])
     assert found[0].az_drift == 0.0 and not found.dropped
     assert_crosses(found[0], radec=(8.98 * 15.0, -47.5))
+
+
+def test_a_source_given_by_ra_dec_and_focal_plane_offsets():
+    radec = (100.0, -40.0)
+    mine = target("my-source", "ws5", 45.0, ra=radec[0], dec=radec[1], boresight=45.0)
+    assert_crosses(plan([mine])[0], radec=radec)
+    shifted = plan([mine], xi_offset=-1.0, eta_offset=1.5)[0]
+    assert_crosses(shifted, radec=radec, offsets=(-1.0, 1.5))
+    assert shifted.t0 != plan([mine])[0].t0
 
 
 def test_drift_follows_the_source_with_a_smaller_throw():
@@ -225,6 +234,7 @@ def test_wafers_from_focus_tables_boresight_and_ignore_list():
     scan = plan([target(query="left", el=45.0, source="saturn", boresight=None)], cmb=cmb)[0]
     assert scan.boresight == 45.0 and scan.array_query == "ws3,ws4"
     assert plan([target(query="bottom", el=48.0)], ignore_wafers=["ws1"])[0].array_query == "ws2,ws6"
+    assert plan([target(query="ws6,ws0", tag="u1")])[0].tag == "jupiter,rising,ws6,ws0,u1"  # as written
     none_left = plan([target(query="ws1")], ignore_wafers=["ws1"])
     assert len(none_left) == 0 and "ignored" in none_left.dropped[0].reason
     assert plan([target("saturn", "top", 40.0)], platform="satp3")[0].array_query == "ws3,ws4,ws5"

@@ -83,7 +83,7 @@ def resolve_wafers(
     ignore_wafers: Iterable[str] = (),
     wafer_sets: Mapping[str, str] | None = None,
 ) -> tuple[str, ...]:
-    """The wafers a target's ``array_query`` names, in the geometry's order, minus ``ignore_wafers``.
+    """The wafers a target's ``array_query`` names, in its order, minus ``ignore_wafers``.
 
     The query is a focus name of the platform's table at ``boresight`` (case-insensitive), a name of the
     config's ``wafer_sets``, or comma-separated wafer names and glob patterns (``ws0,ws3``, ``ws[0-2]``, ``*``);
@@ -103,15 +103,15 @@ def resolve_wafers(
     if wafer_sets and text in wafer_sets:
         text = str(wafer_sets[text]).lower()
     parts = [part.strip() for part in text.split(",") if part.strip()]
-    chosen = set()
+    chosen: dict[str, None] = {}  # in the order written (schedlib's tags carry the query as written)
     for part in parts:
-        found = {w for w in WAFERS if part in w or fnmatch.fnmatchcase(w, part)}
+        found = [w for w in WAFERS if part in w or fnmatch.fnmatchcase(w, part)]
         if not found:
             known = ", ".join(sorted({*WAFERS, *(table or {})}))
             raise ScheduleInputError(field, f"{part!r} is neither a wafer nor a focus of {platform} ({known})")
-        chosen |= found
+        chosen.update(dict.fromkeys(found))
     ignored = {w.strip().lower() for w in ignore_wafers}
-    return tuple(w for w in WAFERS if w in chosen and w not in ignored)
+    return tuple(w for w in chosen if w not in ignored)
 
 
 def wafer_centres(
