@@ -38,17 +38,27 @@ function dayPlot(data, t0, t1) {
   const ms = data.times.map((t) => Date.parse(t));
   const x = scale(t0, t1, 64, WIDTH - 16);
   const { ticks, step } = timeTicks(t0, t1, 12);
-  const y = scale(-30, 90, 268, 8);
-  const g = panel({ x, y, yTicks: numTicks(-30, 90, 6), timeStep: step, timeTicksMs: ticks, title: "elevation (deg)", xLabels: true });
+  const y = scale(-30, 90, 228, 8);
+  const g = panel({ x, y, yTicks: numTicks(-30, 90, 6), timeStep: step, timeTicksMs: ticks, title: "elevation (deg)" });
   g.append(svg("line", { className: "zero", x1: x.range[0], x2: x.range[1], y1: y(0), y2: y(0) }));
+  const yAz = scale(0, 360, 420, 244);
+  const gAz = panel({ x, y: yAz, yTicks: [0, 90, 180, 270, 360], timeStep: step, timeTicksMs: ticks, title: "azimuth (deg)",
+    xLabels: true });
   const now = Date.now();
-  if (now > t0 && now < t1) g.append(svg("line", { className: "now-line", x1: x(now), x2: x(now), y1: 8, y2: 268 }));
+  if (now > t0 && now < t1) {
+    g.append(svg("line", { className: "now-line", x1: x(now), x2: x(now), y1: 8, y2: 228 }));
+    gAz.append(svg("line", { className: "now-line", x1: x(now), x2: x(now), y1: 244, y2: 420 }));
+  }
+  const jump = Math.abs(yAz(180) - yAz(0));
   BODIES.forEach((name, k) => {
     const track = data.bodies[name];
-    if (track) g.append(path(ms.map((t, i) => [x(t), y(Math.max(-30, track.el[i]))]), `series s${k}`));
+    if (!track) return;
+    g.append(path(ms.map((t, i) => [x(t), y(Math.max(-30, track.el[i]))]), `series s${k}`));
+    const up = ms.map((t, i) => (track.el[i] < 0 ? null : [x(t), yAz(((track.az[i] % 360) + 360) % 360)]));
+    gAz.append(path(up, `series s${k}`, { maxJumpY: jump }));
   });
-  $("#day-plot").setAttribute("viewBox", `0 0 ${WIDTH} 292`);
-  $("#day-plot").replaceChildren(g);
+  $("#day-plot").setAttribute("viewBox", `0 0 ${WIDTH} 444`);
+  $("#day-plot").replaceChildren(g, gAz);
   legend($("#day-legend"), BODIES.map((name, k) => [`series s${k}`, name]));
   return ms;
 }
