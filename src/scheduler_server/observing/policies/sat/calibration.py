@@ -113,7 +113,8 @@ class _Setting:
 def _plan_target(target: CalTarget, cmb, setting: _Setting, cache: dict, planned: list) -> SourceScan | str:
     """The target's scan, or why it has none."""
     name = _source_name(target)
-    boresight = target.boresight if target.boresight is not None else nearest_boresight(cmb, target.t0 or setting.t0)
+    when = target.t0 if target.t0 is not None else setting.t0
+    boresight = target.boresight if target.boresight is not None else nearest_boresight(cmb, when)
     wafers = focalplane.resolve_wafers(
         target.array_query,
         platform=setting.platform,
