@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 
 from scheduler_server.observing.types import ScheduleInputError
 
 #: Cells that mean "not given" where a column allows it (pandas' own spellings of a missing value).
 MISSING = frozenset({"", "none", "nan", "null", "-"})
+_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def rows(text: str) -> list[Row]:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        found.append(Row(number, tuple(cell.strip() for cell in raw.split("|"))))
+        found.append(Row(number, tuple(map(str.strip, raw.split("|")))))
     return found
 
 
@@ -59,14 +61,23 @@ def expect_columns(row: Row, columns: tuple[str, ...], what: str, name: str) -> 
 
 def time(text: str, column: str, at: str) -> float:
     """POSIX seconds of a UTC time written ``YYYY-MM-DD HH:MM[:SS]`` (or ISO 8601; no offset means UTC)."""
+    seconds = _posix(text)
+    if seconds is None:
+        raise ScheduleInputError(at, f"{column} {text!r} is not a time 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    return seconds
+
+
+@lru_cache(maxsize=8192)
+def _posix(text: str) -> float | None:
+    """Cached: a plan's stop times are mostly the next rows' start times."""
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        parsed = None
-    if parsed is None or len(text) <= 10:
-        raise ScheduleInputError(at, f"{column} {text!r} is not a time 'YYYY-MM-DD HH:MM:SS' (UTC)")
+        return None
+    if len(text) <= 10:  # a bare date parses, but a plan row's times have a time of day
+        return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        return (parsed - _EPOCH).total_seconds()
     return parsed.timestamp()
 
 
@@ -81,9 +92,12 @@ def span(cells: dict[str, str], at: str, start: str = "start_utc", stop: str = "
 
 def number(text: str, column: str, at: str, *, lo: float | None = None, hi: float | None = None) -> float:
     """A finite number, within [lo, hi] when given."""
-    if not _is_finite(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         raise ScheduleInputError(at, f"{column} {text!r} is not a number")
-    value = float(text)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         low = "-inf" if lo is None else f"{lo:g}"
         high = "inf" if hi is None else f"{hi:g}"
