@@ -89,12 +89,21 @@ def _judge(
     t, owner = _sample_times(spans, step)
     sun_az, sun_el = _sun(t, site, sun)
     boxes = np.array([(s.az[0], s.az[1], s.el[0], s.el[1]) for s in spans])
-    all_dot = _cos_to_box(sun_az, sun_el, boxes[owner])
-    report.sun_samples = _per_minute(t, all_dot)
     # The elevation difference bounds the distance from below: only where it does
     # not settle the question is a sample a candidate (the closest approach is
-    # reported among those, as before).
-    near = np.flatnonzero(boxes[owner, 2] - sun_el < min_angle)
+    # reported among those). The distance per minute is the least over those, the
+    # first sample of each minute and every span's ends (elsewhere the sun is
+    # farther than the limit, and moves 0.25 deg a minute at most).
+    near_mask = boxes[owner, 2] - sun_el < min_angle
+    minute = np.floor(t / 60.0)
+    change = owner[1:] != owner[:-1]
+    keep = np.flatnonzero(
+        near_mask | np.r_[True, minute[1:] != minute[:-1]] | np.r_[True, change] | np.r_[change, True]
+    )
+    t, owner, sun_az, sun_el = t[keep], owner[keep], sun_az[keep], sun_el[keep]
+    all_dot = _cos_to_box(sun_az, sun_el, boxes[owner])
+    report.sun_samples = _per_minute(t, all_dot)
+    near = np.flatnonzero(near_mask[keep])
     if len(near) == 0:
         return
     who, dot = owner[near], all_dot[near]
