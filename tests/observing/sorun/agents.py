@@ -77,9 +77,11 @@ class ACU(Agent):
         self.az, self.el = platform.park
         self.boresight = platform.boresight
         self.add(Op("go_to", "task", GO_TO, self._slew_seconds, self._limits, self._arrive))
-        self.add(Op("generate_scan", "process", SCAN, check=self._scan_limits, on_start=self.harness.scan_started,
-                    on_stop=self.harness.scan_stopped))  # fmt: skip
-        self.add(Op("set_scan_params", "task", SCAN_PARAMS))
+        self.add(Op("generate_scan", "process", SCAN, check=self._scan_limits, on_start=self._sweep,
+                    on_stop=self._stop_sweep))  # fmt: skip
+        self.add(Op("set_scan_params", "task", SCAN_PARAMS, on_start=self._scan_params))
+        self.scan_params = {"az_speed": 1.0}  # socs' satp INIT_DEFAULT_SCAN_PARAMS
+        self.sweeping: tuple | None = None
         took = self.harness.durations.seconds
         self.add(Op("set_boresight", "task", {"target": p(F), "end_stop": p(B, True)}, lambda _: took("set_boresight"),
                     self._boresight_limits, self._turn))  # fmt: skip
@@ -173,6 +175,31 @@ class ACU(Agent):
         self.harness.moved(self.az, self.el, params)
         self.az = self.az if params["az"] is None else params["az"]
         self.el = self.el if params["el"] is None else params["el"]
+
+    def _scan_params(self, params) -> None:
+        self.scan_params = {"az_speed": 1.0} if params["reset"] else self.scan_params
+        if params["az_speed"] is not None:
+            self.scan_params["az_speed"] = params["az_speed"]
+
+    def _sweep(self, params) -> None:
+        speed = params["az_speed"] or self.scan_params["az_speed"]
+        els = [e for e in (params["el_endpoint1"], params["el_endpoint2"]) if e is not None]
+        el = sum(els) / len(els) if els else self.el
+        middle = params["az_start"] in ("mid", "mid_inc", "mid_dec")
+        self.sweeping = (self.harness.clock.now, params["az_endpoint1"], params["az_endpoint2"], speed,
+                         params["az_drift"] or 0.0, el, middle)  # fmt: skip
+        self.harness.scan_started(params)
+
+    def _stop_sweep(self) -> None:
+        """Where the sweep has got to when it stops: a triangle at az_speed between the (drifting) endpoints."""
+        t0, e1, e2, speed, drift, el, middle = self.sweeping
+        elapsed = self.harness.clock.now - t0
+        width = abs(e2 - e1)
+        travelled = (elapsed * speed + (width / 2 if middle else 0.0)) % (2 * width) if width else 0.0
+        offset = travelled if travelled <= width else 2 * width - travelled
+        self.az = min(e1, e2) + offset + drift * elapsed
+        self.el, self.sweeping = el, None
+        self.harness.scan_stopped()
 
     def _scan_limits(self, params) -> str | None:
         lo, hi = self.platform.az_limits

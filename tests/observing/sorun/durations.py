@@ -47,6 +47,10 @@ OTHERS: dict[str, tuple[float, str]] = {
 }
 
 
+SAT_BIAS_DETS = 60.0  # an estimate: neither schedlib nor socs gives bias_dets its own time (schedlib counts it in
+#                      the 20 min detector setup)
+
+
 @dataclass
 class Durations:
     seconds_of: dict[str, float] = field(default_factory=dict)
@@ -66,6 +70,25 @@ class Durations:
         """schedlib's SAT figures for the SMuRF operations; slews as the model has them (schedlib has no slew time)."""
         base = cls.of_model()
         base.seconds_of |= {k: v for k, (v, _) in SCHEDLIB_SAT.items()}
+        return base
+
+    @classmethod
+    def of_sat(cls, ops, model: TelescopeModel) -> Durations:
+        """The sat policy's own figures (its ``OpsConfig`` and slew model), laid on the operations sorunlib runs.
+
+        A relock (the policy's ``relock_duration``) is the script's own sleep after zero_biases and the
+        uxm_relock; a detector setup (``det_setup_duration``) is the IV, bias_dets (``SAT_BIAS_DETS``), the
+        script's settling sleep, a bias step and the noise (OTHERS), the IV taking what is left.
+        """
+        base = cls.of_model(model)
+        relock = ops.relock_duration - (ops.relock.settle if ops.relock.zero_biases else 0.0)
+        noise = base.seconds_of["take_noise"] if ops.det_setup.take_noise else 0.0
+        iv = ops.det_setup_duration - SAT_BIAS_DETS - ops.det_setup.settle - ops.bias_step_duration - noise
+        base.seconds_of |= {
+            "uxm_relock": relock, "take_iv": iv, "bias_dets": SAT_BIAS_DETS, "take_bias_steps": ops.bias_step_duration,
+            "pid_to_freq": ops.hwp_spin_up, "brake": ops.hwp_spin_down, "pmx_off": ops.hwp_spin_down,
+            "set_boresight": ops.boresight_duration,
+        }  # fmt: skip
         return base
 
     @classmethod

@@ -9,12 +9,14 @@ agents' refusals, and the error that stopped the script, with its line.
 from __future__ import annotations
 
 import ast
+import copy
 import io
 import os
 import socket
 import sys
 import tempfile
 import time
+import types
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +28,7 @@ from .clock import SimClock, clock_in
 from .durations import Durations
 from .hwp import HWPSupervisor
 from .platforms import SAT, Platform, SunPolicy
-from .records import LaneRecord, OpRecord, Report, ScanRecord, WaitRecord
+from .records import LaneRecord, OpRecord, Report, RunRecord, ScanRecord, WaitRecord
 from .wiregrid import wiregrid_agents
 
 __all__ = ["SAT", "Platform", "SunPolicy", "run_script"]
@@ -38,6 +40,7 @@ NEEDS_CLOCK = ("sorunlib._internal", "sorunlib.acu", "sorunlib.commands", "sorun
 # the script's own clock readings, patched process-wide while it runs (its ``datetime.now()`` cannot be: refused)
 TIME_FUNCTIONS = ("time", "sleep", "monotonic")
 WALL_CLOCK_CALLS = ("now", "utcnow", "today")
+WIREGRID_RUNS = ("calibrate", "time_constant")  # recorded as runs, with when they started and ended
 
 
 def script_line() -> int | None:
@@ -133,7 +136,20 @@ class Harness:
             finally:
                 record.close(self.clock.now)
 
-        return {"wait_until": wait_until, "scan": scan}
+        def wiregrid(name):
+            real = getattr(sorunlib.wiregrid, name)
+
+            def run(*args, **kwargs):
+                record = RunRecord(script_line(), f"wiregrid.{name}", self.clock.now)
+                self.report.runs.append(record)
+                try:
+                    return real(*args, **kwargs)
+                finally:
+                    record.end = self.clock.now
+
+            return run
+
+        return {"wait_until": wait_until, "scan": scan, **{n: wiregrid(n) for n in WIREGRID_RUNS}}
 
 
 @contextmanager
@@ -164,6 +180,40 @@ def environment(hostname: str | None, wiregrid: bool):
                 os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
+@contextmanager
+def cached_config():
+    """ocs re-reads the site config (and sorunlib its own) and parses its arguments for every client: a week's
+    script, which initializes sorunlib at each relock and detector setup, spends most of its time parsing the
+    same files and arguments. While a script runs, ocs.site_config and sorunlib.config parse each file's text
+    and each argument list once (a copy each time): they do not change during a run."""
+    import ocs.site_config
+    import sorunlib.config
+    import yaml
+
+    parsed: dict[str, object] = {}
+    real_parse_args = ocs.site_config.parse_args
+    namespaces: dict[tuple, object] = {}
+
+    def parse_args(agent_class=None, parser=None, args=None):
+        if parser is not None or args is None:
+            return real_parse_args(agent_class=agent_class, parser=parser, args=args)
+        key = (agent_class, tuple(args))
+        if key not in namespaces:
+            namespaces[key] = real_parse_args(agent_class=agent_class, args=list(args))
+        return copy.copy(namespaces[key])
+
+    def safe_load(stream):
+        text = stream.read() if hasattr(stream, "read") else stream
+        if text not in parsed:
+            parsed[text] = yaml.safe_load(text)
+        return copy.deepcopy(parsed[text])
+
+    cached = types.SimpleNamespace(safe_load=safe_load)
+    with patched(ocs.site_config, "yaml", cached), patched(sorunlib.config, "yaml", cached):
+        with patched(ocs.site_config, "parse_args", parse_args):
+            yield
+
+
 def run_script(text: str, start: datetime | float, durations: Durations | None = None,
                platform: Platform | None = None, hostname: str | None = None) -> Report:  # fmt: skip
     """Execute ``text`` from ``start`` (the clock's first reading); never raises for what the script does."""
@@ -178,6 +228,7 @@ def run_script(text: str, start: datetime | float, durations: Durations | None =
     with ExitStack() as stack:
         stack.enter_context(environment(hostname, harness.platform.wiregrid))
         stack.enter_context(bridged(harness.bridge))
+        stack.enter_context(cached_config())
         stack.enter_context(clock_in(modules, harness.clock, NEEDS_CLOCK))
         # the script's own `import time; time.sleep(180)` (schedlib's scripts settle the detectors so), time.time()
         for name in TIME_FUNCTIONS:
@@ -185,6 +236,8 @@ def run_script(text: str, start: datetime | float, durations: Durations | None =
         for module in (sorunlib, sorunlib.commands):
             stack.enter_context(patched(module, "wait_until", watch["wait_until"]))
         stack.enter_context(patched(sorunlib.seq, "scan", watch["scan"]))
+        for name in WIREGRID_RUNS:
+            stack.enter_context(patched(sorunlib.wiregrid, name, watch[name]))
         stack.enter_context(patched(sorunlib, "CLIENTS", None))
         output = stack.enter_context(redirect_stdout(io.StringIO()))
         harness.report.error = execute(text)

@@ -22,6 +22,16 @@ class OpRecord:
 
 
 @dataclass
+class RunRecord:
+    """A sorunlib procedure the script called that is neither a scan nor a wait (a wiregrid calibration)."""
+
+    line: int | None
+    name: str  # e.g. 'wiregrid.calibrate'
+    start: float
+    end: float | None = None
+
+
+@dataclass
 class LaneRecord:
     lane: str  # 'hwp' | 'boresight'
     at: float
@@ -87,6 +97,7 @@ class Report:
     faults: list[str] = field(default_factory=list)  # what an agent refused, and why
     hazards: list[str] = field(default_factory=list)  # what agents accepted that an operator would not want
     lanes: list[LaneRecord] = field(default_factory=list)  # the HWP's and the boresight's state changes
+    runs: list[RunRecord] = field(default_factory=list)  # wiregrid calibrations and time-constant runs
     running: list[str] = field(default_factory=list)  # operations the script started and left running at its end
     error: str | None = None  # what stopped the script, with its line
     calls: int = 0  # HTTP calls through the bridge
