@@ -8,8 +8,6 @@ the nearest CMB block, and CMB blocks cut where the sun would come too near thei
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -18,11 +16,14 @@ from typing import Any
 from scheduler_server.observing.policies.sat import merge
 from scheduler_server.observing.policies.sat.config import SatConfig
 from scheduler_server.observing.policies.sat.merge import CALIBRATION, MASTER, NOOBS, WIREGRID, Item
-from scheduler_server.observing.policies.sat.steps import SatState, Visit
+from scheduler_server.observing.policies.sat.settings import ops_config, slew_model
+from scheduler_server.observing.policies.sat.steps import Visit
 from scheduler_server.observing.types import ScheduleInputError
 
 log = logging.getLogger(__name__)
+__all__ = ["ops_config", "slew_model"]  # also here: the sorun tests build them from a config as the policy does
 FIELD = "policy.config."
+WIREGRID_OVERHEAD_SECONDS = 900  # sorunlib's time_constant besides the HWP: grid in and out, its bias steps and sleeps (~13 min)
 
 
 @dataclass
@@ -209,9 +210,17 @@ def _cal_visit(scan, plans: Plans, config: SatConfig) -> Visit:
 
 
 def wiregrid_items(plans: Plans, config: SatConfig, a: float, b: float, dropped: list) -> list[Item]:
+    """The wiregrid runs wholly inside the window (schedlib's rule). A time-constant run lasts at least what
+    sorunlib's ``time_constant`` does: the HWP braked and spun up the other way, plus the grid's moves and bias
+    steps (``WIREGRID_OVERHEAD_SECONDS``); a plan row shorter than that is lengthened, and says so."""
+    ops = ops_config(config)
+    reversal = ops.hwp_spin_down + ops.hwp_spin_up + WIREGRID_OVERHEAD_SECONDS
     items = []
     for target in plans.wiregrid:
-        if target.t0 < a or target.t1 > b:
+        t1, cuts = target.t1, ()
+        if target.kind == "wiregrid_time_const" and t1 - target.t0 < reversal:
+            t1, cuts = target.t0 + reversal, (f"lengthened to {reversal:g} s, what reversing the HWP takes",)
+        if target.t0 < a or t1 > b:
             continue  # schedlib keeps only the runs wholly inside the window
         az, el = (config.wiregrid_az, config.wiregrid_el) if config.wiregrid_override else (target.az, target.el)
         if config.elevation_override is not None:
@@ -220,7 +229,7 @@ def wiregrid_items(plans: Plans, config: SatConfig, a: float, b: float, dropped:
             kind=WIREGRID,
             name=target.kind,
             t0=target.t0,
-            t1=target.t1,
+            t1=t1,
             az=az,
             el=el,
             boresight=_boresight(config, _nearest(plans.cmb, target.t0, "boresight")),
@@ -230,7 +239,7 @@ def wiregrid_items(plans: Plans, config: SatConfig, a: float, b: float, dropped:
             min_duration=config.stages.build_op.min_duration,
             origin=target.origin,
         )
-        items.append(Item(visit))
+        items.append(Item(visit, cuts))
     return items
 
 
@@ -291,108 +300,3 @@ def _nearest(blocks: list, when: float, attr: str):
         return getattr(max(before, key=lambda blk: blk.t0), attr)
     after = [blk for blk in cmb if blk.t0 > when]
     return getattr(min(after, key=lambda blk: blk.t0), attr) if after else None
-
-
-def ops_config(config: SatConfig):
-    from scheduler_server.observing.policies.sat.ops_config import DetSetup, OpsConfig
-
-    satp3 = config.platform == "satp3"
-    return OpsConfig(
-        platform=config.platform,
-        relock_cadence=config.relock_cadence,
-        relock_cadence_noobs=config.relock_cadence_noobs,
-        run_noobs=config.run_noobs,
-        iv_cadence=config.iv_cadence,
-        bias_step_cadence=config.bias_step_cadence,
-        min_hwp_el=config.min_hwp_el,
-        max_hwp_el=config.max_hwp_el,
-        brake_hwp=config.brake_hwp,
-        disable_hwp=config.disable_hwp,
-        apply_boresight_rot=config.apply_boresight_rot,
-        cryo_stabilization_time=config.cryo_stabilization_time,
-        det_setup_duration=config.det_setup_duration,
-        min_wiregrid_el=config.min_wiregrid_el,
-        az_speed=config.az_speed,
-        az_accel=config.az_accel,
-        min_duration=config.stages.build_op.min_cmb_duration,
-        start_tolerance=config.wait_tolerance,
-        home_at_end=config.home_at_end,
-        det_setup=DetSetup(iv_kwargs=None, settle=300.0, take_noise=False) if satp3 else DetSetup(),
-        vent_check=satp3,
-    )
-
-
-def slew_model(config: SatConfig):
-    from scheduler_server.observing.telescope import TelescopeModel
-
-    moves = config.stages.build_op.plan_moves
-    return TelescopeModel(
-        az_speed=config.slew.az_speed,
-        el_speed=config.slew.el_speed,
-        settle_seconds=config.slew.settle_seconds,
-        az_limits=moves.az_limits,
-        el_limits=moves.el_limits,
-    )
-
-
-def start_state(config: SatConfig, a: float) -> SatState:
-    s = config.state
-    return SatState(
-        t=float(a),
-        az=s.az,
-        el=s.el,
-        boresight=s.boresight,
-        hwp_spinning=s.hwp_spinning,
-        hwp_dir=None if s.hwp_dir is None else s.hwp_dir == "ccw",
-        last_relock=s.last_relock.timestamp() if s.last_relock is not None else None,
-        last_iv=s.last_iv.timestamp() if s.last_iv is not None else None,
-    )
-
-
-def park_elevations(config: SatConfig) -> tuple[float, ...]:
-    """Elevations for detours and parking, every ``alt_step`` from the top of the range down; the planner
-    prefers those inside the HWP's range (no spin-down) and goes lower only when the sun leaves no other."""
-    lo, hi = config.el_limits()
-    step = config.stages.build_op.plan_moves.alt_step
-    els = [hi]
-    while els[-1] - step >= lo - 1e-9:
-        els.append(els[-1] - step)
-    if els[-1] > lo:
-        els.append(lo)
-    return tuple(dict.fromkeys(round(e, 3) for e in els))
-
-
-def min_durations(config: SatConfig) -> dict[str, float]:
-    build = config.stages.build_op
-    return {MASTER: build.min_cmb_duration, CALIBRATION: build.min_duration, WIREGRID: build.min_duration, NOOBS: 0.0}
-
-
-def version() -> str:
-    from scheduler_server.observing.sky.cache import package_version
-
-    return package_version("scheduler-server")
-
-
-def digest(config: SatConfig) -> str:
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def preset_of(config: SatConfig) -> str | None:
-    """The preset the config follows (every key the preset sets has its value), the most specific one."""
-    from scheduler_server.observing.policies.sat.presets import PRESETS
-
-    dumped = config.model_dump()
-    matching = [(len(json.dumps(p)), name) for name, p in PRESETS.items() if _holds(dumped, p)]
-    return max(matching)[1] if matching else None
-
-
-def _holds(values: dict, wanted: dict) -> bool:
-    for key, want in wanted.items():
-        have = values.get(key)
-        if isinstance(want, dict):
-            if not isinstance(have, dict) or not _holds(have, want):
-                return False
-        elif have != want:
-            return False
-    return True

@@ -42,7 +42,7 @@ class SatPolicy(Policy):
 
     def schedule(self, t0: datetime, t1: datetime, config: SatConfig) -> ScheduleResult:
         from scheduler_server.observing.policies.basic.avoidance import SunGuard
-        from scheduler_server.observing.policies.sat import events, inputs, merge
+        from scheduler_server.observing.policies.sat import events, inputs, merge, settings
         from scheduler_server.observing.policies.sat.timeline import Planner
         from scheduler_server.observing.safety import checker as safety
 
@@ -62,11 +62,11 @@ class SatPolicy(Policy):
         dropped: list = []
         items = _items(plans, config, site, a, b, guard, dropped)
 
-        cfg = inputs.ops_config(config)
-        model = inputs.slew_model(config)
-        start = inputs.start_state(config, a)
+        cfg = settings.ops_config(config)
+        model = settings.slew_model(config)
+        start = settings.start_state(config, a)
         planner = Planner(
-            guard, model, cfg, inputs.park_elevations(config), inputs.min_durations(config), config.wait_tolerance
+            guard, model, cfg, settings.park_elevations(config), settings.min_durations(config), config.wait_tolerance
         )
         timeline = planner.plan(items, start, b)
         dropped += timeline.dropped
@@ -98,16 +98,16 @@ def _items(plans, config: SatConfig, site, a: int, b: int, guard, dropped: list)
 
 def _script(config: SatConfig, plans, start, sun_policy, cfg, timeline) -> str:
     """The script: provenance header, imports and platform checks (``operations.preamble``), then the ops."""
-    from scheduler_server.observing.policies.sat import inputs, operations, script
+    from scheduler_server.observing.policies.sat import operations, script, settings
 
     header = script.Header(
-        version=inputs.version(),
-        preset=inputs.preset_of(config),
+        version=settings.version(),
+        preset=settings.preset_of(config),
         platform=config.platform,
         cmb_plan=plans.cmb_name,
         cal_plan=plans.cal_name,
         wiregrid_plan=plans.wiregrid_name,
-        config_digest=inputs.digest(config),
+        config_digest=settings.digest(config),
     )
     preamble = operations.preamble(start, config.platform, sun_policy, header, vent_check=cfg.vent_check)
     return script.render([], preamble, [op for _, op in timeline.timed])

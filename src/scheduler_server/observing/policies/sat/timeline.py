@@ -139,6 +139,8 @@ class Planner:
 
     def _bridged(self, cur: _Cursor, visit: Visit) -> _Cursor:
         """The cursor kept clear of the sun until it must leave for ``visit`` (parked when the wait is not)."""
+        if self.guard.safe(cur.where, cur.state.t, visit.t0):  # safe until the visit starts: no need to know more
+            return _Cursor(cur.state, cur.where, cur.since, cur.timed)
         until = visit.t0 - self._lead(cur, visit) - MARGIN_SECONDS
         if self._first_unsafe(cur.where, cur.state.t, until) is None:
             return _Cursor(cur.state, cur.where, cur.since, cur.timed)
@@ -299,7 +301,7 @@ class Planner:
         ops, state = result
         clock = c.state.t
         for op in ops:
-            if stop is not None and op.name in SCANNING:
+            if stop is not None and op.name in SCANNING and op.duration != max(0.0, stop - clock):
                 op = replace(op, duration=max(0.0, stop - clock))
             if op.name == "wait" and "until" in op.detail:
                 op = replace(op, duration=max(0.0, float(op.detail["until"]) - clock))
