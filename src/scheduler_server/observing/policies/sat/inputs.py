@@ -23,7 +23,7 @@ from scheduler_server.observing.types import ScheduleInputError
 log = logging.getLogger(__name__)
 __all__ = ["ops_config", "slew_model"]  # also here: the sorun tests build them from a config as the policy does
 FIELD = "policy.config."
-WIREGRID_OVERHEAD_SECONDS = 900  # sorunlib's time_constant besides the HWP: grid in and out, its bias steps and sleeps (~13 min)
+WIREGRID_OVERHEAD_SECONDS = 900  # sorunlib's time_constant besides the HWP: the grid in and out, bias steps
 
 
 @dataclass
