@@ -193,3 +193,25 @@ def test_with_tokens_the_pages_load_and_the_api_asks(tmp_path):
         service = app.extensions.get("pipelines")
         if service is not None:
             service.service.close()
+
+
+def test_package_data_ships_every_ui_file():
+    """A wheel (not only this editable checkout) holds each template and asset: pyproject's globs match them all."""
+    import glob
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = root / "src" / "scheduler_server"
+    shipped = {
+        p for pattern in patterns["scheduler_server"] for p in glob.glob(pattern, root_dir=package, recursive=True)
+    }
+    ui = package / "web" / "ui"
+    wanted = [
+        str(p.relative_to(package))
+        for p in ui.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
+    assert len(wanted) >= 20
+    assert [w for w in wanted if w not in shipped] == []
