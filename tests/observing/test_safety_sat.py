@@ -4,6 +4,7 @@ by its line, the platform's limits from the checker's own data or the script's h
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -284,3 +285,23 @@ def test_each_sat_platform_has_the_observatorys_limits(name):
     p = platforms.platform(name)
     assert p.az == (-45.0, 405.0) and p.hwp_el == (40.0, 60.0) and (p.sun_min_angle, p.sun_min_time) == (41.0, 1980.0)
     assert p.el[0] < 20.0 and p.el[1] == 90.0
+
+
+def test_the_sat_policys_scripts_are_read_the_same_both_ways_and_pass():
+    from datetime import datetime
+
+    from scheduler_server.observing.service import PolicyRequest, run_schedule
+
+    t0, t1 = datetime(2023, 12, 1, tzinfo=UTC), datetime(2023, 12, 2, tzinfo=UTC)
+    config = {
+        "cmb_plan": "sample_cmb.txt",
+        "cal_plan": "sample_cal_targets.txt",
+        "wiregrid_plan": "sample_wiregrid.txt",
+    }
+    text = run_schedule(t0, t1, PolicyRequest("sat", config, preset="satp3")).commands
+    fast = _read_simple(text)
+    assert fast is not None and fast.calls == _read_ast(text).calls and fast.shape == "run"
+    names = {c.name for c in fast.calls}
+    assert {"assert", "run.hwp.spin_up", "run.seq.scan", "run.smurf.iv_curve", "run.wiregrid.calibrate"} <= names
+    report = check(text, start=t0.timestamp())
+    assert report.safe and report.platform == "satp3", report.lines()
