@@ -124,6 +124,7 @@ async function submit(event) {
   clearError();
   clearFieldErrors();
   $("#status").textContent = "Scheduling...";
+  const started = performance.now();
   $("#submit").disabled = true;
   try {
     const t0 = parseUtc($("#t0").value);
@@ -135,8 +136,11 @@ async function submit(event) {
       api("/api/v1/schedule/", { method: "POST", body }),
       Number.isFinite(t0) && Number.isFinite(t1) && t1 > t0 ? skyPositions(t0, t1) : null,
     ]);
-    if (sky) $("#status").textContent = "";
     draw(answer, t0, t1, sky);
+    const took = ((performance.now() - started) / 1000).toFixed(1);
+    const count = (answer.blocks || []).length;
+    const note = sky ? "" : ` ${$("#status").textContent}`;
+    $("#status").textContent = `${count} block${count === 1 ? "" : "s"} in ${took} s.${note}`;
     setState("ready");
   } catch (error) {
     $("#status").textContent = "";
