@@ -115,6 +115,20 @@ def test_a_plan_ending_before_t0_is_refused_naming_it():
     assert "ends" in error.problem
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"cmb_plan_text": "2023-11-05 00:00:00|garbage\n"}, "policy.config.cmb_plan_text:1"),
+        ({"cal_targets": [{"source": "pluto", "boresight": 0, "elevation": 50, "focus": "all"}]},
+         "policy.config.cal_targets[0].source"),
+        ({"cal_targets": [{"source": "jupiter", "boresight": 0, "elevation": 50, "focus": "nowhere"}]},
+         "policy.config.cal_targets[0].focus"),
+    ],
+)  # fmt: skip
+def test_a_bad_plan_line_or_target_names_its_line_or_key(overrides, field):
+    assert refused(overrides).field == field
+
+
 def test_an_unknown_bundled_plan_is_refused_naming_the_key():
     assert refused({"cal_plan": "nosuch.txt"}).field == "policy.config.cal_plan"
 

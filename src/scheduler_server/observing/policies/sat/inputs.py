@@ -151,13 +151,32 @@ def sun_cut(items: list[Item], guard, dropped: list) -> list[Item]:
 
 
 def calibration_items(plans: Plans, config: SatConfig, site, a: float, b: float, guard, dropped: list) -> list[Item]:
-    from scheduler_server.observing.policies.sat.calibration import plan_calibration
-
     targets = [_override_target(config, t) for t in [*plans.cal, *_config_targets(config)]]
     if not targets:
         return []
+    try:
+        scans = _plan(targets, plans, config, site, a, b, guard)
+    except ScheduleInputError as exc:
+        raise _config_names(exc) from None
+    for lost in scans.dropped:
+        log.info("calibration target %s (%s) dropped: %s", lost.target.source, lost.origin, lost.reason)
+    lo, hi = config.el_limits()
+    items = []
+    for scan in scans:
+        if not lo - 1e-6 <= scan.el <= hi + 1e-6:
+            log.info(
+                "calibration %s at %s dropped: el %g outside %g..%g", scan.source, merge.hhmm(scan.t0), scan.el, lo, hi
+            )
+            continue
+        items.append(Item(_cal_visit(scan, plans, config), ("partial crossing",) if scan.partial else ()))
+    return merge.window(items, a, b)
+
+
+def _plan(targets: list, plans: Plans, config: SatConfig, site, a: float, b: float, guard):
+    from scheduler_server.observing.policies.sat.calibration import plan_calibration
+
     rule = config.rules.min_duration
-    scans = plan_calibration(
+    return plan_calibration(
         targets,
         plans.cmb,
         site,
@@ -173,18 +192,16 @@ def calibration_items(plans: Plans, config: SatConfig, site, a: float, b: float,
         az_accel=config.az_accel,
         az_limits=config.stages.build_op.plan_moves.az_limits,
     )
-    for lost in scans.dropped:
-        log.info("calibration target %s (%s) dropped: %s", lost.target.source, lost.origin, lost.reason)
-    lo, hi = config.el_limits()
-    items = []
-    for scan in scans:
-        if not lo - 1e-6 <= scan.el <= hi + 1e-6:
-            log.info(
-                "calibration %s at %s dropped: el %g outside %g..%g", scan.source, merge.hhmm(scan.t0), scan.el, lo, hi
-            )
-            continue
-        items.append(Item(_cal_visit(scan, plans, config), ("partial crossing",) if scan.partial else ()))
-    return merge.window(items, a, b)
+
+
+def _config_names(exc: ScheduleInputError) -> ScheduleInputError:
+    """A config target's field by the config's key names (``focus``, ``elevation``), not the target's."""
+    field = exc.field
+    if field.startswith(FIELD + "cal_targets["):
+        for theirs, ours in ((".array_query", ".focus"), (".el_bore", ".elevation")):
+            if field.endswith(theirs):
+                return ScheduleInputError(field[: -len(theirs)] + ours, exc.problem)
+    return exc
 
 
 def _cal_visit(scan, plans: Plans, config: SatConfig) -> Visit:
