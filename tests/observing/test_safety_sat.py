@@ -305,3 +305,19 @@ def test_the_sat_policys_scripts_are_read_the_same_both_ways_and_pass():
     assert {"assert", "run.hwp.spin_up", "run.seq.scan", "run.smurf.iv_curve", "run.wiregrid.calibrate"} <= names
     report = check(text, start=t0.timestamp())
     assert report.safe and report.platform == "satp3", report.lines()
+
+
+def test_an_asserted_azimuth_makes_the_first_slew_judged():
+    noon = utc(2023, 11, 5, 13, 0)
+    sun_az, sun_el = (float(x[0]) for x in sky.altaz("sun", ATACAMA, np.array([noon + 60.0])))
+    left, right = (sun_az - 60.0) % 360.0, (sun_az + 60.0) % 360.0
+    lo, hi = sorted((left, right))
+    if hi - lo > 180:  # go the way that passes the sun's azimuth
+        lo, hi = hi - 360.0, lo
+    body = f"run.wait_until('{iso(noon)}')\nrun.acu.move_to(az={hi:.1f}, el={sun_el:.1f})\n"
+    text = preamble(el=round(sun_el, 1)) + body
+    assert check(text, start=None).safe  # from an unknown azimuth nothing is known of the slew
+    where = f"assert np.isclose(acu_data['StatusDetailed']['Azimuth current position'], {lo:.1f}, atol=1, rtol=0)\n"
+    text = preamble(el=round(sun_el, 1)) + where + body
+    (v,) = check(text, start=None).violations
+    assert v.kind == "sun" and v.what.startswith("slew") and v.line == line_of(text, "run.acu.move_to")

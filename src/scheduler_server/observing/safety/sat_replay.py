@@ -124,6 +124,8 @@ class SatReplay(Replay):
         if key == "el":
             self.el = (value, value)
             self._hwp_el(call.line, self.el, "holds")
+        elif key == "az" and self.el is not None:
+            self.az = (value, value)  # known from here: the first slew is judged too
         elif key == "boresight":
             self.boresight = value
         elif key == "hwp_spinning":
