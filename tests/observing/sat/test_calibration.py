@@ -270,3 +270,9 @@ def test_unknown_sources_and_wafers_name_the_field(bad, field):
     with pytest.raises(ScheduleInputError) as error:
         plan([bad])
     assert error.value.field == field
+
+
+def test_an_unknown_platform_is_named():
+    with pytest.raises(ScheduleInputError) as error:
+        plan([target()], platform="satp9")
+    assert error.value.field == "platform" and "satp9" in error.value.problem

@@ -67,7 +67,7 @@ def focus_table(platform: str, boresight: float) -> dict[str, str] | None:
     if platform == "satp3":
         return dict(_FIXED_FOCUS)
     if platform not in PLATFORMS:
-        raise ValueError(f"unknown SAT platform {platform!r}; known: {', '.join(PLATFORMS)}")
+        raise ScheduleInputError("platform", f"unknown SAT platform {platform!r}; known: {', '.join(PLATFORMS)}")
     angle = int(round(boresight))
     if abs(boresight - angle) > 1e-6 or angle not in _ROTATING_FOCUS:
         return None
