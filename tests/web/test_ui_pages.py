@@ -151,6 +151,27 @@ def test_every_shipped_asset_is_served_and_their_module_imports_resolve(client):
     assert total < 120_000  # the README states the size; keep it small
 
 
+def _imports(script: str) -> set[str]:
+    found, todo = set(), [script]
+    while todo:
+        for name in re.findall(r'from "\./([^"]+)"', (STATIC / todo.pop()).read_text()):
+            if name not in found:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_a_page_preloads_every_module_its_script_needs(client, url):
+    """All at once, instead of the browser finding them one import level after another."""
+    page = _parse(client.get(url).get_data(as_text=True))
+    script = f"{PAGES[url]}.js"
+    assert f"/ui/static/{script}" in page.assets
+    preloaded = {a.removeprefix("/ui/static/") for a in page.assets if a.endswith(".js") and not a.endswith(script)}
+    assert preloaded == _imports(script)
+    assert "dom.js" in preloaded
+
+
 def test_no_script_builds_html_from_strings_or_evaluates_code():
     forbidden = re.compile(
         r"\.innerHTML|\.outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|"

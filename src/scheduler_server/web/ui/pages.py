@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from importlib.resources import files
 from pathlib import PurePosixPath
 
@@ -39,8 +41,29 @@ def _headers(response: Response) -> Response:
     return response
 
 
+_IMPORT = re.compile(r'^import [^;]*? from "\./([a-z0-9_-]+\.js)";', re.MULTILINE)
+
+
+@cache
+def modules_of(script: str) -> tuple[str, ...]:
+    """Every module ``script`` imports, directly or not, so the page can preload them all at once
+    instead of discovering them one level at a time."""
+    found: list[str] = []
+    todo = [script]
+    while todo:
+        text = (files("scheduler_server.web.ui") / "static" / todo.pop()).read_text(encoding="utf-8")
+        for name in _IMPORT.findall(text):
+            if name not in found:
+                found.append(name)
+                todo.append(name)
+    return tuple(sorted(found))
+
+
 def _page(name: str) -> str:
-    return render_template(f"{name}.html", page=name, title=PAGES[name], pages=PAGES)
+    script = f"{name}.js"
+    return render_template(
+        f"{name}.html", page=name, title=PAGES[name], pages=PAGES, script=script, preload=modules_of(script)
+    )
 
 
 @bp.get("/")
