@@ -7,11 +7,12 @@ are run below them, for each preset.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from ..sorun import SAT, Durations, run_script
+from ..sorun import SAT, Durations, SunPolicy, run_script
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 HOST = "daq-satp1-sequencer"
@@ -184,3 +185,146 @@ def test_a_preamble_reading_an_iboot_needs_it_online():
     body = "from ocs.ocs_client import OCSClient\nassert OCSClient('power-iboot-smurf-1').acq().session['data']['outletStatus_0']['status'] == 1, 'vent'\n"
     assert run(body, SAT.at(iboots=("power-iboot-smurf-1",))).ok
     assert run(body).error
+
+
+# --- the sat policy's own scripts, per preset -------------------------------------------------------------------
+
+SAMPLES = {"cmb_plan": "sample_cmb.txt", "cal_plan": "sample_cal_targets.txt", "wiregrid_plan": "sample_wiregrid.txt"}
+SPUN = {"state": {"az": 180.0, "el": 50.0, "boresight": 45.0, "hwp_spinning": True, "hwp_dir": "ccw"}}
+# (preset, window, config): the bundled SATp1 baseline, and the sample CMB, calibration and wiregrid plans
+# (2023-12-01 has a wiregrid gain calibration, 12-02 a time-constant run, both have planets to calibrate on)
+POLICY_CASES = [
+    *[(p, ("2023-11-05", "2023-11-06"), {}) for p in ("satp1", "satp2", "satp3")],
+    *[(p, ("2023-12-01", "2023-12-02"), SAMPLES) for p in ("satp1", "satp2", "satp3")],
+    ("satp1", ("2023-12-02", "2023-12-03"), SAMPLES | SPUN),
+    ("satp1", ("2023-11-05", "2023-11-12"), {}),
+    ("satp3", ("2023-12-01", "2023-12-08"), SAMPLES),
+]
+POLICY_IDS = [f"{p}-{w[0][5:]}..{w[1][5:]}-{'plans' if c else 'baseline'}{'-spun' if 'state' in c else ''}"
+              for p, w, c in POLICY_CASES]  # fmt: skip
+SCANNED = ("master", "calibration")  # block kinds run as seq.scan; "wiregrid" blocks are wiregrid runs
+
+
+def utc(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+class PolicyRuns(dict):
+    """Each case scheduled and run once, when a test first asks for it."""
+
+    def __missing__(self, case):
+        from scheduler_server.observing.policies.sat import inputs
+        from scheduler_server.observing.policies.sat.policy import SatPolicy
+        from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
+
+        preset, (d0, d1), config = POLICY_CASES[case]
+        t0, t1 = utc(d0), utc(d1)
+        result = run_schedule(t0, t1, PolicyRequest("sat", config, preset=preset))
+        resolved = build_config("sat", SatPolicy(), config, preset)
+        ops, model, state = inputs.ops_config(resolved), inputs.slew_model(resolved), resolved.state
+        platform = SAT.at(
+            park=(state.az, state.el), boresight=state.boresight, hwp_el=(ops.min_hwp_el, ops.max_hwp_el),
+            hwp_direction=state.hwp_dir if state.hwp_spinning else None, sun=SunPolicy(),
+            iboots=("power-iboot-smurf-1",),
+        )  # fmt: skip
+        host = f"daq-{resolved.platform}-sequencer"
+        report = run_script(result.commands, t0, Durations.of_sat(ops, model), platform, hostname=host)
+        self[case] = result, report, model
+        return self[case]
+
+
+@pytest.fixture(scope="module")
+def policy_runs():
+    return PolicyRuns()
+
+
+def calls_in(text: str, name: str) -> int:
+    return len(re.findall(rf"^{re.escape(name)}\(", text, re.M))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(POLICY_CASES)), ids=POLICY_IDS)
+def test_the_policy_script_runs_to_its_end_on_time_every_call_accepted(policy_runs, case):
+    result, report, _ = policy_runs[case]
+    assert report.ok and not report.hazards, report.summary()  # ran to its end, nothing refused or left running
+    assert all(op.ok for op in report.ops if op.end is not None), report.summary()
+    assert report.late_waits() == [], report.summary()  # and no tolerance exceeded: that would be report.error
+    assert report.skipped_scans() == [] and report.shortened_scans() == [], report.summary()
+    text = result.commands
+    assert len(report.waits) == calls_in(text, "run.wait_until") and len(report.scans) == calls_in(text, "run.seq.scan")
+    assert sum(op.op == "go_to" for op in report.ops) == calls_in(text, "run.acu.move_to")
+    assert sum(op.op == "set_boresight" for op in report.ops) == calls_in(text, "run.acu.set_boresight")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(POLICY_CASES)), ids=POLICY_IDS)
+def test_what_sorunlib_scanned_and_ran_is_the_answers_blocks(policy_runs, case):
+    result, report, _ = policy_runs[case]
+    scanned = [b for b in result.blocks if b.kind in SCANNED]
+    observed = [t for s in report.scans for t in (s.started, s.stopped)]
+    assert observed == pytest.approx([t for b in scanned for t in (b.t0.timestamp(), b.t1.timestamp())], abs=1.0)
+    runs = [b for b in result.blocks if b.kind == "wiregrid"]
+    assert len(report.runs) == len(runs)
+    for run_, block in zip(report.runs, runs, strict=True):
+        assert run_.start == pytest.approx(block.t0.timestamp(), abs=1.0) and run_.end <= block.t1.timestamp() + 1
+
+
+def outside(intervals: list[dict], runs: list[tuple[float, float]], key: str) -> list[tuple]:
+    """(t0, state, key) of a lane's intervals with the wiregrid runs cut out (inside one, sorunlib's own
+    time_constant reverses the HWP: the lanes are compared on either side), equal neighbours merged."""
+    out: list[tuple] = []
+    for e in intervals:
+        pieces = [(e["t0"], e["t1"])]
+        for a, b in runs:
+            pieces = [p for lo, hi in pieces for p in ((lo, min(hi, a)), (max(lo, b), hi)) if p[1] > p[0]]
+        for lo, _ in pieces:
+            if not out or out[-1][1:] != (e["state"], e[key]):
+                out.append((lo, e["state"], e[key]))
+    return out
+
+
+def seconds(events: list[dict]) -> list[dict]:
+    return [e | {"t0": datetime.fromisoformat(e["t0"]).timestamp(), "t1": datetime.fromisoformat(e["t1"]).timestamp()}
+            for e in events]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(POLICY_CASES)), ids=POLICY_IDS)
+def test_the_answers_hwp_and_boresight_lanes_are_what_the_simulated_telescope_did(policy_runs, case):
+    """Same states in the same order; each change no later than planned, and earlier only by what the policy
+    budgets for not knowing where in a sweep the telescope is (at most its longest slew)."""
+    result, report, model = policy_runs[case]
+    wiregrid = [(b.t0.timestamp(), b.t1.timestamp()) for b in result.blocks if b.kind == "wiregrid"]
+    wiregrid += [(r.start, r.end) for r in report.runs]
+    for lane, key in (("hwp", "direction"), ("boresight", "angle")):
+        planned = outside(seconds([e for e in result.events if e["lane"] == lane]), wiregrid, key)
+        done = outside(report.lane(lane), wiregrid, key)
+        assert [p[1:] for p in planned] == [d[1:] for d in done], lane
+        early = [p[0] - d[0] for p, d in zip(planned, done, strict=True)]
+        assert min(early) >= -1.0 and max(early) <= model.longest_slew_seconds(), (lane, min(early), max(early))
+    assert any(e["state"] == "spinning" for e in report.lane("hwp")), "the HWP never spun"
+    for run_ in report.runs:  # a time-constant run reverses the HWP, as the answer says it does
+        if run_.name == "wiregrid.time_constant":
+            before, after = (
+                next(e for e in report.lane("hwp") if e["t0"] <= t < e["t1"]) for t in (run_.start, run_.end)
+            )
+            assert {before["direction"], after["direction"]} == {"cw", "ccw"}, (before, after)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(POLICY_CASES)), ids=POLICY_IDS)
+def test_every_detector_operation_runs_inside_the_interval_the_answer_gives_it(policy_runs, case):
+    result, report, model = policy_runs[case]
+    inside = {"setup": {"iv", "bias", "bias_step", "noise"}}
+    planned = [e for e in result.events if e["lane"] == "detectors"]
+    slack = model.longest_slew_seconds()
+    wiregrid = [(r.start, r.end) for r in report.runs]  # sorunlib's wiregrid runs take bias steps of their own
+    for done in report.lane("detectors"):
+        if any(a <= done["t0"] <= b for a, b in wiregrid):
+            continue
+        assert any(
+            done["state"] in inside.get(p["state"], {p["state"]})
+            and datetime.fromisoformat(p["t0"]).timestamp() - slack <= done["t0"]
+            and done["t1"] <= datetime.fromisoformat(p["t1"]).timestamp() + 1
+            for p in planned
+        ), done
