@@ -134,9 +134,11 @@ def _plan_target(target: CalTarget, cmb, setting: _Setting, cache: dict, planned
     memo = cache.setdefault((*source, wafers, *shape, bool(target.drift), bool(target.allow_partial)), {})
     speed = target.az_speed if target.az_speed is not None else setting.az_speed
     accel = target.az_accel if target.az_accel is not None else setting.az_accel
+    turn = speed**2 / accel  # a sweep's turnarounds overshoot each end by this much
+    limits = setting.az_limits and (setting.az_limits[0] + turn, setting.az_limits[1] - turn)
     tally = {"found": 0, "in_row": 0, "in_range": 0}
-    options = _candidates(target, track, runs, focalplane.outline(wafers, *shape), memo, setting.az_limits, tally)
-    best, why = _first_free(options, target, setting, speed**2 / accel, planned)
+    options = _candidates(target, track, runs, focalplane.outline(wafers, *shape), memo, limits, tally)
+    best, why = _first_free(options, target, setting, turn, planned)
     if best is None:
         return _no_candidate(target, wafers, tally, setting.az_limits) or why
     return _scan(target, name, best, wafers, boresight, speed, accel)
