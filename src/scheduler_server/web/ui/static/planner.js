@@ -38,7 +38,17 @@ function fillPresets() {
   const select = $("#preset");
   select.replaceChildren(el("option", { value: "", text: "(none)" }));
   for (const name of Object.keys(chosen ? chosen.presets : {})) select.append(el("option", { value: name, text: name }));
-  $("#defaults").textContent = chosen ? JSON.stringify(chosen.defaults, null, 2) : "";
+  showDefaults();
+}
+
+function showDefaults() {
+  const chosen = policies.find((p) => p.name === $("#policy").value);
+  const preset = $("#preset").value;
+  let text = chosen ? JSON.stringify(chosen.defaults, null, 2) : "";
+  if (chosen && preset && chosen.presets[preset]) {
+    text = `preset ${preset} sets:\n${JSON.stringify(chosen.presets[preset], null, 2)}\n\nthe policy's defaults:\n${text}`;
+  }
+  $("#defaults").textContent = text;
 }
 
 function readConfig() {
@@ -159,6 +169,7 @@ async function init() {
   wireScriptButtons();
   $("#plan-form").addEventListener("submit", submit);
   $("#policy").addEventListener("change", fillPresets);
+  $("#preset").addEventListener("change", showDefaults);
   try {
     policies = (await api("/api/v1/policies")).policies;
   } catch (error) {

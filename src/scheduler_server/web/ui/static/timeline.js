@@ -161,7 +161,8 @@ export function drawTimeline(root, { t0, t1, blocks, events, check, sky }) {
     const axis = panel({ x, y: scale(0, 1, top, top), yTicks: [], timeStep: step, timeTicksMs: ticks, xLabels: true });
     g.append(axis);
   }
-  const height = top + 28;
+  g.append(svg("text", { className: "tick utc", x: WIDTH - RIGHT, y: top + 29, text: "time (UTC)" }));
+  const height = top + 34;
   root.setAttribute("viewBox", `0 0 ${WIDTH} ${height}`);
   root.replaceChildren(g);
 }
