@@ -114,6 +114,7 @@ def assert_crosses(scan, radec=None, whole=True, offsets=(0.0, 0.0)):
         ("jupiter", "right", 40.0, 0.0),
         ("saturn", "left", 45.0, 45.0),
         ("saturn", "right", 45.0, -45.0),
+        ("moon", "ws0,ws4", 40.0, 0.0),
     ],
 )
 def test_the_source_crosses_every_wafer_of_the_set(source, query, el, boresight):
