@@ -93,7 +93,11 @@ class Planner:
     def plan(self, items: list[Item], state: SatState, end: float) -> Timeline:
         out = Timeline()
         cur = _Cursor(state, _point(state.az, state.el), state.t)
-        self._run(cur, operations_.start(state, self.cfg))
+        opening = operations_.start(state, self.cfg)
+        if self._first_unsafe(cur.where, state.t, opening[1].t + MARGIN_SECONDS) is not None:
+            self._bridge(cur, opening[1].t + MARGIN_SECONDS)  # it starts too near the sun: away first
+            opening = operations_.start(cur.state, self.cfg)
+        self._run(cur, opening)
         for i, item in enumerate(items):
             nxt = items[i + 1] if i + 1 < len(items) else None
             try:
@@ -159,13 +163,15 @@ class Planner:
             if bad is None:
                 return used
             best = None
+            # already too near the sun (a starting state can be): any way out is better than staying
+            escaping = not self.guard.safe(c.where, c.state.t, c.state.t, look_ahead=False)
             for spot in self._spots(c.where):
                 slew = self.model.slew_seconds(c.where[:2], c.where[2], *spot)
                 if c.state.hwp_spinning and not self.cfg.min_hwp_el <= spot[1] <= self.cfg.max_hwp_el:
                     slew += self.cfg.hwp_spin_down  # spun down where it is, before it goes
                 depart = max(c.state.t, bad - slew - MARGIN_SECONDS)
                 area = _hull(c.where, spot)
-                if not self.guard.safe(area, depart, depart + slew, look_ahead=False):
+                if not escaping and not self.guard.safe(area, depart, depart + slew, look_ahead=False):
                     continue
                 horizon = self._first_unsafe(_point(*spot), depart + slew, until)
                 if best is None or (horizon or math.inf) > best[0]:
