@@ -213,7 +213,7 @@ class PolicyRuns(dict):
     """Each case scheduled and run once, when a test first asks for it."""
 
     def __missing__(self, case):
-        from scheduler_server.observing.policies.sat import inputs
+        from scheduler_server.observing.policies.sat import settings
         from scheduler_server.observing.policies.sat.policy import SatPolicy
         from scheduler_server.observing.service import PolicyRequest, build_config, run_schedule
 
@@ -221,7 +221,7 @@ class PolicyRuns(dict):
         t0, t1 = utc(d0), utc(d1)
         result = run_schedule(t0, t1, PolicyRequest("sat", config, preset=preset))
         resolved = build_config("sat", SatPolicy(), config, preset)
-        ops, model, state = inputs.ops_config(resolved), inputs.slew_model(resolved), resolved.state
+        ops, model, state = settings.ops_config(resolved), settings.slew_model(resolved), resolved.state
         platform = SAT.at(
             park=(state.az, state.el), boresight=state.boresight, hwp_el=(ops.min_hwp_el, ops.max_hwp_el),
             hwp_direction=state.hwp_dir if state.hwp_spinning else None, sun=SunPolicy(),
