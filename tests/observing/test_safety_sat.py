@@ -88,6 +88,14 @@ def check(text: str, min_angle: float = 41.0, start: float | None = T0):
     return safety.check_script(text, min_angle, None, ATACAMA, start=start)
 
 
+def spans_of(text: str, start: float):
+    from scheduler_server.observing.safety.findings import Report
+    from scheduler_server.observing.safety.script_reader import read_script
+
+    reading = read_script(text)
+    return safety._sat_replay(reading, start, Report(41.0)).run(reading.calls)
+
+
 def line_of(text: str, fragment: str, nth: int = 0) -> int:
     found = [n for n, line in enumerate(text.splitlines(), start=1) if fragment in line]
     return found[nth]
@@ -169,6 +177,17 @@ def test_time_running_backwards_or_late_is_refused():
     swapped = preamble() + BODY.replace(f"'{iso(T0 + 10800)}'", f"'{iso(T0 + 5400)}'")
     whats = {v.what for v in hazards(check(swapped), "time")}
     assert any("backwards" in w for w in whats) and any("skipped" in w for w in whats)
+    # A slew is not counted against a tolerance (schedlib plans moves as taking no time; the mount's speed is
+    # not known to the checker), though its span is laid at the platform's nominal speed for the sun.
+    slewing = preamble() + BODY.replace(
+        "run.acu.move_to(az=140.0, el=55.0)",
+        f"run.acu.move_to(az=400.0, el=55.0)\nrun.wait_until('{iso(T0 + 7210)}', tolerance=10)\n"
+        "run.acu.move_to(az=140.0, el=55.0)",
+    )
+    report = check(slewing)
+    assert report.safe, report.lines()
+    (slew,) = [s for s in spans_of(slewing, T0) if s.doing == "slew" and s.target[0] == 400.0]
+    assert slew.t1 - slew.t0 == pytest.approx(300.0)  # 300 deg at 1 deg/s
     # A scan its min_duration can no longer fit is skipped by sorunlib: refused.
     short = preamble() + BODY.replace(f"'{iso(T0 + 7200)}'", f"'{iso(T0 + 2400)}'")
     (v,) = [v for v in hazards(check(short), "time") if "skipped" in v.what]

@@ -95,6 +95,10 @@ class SatReplay(Replay):
         self.biased: bool | None = None  # None: as the script found them (not judged)
         self.unbiased_by: tuple[int, str] | None = None  # the line and command that left them unbiased
         self.stated: tuple[float, int, str] | None = None  # the latest time the script stated, its line, its call
+        # Two clocks: ``clock`` the nominal one the spans are laid on (slews at the platform's speeds), and
+        # ``early`` the earliest the script can be there (slews taking no time, as schedlib plans them;
+        # every other command its least duration): a wait reached late, or a scan skipped, on it is for sure.
+        self.early = start
 
     def call(self, call: Call) -> None:
         name = call.name
@@ -149,15 +153,17 @@ class SatReplay(Replay):
         self._stated(target, line, "wait_until")
         if self.clock is not None:
             deadline = self._deadline(target, args.get("tolerance"), line)
-            if deadline is not None and self.clock > deadline:
+            if deadline is not None and self.early > deadline:
                 self.hazard(
                     line,
                     "time",
-                    f"wait_until({args['timestamp']!r}) is reached {self.clock - target:.0f} s late, beyond its"
-                    f" tolerance ({args['tolerance']!r}): sorunlib stops the script there",
+                    f"wait_until({args['timestamp']!r}) is reached at least {self.early - target:.0f} s late, beyond"
+                    f" its tolerance ({args['tolerance']!r}): sorunlib stops the script there",
+                    at=self.early,
                 )
             self.hold(line, "waiting", target)
         self.clock = target if self.clock is None else max(self.clock, target)
+        self.early = target if self.early is None else max(self.early, target)
 
     def _deadline(self, target: float, tolerance, line: int) -> float | None:
         if tolerance is None:
@@ -200,13 +206,15 @@ class SatReplay(Replay):
             self.problem(line, "seq.scan() before any wait_until() or start time: when it runs is unknown")
             return
         least = float(args.get("min_duration") or 0.0)
-        if self.clock > stop - least:
+        if self.early > stop - least:
             late = (
                 "after its stop_time"
-                if self.clock > stop
+                if self.early > stop
                 else f"less than its min_duration {least:g} s before its stop_time"
             )
-            self.hazard(line, "time", f"seq.scan({args['description']!r}) would be skipped: it starts {late}")
+            self.hazard(
+                line, "time", f"seq.scan({args['description']!r}) would be skipped: it starts {late}", at=self.early
+            )
             return
         amp = float(args.get("el_amp") or 0.0) if args.get("scan_type", 1) == 3 else 0.0
         el = (self.el[0] - abs(amp), self.el[1] + abs(amp))
@@ -222,8 +230,11 @@ class SatReplay(Replay):
                 f"{what} starts with the detectors not biased: smurf.{self.unbiased_by[1]}() on line"
                 f" {self.unbiased_by[0]} left them so and no smurf.bias_dets() followed",
             )
-        self.spans.append(Span(line, "scan", self.clock, stop, (lo, hi), el, str(args["description"])))
-        self.clock = stop
+        # It runs for sure (the earliest clock leaves it time): from the nominal clock, or if that is past
+        # its stop already, from the earliest.
+        begin = self.clock if self.clock < stop else self.early
+        self.spans.append(Span(line, "scan", begin, stop, (lo, hi), el, str(args["description"])))
+        self.clock = self.early = stop
         self.az = (lo, hi)
 
     def _hwp_spin_up(self, args: dict, line: int) -> None:
@@ -313,6 +324,7 @@ class SatReplay(Replay):
             return
         self.hold(line, doing, self.clock + seconds)
         self.clock += seconds
+        self.early += seconds
 
     def _stated(self, t: float, line: int, what: str) -> None:
         """Times the script states (waits, stop times) must not go backwards."""
@@ -344,8 +356,9 @@ class SatReplay(Replay):
                 line, "hwp_el", f"the HWP is {state} as the telescope {doing} el {shown}, outside {lo:g}..{hi:g}"
             )
 
-    def hazard(self, line: int, kind: str, what: str) -> None:
-        self.report.violations.append(Violation(line, what, self.clock, self.clock, kind=kind))
+    def hazard(self, line: int, kind: str, what: str, at: float | None = None) -> None:
+        at = self.clock if at is None else at
+        self.report.violations.append(Violation(line, what, at, at, kind=kind))
 
 
 def _iso(t: float) -> str:
