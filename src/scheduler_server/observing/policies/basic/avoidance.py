@@ -25,10 +25,10 @@ from scheduler_server.observing.sky.geometry import (
 
 Box = tuple[float, float, float, float]  # az_lo, az_hi, el_lo, el_hi
 MARGIN_DEG = 0.1
-# The hull of many arcs is at least as near the sun as each of them; its test is widened by this
-# much (deg) so that rounding in the arithmetic can never let it miss what an arc's own test finds.
-HULL_SLACK_DEG = 1e-6
-GROUP = 32  # arcs per hull in SunGuard.clear_arcs
+COARSE = 16  # SunGuard.clear_arcs looks at every COARSE-th sample first
+# What a coarse sample vouches for is widened by this much (deg), so that rounding in the
+# arithmetic can never let it clear what a sample's own test would find too near.
+SLACK_DEG = 1e-6
 
 
 @dataclass(frozen=True)
@@ -64,49 +64,42 @@ class SunGuard:
         return self._clear_below(box, el) or not bool(np.any(cos_distance_to_box(*trig, box) > self._cos_limit))
 
     def clear_arcs(self, az_lo, az_hi, el, starts, stops) -> np.ndarray:
-        """For each arc k (az_lo[k]..az_hi[k] at el[k], arrays sorted by start): whether no sun
-        sample that ``window_with_trig(starts[k], stops[k])`` returns is nearer than the limit.
+        """For each arc k (az_lo[k]..az_hi[k] at el[k]): whether no sun sample that
+        ``window_with_trig(starts[k], stops[k])`` returns is nearer than the limit.
 
         The same samples and the same arithmetic as testing each arc on its own (``unsafe``'s
-        numpy path), in a few passes: the samples of the whole span are fetched once; the hull
-        of each group of ``GROUP`` neighbouring arcs (at least as near the sun as each of them)
-        settles every arc of the group with no sample near the hull in its span; each other arc
-        is tested at the first such sample (near the sun, most fail there), and the arcs left at
-        every such sample of their span, all as one array.
+        numpy path), as arrays over all arcs: the samples of the whole span are fetched once;
+        each arc is first looked at every ``COARSE``-th sample, which vouches for the samples
+        within COARSE/2 of it when it is farther than the limit plus the sun's motion over them
+        (``_surely_clear``'s argument); an arc not settled so is tested at its nearest coarse
+        sample inside its span (near the sun most fail there), and the few left at every sample.
         """
         first, step = self.sun.t[0], self.sun.step
         i0 = np.ceil((starts - first) / step).astype(np.int64)
         i1 = np.maximum(np.floor((stops - first) / step).astype(np.int64) + 1, i0 + 1)
         _, _, _, trig = self.sun.window_with_trig(float(starts.min()), float(stops.max()))
-        arcs = _Arcs(trig, az_lo, az_hi, el, self._cos_limit)
-        clear = np.zeros(len(starts), dtype=bool)
-        open_arcs, spans = [], []  # the arcs their hull leaves open, and the near samples of each span
-        for a in range(0, len(starts), GROUP):
-            lo, hi = i0[a : a + GROUP] - i0.min(), i1[a : a + GROUP] - i0.min()
-            near = self._near_hull(trig, az_lo[a : a + GROUP], az_hi[a : a + GROUP], el[a : a + GROUP], lo, hi)
-            p0, p1 = np.searchsorted(near, lo), np.searchsorted(near, hi)
-            clear[a : a + GROUP] = p0 == p1
-            for k in np.flatnonzero(p1 > p0):
-                open_arcs.append(a + k)
-                spans.append(near[p0[k] : p1[k]])
-        if not open_arcs:
-            return clear
-        owner = np.array(open_arcs)
-        left = ~arcs.bad(owner, np.array([span[0] for span in spans]))
-        if left.any():
-            owner, spans = owner[left], [span for span, keep in zip(spans, left, strict=True) if keep]
-            counts = np.array([len(span) for span in spans])
-            every = np.repeat(owner, counts)
-            bad = arcs.bad(every, np.concatenate(spans))
-            clear[owner] = np.bincount(every, weights=bad, minlength=len(clear))[owner] == 0
+        arcs = _Arcs(trig, az_lo, az_hi, el)
+        lo, hi = i0 - i0.min(), i1 - i0.min()
+        owner, sample = _coarse_pairs(lo, hi, trig.shape[1])
+        cos_d = arcs.cos(owner, sample)
+        vouch = self.min_angle + MARGIN_DEG + COARSE // 2 * _largest_step(trig) + SLACK_DEG
+        near = cos_d >= math.cos(math.radians(min(vouch, 180.0)))
+        clear = np.bincount(owner, weights=near, minlength=len(starts)) == 0
+        inside = near & (sample >= lo[owner]) & (sample < hi[owner])
+        best = np.full(len(starts), -2.0)
+        np.maximum.at(best, owner[inside], cos_d[inside])
+        left = np.flatnonzero(~clear & (best <= self._cos_limit))  # no coarse sample of its own span too near
+        if len(left):
+            counts = hi[left] - lo[left]
+            every = np.repeat(left, counts)
+            span = (
+                np.arange(int(counts.sum()))
+                - np.repeat(np.cumsum(counts) - counts, counts)
+                + np.repeat(lo[left], counts)
+            )
+            bad = arcs.cos(every, span) > self._cos_limit
+            clear[left] = np.bincount(every, weights=bad, minlength=len(starts))[left] == 0
         return clear
-
-    def _near_hull(self, trig, az_lo, az_hi, el, lo, hi) -> np.ndarray:
-        """Indices of the samples in [lo.min(), hi.max()) near the hull of the arcs (widened by HULL_SLACK_DEG)."""
-        s0, s1 = int(lo.min()), int(hi.max())
-        hull = (float(az_lo.min()), float(az_hi.max()), float(el.min()), float(el.max()))
-        limit = math.cos(math.radians(self.min_angle + MARGIN_DEG + HULL_SLACK_DEG))
-        return np.flatnonzero(cos_distance_to_box(*trig[:, s0:s1], hull) > limit) + s0
 
     def _surely_clear(self, box: Box, start: float, stop: float) -> bool:
         """A shortcut that decides as the sampled test would, when it can: the middle
@@ -142,23 +135,44 @@ class SunGuard:
         return float(d[i]), float(t[i])
 
 
+def _coarse_pairs(lo: np.ndarray, hi: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(arc, sample) pairs: for each arc the multiples of COARSE around its span [lo, hi) (and the last
+    sample n - 1 in their stead past it), so each sample of the span is within COARSE/2 of one of them."""
+    m0, m1 = lo // COARSE, (hi - 1 + COARSE - 1) // COARSE
+    counts = m1 - m0 + 1
+    owner = np.repeat(np.arange(len(lo)), counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, np.minimum((np.repeat(m0, counts) + offset) * COARSE, n - 1)
+
+
+def _largest_step(trig: np.ndarray) -> float:
+    """The largest angle (deg) the sun moves between consecutive samples here, a little rounded up."""
+    if trig.shape[1] < 2:
+        return 0.0
+    cos_az, sin_az, sin_el, cos_el = trig
+    cos_move = sin_el[1:] * sin_el[:-1] + cos_el[1:] * cos_el[:-1] * (
+        cos_az[1:] * cos_az[:-1] + sin_az[1:] * sin_az[:-1]
+    )
+    return float(np.degrees(np.arccos(np.clip(cos_move.min(), -1.0, 1.0)))) * 1.01 + 1e-6
+
+
 class _Arcs:
     """Arcs against sun samples: ``cos_distance_to_box``'s one-elevation branch step for step (so the
     same values), with each arc's trigonometry done once per arc instead of once per sample."""
 
-    def __init__(self, trig: np.ndarray, az_lo, az_hi, el, cos_limit: float):
+    def __init__(self, trig: np.ndarray, az_lo, az_hi, el):
         half = np.radians(np.minimum((az_hi - az_lo) / 2.0, 180.0))
         c = np.radians((az_lo + az_hi) / 2.0)
         e = np.radians(el)
-        self.trig, self.cos_limit = trig, cos_limit
+        self.trig = trig
         self.cos_c, self.sin_c, self.cos_h, self.sin_h = np.cos(c), np.sin(c), np.cos(half), np.sin(half)
         self.sin_e, self.cos_e = np.sin(e), np.cos(e)
 
-    def bad(self, arc: np.ndarray, sample: np.ndarray) -> np.ndarray:
-        """Whether sample ``sample[j]`` is nearer than the limit to arc ``arc[j]``."""
+    def cos(self, arc: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """Cosine of the distance from sun sample ``sample[j]`` to arc ``arc[j]``."""
         cos_az, sin_az, sin_el, cos_el = self.trig[:, sample]
         cos_c, sin_c, cos_h = self.cos_c[arc], self.sin_c[arc], self.cos_h[arc]
         cos_d = cos_az * cos_c + sin_az * sin_c
         sin_d = sin_az * cos_c - cos_az * sin_c
         cos_gap = np.where(cos_d >= cos_h, 1.0, cos_d * cos_h + np.abs(sin_d) * self.sin_h[arc])
-        return sin_el * self.sin_e[arc] + cos_el * self.cos_e[arc] * cos_gap > self.cos_limit
+        return sin_el * self.sin_e[arc] + cos_el * self.cos_e[arc] * cos_gap

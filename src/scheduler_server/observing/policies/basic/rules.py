@@ -307,11 +307,22 @@ def _scan_arrays(window: Window):
     length, az, el, throw = (
         np.interp(window.t, window.t, arr) for arr in (window.length, window.az, window.el, window.throw)
     )
-    t0 = np.array([int(round(start)) for start in window.t.tolist()], dtype=np.int64)
-    t1 = t0 + np.array([int(round(x)) for x in length.tolist()], dtype=np.int64)
-    az_r = np.array([round(a % 360.0, 2) for a in az.tolist()])
-    throw_r = np.array([round(x, 2) for x in throw.tolist()])
-    return t0, t1, az_r, az_r + throw_r, np.array([round(x, 2) for x in el.tolist()])
+    t0 = np.rint(window.t).astype(np.int64)  # round() of a float: half to even, as rint
+    t1 = t0 + np.rint(length).astype(np.int64)
+    az_r = _round2(np.remainder(az, 360.0))  # numpy's float remainder is Python's %
+    return t0, t1, az_r, az_r + _round2(throw), _round2(el)
+
+
+def _round2(values):
+    """``round(x, 2)`` of each value exactly: rint(100 x) / 100 except where 100 x is within rounding
+    of a half, where the product's rounding could differ from the exact decimal rounding Python does."""
+    import numpy as np
+
+    scaled = values * 100.0
+    out = np.rint(scaled) / 100.0
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6):
+        out[i] = round(float(values[i]), 2)
+    return out
 
 
 def _log_cut(pieces: list[Scan], original: Scan, rule: str) -> list[Scan]:
