@@ -200,6 +200,13 @@ def test_a_crossing_cut_by_the_window_needs_allow_partial():
     assert high.partial and high.t1 - high.t0 > 1800
 
 
+def test_allow_partial_override_retries_a_plan_row_only():
+    row = target(query="middle", t0=T0, t1=T0 + DAY, origin="cal.txt:3")
+    assert len(plan([row])) == 0 and len(plan([target(query="middle")], allow_partial_override=True)) == 0
+    retried = plan([row], allow_partial_override=True)
+    assert len(retried) == 1 and retried[0].partial and not retried.dropped
+
+
 def test_sun_unsafe_crossings_are_dropped_or_trimmed():
     scan = plan([target(query="bottom", el=48.0, source_direction="rising")])[0]
     mid = (scan.t0 + scan.t1) / 2.0

@@ -28,6 +28,7 @@ from scheduler_server.observing.policies.sat.targets import CalTarget, CmbBlock,
 from scheduler_server.observing.sky.site import Site
 from scheduler_server.observing.types import ScheduleInputError
 
+OVERLAPS = "every crossing overlaps an earlier target's scan"
 SUN_CHUNK = 300.0  # s: a drifting scan is judged in pieces, each by the box its sweep covers in that time
 
 
@@ -68,13 +69,15 @@ def plan_calibration(
     az_speed: float = 0.5,
     az_accel: float = 1.0,
     az_limits: tuple[float, float] | None = None,
+    allow_partial_override: bool = False,
 ) -> ScanPlan:
     """The calibration scans of ``targets`` in [t0, t1], and the targets dropped with their reasons.
 
     ``cmb`` gives a target without a boresight the nearest CMB block's (the last starting before the target's
     row, else the first after; 0 without any). ``az_speed``/``az_accel`` are the policy's, for targets without
     their own (the sweep's turnarounds count in the sun test). ``az_limits`` (the platform's unwrapped az range)
-    moves a sweep by whole turns into it, or drops it. An unknown source or wafer is a ScheduleInputError
+    moves a sweep by whole turns into it, or drops it. ``allow_partial_override``: a plan row that gets no
+    crossing (for any reason but overlapping earlier scans) is tried again with allow_partial. An unknown source or wafer is a ScheduleInputError
     naming ``target.origin`` (a plan's ``"<name>:<line>"``, or a config's ``cal_targets[i]`` + ``.source``).
     """
     offsets = (float(xi_offset), float(eta_offset))
@@ -87,6 +90,8 @@ def plan_calibration(
         if target.t0 is not None and not t0 <= target.t0 < t1:
             continue
         outcome = _plan_target(target, cmb, setting, cache, planned)
+        if isinstance(outcome, str) and outcome != OVERLAPS and allow_partial_override and _retry(target):
+            outcome = _plan_target(dataclasses.replace(target, allow_partial=True), cmb, setting, cache, planned)
         if isinstance(outcome, str):
             dropped.append(Dropped(target, outcome))
         else:
@@ -154,7 +159,7 @@ def _first_free(options, target, setting: _Setting, turn: float, planned) -> tup
         if c.t1 - c.t0 < shortest:
             continue
         if any(c.t0 < s.t1 and s.t0 < c.t1 for s in planned):
-            why = "every crossing overlaps an earlier target's scan"
+            why = OVERLAPS
             continue
         pieces = [c] if setting.sun_guard is None else _sun_safe(c, target, setting.sun_guard, turn, shortest)
         free = [p for p in pieces if not any(p.t0 < s.t1 and s.t0 < p.t1 for s in planned)]
@@ -211,6 +216,11 @@ def _no_candidate(target, wafers, tally, az_limits) -> str:
     if not tally["in_range"]:
         return f"the sweep leaves the az range {az_limits[0]:g}..{az_limits[1]:g}"
     return ""
+
+
+def _retry(target: CalTarget) -> bool:
+    """schedlib retries only a plan's rows (``from_table``) with allow_partial; a row has a window."""
+    return not target.allow_partial and target.t0 is not None
 
 
 def _row(target: CalTarget) -> tuple[float, float] | None:
