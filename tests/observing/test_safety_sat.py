@@ -340,3 +340,27 @@ def test_an_asserted_azimuth_makes_the_first_slew_judged():
     text = preamble(el=round(sun_el, 1)) + where + body
     (v,) = check(text, start=None).violations
     assert v.kind == "sun" and v.what.startswith("slew") and v.line == line_of(text, "run.acu.move_to")
+
+
+def test_schedlibs_own_layout_is_read_the_same_both_ways():
+    # schedlib's tel.preamble imports inside disable_trace and writes seq.scan over several lines.
+    head = preamble().replace(
+        "import numpy as np\nimport sorunlib as run\nfrom nextline import disable_trace\nimport socket\nimport time\n\n"
+        "with disable_trace():\n    run.initialize()\n",
+        "from nextline import disable_trace\nimport time\nimport socket\n\nwith disable_trace():\n"
+        "    import numpy as np\n    import sorunlib as run\n    from ocs.ocs_client import OCSClient\n"
+        "    run.initialize()\n",
+    )
+    multi = (
+        "run.seq.scan(\n    description='cmb',\n    stop_time='{stop}',\n    width=40.0, az_drift=0,\n"
+        "    el_amp=0.0,\n    scan_type=1,\n    subtype='cmb', tag='x',\n    min_duration=600,\n)"
+    )
+    body = BODY.replace(scan(T0 + 7200), multi.format(stop=iso(T0 + 7200)))
+    body = body.replace("run.hwp.spin_up(freq=-2)", "print('spinning up')\nrun.hwp.spin_up(freq=-2)")
+    text = head + body
+    fast = _read_simple(text)
+    assert fast is not None and fast.calls == _read_ast(text).calls and fast.shape == "run"
+    report = check(text)
+    assert report.safe, report.lines()
+    (first,) = [c for c in fast.calls if c.name == "run.seq.scan" and c.kwargs["description"] == "cmb"]
+    assert first.line == line_of(text, "run.seq.scan(") and first.kwargs["min_duration"] == 600
