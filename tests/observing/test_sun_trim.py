@@ -83,3 +83,11 @@ def test_trim_keeps_the_starts_the_scan_by_scan_test_keeps(day):
             partly += got not in ([window.t.tolist()], [])
     assert trimmed  # the sun removed starts somewhere in each case
     assert partly or day in (utc(2024, 3, 4), utc(2025, 6, 10))  # and some windows only in part
+
+
+def test_scan_arrays_round_as_scan_at_does():
+    from scheduler_server.observing.policies.basic.rules import _round2
+
+    rng = np.random.default_rng(5)
+    values = np.concatenate([rng.uniform(-400, 400, 50000), np.arange(0, 400, 0.005), np.arange(0, 1, 0.125)])
+    assert _round2(values).tolist() == [round(float(v), 2) for v in values]  # halves included (0.125, 0.005 ...)
