@@ -176,3 +176,21 @@ def test_an_unsafe_plan_is_never_returned(monkeypatch):
     monkeypatch.setattr(avoidance.SunGuard, "unsafe", lambda self, *a, **k: [])
     with pytest.raises(PolicyFailure, match="independent safety check"):
         schedule(datetime(2023, 11, 5, tzinfo=UTC), 24)  # its afternoon scans pass the sun
+
+
+def test_a_telescope_starting_near_the_sun_moves_away_first():
+    # 2023-10-30 20:00 UTC: the afternoon sun is about 25 deg from az 240 el 50
+    state = {"az": 240, "el": 50, "hwp_spinning": True, "hwp_dir": "ccw"}
+    result = schedule(datetime(2023, 10, 30, 20, tzinfo=UTC), 6, {"state": state})
+    body = result.commands.split("# checks over\n", 1)[1].strip().splitlines()
+    assert body[0].startswith("run.acu.move_to(") and "az=240.0" not in body[0]
+    assert "uxm_relock" in "\n".join(body[1:10])  # the relock after it, away from the sun
+
+
+def test_home_at_end_spins_down_and_stows():
+    result = schedule(
+        datetime(2023, 11, 5, tzinfo=UTC), 12, {"home_at_end": True, "stow_position": {"az_stow": 180, "el_stow": 60}}
+    )
+    tail = result.commands.strip().splitlines()[-3:]
+    assert tail[-2:] == ["run.hwp.spin_down(active=True)", "run.acu.move_to(az=180.0, el=60.0)"]
+    assert [e["state"] for e in result.events if e["lane"] == "hwp"][-2:] == ["spin_down", "stopped"]

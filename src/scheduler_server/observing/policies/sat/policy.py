@@ -65,8 +65,15 @@ class SatPolicy(Policy):
         cfg = settings.ops_config(config)
         model = settings.slew_model(config)
         start = settings.start_state(config, a)
+        stow = config.stow_position
         planner = Planner(
-            guard, model, cfg, settings.park_elevations(config), settings.min_durations(config), config.wait_tolerance
+            guard,
+            model,
+            cfg,
+            settings.park_elevations(config),
+            settings.min_durations(config),
+            config.wait_tolerance,
+            stow=None if stow.az_stow is None or stow.el_stow is None else (stow.az_stow, stow.el_stow),
         )
         timeline = planner.plan(items, start, b)
         dropped += timeline.dropped

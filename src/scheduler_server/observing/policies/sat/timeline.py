@@ -14,6 +14,7 @@ before a calibration or wiregrid run ends early enough for that run's ops and sl
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field, replace
 
@@ -23,6 +24,7 @@ from scheduler_server.observing.policies.sat.merge import CALIBRATION, MASTER, N
 from scheduler_server.observing.policies.sat.steps import Op, SatState, Visit
 from scheduler_server.observing.telescope import TelescopeModel
 
+log = logging.getLogger(__name__)
 MARGIN_SECONDS = 60  # slack left before a planned start, against small overruns
 MIN_SCAN_SECONDS = 60
 PARK_AZIMUTHS = tuple(range(0, 360, 45))
@@ -82,6 +84,7 @@ class Planner:
         park_elevations: tuple[float, ...],
         min_durations: dict[str, float],
         tolerance: float,
+        stow: tuple[float, float] | None = None,
     ):
         self.guard, self.model, self.cfg = guard, model, cfg
         in_range = tuple(e for e in park_elevations if cfg.disable_hwp or cfg.min_hwp_el <= e <= cfg.max_hwp_el)
@@ -89,6 +92,7 @@ class Planner:
         self.park_elevations = in_range + tuple(e for e in park_elevations if e not in in_range)
         self.min_durations = min_durations
         self.tolerance = tolerance
+        self.stow = stow
 
     def plan(self, items: list[Item], state: SatState, end: float) -> Timeline:
         out = Timeline()
@@ -280,6 +284,14 @@ class Planner:
     def _finish(self, c: _Cursor, end: float) -> None:
         """Wrap up, and keep clear of the sun until the window's end (parking, hopping if need be)."""
         self._run(c, operations_.wrap_up(c.state, self.cfg))
+        if self.stow is not None:  # schedlib's stow_position, when the move there and the stay are clear of the sun
+            moved = _Cursor(c.state, c.where, c.since, list(c.timed))
+            try:
+                self._move(moved, *self.stow)
+                self._hold(moved.where, moved.since, max(end, moved.state.t), "stowed", "stow")
+                c.state, c.where, c.since, c.timed = moved.state, moved.where, moved.since, moved.timed
+            except Infeasible as exc:
+                log.info("not stowed at az %g el %g: %s", *self.stow, exc)
         self._bridge(c, max(end, c.state.t))
 
     def _unwrapped(self, visit: Visit, near: float) -> Visit:
