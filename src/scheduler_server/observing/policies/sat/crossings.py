@@ -5,9 +5,10 @@ sets) through the footprint (``focalplane.outline``). For each outline point, at
 elevation e from the boresight, the source passes elevation e at one time t_e and azimuth A(t_e): the
 boresight must then be at azimuth A(t_e) - a. The scan starts when the source reaches the footprint's first
 edge and stops at the other; its sweep az0 + v (t - t0) .. az0 + throw + v (t - t0) must hold every such
-azimuth. With drift (schedlib's default) v is the az_drift that makes the throw smallest, found exactly (the
-throw is convex in v); without, v = 0. This is schedlib's ``make_source_ces`` without its optimisers: the
-boresight azimuth that puts the centre on the source's track drops out of the answer entirely.
+azimuth. With drift (schedlib's default) v is the az_drift that makes the throw smallest, found on a grid
+refined round by round (the throw is convex in v, so the grid cannot settle beside its minimum); without,
+v = 0. This is schedlib's ``make_source_ces`` without its Nelder-Mead searches: the boresight azimuth that
+puts the centre on the source's track drops out of the answer entirely.
 
 A crossing is a rising or setting stretch of the source above the horizon (schedlib's source blocks), cut
 to the schedule's window. One the source does not make whole (cut by the window, or the source never
