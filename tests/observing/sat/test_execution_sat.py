@@ -187,6 +187,26 @@ def test_a_preamble_reading_an_iboot_needs_it_online():
     assert run(body).error
 
 
+def test_a_sweep_ends_where_the_scan_has_got_to_and_the_next_slew_starts_there():
+    # 50 s at 0.8 deg/s over 20 deg: out to 220 (25 s), back 20 deg to 200 (25 s); then 10 s more: 208
+    body = "run.acu.set_scan_params(az_speed=0.8, az_accel=1.5)\nrun.acu.move_to(az=200.0, el=50.0)\n"
+    body += f"run.wait_until({at(600)!r})\n" + scan(660).replace("min_duration=600", "min_duration=None")
+    body += "run.acu.move_to(az=240.0, el=50.0)\n"
+    report = run(body)
+    assert report.ok, report.summary()
+    last = [op for op in report.ops if op.op == "go_to"][-1]
+    assert last.end - last.start == pytest.approx((240 - 208) / Durations.schedlib_sat().az_speed + 10)
+
+
+def test_a_spin_down_without_the_brake_turns_the_pmx_off_and_waits_for_the_hwp_to_stop():
+    report = run("run.hwp.spin_up(freq=-2)\nrun.hwp.spin_down(active=False)\n")
+    assert report.ok, report.summary()
+    pmx = next(op for op in report.ops if op.op == "pmx_off")
+    assert pmx.params["wait_stop"] is True and pmx.end - pmx.start == 900
+    # no time stopped before the spin-up nor spinning before the spin-down: zero-length intervals are left out
+    assert states(report, "hwp") == [("spin_up", "cw"), ("spin_down", "cw"), ("stopped", None)]
+
+
 # --- the sat policy's own scripts, per preset -------------------------------------------------------------------
 
 SAMPLES = {"cmb_plan": "sample_cmb.txt", "cal_plan": "sample_cal_targets.txt", "wiregrid_plan": "sample_wiregrid.txt"}
