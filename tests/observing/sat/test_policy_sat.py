@@ -194,3 +194,12 @@ def test_home_at_end_spins_down_and_stows():
     tail = result.commands.strip().splitlines()[-3:]
     assert tail[-2:] == ["run.hwp.spin_down(active=True)", "run.acu.move_to(az=180.0, el=60.0)"]
     assert [e["state"] for e in result.events if e["lane"] == "hwp"][-2:] == ["spin_down", "stopped"]
+
+
+def test_pointing_offsets_are_added_to_every_commanded_pointing():
+    plain = schedule(datetime(2023, 11, 5, tzinfo=UTC), 5)
+    offset = schedule(datetime(2023, 11, 5, tzinfo=UTC), 5, {"az_offset": 1.5, "el_offset": -0.5})
+    moves = re.compile(r"^run\.acu\.move_to\(az=([-\d.]+), el=([-\d.]+)\)", re.M)
+    a, b = moves.findall(plain.commands), moves.findall(offset.commands)
+    assert a and len(a) == len(b)
+    assert all(float(x2) == float(x1) + 1.5 and float(y2) == float(y1) - 0.5 for (x1, y1), (x2, y2) in zip(a, b))

@@ -226,6 +226,16 @@ def _cal_visit(scan, plans: Plans, config: SatConfig) -> Visit:
     )
 
 
+def offset(items: list[Item], config: SatConfig) -> list[Item]:
+    """schedlib's ``az_offset``/``el_offset`` added to every pointing the script commands (and is checked at)."""
+    if not (config.az_offset or config.el_offset):
+        return items
+    return [
+        Item(replace(i.visit, az=i.visit.az + config.az_offset, el=i.visit.el + config.el_offset), i.cuts)
+        for i in items
+    ]
+
+
 def wiregrid_items(plans: Plans, config: SatConfig, a: float, b: float, dropped: list) -> list[Item]:
     """The wiregrid runs wholly inside the window (schedlib's rule). A time-constant run lasts at least what
     sorunlib's ``time_constant`` does: the HWP braked and spun up the other way, plus the grid's moves and bias

@@ -100,7 +100,8 @@ def _items(plans, config: SatConfig, site, a: int, b: int, guard, dropped: list)
     wiregrid = inputs.wiregrid_items(plans, config, a, b, dropped)
     items = merge.by_priority(merge.divide(cmb, config.max_cmb_scan_duration), cal, wiregrid, 0.0, dropped)
     rule = config.rules.min_duration
-    return merge.min_duration(items, rule.min_duration if rule is not None else None, dropped)
+    items = merge.min_duration(items, rule.min_duration if rule is not None else None, dropped)
+    return inputs.offset(items, config)
 
 
 def _script(config: SatConfig, plans, start, sun_policy, cfg, timeline) -> str:
