@@ -364,3 +364,13 @@ def test_schedlibs_own_layout_is_read_the_same_both_ways():
     assert report.safe, report.lines()
     (first,) = [c for c in fast.calls if c.name == "run.seq.scan" and c.kwargs["description"] == "cmb"]
     assert first.line == line_of(text, "run.seq.scan(") and first.kwargs["min_duration"] == 600
+
+
+def test_the_hostname_check_must_name_the_headers_platform_and_hazards_without_a_clock_still_print():
+    text = preamble().replace("'daq-satp1-sequencer'", "'daq-satp2-sequencer'") + BODY
+    report = check(text)
+    assert any("'daq-satp2-sequencer'" in p and "satp1" in p for p in report.problems), report.problems
+    # Before any wait_until and without a start, a hazard has no time: it says so by leaving it out.
+    text = preamble(el=70.0) + "run.hwp.spin_up(freq=2)\n"
+    (v,) = check(text, start=None).violations
+    assert v.t0 is None and str(v) == f"line {line_of(text, 'spin_up')}: {v.what}" and "el 70" in v.what
