@@ -203,3 +203,43 @@ def test_pointing_offsets_are_added_to_every_commanded_pointing():
     a, b = moves.findall(plain.commands), moves.findall(offset.commands)
     assert a and len(a) == len(b)
     assert all(float(x2) == float(x1) + 1.5 and float(y2) == float(y1) - 0.5 for (x1, y1), (x2, y2) in zip(a, b))
+
+
+def _item(kind, t0, t1, name="x"):
+    from scheduler_server.observing.policies.sat.merge import Item
+    from scheduler_server.observing.policies.sat.steps import Visit
+
+    return Item(Visit(kind=kind, name=name, t0=t0, t1=t1, az=100.0, el=50.0, throw=40.0))
+
+
+def test_long_cmb_blocks_are_divided_into_equal_pieces_and_short_ones_kept():
+    from scheduler_server.observing.policies.sat.merge import divide
+
+    pieces = divide([_item("master", 0, 3 * 3600), _item("master", 4 * 3600, 4 * 3600 + 70 * 60)], 3600)
+    assert [(p.visit.t0, p.visit.t1) for p in pieces] == [
+        (0, 3600),
+        (3600, 7200),
+        (7200, 10800),
+        (14400, 14400 + 4200),  # 70 min: under 1.25 h, whole
+    ]
+
+
+def test_priority_cuts_cmb_around_calibration_and_drops_wiregrid_overlapping_it():
+    from scheduler_server.observing.policies.sat.merge import by_priority, min_duration
+
+    dropped = []
+    cmb = [_item("master", 0, 3 * 3600, "patch")]
+    cal = [_item("calibration", 3600, 5400, "saturn")]
+    wiregrid = [_item("wiregrid", 5000, 6000, "wiregrid_gain"), _item("wiregrid", 9000, 9600, "wiregrid_gain")]
+    items = by_priority(cmb, cal, wiregrid, 0.0, dropped)
+    assert [(i.visit.kind, i.visit.t0, i.visit.t1) for i in items] == [
+        ("master", 0, 3600),
+        ("calibration", 3600, 5400),
+        ("master", 5400, 9000),
+        ("wiregrid", 9000, 9600),
+        ("master", 9600, 10800),
+    ]
+    assert [w.visit.t0 for w, _ in dropped] == [5000]
+    assert all("calibration saturn" in i.cuts[0] for i in items[2:3])
+    kept = min_duration(items, 1500, dropped)
+    assert [i.visit.t0 for i in kept] == [0, 3600, 5400, 9000]  # the 20-minute CMB tail is dropped
