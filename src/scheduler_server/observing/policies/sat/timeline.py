@@ -10,6 +10,11 @@ unsafe it tries leaving via another elevation, then parking somewhere safe for t
 cannot be ready for on time starts late (its wait_until and block move, and the block's cuts say so); one
 left under its kind's minimum, or that no route reaches safely, is dropped with the reason. A CMB scan just
 before a calibration or wiregrid run ends early enough for that run's ops and slew (calibration beats CMB).
+
+``basic``'s ``SlewPlanner`` is not reused: it times basic's fixed setup (a bias step, ``bias_dets``) around a
+scan, while here the time before a scan is whatever the ops say for the state at that moment (a relock, a
+boresight turn with the HWP spun down, a detector setup, a spin-up), and a move can itself spin the HWP down.
+The sun test (``SunGuard``) and the slew timing (``TelescopeModel.slew_seconds``) are the same code as basic's.
 """
 
 from __future__ import annotations
