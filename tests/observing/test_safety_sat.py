@@ -374,3 +374,15 @@ def test_the_hostname_check_must_name_the_headers_platform_and_hazards_without_a
     text = preamble(el=70.0) + "run.hwp.spin_up(freq=2)\n"
     (v,) = check(text, start=None).violations
     assert v.t0 is None and str(v) == f"line {line_of(text, 'spin_up')}: {v.what}" and "el 70" in v.what
+
+
+def test_the_wiregrid_checks_are_sorunlibs():
+    run = (
+        "run.wiregrid.calibrate(continuous=False, elevation_check=True, boresight_check=True, temperature_check=False)"
+    )
+    base = BODY.replace("run.acu.set_boresight(45.0)", "run.acu.set_boresight(0.4)")
+    for el, boresight, bad in ((47.6, "0.4", False), (47.5, "0.4", True), (55.0, "0.5", True)):
+        body = base.replace("el=55.0)", f"el={el})").replace("set_boresight(0.4)", f"set_boresight({boresight})")
+        text = preamble() + body.replace("run.hwp.spin_down(active=True)", run + "\nrun.hwp.spin_down(active=True)")
+        found = hazards(check(text), "wiregrid")
+        assert bool(found) == bad, (el, boresight, found)

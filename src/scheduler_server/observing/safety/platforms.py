@@ -25,6 +25,7 @@ class Platform:
     sun_min_angle: float
     sun_min_time: float
     wiregrid_min_el: float
+    wiregrid_boresight: float
     az_speed: float
     el_speed: float
     settle: float

@@ -304,11 +304,15 @@ class SatReplay(Replay):
         if self.hwp != "spinning":
             state = "stopped" if self.hwp == "stopped" else "not known to spin (no assert or spin_up before)"
             self.hazard(line, "wiregrid", f"{what} with the HWP {state}")
-        least = self.platform.wiregrid_min_el
-        if elevation_check and self.el is not None and self.el[0] < least:
-            self.hazard(line, "wiregrid", f"{what} at el {self.el[0]:g}: the wiregrid needs el above {least:g}")
-        if boresight_check and self.boresight is not None and abs(self.boresight) > 1.0:
-            self.hazard(line, "wiregrid", f"{what} at boresight {self.boresight:g}: its boresight check needs 0")
+        least, off = self.platform.wiregrid_min_el, self.platform.wiregrid_boresight
+        if elevation_check and self.el is not None and self.el[0] <= least:
+            self.hazard(line, "wiregrid", f"{what} at el {self.el[0]:g}: sorunlib's check needs el above {least:g}")
+        if boresight_check and self.boresight is not None and abs(self.boresight) >= off:
+            self.hazard(
+                line,
+                "wiregrid",
+                f"{what} at boresight {self.boresight:g}: sorunlib's check needs it within {off:g} of 0",
+            )
 
     def _time_sleep(self, args: dict, line: int) -> None:
         seconds = float(args["seconds"])
