@@ -124,6 +124,7 @@ function draw(answer, t0, t1, sky) {
   ]);
   showBlocks($("#blocks"), blocks);
   showScript($("#script"), answer.commands, `schedule-${fmtTime(t0, { seconds: false }).replace(/[ :]/g, "")}.py`);
+  void document.body.offsetHeight; // lay the page out now, so the time counts layout as well as script
   timeline.dataset.drawMs = (performance.now() - started).toFixed(1);
   timeline.dataset.blocks = String(blocks.length);
 }

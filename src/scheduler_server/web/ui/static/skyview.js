@@ -14,18 +14,18 @@ function project(az, el) {
   return [C + r * Math.sin(az * RAD), C - r * Math.cos(az * RAD)];
 }
 
-// Points at angular distance `radius` (deg) around (az, el): the avoidance zone's edge on the sky.
-function circleAround(az, el, radius) {
-  const points = [];
-  const lat = el * RAD;
-  const d = radius * RAD;
-  for (let b = 0; b <= 360; b += 10) {
-    const bearing = b * RAD;
-    const lat2 = Math.asin(Math.sin(lat) * Math.cos(d) + Math.cos(lat) * Math.sin(d) * Math.cos(bearing));
-    const dlon = Math.atan2(Math.sin(bearing) * Math.sin(d) * Math.cos(lat), Math.cos(d) - Math.sin(lat) * Math.sin(lat2));
-    points.push(project(az + dlon / RAD, lat2 / RAD));
-  }
-  return points;
+function unit(az, el) {
+  const a = az * RAD;
+  const e = el * RAD;
+  return [Math.cos(e) * Math.sin(a), Math.cos(e) * Math.cos(a), Math.sin(e)];
+}
+
+const CELL_AZ = 3;
+const CELL_EL = 2;
+
+function cell(az, el) {
+  const corners = [[az, el], [az + CELL_AZ, el], [az + CELL_AZ, el + CELL_EL], [az, el + CELL_EL]];
+  return `${corners.map(([a, e], i) => `${i ? "L" : "M"}${project(a, e).map((v) => v.toFixed(1)).join(",")}`).join("")}Z`;
 }
 
 function grid(g) {
@@ -44,16 +44,29 @@ function grid(g) {
   });
 }
 
+// The sun-avoidance zone of the whole window: every sky cell within `limit` of the sun at some
+// sample (one shape, so overlapping hours do not darken it).
 function zones(g, sky, limit) {
   const sun = sky.bodies.sun;
   if (!sun || !Number.isFinite(limit)) return;
-  const wanted = Math.min(48, sky.ms.length);
-  const every = Math.max(1, Math.floor(sky.ms.length / wanted));
-  for (let k = 0; k < sky.ms.length; k += every) {
-    if (sun.el[k] < -limit) continue;
-    const edge = circleAround(sun.az[k], sun.el[k], limit);
-    g.append(svg("path", { className: "sun-zone", d: `${linePath(edge)}Z` }));
+  // At most ~240 positions: the sun then moves a few degrees between them, against a limit of tens.
+  const every = Math.max(1, Math.ceil(sky.ms.length / 240));
+  const picked = [];
+  for (let k = 0; k < sky.ms.length; k += every) if (sun.el[k] > -limit) picked.push(...unit(sun.az[k], sun.el[k]));
+  if (!picked.length) return;
+  const suns = Float64Array.from(picked);
+  const near = Math.cos(limit * RAD);
+  const within = (x, y, z) => {
+    for (let i = 0; i < suns.length; i += 3) if (suns[i] * x + suns[i + 1] * y + suns[i + 2] * z >= near) return true;
+    return false;
+  };
+  let d = "";
+  for (let el = 0; el < 90; el += CELL_EL) {
+    for (let az = 0; az < 360; az += CELL_AZ) {
+      if (within(...unit(az + CELL_AZ / 2, el + CELL_EL / 2))) d += cell(az, el);
+    }
   }
+  if (d) g.append(svg("path", { className: "sun-zone", d }));
 }
 
 function track(g, sky, body) {

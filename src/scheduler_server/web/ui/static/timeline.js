@@ -24,6 +24,12 @@ function azDomain(blocks) {
   return [Math.floor(lo / 30) * 30, Math.ceil(hi / 30) * 30];
 }
 
+function quarterTurns(lo, hi) {
+  const ticks = [];
+  for (let v = Math.ceil(lo / 90) * 90; v <= hi; v += 90) ticks.push(v);
+  return ticks;
+}
+
 function azPanel(g, x, y, blocks, sky) {
   const gaps = svg("g", { className: "gaps" });
   const bands = svg("g", { className: "bands" });
@@ -147,7 +153,8 @@ export function drawTimeline(root, { t0, t1, blocks, events, check, sky }) {
       y = scale(0, 180, y0 + height, y0);
       title = "min sun distance (deg)";
     }
-    const p = panel({ x, y, yTicks: numTicks(...y.domain, 5), timeStep: step, timeTicksMs: ticks, title, xLabels: last });
+    const yTicks = name === "az" ? quarterTurns(...y.domain) : numTicks(...y.domain, 5);
+    const p = panel({ x, y, yTicks, timeStep: step, timeTicksMs: ticks, title, xLabels: last });
     if (name === "az") azPanel(p, x, y, blocks, sky);
     else if (name === "el") elPanel(p, x, y, blocks, sky);
     else distancePanel(p, x, y, check);
