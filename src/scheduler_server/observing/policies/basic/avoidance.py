@@ -63,6 +63,10 @@ class SunGuard:
         _, _, el, trig = self.sun.window_with_trig(start, stop)
         return self._clear_below(box, el) or not bool(np.any(cos_distance_to_box(*trig, box) > self._cos_limit))
 
+    def surely_clear(self, box: Box, t_from: float, t_to: float) -> bool:
+        """True when ``unsafe(box, t_from, t_to)`` is settled empty from one sample (False: not settled)."""
+        return self._surely_clear(box, t_from, t_to + self.lookahead)
+
     def clear_arcs(self, az_lo, az_hi, el, starts, stops) -> np.ndarray:
         """For each arc k (az_lo[k]..az_hi[k] at el[k]): whether no sun sample that
         ``window_with_trig(starts[k], stops[k])`` returns is nearer than the limit.

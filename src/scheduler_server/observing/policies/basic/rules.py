@@ -99,18 +99,24 @@ class SunAvoidance(PolicyConfig):
             float(window.el.max()),
         )
         end = window.t1 + float(window.length.max()) + ctx.after_scan
-        if len(ctx.guard.unsafe(box, window.t0, end)) == 0 and self._box_clear(box, window.t0, end, ctx):
-            return [window]  # one look at the window's whole extent settles the common case
+        # One look at the window's whole extent settles the common case: in angular mode the
+        # one-sample shortcut only (past it, judging the starts as arrays is cheaper).
+        if self.mode == "box":
+            if len(ctx.guard.unsafe(box, window.t0, end)) == 0 and self._box_clear(box, window.t0, end, ctx):
+                return [window]
+        elif ctx.guard.surely_clear(box, window.t0, end):
+            return [window]
         keep = self._keep_starts(window, ctx)
-        if not keep.all():
-            log.info(
-                "sun-avoidance: %d of %d starts of the %s %s window at %s removed",
-                (~keep).sum(),
-                len(keep),
-                window.target,
-                window.mode,
-                _hhmm(window.t0),
-            )
+        if keep.all():
+            return [window]
+        log.info(
+            "sun-avoidance: %d of %d starts of the %s %s window at %s removed",
+            (~keep).sum(),
+            len(keep),
+            window.target,
+            window.mode,
+            _hhmm(window.t0),
+        )
         return window.trimmed(keep)
 
     def _keep_starts(self, window: Window, ctx: Context) -> np.ndarray:
