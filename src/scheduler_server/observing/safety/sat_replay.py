@@ -99,6 +99,7 @@ class SatReplay(Replay):
         # ``early`` the earliest the script can be there (slews taking no time, as schedlib plans them;
         # every other command its least duration): a wait reached late, or a scan skipped, on it is for sure.
         self.early = start
+        self.asserted_az: float | None = None
 
     def call(self, call: Call) -> None:
         name = call.name
@@ -128,8 +129,12 @@ class SatReplay(Replay):
         if key == "el":
             self.el = (value, value)
             self._hwp_el(call.line, self.el, "holds")
-        elif key == "az" and self.el is not None:
-            self.az = (value, value)  # known from here: the first slew is judged too
+            if self.az is None and self.asserted_az is not None:
+                self.az = (self.asserted_az, self.asserted_az)
+        elif key == "az":
+            self.asserted_az = value  # with the elevation, the pointing is known: the first slew is judged too
+            if self.el is not None and self.az is None:
+                self.az = (value, value)
         elif key == "boresight":
             self.boresight = value
         elif key == "hwp_spinning":
