@@ -218,8 +218,8 @@ POLICY_CASES = [
     *[(p, ("2023-11-05", "2023-11-06"), {}) for p in ("satp1", "satp2", "satp3")],
     *[(p, ("2023-12-01", "2023-12-02"), SAMPLES) for p in ("satp1", "satp2", "satp3")],
     ("satp1", ("2023-12-02", "2023-12-03"), SAMPLES | SPUN),
-    ("satp1", ("2023-11-05", "2023-11-12"), {}),
-    ("satp3", ("2023-12-01", "2023-12-08"), SAMPLES),
+    *[(p, ("2023-11-05", "2023-11-12"), {}) for p in ("satp1", "satp2", "satp3")],
+    *[(p, ("2023-12-01", "2023-12-08"), SAMPLES) for p in ("satp1", "satp2", "satp3")],  # the plans end on 12-04
 ]
 POLICY_IDS = [f"{p}-{w[0][5:]}..{w[1][5:]}-{'plans' if c else 'baseline'}{'-spun' if 'state' in c else ''}"
               for p, w, c in POLICY_CASES]  # fmt: skip
