@@ -123,7 +123,7 @@ function draw(answer, t0, t1, sky) {
     ["limit", "sun limit"],
   ]);
   showBlocks($("#blocks"), blocks);
-  showScript($("#script"), answer.commands, `schedule-${fmtTime(t0, { seconds: false }).replace(/[ :]/g, "")}.py`);
+  showScript($("#script"), answer.commands, `schedule-${fmtTime(t0, { seconds: false }).replace(/[-:]/g, "").replace(" ", "T")}Z.py`);
   void document.body.offsetHeight; // lay the page out now, so the time counts layout as well as script
   timeline.dataset.drawMs = (performance.now() - started).toFixed(1);
   timeline.dataset.blocks = String(blocks.length);
