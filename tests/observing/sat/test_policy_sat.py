@@ -243,3 +243,13 @@ def test_priority_cuts_cmb_around_calibration_and_drops_wiregrid_overlapping_it(
     assert all("calibration saturn" in i.cuts[0] for i in items[2:3])
     kept = min_duration(items, 1500, dropped)
     assert [i.visit.t0 for i in kept] == [0, 3600, 5400, 9000]  # the 20-minute CMB tail is dropped
+
+
+def test_what_is_dropped_is_said_in_the_cuts_of_the_block_after_it():
+    result = schedule(datetime(2023, 11, 10, tzinfo=UTC), 24, preset="satp2")  # 49 deg: midday scans go
+    said = [cut for b in result.blocks for cut in b.cuts if cut.startswith("dropped before it: master ")]
+    assert any("sun" in cut for cut in said)
+    named = {b.name for b in result.blocks}
+    assert any("Solar Avoidance Violation" in cut for cut in said) and all(
+        "Solar Avoidance Violation" not in n for n in named
+    )

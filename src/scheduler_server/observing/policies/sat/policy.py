@@ -87,7 +87,7 @@ class SatPolicy(Policy):
         if not report.safe:
             log.error("refusing an unsafe sat schedule for %s..%s: %s", t0, t1, "; ".join(report.lines()))
             raise PolicyFailure("the schedule failed the independent safety check: " + "; ".join(report.lines()[:3]))
-        blocks = [_block(laid.visit, laid.cuts) for laid in timeline.laid]
+        blocks = _with_drops([_block(laid.visit, laid.cuts) for laid in timeline.laid], dropped)
         return ScheduleResult(commands=text, blocks=blocks, events=events.lanes(start, timeline.timed, b))
 
 
@@ -119,6 +119,22 @@ def _script(config: SatConfig, plans, start, sun_policy, cfg, timeline) -> str:
     )
     preamble = operations.preamble(start, config.platform, sun_policy, header, vent_check=cfg.vent_check)
     return script.render([], preamble, [op for _, op in timeline.timed])
+
+
+def _with_drops(blocks: list[Block], dropped: list) -> list[Block]:
+    """Each dropped visit said in the cuts of the first block after it (or the last one), so an answer shows it."""
+    from bisect import bisect_left
+
+    from scheduler_server.observing.policies.sat.merge import hhmm
+
+    starts = [b.t0.timestamp() for b in blocks]
+    for item, why in sorted(dropped, key=lambda d: d[0].visit.t0):
+        if not blocks:
+            break
+        v = item.visit
+        at = min(bisect_left(starts, v.t0), len(blocks) - 1)
+        blocks[at].cuts.append(f"dropped before it: {v.kind} {v.name} at {hhmm(v.t0)}: {why}")
+    return blocks
 
 
 def _block(visit, cuts) -> Block:
