@@ -159,7 +159,11 @@ def calibration_items(plans: Plans, config: SatConfig, site, a: float, b: float,
     except ScheduleInputError as exc:
         raise _config_names(exc) from None
     for lost in scans.dropped:
-        log.info("calibration target %s (%s) dropped: %s", lost.target.source, lost.origin, lost.reason)
+        target = lost.target
+        log.info("calibration target %s (%s) dropped: %s", target.source, lost.origin, lost.reason)
+        when = target.t0 if target.t0 is not None else a
+        gone = Visit(kind=CALIBRATION, name=target.source, t0=when, t1=target.t1 or when, az=0.0, el=target.el_bore)
+        dropped.append((Item(gone), lost.reason))
     lo, hi = config.el_limits()
     items = []
     for scan in scans:
