@@ -357,6 +357,11 @@ def test_schedlibs_own_layout_is_read_the_same_both_ways():
     )
     body = BODY.replace(scan(T0 + 7200), multi.format(stop=iso(T0 + 7200)))
     body = body.replace("run.hwp.spin_up(freq=-2)", "print('spinning up')\nrun.hwp.spin_up(freq=-2)")
+    # satp1's detector setup as schedlib writes it: the IV over two lines, its cool_wait as arithmetic.
+    body = body.replace(
+        "run.smurf.iv_curve(concurrent=True, iv_kwargs={'run_serially': False, 'cool_wait': 300})",
+        "run.smurf.iv_curve(concurrent=True, \n    iv_kwargs={'run_serially': False, 'cool_wait': 60*5})",
+    )
     text = head + body
     fast = _read_simple(text)
     assert fast is not None and fast.calls == _read_ast(text).calls and fast.shape == "run"
@@ -364,6 +369,11 @@ def test_schedlibs_own_layout_is_read_the_same_both_ways():
     assert report.safe, report.lines()
     (first,) = [c for c in fast.calls if c.name == "run.seq.scan" and c.kwargs["description"] == "cmb"]
     assert first.line == line_of(text, "run.seq.scan(") and first.kwargs["min_duration"] == 600
+    (iv,) = [c for c in fast.calls if c.name == "run.smurf.iv_curve"]
+    assert iv.kwargs["iv_kwargs"] == {"run_serially": False, "cool_wait": 300}
+    for bad in ("2**3", "1/0", "{**x}", "x*2"):
+        report = check(text + f"run.smurf.iv_curve(iv_kwargs={{'cool_wait': {bad}}})\n")
+        assert any("arguments must be literal values" in p for p in report.problems), bad
 
 
 def test_the_hostname_check_must_name_the_headers_platform_and_hazards_without_a_clock_still_print():

@@ -19,6 +19,7 @@ assignments are understood only in the sequencer shape, and only of reads (``.st
 from __future__ import annotations
 
 import ast
+import operator
 import re
 from dataclasses import dataclass, field, replace
 
@@ -43,6 +44,7 @@ _ARGUMENT = re.compile(
 )
 _CONSTANTS = {"True": True, "False": False, "None": None}
 _MAX_STATEMENT_LINES = 60
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _OPERATORS = (ast.cmpop, ast.boolop, ast.unaryop, ast.operator, ast.expr_context)
 _POSITION_KEYS = {
     "Elevation current position": "el",
@@ -353,8 +355,22 @@ def _shifted(node, lines: int):
 
 
 def _literal(node):
+    """A literal value; also arithmetic on numbers (schedlib writes ``'cool_wait': 60*5``)."""
     if isinstance(node, ast.Constant):
         return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        left, right = _literal(node.left), _literal(node.right)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
+            try:
+                return _ARITHMETIC[type(node.op)](left, right)
+            except (ArithmeticError, ValueError):
+                raise ValueError("not a literal value") from None
+        raise ValueError("not a literal value")
+    if isinstance(node, ast.Dict) and None not in node.keys:  # (None: a ** unpacking)
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values, strict=True)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_literal(e) for e in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
     return ast.literal_eval(node)
 
 
