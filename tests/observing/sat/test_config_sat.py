@@ -91,6 +91,7 @@ def test_an_impossible_state_is_refused_naming_the_key(state, field):
 
 def test_the_state_says_hwp_direction_as_schedlib_or_by_name():
     assert config({"state": {"el": 50, "hwp_spinning": True, "hwp_dir": True}}).state.hwp_dir == "ccw"
+    assert config({"hwp_override": False}).hwp_override == "cw"
     assert refused({"state": {"el": 50, "hwp_spinning": True}}).field == "policy.config.state"
 
 

@@ -238,7 +238,9 @@ class SatConfig(PolicyConfig):
     force_max_hwp_el: bool = Field(True, description="Cap plan_moves.el_limits at max_hwp_el.")
     brake_hwp: bool = Field(True, description="Spin the HWP down with the active brake.")
     disable_hwp: bool = Field(False, description="Leave the HWP alone (no spin up/down, no wiregrid).")
-    hwp_override: Literal["ccw", "cw"] | None = Field(None, description="Force every scan's HWP direction.")
+    hwp_override: Literal["ccw", "cw"] | None = Field(
+        None, description="Force every scan's HWP direction ('ccw', or schedlib's true; 'cw', or false)."
+    )
     boresight_override: float | None = Field(None, ge=-90, le=90, description="Force every scan's boresight, deg.")
     apply_boresight_rot: bool = Field(True, description="Rotate the boresight as the plans say.")
     elevation_override: float | None = Field(None, ge=20, le=90, description="Force every scan's elevation, deg.")
@@ -260,6 +262,13 @@ class SatConfig(PolicyConfig):
     wait_tolerance: float = Field(
         60.0, ge=0, le=3600, description="run.wait_until's tolerance, s (how late a wait may be reached)."
     )
+
+    @field_validator("hwp_override", mode="before")
+    @classmethod
+    def _bool_override(cls, value):
+        if isinstance(value, bool):  # schedlib's run_satp*.yaml say true (ccw) / false (cw)
+            return "ccw" if value else "cw"
+        return value
 
     @model_validator(mode="after")
     def _hwp_range(self):
