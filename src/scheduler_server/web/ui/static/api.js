@@ -117,7 +117,9 @@ export async function api(path, { method = "GET", body, query } = {}) {
       throw new ApiError(401, `${why} Reload the page to enter one.`);
     }
     if (!response.ok) {
-      const message = data && typeof data.message === "string" ? data.message : `HTTP ${response.status}`;
+      // The /api/v1 style names it "message"; the pipeline seed's routes answer {"request": "error", "content": ...}.
+      const said = data && (typeof data.message === "string" ? data.message : data.content);
+      const message = typeof said === "string" ? said : `HTTP ${response.status}`;
       throw new ApiError(response.status, message, data && data.field ? data.field : null);
     }
     return data;

@@ -56,4 +56,38 @@ async function removeInstance(id) {
   await refresh();
 }
 
+function showUntracked(report) {
+  const rows = report.candidates.map((c) => el("tr", { dataset: { id: c.id } },
+    el("td", { text: c.id }), el("td", { text: c.name ?? "" }), el("td", { text: c.state ?? "" }),
+    el("td", { text: c.address ?? "" }), el("td", { text: c.tagged ? "yes" : "no" })));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { attrs: { colspan: 5 }, text: "None." })));
+  morphRows($("#untracked").tBodies[0], rows);
+  $("#untracked-delete").disabled = report.dry_run ? !report.candidates.length : true;
+  const failed = (report.failed || []).map((f) => `${f.id}: ${f.error}`).join("; ");
+  $("#untracked-status").textContent = report.dry_run
+    ? `${report.candidates.length} found.`
+    : `${report.deleted.length} deleted.${failed ? ` Failed: ${failed}` : ""}`;
+}
+
+async function untracked(dryRun) {
+  const query = { dry_run: dryRun ? "true" : "false", all: $("#untracked-all").checked ? "true" : "false" };
+  if (!dryRun) {
+    const what = $("#untracked-all").checked ? "every untracked instance of the project, tagged or not" : "the untracked instances tagged with this scheduler's id";
+    if (!(await confirmDialog(`Delete ${what}? Their servers or sandboxes are destroyed.`))) return;
+  }
+  $("#untracked-status").textContent = dryRun ? "Asking the backend..." : "Deleting...";
+  try {
+    const answer = await api("/instance", { method: "DELETE", query });
+    showUntracked(answer.content);
+  } catch (error) {
+    $("#untracked-status").textContent = "";
+    showError(`Untracked instances: ${error.message}`);
+  }
+}
+
+$("#untracked-list").addEventListener("click", () => untracked(true));
+$("#untracked-delete").addEventListener("click", () => untracked(false));
+$("#untracked-all").addEventListener("change", () => {
+  $("#untracked-delete").disabled = true;
+});
 poll(refresh, POLL_MS);
