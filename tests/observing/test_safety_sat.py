@@ -252,7 +252,9 @@ def test_what_it_cannot_follow_in_the_sequencer_shape_makes_the_script_fail():
     cases = {
         "run.acu.fly_to(az=1, el=2)\n": "unknown command run.acu.fly_to()",
         "acu.move_to(1, 2)\n": "unknown command acu.move_to()",  # the OCS client itself, not sorunlib's
-        "acu.stop_and_clear()\n": "unknown command acu.stop_and_clear()",
+        "acu.stop_and_clear(1)\n": "acu.stop_and_clear() takes no arguments",
+        "acu = run.CLIENTS['hwp']\nacu.stop_and_clear()\n": "unknown command acu.stop_and_clear()",
+        "acu.go_to(az=1, el=2)\n": "unknown command acu.go_to()",
         "assert run.acu.move_to(az=1, el=2) is None\n": "cannot tell what `assert run.acu.move_to",
         "run = 3\n": "cannot tell what `run = 3`",
         "import os\n": "cannot tell what `import os`",
@@ -357,6 +359,7 @@ def test_schedlibs_own_layout_is_read_the_same_both_ways():
     )
     body = BODY.replace(scan(T0 + 7200), multi.format(stop=iso(T0 + 7200)))
     body = body.replace("run.hwp.spin_up(freq=-2)", "print('spinning up')\nrun.hwp.spin_up(freq=-2)")
+    body += f"run.wait_until('{iso(T0 + 11000)}')\nacu.stop_and_clear()\n"  # schedlib's wrap_up
     # satp1's detector setup as schedlib writes it: the IV over two lines, its cool_wait as arithmetic.
     body = body.replace(
         "run.smurf.iv_curve(concurrent=True, iv_kwargs={'run_serially': False, 'cool_wait': 300})",

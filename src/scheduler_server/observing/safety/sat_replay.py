@@ -100,6 +100,7 @@ class SatReplay(Replay):
         # every other command its least duration): a wait reached late, or a scan skipped, on it is for sure.
         self.early = start
         self.asserted_az: float | None = None
+        self.aliases: dict[str, str] = {}  # names the script bound to reads, and what they read
 
     def call(self, call: Call) -> None:
         name = call.name
@@ -107,6 +108,11 @@ class SatReplay(Replay):
             self._fact(call)
             return
         if name == "print":
+            return
+        if name == "=":
+            self.aliases[call.args[0]] = call.args[1]
+            return
+        if self._client_call(call):
             return
         if name.startswith("run.") and name[4:] != "time.sleep":
             name = name[4:]
@@ -118,6 +124,16 @@ class SatReplay(Replay):
         args = self.arguments(call, name, call.name)
         if args is not None:
             getattr(self, "_" + name.replace(".", "_"))(args, call.line)
+
+    def _client_call(self, call: Call) -> bool:
+        """``acu.stop_and_clear()`` on the ACU's client (``acu = run.CLIENTS['acu']``), as schedlib ends a
+        script: the mount stops where it is and its command stack is cleared; nothing moves."""
+        client, _, op = call.name.partition(".")
+        if self.aliases.get(client) != "run.CLIENTS['acu']" or op != "stop_and_clear":
+            return False
+        if call.args or call.kwargs:
+            self.problem(call.line, f"{call.name}() takes no arguments")
+        return True
 
     def unknown(self, call: Call, name: str) -> None:
         known = sorted(n if n == "time.sleep" else f"run.{n}" for n in self.SIGNATURES)

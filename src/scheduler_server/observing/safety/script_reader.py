@@ -56,7 +56,8 @@ _POSITION_KEYS = {
 @dataclass(frozen=True, slots=True)
 class Call:
     line: int
-    name: str  # "wait_until", "acu.move_to", "run.seq.scan", "assert"; "" when the callee is not a plain name
+    name: str  # "wait_until", "acu.move_to", "run.seq.scan", "assert", "=" (a name bound to a read);
+    #            "" when the callee is not a plain name
     args: tuple
     kwargs: dict
 
@@ -275,6 +276,7 @@ def _read_only_statement(node, reading: Reading) -> bool:
         and node.targets[0].id not in RESERVED
         and _reads_only(node.value)
     ):
+        reading.calls.append(Call(node.lineno, "=", (node.targets[0].id, ast.unparse(node.value)), {}))
         return True
     return False
 
