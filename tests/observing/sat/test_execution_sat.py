@@ -208,6 +208,17 @@ def test_a_spin_down_without_the_brake_turns_the_pmx_off_and_waits_for_the_hwp_t
     assert states(report, "hwp") == [("spin_up", "cw"), ("spin_down", "cw"), ("stopped", None)]
 
 
+def test_a_scan_after_a_relock_without_biasing_the_detectors_is_a_hazard():
+    relock = "run.smurf.zero_biases()\ntime.sleep(120)\nrun.smurf.uxm_relock(concurrent=True)\n"
+    body = relock + f"run.wait_until({at(1200)!r})\n" + scan(1900)
+    report = run(body)
+    assert report.ok and report.hazards == [
+        f"line {HEAD_LINES + 4}: a scan started with the detectors of smurf-1, smurf-2 not biased since their relock"
+    ], report.summary()
+    assert not run(relock + "run.smurf.bias_dets(rfrac=0.5, concurrent=True)\n" + scan(1900)).hazards
+    assert run(scan(600), SAT.at(detectors_biased=False)).hazards  # the state the script starts in
+
+
 # --- the sat policy's own scripts, per preset -------------------------------------------------------------------
 
 SAMPLES = {"cmb_plan": "sample_cmb.txt", "cal_plan": "sample_cal_targets.txt", "wiregrid_plan": "sample_wiregrid.txt"}

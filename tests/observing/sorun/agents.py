@@ -217,6 +217,18 @@ class ACU(Agent):
         )
 
 
+# SMuRF operations that leave the detectors biased (True) or not (False): a relock or setup retunes them unbiased
+BIASING = {"uxm_setup": False, "uxm_relock": False, "zero_biases": False, "bias_dets": True, "set_biases": True}
+
+
+def tracks_bias(agent: Agent) -> None:
+    """The agent knows whether its detectors are biased: as the platform says at the start, then as commanded."""
+    agent.biased = agent.harness.platform.detectors_biased
+    for name, biased in BIASING.items():
+        if name in agent.ops:
+            agent.ops[name].on_start = lambda _, biased=biased: setattr(agent, "biased", biased)
+
+
 class SmurfFileEmulator(Agent):
     """What ``initialize(test_mode=True)`` finds in place of a pysmurf-controller."""
 
@@ -243,6 +255,7 @@ class SmurfFileEmulator(Agent):
         stream = {"duration": p(None, N), "kwargs": p(None, N), "use_stream_between": p(B, False),
                   "start_offset": p(F, 0.0), "subtype": p(None, N), "tag": p(None, N)}  # fmt: skip
         self.add(Op("stream", "process", stream, on_start=self._stream_on))
+        tracks_bias(self)
 
     def _stream_on(self, params) -> None:
         self.ops["stream"].session["data"] = {"stream_on": True}
@@ -278,6 +291,7 @@ class PysmurfController(Agent):
                   "stream_type": p(None, "obs", ("obs", "oper")), "subtype": p(None, N), "tag": p(None, N),
                   "test_mode": p(B, False)}  # fmt: skip
         self.add(Op("stream", "process", stream, on_start=self._stream_on))
+        tracks_bias(self)
 
     def _stream_on(self, params) -> None:
         self.ops["stream"].session["data"] = {"stream_on": True}

@@ -63,7 +63,8 @@ class Harness:
         self.hwp = HWPSupervisor("hwp-supervisor", self, self.platform) if self.platform.hwp else None
         self.acu = ACU("acu-satp1", self, self.platform)
         smurf = SmurfFileEmulator if self.platform.test_mode else PysmurfController
-        agents = [self.acu, *(smurf(f"smurf-{i + 1}", self) for i in range(self.platform.smurfs))]
+        self.smurfs = [smurf(f"smurf-{i + 1}", self) for i in range(self.platform.smurfs)]
+        agents = [self.acu, *self.smurfs]
         agents += [self.hwp] if self.hwp else []
         agents += wiregrid_agents(self, self.platform) if self.platform.wiregrid else []
         self.registry = Registry("registry", self, "observatory", agents)
@@ -106,6 +107,9 @@ class Harness:
         pass
 
     def scan_started(self, params) -> None:
+        unbiased = [s.instance_id for s in self.smurfs if not s.biased]
+        if unbiased:
+            self.hazard(f"a scan started with the detectors of {', '.join(unbiased)} not biased since their relock")
         if self.report.scans and self.report.scans[-1].started is None:
             self.report.scans[-1].started = self.clock.now
             self.report.scans[-1].endpoints = (params["az_endpoint1"], params["az_endpoint2"])

@@ -37,6 +37,7 @@ class Platform:
     hwp_el: tuple[float, float] | None = None
     wiregrid: bool = False  # the wiregrid's actuator, kikusui, encoder and labjack agents online
     wiregrid_position: str = "outside"
+    detectors_biased: bool = True  # the detectors biased when the script starts (a relock leaves them unbiased)
     iboots: tuple[str, ...] = ()  # iBoot PDUs online by instance id (satp3's preamble reads one's outlets)
 
     def at(self, **changes) -> Platform:
