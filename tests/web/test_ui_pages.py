@@ -192,8 +192,14 @@ def test_nothing_else_is_served_from_static(client, url):
     assert response.headers["Content-Security-Policy"] == CSP
 
 
-def test_a_pipeline_path_is_a_number(client):
-    assert client.get("/ui/pipelines/abc").status_code == 404
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [("GET", "/ui/pipelines/abc", 404), ("GET", "/ui/nothing", 404), ("GET", "/ui", 308), ("POST", "/ui/", 405)],
+)
+def test_answers_no_route_makes_carry_the_csp_too(client, method, url, status):
+    response = client.open(url, method=method)
+    assert response.status_code == status
+    assert response.headers["Content-Security-Policy"] == CSP
 
 
 def test_with_tokens_the_pages_load_and_the_api_asks(tmp_path):

@@ -7,7 +7,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import PurePosixPath
 
-from flask import Blueprint, Response, abort, render_template, send_from_directory
+from flask import Blueprint, Response, abort, render_template, request, send_from_directory
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates")
 
@@ -33,8 +33,11 @@ PAGES = {
 }
 
 
-@bp.after_request
+@bp.after_app_request
 def _headers(response: Response) -> Response:
+    """On every answer under /ui, the routes' own and those no route matched (a 404, 405, the 308 of /ui)."""
+    if request.path != "/ui" and not request.path.startswith("/ui/"):
+        return response
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
