@@ -365,3 +365,18 @@ def test_every_detector_operation_runs_inside_the_interval_the_answer_gives_it(p
         assert any(holds(p, d) for p in planned), d
     for p in planned:
         assert any(holds(p, d) for d in done), p
+
+
+@pytest.mark.slow
+def test_the_same_script_with_a_slower_hwp_than_planned_is_caught_late(policy_runs):
+    """The runs above hold because the telescope is as fast as the policy plans: 5 min more a spin-up is not."""
+    from scheduler_server.observing.policies.sat import settings
+    from scheduler_server.observing.policies.sat.policy import SatPolicy
+    from scheduler_server.observing.service import build_config
+
+    result, report, model = policy_runs[0]
+    ops = settings.ops_config(build_config("sat", SatPolicy(), {}, POLICY_CASES[0][0]))
+    slow = Durations.of_sat(ops, model).with_seconds(pid_to_freq=ops.hwp_spin_up + 300)
+    t0 = utc(POLICY_CASES[0][1][0])
+    late = run_script(result.commands, t0, slow, SAT.at(park=(180.0, 40.0)), hostname="daq-satp1-sequencer")
+    assert late.error and "past deadline" in late.error and late.late_waits()[0].late == 300, late.summary()
