@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scheduler_server.logging_setup import LoggingSettings
 from scheduler_server.pipelines.settings import LEGACY_KEYS as PIPELINE_LEGACY_KEYS
 from scheduler_server.pipelines.settings import PipelineSettings
+from scheduler_server.pipelines.xnat.settings import XnatSettings
 from scheduler_server.startup_error import ConfigError
 
 ENV_CONFIG_PATH = "SCHEDULER_SERVER_CONFIG"
@@ -101,6 +102,9 @@ class Settings(_Section):
     pipelines: PipelineSettings = Field(
         default_factory=PipelineSettings,
         description="The pipeline scheduler (/pipeline, /instance, /api/v1/pipelines).",
+    )
+    xnat: XnatSettings = Field(
+        default_factory=XnatSettings, description="XNAT servers pipelines may name, and how they are used."
     )
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (informational).")
