@@ -34,6 +34,15 @@ BUSINESS_RULES: dict[tuple[str, str], list[tuple[str, str]]] = {
         # The body limits, which only the free-form policy.config can reach with schema-valid data.
         (r"", r"^request body: (an integer of \d+ characters|nested deeper than)"),
     ],
+    ("GET", "/api/v1/sky/positions"): [
+        (r"t[01]", r"is not a date and time|outside the years|has no time of day|outside the ephemeris"),
+        (r"t1", r"must be later than t0"),
+        (r"step", r"samples over t0..t1"),
+    ],
+    ("GET", "/api/v1/sky/sun-limit"): [
+        (r"t[01]", r"is not a date and time|outside the years|has no time of day|outside the ephemeris"),
+        (r"t1", r"must be later than t0|longer than the"),
+    ],
     ("POST", "/pipeline"): _SUBMIT,
     ("POST", "/api/v1/pipelines"): _SUBMIT,
 }

@@ -60,4 +60,16 @@ def test_a_hostile_patch_name_in_an_error_is_text(browser, server):
 
 def test_the_sun_calculator_shows_the_bodies_and_crossings(browser, server):
     assert browser.open(server.url + "/ui/sun") == "ready"
+    assert len(browser.all("#now tbody tr")) >= 2  # at least the sun and the moon, now
+    query = "t0=2026-12-01T00:00Z&t1=2026-12-02T00:00Z&az=100&el=50&limit_deg=30"
+    expected = api(server, "get", f"/api/v1/sky/sun-limit?{query}").json()
+    assert expected["crossings"], "the morning sun passes this pointing"
+    for css, value in (("#day", "2026-12-01"), ("#az", "100"), ("#el", "50"), ("#limit", "30")):
+        browser.set_value(css, value)
+    browser.js("document.getElementById('page').dataset.state = 'submitted'")
+    browser.find("#compute").click()
+    assert browser.wait_state(("ready", "error")) == "ready"
+    assert len(browser.all("#crossings tbody tr")) == len(expected["crossings"])
+    assert len(browser.all("#intervals tbody tr")) == len(expected["intervals"])
+    assert browser.all("#day-plot *") and browser.all("#distance-plot *")
     browser.shot("sun")

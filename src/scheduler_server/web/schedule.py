@@ -127,7 +127,9 @@ class SafetyCheck(BaseModel):
     safe: bool
     limit_deg: float = Field(description="The least sun distance the script was held to, deg.")
     min_sun_distance_deg: float | None = Field(description="The least sun distance of the script, deg.")
-    samples: list[tuple[str, float]] = Field(description="[time, least sun distance (deg)] per minute of the script.")
+    samples: list[Annotated[list[str | float], Field(min_length=2, max_length=2)]] = Field(
+        description="[time, least sun distance (deg)] per minute of the script."
+    )
     problems: list[str] = Field(description="What makes it unsafe, or what the checker could not follow.")
 
 

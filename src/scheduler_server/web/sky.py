@@ -34,7 +34,15 @@ _BODY = "|".join(sky.BODIES)
 BODY_LIST = rf"^ *({_BODY}) *(, *({_BODY}) *)*$"
 BodyList = matching(BODY_LIST, f"comma-separated names of {', '.join(sky.BODIES)}", max_length=200)
 _COVERED = tuple(datetime.fromisoformat(d).replace(tzinfo=UTC) for d in sky.COVERED)
-_ERRORS = {400: ("A client mistake: the parameter named in 'field' is missing or wrong", ErrorResponse)}
+_ERRORS = {
+    400: (
+        "A client mistake, the parameter named in 'field': missing or not in this document's form, or a rule the "
+        "schema cannot state: a time that is not in the calendar, t1 not after t0, a time outside the ephemeris "
+        f"({sky.COVERED[0]} to {sky.COVERED[1]}), more than {MAX_SAMPLES} samples (step), a window longer than "
+        "observing.max_window_hours (sun-limit)",
+        ErrorResponse,
+    )
+}
 
 
 class Window(BaseModel):

@@ -156,6 +156,8 @@ class PipelineListQuery(BaseModel):
     token: Token
 
 
+#: [ISO time, a count]: a pair in JSON (OpenAPI 3.1's prefixItems are not read by every tool).
+TimeCount = Annotated[list[str | int], Field(min_length=2, max_length=2)]
 #: The summary's window and bucket (GET /api/v1/pipelines/summary).
 SUMMARY_HOURS = 6
 SUMMARY_BUCKET_SECONDS = 600
@@ -163,10 +165,10 @@ SUMMARY_BUCKET_SECONDS = 600
 
 class PipelineSummary(BaseModel):
     counts: dict[str, int] = Field(description="Pipelines in each status (every status listed, 0 included).")
-    queue_depth: list[tuple[str, int]] = Field(
+    queue_depth: list[TimeCount] = Field(
         description="[time, pipelines submitted and neither started nor finished then], every bucket edge."
     )
-    throughput: list[tuple[str, int]] = Field(description="[end of a bucket, pipelines that finished within it].")
+    throughput: list[TimeCount] = Field(description="[end of a bucket, pipelines that finished within it].")
     bucket_seconds: int
     hours: int
 
