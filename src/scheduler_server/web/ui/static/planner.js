@@ -143,6 +143,7 @@ async function submit(event) {
     const policy = { policy: $("#policy").value, config: readConfig() };
     if ($("#preset").value) policy.preset = $("#preset").value;
     const body = { t0: $("#t0").value.trim(), t1: $("#t1").value.trim(), policy, format: "json" };
+    toLink();
     const [answer, sky] = await Promise.all([
       api("/api/v1/schedule/", { method: "POST", body }),
       Number.isFinite(t0) && Number.isFinite(t1) && t1 > t0 ? skyPositions(t0, t1) : null,
@@ -181,7 +182,42 @@ async function init() {
   for (const p of policies) select.append(el("option", { value: p.name, text: p.name, title: p.description }));
   if (policies.some((p) => p.name === "basic")) select.value = "basic";
   fillPresets();
+  fromLink();
+  $("#timeline").addEventListener("click", pickBlock);
   setState("ready");
+}
+
+// A planner link (?t0=&t1=&policy=&preset=&config=) fills the form; a submitted form becomes one.
+function fromLink() {
+  const params = new URLSearchParams(window.location.search);
+  for (const name of ["t0", "t1", "config"]) if (params.has(name)) $(`#${name}`).value = params.get(name);
+  if (policies.some((p) => p.name === params.get("policy"))) {
+    $("#policy").value = params.get("policy");
+    fillPresets();
+  }
+  if ([...$("#preset").options].some((o) => o.value === params.get("preset"))) {
+    $("#preset").value = params.get("preset");
+    showDefaults();
+  }
+}
+
+function toLink() {
+  const params = new URLSearchParams({ t0: $("#t0").value.trim(), t1: $("#t1").value.trim(), policy: $("#policy").value });
+  if ($("#preset").value) params.set("preset", $("#preset").value);
+  const config = $("#config").value.trim();
+  if (config && config !== "{}" && config.length <= 2000) params.set("config", config);
+  history.replaceState(null, "", `?${params}`);
+}
+
+// A band clicked in the timeline: its row in the blocks table, marked and brought into view.
+function pickBlock(event) {
+  const band = event.target.closest(".band");
+  if (!band) return;
+  for (const row of document.querySelectorAll("#blocks tr.picked")) row.classList.remove("picked");
+  const row = document.querySelector(`#blocks tbody tr[data-index="${band.dataset.index}"]`);
+  if (!row) return;
+  row.classList.add("picked");
+  row.scrollIntoView({ block: "center" });
 }
 
 init();

@@ -128,6 +128,8 @@ function init() {
   $("#day").value = new Date().toISOString().slice(0, 10);
   $("#day-form").addEventListener("submit", showDay);
   showDay();
+  // "Now" stays now: the table is read again every half minute (a failure shows at the next Compute).
+  setInterval(() => showNow().catch(() => {}), 30000);
 }
 
 init();

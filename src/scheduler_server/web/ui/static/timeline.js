@@ -40,7 +40,7 @@ function azPanel(g, x, y, blocks, sky) {
     const bottom = y(b.az);
     const rect = svg("rect", {
       className: "band",
-      dataset: { kind: b.kind, index: i },
+      dataset: { kind: b.kind, index: b.index ?? i },
       x: x(b.t0ms),
       y: Math.min(top, bottom) - 1,
       width: Math.max(1, x(b.t1ms) - x(b.t0ms)),
