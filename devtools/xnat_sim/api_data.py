@@ -1,0 +1,191 @@
+"""``/data/JSESSION`` and the archive: projects, subjects, experiments (listings and single items).
+
+Paths, parameters and answers follow xnat-web's restlet resources (UserSession, ProjectListResource,
+ProjectSubjectList, ProjSubExptList, ExperimentListResource, ExperimentResource, SubjAssessmentResource):
+a project the user cannot read is "Unable to identify project", subjects and experiments are found by label or ID.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, request
+
+from . import columns, render
+from .errors import SimError, fmt_of, only_params
+from .seed import OTHER_ASSESSORS, SESSION_TYPES, Experiment, Project, Subject
+
+bp = Blueprint("xnat_data", __name__)
+_TYPES = {t.lower(): t for t in (*SESSION_TYPES, *OTHER_ASSESSORS, "xnat:subjectAssessorData", "xnat:imageSessionData")}
+
+
+def _sim():
+    return current_app.config["SIM"]
+
+
+# --- sessions -------------------------------------------------------------------------
+
+
+@bp.route("/data/JSESSION", methods=["GET", "POST", "DELETE"])
+def jsession():
+    only_params({"CSRF"}, request.args)
+    state = _sim().state
+    current = state.session(request.cookies.get("JSESSIONID"))
+    if request.method == "DELETE":
+        if current is not None:
+            state.end_session(current.id)
+        return Response("", 200)
+    if current is None or current.user != g.user.name:
+        current = state.open_session(g.user.name, g.alias)
+    response = Response(current.id, 200, mimetype="text/plain")
+    response.set_cookie("JSESSIONID", current.id, path="/", httponly=True)
+    return response
+
+
+# --- lookups --------------------------------------------------------------------------
+
+
+def project_or_404(pid: str) -> Project:
+    project = _sim().site.projects.get(pid)
+    if project is None or not g.user.can_read(project.id):
+        raise SimError(404, f"Unable to identify project {pid}")
+    return project
+
+
+def subject_or_404(project: Project, sid: str) -> Subject:
+    for subject in project.subjects:
+        if sid in (subject.label, subject.id):
+            return subject
+    raise SimError(404, f"Unable to identify subject {sid}")
+
+
+def experiment_in(project: Project, eid: str, subject: Subject | None = None) -> Experiment:
+    for s in [subject] if subject is not None else project.subjects:
+        for e in s.experiments:
+            if eid in (e.label, e.id):
+                return e
+    raise SimError(404, f"Unable to find the specified experiment {eid}")
+
+
+def readable_experiment(eid: str) -> Experiment:
+    e = _sim().site.experiments.get(eid)
+    if e is None or not g.user.can_read(e.project):
+        raise SimError(404, f"Unable to find the specified experiment {eid}")
+    return e
+
+
+# --- listings -------------------------------------------------------------------------
+
+
+@bp.route("/data/projects", methods=["GET"])
+def projects():
+    only_params({"format", "columns"}, request.args)
+    fmt = fmt_of(request.args, render.LISTING_FORMATS, "html")
+    rows = [columns.project_row(p) for p in _sim().site.projects.values() if g.user.can_read(p.id)]
+    probe = rows[0] if rows else columns.project_row(Project("x", "x"))
+    cols = columns.kept_columns(request.args.get("columns"), columns.PROJECT_DEFAULT, probe)
+    return render.result_set(rows, cols, fmt)
+
+
+@bp.route("/data/projects/<pid>/subjects", methods=["GET"])
+def subjects(pid: str):
+    only_params({"format", "columns"}, request.args)
+    fmt = fmt_of(request.args, render.LISTING_FORMATS, "html")
+    project = project_or_404(pid)
+    rows = [columns.subject_row(s) for s in project.subjects]
+    probe = columns.subject_row(Subject("x", "x", "x"))
+    cols = columns.kept_columns(request.args.get("columns"), columns.SUBJECT_DEFAULT, probe)
+    return render.result_set(rows, cols, fmt)
+
+
+def _listing(found: list[Experiment], extra: set[str] = frozenset()) -> Response:
+    only_params({"format", "columns", "xsiType", "offset", "limit", *extra}, request.args)
+    fmt = fmt_of(request.args, render.LISTING_FORMATS, "html")
+    root = "xnat:subjectAssessorData"
+    if request.args.get("xsiType"):
+        wanted = request.args["xsiType"]
+        if wanted.lower() not in _TYPES:
+            raise SimError(400, f"xsiType: unknown data type {wanted!r}")
+        root = _TYPES[wanted.lower()]
+        found = [e for e in found if e.is_a(root)]
+    try:
+        cols = columns.experiment_columns(request.args.get("columns"), root)
+    except columns.ColumnError as exc:
+        raise SimError(400, str(exc)) from None
+    paged = "offset" in request.args or "limit" in request.args
+    if paged:
+        start, count = _int_arg("offset", 0), _int_arg("limit", len(found))
+        found = found[start : start + count]
+    rows = [columns.experiment_cells(e, cols, root) for e in found]
+    return render.result_set(rows, cols, fmt, total=not paged)
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise SimError(400, f"{name}: not a non-negative integer: {raw!r}")
+    return int(raw)
+
+
+@bp.route("/data/projects/<pid>/experiments", methods=["GET"])
+def project_experiments(pid: str):
+    project = project_or_404(pid)
+    return _listing([e for s in project.subjects for e in s.experiments])
+
+
+@bp.route("/data/projects/<pid>/subjects/<sid>/experiments", methods=["GET"])
+def subject_experiments(pid: str, sid: str):
+    subject = subject_or_404(project_or_404(pid), sid)
+    return _listing(list(subject.experiments))
+
+
+@bp.route("/data/experiments", methods=["GET"])
+def all_experiments():
+    site, wanted = _sim().site, request.args.get("project")
+    found = [e for e in site.experiments.values() if g.user.can_read(e.project)]
+    if wanted is not None:
+        found = [e for e in found if e.project == wanted]
+    return _listing(found, {"project"})
+
+
+# --- single items ---------------------------------------------------------------------
+
+
+def _experiment_item(e: Experiment) -> Response:
+    only_params({"format"}, request.args)
+    fields = {"ID": e.id, "label": e.label, "project": e.project, "subject_ID": e.subject_id, "date": e.date}
+    if e.modality:
+        fields["modality"] = e.modality
+    return render.item(e.xsi_type, fields, fmt_of(request.args, render.ITEM_FORMATS, "xml"))
+
+
+@bp.route("/data/projects/<pid>", methods=["GET"])
+def project_item(pid: str):
+    only_params({"format"}, request.args)
+    p = project_or_404(pid)
+    fields = {"ID": p.id, "secondary_ID": p.secondary_id, "name": p.name, "description": p.description}
+    return render.item("xnat:projectData", fields, fmt_of(request.args, render.ITEM_FORMATS, "xml"))
+
+
+@bp.route("/data/projects/<pid>/subjects/<sid>", methods=["GET"])
+def subject_item(pid: str, sid: str):
+    only_params({"format"}, request.args)
+    s = subject_or_404(project_or_404(pid), sid)
+    fields = {"ID": s.id, "label": s.label, "project": s.project}
+    return render.item("xnat:subjectData", fields, fmt_of(request.args, render.ITEM_FORMATS, "xml"))
+
+
+@bp.route("/data/projects/<pid>/subjects/<sid>/experiments/<eid>", methods=["GET"])
+def subject_experiment_item(pid: str, sid: str, eid: str):
+    project = project_or_404(pid)
+    return _experiment_item(experiment_in(project, eid, subject_or_404(project, sid)))
+
+
+@bp.route("/data/projects/<pid>/experiments/<eid>", methods=["GET"])
+def project_experiment_item(pid: str, eid: str):
+    return _experiment_item(experiment_in(project_or_404(pid), eid))
+
+
+@bp.route("/data/experiments/<eid>", methods=["GET"])
+def experiment_item(eid: str):
+    return _experiment_item(readable_experiment(eid))

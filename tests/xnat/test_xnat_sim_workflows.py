@@ -1,0 +1,160 @@
+"""The XNAT simulator's workflows (PUT /data/workflows, a session's history), its faults, what it logs, and its CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from devtools.xnat_sim import default_seed
+
+from .conftest import XNAT_USERS
+
+ALICE = ("alice", XNAT_USERS["alice"])
+BOB = ("bob", XNAT_USERS["bob"])
+REPO = Path(__file__).resolve().parents[2]
+W = "wrk:workflowData/"
+
+
+def _put(sim, auth=ALICE, wid: int | None = None, **fields) -> requests.Response:
+    path = "/data/workflows" + (f"/{wid}" if wid is not None else "")
+    return requests.put(sim.url + path, params={W + k: v for k, v in fields.items()}, auth=auth, timeout=10)
+
+
+def _history(sim, experiment: str, name: str = "scheduler", display: str = "ALL") -> list[dict]:
+    answer = requests.get(
+        f"{sim.url}/data/services/workflows/{name}",
+        params={"experiment": experiment, "display": display, "format": "json"},
+        auth=ALICE,
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["ResultSet"]["Result"]
+
+
+ENTRY = {
+    "id": "XNAT_E00001",
+    "pipeline_name": "scheduler/run.sh",
+    "launch_time": "2024-05-01T10:00:00",
+    "data_type": "xnat:mrSessionData",
+    "status": "Queued",
+}
+
+
+def test_a_workflow_put_twice_is_one_entry_updated_in_place(xnat_sim):
+    assert _put(xnat_sim, **ENTRY).status_code == 200
+    assert _put(xnat_sim, **{**ENTRY, "status": "Running", "step_description": "on cloud"}).status_code == 200
+    (row,) = _history(xnat_sim, "XNAT_E00001")
+    assert row["status"] == "Running" and row["step_description"] == "on cloud"
+    assert row["launch_time"] == "2024-05-01 10:00:00.0" and row["ExternalID"] == "test"
+    assert _put(xnat_sim, wid=int(row["wrk_workflowData_id"]), status="Complete").status_code == 200
+    item = requests.get(
+        f"{xnat_sim.url}/data/workflows/{row['wrk_workflowData_id']}?format=json", auth=ALICE, timeout=10
+    )
+    assert item.json()["items"][0]["data_fields"]["status"] == "Complete"
+    assert _put(xnat_sim, **{**ENTRY, "launch_time": "2024-05-02 10:00:00"}).status_code == 200
+    assert [r["launch_time"][:10] for r in _history(xnat_sim, "XNAT_E00001")] == ["2024-05-02", "2024-05-01"]
+    latest = requests.get(
+        f"{xnat_sim.url}/data/services/workflows/scheduler?experiment=XNAT_E00001&format=json", auth=ALICE, timeout=10
+    )
+    assert latest.json()["items"][0]["data_fields"]["launch_time"].startswith("2024-05-02")
+    assert len(xnat_sim.state.workflows) == 2
+
+
+def test_workflow_refusals(xnat_sim):
+    bob = _put(xnat_sim, auth=BOB, **ENTRY)
+    assert bob.status_code == 403 and "not allowed to make changes" in bob.text
+    missing = _put(xnat_sim, **{k: v for k, v in ENTRY.items() if k != "data_type"})
+    assert missing.status_code == 400 and "data_type" in missing.text
+    assert _put(xnat_sim, **{**ENTRY, "id": "XNAT_E99999"}).status_code == 404
+    assert _put(xnat_sim, **{**ENTRY, "launch_time": "yesterday"}).status_code == 400
+    bare = requests.put(xnat_sim.url + "/data/workflows", params={"status": "Queued"}, auth=ALICE, timeout=10)
+    assert bare.status_code == 400 and "status" in bare.text
+    assert _put(xnat_sim, wid=99, status="Failed").status_code == 404
+    assert xnat_sim.state.workflows == []
+
+
+# --- faults ------------------------------------------------------------------------------
+
+
+def test_fail_500_hits_only_matching_paths_and_slow_delays(xnat_sim):
+    xnat_sim.faults.fail_500 = r"^/data/projects/test/experiments$"
+    failing = requests.get(xnat_sim.url + "/data/projects/test/experiments?format=json", auth=ALICE, timeout=10)
+    assert failing.status_code == 500
+    assert requests.get(xnat_sim.url + "/data/projects?format=json", auth=ALICE, timeout=10).status_code == 200
+    xnat_sim.faults.fail_500 = None
+    xnat_sim.faults.slow, xnat_sim.faults.slow_paths = 0.4, "^/data/projects$"
+    t0 = time.monotonic()
+    requests.get(xnat_sim.url + "/data/projects?format=json", auth=ALICE, timeout=10)
+    assert time.monotonic() - t0 >= 0.4
+    try:
+        requests.get(xnat_sim.url + "/data/projects?format=json", auth=ALICE, timeout=0.1)
+        raise AssertionError("a slow XNAT should time a short-timeout client out")
+    except requests.Timeout:
+        pass
+
+
+def test_refused_logins_401_credentials_but_keep_open_sessions(xnat_sim):
+    sid = requests.get(xnat_sim.url + "/data/JSESSION", auth=ALICE, timeout=10).text
+    xnat_sim.faults.refuse_logins = True
+    assert requests.get(xnat_sim.url + "/data/projects", auth=ALICE, timeout=10).status_code == 401
+    assert requests.get(xnat_sim.url + "/data/projects", cookies={"JSESSIONID": sid}, timeout=10).status_code == 200
+
+
+def test_no_password_or_secret_in_the_request_log(xnat_sim):
+    token = requests.get(xnat_sim.url + "/data/services/tokens/issue", auth=ALICE, timeout=10).json()
+    requests.get(
+        f"{xnat_sim.url}/data/services/tokens/validate/{token['alias']}/{token['secret']}", auth=ALICE, timeout=10
+    )
+    requests.get(xnat_sim.url + "/data/projects", auth=(token["alias"], token["secret"]), timeout=10)
+    requests.get(xnat_sim.url + "/data/projects", auth=("alice", "a-wrong-Pw-123"), timeout=10)
+    logged = json.dumps(list(xnat_sim.state.requests)) + json.dumps(xnat_sim.state.snapshot())
+    for secret in (XNAT_USERS["alice"], token["secret"], "a-wrong-Pw-123"):
+        assert secret not in logged
+    assert f"/data/services/tokens/validate/{token['alias']}/***" in logged
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def test_the_cli_serves_a_seed_file_and_keeps_passwords_out_of_its_argv(tmp_path):
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(yaml.safe_dump({**default_seed(), "generate": []}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.xnat_sim", "--seed", str(seed), "--fail-500", "^/data/experiments$"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(proc.stdout.readline())
+        listing = requests.get(info["url"] + "/data/projects?format=json", auth=ALICE, timeout=10).json()
+        assert [p["ID"] for p in listing["ResultSet"]["Result"]] == ["test"]
+        assert requests.get(info["url"] + "/data/experiments", auth=ALICE, timeout=10).status_code == 500
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+        assert all(password not in argv for password in XNAT_USERS.values())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+    assert all(password not in proc.stderr.read() for password in XNAT_USERS.values())
+
+
+def test_the_cli_refuses_a_bad_seed_naming_it(tmp_path):
+    seed = tmp_path / "bad.yaml"
+    seed.write_text("users: [{name: x}]\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools.xnat_sim", "--seed", str(seed)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert done.returncode == 2 and "users[0]" in done.stderr
