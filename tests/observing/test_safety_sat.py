@@ -166,6 +166,10 @@ def test_time_running_backwards_or_late_is_refused():
     )
     found = hazards(check(late), "time")
     assert [v.line for v in found] == [line_of(late, f"'{iso(T0 + 600)}'")] and "late" in found[0].what
+    # A tolerance may be a deadline: an ISO time.
+    deadline = late.replace("tolerance=60)\nrun.hwp", f"tolerance='{iso(T0 + 900)}')\nrun.hwp")
+    assert [v.line for v in hazards(check(deadline), "time")] == [line_of(late, f"'{iso(T0 + 600)}'")]
+    assert not hazards(check(deadline.replace(iso(T0 + 900), iso(T0 + 3600))), "time")
     # Without a tolerance sorunlib does not mind; a stated time before an earlier one is time running backwards.
     assert not hazards(check(late.replace(", tolerance=60)\nrun.hwp", ")\nrun.hwp")), "time")
     back = preamble() + BODY.replace(f"'{iso(T0 + 7260)}'", f"'{iso(T0 + 7000)}'")
