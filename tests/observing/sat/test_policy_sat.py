@@ -253,3 +253,38 @@ def test_what_is_dropped_is_said_in_the_cuts_of_the_block_after_it():
     assert any("Solar Avoidance Violation" in cut for cut in said) and all(
         "Solar Avoidance Violation" not in n for n in named
     )
+
+
+def test_the_timeline_parks_clear_of_a_sun_that_comes_to_where_it_rests():
+    """A constructed sun rising at az 100 reaches the last scan's sweep during a long gap: the telescope leaves
+    before it does, waits somewhere it stays clear, and makes the next scan."""
+    from scheduler_server.observing.policies.basic.avoidance import SunGuard
+    from scheduler_server.observing.policies.sat.merge import Item
+    from scheduler_server.observing.policies.sat.ops_config import OpsConfig
+    from scheduler_server.observing.policies.sat.steps import SatState, Visit
+    from scheduler_server.observing.policies.sat.timeline import Planner
+    from scheduler_server.observing.telescope import TelescopeModel
+    from tests.observing.conftest import constructed_sky, utc
+
+    t0, hour = utc(2023, 11, 5), 3600
+    sun = constructed_sky("sun", t0, 8, 10, 100.0, -30.0, del_per_min=0.25)  # el -30 + 15 deg an hour
+    guard = SunGuard(sun, 41.0, lookahead=1980)
+    model = TelescopeModel(az_limits=(-45.0, 405.0), el_limits=(40.0, 90.0))
+    planner = Planner(
+        guard, model, OpsConfig(min_hwp_el=48, max_hwp_el=60), (60.0, 56.0, 52.0, 48.0, 44.0, 40.0), {}, 60
+    )
+
+    def visit(name, az, start, stop):
+        return Item(Visit("master", name, t0 + start * hour, t0 + stop * hour, az, 50.0, 40.0, boresight=0.0))
+
+    items = [visit("a", 80.0, 0.5, 1.5), visit("b", 260.0, 4.0, 5.0)]
+    timeline = planner.plan(items, SatState(t=t0, az=180.0, el=50.0), t0 + 6 * hour)
+    assert [laid.visit.name for laid in timeline.laid] == ["a", "b"] and not timeline.dropped
+    a_end = timeline.laid[0].visit.t1
+    moves = [(t, op) for t, op in timeline.timed if op.name == "move" and t >= a_end]
+    leave, first = moves[0]
+    assert guard.safe((80.0, 120.0, 50.0, 50.0), a_end, leave)  # it stayed only while that was safe
+    assert not guard.safe((80.0, 120.0, 50.0, 50.0), a_end, t0 + 3 * hour)  # staying on would not have been
+    spot = (first.detail["az"], first.detail["az"], first.detail["el"], first.detail["el"])
+    assert spot[0] != 260.0 and guard.safe(spot, leave + first.duration, moves[1][0])
+    assert any("waited clear of the sun" in cut for cut in timeline.laid[1].cuts)

@@ -158,36 +158,22 @@ class Planner:
         if self._first_unsafe(cur.where, cur.state.t, until) is None:
             return _Cursor(cur.state, cur.where, cur.since, cur.timed)
         c = _Cursor(cur.state, cur.where, cur.since, list(cur.timed))
-        spots = self._bridge(c, until)
+        spots = self._bridge(c, until, (visit.az, visit.el))
         if spots:
             c.note = "waited clear of the sun at " + ", ".join(f"az {az:g} el {el:g}" for az, el in spots)
         return c
 
-    def _bridge(self, c: _Cursor, until: float) -> list[tuple[float, float]]:
+    def _bridge(self, c: _Cursor, until: float, target: tuple[float, float] | None = None) -> list[tuple[float, float]]:
         """Keep clear of the sun until ``until``: wait while it is safe, then move to the spot that stays safe
-        longest, as often as needed. Returns the spots used (none: nothing was needed, or nothing helps)."""
+        longest (from which the slew on to ``target`` is clear then, when one is given), as often as needed.
+        Returns the spots used (none: nothing was needed, or nothing helps)."""
         used: list[tuple[float, float]] = []
         for _ in range(MAX_HOPS):
             bad = self._first_unsafe(c.where, c.state.t, until)
             if bad is None:
                 return used
-            best = None
-            # already too near the sun (a starting state can be): any way out is better than staying
-            escaping = not self.guard.safe(c.where, c.state.t, c.state.t, look_ahead=False)
-            for spot in self._spots(c.where):
-                slew = self.model.slew_seconds(c.where[:2], c.where[2], *spot)
-                if c.state.hwp_spinning and not self.cfg.min_hwp_el <= spot[1] <= self.cfg.max_hwp_el:
-                    slew += self.cfg.hwp_spin_down  # spun down where it is, before it goes
-                depart = max(c.state.t, bad - slew - MARGIN_SECONDS)
-                area = _hull(c.where, spot)
-                if not escaping and not self.guard.safe(area, depart, depart + slew, look_ahead=False):
-                    continue
-                horizon = self._first_unsafe(_point(*spot), depart + slew, until)
-                if best is None or (horizon or math.inf) > best[0]:
-                    best = (horizon or math.inf, spot, depart)
-                if horizon is None:
-                    break
-            if best is None or (best[0] <= bad + MARGIN_SECONDS and best[0] != math.inf):
+            best = self._best_spot(c, bad, until, target)
+            if best is None or (best[0][1] <= bad + MARGIN_SECONDS and best[0][1] != math.inf):
                 return used  # no spot gains time
             _, spot, depart = best
             if depart > c.state.t + 1:
@@ -195,6 +181,29 @@ class Planner:
             self._move(c, *spot, check=False)
             used.append(spot)
         return used
+
+    def _best_spot(self, c: _Cursor, bad: float, until: float, target: tuple[float, float] | None):
+        """((exit clear, safe until), spot, departure) of the best spot to go to before ``bad``, or None."""
+        best = None
+        # already too near the sun (a starting state can be): any way out is better than staying
+        escaping = not self.guard.safe(c.where, c.state.t, c.state.t, look_ahead=False)
+        for spot in self._spots(c.where):
+            slew = self.model.slew_seconds(c.where[:2], c.where[2], *spot)
+            if c.state.hwp_spinning and not self.cfg.min_hwp_el <= spot[1] <= self.cfg.max_hwp_el:
+                slew += self.cfg.hwp_spin_down  # spun down where it is, before it goes
+            depart = max(c.state.t, bad - slew - MARGIN_SECONDS)
+            if not escaping and not self.guard.safe(_hull(c.where, spot), depart, depart + slew, look_ahead=False):
+                continue
+            horizon = self._first_unsafe(_point(*spot), depart + slew, until)
+            exit_clear = target is None or self.guard.safe(
+                _hull(_point(*spot), target), until, until + self.model.slew_seconds(spot, spot[1], *target), False
+            )
+            score = (exit_clear, math.inf if horizon is None else horizon)
+            if best is None or score > best[0]:
+                best = (score, spot, depart)
+            if score == (True, math.inf):
+                break
+        return best
 
     def _first_unsafe(self, box: Box, t_from: float, t_to: float) -> float | None:
         if t_to <= t_from or self.guard.safe(box, t_from, t_to):
