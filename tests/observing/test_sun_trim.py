@@ -57,6 +57,7 @@ def test_clear_arcs_at_the_limit_on_a_constructed_sky():
     got = guard.clear_arcs(*arcs)
     assert got.tolist() == _each_arc(guard, *arcs).tolist()
     assert got.any() and not got.all()
+    assert guard.clear_arcs(*(a[:0] for a in arcs)).tolist() == []
 
 
 def _scan_by_scan(rule, window, ctx) -> list[list[int]]:

@@ -78,6 +78,8 @@ class SunGuard:
         (``_surely_clear``'s argument); an arc not settled so is tested at its nearest coarse
         sample inside its span (near the sun most fail there), and the few left at every sample.
         """
+        if len(starts) == 0:
+            return np.zeros(0, dtype=bool)
         first, step = self.sun.t[0], self.sun.step
         i0 = np.ceil((starts - first) / step).astype(np.int64)
         i1 = np.maximum(np.floor((stops - first) / step).astype(np.int64) + 1, i0 + 1)
