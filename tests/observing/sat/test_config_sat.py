@@ -140,3 +140,19 @@ def test_a_rising_target_cannot_also_be_setting():
         config({"cal_targets": [{**target, "rising": True, "source_direction": "setting"}]})
     assert caught.value.field == "policy.config.cal_targets.0"
     assert config({"cal_targets": [{**target, "rising": False}]}).cal_targets[0].direction == "setting"
+
+
+def test_a_site_preset_names_a_plan_file_on_the_server(tmp_path):
+    from scheduler_server.observing.policies.sat.plans import bundled
+
+    plan = tmp_path / "site_cmb.txt"
+    plan.write_text(bundled("sample_cmb.txt"))
+    site = {"sat": {"site": {"platform": "satp2", "cmb_plan_file": str(plan)}}}
+    t0 = datetime(2023, 12, 1, 1, tzinfo=UTC)
+    result = run_schedule(t0, datetime(2023, 12, 1, 4, tzinfo=UTC), PolicyRequest("sat", {}, "site"), site)
+    assert "# cmb plan: site_cmb.txt" in result.commands and "# platform: satp2" in result.commands
+    assert {b.name for b in result.blocks} == {"wide_east"}
+    missing = {"sat": {"site": {"cmb_plan_file": str(tmp_path / "nope.txt")}}}
+    with pytest.raises(ScheduleInputError) as caught:
+        run_schedule(t0, datetime(2023, 12, 1, 4, tzinfo=UTC), PolicyRequest("sat", {}, "site"), missing)
+    assert caught.value.field == "policy.config.cmb_plan_file"

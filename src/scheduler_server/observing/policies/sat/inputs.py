@@ -88,7 +88,12 @@ def _source(config: SatConfig, kind: str) -> tuple[str, str, str] | None:
             with open(path, encoding="utf-8") as handle:
                 return os.path.basename(path), handle.read(), os.path.basename(path)
         except (OSError, UnicodeDecodeError) as exc:
-            raise ScheduleInputError(f"{FIELD}{kind}_plan_file", f"cannot read {path}: {exc}") from None
+            # the path is the site's, not the client's: the answer names the file, the log says where
+            log.error("sat %s plan file %s unreadable: %s", kind, path, exc)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ScheduleInputError(
+                f"{FIELD}{kind}_plan_file", f"the server cannot read its plan file {os.path.basename(path)!r}: {reason}"
+            ) from None
     if name is not None:
         return name, readers.bundled(name, f"{FIELD}{kind}_plan"), name
     return None
