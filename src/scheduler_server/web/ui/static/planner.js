@@ -117,10 +117,8 @@ function draw(answer, t0, t1, sky) {
   legend($("#legend"), [
     ...kinds.map((k) => ["swatch-kind", k, k]),
     ["wait", "slew or wait"],
-    ["track sun", "sun"],
-    ["track moon", "moon"],
-    ["sun-distance", "min sun distance"],
-    ["limit", "sun limit"],
+    ...(sky ? [["track sun", "sun"], ["track moon", "moon"]] : []),
+    ...(check && check.samples && check.samples.length ? [["sun-distance", "min sun distance"], ["limit", "sun limit"]] : []),
   ]);
   showBlocks($("#blocks"), blocks);
   showScript($("#script"), answer.commands, `schedule-${fmtTime(t0, { seconds: false }).replace(/[-:]/g, "").replace(" ", "T")}Z.py`);
