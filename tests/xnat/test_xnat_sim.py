@@ -175,6 +175,8 @@ def test_experiment_listing_takes_columns_and_xsitype_as_xnat_does(xnat_sim):
     assert [r["label"] for r in ct["Result"]] == ["S03_CT1"] and "xnat:ctsessiondata/id" in ct["Result"][0]
     big = _get(xnat_sim, "/data/projects/big/experiments", format="json", columns="ID,label").json()
     assert big["ResultSet"]["totalRecords"] == "1000" and len(big["ResultSet"]["Result"]) == 1000
+    paged = _get(xnat_sim, path, format="json", columns="label", offset=1, limit=2).json()["ResultSet"]
+    assert [r["label"] for r in paged["Result"]] == ["S01_MR2", "S02_PET1"] and "totalRecords" not in paged
     csv = _get(xnat_sim, "/data/experiments", format="csv", project="test", columns="ID").text.splitlines()
     assert csv[0] == "ID,URI,xnat:subjectassessordata/id" and len(csv) == 6
 

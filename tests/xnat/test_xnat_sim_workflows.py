@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import requests
-import yaml
 
 from devtools.xnat_sim import default_seed
+from devtools.xnat_sim.process import XnatSimProcess
 
 from .conftest import XNAT_USERS
 
@@ -124,27 +124,20 @@ def test_no_password_or_secret_in_the_request_log(xnat_sim):
 
 
 def test_the_cli_serves_a_seed_file_and_keeps_passwords_out_of_its_argv(tmp_path):
-    seed = tmp_path / "seed.yaml"
-    seed.write_text(yaml.safe_dump({**default_seed(), "generate": []}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.xnat_sim", "--seed", str(seed), "--fail-500", "^/data/experiments$"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        info = json.loads(proc.stdout.readline())
-        listing = requests.get(info["url"] + "/data/projects?format=json", auth=ALICE, timeout=10).json()
+    seed = {**default_seed(), "generate": []}
+    with XnatSimProcess(tmp_path, seed, fail_500="^/data/experiments$", token_lifetime=60) as sim:
+        listing = requests.get(sim.url + "/data/projects?format=json", auth=ALICE, timeout=10).json()
         assert [p["ID"] for p in listing["ResultSet"]["Result"]] == ["test"]
-        assert requests.get(info["url"] + "/data/experiments", auth=ALICE, timeout=10).status_code == 500
-        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+        assert requests.get(sim.url + "/data/experiments", auth=ALICE, timeout=10).status_code == 500
+        token = requests.get(sim.url + "/data/services/tokens/issue", auth=ALICE, timeout=10).json()
+        assert token["estimatedExpirationTime"] - token["created"] == 60_000
+        assert [t["user"] for t in sim.state()["tokens"]] == ["alice"]
+        argv = Path(f"/proc/{sim.proc.pid}/cmdline").read_bytes().decode()
         assert all(password not in argv for password in XNAT_USERS.values())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    assert proc.returncode == 0
-    assert all(password not in proc.stderr.read() for password in XNAT_USERS.values())
+    assert sim.proc.returncode == 0
+    logged = (tmp_path / "xnat_sim.log").read_text()
+    assert all(password not in logged for password in XNAT_USERS.values()) and token["secret"] not in logged
+    assert oct((tmp_path / "seed.yaml").stat().st_mode & 0o777) == "0o600"
 
 
 def test_the_cli_refuses_a_bad_seed_naming_it(tmp_path):
@@ -158,3 +151,9 @@ def test_the_cli_refuses_a_bad_seed_naming_it(tmp_path):
         env={**os.environ},
     )
     assert done.returncode == 2 and "users[0]" in done.stderr
+
+
+def test_the_process_fixture_serves_the_default_seed(xnat_sim_process):
+    found = requests.get(xnat_sim_process.url + "/data/experiments/XNAT_E00005?format=json", auth=BOB, timeout=10)
+    assert found.json()["items"][0]["data_fields"]["label"] == "S03_CT1"
+    assert xnat_sim_process.state()["tokens"] == []
