@@ -73,3 +73,11 @@ def test_the_sun_calculator_shows_the_bodies_and_crossings(browser, server):
     assert len(browser.all("#intervals tbody tr")) == len(expected["intervals"])
     assert browser.all("#day-plot *") and browser.all("#distance-plot *")
     browser.shot("sun")
+
+
+def test_a_browser_opening_the_root_lands_on_the_planner(browser, server):
+    browser.driver.get(server.url + "/")
+    assert browser.wait_state() == "ready"
+    assert browser.driver.current_url == server.url + "/ui/"
+    assert browser.find("#page").get_attribute("data-page") == "planner"
+    assert api(server, "get", "/").json()["content"]["status"] == "ok"  # requests' */* keeps the JSON
