@@ -115,12 +115,11 @@ class Planner:
                     visit = self._parked_visit(cur, visit)
                 cur = self._bridged(cur, visit)  # parking is kept even if the visit is then dropped
                 done, laid = self._visit(cur, item, visit)
-                if nxt is not None and item.visit.kind == MASTER and nxt.visit.kind in (CALIBRATION, WIREGRID):
-                    latest = nxt.visit.t0 - self._lead(done, self._unwrapped(nxt.visit, done.state.az)) - MARGIN_SECONDS
-                    if laid.visit.t1 > latest:
-                        why = f"ended early for {nxt.visit.kind} {nxt.visit.name} at {hhmm(nxt.visit.t0)}"
-                        item = item.trimmed(item.visit.t0, math.floor(latest), why)
-                        done, laid = self._visit(cur, item, replace(visit, t1=item.visit.t1))
+                latest = self._latest_end(done, item, nxt)
+                if latest is not None and laid.visit.t1 > latest:
+                    why = f"ended early for {nxt.visit.kind} {nxt.visit.name} at {hhmm(nxt.visit.t0)}"
+                    item = item.trimmed(item.visit.t0, math.floor(latest), why)
+                    done, laid = self._visit(cur, item, replace(visit, t1=item.visit.t1))
             except Infeasible as exc:
                 out.dropped.append((item, str(exc)))
                 continue
@@ -129,6 +128,16 @@ class Planner:
         self._finish(cur, end)
         out.timed, out.state = cur.timed, cur.state
         return out
+
+    def _latest_end(self, done: _Cursor, item: Item, nxt: Item | None) -> float | None:
+        """When a CMB scan must end for the calibration or wiregrid run after it to be ready on time."""
+        if nxt is None or item.visit.kind != MASTER or nxt.visit.kind not in (CALIBRATION, WIREGRID):
+            return None
+        try:
+            after = self._unwrapped(nxt.visit, done.state.az)
+        except Infeasible:
+            return None  # it cannot be scanned at all: nothing to make room for
+        return nxt.visit.t0 - self._lead(done, after) - MARGIN_SECONDS
 
     # -- one visit ----------------------------------------------------------------------------------------
 
