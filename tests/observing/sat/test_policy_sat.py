@@ -155,6 +155,11 @@ def test_the_given_state_is_where_the_script_starts():
     assert "'Boresight current position'], 45.0" in result.commands
     fresh = schedule(t0, 6)
     assert "uxm_relock" in fresh.commands[: fresh.commands.index("run.seq.scan(")]
+    # an IV after the relock left the detectors biased: at the plan's first boresight (-45) nothing is redone
+    ready = schedule(t0, 6, {"state": {**state, "boresight": -45}})
+    opening = ready.commands[: ready.commands.index("run.seq.scan(")]
+    assert "iv_curve" not in opening and "set_boresight" not in opening and "iv_curve" in result.commands
+    assert ready.blocks[0].t0 < fresh.blocks[0].t0
 
 
 def test_a_week_is_scheduled_with_every_scan_sun_safe_by_the_checker(client):

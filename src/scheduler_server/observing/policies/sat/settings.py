@@ -54,7 +54,12 @@ def slew_model(config: SatConfig):
 
 
 def start_state(config: SatConfig, a: float) -> SatState:
+    """The state at t0. An IV taken after the last relock (both given) left the detectors biased, at the
+    state's elevation and boresight; otherwise they are not, and the first scan sets them up."""
     s = config.state
+    relock = s.last_relock.timestamp() if s.last_relock is not None else None
+    iv = s.last_iv.timestamp() if s.last_iv is not None else None
+    biased = relock is not None and iv is not None and iv >= relock
     return SatState(
         t=float(a),
         az=s.az,
@@ -62,8 +67,10 @@ def start_state(config: SatConfig, a: float) -> SatState:
         boresight=s.boresight,
         hwp_spinning=s.hwp_spinning,
         hwp_dir=None if s.hwp_dir is None else s.hwp_dir == "ccw",
-        last_relock=s.last_relock.timestamp() if s.last_relock is not None else None,
-        last_iv=s.last_iv.timestamp() if s.last_iv is not None else None,
+        last_relock=relock,
+        last_iv=iv,
+        biased=biased,
+        iv_at=(s.el, s.boresight) if biased else None,
     )
 
 
