@@ -1,6 +1,6 @@
 """``python -m devtools.xnat_sim --seed SEED.yaml``: run the XNAT simulator until SIGINT/SIGTERM.
 
-On start it prints one JSON line (``url``, ``port``, ``pid``). Passwords come only from the seed file (``--seed
+On start it prints one JSON line (``url``, ``port``, ``pid``, ``ca_file`` with ``--tls``). Passwords come only from the seed file (``--seed
 default`` is the built-in seed of the ``xnat_sim`` test fixture); none is ever an argument.
 """
 
@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-500", help="fault: paths matching this regex answer 500")
     p.add_argument("--expire-tokens-after", type=float, help="fault: tokens expire this many seconds after issue")
     p.add_argument("--refuse-logins", action="store_true", help="fault: every credential check fails (401)")
+    p.add_argument("--redirect", help="fault: paths matching this regex answer a 302 to --redirect-to")
+    p.add_argument("--redirect-to", default=Faults.redirect_to, help="where --redirect sends (default: cloud metadata)")
+    p.add_argument(
+        "--tls", action="store_true", help="HTTPS with a self-signed certificate (its file in the start line)"
+    )
     return p
 
 
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         fail_500=args.fail_500,
         expire_tokens_after=args.expire_tokens_after,
         refuse_logins=args.refuse_logins,
+        redirect=args.redirect,
+        redirect_to=args.redirect_to,
     )
     try:
         seed = default_seed() if args.seed == "default" else args.seed
@@ -51,12 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             token_lifetime=args.token_lifetime,
             session_timeout=args.session_timeout,
+            tls=args.tls,
         )
     except (OSError, SeedError) as exc:
         print(f"xnat_sim: {exc}", file=sys.stderr)
         return 2
     sim.start()
-    print(json.dumps({"url": sim.url, "port": sim.port, "pid": os.getpid()}), flush=True)
+    ca_file = str(sim.ca_file) if sim.ca_file else None
+    print(json.dumps({"url": sim.url, "port": sim.port, "pid": os.getpid(), "ca_file": ca_file}), flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

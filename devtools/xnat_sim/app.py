@@ -13,6 +13,7 @@ import binascii
 import hmac
 import logging
 import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from .app_alias import is_alias
 from .errors import SimError
 from .seed import Site, load_seed
 from .state import Faults, State
+from .tls import self_signed
 
 SECRET_IN_PATH = re.compile(r"^(/data/services/tokens/(?:validate|invalidate)/[^/]+)/[^/]+$")
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ class XnatSim:
     """An XNAT on loopback. ``XnatSim(seed).start()``; point a client at ``.url``; read ``.state``; ``.stop()``.
 
     ``seed``: a dict or the path of a YAML seed (see :mod:`devtools.xnat_sim.seed`). ``faults``: a :class:`Faults`
-    (or a dict of its fields), also reachable and changeable as ``.faults`` while running.
+    (or a dict of its fields), also reachable and changeable as ``.faults`` while running. ``tls=True``: HTTPS with
+    a self-signed certificate for the host, whose file is ``.ca_file``.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class XnatSim:
         port: int = 0,
         token_lifetime: float | None = None,
         session_timeout: float | None = None,
+        tls: bool = False,
     ):
         self.site: Site = load_seed(seed)
         self.state = State(faults=faults if isinstance(faults, Faults) else Faults(**(faults or {})))
@@ -55,6 +59,10 @@ class XnatSim:
         if session_timeout is not None:
             self.state.session_timeout = float(session_timeout)
         self.host, self.port = host, port
+        self.ca_file: Path | None = None  # with tls=True: the self-signed certificate a client trusts
+        self._tls = None
+        if tls:
+            self._tls, self.ca_file = self_signed(host)
         self.app = self._make_app()
         self._server = None
         self._thread: threading.Thread | None = None
@@ -65,7 +73,7 @@ class XnatSim:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     def _make_app(self) -> Flask:
         app = Flask("xnat_sim")
@@ -96,6 +104,8 @@ class XnatSim:
             time.sleep(delay)
         if self.faults.fails(request.path):
             return render.tomcat_error(500, "Internal Server Error", "simulated fault (fail_500)")
+        if self.faults.redirect and re.search(self.faults.redirect, request.path):
+            return Response("", 302, headers={"Location": self.faults.redirect_to})
         if request.path.split("/")[1] in ("data", "REST"):  # /REST: the 1.4 entry point, still served
             return self._authenticate()
         return None
@@ -153,7 +163,7 @@ class XnatSim:
 
     def start(self) -> XnatSim:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = make_server(self.host, self.port, self.app, threaded=True)
+        self._server = make_server(self.host, self.port, self.app, threaded=True, ssl_context=self._tls)
         self.port = self._server.server_port
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="xnat-sim", daemon=True
@@ -166,6 +176,8 @@ class XnatSim:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self.ca_file is not None:
+            shutil.rmtree(self.ca_file.parent, ignore_errors=True)
 
     def __enter__(self) -> XnatSim:
         return self.start()

@@ -29,6 +29,8 @@ class Faults:
       token timeout were set that low: XNAT, too, judges expiry against the current timeout)
     - ``refuse_logins``: every credential check (basic auth with a password or a token) fails with 401;
       requests riding an existing JSESSIONID still pass, as with a directory server that went away
+    - ``redirect``: a regex; requests whose path matches get a 302 to ``redirect_to`` (by default the cloud
+      metadata address: a client that follows it would leak its credentials there)
     """
 
     slow: float = 0.0
@@ -36,6 +38,8 @@ class Faults:
     fail_500: str | None = None
     expire_tokens_after: float | None = None
     refuse_logins: bool = False
+    redirect: str | None = None
+    redirect_to: str = "http://169.254.169.254/latest/meta-data/"
 
     def delay_for(self, path: str) -> float:
         if self.slow and (self.slow_paths is None or re.search(self.slow_paths, path)):

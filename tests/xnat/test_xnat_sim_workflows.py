@@ -157,3 +157,22 @@ def test_the_process_fixture_serves_the_default_seed(xnat_sim_process):
     found = requests.get(xnat_sim_process.url + "/data/experiments/XNAT_E00005?format=json", auth=BOB, timeout=10)
     assert found.json()["items"][0]["data_fields"]["label"] == "S03_CT1"
     assert xnat_sim_process.state()["tokens"] == []
+
+
+def test_tls_serves_https_trusted_only_through_its_ca_file(make_xnat_sim):
+    sim = make_xnat_sim(tls=True)
+    assert sim.url.startswith("https://127.0.0.1:")
+    answer = requests.get(sim.url + "/data/projects?format=json", auth=ALICE, verify=str(sim.ca_file), timeout=10)
+    assert answer.status_code == 200
+    try:
+        requests.get(sim.url + "/data/projects?format=json", auth=ALICE, verify=True, timeout=10)
+        raise AssertionError("a self-signed certificate must not pass the system's trust store")
+    except requests.exceptions.SSLError:
+        pass
+
+
+def test_the_redirect_fault_sends_matching_paths_elsewhere(xnat_sim):
+    xnat_sim.faults.redirect = "^/data/services/tokens/"
+    answer = requests.get(xnat_sim.url + "/data/services/tokens/issue", auth=ALICE, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302 and answer.headers["Location"] == "http://169.254.169.254/latest/meta-data/"
+    assert requests.get(xnat_sim.url + "/data/projects", auth=ALICE, timeout=10).status_code == 200
