@@ -2,7 +2,9 @@
 
 Paths, parameters and answers follow xnat-web's restlet resources (UserSession, ProjectListResource,
 ProjectSubjectList, ProjSubExptList, ExperimentListResource, ExperimentResource, SubjAssessmentResource):
-a project the user cannot read is "Unable to identify project", subjects and experiments are found by label or ID.
+a project the user cannot read is "Unable to identify project", subjects and experiments are found by label or ID;
+a single experiment is found as XNAT finds it for GET: by ID anywhere, else by label in the path's project, the
+path's subject unchecked (a client verifying a session must compare the answer's ``subject_ID`` and ``project``).
 """
 
 from __future__ import annotations
@@ -57,19 +59,22 @@ def subject_or_404(project: Project, sid: str) -> Subject:
     raise SimError(404, f"Unable to identify subject {sid}")
 
 
-def experiment_in(project: Project, eid: str, subject: Subject | None = None) -> Experiment:
-    for s in [subject] if subject is not None else project.subjects:
-        for e in s.experiments:
-            if eid in (e.label, e.id):
-                return e
-    raise SimError(404, f"Unable to find the specified experiment {eid}")
+def find_experiment(eid: str, project: Project | None) -> Experiment:
+    """As ExperimentResource and SubjAssessmentResource find one for GET: by ID anywhere the user may read (the
+    path's project and subject are not checked), else by label in the path's project."""
+    e = _sim().site.experiments.get(eid)
+    if e is not None and g.user.can_read(e.project):
+        return e
+    if project is not None:
+        for s in project.subjects:
+            for e in s.experiments:
+                if e.label == eid:
+                    return e
+    raise SimError(404, "Unable to find the specified experiment.")
 
 
 def readable_experiment(eid: str) -> Experiment:
-    e = _sim().site.experiments.get(eid)
-    if e is None or not g.user.can_read(e.project):
-        raise SimError(404, f"Unable to find the specified experiment {eid}")
-    return e
+    return find_experiment(eid, None)
 
 
 # --- listings -------------------------------------------------------------------------
@@ -177,13 +182,15 @@ def subject_item(pid: str, sid: str):
 
 @bp.route("/data/projects/<pid>/subjects/<sid>/experiments/<eid>", methods=["GET"])
 def subject_experiment_item(pid: str, sid: str, eid: str):
-    project = project_or_404(pid)
-    return _experiment_item(experiment_in(project, eid, subject_or_404(project, sid)))
+    """XNAT checks the project here (SubjAssessmentResource), not the subject: a client must compare subject_ID."""
+    return _experiment_item(find_experiment(eid, project_or_404(pid)))
 
 
 @bp.route("/data/projects/<pid>/experiments/<eid>", methods=["GET"])
 def project_experiment_item(pid: str, eid: str):
-    return _experiment_item(experiment_in(project_or_404(pid), eid))
+    """ExperimentResource: an unknown project is no error; an ID is found whatever project the path names."""
+    project = _sim().site.projects.get(pid)
+    return _experiment_item(find_experiment(eid, project if project and g.user.can_read(pid) else None))
 
 
 @bp.route("/data/experiments/<eid>", methods=["GET"])

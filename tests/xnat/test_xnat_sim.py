@@ -195,12 +195,26 @@ def test_items_are_found_by_label_or_id_in_xnats_item_shape(xnat_sim):
     assert "<xnat:CTSession" in xml and 'label="S03_CT1"' in xml
 
 
+def test_an_experiment_is_found_as_xnat_finds_it_by_id_anywhere_and_the_subject_unchecked(xnat_sim):
+    """SubjAssessmentResource checks the path's project, not its subject; ExperimentResource neither: an ID is
+    found through any path, a label only in its own project. A client verifying a session compares the fields."""
+    other_subject = _get(xnat_sim, "/data/projects/test/subjects/S02/experiments/S01_MR1", format="json")
+    assert other_subject.json()["items"][0]["data_fields"]["subject_ID"] == "XNAT_S00001"
+    no_subject = _get(xnat_sim, "/data/projects/test/subjects/S99/experiments/S01_MR1", format="json")
+    assert no_subject.status_code == 200
+    by_id_elsewhere = _get(xnat_sim, "/data/projects/big/subjects/big_S0001/experiments/XNAT_E00005", format="json")
+    assert by_id_elsewhere.json()["items"][0]["data_fields"]["project"] == "test"
+    assert _get(xnat_sim, "/data/projects/nope/experiments/XNAT_E00001", format="json").status_code == 200
+    assert _get(xnat_sim, "/data/projects/nope/subjects/S01/experiments/S01_MR1", format="json").status_code == 404
+
+
 def test_unknown_names_are_404_pages_naming_them(xnat_sim):
     cases = {
         "/data/projects/nope/experiments": "Unable to identify project nope",
         "/data/projects/test/subjects/S09/experiments": "Unable to identify subject S09",
-        "/data/projects/test/subjects/S01/experiments/ncrc_S0132": "Unable to find the specified experiment ncrc_S0132",
-        "/data/experiments/XNAT_E99999": "Unable to find the specified experiment XNAT_E99999",
+        "/data/projects/test/subjects/S01/experiments/ncrc_S0132": "Unable to find the specified experiment.",
+        "/data/projects/big/experiments/S01_MR1": "Unable to find the specified experiment.",
+        "/data/experiments/XNAT_E99999": "Unable to find the specified experiment.",
     }
     for path, message in cases.items():
         answer = _get(xnat_sim, path, format="json")
