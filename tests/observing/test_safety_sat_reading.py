@@ -62,3 +62,66 @@ def test_schedlibs_own_layout_is_read_the_same_both_ways():
     for bad in ("2**3", "1/0", "{**x}", "x*2"):
         report = check(text + f"run.smurf.iv_curve(iv_kwargs={{'cool_wait': {bad}}})\n")
         assert any("arguments must be literal values" in p for p in report.problems), bad
+
+
+def test_a_mangled_script_is_judged_never_crashes():
+    import random
+
+    rng = random.Random(13)
+    lines = (preamble() + BODY).splitlines()
+    junk = [
+        "run.seq.scan(",
+        ")",
+        "    width=3,",
+        "assert",
+        "run.acu.move_to(az='x', el=1)",
+        "time.sleep(-1)",
+        "run.wait_until('2023-11-05T02:00:00', tolerance=[1])",
+        "acu = run.CLIENTS['acu']",
+        "x = (1,",
+        "run.hwp.spin_up(freq=0)",
+        "run.wiregrid.time_constant(num_repeats=0)",
+        "# platform: satp2",
+        "run.seq.scan(description='a', stop_time='2023-11-05T02:00:00+05:00', width=1)",
+        "with disable_trace():",
+    ]
+    judged = 0
+    for _ in range(150):
+        mangled = list(lines)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(mangled))
+            action = rng.choice(["del", "dup", "swap", "cut", "junk"])
+            if action == "del":
+                del mangled[i]
+            elif action == "dup":
+                mangled.insert(i, mangled[i])
+            elif action == "swap":
+                j = rng.randrange(len(mangled))
+                mangled[i], mangled[j] = mangled[j], mangled[i]
+            elif action == "cut":
+                mangled[i] = mangled[i][: rng.randrange(len(mangled[i]) + 1)]
+            else:
+                mangled.insert(i, rng.choice(junk))
+        report = check("\n".join(mangled) + "\n")
+        judged += not report.safe
+        assert all(isinstance(line, str) for line in report.lines())
+    assert judged > 50  # most manglings are refused, each with a reason
+
+
+def test_absurd_numbers_and_times_are_problems_not_crashes():
+    cases = {
+        "time.sleep(1e400)\n": "seconds must be finite",
+        "run.acu.move_to(az=1e400, el=50)\n": "az must be finite",
+        f"run.wait_until('{iso(T0 + 200 * 86400)}')\n": "more than the 93 the checker judges at once",
+    }
+    for snippet, problem in cases.items():
+        report = check(preamble() + BODY + snippet)
+        assert not report.safe and any(problem in p for p in report.problems), (snippet, report.problems)
+    late = "run.wait_until('2099-06-01T00:00:00')\nrun.acu.move_to(az=100.0, el=50.0)\nrun.smurf.bias_step()\n"
+    report = check(preamble() + late, start=None)
+    assert not report.safe and any("outside the ephemeris" in p for p in report.problems), report.problems
+    # Hazards at times beyond what datetime can write still print.
+    twice = "run.wait_until('9999-12-31T23:59:59')\nrun.acu.set_boresight(1.0)\nrun.acu.set_boresight(2.0)\n"
+    lines = check(preamble(hwp=True) + twice, start=None).lines()
+    assert any("(at 9999-12-31T23:59:59+00:00)" in line for line in lines)
+    assert any("(at POSIX 253402300859)" in line for line in lines), lines

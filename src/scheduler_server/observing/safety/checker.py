@@ -34,6 +34,8 @@ from scheduler_server.observing.telescope import TelescopeModel
 
 __all__ = ["Report", "Span", "Violation", "check_script"]
 
+MAX_TIMELINE_DAYS = 93  # a quarter: its samples (10 s apart) take some hundred MB
+
 
 def check_script(
     text: str,
@@ -60,9 +62,26 @@ def check_script(
         replay = SeedReplay(model or TelescopeModel(), start, report)
     spans = replay.run(reading.calls)
     report.spans = len(spans)
-    if spans:
-        _judge(spans, report.min_angle, site, step, sun, report)
+    if spans and _judgeable(spans, report):
+        try:
+            _judge(spans, report.min_angle, site, step, sun, report)
+        except ValueError as exc:
+            if type(exc).__name__ != "EphemerisRangeError":
+                raise
+            report.problems.append(f"line {spans[0].line}: the script's times reach outside the ephemeris ({exc})")
     return report
+
+
+def _judgeable(spans: list[Span], report: Report) -> bool:
+    """A timeline no longer than ``MAX_TIMELINE_DAYS`` (its samples must fit in memory); else a problem."""
+    first, last = min(s.t0 for s in spans), max(s.t1 for s in spans)
+    if last - first <= MAX_TIMELINE_DAYS * 86400.0:
+        return True
+    report.problems.append(
+        f"line {spans[0].line}: the script's timeline runs {(last - first) / 86400.0:.3g} days, more than the"
+        f" {MAX_TIMELINE_DAYS} the checker judges at once: check it in parts"
+    )
+    return False
 
 
 def _sat_replay(reading: Reading, start: float | None, report: Report) -> SatReplay:

@@ -98,4 +98,7 @@ class Report:
 
 
 def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(round(seconds), tz=UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(round(seconds), tz=UTC).isoformat()
+    except (OverflowError, ValueError, OSError):  # beyond the years datetime has (a script's own odd times)
+        return f"POSIX {seconds:.0f}"

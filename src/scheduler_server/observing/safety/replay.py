@@ -9,6 +9,7 @@ sequencer's ``import sorunlib as run`` scripts with their hazards.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from scheduler_server.observing.safety.findings import Report, Span
@@ -68,7 +69,8 @@ class Replay:
         for key in self.NUMERIC.get(signature, ()):
             value = values.get(key)
             if key in values and (value is not None or key in params[:required]) and not _number(value):
-                self.problem(line, f"{name}(): {key} must be a number")
+                finite = isinstance(value, float) and not math.isfinite(value)
+                self.problem(line, f"{name}(): {key} must be {'finite' if finite else 'a number'}")
                 return None
         return values
 
@@ -122,7 +124,7 @@ class Replay:
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class SeedReplay(Replay):
