@@ -225,7 +225,7 @@ def test_overlapping_rows_are_refused_naming_both_lines():
         plans.read_cmb_plan(_sat(late, "# a comment", SAT_ROW), "p")
     assert caught.value.field == "p:2"
     assert "overlaps line 4" in caught.value.problem
-    text = plans.bundled("sample_wiregrid.txt").replace("04:15:00", "04:31:00")
+    text = plans.bundled("sample_wiregrid.txt").replace("05:15:00", "05:31:00")
     with pytest.raises(ScheduleInputError, match="overlaps line"):
         plans.read_wiregrid_plan(text, "w")
 
