@@ -34,7 +34,7 @@ from scheduler_server.observing.telescope import TelescopeModel
 
 __all__ = ["Report", "Span", "Violation", "check_script"]
 
-MAX_TIMELINE_DAYS = 93  # a quarter: its samples (10 s apart) take some hundred MB
+MAX_SAMPLES = 1_000_000  # moments judged at once: 116 days at 10 s, some hundred MB of arrays
 
 
 def check_script(
@@ -62,7 +62,7 @@ def check_script(
         replay = SeedReplay(model or TelescopeModel(), start, report)
     spans = replay.run(reading.calls)
     report.spans = len(spans)
-    if spans and _judgeable(spans, report):
+    if spans and _judgeable(spans, step, report):
         try:
             _judge(spans, report.min_angle, site, step, sun, report)
         except ValueError as exc:
@@ -72,14 +72,14 @@ def check_script(
     return report
 
 
-def _judgeable(spans: list[Span], report: Report) -> bool:
-    """A timeline no longer than ``MAX_TIMELINE_DAYS`` (its samples must fit in memory); else a problem."""
+def _judgeable(spans: list[Span], step: int, report: Report) -> bool:
+    """A timeline of at most ``MAX_SAMPLES`` moments ``step`` apart (they must fit in memory); else a problem."""
     first, last = min(s.t0 for s in spans), max(s.t1 for s in spans)
-    if last - first <= MAX_TIMELINE_DAYS * 86400.0:
+    if (last - first) / step <= MAX_SAMPLES:
         return True
     report.problems.append(
         f"line {spans[0].line}: the script's timeline runs {(last - first) / 86400.0:.3g} days, more than the"
-        f" {MAX_TIMELINE_DAYS} the checker judges at once: check it in parts"
+        f" {MAX_SAMPLES * step / 86400.0:.3g} the checker judges at once every {step} s: check it in parts"
     )
     return False
 
