@@ -1,7 +1,9 @@
 """The ``sat`` presets: each SAT platform as schedlib's ``SATP1Policy``, ``SATP2Policy``, ``SATP3Policy`` have it.
 
 Only what differs from the config's defaults (SATp1's) is written. From schedlib (``policies/satp*.py``, their
-``from_defaults`` and ``make_config``): SATp1 and SATp2 scan at 0.8 deg/s and 1.5 deg/s^2, SATp3 at 0.5 and 0.25;
+``from_defaults`` and ``make_config`` as of fb6d295, 2025-11-10, the last version holding them: since the
+refactor of 2025-12 the figures come from the operators' run files): SATp1 and SATp2 scan at 0.8 deg/s and
+1.5 deg/s^2, SATp3 at 0.5 and 0.25;
 SATp1's sun policy is 41 deg, SATp2's and SATp3's 49 deg (1980 s on all three); SATp3 ignores a boresight
 override, sets its detectors up with its own commands (no take_noise, 300 s of settling) and checks that the
 readout vent is open before anything else (``operations.py`` holds those per-platform commands by platform).
