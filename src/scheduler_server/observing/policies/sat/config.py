@@ -224,7 +224,9 @@ class SatConfig(PolicyConfig):
     az_accel: float = Field(1.5, gt=0, le=10, description="CMB scan acceleration, deg/s^2.")
     iv_cadence: float | None = Field(4 * HOUR, gt=0, le=7 * DAY, description="Detector setup at least this often, s.")
     bias_step_cadence: float | None = Field(0.5 * HOUR, gt=0, le=7 * DAY, description="Bias steps this often, s.")
-    relock_cadence: float | None = Field(24 * HOUR, gt=0, le=7 * DAY, description="Relock this often, s; null: once.")
+    relock_cadence: float | None = Field(
+        24 * HOUR, gt=0, le=7 * DAY, description="Relock this often, s; null: never (schedlib's)."
+    )
     max_cmb_scan_duration: float | None = Field(
         1 * HOUR, ge=600, le=DAY, description="Longer CMB blocks are divided into scans of about this length, s."
     )
