@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, request
 
-from . import columns, render
+from . import columns, query, render
 from .errors import SimError, fmt_of, only_params
-from .seed import OTHER_ASSESSORS, SESSION_TYPES, Experiment, Project, Subject
+from .seed import Experiment, Project, Subject
 
 bp = Blueprint("xnat_data", __name__)
-_TYPES = {t.lower(): t for t in (*SESSION_TYPES, *OTHER_ASSESSORS, "xnat:subjectAssessorData", "xnat:imageSessionData")}
 
 
 def _sim():
@@ -101,25 +100,29 @@ def subjects(pid: str):
     return render.result_set(rows, cols, fmt)
 
 
-def _listing(found: list[Experiment], extra: set[str] = frozenset()) -> Response:
-    only_params({"format", "columns", "xsiType", "offset", "limit", *extra}, request.args)
+_LISTING_PARAMS = {"format", "columns", "xsiType", "offset", "limit"}
+
+
+def _listing(found: list[Experiment], default_root: str, default_columns: list[str] | None = None) -> Response:
+    """An experiment listing as QueryOrganizerResource builds it: root type, field filters, columns, paging."""
     fmt = fmt_of(request.args, render.LISTING_FORMATS, "html")
-    root = "xnat:subjectAssessorData"
-    if request.args.get("xsiType"):
-        wanted = request.args["xsiType"]
-        if wanted.lower() not in _TYPES:
-            raise SimError(400, f"xsiType: unknown data type {wanted!r}")
-        root = _TYPES[wanted.lower()]
-        found = [e for e in found if e.is_a(root)]
-    try:
-        cols = columns.experiment_columns(request.args.get("columns"), root)
-    except columns.ColumnError as exc:
-        raise SimError(400, str(exc)) from None
+    root = query.root_element(request.args, default_root, _LISTING_PARAMS)
+    wanted = query.filters(request.args, _LISTING_PARAMS)
+    if default_columns is None:
+        default_columns = columns.EXPERIMENT_DEFAULT
+        if query.extends(root.lower(), "xnat:experimentdata") and root != "xnat:experimentData":
+            default_columns = [*default_columns, "subject_ID", "subject_label"]
+    cols = columns.experiment_columns(request.args.get("columns"), root, default_columns)
+    rows = []
+    for e in found:
+        if e.is_a(root):
+            row = columns.experiment_cells(e, cols, root)
+            if query.matches(e, row, wanted):
+                rows.append(row)
     paged = "offset" in request.args or "limit" in request.args
     if paged:
-        start, count = _int_arg("offset", 0), _int_arg("limit", len(found))
-        found = found[start : start + count]
-    rows = [columns.experiment_cells(e, cols, root) for e in found]
+        start, count = _int_arg("offset", 0), _int_arg("limit", len(rows))
+        rows = rows[start : start + count]
     return render.result_set(rows, cols, fmt, total=not paged)
 
 
@@ -135,22 +138,21 @@ def _int_arg(name: str, default: int) -> int:
 @bp.route("/data/projects/<pid>/experiments", methods=["GET"])
 def project_experiments(pid: str):
     project = project_or_404(pid)
-    return _listing([e for s in project.subjects for e in s.experiments])
+    return _listing(
+        [e for s in project.subjects for e in s.experiments], "xnat:subjectAssessorData", columns.EXPERIMENT_DEFAULT
+    )
 
 
 @bp.route("/data/projects/<pid>/subjects/<sid>/experiments", methods=["GET"])
 def subject_experiments(pid: str, sid: str):
     subject = subject_or_404(project_or_404(pid), sid)
-    return _listing(list(subject.experiments))
+    return _listing(list(subject.experiments), "xnat:subjectAssessorData", columns.EXPERIMENT_DEFAULT)
 
 
 @bp.route("/data/experiments", methods=["GET"])
 def all_experiments():
-    site, wanted = _sim().site, request.args.get("project")
-    found = [e for e in site.experiments.values() if g.user.can_read(e.project)]
-    if wanted is not None:
-        found = [e for e in found if e.project == wanted]
-    return _listing(found, {"project"})
+    found = [e for e in _sim().site.experiments.values() if g.user.can_read(e.project)]
+    return _listing(found, "xnat:experimentData")
 
 
 # --- single items ---------------------------------------------------------------------

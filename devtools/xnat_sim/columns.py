@@ -1,9 +1,9 @@
 """The ``columns=`` of XNAT's listings: its shortcut names (XMLPathShortcuts) and XFT paths (``xnat:mrSessionData/date``).
 
 Experiments: a shortcut or a path ``<data type>/<field>`` of a type this site knows; the header of a path column is
-the lower-cased path, as XFT writes it; a path on a type the row is not of is empty. A column this simulator cannot
-answer is refused (400) rather than dropped. Projects and subjects: XNAT drops columns it has no field for (pyxnat
-asks both for ``xsiType`` and gets none back), so they are dropped here too.
+the lower-cased path, as XFT writes it; a path on a type the row is not of is empty. XNAT drops a column it has no
+field for (QueryOrganizerResource logs "Unknown alias" and goes on; pyxnat asks projects and subjects for
+``xsiType`` and gets none back), so it is dropped here too; ``columns=DEFAULT`` is the default set.
 """
 
 from __future__ import annotations
@@ -29,10 +29,6 @@ _ELEMENTS = {t.lower() for t in (*SESSION_TYPES, *OTHER_ASSESSORS)} | {
     "xnat:subjectassessordata",
     "xnat:imagesessiondata",
 }
-
-
-class ColumnError(ValueError):
-    pass
 
 
 def experiment_row(e: Experiment) -> dict:
@@ -64,21 +60,19 @@ def _path_value(e: Experiment, element: str, fld: str) -> str:
     return str(values.get(fld, ""))
 
 
-def experiment_columns(requested: str | None, root: str) -> list[str]:
-    """The listing's headers for ``columns=`` (None: XNAT's default set), ``URI`` and the root's ID column last."""
-    names = EXPERIMENT_DEFAULT if requested is None else [c.strip() for c in requested.split(",") if c.strip()]
+def experiment_columns(requested: str | None, root: str, default: list[str] = EXPERIMENT_DEFAULT) -> list[str]:
+    """The listing's headers for ``columns=`` (None or DEFAULT: the default set), then ``URI`` and the root's ID."""
+    names = default if requested in (None, "DEFAULT") else [c.strip() for c in requested.split(",") if c.strip()]
     known = set(experiment_row(_PROBE))
+    known_lower = {k.lower() for k in known}
     out = []
     for name in names:
         if "/" in name:
             element, _, fld = name.lower().partition("/")
-            if element not in _ELEMENTS or fld not in {k.lower() for k in known}:
-                raise ColumnError(f"columns: no field {name!r} in this simulator's data types")
-            out.append(name.lower())
+            if element in _ELEMENTS and fld in known_lower:
+                out.append(name.lower())
         elif name in known:
             out.append(name)
-        else:
-            raise ColumnError(f"columns: unknown column {name!r}")
     return list(dict.fromkeys([*out, "URI", f"{root.lower()}/id"]))
 
 
@@ -118,7 +112,7 @@ def project_row(p: Project) -> dict:
 
 def kept_columns(requested: str | None, default: list[str], row: dict) -> list[str]:
     """Projects' and subjects' headers: the requested ones XNAT has (others dropped, as XNAT does), then URI."""
-    names = default if requested is None else [c.strip() for c in requested.split(",") if c.strip()]
+    names = default if requested in (None, "DEFAULT") else [c.strip() for c in requested.split(",") if c.strip()]
     return list(dict.fromkeys([n for n in names if n in row and n != "URI"] + ["URI"]))
 
 

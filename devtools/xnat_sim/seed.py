@@ -39,7 +39,7 @@ SESSION_TYPES = {
     "xnat:otherDicomSessionData": "OT",
 }
 # Subject assessors that are not image sessions (XNAT's own), so a seed can hold a non-session experiment.
-OTHER_ASSESSORS = {"xnat:subjectVariablesData", "xnat:qcManualAssessorData"}
+OTHER_ASSESSORS = {"xnat:subjectVariablesData"}
 
 
 class SeedError(ValueError):
