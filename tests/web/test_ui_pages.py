@@ -11,7 +11,7 @@ from importlib.resources import files
 
 import pytest
 
-from scheduler_server.web.ui.pages import CONTENT_SECURITY_POLICY
+from scheduler_server.web.ui.pages import CONTENT_SECURITY_POLICY, assets_version
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -36,6 +36,17 @@ IDS = {
 EVERY_PAGE = "page error token-dialog token token-save"
 STATIC = files("scheduler_server.web.ui") / "static"
 TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".txt": "text/plain"}
+
+
+VERSIONED = re.compile(r"^/ui/static/([0-9a-f]{12})/([a-z0-9_.-]+)$")
+
+
+def _asset_name(url: str) -> str:
+    """The file a page's asset URL names: /ui/static/<this build's version>/<file>."""
+    found = VERSIONED.match(url)
+    assert found, url
+    assert found[1] == assets_version()
+    return found[2]
 
 
 class Page(HTMLParser):
@@ -126,14 +137,14 @@ def test_every_asset_a_page_names_is_served_from_the_package_with_its_type(clien
     page = _parse(client.get(url).get_data(as_text=True))
     assert len(page.assets) >= 2  # its script and the stylesheet
     for asset in page.assets:
-        assert asset.startswith("/ui/static/"), asset
-        name = asset.removeprefix("/ui/static/")
+        name = _asset_name(asset)
         assert (STATIC / name).is_file(), name
         response = client.get(asset)
         assert response.status_code == 200, asset
         assert response.mimetype == TYPES["." + name.rsplit(".", 1)[1]]
         assert response.headers["Content-Security-Policy"] == CSP
         assert response.data == (STATIC / name).read_bytes()
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
 
 
 def test_every_shipped_asset_is_served_and_their_module_imports_resolve(client):
@@ -166,8 +177,9 @@ def test_a_page_preloads_every_module_its_script_needs(client, url):
     """All at once, instead of the browser finding them one import level after another."""
     page = _parse(client.get(url).get_data(as_text=True))
     script = f"{PAGES[url]}.js"
-    assert f"/ui/static/{script}" in page.assets
-    preloaded = {a.removeprefix("/ui/static/") for a in page.assets if a.endswith(".js") and not a.endswith(script)}
+    names = [_asset_name(a) for a in page.assets]
+    assert script in names
+    preloaded = {n for n in names if n.endswith(".js") and n != script}
     assert preloaded == _imports(script)
     assert "dom.js" in preloaded
 
@@ -183,8 +195,38 @@ def test_no_script_builds_html_from_strings_or_evaluates_code():
             assert found == [], f"{path.name}: {found}"
 
 
+def test_the_version_follows_the_assets_and_an_old_one_is_not_kept(client, monkeypatch, tmp_path):
+    import shutil
+
+    from scheduler_server.web.ui import pages
+
+    old = client.get("/ui/static/000000000000/dom.js")
+    assert old.status_code == 200 and old.headers["Cache-Control"] == "no-cache"  # a page from before an upgrade
+    assert client.get("/ui/static/dom.js").headers["Cache-Control"] == "no-cache"
+    before = pages.assets_version()
+    shutil.copytree(str(STATIC), tmp_path / "static")
+    monkeypatch.setattr(pages, "files", lambda _: tmp_path)
+    try:
+        pages.assets_version.cache_clear()
+        assert pages.assets_version() == before  # the same bytes, the same version
+        (tmp_path / "static" / "ui.css").write_text((STATIC / "ui.css").read_text() + "\n")
+        pages.assets_version.cache_clear()
+        assert pages.assets_version() != before
+    finally:
+        monkeypatch.undo()
+        pages.assets_version.cache_clear()
+
+
 @pytest.mark.parametrize(
-    "url", ["/ui/static/nothing.js", "/ui/static/../pages.py", "/ui/static/%2e%2e/pages.py", "/ui/static/x.py"]
+    "url",
+    [
+        "/ui/static/nothing.js",
+        "/ui/static/0123456789ab/../pages.py",
+        "/ui/static/a/b/dom.js",
+        "/ui/static/../pages.py",
+        "/ui/static/%2e%2e/pages.py",
+        "/ui/static/x.py",
+    ],
 )
 def test_nothing_else_is_served_from_static(client, url):
     response = client.get(url)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from importlib.resources import files
 from pathlib import PurePosixPath
 
-from flask import Blueprint, Response, abort, render_template, request, send_from_directory
+from flask import Blueprint, Response, abort, render_template, request, send_from_directory, url_for
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates")
 
@@ -100,10 +101,41 @@ def instances():
     return _page("instances")
 
 
+@cache
+def assets_version() -> str:
+    """A digest of every shipped asset: the path segment that lets browsers keep them for good."""
+    digest = hashlib.sha256()
+    for path in sorted((files("scheduler_server.web.ui") / "static").iterdir(), key=lambda p: p.name):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+@bp.app_template_global()
+def ui_asset(name: str) -> str:
+    """The URL of a static asset under this build's version, e.g. /ui/static/<version>/dom.js.
+
+    The scripts import each other by relative paths, so they resolve under the same version."""
+    return url_for("ui.versioned_static", version=assets_version(), filename=name)
+
+
+@bp.get("/static/<version>/<path:filename>")
+def versioned_static(version: str, filename: str):
+    """Kept a year by the browser when the version is this build's (it changes with any asset)."""
+    response = _asset(filename)
+    if version == assets_version():
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
 @bp.get("/static/<path:filename>")
 def static(filename: str):
+    return _asset(filename)
+
+
+def _asset(filename: str) -> Response:
     kind = STATIC_TYPES.get(PurePosixPath(filename).suffix)
-    if kind is None:
+    if kind is None or "/" in filename:
         abort(404)
     response = send_from_directory(STATIC_DIR, filename, mimetype=kind)
     response.headers["Cache-Control"] = "no-cache"
