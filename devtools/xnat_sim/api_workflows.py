@@ -5,7 +5,9 @@
   one; a new entry needs id, launch_time, data_type and pipeline_name (400 otherwise, XNAT's message). ``PUT
   /data/workflows/{wrk_workflowData_id}`` updates that entry (404 if none). A user without the right to write
   workflows, or editing another user's entry, gets 403 ("You are not allowed to make changes to this workflow.").
-- ``GET /data/workflows/{wrk_workflowData_id}?format=json``: the item.
+- ``GET /data/workflows/{wrk_workflowData_id}?format=json``, or ``GET /data/workflows?wrk:workflowData/...`` with
+  the identifying fields: the item (404 "Unable to find the specified workflow."). A body (an XML document) is not
+  simulated (501): fields go in the query.
 - ``GET /data/services/workflows/{pipeline_name}?experiment=<ID>&display=ALL&format=json``: the session's entries
   whose pipeline_name contains the name (SQL ``LIKE '%name%'``), newest launch first, as a ResultSet;
   ``display=LATEST`` (the default) gives the newest as an item.
@@ -48,9 +50,11 @@ def _parse_time(name: str, raw: str) -> str:
     raise SimError(400, f"wrk:workflowData/{name}: not a date-time XNAT reads: {raw!r}")
 
 
-def _fields_from_query() -> dict:
+def _fields_from_query(skip: tuple[str, ...] = ()) -> dict:
     fields = {}
     for key, value in request.args.items():
+        if key in skip:
+            continue
         if not key.lower().startswith(PREFIX) or key.lower()[len(PREFIX) :] not in FIELDS:
             raise SimError(400, f"unknown query parameter {key} (workflows take wrk:workflowData/<field>)")
         name = FIELDS[key.lower()[len(PREFIX) :]]
@@ -66,6 +70,10 @@ def _same(row: dict, fields: dict) -> bool:
 @bp.route("/data/workflows", methods=["PUT"])
 @bp.route("/data/workflows/<int:wid>", methods=["PUT"])
 def put_workflow(wid: int | None = None):
+    if request.get_data():
+        raise SimError(
+            501, "not simulated by devtools.xnat_sim: a wrk:workflowData document in the body (use the query)"
+        )
     fields, state = _fields_from_query(), _state()
     with state.lock:
         if wid is not None:
@@ -93,12 +101,21 @@ def put_workflow(wid: int | None = None):
     return Response("", 200)
 
 
+@bp.route("/data/workflows", methods=["GET"])
 @bp.route("/data/workflows/<int:wid>", methods=["GET"])
-def get_workflow(wid: int):
-    only_params({"format"}, request.args)
+def get_workflow(wid: int | None = None):
+    """One entry: by its ``wrk_workflowData_id``, or (``/data/workflows?wrk:workflowData/...``) by the fields that
+    identify it (pipeline_name, id, scan_id, launch_time), as WorkflowResource finds it."""
     fmt = fmt_of(request.args, render.ITEM_FORMATS, "xml")
+    key = _fields_from_query(skip=("format",)) if wid is None else None
+    if wid is not None:
+        only_params({"format"}, request.args)
     with _state().lock:
-        row = next((dict(w) for w in _state().workflows if w["wrk_workflowData_id"] == wid), None)
+        rows = [dict(w) for w in _state().workflows]
+    if key is not None:
+        row = next((w for w in rows if _same(w, key)), None)
+    else:
+        row = next((w for w in rows if w["wrk_workflowData_id"] == wid), None)
     if row is None:
         raise SimError(404, "Unable to find the specified workflow.")
     return render.item("wrk:workflowData", row, fmt)

@@ -65,6 +65,11 @@ def test_a_workflow_put_twice_is_one_entry_updated_in_place(xnat_sim):
     )
     assert latest.json()["items"][0]["data_fields"]["launch_time"].startswith("2024-05-02")
     assert len(xnat_sim.state.workflows) == 2
+    keyed = {W + k: ENTRY[k] for k in ("id", "pipeline_name", "launch_time")}
+    found = requests.get(xnat_sim.url + "/data/workflows", params={**keyed, "format": "json"}, auth=ALICE, timeout=10)
+    assert found.json()["items"][0]["data_fields"]["status"] == "Complete"
+    keyed[W + "launch_time"] = "2024-05-03T10:00:00"
+    assert requests.get(xnat_sim.url + "/data/workflows", params=keyed, auth=ALICE, timeout=10).status_code == 404
 
 
 def test_workflow_refusals(xnat_sim):
@@ -77,6 +82,8 @@ def test_workflow_refusals(xnat_sim):
     bare = requests.put(xnat_sim.url + "/data/workflows", params={"status": "Queued"}, auth=ALICE, timeout=10)
     assert bare.status_code == 400 and "status" in bare.text
     assert _put(xnat_sim, wid=99, status="Failed").status_code == 404
+    xml = requests.put(xnat_sim.url + "/data/workflows", data="<wrk:Workflow/>", auth=ALICE, timeout=10)
+    assert xml.status_code == 501
     assert xnat_sim.state.workflows == []
 
 
