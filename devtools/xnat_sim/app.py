@@ -99,6 +99,8 @@ class XnatSim:
         g.user, g.auth, g.alias, g.t0 = None, None, None, time.monotonic()
         if request.path.startswith("/_sim/"):
             return None
+        if request.method == "OPTIONS":  # Flask would answer it with a 200 by itself
+            return render.restlet_error(501, f"not simulated by devtools.xnat_sim: OPTIONS {request.path}")
         delay = self.faults.delay_for(request.path)
         if delay:
             time.sleep(delay)

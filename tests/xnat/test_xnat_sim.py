@@ -263,6 +263,7 @@ def test_what_is_not_simulated_is_refused_never_a_silent_200(xnat_sim):
     assert scans.status_code == 501 and "not simulated" in scans.text
     assert _get(xnat_sim, "/xapi/siteConfig").status_code == 501
     assert requests.delete(xnat_sim.url + "/data/projects/test", auth=ALICE, timeout=10).status_code == 405
+    assert requests.options(xnat_sim.url + "/data/projects", auth=ALICE, timeout=10).status_code == 501
 
 
 # --- seeds -------------------------------------------------------------------------------
