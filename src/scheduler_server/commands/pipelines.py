@@ -23,7 +23,7 @@ def service_for(config_path: str | None):
 
     try:
         settings = settings_or_exit(config_path)
-        return PipelineService(settings.pipelines, settings.data_path)
+        return PipelineService(settings.pipelines, settings.data_path, settings.xnat)
     except (BackendConfigError, SecretError, ConfigError) as exc:
         raise start_failure(exc) from None
 

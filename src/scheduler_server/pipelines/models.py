@@ -100,6 +100,9 @@ class Pipeline(Base):
     session: Mapped[str | None] = mapped_column(String(255))
     script: Mapped[str] = mapped_column(String(1024))
     secret: Mapped[str | None] = mapped_column(Text, doc="Fernet token of the password; never the plain text.")
+    token_id: Mapped[int | None] = mapped_column(
+        Integer, index=True, doc="The XnatToken (a listed host's alias token) whose secret is ``secret``."
+    )
     timeout: Mapped[float | None] = mapped_column(Float)
 
     attempt: Mapped[int] = mapped_column(Integer, default=0, doc="Attempts started so far (1 = first).")
@@ -218,3 +221,25 @@ class AbandonedAttempt(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     next_try_at: Mapped[float] = mapped_column(Float, default=0.0)
     tries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class XnatToken(Base):
+    """An XNAT alias token held for the pipelines of one submission (or launch, or renewal): the script's
+    credentials in place of a password. The secret is a Fernet token; the password is never stored.
+    ``pipelines``: how many pipelines were given it. ``issued``: the scheduler issued it (so invalidates
+    it when done); a token a single-sign-on user handed over is left to its owner. ``released_at``: when
+    its last pipeline ended and it was invalidated (or let go); a retry after that needs fresh credentials."""
+
+    __tablename__ = "xnat_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(1024), doc="The server's normalised base URL.")
+    user: Mapped[str | None] = mapped_column(String(255), doc="The XNAT user it belongs to.")
+    alias: Mapped[str] = mapped_column(String(255))
+    secret: Mapped[str] = mapped_column(Text, doc="Fernet token of the token's secret.")
+    expires_at: Mapped[float | None] = mapped_column(Float, doc="XNAT's estimate; None if it gave none.")
+    pipelines: Mapped[int] = mapped_column(Integer, default=0)
+    issued: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    renewed_by: Mapped[int | None] = mapped_column(Integer, doc="The token that took over its queued pipelines.")
+    released_at: Mapped[float | None] = mapped_column(Float, index=True)

@@ -48,6 +48,9 @@ from scheduler_server.pipelines.storage.migrations import SchemaError
 from scheduler_server.pipelines.storage.store import Store, default_url
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, environment, resolve_in_folder
 from scheduler_server.pipelines.timing_log import TimetestCsv
+from scheduler_server.pipelines.xnat import verify
+from scheduler_server.pipelines.xnat.settings import XnatSettings
+from scheduler_server.pipelines.xnat.tokens import Tokens
 from scheduler_server.startup_error import StartupError
 from scheduler_server.validation_text import field_and_problem
 
@@ -64,6 +67,7 @@ class Submitted:
     index: int
     id: int | None = None
     error: InvalidInput | None = None
+    warnings: tuple[str, ...] = ()  # e.g. a pipeline that may outlive its XNAT alias token
 
     @property
     def accepted(self) -> bool:
@@ -108,9 +112,11 @@ def _open_store(data_path: Path, url: str) -> tuple[Store, str]:
 
 
 class PipelineService:
-    def __init__(self, settings: PipelineSettings, data_path: Path):
-        """``data_path``: the server's data directory (the key, a SQLite database, the kept logs)."""
+    def __init__(self, settings: PipelineSettings, data_path: Path, xnat: XnatSettings | None = None):
+        """``data_path``: the server's data directory (the key, a SQLite database, the kept logs);
+        ``xnat``: the configuration's xnat section (None or no servers: the seed's behaviour)."""
         self.settings = settings
+        self.xnat_settings = xnat
         self.data_path = data_path
         self.store, self.scheduler_id = _open_store(data_path, settings.database_url or default_url(data_path))
         key = settings.secret_key.get_secret_value() if settings.secret_key else None
@@ -124,6 +130,8 @@ class PipelineService:
         self.timetest = TimetestCsv(lambda: self.settings.timetest_csv_file)
         current = self.current_settings
         self.attempts = Attempts(self.store, self.pool, current, self.secrets, self.log_dir, self.timetest)
+        self.tokens = self.attempts.tokens = Tokens(self.store, self.secrets, lambda: self.xnat_settings)
+        self.verifier = verify.Verifier(self.tokens, current)
         self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, current)
         self._started_in: int | None = None
         self._start_lock = threading.Lock()
@@ -163,12 +171,21 @@ class PipelineService:
         """Validate and queue each item; one result per item, in order. Bad items do not stop good ones."""
         reports: list[Submitted] = []
         rows: list[tuple[int, Pipeline]] = []
+        listed: list[verify.Item] = []
         for index, item in enumerate(items):
             try:
-                rows.append((index, self._build(item)))
+                pipeline, request, server = self._build(item)
+                rows.append((index, pipeline))
                 reports.append(Submitted(index))
+                if server is not None:
+                    listed.append(verify.Item(index, pipeline, request, server))
             except InvalidInput as exc:
                 reports.append(Submitted(index, error=exc))
+        if listed:  # XnatUnavailable from here: nothing is queued (a 503)
+            self.verifier.verify(listed)
+            for checked in listed:
+                reports[checked.index] = Submitted(checked.index, error=checked.error, warnings=tuple(checked.warnings))
+            rows = [(index, p) for index, p in rows if reports[index].error is None]
         if rows:
             # Assigned in the inserting transaction: a pipeline that can start now starts without
             # a second transaction or a wait for the dispatcher loop.
@@ -176,7 +193,7 @@ class PipelineService:
             insert = lambda assign: self.store.add_pipelines(new, then=assign)  # noqa: E731
             (ids, _), assigned = self.dispatcher.commit_and_assign(insert)
             for (index, _), pipeline_id in zip(rows, ids):
-                reports[index] = Submitted(index, id=pipeline_id)
+                reports[index] = Submitted(index, id=pipeline_id, warnings=reports[index].warnings)
             if not assigned:
                 # Assigned nothing here (not the dispatching process, or no room): the loop's turn.
                 # Otherwise waking it now would only compete with the start for the interpreter;
@@ -184,7 +201,8 @@ class PipelineService:
                 self.dispatcher.wake()
         return reports
 
-    def _build(self, item: Any) -> Pipeline:
+    def _build(self, item: Any) -> tuple[Pipeline, Any, Any]:
+        """The pipeline, its validated request, and the listed XNAT server it names (None: the seed's way)."""
         if not isinstance(item, dict):
             raise InvalidInput(f"must be a JSON object, not a JSON {type(item).__name__}")
         kind = item.get("type", "xnat")
@@ -209,12 +227,11 @@ class PipelineService:
             environment.check(task.request_env(request.spec()), self.settings.allowed_env_names)
         except environment.ForbiddenEnv as exc:
             raise InvalidInput(str(exc), f"env.{exc.name}") from None
-        problem = request.secret_problem()
-        if problem:
-            raise InvalidInput(f"pwd: {problem}", "pwd")
-        secret = request.secret()
+        _check_credentials(request)
+        server = verify.server_for(self.xnat_settings, request)
+        secret = request.secret() if server is None else None  # a listed host's password is never stored
         now = time.time()
-        return Pipeline(
+        pipeline = Pipeline(
             type=task.name,
             status=QUEUED,
             priority=request.priority,
@@ -230,6 +247,7 @@ class PipelineService:
             cancel_requested=False,
             **request.summary(),
         )
+        return pipeline, request, server
 
     # --- read -----------------------------------------------------------------------
 
@@ -354,6 +372,16 @@ class PipelineService:
         self.backend.settings = fresh
         self.dispatcher.wake()
         return restart
+
+
+def _check_credentials(request: Any) -> None:
+    """InvalidInput naming the field if the credentials are incomplete or would show in a stored field."""
+    credentials = getattr(request, "credentials_problem", lambda: None)()
+    if credentials:
+        raise InvalidInput(f"{credentials[0]}: {credentials[1]}", credentials[0])
+    problem = request.secret_problem()
+    if problem:
+        raise InvalidInput(f"pwd: {problem}", "pwd")
 
 
 def _validation_error(exc: ValidationError) -> InvalidInput:

@@ -44,6 +44,7 @@ from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, resolve_in_folder
 from scheduler_server.pipelines.tasks.environment import ForbiddenEnv
 from scheduler_server.pipelines.timing_log import TimetestCsv
+from scheduler_server.pipelines.xnat.tokens import TokenGone
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Attempts(AttemptOutcomes):
         self._unreachable_since: dict[int, float] = {}
         self._launch_tries: dict[int, int] = {}
         self.reaper = abandoned.Reaper(store, pool, settings)
+        self.tokens = None  # xnat.tokens.Tokens, set by the service: listed XNAT hosts' alias tokens
 
     @property
     def settings(self) -> PipelineSettings:
@@ -189,8 +191,12 @@ class Attempts(AttemptOutcomes):
             script = (pipeline.script, resolve_in_folder(folder, pipeline.script))
             files = [(name, resolve_in_folder(folder, name)) for name in pipeline.spec.get("files") or []]
             secret = self.secrets.decrypt(pipeline.secret) if pipeline.secret else None
-            return script, files, task.checked_command(pipeline.spec, self.settings), secret
-        except (PathError, SecretError, ForbiddenEnv, OSError) as exc:
+            spec = pipeline.spec
+            if pipeline.token_id is not None and self.tokens is not None:  # its token as stored now (renewals)
+                alias, secret = self.tokens.credentials(pipeline.id)
+                spec = {**spec, "xnat_alias": alias}
+            return script, files, task.checked_command(spec, self.settings), secret
+        except (PathError, SecretError, ForbiddenEnv, OSError, TokenGone) as exc:
             # The script or a file left LOCAL_SCRIPTS_FOLDER since submission, the key changed, or the site
             # no longer allows a variable it sets: not retryable.
             self._final(pipeline.id, FAILED, f"cannot stage: {exc}", instance_ok=True, attempt=pipeline.attempt)

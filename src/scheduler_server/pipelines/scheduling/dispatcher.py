@@ -36,6 +36,7 @@ from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.settings import PipelineSettings
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.store import Store, new_holder_id
+from scheduler_server.pipelines.xnat.tokens import SWEEP_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Dispatcher:
         self._last_full_tick = 0.0
         self._last_sweep = time.time()
         self._last_reap = 0.0
+        self._last_token_sweep = 0.0
 
     @property
     def settings(self) -> PipelineSettings:
@@ -217,6 +219,10 @@ class Dispatcher:
         if now - self._last_reap >= max(self.settings.poll_interval, self.settings.connection_retry_interval):
             self._last_reap = now
             self.submit(("reap",), self.attempts.reaper.sweep)
+        tokens = self.attempts.tokens  # XNAT alias tokens: renewed while queued, released when done
+        if tokens is not None and tokens.listed() and now - self._last_token_sweep >= SWEEP_EVERY:
+            self._last_token_sweep = now
+            self.submit(("xnat-tokens",), tokens.sweep)
 
     def _drive(self, pipeline: Pipeline, instance: Instance | None, now: float) -> None:
         key = ("pipeline", pipeline.id)

@@ -4,6 +4,14 @@ With ``pipelines.xnat_credentials: env`` the password is not an argument: the
 script reads ``$XNAT_PASSWORD`` and ``$XNAT_USER`` (``-pwd`` is left out, and
 ``-user`` too when it equals the password), so it never shows in the instance's
 process table.
+
+For a host listed in ``xnat.servers`` (the spec says ``xnat_token``) the script
+gets an alias token, always through the environment, whatever
+``xnat_credentials`` says: ``XNAT_HOST`` (the server's base URL), ``XNAT_USER``
+and ``XNAT_ALIAS`` (the alias), ``XNAT_PASSWORD`` and ``XNAT_SECRET`` (the
+secret); its arguments are ``-project -subject -session -host`` and the options.
+A single-sign-on user submits ``alias`` and ``secret`` in place of ``user`` and
+``pwd`` (listed hosts only).
 """
 
 from __future__ import annotations
@@ -49,21 +57,41 @@ class XnatRequest(TaskRequest):
         min_length=1, max_length=255, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT session (experiment)."
     )
     host: str = Field(min_length=1, max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT base URL.")
-    user: str = Field(min_length=1, max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT user.")
-    pwd: SecretStr = Field(
+    user: str | None = Field(
+        None, min_length=1, max_length=4096, json_schema_extra=PLAIN_TEXT_SCHEMA, description="XNAT user (with pwd)."
+    )
+    pwd: SecretStr | None = Field(
+        None,
         max_length=4096,
+        json_schema_extra={**PLAIN_TEXT_SCHEMA, "writeOnly": True, "format": "password"},
+        description=(
+            "XNAT password: encrypted at rest, masked in every answer and log; for a host in xnat.servers it is"
+            " exchanged for an alias token at submit and never stored."
+        ),
+    )
+    alias: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
         json_schema_extra=PLAIN_TEXT_SCHEMA,
-        description="XNAT password: encrypted at rest, masked in every answer and log.",
+        description="An XNAT alias token's alias, in place of user (single sign-on; hosts in xnat.servers only).",
+    )
+    sso_secret: SecretStr | None = Field(
+        None,
+        alias="secret",
+        max_length=4096,
+        json_schema_extra={**PLAIN_TEXT_SCHEMA, "writeOnly": True, "format": "password"},
+        description="The alias token's secret, in place of pwd: encrypted at rest, masked everywhere.",
     )
     options: Options = Field(
         default_factory=list,
         description="Extra arguments after the seed's: a string (split like a shell would), a list, or {name: value} giving '-name value'.",
     )
 
-    @field_validator("project", "subject", "session", "host", "user")
+    @field_validator("project", "subject", "session", "host", "user", "alias")
     @classmethod
-    def _plain(cls, value: str) -> str:
-        return plain_text(value)
+    def _plain(cls, value: str | None) -> str | None:
+        return value if value is None else plain_text(value)
 
     @field_validator("options")
     @classmethod
@@ -72,27 +100,49 @@ class XnatRequest(TaskRequest):
             plain_text(arg)
         return value
 
-    @field_validator("pwd")
+    @field_validator("pwd", "sso_secret")
     @classmethod
-    def _pwd(cls, value: SecretStr) -> SecretStr:
-        plain_text(value.get_secret_value())
+    def _pwd(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            plain_text(value.get_secret_value())
         return value
 
     def secret(self) -> str | None:
-        return self.pwd.get_secret_value()
+        return self.pwd.get_secret_value() if self.pwd is not None else None
+
+    def token_secret(self) -> str | None:
+        return self.sso_secret.get_secret_value() if self.sso_secret is not None else None
+
+    def credentials_problem(self) -> tuple[str, str] | None:
+        """(field, problem) when the credentials are not exactly one of: user and pwd, alias and secret."""
+        if self.pwd is not None and self.sso_secret is not None:
+            return "secret", "give either user and pwd or alias and secret, not both"
+        if self.pwd is None and self.sso_secret is None:
+            return "pwd", "required (or alias and secret: an XNAT alias token, for single sign-on)"
+        if self.pwd is not None and self.user is None:
+            return "user", "required with pwd"
+        if self.sso_secret is not None and self.alias is None:
+            return "alias", "required with secret"
+        if self.alias is not None and self.sso_secret is None:
+            return "secret", "required with alias"
+        if self.sso_secret is not None and self.user is not None:
+            return "user", "not with alias and secret (the token names its user)"
+        return None
 
     def secret_problem(self) -> str | None:
         # The seed's own example has user and password both "admin": equal to `user` it is allowed,
         # and `user` is then kept and passed as the secret. Anywhere else it would be stored and
         # answered in clear.
-        pwd = self.pwd.get_secret_value()
+        pwd = self.secret() or self.token_secret() or ""
         if not pwd:
             return None
         if pwd in MASK:  # every masked answer would hold it
             return f"a password made of '*' only is refused (the mask {MASK} would show it)"
         fields = {"project": self.project, "subject": self.subject, "session": self.session, "host": self.host}
-        if self.user != pwd:
+        if self.user is not None and self.user != pwd:
             fields["user"] = self.user
+        if self.alias is not None:
+            fields["alias"] = self.alias
         fields.update({"script": self.script, **{f"files.{n}": name for n, name in enumerate(self.files)}})
         fields.update({f"options.{n}": arg for n, arg in enumerate(options_to_args(self.options))})
         for name, value in fields.items():
@@ -104,9 +154,9 @@ class XnatRequest(TaskRequest):
         return {"project": self.project, "subject": self.subject, "session": self.session}
 
     def spec(self) -> dict[str, Any]:
-        spec = self.model_dump(mode="json", exclude={"pwd", "priority", "timeout"})
+        spec = self.model_dump(mode="json", exclude={"pwd", "sso_secret", "alias", "priority", "timeout"})
         # Always said, so that specs stored before this rule can be told apart (legacy_specs.py).
-        spec["user_is_pwd"] = self.user == self.pwd.get_secret_value()
+        spec["user_is_pwd"] = self.pwd is not None and self.user == self.pwd.get_secret_value()
         if spec["user_is_pwd"]:
             spec["user"] = MASK  # never stored in clear: it is the password
         return spec
@@ -117,6 +167,8 @@ class XnatTask(TaskType):
     Request = XnatRequest
 
     def command(self, spec: dict[str, Any], credentials_mode: str) -> Command:
+        if spec.get("xnat_token"):
+            return _token_command(spec)
         argv: list = [
             "-project",
             spec["project"],
@@ -139,3 +191,13 @@ class XnatTask(TaskType):
             argv += ["-user", user, "-pwd", SECRET]
         argv += options_to_args(spec.get("options") or [])
         return Command(argv=argv, env=env)
+
+
+def _token_command(spec: dict[str, Any]) -> Command:
+    """A listed host's pipeline: the alias token in the environment only (``xnat_alias``: set at start)."""
+    argv: list = ["-project", spec["project"], "-subject", spec["subject"], "-session", spec["session"]]
+    argv += ["-host", spec["host"], *options_to_args(spec.get("options") or [])]
+    alias = spec.get("xnat_alias") or ""
+    env: dict = {"XNAT_HOST": spec["host"], "XNAT_USER": alias, "XNAT_ALIAS": alias}
+    env.update({"XNAT_PASSWORD": SECRET, "XNAT_SECRET": SECRET})
+    return Command(argv=argv, env=env)

@@ -144,6 +144,18 @@ class XnatClient:
         valid = body.get("valid") if isinstance(body, dict) else None
         return str(valid) if valid else None
 
+    def token_expiry(self, alias: str, secret: str) -> float | None:
+        """When XNAT expects a live token to expire (epoch seconds, from ``tokens/show``); None if it does not say."""
+        response = self._request("GET", "/data/services/tokens/show", (alias, secret), "the token listing")
+        if response.status_code != 200:
+            return None
+        body = self._json(response, "the token listing")
+        for entry in body if isinstance(body, list) else []:
+            if isinstance(entry, dict) and entry.get("alias") == alias:
+                expires = entry.get("estimatedExpirationTime")
+                return expires / 1000.0 if isinstance(expires, int | float) and expires > 0 else None
+        return None
+
     def validate_token(self, alias: str, secret: str) -> bool:
         return self.token_user(alias, secret) is not None
 
@@ -166,24 +178,25 @@ class XnatClient:
         return response if response.status_code == 200 else None
 
     def experiment(self, project: str, subject: str, session: str, auth: Auth) -> dict[str, Any]:
-        """The session's fields (``data_fields``) with ``xsiType``; XnatNotFound naming the first missing level."""
-        p, s, e = _segment(project), _segment(subject), _segment(session)
-        response = self._request(
-            "GET",
-            f"/data/projects/{p}/subjects/{s}/experiments/{e}",
-            auth,
-            "the session lookup",
-            params={"format": "json"},
-        )
+        """The session (by label or ID) among the subject's experiments in the project, as a listing row
+        (ID, label, subject_label, xsiType, project); XnatNotFound naming the first level that is missing.
+
+        The subject's listing, not the single item: XNAT finds ``.../experiments/{e}`` by ID anywhere the
+        user may read, whatever project and subject the path names."""
+        p, s = _segment(project), _segment(subject)
+        path = f"/data/projects/{p}/subjects/{s}/experiments"
+        params = {"format": "json", "columns": LIST_COLUMNS}
+        response = self._request("GET", path, auth, "the session lookup", params=params)
         if response.status_code in (401, 403):
             raise XnatAuthError(f"{self.base} refused the credentials ({xnat_message(response)})", _field(auth))
         if response.status_code == 200:
-            return _item_fields(self._json(response, "the session lookup"))
+            for row in _rows(self._json(response, "the session lookup")):
+                if session in (row.get("ID"), row.get("label")):
+                    return row
+            raise XnatNotFound("session", f"no experiment {session!r} in project {project!r} for subject {subject!r}")
         if self._found(f"/data/projects/{p}", auth, "the project lookup") is None:
             raise XnatNotFound("project", f"no project {project!r} on {self.base} that this user can read")
-        if self._found(f"/data/projects/{p}/subjects/{s}", auth, "the subject lookup") is None:
-            raise XnatNotFound("subject", f"no subject {subject!r} in project {project!r}")
-        raise XnatNotFound("session", f"no experiment {session!r} in project {project!r} for subject {subject!r}")
+        raise XnatNotFound("subject", f"no subject {subject!r} in project {project!r}")
 
     def list_experiments(self, project: str, auth: Auth, xsi_type: str | None = None) -> list[dict[str, Any]]:
         """The project's experiments (columns ID, label, subject_label, xsiType, project), of ``xsi_type`` if given."""
@@ -198,11 +211,7 @@ class XnatClient:
             raise XnatNotFound("project", f"no project {project!r} on {self.base} that this user can read")
         if response.status_code != 200:
             raise XnatNotFound("project", f"{self.base} did not list it: {xnat_message(response)}")
-        body = self._json(response, "the experiment listing")
-        rows = body.get("ResultSet", {}).get("Result") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            raise XnatUnavailable(f"{self.base} answered the experiment listing without a ResultSet")
-        return [row for row in rows if isinstance(row, dict)]
+        return _rows(self._json(response, "the experiment listing"))
 
     # --- workflows ------------------------------------------------------------------
 
@@ -237,14 +246,12 @@ def _field(auth: Auth) -> str:
     return "secret" if is_alias(auth[0]) else "pwd"
 
 
-def _item_fields(body: Any) -> dict[str, Any]:
-    """``{"items": [{"meta": {"xsi:type": T}, "data_fields": {...}}]}`` -> the data fields with ``xsiType`` T."""
-    items = body.get("items") if isinstance(body, dict) else None
-    if not items or not isinstance(items[0], dict):
-        return {}
-    fields = dict(items[0].get("data_fields") or {})
-    fields["xsiType"] = (items[0].get("meta") or {}).get("xsi:type", "")
-    return fields
+def _rows(body: Any) -> list[dict[str, Any]]:
+    """The rows of XNAT's ``{"ResultSet": {"Result": [...]}}``; XnatUnavailable if it is not that shape."""
+    rows = body.get("ResultSet", {}).get("Result") if isinstance(body, dict) else None
+    if not isinstance(rows, list):
+        raise XnatUnavailable("XNAT answered a listing without a ResultSet")
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def _os_reason(exc: BaseException) -> str | None:

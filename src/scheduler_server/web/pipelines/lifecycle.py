@@ -51,7 +51,7 @@ class Pipelines:
     def __init__(self, app: Flask):
         try:
             settings = app.config["SETTINGS"]
-            self.service = PipelineService(settings.pipelines, settings.data_path)
+            self.service = PipelineService(settings.pipelines, settings.data_path, settings.xnat)
         except (BackendConfigError, SecretError) as exc:
             raise ConfigError(str(exc)) from None
         self.auth = TokenAuth(lambda: self.service.settings.tokens_file)
@@ -107,7 +107,10 @@ def submit_report(result: Submitted) -> dict[str, Any]:
     """One item's report, as the seed's POST /pipeline answered a list (and POST /api/v1/pipelines too)."""
     if result.error is not None:
         return {"index": result.index, "request": "error", "error": result.error.message, "field": result.error.field}
-    return {"index": result.index, "request": "success", "id": result.id, "status": QUEUED}
+    report = {"index": result.index, "request": "success", "id": result.id, "status": QUEUED}
+    if result.warnings:
+        report["warnings"] = list(result.warnings)
+    return report
 
 
 def cleanup_report(cleanup: UntrackedCleanup) -> dict[str, Any]:

@@ -1,0 +1,181 @@
+"""Verified submissions: for a pipeline naming a host of ``xnat.servers``, ask that XNAT before queuing anything.
+
+Per submission request, the items are grouped by server and credentials; each group gets one alias token
+(``tokens/issue`` with the user's password, or the single-sign-on user's own alias and secret, checked with
+``tokens/validate``), then each item's project, subject and session are looked up with that token and the
+session's type checked against the server's ``session_types``. An item that fails gets a 400 naming its field
+in XNAT's terms; XNAT unreachable (a connection refused, a timeout, a 5xx, a redirect) refuses the whole request
+with a 503 and its reason, and the tokens issued for it are invalidated: nothing is queued, since the password
+cannot be kept to check later. The password is used for the one ``issue`` call and never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scheduler_server.pipelines.errors import InvalidInput
+from scheduler_server.pipelines.models import Pipeline
+from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
+from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatNotFound, XnatUnavailable
+from scheduler_server.pipelines.xnat.hosts import listed, match
+from scheduler_server.pipelines.xnat.settings import XnatServer, XnatSettings
+from scheduler_server.pipelines.xnat.tokens import Tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    """One submitted pipeline on a listed server, built and waiting for XNAT's word."""
+
+    index: int
+    pipeline: Pipeline
+    request: Any  # XnatRequest
+    server: XnatServer
+    error: InvalidInput | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    server: XnatServer
+    login: tuple[str, str]  # (user, pwd) or (alias, secret)
+    sso: bool
+    items: list[Item] = field(default_factory=list)
+
+
+def server_for(settings: XnatSettings | None, request: Any) -> XnatServer | None:
+    """The listed server an XNAT request names; None for the seed's behaviour (nothing listed).
+    InvalidInput naming ``host`` when servers are listed and this is not one; ``secret`` when an alias
+    token is given for a host the scheduler does not talk to."""
+    if getattr(request, "type", None) != "xnat":
+        return None
+    server = match(settings, request.host)
+    if server is None and listed(settings):
+        urls = ", ".join(s.url for s in settings.servers)
+        raise InvalidInput(f"host: {request.host!r} is not an XNAT server this scheduler may contact ({urls})", "host")
+    if server is None and request.token_secret() is not None:
+        raise InvalidInput(
+            "secret: alias and secret are taken for hosts in xnat.servers only; give user and pwd", "secret"
+        )
+    return server
+
+
+class Verifier:
+    def __init__(self, tokens: Tokens, settings: Callable[[], Any]):
+        """``settings``: the current pipeline settings (for ``pipeline_timeout``)."""
+        self.tokens = tokens
+        self._settings = settings
+
+    def verify(self, items: list[Item]) -> None:
+        """Check every item with its XNAT; set each good one's token (``token_id``, ``secret``, the spec's
+        ``xnat_token``), each bad one's ``error``. XnatUnavailable (after invalidating what was issued) if a
+        server cannot be asked."""
+        issued: list[tuple[XnatServer, AliasToken]] = []
+        try:
+            for group in _groups(items):
+                self._verify_group(group, issued)
+        except XnatUnavailable:
+            for server, token in issued:
+                _forget(server, token)
+            raise
+
+    def _verify_group(self, group: _Group, issued: list) -> None:
+        with XnatClient(group.server) as client:
+            try:
+                token, user = _token_for(client, group)
+            except XnatAuthError as exc:
+                for item in group.items:
+                    item.error = exc
+                return
+            if not group.sso:
+                issued.append((group.server, token))
+            for item in group.items:
+                item.error = _check_session(client, group.server, item, token)
+        good = [item for item in group.items if item.error is None]
+        if not good:
+            if not group.sso:
+                issued.remove((group.server, token))
+                _forget(group.server, token)
+            return
+        token_id, secret = self.tokens.record(group.server.url, token, user, not group.sso, len(good))
+        for item in good:
+            self._attach(item, token, token_id, secret, user)
+
+    def _attach(self, item: Item, token: AliasToken, token_id: int, secret: str, user: str | None) -> None:
+        pipeline = item.pipeline
+        pipeline.token_id, pipeline.secret = token_id, secret
+        spec = dict(pipeline.spec, xnat_token=True, host=item.server.url)
+        if not spec.get("user_is_pwd"):
+            spec["user"] = user
+        pipeline.spec = spec
+        warning = outlives(pipeline.timeout or self._settings().pipeline_timeout, token, self.tokens.settings)
+        if warning:
+            item.warnings.append(warning)
+
+
+def _groups(items: list[Item]) -> list[_Group]:
+    groups: dict[tuple, _Group] = {}
+    for item in items:
+        request = item.request
+        sso = request.token_secret() is not None
+        login = (request.alias, request.token_secret()) if sso else (request.user, request.secret())
+        key = (item.server.url, sso, login)
+        groups.setdefault(key, _Group(item.server, login, sso)).items.append(item)
+    return list(groups.values())
+
+
+def _token_for(client: XnatClient, group: _Group) -> tuple[AliasToken, str | None]:
+    name, secret = group.login
+    if not group.sso:
+        return client.issue_token(name, secret), name
+    user = client.token_user(name, secret)
+    if user is None:
+        raise XnatAuthError(
+            f"{client.base} does not take this alias and secret (unknown, expired or invalidated)", "secret"
+        )
+    return AliasToken(name, secret, client.token_expiry(name, secret)), user
+
+
+def _check_session(client: XnatClient, server: XnatServer, item: Item, token: AliasToken) -> InvalidInput | None:
+    request = item.request
+    try:
+        found = client.experiment(request.project, request.subject, request.session, (token.alias, token.secret))
+    except (XnatNotFound, XnatAuthError) as exc:
+        return exc
+    kind = found.get("xsiType", "")
+    if kind not in server.session_types:
+        allowed = ", ".join(server.session_types)
+        return XnatNotFound(
+            "session", f"experiment {request.session!r} is a {kind or 'thing of no type'}, not a session ({allowed})"
+        )
+    return None
+
+
+def _forget(server: XnatServer, token: AliasToken) -> None:
+    """Invalidate a token issued for a submission that queues nothing with it (best effort)."""
+    try:
+        with XnatClient(server) as client:
+            client.invalidate_token(token.alias, token.secret)
+    except XnatUnavailable as exc:
+        log.warning("could not invalidate an unused XNAT alias token on %s: %s", server.url, exc.reason)
+
+
+def outlives(timeout: float | None, token: AliasToken, settings: XnatSettings | None) -> str | None:
+    """A warning when a pipeline may run longer than its token lives once it starts (tokens are renewed only
+    while pipelines wait: a running script keeps the token it started with)."""
+    if token.expires_at is None:
+        return None
+    renew_before = settings.token_renew_before if settings is not None else 6 * 3600.0
+    sure = max(0.0, min(token.expires_at - time.time(), renew_before))
+    if timeout is not None and timeout <= sure:
+        return None
+    limit = "has no timeout" if timeout is None else f"may run {timeout:g} s"
+    return (
+        f"timeout: the pipeline {limit}, longer than its XNAT alias token is sure to live once it starts"
+        f" ({sure:.0f} s: tokens are renewed only while queued); XNAT may refuse the script's later requests"
+    )
