@@ -83,6 +83,7 @@ def command(t0, t1, policy_name, preset, settings, policy_file, fmt, config_path
     if fmt == "json":
         answer = {"status": "ok", "commands": result.commands, "message": "Success"}
         answer["blocks"] = [b.to_json() for b in result.blocks or []]
+        answer["events"] = result.events  # the policy's state lanes, as the API answers them (None: none)
         click.echo(json.dumps(answer, indent=2))
     else:
         click.echo(result.commands, nl=False)

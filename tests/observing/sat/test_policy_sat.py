@@ -293,3 +293,16 @@ def test_the_timeline_parks_clear_of_a_sun_that_comes_to_where_it_rests():
     spot = (first.detail["az"], first.detail["az"], first.detail["el"], first.detail["el"])
     assert spot[0] != 260.0 and guard.safe(spot, leave + first.duration, moves[1][0])
     assert any("waited clear of the sun" in cut for cut in timeline.laid[1].cuts)
+
+
+def test_the_cli_answers_the_lanes_with_format_json_as_the_api_does():
+    from click.testing import CliRunner
+
+    from scheduler_server.cli import main
+
+    args = ["schedule", "--t0", "2023-11-05 00:00", "--t1", "2023-11-05 06:00", "--policy", "sat", "--preset", "satp3"]
+    answer = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert answer.exit_code == 0, answer.output
+    data = json.loads(answer.output)
+    assert data["blocks"] and {e["lane"] for e in data["events"]} == {"hwp", "boresight", "detectors"}
+    assert "# platform: satp3" in data["commands"]
