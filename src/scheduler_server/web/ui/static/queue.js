@@ -88,16 +88,21 @@ function showPage(page) {
   $("#updated").textContent = `updated ${fmtTime(new Date())} UTC`;
 }
 
+// Each count is a button that filters the table by its status ("all" clears the filter).
 function showCounts(counts) {
-  const list = el("ul");
-  let all = 0;
-  for (const status of STATUSES) {
-    const n = counts[status] || 0;
-    all += n;
-    list.append(el("li", { dataset: { status } }, el("strong", { text: n }), el("span", { className: "status", dataset: { status }, text: status })));
-  }
-  list.prepend(el("li", { dataset: { status: "all" } }, el("strong", { text: all }), "all"));
-  morphChildren($("#counts"), [...list.childNodes]);
+  const item = (status, n, label) => el("li", { dataset: { status } },
+    el("button", { type: "button", className: "count", dataset: { status }, title: `Show ${label} pipelines` },
+      el("strong", { text: n }), el("span", { className: "status", dataset: { status }, text: label })));
+  const items = STATUSES.map((status) => item(status, counts[status] || 0, status));
+  const all = STATUSES.reduce((sum, status) => sum + (counts[status] || 0), 0);
+  morphChildren($("#counts"), [item("all", all, "all"), ...items]);
+}
+
+function filterByCount(event) {
+  const button = event.target.closest("button[data-status]");
+  if (!button) return;
+  $("#filter-status").value = button.dataset.status === "all" ? "" : button.dataset.status;
+  changed();
 }
 
 async function refresh() {
@@ -149,6 +154,7 @@ function init() {
     });
   }
   $("#page-size").addEventListener("change", changed);
+  $("#counts").addEventListener("click", filterByCount);
   $("#filters").addEventListener("submit", (event) => {
     event.preventDefault();
     changed();
