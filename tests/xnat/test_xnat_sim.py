@@ -152,6 +152,15 @@ def test_tokens_expire_after_their_lifetime_and_when_the_fault_says_so(make_xnat
 
 def test_a_user_may_not_issue_tokens_for_another_user(xnat_sim):
     assert _get(xnat_sim, "/data/services/tokens/issue/user/alice", auth=BOB).status_code == 403
+    assert _get(xnat_sim, "/data/services/tokens/show/user/alice", auth=BOB).status_code == 403
+
+
+def test_show_lists_the_users_live_tokens_as_entities(xnat_sim):
+    kept, dropped, bobs = _token(xnat_sim), _token(xnat_sim), _token(xnat_sim, auth=BOB)
+    _get(xnat_sim, f"/data/services/tokens/invalidate/{dropped['alias']}/{dropped['secret']}")
+    shown = _get(xnat_sim, "/data/services/tokens/show").json()
+    assert [t["alias"] for t in shown] == [kept["alias"]] and shown[0] == kept
+    assert [t["alias"] for t in _get(xnat_sim, "/data/services/tokens/show", auth=BOB).json()] == [bobs["alias"]]
 
 
 # --- listings and items ------------------------------------------------------------------
