@@ -35,6 +35,9 @@ function showDetails(p) {
   for (const key of keys) {
     if (SECRET.test(key) || key === "history" || key === "timings") continue;
     const dd = el("dd", { text: text(p[key]) });
+    if (key === "instance" && p.instance) {
+      dd.replaceChildren(el("a", { href: `${document.body.dataset.root || ""}/ui/instances`, text: p.instance }));
+    }
     if (key === "status") dd.className = "status";
     if (key === "status") dd.dataset.status = p.status;
     dl.append(el("dt", { text: key.replace(/_/g, " ") }), dd);
