@@ -312,17 +312,22 @@ class PipelineService:
         self.dispatcher.wake()
         return self.get(pipeline_id)
 
-    def retry(self, pipeline_id: int) -> Pipeline:
+    def retry(self, pipeline_id: int, credentials: Any = None) -> Pipeline:
+        """Queue it again. ``credentials`` ({user, pwd} or {alias, secret}): a fresh XNAT alias token for a
+        pipeline on a listed host, needed once its own was released or expired (else a 400 naming pwd)."""
+        fresh = verify.fresh_token(self.verifier, self.get(pipeline_id), credentials, self.xnat_settings)
+
         def change(session, p: Pipeline):
             if p.status not in (FAILED, CANCELLED):
                 raise Conflict(f"pipeline {p.id} is {p.status}; only failed or cancelled ones can be retried", "id")
+            if fresh is not None:
+                p.token_id, p.secret, p.spec = fresh.token_id, fresh.secret, fresh.spec
             p.move(QUEUED, "retry requested")
             p.attempts_base = p.attempt
             p.cancel_requested = False
             p.next_attempt_at = 0.0
             p.exit_code = p.finished_at = p.instance_id = p.job_dir = None
 
-        self.get(pipeline_id)
         self.store.update_pipeline(pipeline_id, change)
         self.dispatcher.wake()
         return self.get(pipeline_id)

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler_server.pipelines.errors import InvalidInput
-from scheduler_server.pipelines.models import Pipeline
+from scheduler_server.pipelines.models import FINAL_STATES, Pipeline
 from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
 from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatNotFound, XnatUnavailable
 from scheduler_server.pipelines.xnat.hosts import listed, match
 from scheduler_server.pipelines.xnat.settings import XnatServer, XnatSettings
-from scheduler_server.pipelines.xnat.tokens import Tokens
+from scheduler_server.pipelines.xnat.tokens import Tokens, refused_retry
 
 log = logging.getLogger(__name__)
 
@@ -179,3 +179,75 @@ def outlives(timeout: float | None, token: AliasToken, settings: XnatSettings | 
         f"timeout: the pipeline {limit}, longer than its XNAT alias token is sure to live once it starts"
         f" ({sure:.0f} s: tokens are renewed only while queued); XNAT may refuse the script's later requests"
     )
+
+
+@dataclass(frozen=True)
+class _Login:
+    """What verifying needs of a request, for a retry's fresh credentials."""
+
+    host: str
+    project: str
+    subject: str
+    session: str
+    user: str | None
+    alias: str | None
+    pwd: str | None
+    sso_secret: str | None
+    type: str = "xnat"
+
+    def secret(self) -> str | None:
+        return self.pwd
+
+    def token_secret(self) -> str | None:
+        return self.sso_secret
+
+
+def _login(pipeline: Pipeline, credentials: Any) -> _Login:
+    """The retry body's credentials, checked: exactly {user, pwd} or {alias, secret}, strings."""
+    if not isinstance(credentials, dict) or set(credentials) not in ({"user", "pwd"}, {"alias", "secret"}):
+        got = ", ".join(sorted(credentials)) if isinstance(credentials, dict) else type(credentials).__name__
+        raise InvalidInput(f"pwd: a retry takes user and pwd, or alias and secret (got {got})", "pwd")
+    for name, value in credentials.items():
+        if not isinstance(value, str) or not value or len(value) > 4096:
+            raise InvalidInput(f"{name}: must be a non-empty string of at most 4096 characters", name)
+    spec = pipeline.spec
+    return _Login(
+        spec["host"],
+        spec["project"],
+        spec["subject"],
+        spec["session"],
+        credentials.get("user"),
+        credentials.get("alias"),
+        credentials.get("pwd"),
+        credentials.get("secret"),
+    )
+
+
+def fresh_token(verifier: Verifier, pipeline: Pipeline, credentials: Any, settings: XnatSettings | None):
+    """For a retry: None to keep the pipeline's token (it still lives); a checked new one (``token_id``, ``secret``,
+    ``spec``) from ``credentials``; InvalidInput naming pwd when the old one is gone and none were given."""
+    credentials = credentials or None  # an empty body or {} asks for nothing
+    if pipeline.token_id is None:
+        if credentials is not None:
+            raise InvalidInput(f"pwd: pipeline {pipeline.id} uses no XNAT alias token; retry it without a body", "pwd")
+        return None
+    if pipeline.status not in FINAL_STATES:
+        return None  # the retry itself refuses it (409), before anything is issued
+    problem = verifier.tokens.problem(pipeline.token_id)
+    if credentials is None:
+        if problem:
+            raise refused_retry(pipeline.id, problem)
+        return None
+    server = match(settings, pipeline.spec.get("host", ""))
+    if server is None:
+        raise InvalidInput(f"host: {pipeline.spec.get('host')!r} is no longer in xnat.servers", "host")
+    item = Item(
+        0,
+        Pipeline(id=pipeline.id, spec=dict(pipeline.spec), timeout=pipeline.timeout),
+        _login(pipeline, credentials),
+        server,
+    )
+    verifier.verify([item])
+    if item.error is not None:
+        raise item.error
+    return item.pipeline

@@ -224,7 +224,9 @@ def cancel(raw_id: str):
 )
 @bp.post("/pipelines/<raw_id>/retry")
 def retry(raw_id: str):
-    return jsonify(pipeline_view(common.service().retry(_pipeline_id(raw_id)), history=True)), 202
+    # A body is optional: fresh XNAT credentials ({user, pwd} or {alias, secret}) once the alias token is gone.
+    credentials = common.json_body(required=False)
+    return jsonify(pipeline_view(common.service().retry(_pipeline_id(raw_id), credentials), history=True)), 202
 
 
 @spec.operation(
