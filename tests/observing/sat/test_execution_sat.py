@@ -377,3 +377,15 @@ def test_the_same_script_with_a_slower_hwp_than_planned_is_caught_late(policy_ru
     t0 = utc(POLICY_CASES[0][1][0])
     late = run_script(result.commands, t0, slow, SAT.at(park=(180.0, 40.0)), hostname="daq-satp1-sequencer")
     assert late.error and "past deadline" in late.error and late.late_waits()[0].late == 300, late.summary()
+
+
+@pytest.mark.slow
+def test_the_plans_cases_run_calibration_scans_and_both_kinds_of_wiregrid_run(policy_runs):
+    """What the cases above hold for includes what the sample plans add, not only CMB scans."""
+    kinds = {
+        kind
+        for case, (_, _, config) in enumerate(POLICY_CASES)
+        if config.get("cal_plan")
+        for kind in [b.kind for b in policy_runs[case][0].blocks] + [r.name for r in policy_runs[case][1].runs]
+    }
+    assert {"master", "calibration", "wiregrid", "wiregrid.calibrate", "wiregrid.time_constant"} <= kinds, kinds
