@@ -99,6 +99,9 @@ class XnatSim:
         g.user, g.auth, g.alias, g.t0 = None, None, None, time.monotonic()
         if request.path.startswith("/_sim/"):
             return None
+        raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+        if "%2f" in raw.split("?", 1)[0].lower():  # Tomcat refuses an encoded slash in the path (ALLOW_ENCODED_SLASH)
+            return render.tomcat_error(400, "Bad Request", "Invalid URI: encoded slash in the path")
         if request.method == "OPTIONS":  # Flask would answer it with a 200 by itself
             return render.restlet_error(501, f"not simulated by devtools.xnat_sim: OPTIONS {request.path}")
         delay = self.faults.delay_for(request.path)

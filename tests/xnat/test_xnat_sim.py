@@ -273,6 +273,8 @@ def test_what_is_not_simulated_is_refused_never_a_silent_200(xnat_sim):
     assert _get(xnat_sim, "/xapi/siteConfig").status_code == 501
     assert requests.delete(xnat_sim.url + "/data/projects/test", auth=ALICE, timeout=10).status_code == 405
     assert requests.options(xnat_sim.url + "/data/projects", auth=ALICE, timeout=10).status_code == 501
+    encoded_slash = _get(xnat_sim, "/data/services/workflows/scheduler%2Frun.sh", experiment="XNAT_E00001")
+    assert encoded_slash.status_code == 400 and "encoded slash" in encoded_slash.text  # as Tomcat refuses it
 
 
 # --- seeds -------------------------------------------------------------------------------
