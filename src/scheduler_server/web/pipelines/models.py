@@ -105,6 +105,9 @@ class SubmitReport(BaseModel):
     status: str | None = None
     error: str | None = None
     field: str | None = None
+    warnings: list[str] | None = Field(
+        None, description="Accepted, but: e.g. a pipeline that may outlive its XNAT alias token (only when any)."
+    )
 
 
 class SeedAnswer(BaseModel):

@@ -1,0 +1,110 @@
+"""XNAT budgets of issue 15, measured end to end against the simulator on loopback.
+
+"verified single submission" (15C): `scheduler-server serve` twice, one with ``xnat.servers`` listing the
+simulator (each submission exchanges the password for an alias token and looks the session up: two XNAT requests)
+and one without (the seed's behaviour: no contact); the same single-pipeline POST /api/v1/pipelines to each,
+alternating, N times; the added latency is the difference of the medians (budget: < 20 ms). The pipelines queue
+behind one long-running one (max_active_pipelines 1), so what runs does not compete with the submissions.
+The simulator and both servers are separate processes; the client is ``requests`` with a kept-alive session.
+
+Usage: .venv/bin/python bench/bench_xnat.py [--runs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from devtools.xnat_sim import default_seed  # noqa: E402
+from devtools.xnat_sim.process import XnatSimProcess  # noqa: E402
+from tests.pipelines.server import ServeProcess  # noqa: E402
+
+USER = default_seed()["users"][0]
+
+
+def _serve(home: Path, xnat_url: str | None) -> ServeProcess:
+    (home / "scripts").mkdir(parents=True)
+    (home / "scripts" / "wait.sh").write_text("sleep 600\n")
+    settings = {
+        "data_dir": str(home / "data"),
+        "logging": {"level": "WARNING"},
+        "pipelines": {"local_scripts_folder": str(home / "scripts"), "max_active_pipelines": 1},
+    }
+    if xnat_url:
+        settings["xnat"] = {"servers": [{"url": xnat_url}]}
+    (home / "config.yaml").write_text(yaml.safe_dump(settings))
+    return ServeProcess(home, home / "config.yaml").start()
+
+
+def _item(host: str) -> dict:
+    return {
+        "project": "test",
+        "subject": "S01",
+        "session": "S01_MR1",
+        "host": host,
+        "user": USER["name"],
+        "pwd": USER["password"],
+        "script": "wait.sh",
+    }
+
+
+def _post(http: requests.Session, server: ServeProcess, host: str) -> float:
+    t0 = time.perf_counter()
+    answer = http.post(server.url + "/api/v1/pipelines", json=_item(host), timeout=30)
+    elapsed = (time.perf_counter() - t0) * 1000
+    if answer.status_code != 201:
+        raise SystemExit(f"{server.url}: {answer.status_code} {answer.text[:300]}")
+    return elapsed
+
+
+def _row(name: str, times: list[float]) -> str:
+    q = statistics.quantiles(times, n=10)
+    return f"| {name} | {statistics.median(times):.1f} | {q[0]:.1f} | {q[-1]:.1f} | {min(times):.1f} |"
+
+
+def verified_single_submission(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, XnatSimProcess(Path(tmp) / "sim") as sim:
+        listed = _serve(Path(tmp) / "listed", sim.url)
+        seed = _serve(Path(tmp) / "seed", None)
+        try:
+            http = requests.Session()
+            for _ in range(5):  # warm up both (first requests import and connect)
+                _post(http, listed, sim.url), _post(http, seed, "http://xnat.invalid")
+            verified, unverified = [], []
+            for _ in range(runs):
+                verified.append(_post(http, listed, sim.url))
+                unverified.append(_post(http, seed, "http://xnat.invalid"))
+        finally:
+            listed.stop()
+            seed.stop()
+    load = os.getloadavg()[0]
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {runs} runs each, load average {load:.1f}")
+    print("| submission | p50 ms | p10 ms | p90 ms | min ms |\n|---|---|---|---|---|")
+    print(_row("verified (listed host: token issue + session lookup)", verified))
+    print(_row("unverified (no xnat.servers: the seed's)", unverified))
+    added = statistics.median(verified) - statistics.median(unverified)
+    print(
+        f"\nadded by verification: {added:.1f} ms at the median, {min(verified) - min(unverified):.1f} ms at the minima"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args()
+    verified_single_submission(args.runs)
+
+
+if __name__ == "__main__":
+    main()
