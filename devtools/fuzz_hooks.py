@@ -24,6 +24,8 @@ _SUBMIT = [
     (r"env\..*", r"not allowed|allowed_env_names|not a valid environment variable name"),
     (r"options", r"cannot split into arguments"),
     (r"pwd|user|project|subject|session|host", r"password|pwd"),
+    # Credentials: exactly user and pwd, or an XNAT alias token's alias and secret (listed hosts only).
+    (r"pwd|user|alias|secret", r"required|not both|not with alias|xnat\.servers only"),
 ]
 BUSINESS_RULES: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("POST", "/api/v1/schedule/"): [

@@ -26,7 +26,9 @@ SUBMIT_400 = (
     "A client mistake: the request does not match this document, or no pipeline was accepted because of a rule "
     "the schema cannot state (the script or a file does not exist in LOCAL_SCRIPTS_FOLDER or leaves it, an "
     "environment variable the site does not allow, options a shell cannot split into words, a password that "
-    "occurs in a field other than user or is made of '*' only)"
+    "occurs in a field other than user or is made of '*' only, credentials other than exactly user and pwd or "
+    "alias and secret, an alias token for a host not in xnat.servers; for a host in xnat.servers: a host not "
+    "listed, credentials XNAT refuses, a project, subject or session it does not have or of a type not configured)"
 )
 
 
