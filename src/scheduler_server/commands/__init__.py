@@ -16,6 +16,7 @@ def register_commands(group: click.Group) -> None:
         pipelines,
         schedule,
         serve,
+        xnat,
     )
 
     for module in (
@@ -28,5 +29,6 @@ def register_commands(group: click.Group) -> None:
         master_schedule,
         check_script,
         db,
+        xnat,
     ):
         group.add_command(module.command)

@@ -10,13 +10,13 @@ from scheduler_server.web.openapi import unknown_query_parameter
 
 
 def register_blueprints(app: Flask) -> None:
-    from scheduler_server.web import docs, health, schedule, sky
+    from scheduler_server.web import docs, health, schedule, sky, xnat_api
     from scheduler_server.web.pipelines import api as pipelines_api
     from scheduler_server.web.pipelines import legacy_api as pipelines_seed
     from scheduler_server.web.pipelines import lifecycle as pipelines_common
     from scheduler_server.web.ui import pages as ui_pages
 
-    for module in (health, schedule, sky, docs, pipelines_seed, pipelines_api, ui_pages):
+    for module in (health, schedule, sky, docs, pipelines_seed, pipelines_api, xnat_api, ui_pages):
         app.register_blueprint(module.bp)
     pipelines_common.install(app)
     app.before_request(_refuse_unknown_query_parameters)
