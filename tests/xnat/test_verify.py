@@ -197,3 +197,13 @@ def test_single_sign_on_alias_and_secret(make_app, xnat_sim):
     both = {**bad, "pwd": "x", "user": "alice"}
     answer = client.post("/api/v1/pipelines", json=both)
     assert answer.status_code == 400 and answer.json["field"] in ("secret", "user")
+
+
+def test_a_reload_takes_the_new_servers(make_app, xnat_sim, scripts, tmp_path):
+    client = make_app([{"url": xnat_sim.url}])
+    assert client.post("/api/v1/pipelines", json=item("http://xnat.invalid")).status_code == 400
+    config = tmp_path / "reloaded.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\npipelines:\n  local_scripts_folder: {scripts}\nxnat: {{}}\n")
+    client.application.config["SETTINGS"].source = str(config)
+    assert client.put("/config").status_code == 200
+    assert client.post("/api/v1/pipelines", json=item("http://xnat.invalid")).status_code == 201  # the seed's way

@@ -249,6 +249,7 @@ def reload_config():
     except ConfigError as exc:
         return _error(f"configuration not reloaded, the running one is kept: {exc}", 400)
     restart = service().reconfigure(fresh.pipelines, fresh.data_path)
+    service().xnat_settings = fresh.xnat  # the XNAT servers take effect at once
     kept = {"pipelines": service().settings}
     if "data_dir" in restart:
         kept["data_dir"] = running.data_dir
