@@ -47,6 +47,15 @@ BUSINESS_RULES: dict[tuple[str, str], list[tuple[str, str]]] = {
     ],
     ("POST", "/pipeline"): _SUBMIT,
     ("POST", "/api/v1/pipelines"): _SUBMIT,
+    # A launch: a submission's rules, a host of xnat.servers, XNAT's answers, the filters and xnat.max_launch (15L).
+    ("POST", "/api/v1/xnat/launch"): [
+        *_SUBMIT,
+        (r"host", r"is not an XNAT server to launch on"),
+        (r"session_type", r"is not a session type of"),
+        (r"project|subject|session|session_type|skip_succeeded", r"matches none|lists no experiment|no project|has a"),
+        (r"max_launch", r"more than xnat\.max_launch"),
+        (r"pwd|secret", r"refused the credentials|does not take this alias"),
+    ],
 }
 
 

@@ -50,7 +50,8 @@ class LaunchAnswer(BaseModel):
 
 
 _400 = (
-    "A client mistake naming its field: the body does not match this document, the host is not in xnat.servers,"
+    "A client mistake naming its field: the body does not match this document, the credentials are not exactly"
+    " user and pwd or alias and secret, the password occurs in a field stored in clear, the host is not in xnat.servers,"
     " XNAT refused the credentials or has no such project, the filters match no session (the field names the"
     " filter), more sessions match than xnat.max_launch (field max_launch), or the script, files or options are"
     " refused as a submission refuses them. Nothing was created."
