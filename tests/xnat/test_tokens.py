@@ -141,11 +141,14 @@ EOF
 """
 
 
-def _argv_holding(words: list[str]) -> list[str]:
+def _argv_holding(words: list[str], root: Path, pids: set[int]) -> list[str]:
+    """Command lines holding any of ``words``, of the processes of this test: the scheduler and the simulator
+    (``pids``) and whatever runs in ``root`` (the scripts, in their job directories)."""
     found = []
-    for process in psutil.process_iter(["cmdline"]):
+    for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        mine = process.info["pid"] in pids or str(process.info.get("cwd") or "").startswith(str(root))
         line = " ".join(process.info.get("cmdline") or [])
-        found += [line for word in words if word in line]
+        found += [line for word in words if mine and word in line]
     return found
 
 
@@ -173,7 +176,7 @@ def test_the_password_is_nowhere(tmp_path):
         config.write_text(yaml.safe_dump(settings))
         server = ServeProcess(home, config).start()
         try:
-            _run_and_grep(server, url)
+            _run_and_grep(server, url, tmp_path, {*server.service_pids(), sim.pid})
         finally:
             server.stop()
     finally:
@@ -185,7 +188,7 @@ def test_the_password_is_nowhere(tmp_path):
             assert password not in path.read_bytes(), path  # logs, the SQLite database and its WAL, job files
 
 
-def _run_and_grep(server: ServeProcess, url: str) -> None:
+def _run_and_grep(server: ServeProcess, url: str, root: Path, pids: set[int]) -> None:
     password = XNAT_USERS["alice"]
     answer = requests.post(server.url + "/api/v1/pipelines", json=item(url, script="read.sh"), timeout=30)
     assert answer.status_code == 201, answer.text
@@ -193,7 +196,7 @@ def _run_and_grep(server: ServeProcess, url: str) -> None:
     seen_ps: list[str] = []
 
     def ended():
-        seen_ps.extend(_argv_holding([password]))
+        seen_ps.extend(_argv_holding([password], root, pids))
         view = requests.get(f"{server.url}/api/v1/pipelines/{pid}", timeout=10).json()
         return view if view["status"] in ("succeeded", "failed") else None
 
