@@ -36,7 +36,8 @@ def launch(client, sim, **fields):
     return client.post("/api/v1/xnat/launch", json=body(sim, **fields))
 
 
-def test_a_project_becomes_one_pipeline_per_session_sharing_one_token(make_app, xnat_sim):
+def test_a_project_becomes_one_pipeline_per_session_sharing_one_token(make_app, xnat_sim, tmp_path, caplog):
+    caplog.set_level("DEBUG")
     client = make_app([{"url": xnat_sim.url}])
     answer = launch(client, xnat_sim, options=["-x", "1"])
     assert answer.status_code == 201, answer.json
@@ -67,7 +68,10 @@ def test_a_project_becomes_one_pipeline_per_session_sharing_one_token(make_app, 
     assert log[-10:] == ["-project", "test", "-subject", "S01", "-session", "S01_MR1", "-host", xnat_sim.url, "-x", "1"]
     # No password anywhere it could be kept or shown.
     dumped = json.dumps(got) + json.dumps([r.spec for r in rows]) + "".join(r.secret or "" for r in rows)
-    assert PWD not in dumped
+    assert PWD not in dumped and PWD not in caplog.text
+    stored = [f for f in (tmp_path / "data").rglob("*") if f.is_file()]  # the database, its WAL, the kept logs
+    assert any(f.name.startswith("pipelines.sqlite") for f in stored)
+    assert not [f for f in stored if PWD.encode() in f.read_bytes()]
     # The queue sees their project, as any xnat pipeline's.
     assert client.get("/api/v1/pipelines?project=test").json["total"] == 5
     # Every pipeline ended: the shared token is invalidated at XNAT.
