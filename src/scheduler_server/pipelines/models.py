@@ -104,6 +104,11 @@ class Pipeline(Base):
         Integer, index=True, doc="The XnatToken (a listed host's alias token) whose secret is ``secret``."
     )
     timeout: Mapped[float | None] = mapped_column(Float)
+    workflow_id: Mapped[int | None] = mapped_column(Integer, doc="XNAT's wrk_workflowData_id of its workflow entry.")
+    workflow_status: Mapped[str | None] = mapped_column(
+        String(32), index=True, doc="XNAT workflow status last written; None: no entry kept (xnat/workflows.py)."
+    )
+    workflow_at: Mapped[float | None] = mapped_column(Float, doc="updated_at when the workflow was last written.")
 
     attempt: Mapped[int] = mapped_column(Integer, default=0, doc="Attempts started so far (1 = first).")
     attempts_base: Mapped[int] = mapped_column(Integer, default=0, doc="attempt at the last manual retry.")

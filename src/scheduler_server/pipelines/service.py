@@ -51,6 +51,7 @@ from scheduler_server.pipelines.timing_log import TimetestCsv
 from scheduler_server.pipelines.xnat import verify
 from scheduler_server.pipelines.xnat.settings import XnatSettings
 from scheduler_server.pipelines.xnat.tokens import Tokens
+from scheduler_server.pipelines.xnat.workflows import Workflows
 from scheduler_server.startup_error import StartupError
 from scheduler_server.validation_text import field_and_problem
 
@@ -131,6 +132,8 @@ class PipelineService:
         current = self.current_settings
         self.attempts = Attempts(self.store, self.pool, current, self.secrets, self.log_dir, self.timetest)
         self.tokens = self.attempts.tokens = Tokens(self.store, self.secrets, lambda: self.xnat_settings)
+        self.workflows = self.attempts.workflows = Workflows(self.store, self.tokens)  # status back in XNAT
+        self.tokens.hold = self.workflows.pending  # a token outlives its pipelines' last workflow update
         self.verifier = verify.Verifier(self.tokens, current)
         self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, current)
         self._started_in: int | None = None

@@ -25,6 +25,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class ProjectLimitsSettings(_Section):
+    default: int | None = Field(
+        None, ge=1, description="Most active pipelines of any one project; null: no limit but max_active_pipelines."
+    )
+    projects: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Per-project limits (project name -> most active), over the default."
+    )
+
+
 class PipelineSettings(_Section):
     backend: Literal["local", "ssh", "openstack"] = Field("local", description="Where pipelines run.")
     max_active_pipelines: int = Field(
@@ -117,6 +126,10 @@ class PipelineSettings(_Section):
     )
     backend_threads: int = Field(
         16, ge=1, description="Worker threads for backend calls (provision, stage, poll, delete)."
+    )
+    project_limits: ProjectLimitsSettings = Field(
+        default_factory=ProjectLimitsSettings,
+        description="Fair shares: most active pipelines per (XNAT) project; projects of one priority take turns.",
     )
     openstack: OpenStackSettings = Field(default_factory=OpenStackSettings, description="The openstack backend.")
 

@@ -47,23 +47,33 @@ def assign(
     now: float,
     limit: int,
     busy: Callable[[int], bool],
+    turns: dict[str | None, int] | None = None,
 ) -> Assigned | None:
     """In the write transaction ``session``: ask the planner, and move queued pipelines onto
     instances as it says (None if nothing is queued). ``limit``: the instances there may be;
     ``busy(pipeline id)``: a job of its own is still returning (a retry, a cancel), so not this time.
+    ``turns``: each project's last turn (the dispatcher's, in memory; updated here), for round-robin.
 
     The queue is read here, under the assignment lock: a view read before could be out of date (a
     pipeline's end may have assigned meanwhile) and planning on it would exceed
     MAX_ACTIVE_PIPELINES or boot spares for pipelines that already have an instance."""
     store.lock_assignments(session)
-    active, queued = store.queue_view(now, settings.max_active_pipelines + limit, session=session)
-    if not queued:
+    by_project, due = store.fair_queue_view(now, settings.max_active_pipelines + limit, session)
+    if not due:
         return None
-    pipelines = {p.id: p for p in session.scalars(select(Pipeline).where(Pipeline.id.in_(queued)))}
-    held = {pid for pid in queued if busy(pid) or not _assignable(pipelines.get(pid))}
+    queued = [planner.Queued(id_, priority, project) for id_, priority, project in due]
+    active = sum(by_project.values())
+    ids = [q.id for q in queued]
+    pipelines = {p.id: p for p in session.scalars(select(Pipeline).where(Pipeline.id.in_(ids)))}
+    held = {pid for pid in ids if busy(pid) or not _assignable(pipelines.get(pid))}
     live = list(session.scalars(select(Instance).where(Instance.state.in_(LIVE_INSTANCE_STATES))))
-    limits = planner.Limits(settings.max_active_pipelines, limit, settings.virtual_server_ttl)
-    decided = planner.plan(queued, active, live, limits, held)
+    shares = planner.ProjectLimits(settings.project_limits.default, settings.project_limits.projects)
+    limits = planner.Limits(settings.max_active_pipelines, limit, settings.virtual_server_ttl, shares)
+    turns = {} if turns is None else turns
+    decided = planner.plan(queued, active, live, limits, held, by_project, turns)
+    projects = {q.id: q.project for q in queued}
+    for chosen in decided.assignments:
+        turns[projects[chosen.pipeline_id]] = max(turns.values(), default=0) + 1
     instances = {i.id: i for i in live}
     assigned = Assigned()
     for assignment in decided.assignments:

@@ -79,6 +79,7 @@ class Attempts(AttemptOutcomes):
         self._launch_tries: dict[int, int] = {}
         self.reaper = abandoned.Reaper(store, pool, settings)
         self.tokens = None  # xnat.tokens.Tokens, set by the service: listed XNAT hosts' alias tokens
+        self.workflows = None  # xnat.workflows.Workflows, set by the service: status back in XNAT
 
     @property
     def settings(self) -> PipelineSettings:

@@ -37,6 +37,7 @@ from scheduler_server.pipelines.settings import PipelineSettings
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.store import Store, new_holder_id
 from scheduler_server.pipelines.xnat.tokens import SWEEP_EVERY
+from scheduler_server.pipelines.xnat.workflows import SWEEP_EVERY as WORKFLOW_SWEEP_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class Dispatcher:
         self._last_sweep = time.time()
         self._last_reap = 0.0
         self._last_token_sweep = 0.0
+        self._last_workflow_sweep = 0.0
+        self._turns: dict[str | None, int] = {}  # each project's last assignment, for round-robin (planner.py)
 
     @property
     def settings(self) -> PipelineSettings:
@@ -223,6 +226,10 @@ class Dispatcher:
         if tokens is not None and tokens.listed() and now - self._last_token_sweep >= SWEEP_EVERY:
             self._last_token_sweep = now
             self.submit(("xnat-tokens",), tokens.sweep)
+        workflows = self.attempts.workflows  # status back in XNAT: written outside this loop's transactions
+        if workflows is not None and workflows.enabled() and now - self._last_workflow_sweep >= WORKFLOW_SWEEP_EVERY:
+            self._last_workflow_sweep = now
+            self.submit(("xnat-workflows",), workflows.sweep)
 
     def _drive(self, pipeline: Pipeline, instance: Instance | None, now: float) -> None:
         key = ("pipeline", pipeline.id)
@@ -322,7 +329,7 @@ class Dispatcher:
         submitted, the loop must not drive them itself. One with a job of its own still running
         (a retry returning) is left to the loop (_Busy rolls the assignment back)."""
         busy = lambda pipeline_id: self.busy(("pipeline", pipeline_id))  # noqa: E731
-        assigned = assignment.assign(session, self.store, self.pool, self.settings, now, limit, busy)
+        assigned = assignment.assign(session, self.store, self.pool, self.settings, now, limit, busy, self._turns)
         if assigned is None:
             return None
         keys = {("pipeline", p.id) for p, _ in assigned.start}

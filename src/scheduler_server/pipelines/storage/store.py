@@ -289,6 +289,24 @@ class Store:
         )
         return active, list(session.scalars(query))
 
+    def fair_queue_view(
+        self, now: float, limit: int, session: Session
+    ) -> tuple[dict[str | None, int], list[tuple[int, int, str | None]]]:
+        """The active pipelines per project, and (id, priority, project) of the next ``limit`` queued ones
+        due now of each project (highest priority first, then FIFO): every project is seen, however many
+        pipelines another one queued before it (the planner's fair shares)."""
+        by_project = select(Pipeline.project, func.count()).where(Pipeline.status.in_(ACTIVE_STATES))
+        active = {project: n for project, n in session.execute(by_project.group_by(Pipeline.project))}
+        turn = func.row_number().over(partition_by=Pipeline.project, order_by=(Pipeline.priority.desc(), Pipeline.id))
+        due = (
+            select(Pipeline.id, Pipeline.priority, Pipeline.project, turn.label("turn"))
+            .where(Pipeline.status == QUEUED, Pipeline.next_attempt_at <= now, Pipeline.cancel_requested.is_(False))
+            .subquery()
+        )
+        query = select(due.c.id, due.c.priority, due.c.project).where(due.c.turn <= limit)
+        rows = session.execute(query.order_by(due.c.priority.desc(), due.c.id))
+        return active, [(id_, priority, project) for id_, priority, project in rows]
+
     def active_pipelines(self) -> list[Pipeline]:
         with self.read() as session:
             query = select(Pipeline).where(Pipeline.status.in_(ACTIVE_STATES))

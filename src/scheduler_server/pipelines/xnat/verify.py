@@ -19,6 +19,7 @@ from typing import Any
 
 from scheduler_server.pipelines.errors import InvalidInput
 from scheduler_server.pipelines.models import FINAL_STATES, Pipeline
+from scheduler_server.pipelines.xnat import workflows
 from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
 from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatNotFound, XnatUnavailable
 from scheduler_server.pipelines.xnat.hosts import listed, match
@@ -38,6 +39,7 @@ class Item:
     server: XnatServer
     error: InvalidInput | None = None
     warnings: list[str] = field(default_factory=list)
+    experiment: dict | None = None  # XNAT's row of the session, once found (workflows.py)
 
 
 @dataclass
@@ -96,6 +98,8 @@ class Verifier:
                 issued.append((group.server, token))
             for item in group.items:
                 item.error = _check_session(client, group.server, item, token)
+                if item.error is None:  # the Queued workflow entry, with xnat.workflows (15W)
+                    item.error = workflows.at_submit(self.tokens.settings, client, item, (token.alias, token.secret))
         good = [item for item in group.items if item.error is None]
         if not good:
             if not group.sso:
@@ -148,6 +152,7 @@ def _check_session(client: XnatClient, server: XnatServer, item: Item, token: Al
     except (XnatNotFound, XnatAuthError) as exc:
         return exc
     kind = found.get("xsiType", "")
+    item.experiment = found
     if kind not in server.session_types:
         allowed = ", ".join(server.session_types)
         return XnatNotFound(
