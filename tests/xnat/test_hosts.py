@@ -98,6 +98,8 @@ def test_tokens_issue_validate_invalidate(xnat_sim):
     renewed = client.issue_token(token.alias, token.secret)  # a token's own credentials issue a new one
     assert renewed.alias != token.alias and client.validate_token(renewed.alias, renewed.secret)
     assert client.invalidate_token(token.alias, token.secret) is True
+    invalidation = xnat_sim.state.requests_seen("GET", "/invalidate/")[-1]
+    assert invalidation["path"] == f"/data/services/tokens/invalidate/{token.alias}"  # no secret in the URL
     assert not client.validate_token(token.alias, token.secret)
     assert client.invalidate_token(token.alias, token.secret) is False  # already gone: nothing to do
     with pytest.raises(XnatAuthError) as refused:

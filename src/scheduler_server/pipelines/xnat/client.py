@@ -107,7 +107,8 @@ class XnatClient:
                 "redirects are not followed: list the server's final base URL in xnat.servers"
             )
         if response.status_code >= 500:
-            raise XnatUnavailable(f"{self.base} answered {what} with {response.status_code}: {xnat_message(response)}")
+            message = xnat_message(response).replace(auth[1], "********") if auth[1] else xnat_message(response)
+            raise XnatUnavailable(f"{self.base} answered {what} with {response.status_code}: {message}")
         return response
 
     def _json(self, response: requests.Response, what: str) -> Any:
@@ -161,7 +162,9 @@ class XnatClient:
 
     def invalidate_token(self, alias: str, secret: str) -> bool:
         """Disable the token; True if XNAT did, False if it no longer knew or took it (nothing left to do)."""
-        path = f"/data/services/tokens/invalidate/{_segment(alias)}/{_segment(secret)}"
+        # The token's own credentials authenticate the call; XNAT checks only that the token is the caller's,
+        # so the secret stays out of the URL (and out of XNAT's access log).
+        path = f"/data/services/tokens/invalidate/{_segment(alias)}"
         response = self._request("GET", path, (alias, secret), "the token invalidation")
         if response.status_code in (401, 403, 404):
             return False
