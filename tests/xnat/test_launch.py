@@ -235,3 +235,30 @@ def test_the_cli_verb(make_app, xnat_sim, tmp_path, scripts):
     assert refused.exit_code == 1 and "session: session 'nope*' matches none" in refused.output
     anonymous = [a for a in args if a not in ("--user", "alice")]
     assert runner.invoke(main, anonymous).exit_code == 2  # neither --user nor --alias
+
+
+def test_with_workflows_each_session_gets_its_entry_and_bob_is_refused_or_warned(make_app, xnat_sim):
+    client = make_app([{"url": xnat_sim.url}], workflows=True)
+    answer = launch(client, xnat_sim, subject="S01")
+    assert answer.status_code == 201, answer.json
+    puts = xnat_sim.state.requests_seen("PUT", "^/data/workflows$")
+    assert len(puts) >= 1 and puts[0]["query"]["wrk:workflowData/id"] == "XNAT_E00001"  # the first, at launch
+    ids = [p["id"] for p in answer.json["pipelines"]]
+    for pid in ids:
+        wait_done(client, pid)
+
+    def complete():
+        entries = [w for w in xnat_sim.state.workflows if w["pipeline_name"] == "args.sh"]
+        return entries if sorted(w["status"] for w in entries) == ["Complete", "Complete"] else None
+
+    entries = wait_until(complete, 15, message="both sessions' entries Complete")
+    assert sorted(w["id"] for w in entries) == ["XNAT_E00001", "XNAT_E00002"]  # one each, never a second
+    bob = {"user": "bob", "pwd": XNAT_USERS["bob"]}
+    refused = launch(client, xnat_sim, **bob)
+    assert refused.status_code == 400 and refused.json["field"] == "workflows", refused.json
+    assert len(pipelines_of(client)) == 2 and XNAT_USERS["bob"] not in refused.get_data(as_text=True)
+    warned_app = make_app([{"url": xnat_sim.url}], workflows=True, workflow_permission="warn")
+    warned = launch(warned_app, xnat_sim, **bob, subject="S02")
+    assert warned.status_code == 201 and any(w.startswith("workflows:") for w in warned.json["warnings"])
+    row = pipelines_of(warned_app)[-1]  # the apps share one data directory
+    assert row.session == "S02_PET1" and row.workflow_status is None and "xnat_workflow" not in row.spec

@@ -34,10 +34,11 @@ from pydantic import Field, ValidationError
 from sqlalchemy import select
 
 from scheduler_server.pipelines.errors import InvalidInput
-from scheduler_server.pipelines.models import SUCCEEDED, Pipeline
+from scheduler_server.pipelines.models import QUEUED, SUCCEEDED, Pipeline
 from scheduler_server.pipelines.secrets import MASK
 from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA
 from scheduler_server.pipelines.tasks.xnat import XnatRequest, options_to_args
+from scheduler_server.pipelines.xnat import workflows
 from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
 from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatUnavailable
 from scheduler_server.pipelines.xnat.hosts import HostError, match, normalise
@@ -109,7 +110,7 @@ def launch(service: Any, body: Any) -> Launch:
             rows = client.list_experiments(request.project, (token.alias, token.secret), request.session_type)
             result = _plan(service, server, request, rows)
             if not request.dry_run:
-                _create(service, server, request, result, token, user)
+                _create(service, client, request, result, token, user)
         except BaseException:
             if issued:
                 _forget(client, token)
@@ -274,13 +275,18 @@ def _succeeded(service: Any, server: XnatServer, request: LaunchRequest) -> dict
     return found
 
 
-def _create(service: Any, server: XnatServer, request: LaunchRequest, result: Launch, token, user) -> None:
+def _create(service: Any, client: XnatClient, request: LaunchRequest, result: Launch, token, user) -> None:
     """Build every pipeline, record the shared token, insert them all in one transaction."""
+    server = client.server
     built: list[Pipeline] = []
     for entry in result.pipelines:
         item = _item(request, entry["subject"], entry["session"], token.alias, token.secret)
         pipeline, _, _ = service._build(item)
+        if workflows.enabled(service.xnat_settings):  # its Queued entry written by the workflow sweep (15W)
+            workflows.prepare(pipeline, entry["session_id"], entry["xsiType"], pipeline.created_at)
         built.append(pipeline)
+    if workflows.enabled(service.xnat_settings):
+        _workflow_permission(service.xnat_settings, client, built, token, result)
     token_id, secret = service.tokens.record(server.url, token, user, request.token_secret() is None, len(built))
     user_is_pwd = request.secret() is not None and request.user == request.secret()
     for pipeline in built:
@@ -288,8 +294,7 @@ def _create(service: Any, server: XnatServer, request: LaunchRequest, result: La
         spec = dict(pipeline.spec, xnat_token=True, host=server.url, user_is_pwd=user_is_pwd)
         spec["user"] = MASK if user_is_pwd else user
         pipeline.spec = spec
-    timeout = request.timeout or service.settings.pipeline_timeout
-    warning = outlives(timeout, token, service.xnat_settings)
+    warning = outlives(request.timeout or service.settings.pipeline_timeout, token, service.xnat_settings)
     if warning:
         result.warnings.append(warning)
     insert = lambda assign: service.store.add_pipelines(built, then=assign)  # noqa: E731
@@ -300,6 +305,27 @@ def _create(service: Any, server: XnatServer, request: LaunchRequest, result: La
         entry["id"] = pipeline_id
     result.token_id = token_id
     log.info("XNAT launch on %s project %s: %d pipeline(s) queued", server.url, request.project, len(ids))
+
+
+def _workflow_permission(settings: Any, client: XnatClient, built: list[Pipeline], token, result: Launch) -> None:
+    """With ``xnat.workflows``: the first session's Queued entry written now, as a submission writes its own (the
+    rest by the workflow sweep: a launch does not wait for 1,000 PUTs). A user who may not write workflows is
+    refused (a 400 naming ``workflows``: nothing created) or, with ``workflow_permission: warn``, told in
+    ``warnings`` and the launch's pipelines keep no entry."""
+    first = built[0]
+    try:
+        client.put_workflow((token.alias, token.secret), workflows.fields(first))
+    except XnatAuthError as exc:
+        if settings.workflow_permission == "refuse":
+            raise XnatAuthError(
+                f"{exc.message}; this user may not write workflows on the sessions", "workflows"
+            ) from None
+        for pipeline in built:
+            pipeline.spec = {k: v for k, v in pipeline.spec.items() if k != "xnat_workflow"}
+            pipeline.workflow_status = None
+        result.warnings.append(f"workflows: no workflow entries in XNAT for these pipelines ({exc.message})")
+        return
+    first.workflow_status = workflows.STATUS[QUEUED][0]
 
 
 def _forget(client: XnatClient, token: AliasToken) -> None:
