@@ -262,3 +262,15 @@ def test_with_workflows_each_session_gets_its_entry_and_bob_is_refused_or_warned
     assert warned.status_code == 201 and any(w.startswith("workflows:") for w in warned.json["warnings"])
     row = pipelines_of(warned_app)[-1]  # the apps share one data directory
     assert row.session == "S02_PET1" and row.workflow_status is None and "xnat_workflow" not in row.spec
+
+
+def test_xnat_too_slow_to_list_is_a_503_and_nothing_is_left(make_app, xnat_sim):
+    client = make_app([{"url": xnat_sim.url, "timeout": 0.3}])
+    xnat_sim.faults.slow, xnat_sim.faults.slow_paths = 1.0, "^/data/projects/test/experiments$"
+    answer = launch(client, xnat_sim)
+    assert answer.status_code == 503 and "did not answer the experiment listing within 0.3 s" in answer.json["message"]
+    assert pipelines_of(client) == [] and tokens_of(client) == []
+    xnat_sim.faults.slow = 0.0
+    wait_until(lambda: xnat_sim.state.requests_seen("GET", "^/data/services/tokens/invalidate/"), 5)
+    (issued,) = xnat_sim.state.tokens.values()
+    assert xnat_sim.state.live_token(issued.alias) is None  # the launch's token was invalidated
