@@ -108,7 +108,9 @@ class Pipeline(Base):
     workflow_status: Mapped[str | None] = mapped_column(
         String(32), index=True, doc="XNAT workflow status last written; None: no entry kept (xnat/workflows.py)."
     )
-    workflow_at: Mapped[float | None] = mapped_column(Float, doc="updated_at when the workflow was last written.")
+    workflow_at: Mapped[float | None] = mapped_column(
+        Float, index=True, doc="updated_at when the workflow was last written; None: an update is due."
+    )
 
     attempt: Mapped[int] = mapped_column(Integer, default=0, doc="Attempts started so far (1 = first).")
     attempts_base: Mapped[int] = mapped_column(Integer, default=0, doc="attempt at the last manual retry.")
@@ -147,6 +149,8 @@ class Pipeline(Base):
         self.status = to
         self.reason = reason
         self.updated_at = now
+        if self.workflow_status is not None:
+            self.workflow_at = None  # its XNAT workflow entry has an update due (xnat/workflows.py)
 
     def attempts_used(self) -> int:
         """Attempts since the pipeline was (re)submitted; MAX_ATTEMPTS bounds this."""

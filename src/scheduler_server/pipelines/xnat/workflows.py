@@ -13,8 +13,8 @@ its session, as XNAT's own pipeline engine does, so the session's history shows 
 - **When**: the Queued entry at submit (``at_submit``, which is also the permission check: a user who may not
   write workflows is refused with a 400 naming ``workflows``, or with ``xnat.workflow_permission: warn`` the
   pipeline is queued with a warning and keeps no entry); every later status change by ``Workflows.sweep``, which
-  the dispatcher runs on a worker thread, outside any of its transactions. A row whose ``updated_at`` is later
-  than its ``workflow_at`` has an update to write; each pipeline's latest state is written, oldest change first,
+  the dispatcher runs on a worker thread, outside any of its transactions. A row whose ``workflow_at`` is None
+  (``Pipeline.move`` clears it) has an update to write; each pipeline's latest state is written, oldest change first,
   so XNAT never sees a state older than one it was shown. XNAT down: the sweep stops for that host and tries again
   (``SWEEP_EVERY``); dispatching goes on; the backlog is written when XNAT answers.
 - **The token**: ``Tokens.hold`` keeps a pipeline's alias token while an update of one of its pipelines is still to
@@ -27,7 +27,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from scheduler_server.pipelines.models import (
     CANCELLED,
@@ -192,22 +192,25 @@ class Workflows:
         return 1
 
     def _mark(self, pipeline: Pipeline, status: str | None, workflow_id: int | None) -> None:
-        """Record what was written, as of the state read (a later change is due at the next sweep)."""
+        """Record what was written, as of the state read: a row that changed since stays due (its move cleared
+        ``workflow_at``, and this leaves it so), for the next sweep."""
         with self.store.write() as session:
             session.execute(
                 update(Pipeline)
-                .where(Pipeline.id == pipeline.id)
+                .where(
+                    Pipeline.id == pipeline.id,
+                    Pipeline.status == pipeline.status,
+                    Pipeline.updated_at == pipeline.updated_at,
+                )
                 .values(workflow_status=status, workflow_at=pipeline.updated_at, workflow_id=workflow_id)
                 .execution_options(synchronize_session=False)
             )
 
 
 def _due(what: Any = Pipeline.id):
-    """Pipelines keeping a workflow entry with a change not yet written."""
-    return select(what).where(
-        Pipeline.workflow_status.is_not(None),
-        or_(Pipeline.workflow_at.is_(None), Pipeline.workflow_at < Pipeline.updated_at),
-    )
+    """Pipelines keeping a workflow entry with a change not yet written (``Pipeline.move`` clears ``workflow_at``;
+    its index keeps this a lookup however many pipelines have their entries up to date)."""
+    return select(what).where(Pipeline.workflow_at.is_(None), Pipeline.workflow_status.is_not(None))
 
 
 def _entry_id(client: XnatClient, auth: tuple[str, str], values: dict[str, Any]) -> int | None:

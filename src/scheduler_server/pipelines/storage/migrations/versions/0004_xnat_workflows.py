@@ -2,8 +2,8 @@
 
 With ``xnat.workflows`` a pipeline on a listed host has a ``wrk:workflowData`` entry on its session
 (pipelines/xnat/workflows.py). ``workflow_status``: the XNAT status last written (NULL: no entry is kept);
-``workflow_at``: the pipeline's ``updated_at`` when it was written (NULL: not yet), so a row whose
-``updated_at`` is later has an update still to write; ``workflow_id``: XNAT's ``wrk_workflowData_id``.
+``workflow_at``: the pipeline's ``updated_at`` when it was written (NULL: an update is due; 0005 indexes
+it); ``workflow_id``: XNAT's ``wrk_workflowData_id``.
 
 Revision ID: 0004_xnat_workflows
 Revises: 0003_xnat_tokens
