@@ -30,13 +30,13 @@ import secrets as random
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from sqlalchemy import select
 
 from scheduler_server.pipelines.errors import InvalidInput
 from scheduler_server.pipelines.models import QUEUED, SUCCEEDED, Pipeline
 from scheduler_server.pipelines.secrets import MASK
-from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA
+from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from scheduler_server.pipelines.tasks.xnat import XnatRequest, options_to_args
 from scheduler_server.pipelines.xnat import workflows
 from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
@@ -49,17 +49,25 @@ from scheduler_server.validation_text import field_and_problem
 log = logging.getLogger(__name__)
 
 _Pattern = str | None
-_PATTERN = {**PLAIN_TEXT_SCHEMA, "examples": ["S0*"]}
+_PATTERN = PLAIN_TEXT_SCHEMA
 
 
 class LaunchRequest(XnatRequest):
     """A pipeline's fields for every session of a project; ``subject`` and ``session`` are patterns here."""
 
     subject: _Pattern = Field(
-        None, min_length=1, max_length=255, json_schema_extra=_PATTERN, description="Subject label pattern (glob)."
+        None,
+        min_length=1,
+        max_length=255,
+        json_schema_extra={**_PATTERN, "examples": ["S0*"]},
+        description="Subject label pattern (glob).",
     )
     session: _Pattern = Field(
-        None, min_length=1, max_length=255, json_schema_extra=_PATTERN, description="Session label pattern (glob)."
+        None,
+        min_length=1,
+        max_length=255,
+        json_schema_extra={**_PATTERN, "examples": ["*_MR?"]},
+        description="Session label pattern (glob).",
     )
     session_type: str | None = Field(
         None,
@@ -70,6 +78,11 @@ class LaunchRequest(XnatRequest):
     )
     skip_succeeded: bool = Field(False, description="Skip sessions with a succeeded pipeline of this script.")
     dry_run: bool = Field(False, description="List what would be launched and skipped; create nothing.")
+
+    @field_validator("session_type")
+    @classmethod
+    def _plain_type(cls, value: str | None) -> str | None:
+        return value if value is None else plain_text(value)
 
 
 @dataclass
