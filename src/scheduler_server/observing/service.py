@@ -169,12 +169,25 @@ def site_only_keys(model: type[BaseModel], overrides: Mapping[str, Any], prefix:
         if field is None:
             continue  # validation reports unknown keys
         site_only = isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(SITE_ONLY)
-        if site_only and value != field.default:  # restating the default (e.g. echoing /api/v1/policies) is harmless
+        if site_only and not _is_default(field, value):  # restating the default (echoing /api/v1/policies) is harmless
             found.append(f"{prefix}{key}")
         sub = field.annotation
         if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, Mapping):
             found += site_only_keys(sub, value, f"{prefix}{key}.")
     return found
+
+
+def _is_default(field, value: Any) -> bool:
+    """Whether ``value`` (as a request sends it) says what ``field``'s default is; a model's fields may be partial."""
+    default = field.get_default(call_default_factory=True)
+    if value == default:
+        return True
+    if not isinstance(default, BaseModel) or not isinstance(value, Mapping):
+        return False
+    try:
+        return type(default).model_validate(deep_merge(default.model_dump(by_alias=True), value)) == default
+    except (ValidationError, TypeError):
+        return False
 
 
 def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from scheduler_server.observing.safety.replay import SeedReplay
 from scheduler_server.observing.safety.sat_replay import SatReplay
 from scheduler_server.observing.safety.script_reader import Reading, read_script
 from scheduler_server.observing.sky import ephemerides as sky
+from scheduler_server.observing.sky.site import Site
 from scheduler_server.observing.telescope import TelescopeModel
 
 __all__ = ["Report", "Span", "Violation", "check_script"]
@@ -51,13 +52,15 @@ def check_script(
     A seed-shaped script is replayed with ``model``'s durations (the default model if None) and held to
     ``min_angle``. A sequencer-shaped one (``import sorunlib as run``) with the checker's own platform data,
     for the platform its ``# platform:`` header names, and held to the larger of ``min_angle`` and that
-    platform's (or its header's) sun limit. ``sun`` may hold sun positions already sampled (on any grid),
-    to save work.
+    platform's (or its header's) sun limit, and judged at that platform's site (its data's, never ``site``,
+    which is the caller's: only a platform the data does not place is judged at ``site``). ``sun`` may hold
+    sun positions already sampled (on any grid) to save work; they are used only if taken at the site judged.
     """
     reading = read_script(text)
     report = Report(min_angle, problems=list(reading.problems))
     if reading.shape == "run":
         replay = _sat_replay(reading, start, report)
+        site = _platform_site(replay.platform, site)
     else:
         replay = SeedReplay(model or TelescopeModel(), start, report)
     spans = replay.run(reading.calls)
@@ -82,6 +85,13 @@ def _judgeable(spans: list[Span], step: int, report: Report) -> bool:
         f" {MAX_SAMPLES * step / 86400.0:.3g} the checker judges at once every {step} s: check it in parts"
     )
     return False
+
+
+def _platform_site(platform: platforms.Platform, site: sky.Site) -> sky.Site:
+    """Where the platform stands, from the checker's data; ``site`` if the data does not say."""
+    if platform.site is None:
+        return site
+    return Site(platform.name, platform.name, *platform.site)
 
 
 def _sat_replay(reading: Reading, start: float | None, report: Report) -> SatReplay:
@@ -179,7 +189,7 @@ def _sample_times(spans: list[Span], step: int) -> tuple[np.ndarray, np.ndarray]
 def _sun(t: np.ndarray, site: sky.Site, sun: sky.Samples | None) -> tuple[np.ndarray, np.ndarray]:
     """Sun positions at ``t``: from ``sun``'s grid where it covers them (linear in between:
     the sun moves 0.04 deg in 10 s), else computed."""
-    if sun is None:
+    if sun is None or getattr(sun, "site", None) is None or sun.site.key != site.key:
         return sky.altaz("sun", site, t)
     position = (t - sun.t[0]) / sun.step
     i = np.clip(np.floor(position).astype(np.int64), 0, len(sun.t) - 1)

@@ -29,6 +29,7 @@ class Platform:
     az_speed: float
     el_speed: float
     settle: float
+    site: tuple[float, float, float] | None = None  # lat, lon (deg), elevation (m); None: not known
 
     def slew_seconds(self, az0: tuple[float, float], el0: tuple[float, float], az: float, el: float) -> float:
         """From anywhere in the az/el ranges to one point, both axes at once."""
@@ -59,10 +60,12 @@ def platform(name: str, *, known: bool = True) -> Platform | None:
     if name not in data["platforms"] and known:
         return None
     values = {**data["defaults"], **(data["platforms"].get(name) or {})}
+    site = values.pop("site", None)
     return Platform(
         name=name,
         **{k: (float(values[k][0]), float(values[k][1])) for k in RANGES},
         **{k: float(v) for k, v in values.items() if k not in RANGES},
+        site=None if site is None else (float(site[0]), float(site[1]), float(site[2])),
     )
 
 

@@ -83,7 +83,10 @@ class BasicConfig(PolicyConfig):
         ("uranus", "saturn"), max_length=7, description="Planets to calibrate on; [] for none."
     )
     site: SiteConfig = Field(
-        default_factory=SiteConfig, description="The observatory (the SO site in Atacama by default)."
+        default_factory=SiteConfig,
+        description="The observatory (the SO site in Atacama by default). Site-only: the telescope's, set in a"
+        " preset of the server's configuration (observing.presets), not in a request.",
+        json_schema_extra={"site_only": True},
     )
     telescope: TelescopeModel = Field(default_factory=TelescopeModel, description="Slew speeds and command durations.")
     routing_elevations: tuple[float, ...] = Field(

@@ -25,6 +25,8 @@ PLAN_TEXT_LIMIT = 1_000_000  # characters: the bundled SATp1 baseline (two month
 PLAN_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"  # a bundled plan's name: no path separators
 _AS_WRITTEN = ConfigDict(serialize_by_alias=True)
 _SITE_ONLY = {"site_only": True}
+# schedlib source.py SITES (so3g's figures), to 6 decimals: the policy's copy (the checker has its own)
+SATP1_SITE = {"name": "satp1", "telescope": "SAT", "lat": -22.960106, "lon": -67.788364, "elevation": 5188.0}
 _TEXT_LIMIT_NOTE = f" At most {PLAN_TEXT_LIMIT:,} characters."
 
 
@@ -114,8 +116,14 @@ class Turnaround(PolicyConfig):
 
 
 class StowPosition(PolicyConfig):
-    az_stow: float | None = Field(None, description="Stow azimuth at the end; null: stay (or a sun-safe spot).")
-    el_stow: float | None = Field(None, description="Stow elevation at the end.")
+    az_stow: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="Stow azimuth at the end, within plan_moves.az_limits; null: stay (or a sun-safe spot).",
+    )
+    el_stow: float | None = Field(
+        None, allow_inf_nan=False, description="Stow elevation at the end, within plan_moves.el_limits."
+    )
 
 
 class CalTargetConfig(PolicyConfig):
@@ -215,7 +223,12 @@ class SatConfig(PolicyConfig):
     )
     cal_targets: tuple[CalTargetConfig, ...] = Field((), max_length=50, description="Calibration targets to add.")
     state: TelescopeState = Field(default_factory=TelescopeState, description="The telescope at t0.")
-    site: SiteConfig = Field(default_factory=SiteConfig, description="The observatory (the SO site by default).")
+    site: SiteConfig = Field(
+        default_factory=lambda: SiteConfig(**SATP1_SITE),
+        description="Where the SAT stands (SATp1's by default; each preset its own). Site-only: the telescope's,"
+        " set in a preset of the server's configuration, never by a request (the checker uses its own data).",
+        json_schema_extra=_SITE_ONLY,
+    )
     slew: Slew = Field(default_factory=Slew)
     rules: Rules = Field(default_factory=Rules)
     stages: Stages = Field(default_factory=Stages)

@@ -52,6 +52,20 @@ def check_state(config: SatConfig) -> None:
             FIELD + "state.hwp_spinning",
             f"the HWP cannot spin at el {state.el:g} (min_hwp_el..max_hwp_el {config.min_hwp_el:g}..{config.max_hwp_el:g})",
         )
+    _check_stow(config)
+
+
+def _check_stow(config: SatConfig) -> None:
+    """The stow position must be one the platform can point at (the preset's copy of its limits)."""
+    stow, moves = config.stow_position, config.stages.build_op.plan_moves
+    for key, value, (lo, hi) in (
+        ("az_stow", stow.az_stow, moves.az_limits),
+        ("el_stow", stow.el_stow, moves.el_limits),
+    ):
+        if value is not None and not lo <= value <= hi:
+            raise ScheduleInputError(
+                f"{FIELD}stow_position.{key}", f"{value:g} is outside the platform's limits {lo:g}..{hi:g}"
+            )
 
 
 def read_plans(config: SatConfig, a: float, b: float) -> Plans:
