@@ -122,14 +122,17 @@ def launch(service: Any, body: Any) -> Launch:
         try:
             rows = client.list_experiments(request.project, (token.alias, token.secret), request.session_type)
             result = _plan(service, server, request, rows)
-            if not request.dry_run:
-                _create(service, client, request, result, token, user)
+            built = [] if request.dry_run else _prepare(service, client, request, result, token, user)
         except BaseException:
             if issued:
                 _forget(client, token)
             raise
         if request.dry_run and issued:
             _forget(client, token)
+    if built:
+        # The token row is written: from here a failure is the sweep's to clean up (a row no pipeline names is
+        # let go after ORPHAN_GRACE), never an invalidation that could pull it from under committed pipelines.
+        _insert(service, request, result, built)
     return result
 
 
@@ -288,8 +291,8 @@ def _succeeded(service: Any, server: XnatServer, request: LaunchRequest) -> dict
     return found
 
 
-def _create(service: Any, client: XnatClient, request: LaunchRequest, result: Launch, token, user) -> None:
-    """Build every pipeline, record the shared token, insert them all in one transaction."""
+def _prepare(service: Any, client: XnatClient, request: LaunchRequest, result: Launch, token, user) -> list[Pipeline]:
+    """Build every pipeline (a submission's checks), probe the workflow permission, record the shared token."""
     server = client.server
     built: list[Pipeline] = []
     for entry in result.pipelines:
@@ -310,14 +313,19 @@ def _create(service: Any, client: XnatClient, request: LaunchRequest, result: La
     warning = outlives(request.timeout or service.settings.pipeline_timeout, token, service.xnat_settings)
     if warning:
         result.warnings.append(warning)
+    result.token_id = token_id
+    return built
+
+
+def _insert(service: Any, request: LaunchRequest, result: Launch, built: list[Pipeline]) -> None:
+    """All the launch's pipelines in one transaction (assigned in it, as a submission's are)."""
     insert = lambda assign: service.store.add_pipelines(built, then=assign)  # noqa: E731
     (ids, _), assigned = service.dispatcher.commit_and_assign(insert)
     if not assigned:
         service.dispatcher.wake()
     for entry, pipeline_id in zip(result.pipelines, ids):
         entry["id"] = pipeline_id
-    result.token_id = token_id
-    log.info("XNAT launch on %s project %s: %d pipeline(s) queued", server.url, request.project, len(ids))
+    log.info("XNAT launch on %s project %s: %d pipeline(s) queued", result.host, request.project, len(ids))
 
 
 def _workflow_permission(settings: Any, client: XnatClient, built: list[Pipeline], token, result: Launch) -> None:
