@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from .conftest import HOSTILE, TOKEN, api, submit, wait_status
@@ -84,3 +86,17 @@ def test_with_tokens_the_pages_refuse_until_a_token_is_given(browser, token_serv
     # The observing pages stay open.
     assert browser.open(token_server.url + "/ui/sun") == "ready"
     assert api(token_server, "get", "/api/v1/pipelines").status_code == 401
+
+
+def test_switching_tabs_while_the_log_grows_keeps_all_of_it(browser, server):
+    pid = submit(server, {"type": "script", "script": "lines.sh"})
+    wait_status(server, pid, ("running",))
+    browser.open(f"{server.url}/ui/pipeline?id={pid}")
+    for n in range(10):
+        browser.find("#tab-stderr" if n % 2 == 0 else "#tab-stdout").click()
+        time.sleep(0.8)
+    browser.find("#tab-stdout").click()
+    wait_status(server, pid, ("succeeded",), timeout=60)
+    expected = "".join(f"line {i}\n" for i in range(1, 401))
+    browser.wait(lambda: browser.text("#log-status") == "complete", timeout=20, what="the complete log")
+    assert browser.text("#log") == expected

@@ -12,7 +12,10 @@ const SHOWN_FIRST = ["id", "type", "status", "reason", "exit_code", "attempt", "
   "script", "files", "priority", "timeout", "cancel_requested"];
 const LOG_LIMIT = 2 * 1024 * 1024; // characters kept on the page per stream
 
-const logs = { stdout: { text: "", next: 0, complete: false }, stderr: { text: "", next: 0, complete: false } };
+const logs = {
+  stdout: { text: "", next: 0, complete: false, inflight: null, epoch: 0 },
+  stderr: { text: "", next: 0, complete: false, inflight: null, epoch: 0 },
+};
 let stream = "stdout";
 let current = null;
 let stopPolling = null;
@@ -87,20 +90,30 @@ function showLog() {
   $("#log-status").textContent = log.complete ? "complete" : current && FINISHED.has(current.status) ? "" : "following...";
 }
 
-async function tail(name) {
+// One tail in flight per stream: a caller while one runs gets that one's promise. A chunk that does not
+// start at log.next (an answer to a request made before the log was reset) is dropped; refresh resets the
+// logs when a new attempt starts, and the next tail reads it from 0.
+function tail(name) {
   const log = logs[name];
+  if (!log.inflight) log.inflight = tailRounds(name, log).finally(() => { log.inflight = null; });
+  return log.inflight;
+}
+
+async function tailRounds(name, log) {
   if (log.complete) return;
   for (let rounds = 0; rounds < 8; rounds++) {
+    const since = log.next;
+    const epoch = log.epoch;
     let chunk;
     try {
-      chunk = await api(`/api/v1/pipelines/${pipelineId()}/logs`, { query: { stream: name, since: log.next } });
+      chunk = await api(`/api/v1/pipelines/${pipelineId()}/logs`, { query: { stream: name, since } });
     } catch (error) {
       // 503: the instance cannot be reached now; say so and try again at the next tick.
       if (error instanceof ApiError && error.status === 503) $("#log-status").textContent = error.message;
       else throw error;
       return;
     }
-    if (chunk.offset < log.next) log.text = ""; // a new attempt starts its log anew
+    if (epoch !== log.epoch || since !== log.next || chunk.offset !== since) return; // stale: the log was reset meanwhile
     log.text = (log.text + chunk.data).slice(-LOG_LIMIT);
     log.next = chunk.next;
     log.complete = chunk.complete;
@@ -112,7 +125,7 @@ async function refresh() {
   try {
     const p = await api(`/api/v1/pipelines/${pipelineId()}`);
     if (current && current.attempt !== p.attempt) {
-      for (const log of Object.values(logs)) Object.assign(log, { text: "", next: 0, complete: false });
+      for (const log of Object.values(logs)) Object.assign(log, { text: "", next: 0, complete: false, epoch: log.epoch + 1 });
     }
     current = p;
     showDetails(p);
