@@ -48,7 +48,12 @@ class PlanMoves(PolicyConfig):
     el_limits: tuple[float, float] = Field(
         (40.0, 90.0), description="Elevation range, deg; the top is max_hwp_el when force_max_hwp_el."
     )
-    alt_step: float = Field(4.0, gt=0, le=30, description="Elevation step tried when routing around the sun, deg.")
+    alt_step: float = Field(
+        4.0,
+        ge=1,
+        le=30,
+        description="Elevation step tried when routing around the sun, deg (at least 1: work grows as 1/step).",
+    )
 
     @model_validator(mode="after")
     def _limits(self):

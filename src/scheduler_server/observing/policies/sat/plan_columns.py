@@ -18,6 +18,7 @@ from scheduler_server.observing.types import ScheduleInputError
 
 #: Cells that mean "not given" where a column allows it (pandas' own spellings of a missing value).
 MISSING = frozenset({"", "none", "nan", "null", "-"})
+MAX_CELL = 128  # characters of one cell: names (patch, uid, target, remark) go into the script, once a scan
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -56,6 +57,11 @@ def expect_columns(row: Row, columns: tuple[str, ...], what: str, name: str) -> 
             where(name, row.line),
             f"has {len(row.cells)} '|'-separated columns, expected {len(columns)} for {what}: {' | '.join(columns)}",
         )
+    for column, cell in zip(columns, row.cells, strict=True):
+        if len(cell) > MAX_CELL:
+            raise ScheduleInputError(
+                where(name, row.line), f"{column} is {len(cell):,} characters long; at most {MAX_CELL} are allowed"
+            )
     return dict(zip(columns, row.cells, strict=True))
 
 
