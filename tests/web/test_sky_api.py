@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import numpy as np
@@ -39,6 +40,16 @@ def test_positions_refuse_too_many_samples_naming_step(client):
     # 2000 samples exactly are allowed.
     ok = client.get("/api/v1/sky/positions?t0=2026-12-01T00:00Z&t1=2026-12-01T00:33:19Z&step=1&bodies=sun")
     assert ok.status_code == 200 and len(ok.get_json()["times"]) == 2000
+
+
+@pytest.mark.parametrize("step", ["5e-324", "1e-20", "1e-300"])
+def test_positions_a_tiny_step_is_a_400_naming_step_with_a_short_message(client, step):
+    answer = client.get(f"/api/v1/sky/positions?{WINDOW}&step={step}")
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert body["field"] == "step"
+    assert "at most 2000 samples" in body["message"] or "more than 2000 samples" in body["message"]
+    assert not re.search(r"\d{10}", body["message"]), body["message"]  # no 25-digit count
 
 
 @pytest.mark.parametrize(

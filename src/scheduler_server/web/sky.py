@@ -111,11 +111,16 @@ class SunLimit(BaseModel):
 def positions():
     query = _query(PositionsQuery)
     t0, t1 = _window(query)
-    count = int(np.floor((t1 - t0) / query.step + 1e-9)) + 1
-    if count > MAX_SAMPLES:
+    # A float compared before int(): a tiny step gives inf or a huge count, never an OverflowError.
+    samples = np.floor((t1 - t0) / query.step + 1e-9) + 1
+    if not samples <= MAX_SAMPLES:
+        least = (t1 - t0) / (MAX_SAMPLES - 1)
         raise ApiError(
-            400, f"step: gives {count} samples over t0..t1; at most {MAX_SAMPLES} (take a larger step)", "step"
+            400,
+            f"step: gives more than {MAX_SAMPLES} samples over t0..t1; take a step of at least {least:.6g} s",
+            "step",
         )
+    count = int(samples)
     times = t0 + query.step * np.arange(count, dtype=float)
     site = _site()
     names = list(dict.fromkeys(b.strip() for b in query.bodies.split(",")))
