@@ -48,7 +48,7 @@ def launch(client, sim, **fields):
 def test_a_project_becomes_one_pipeline_per_session_sharing_one_token(make_app, xnat_sim, tmp_path, caplog):
     caplog.set_level("DEBUG")
     client = make_app([{"url": xnat_sim.url}])
-    answer = launch(client, xnat_sim, options=["-x", "1"])
+    answer = launch(client, xnat_sim, options=["-x", "1"], priority=7, timeout=600, files=["env.sh"])
     assert answer.status_code == 201, answer.json
     got = answer.json
     assert got["created"] == 5 and got["listed"] == 5 and got["skipped"] == [] and not got["dry_run"]
@@ -71,6 +71,9 @@ def test_a_project_becomes_one_pipeline_per_session_sharing_one_token(make_app, 
     assert {r.token_id for r in rows} == {token.id} and {r.project for r in rows} == {"test"}
     assert all(r.type == "xnat" and r.spec["xnat_token"] and r.spec["user"] == "alice" for r in rows)
     assert [(r.subject, r.session) for r in rows] == sessions
+    assert {(r.priority, r.timeout, r.script, r.type) for r in rows} == {(7, 600.0, "args.sh", "xnat")}
+    assert all(r.spec["files"] == ["env.sh"] and r.spec["options"] == ["-x", "1"] for r in rows)
+    assert [(r.spec["subject"], r.spec["session"]) for r in rows] == sessions
     views = [wait_done(client, r.id) for r in rows]
     assert [v["status"] for v in views] == ["succeeded"] * 5
     log = client.get(f"/api/v1/pipelines/{rows[0].id}/logs").json["data"].splitlines()
