@@ -100,3 +100,12 @@ def test_switching_tabs_while_the_log_grows_keeps_all_of_it(browser, server):
     expected = "".join(f"line {i}\n" for i in range(1, 401))
     browser.wait(lambda: browser.text("#log-status") == "complete", timeout=20, what="the complete log")
     assert browser.text("#log") == expected
+
+
+def test_long_labels_keep_the_queue_within_a_1280_px_window(browser, server):
+    long = "AVeryLongProjectLabelWithoutBreaks" * 2  # 68 characters, no place to break
+    item = {"project": long, "subject": long.upper(), "session": long + "session", "host": "http://x", "user": "u"}
+    pid = submit(server, {**item, "pwd": "pw", "script": "hello.sh"})
+    browser.open(server.url + "/ui/queue")
+    browser.wait(lambda: long in browser.text(f'#pipelines tr[data-id="{pid}"]'), what="the long row")
+    assert browser.js("return document.documentElement.scrollWidth") <= 1280

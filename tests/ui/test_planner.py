@@ -81,3 +81,24 @@ def test_a_browser_opening_the_root_lands_on_the_planner(browser, server):
     assert browser.driver.current_url == server.url + "/ui/"
     assert browser.find("#page").get_attribute("data-page") == "planner"
     assert api(server, "get", "/").json()["content"]["status"] == "ok"  # requests' */* keeps the JSON
+
+
+def _page_width(browser) -> int:
+    return browser.js("return document.documentElement.scrollWidth")
+
+
+def test_a_sat_answer_fits_a_1280_px_window_and_draws_its_lanes(browser, server):
+    browser.open(server.url + "/ui/")
+    browser.set_value("#policy", "sat")
+    browser.set_value("#preset", "satp1")
+    browser.set_value("#t0", "2023-11-01 00:00")  # within the SATp1 baseline plan
+    browser.set_value("#t1", "2023-11-01 08:00")
+    browser.set_value("#config", "{}")
+    browser.js("document.getElementById('page').dataset.state = 'submitted'")
+    browser.find("#submit").click()
+    assert browser.wait_state(("ready", "error"), timeout=60) == "ready", browser.text("#error")
+    assert browser.text("#script").strip(), "the sat script is shown"
+    assert _page_width(browser) <= 1280
+    lanes = {e.get_attribute("data-lane") for e in browser.all("#timeline .event")}
+    assert {"hwp", "boresight", "detectors"} <= lanes, lanes
+    browser.shot("planner-sat")
