@@ -109,3 +109,25 @@ def test_long_labels_keep_the_queue_within_a_1280_px_window(browser, server):
     browser.open(server.url + "/ui/queue")
     browser.wait(lambda: long in browser.text(f'#pipelines tr[data-id="{pid}"]'), what="the long row")
     assert browser.js("return document.documentElement.scrollWidth") <= 1280
+
+
+@pytest.mark.console_allows("status of 400")
+@pytest.mark.parametrize("path", ["/ui/pipelines/0", "/ui/pipeline?id=9999999999"])
+def test_a_bad_pipeline_id_is_shown_once_and_not_polled(browser, server, path):
+    assert browser.open(server.url + path, states=("error",)) == "error"
+    assert "id" in browser.text("#error")
+    calls = (
+        "return performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/pipelines/')).length"
+    )
+    time.sleep(3.5)  # two poll periods
+    assert browser.js(calls) == 1
+
+
+def test_the_queue_past_its_end_goes_to_the_last_page(browser, server):
+    pid = submit(server, {"type": "script", "script": "hello.sh"})
+    browser.open(server.url + "/ui/queue?offset=999999")
+    browser.wait(lambda: browser.all("#pipelines tr[data-id]"), what="rows of the last page")
+    total = api(server, "get", "/api/v1/pipelines?limit=1").json()["total"]
+    assert browser.text("#range").endswith(f"to {total} of {total}"), browser.text("#range")
+    assert "offset=999999" not in browser.driver.current_url
+    assert browser.all(f'#pipelines tr[data-id="{pid}"]') or total > 50

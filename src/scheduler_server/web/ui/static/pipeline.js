@@ -137,7 +137,10 @@ async function refresh() {
     setState("ready");
   } catch (error) {
     fail(error);
-    if (error instanceof ApiError && error.status === 404 && stopPolling) stopPolling(); // it will not appear
+    // A 4xx will not change by asking again (a 404 will not appear, a 400 id stays bad); a 401 is the token's dialog.
+    if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 401 && stopPolling) {
+      stopPolling();
+    }
   }
 }
 

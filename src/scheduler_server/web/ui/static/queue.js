@@ -111,6 +111,12 @@ async function refresh() {
   try {
     const [page, summary] = await Promise.all([api("/api/v1/pipelines", { query }), api("/api/v1/pipelines/summary")]);
     if (mine !== generation) return; // a newer request (filters changed) answers instead
+    if (page.total && page.offset >= page.total) {
+      // Past the end (an old link, rows gone): show the last page instead of an empty one.
+      state.offset = Math.floor((page.total - 1) / state.limit) * state.limit;
+      remember();
+      return refresh();
+    }
     showPage(page);
     showCounts(summary.counts);
     drawSummary(summary);
