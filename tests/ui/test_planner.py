@@ -102,3 +102,28 @@ def test_a_sat_answer_fits_a_1280_px_window_and_draws_its_lanes(browser, server)
     lanes = {e.get_attribute("data-lane") for e in browser.all("#timeline .event")}
     assert {"hwp", "boresight", "detectors"} <= lanes, lanes
     browser.shot("planner-sat")
+
+
+def test_every_block_has_a_band_and_enter_on_one_marks_its_row(browser, server):
+    body = {"t0": T0, "t1": "2026-12-01 06:00", "policy": {"policy": "dummy", "config": {"seed": 3}}, "format": "json"}
+    expected = api(server, "post", "/api/v1/schedule/", json=body).json()
+    assert any(b.get("az") is None for b in expected["blocks"]), "the dummy policy has blocks without az"
+    browser.open(server.url + "/ui/")
+    browser.set_value("#policy", "dummy")
+    browser.set_value("#t0", T0)
+    browser.set_value("#t1", "2026-12-01 06:00")
+    browser.set_value("#config", '{"seed": 3}')
+    browser.js("document.getElementById('page').dataset.state = 'submitted'")
+    browser.find("#submit").click()
+    assert browser.wait_state(("ready", "error"), timeout=30) == "ready", browser.text("#error")
+    bands = browser.all("#timeline .band")
+    assert len(bands) == len(expected["blocks"])
+    assert all(b.get_attribute("tabindex") == "0" for b in bands)
+    assert len(bands) > 1, "the seed gives several sleeps"
+    last = bands[-1]
+    browser.js("arguments[0].focus()", last)
+    from selenium.webdriver.common.keys import Keys
+
+    browser.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    index = last.get_attribute("data-index")
+    assert browser.wait(lambda: browser.all(f'#blocks tbody tr.picked[data-index="{index}"]'), what="the marked row")

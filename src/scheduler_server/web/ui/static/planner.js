@@ -182,6 +182,12 @@ async function init() {
   fillPresets();
   fromLink();
   $("#timeline").addEventListener("click", pickBlock);
+  $("#timeline").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    if (!event.target.closest(".band")) return;
+    event.preventDefault();
+    pickBlock(event);
+  });
   setState("ready");
 }
 

@@ -12,7 +12,7 @@ const LANES = ["hwp", "boresight", "detectors"];
 const LANE_HEIGHT = 18;
 
 function describe(block) {
-  const az = block.az === null ? "" : `, az ${block.az}..${(block.az + (block.throw || 0)).toFixed(2)}`;
+  const az = block.az === null || block.az === undefined ? "" : `, az ${block.az}..${(block.az + (block.throw || 0)).toFixed(2)}`;
   const el = block.el === null ? "" : `, el ${block.el}`;
   return `${block.name} (${block.kind}) ${block.t0} to ${block.t1}${az}${el}`;
 }
@@ -35,12 +35,16 @@ function azPanel(g, x, y, blocks, sky) {
   const bands = svg("g", { className: "bands" });
   const slews = [];
   blocks.forEach((b, i) => {
-    if (b.az === null) return;
-    const top = y(b.az + (b.throw || 0));
-    const bottom = y(b.az);
+    // A block without an azimuth (a wait, a sleep) is a band over the panel's full height.
+    const pointed = b.az !== null && b.az !== undefined;
+    const top = pointed ? y(b.az + (b.throw || 0)) : y.range[1] + 1;
+    const bottom = pointed ? y(b.az) : y.range[0] - 1;
     const rect = svg("rect", {
-      className: "band",
+      className: pointed ? "band" : "band unpointed",
       dataset: { kind: b.kind, index: b.index ?? i },
+      tabindex: 0,
+      role: "button",
+      "aria-label": describe(b),
       x: x(b.t0ms),
       y: Math.min(top, bottom) - 1,
       width: Math.max(1, x(b.t1ms) - x(b.t0ms)),
@@ -48,6 +52,7 @@ function azPanel(g, x, y, blocks, sky) {
     });
     rect.append(svg("title", { text: describe(b) }));
     bands.append(rect);
+    if (!pointed) return;
     const next = blocks[i + 1];
     if (next && next.az !== null && next.t0ms > b.t1ms) {
       gaps.append(svg("rect", { className: "wait", x: x(b.t1ms), y: y.range[1], width: x(next.t0ms) - x(b.t1ms),
