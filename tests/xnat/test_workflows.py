@@ -70,6 +70,10 @@ def test_a_user_who_may_not_write_workflows_is_refused_or_warned(make_app, xnat_
     refusing = make_app([{"url": xnat_sim.url}], workflows=True)
     answer = refusing.post("/api/v1/pipelines", json=item(xnat_sim.url, **bob))
     assert answer.status_code == 400 and answer.json["field"] == "workflows", answer.json
+    message = answer.json["message"]
+    assert (
+        message.startswith("workflows: ") and "may not write workflows" in message and message.count("workflows:") == 1
+    )
     assert XNAT_USERS["bob"] not in answer.get_data(as_text=True)
     wait_until(lambda: all(t.released_at for t in tokens_of(refusing)), 10, message="the unused token let go")
     warning = make_app([{"url": xnat_sim.url}], workflows=True, workflow_permission="warn")
@@ -119,3 +123,21 @@ def test_a_crash_between_the_put_and_its_record_writes_no_second_entry(make_app,
     wait_until(lambda: _written(client, first) and _written(client, second), 10, message="rewritten")
     assert len(_entries(xnat_sim)) == 2
     assert {pid: service.store.get_pipeline(pid).workflow_id for pid in (first, second)} == ids
+
+
+def test_an_update_xnat_will_never_take_does_not_hold_up_the_others(make_app, xnat_sim, scripts):
+    (scripts / "nap.sh").write_text("sleep 1\n")
+    client = make_app([{"url": xnat_sim.url}], workflows=True)
+    items = [item(xnat_sim.url, script="nap.sh"), item(xnat_sim.url, script="nap.sh", session="S01_MR2")]
+    lost, kept = [r["id"] for r in client.post("/api/v1/pipelines", json=items).json["pipelines"]]
+    service = service_of(client)
+    spec = service.store.get_pipeline(lost).spec
+    gone = dict(spec, xnat_workflow=dict(spec["xnat_workflow"], id="XNAT_E99999"))  # as if deleted from XNAT
+    with service.store.write() as session:
+        session.execute(update(Pipeline).where(Pipeline.id == lost).values(spec=gone))
+    for pid in (lost, kept):
+        assert wait_done(client, pid)["status"] == "succeeded"
+    wait_until(lambda: _written(client, kept), 10, message="the other pipeline's updates written")
+    assert [w["status"] for w in _entries(xnat_sim, "XNAT_E00002")] == ["Complete"]
+    wait_until(lambda: service.store.get_pipeline(lost).workflow_status is None, 10, message="given up on")
+    wait_until(lambda: all(t.released_at for t in tokens_of(client)), 10, message="the token released")

@@ -225,6 +225,8 @@ class XnatClient:
         response = self._request("PUT", "/data/workflows", auth, "the workflow update", params=params)
         if response.status_code in (401, 403):
             raise XnatAuthError(f"{self.base} refused the workflow update: {xnat_message(response)}", "workflows")
+        if response.status_code in (400, 404):  # this entry will never be taken (15W: not a reason to wait)
+            raise XnatNotFound("workflows", f"{self.base} did not take the workflow update: {xnat_message(response)}")
         if response.status_code not in (200, 201):
             raise XnatUnavailable(f"{self.base} did not take the workflow update: {xnat_message(response)}")
 

@@ -42,7 +42,7 @@ from scheduler_server.pipelines.models import (
 )
 from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.xnat.client import XnatClient
-from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatUnavailable
+from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatNotFound, XnatUnavailable
 from scheduler_server.pipelines.xnat.hosts import match
 from scheduler_server.pipelines.xnat.settings import XnatSettings
 from scheduler_server.pipelines.xnat.tokens import TokenGone, Tokens
@@ -120,12 +120,14 @@ def at_submit(settings: XnatSettings | None, client: XnatClient, item: Any, auth
     prepare(pipeline, found["ID"], found.get("xsiType") or "", when)
     try:
         client.put_workflow(auth, fields(pipeline))
-    except XnatAuthError as exc:
+    except (XnatAuthError, XnatNotFound) as exc:
         pipeline.spec = {k: v for k, v in pipeline.spec.items() if k != "xnat_workflow"}
         pipeline.workflow_status = None
+        words = _words(exc)
         if settings.workflow_permission == "refuse":
-            return XnatAuthError(f"{exc.message}; this user may not write workflows on the session", "workflows")
-        item.warnings.append(f"workflows: no workflow entry in XNAT for this pipeline ({exc.message})")
+            why = "this user may not write workflows on the session" if isinstance(exc, XnatAuthError) else "refused"
+            return XnatAuthError(f"{words}; {why}", "workflows")
+        item.warnings.append(f"workflows: no workflow entry in XNAT for this pipeline ({words})")
         return None
     pipeline.workflow_status = STATUS[QUEUED][0]
     return None
@@ -184,8 +186,8 @@ class Workflows:
             try:
                 client.put_workflow(auth, values)
                 workflow_id = pipeline.workflow_id or _entry_id(client, auth, values)
-            except XnatAuthError as exc:
-                log.warning("XNAT refused the workflow update of pipeline %s: %s", pipeline.id, exc.message)
+            except (XnatAuthError, XnatNotFound) as exc:  # never taken: not retried (XNAT down is XnatUnavailable)
+                log.warning("XNAT refused the workflow update of pipeline %s: %s", pipeline.id, _words(exc))
                 self._mark(pipeline, None, pipeline.workflow_id)
                 return 0
         self._mark(pipeline, values["status"], workflow_id)
@@ -205,6 +207,11 @@ class Workflows:
                 .values(workflow_status=status, workflow_at=pipeline.updated_at, workflow_id=workflow_id)
                 .execution_options(synchronize_session=False)
             )
+
+
+def _words(exc: XnatAuthError | XnatNotFound) -> str:
+    """The refusal without its ``field: `` prefix."""
+    return exc.message.removeprefix(f"{exc.field}: ")
 
 
 def _due(what: Any = Pipeline.id):
