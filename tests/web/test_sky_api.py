@@ -125,3 +125,25 @@ def test_sky_operations_are_in_the_openapi_document(client):
     }
     assert limit["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SunLimit")
     assert "security" not in positions and "security" not in limit
+
+
+@pytest.mark.parametrize("query", [f"{WINDOW}&step=60&step=120", f"{WINDOW}&t0=2026-12-21T15:00Z"])
+def test_a_repeated_parameter_is_a_400_naming_it(client, query):
+    answer = client.get(f"/api/v1/sky/positions?{query}")
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert body["field"] in ("step", "t0") and "given 2 times" in body["message"]
+
+
+@pytest.mark.parametrize("step", ["1_000", "%20600", "600%20", "+600", "0x10", "inf"])
+def test_a_step_not_written_as_a_json_number_is_a_400(client, step):
+    answer = client.get(f"/api/v1/sky/positions?{WINDOW}&step={step}")
+    assert answer.status_code == 400
+    assert answer.get_json()["field"] == "step"
+    assert client.get(f"/api/v1/sky/positions?{WINDOW}&step=6e2&bodies=sun").status_code == 200
+
+
+def test_sun_limit_numbers_are_json_numbers_too(client):
+    query = "t0=2026-12-01T00:00Z&t1=2026-12-01T06:00Z&az=1_00&el=50"
+    answer = client.get(f"/api/v1/sky/sun-limit?{query}")
+    assert answer.status_code == 400 and answer.get_json()["field"] == "az"

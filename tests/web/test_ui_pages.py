@@ -284,3 +284,13 @@ def test_package_data_ships_every_ui_file():
     ]
     assert len(wanted) >= 20
     assert [w for w in wanted if w not in shipped] == []
+
+
+def test_the_queue_query_refuses_a_repeated_parameter_and_says_characters(client):
+    # The queue page's list query (web/pipelines/api.py): to_dict() would keep one of two silently.
+    answer = client.get("/api/v1/pipelines?status=failed&status=queued")
+    assert answer.status_code == 400
+    assert answer.get_json()["field"] == "status" and "given 2 times" in answer.get_json()["message"]
+    long = client.get("/api/v1/pipelines?q=" + "x" * 5000)
+    assert long.status_code == 400
+    assert long.get_json()["message"] == "q: at most 255 characters, not 5000"

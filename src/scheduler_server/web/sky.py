@@ -6,6 +6,7 @@ limit defaults to that policy's sun rule (``rules.sun-avoidance.min_angle``). As
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,9 @@ DEFAULT_LIMIT_DEG = _DEFAULTS.rules.sun_avoidance.min_angle
 _BODY = "|".join(sky.BODIES)
 BODY_LIST = rf"^ *({_BODY}) *(, *({_BODY}) *)*$"
 BodyList = matching(BODY_LIST, f"comma-separated names of {', '.join(sky.BODIES)}", max_length=200)
+#: A JSON number (what the OpenAPI type ``number`` allows): no underscores, spaces, signs "+", nan or inf.
+JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+_NUMBERS = {"step", "az", "el", "limit_deg"}
 _COVERED = tuple(datetime.fromisoformat(d).replace(tzinfo=UTC) for d in sky.COVERED)
 _ERRORS = {
     400: (
@@ -173,6 +177,13 @@ def sun_limit():
 
 
 def _query(model: type[BaseModel]) -> Any:
+    """The query as ``model``: each parameter once, numbers as the document's ``number`` writes them."""
+    for name in request.args:
+        given = request.args.getlist(name)
+        if len(given) > 1:
+            raise ApiError(400, f"{name}: given {len(given)} times; give it once", name)
+        if name in _NUMBERS and not re.fullmatch(JSON_NUMBER, given[0]):
+            raise ApiError(400, f"{name}: must be a number as JSON writes it (e.g. 600 or 1.5e3)", name)
     try:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:

@@ -71,10 +71,18 @@ def _auth_error(exc: AuthError):
 
 
 def _query(model: type[BaseModel]):
+    """The query as ``model``, each parameter given once (to_dict() would keep one of several silently)."""
+    for name in request.args:
+        count = len(request.args.getlist(name))
+        if count > 1:
+            raise ApiError(400, f"{name}: given {count} times; give it once", name)
     try:
         return model.model_validate(request.args.to_dict())
     except ValidationError as exc:
         name, problem, _ = field_and_problem(exc, "query")
+        first = exc.errors()[0]
+        if first["type"] == "too_long" and isinstance(first.get("input"), str):  # a text filter, not a list
+            problem = f"at most {first['ctx']['max_length']} characters, not {len(first['input'])}"
         raise ApiError(400, f"{name}: {problem}", name) from None
 
 
