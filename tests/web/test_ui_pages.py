@@ -294,3 +294,13 @@ def test_the_queue_query_refuses_a_repeated_parameter_and_says_characters(client
     long = client.get("/api/v1/pipelines?q=" + "x" * 5000)
     assert long.status_code == 400
     assert long.get_json()["message"] == "q: at most 255 characters, not 5000"
+
+
+def test_the_ui_redirects_are_relative_and_carry_the_csp(client):
+    slash = client.get("/ui?x=1", headers={"Host": "evil.example"})
+    assert slash.status_code == 308
+    assert slash.headers["Location"] == "/ui/?x=1"  # not http://evil.example/ui/
+    assert slash.headers["Content-Security-Policy"] == CSP
+    root = client.get("/", headers={"Accept": "text/html", "Host": "evil.example"})
+    assert root.status_code == 302 and root.headers["Location"] == "/ui/"
+    assert root.headers["Content-Security-Policy"] == CSP

@@ -7,6 +7,7 @@ import re
 from functools import cache
 from importlib.resources import files
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, render_template, request, send_from_directory, url_for
 
@@ -36,9 +37,17 @@ PAGES = {
 
 @bp.after_app_request
 def _headers(response: Response) -> Response:
-    """On every answer under /ui, the routes' own and those no route matched (a 404, 405, the 308 of /ui)."""
-    if request.path != "/ui" and not request.path.startswith("/ui/"):
+    """On every answer under /ui, the routes' own and those no route matched (a 404, 405, the 308 of /ui),
+    and on the 302 of / to the UI. A redirect's Location is made relative (path and query): Werkzeug
+    builds the strict-slash 308's from the Host header, which a client or a proxy chooses."""
+    to_ui = request.path == "/" and response.status_code == 302
+    if not to_ui and request.path != "/ui" and not request.path.startswith("/ui/"):
         return response
+    location = response.headers.get("Location")
+    if response.status_code in (301, 302, 303, 307, 308) and location:
+        parts = urlsplit(location)
+        path = "/" + parts.path.lstrip("/")  # never "//host": that would be another site
+        response.headers["Location"] = urlunsplit(("", "", path, parts.query, ""))
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
