@@ -23,6 +23,7 @@ HOSTILE = ["<script>window.__pwned=1</script>", '"><img src=x onerror="window.__
 SCRIPTS = {
     "hello.sh": 'echo "hello from the pipeline"; echo "a warning on stderr" >&2\n',
     "sleep.sh": 'last="${@: -1}"; case "$last" in ""|*[!0-9.]*) last=30;; esac; echo started; sleep "$last"\n',
+    "fail.sh": 'echo "about to fail"; exit 3\n',
     # 400 numbered lines 50 ms apart: a live log that grows while the page tails it.
     "lines.sh": 'for i in $(seq 1 400); do echo "line $i"; sleep 0.05; done\n',
     # Log lines that would run if a page rendered them as HTML.

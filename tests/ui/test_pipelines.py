@@ -59,7 +59,9 @@ def test_hostile_log_lines_and_project_labels_are_text(browser, server):
     assert browser.wait(lambda: HOSTILE[1] in browser.text(row), what="the hostile project in its row")
     assert not browser.pwned()
     browser.open(f"{server.url}/ui/pipeline?id={labelled}")
+    assert browser.wait(lambda: HOSTILE[1] in browser.text("#details"), what="the hostile project in the details")
     assert "pw-secret" not in browser.driver.page_source
+    assert not browser.pwned()  # the onerror global stays unset on the pipeline page too
 
 
 def test_the_instances_page(browser, server):
@@ -83,6 +85,21 @@ def test_with_tokens_the_pages_refuse_until_a_token_is_given(browser, token_serv
     browser.find("#token-save").click()
     browser.wait(lambda: browser.all(f'#pipelines tr[data-id="{pid}"]'), what="the rows with the token")
     assert TOKEN not in browser.driver.current_url
+    assert TOKEN not in browser.js("return JSON.stringify(Object.entries(localStorage))"), "never in localStorage"
+    # The pipeline and instances pages refuse too until a token is given.
+    for page, filled in ((f"/ui/pipeline?id={pid}", "#details dd"), ("/ui/instances", "#instances tbody tr")):
+        browser.js("sessionStorage.clear()")
+        browser.driver.get(token_server.url + page)
+        browser.wait(lambda: browser.find("#token-dialog").get_attribute("open") is not None, what="the dialog")
+        assert not browser.all(filled), f"{page} shows data before a token"
+        browser.find("#token").send_keys("not-the-token")
+        browser.find("#token-save").click()
+        assert browser.wait(lambda: "token" in browser.text("#error").lower(), what=f"wrong token said on {page}")
+        browser.wait(lambda: browser.find("#token-dialog").get_attribute("open") is not None, what="asked again")
+        browser.find("#token").send_keys(TOKEN)
+        browser.find("#token-save").click()
+        assert browser.wait_state() == "ready"
+    assert TOKEN not in browser.js("return JSON.stringify(Object.entries(localStorage))")
     # The observing pages stay open.
     assert browser.open(token_server.url + "/ui/sun") == "ready"
     assert api(token_server, "get", "/api/v1/pipelines").status_code == 401
@@ -131,3 +148,40 @@ def test_the_queue_past_its_end_goes_to_the_last_page(browser, server):
     assert browser.text("#range").endswith(f"to {total} of {total}"), browser.text("#range")
     assert "offset=999999" not in browser.driver.current_url
     assert browser.all(f'#pipelines tr[data-id="{pid}"]') or total > 50
+
+
+def test_retry_from_the_page_queues_a_failed_pipeline_again(browser, server):
+    pid = submit(server, {"type": "script", "script": "fail.sh"})
+    assert wait_status(server, pid, ("failed",))["attempt"] == 1
+    browser.open(f"{server.url}/ui/pipeline?id={pid}")
+    browser.wait(lambda: not browser.find("#retry").get_attribute("disabled"), what="retry enabled")
+    browser.find("#retry").click()
+    browser.wait(lambda: browser.find("#confirm").get_attribute("open") is not None, what="the confirmation")
+    browser.find("#confirm-yes").click()
+    again = browser.wait(lambda: (p := api(server, "get", f"/api/v1/pipelines/{pid}").json())["attempt"] == 2 and p)
+    assert again["attempt"] == 2
+    assert browser.wait(lambda: "about to fail" in browser.text("#log"), timeout=30, what="the second attempt's log")
+
+
+def test_the_queue_filters_searches_and_pages(browser, server):
+    base = {"subject": "subj", "host": "http://x", "user": "u", "pwd": "pw", "script": "hello.sh"}
+    items = [{**base, "project": "pager", "session": f"s{i:02d}"} for i in range(27)]
+    answer = api(server, "post", "/api/v1/pipelines", json=items)
+    assert answer.status_code == 201, answer.text
+    ids = sorted(p["id"] for p in answer.json()["pipelines"])
+    other = submit(server, {**base, "project": "elsewhere", "session": "needle-session"})
+    browser.open(server.url + "/ui/queue")
+    browser.set_value("#page-size", "25")
+    browser.set_value("#filter-project", "pager")
+    read = "return [...document.querySelectorAll('#pipelines tr[data-id]')].map((r) => Number(r.dataset.id))"
+    rows = lambda: browser.js(read)  # noqa: E731
+    browser.wait(lambda: rows() == ids[::-1][:25], what="the first page of project pager")
+    assert browser.text("#range").startswith("1 to 25 of 27")
+    browser.find("#next").click()
+    browser.wait(lambda: rows() == ids[::-1][25:], what="the second page")
+    assert browser.text("#range").startswith("26 to 27 of 27") and browser.find("#next").get_attribute("disabled")
+    browser.find("#prev").click()
+    browser.wait(lambda: len(rows()) == 25, what="back to the first page")
+    browser.set_value("#filter-project", "")
+    browser.set_value("#search", "needle")
+    browser.wait(lambda: rows() == [other], what="the search's one row")
