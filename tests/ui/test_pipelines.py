@@ -185,3 +185,38 @@ def test_the_queue_filters_searches_and_pages(browser, server):
     browser.set_value("#filter-project", "")
     browser.set_value("#search", "needle")
     browser.wait(lambda: rows() == [other], what="the search's one row")
+
+
+# The server's answer to a retry whose XNAT token was released (the XNAT part is tests/xnat's); the page's
+# fetch is wrapped to give it, and to pass a retry with a body on to the server without that body.
+FRESH = """
+const real = window.fetch;
+window.fetch = (url, init) => {
+  if (!String(url).endsWith('/retry')) return real(url, init);
+  if (!init.body) return Promise.resolve(new Response(JSON.stringify({message: arguments[0], field: 'pwd'}),
+    {status: 400, headers: {'Content-Type': 'application/json'}}));
+  window.__retryBody = JSON.parse(init.body);
+  return real(url, {...init, body: undefined, headers: {Accept: 'application/json'}});
+};
+"""
+
+
+def test_a_retry_that_needs_fresh_credentials_asks_for_them_and_keeps_none(browser, server):
+    pid = submit(server, {"type": "script", "script": "fail.sh"})
+    wait_status(server, pid, ("failed",))
+    browser.open(f"{server.url}/ui/pipeline?id={pid}")
+    browser.js(FRESH, "pwd: its alias token was released; give fresh credentials (user and pwd, or alias and secret)")
+    browser.wait(lambda: not browser.find("#retry").get_attribute("disabled"), what="retry enabled")
+    browser.find("#retry").click()
+    browser.wait(lambda: browser.find("#confirm").get_attribute("open") is not None, what="the confirmation")
+    browser.find("#confirm-yes").click()
+    browser.wait(lambda: browser.find("#credentials").get_attribute("open") is not None, what="the credentials")
+    assert "fresh credentials" in browser.text("#credentials-why")
+    browser.find("#cred-name").send_keys("alice")
+    browser.find("#cred-secret").send_keys("s3cret-pw")
+    browser.find("#credentials-send").click()
+    assert browser.wait(lambda: browser.js("return window.__retryBody")) == {"user": "alice", "pwd": "s3cret-pw"}
+    browser.wait(lambda: api(server, "get", f"/api/v1/pipelines/{pid}").json()["attempt"] == 2, what="attempt 2")
+    stored = browser.js("return JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+    assert "s3cret-pw" not in stored and "s3cret-pw" not in browser.driver.page_source
+    assert browser.find("#cred-secret").get_attribute("value") == ""

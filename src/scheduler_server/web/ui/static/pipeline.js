@@ -156,11 +156,47 @@ function selectTab(name) {
   tail(name).then(showLog, fail);
 }
 
+// A retry of an XNAT pipeline whose token was released is a 400 asking for fresh credentials: they are
+// asked in #credentials and sent in the retry's body once, never stored (the inputs are emptied on close).
+function needsCredentials(error) {
+  return error instanceof ApiError && error.status === 400 && /fresh credentials/.test(error.message);
+}
+
+function askCredentials(why) {
+  const dialog = $("#credentials");
+  const inputs = [$("#cred-name"), $("#cred-secret")];
+  $("#credentials-why").textContent = why;
+  return new Promise((resolve) => {
+    dialog.returnValue = "";
+    dialog.addEventListener("close", () => {
+      const [name, secret] = inputs.map((input) => input.value);
+      for (const input of inputs) input.value = "";
+      if (dialog.returnValue !== "send" || !name || !secret) resolve(null);
+      else resolve($("#cred-kind").value === "alias" ? { alias: name, secret } : { user: name, pwd: secret });
+    }, { once: true });
+    dialog.showModal();
+    inputs[0].focus();
+  });
+}
+
+async function post(verb) {
+  const path = `/api/v1/pipelines/${current.id}/${verb}`;
+  try {
+    return await api(path, { method: "POST" });
+  } catch (error) {
+    if (verb !== "retry" || !needsCredentials(error)) throw error;
+    const credentials = await askCredentials(error.message);
+    return credentials ? api(path, { method: "POST", body: credentials }) : null;
+  }
+}
+
 async function act(verb) {
   const question = verb === "cancel" ? `Cancel pipeline ${current.id}?` : `Queue pipeline ${current.id} again?`;
   if (!(await confirmDialog(question))) return;
   try {
-    current = await api(`/api/v1/pipelines/${current.id}/${verb}`, { method: "POST" });
+    const answer = await post(verb);
+    if (!answer) return; // no credentials given
+    current = answer;
     clearError();
     showDetails(current);
     showHistory(current.history);
