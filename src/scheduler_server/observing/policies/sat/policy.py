@@ -48,7 +48,7 @@ class SatPolicy(Policy):
 
         a, b = int(math.floor(t0.timestamp())), int(math.ceil(t1.timestamp()))
         _within_ephemeris(t0, t1)
-        inputs.check_state(config)
+        inputs.check_state(config, a)
         site = config.site.to_site()
         sun_policy = config.sun_policy()
         sun = _sun(
@@ -80,7 +80,7 @@ class SatPolicy(Policy):
         for item, why in dropped:
             log.info("%s %s at %s dropped: %s", item.visit.kind, item.visit.name, merge.hhmm(item.visit.t0), why)
 
-        text = _script(config, plans, start, sun_policy, cfg, timeline)
+        text = _script(config, plans, start, sun_policy, cfg, timeline) + _drop_notes(dropped)
         report = safety.check_script(
             text, sun_policy.min_angle, model, site, start=a, step=sun_policy.time_step, sun=sun
         )
@@ -119,6 +119,17 @@ def _script(config: SatConfig, plans, start, sun_policy, cfg, timeline) -> str:
     )
     preamble = operations.preamble(start, config.platform, sun_policy, header, vent_check=cfg.vent_check)
     return script.render([], preamble, [op for _, op in timeline.timed])
+
+
+def _drop_notes(dropped: list) -> str:
+    """Trailing comment lines, one per dropped visit and why, so the script says it even with no block left."""
+    from scheduler_server.observing.policies.sat.merge import hhmm
+    from scheduler_server.observing.policies.sat.script import comment
+
+    notes = sorted(dropped, key=lambda d: d[0].visit.t0)
+    return "".join(
+        comment(f"dropped: {i.visit.kind} {i.visit.name} at {hhmm(i.visit.t0)}: {why}") + "\n" for i, why in notes
+    )
 
 
 def _with_drops(blocks: list[Block], dropped: list) -> list[Block]:

@@ -259,7 +259,9 @@ class Planner:
             if op.name == "skip":
                 raise Infeasible(f"it would not run: {op.detail.get('why', '')}", "skip")
         self._run(c, scanned, stop=visit.t1)
-        c.where, c.since = _sweep(visit, start, end_only=True), c.state.t
+        # where it rests: anywhere in the swept box (the ACU stops where its triangle has got to; the checker
+        # assumes the whole box, and so does the planner, so the two agree on what the sun may see next)
+        c.where, c.since = box, c.state.t
         self._run(c, operations_.after_scan(c.state, run, self.cfg))
         cuts = item.cuts
         if start > visit.t0:
@@ -359,10 +361,8 @@ def _point(az: float, el: float) -> Box:
     return (az, az, el, el)
 
 
-def _sweep(visit: Visit, start: float, end_only: bool = False) -> Box:
-    drift = visit.az_drift * (visit.t1 - visit.t0)
+def _sweep(visit: Visit, start: float) -> Box:
+    """The az/el box a scan from ``start`` to the visit's end sweeps, its drift included."""
     az0 = visit.az + visit.az_drift * (start - visit.t0)
-    az1 = visit.az + drift
-    lo = az1 if end_only else min(az0, az1)
-    hi = az1 + visit.throw if end_only else max(az0, az1) + visit.throw
-    return (lo, hi, visit.el - visit.el_amp, visit.el + visit.el_amp)
+    az1 = visit.az + visit.az_drift * (visit.t1 - visit.t0)
+    return (min(az0, az1), max(az0, az1) + visit.throw, visit.el - visit.el_amp, visit.el + visit.el_amp)
