@@ -29,6 +29,7 @@ class Platform:
     az_speed: float
     el_speed: float
     settle: float
+    scan_az_accel: float
     site: tuple[float, float, float] | None = None  # lat, lon (deg), elevation (m); None: not known
 
     def slew_seconds(self, az0: tuple[float, float], el0: tuple[float, float], az: float, el: float) -> float:

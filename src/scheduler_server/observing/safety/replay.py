@@ -139,9 +139,10 @@ class SeedReplay(Replay):
         "smurf.iv_curve": ("tag", "iv_kwargs", "concurrent", "settling_time"),
         "smurf.bias_dets": ("rfrac", "concurrent", "settling_time"),
         "smurf.bias_step": ("tag", "concurrent", "settling_time"),
+        "time.sleep": ("seconds",),  # the dummy policy's scripts: ``import time`` and sleeps, nothing points
     }
-    REQUIRED = {"wait_until": 1, "acu.move_to": 2, "seq.scan": 3}
-    NUMERIC = {"acu.move_to": ("az", "el"), "seq.scan": ("width", "az_drift")}
+    REQUIRED = {"wait_until": 1, "acu.move_to": 2, "seq.scan": 3, "time.sleep": 1}
+    NUMERIC = {"acu.move_to": ("az", "el"), "seq.scan": ("width", "az_drift"), "time.sleep": ("seconds",)}
 
     def __init__(self, model: TelescopeModel, start: float | None, report: Report):
         super().__init__(start, report)
@@ -166,10 +167,20 @@ class SeedReplay(Replay):
             self.move(float(args["az"]), float(args["el"]), line, self._slew)
         elif name == "seq.scan":
             self._scan(args, line)
+        elif name == "time.sleep":
+            self._sleep(float(args["seconds"]), line)
         elif name.startswith("smurf."):
             if self.clock is not None:
                 self.hold(line, f"{name}()", self.clock + self.model.command_seconds(name))
                 self.clock += self.model.command_seconds(name)
+
+    def _sleep(self, seconds: float, line: int) -> None:
+        """Time passes where the telescope is (if it is known where)."""
+        if seconds < 0:
+            self.problem(line, "time.sleep(): a negative time")
+        elif self.clock is not None:
+            self.hold(line, "time.sleep()", self.clock + seconds)
+            self.clock += seconds
 
     def _slew(self, az0, el0, az, el) -> float:
         m = self.model

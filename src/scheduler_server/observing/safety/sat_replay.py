@@ -14,6 +14,8 @@ from scheduler_server.observing.safety.findings import Span, Violation
 from scheduler_server.observing.safety.replay import Replay
 from scheduler_server.observing.safety.script_reader import Call
 
+MAX_TOLERANCE = 3600.0  # s: a wait_until tolerance beyond an hour (or negative) says the script's times mean little
+SCAN_LIMITS = "set_scan_params(az_speed={0:g}, az_accel={1:g}): {3} takes az_accel in (0, {2:g}], az_speed > 0"
 SMURF = ("tag", "concurrent", "settling_time")
 SCAN_PASS_THROUGH = (
     # generate_scan's parameters seq.scan passes on (socs 0.6.4) that change neither where nor how long.
@@ -190,11 +192,15 @@ class SatReplay(Replay):
         if tolerance is None:
             return None
         if isinstance(tolerance, str):
-            return self.time(tolerance, line)
-        if isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool):
-            return target + tolerance
-        self.problem(line, "wait_until(): tolerance must be seconds or an ISO time")
-        return None
+            deadline = self.time(tolerance, line)
+        elif isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool):
+            deadline = target + tolerance
+        else:
+            self.problem(line, "wait_until(): tolerance must be seconds or an ISO time")
+            return None
+        if deadline is not None and not 0 <= deadline - target <= MAX_TOLERANCE:
+            self.problem(line, f"wait_until(): a tolerance of {deadline - target:g} s (0..{MAX_TOLERANCE:g} s sane)")
+        return deadline
 
     def _acu_move_to(self, args: dict, line: int) -> None:
         az, el = float(args["az"]), float(args["el"])
@@ -213,7 +219,9 @@ class SatReplay(Replay):
         self.boresight = target
 
     def _acu_set_scan_params(self, args: dict, line: int) -> None:
-        pass
+        speed, accel, most = float(args["az_speed"]), float(args["az_accel"]), self.platform.scan_az_accel
+        if not (0 < accel <= most and speed > 0):
+            self.hazard(line, "range", SCAN_LIMITS.format(speed, accel, most, self.platform.name))
 
     def _seq_scan(self, args: dict, line: int) -> None:
         if self.az is None:

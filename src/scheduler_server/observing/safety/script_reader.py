@@ -70,9 +70,16 @@ class Reading:
     shape: str = "star"  # "run" once ``import sorunlib as run`` was read
 
 
+_PLATFORM_LINE = re.compile(r"^\s*#\s*platform\s*:", re.IGNORECASE)
+
+
 def read_script(text: str) -> Reading:
     reading = _read_simple(text) or _read_ast(text)
     reading.header = _header(text)
+    platforms = [n for n, line in enumerate(text.split("\n"), 1) if _PLATFORM_LINE.match(line)]
+    reading.problems += [
+        f"line {n}: a second '# platform:' line (the first is line {platforms[0]})" for n in platforms[1:]
+    ]
     return reading
 
 
