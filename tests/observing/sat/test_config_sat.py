@@ -79,7 +79,7 @@ def test_bad_keys_and_values_name_their_dotted_key(overrides, field):
 @pytest.mark.parametrize(
     ("state", "field"),
     [
-        ({"el": 30}, "policy.config.state.el"),
+        ({"el": 15}, "policy.config.state.el"),  # below the platform (a stopped one may stand at 20-39)
         ({"el": 75}, "policy.config.state.el"),  # above max_hwp_el: force_max_hwp_el caps the range
         ({"az": 420}, "policy.config.state.az"),
         ({"el": 45, "hwp_spinning": True, "hwp_dir": "ccw"}, "policy.config.state.hwp_spinning"),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduler_server.observing.service import PolicyRequest, run_schedule
+from scheduler_server.observing.service import PolicyRequest, check_schedule, run_schedule
 from scheduler_server.observing.types import ScheduleInputError
 
 T0 = datetime(2023, 11, 5, tzinfo=UTC)
@@ -59,3 +59,50 @@ def test_a_plan_name_longer_than_128_characters_is_a_400_naming_file_and_line(co
     text, _ = _sample_cmb_with(column, "x" * 128)
     t0, t1 = datetime(2023, 12, 1, tzinfo=UTC), datetime(2023, 12, 1, 2, tzinfo=UTC)
     assert "x" * 128 in run_schedule(t0, t1, PolicyRequest("sat", {"cmb_plan_text": text}, "satp1")).commands
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"state": {"last_iv": "2023-11-06T00:00:00Z"}}, "state.last_iv"),
+        ({"state": {"last_relock": "2023-11-05T01:00:00Z"}}, "state.last_relock"),
+        ({"state": {"boresight": 60}}, "state.boresight"),
+        ({"boresight_override": -56}, "boresight_override"),
+        (
+            {"cal_targets": [{"source": "jupiter", "boresight": 70, "elevation": 45, "focus": "ws0"}]},
+            "cal_targets.0.boresight",
+        ),
+        ({"az_accel": 5}, "az_accel"),
+        ({"min_hwp_el": 61}, "min_hwp_el"),
+    ],
+)
+def test_values_beyond_the_platforms_limits_are_400s_naming_the_key(overrides, key):
+    assert refused(overrides).field == f"policy.config.{key}"
+
+
+def test_a_stopped_telescope_may_start_low_within_the_platforms_range():
+    request = PolicyRequest("sat", {"state": {"el": 30}}, "satp1")
+    result = run_schedule(T0, T1, request)  # was a 400: state.el outside 40..60
+    assert check_schedule(T0, result, request)["safe"]
+
+
+@pytest.mark.parametrize(
+    "column, value, problem",
+    [(5, "500.00", "az_min"), (6, "-60.00", "az_max"), (4, "70.00", "rotation"), (9, "5.00", "accel")],
+)
+def test_plan_values_beyond_the_platforms_limits_are_400s_naming_file_and_line(column, value, problem):
+    text, line = _sample_cmb_with(column - 1, value)
+    caught = refused({"cmb_plan_text": text})
+    assert caught.field == f"policy.config.cmb_plan_text:{line}"
+    assert problem in str(caught)
+
+
+def test_an_unknown_row_type_is_refused_and_a_bom_is_accepted():
+    text, line = _sample_cmb_with(10, " CBM  ")
+    caught = refused({"cmb_plan_text": text})
+    assert caught.field == f"policy.config.cmb_plan_text:{line}" and "CBM" in str(caught)
+    text, _ = _sample_cmb_with(10, " CMB  ")
+    t0, t1 = datetime(2023, 12, 1, tzinfo=UTC), datetime(2023, 12, 1, 2, tzinfo=UTC)
+    plain = run_schedule(t0, t1, PolicyRequest("sat", {"cmb_plan_text": text}, "satp1"))
+    with_bom = run_schedule(t0, t1, PolicyRequest("sat", {"cmb_plan_text": "\ufeff" + text}, "satp1"))
+    assert [b.to_json() for b in with_bom.blocks] == [b.to_json() for b in plain.blocks] != []

@@ -23,6 +23,13 @@ HOUR = 3600.0
 DAY = 86400.0
 PLAN_TEXT_LIMIT = 1_000_000  # characters: the bundled SATp1 baseline (two months) is 174 kB
 PLAN_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"  # a bundled plan's name: no path separators
+# The SATs' limits, the policy's copy (the checker has its own): az -45..405 (socs avoidance DEFAULT_POLICY),
+# boresight -55..55 (socs acu_agent.rst SATP motion_limits), scan az acceleration at most 4 deg/s^2 (ibid.,
+# azimuth accel), scan az speed at most 5 deg/s (this policy's cap)
+AZ_RANGE = (-45.0, 405.0)
+BORESIGHT_RANGE = (-55.0, 55.0)
+EL_RANGE = (20.0, 90.0)  # where a stopped telescope may stand (the ACU's 18.5, rounded up)
+MAX_AZ_SPEED, MAX_AZ_ACCEL = 5.0, 4.0
 _AS_WRITTEN = ConfigDict(serialize_by_alias=True)
 _SITE_ONLY = {"site_only": True}
 # schedlib source.py SITES (so3g's figures), to 6 decimals: the policy's copy (the checker has its own)
@@ -135,7 +142,7 @@ class CalTargetConfig(PolicyConfig):
     """One calibration target, as schedlib's ``add_cal_target(source, boresight, elevation, focus, ...)``."""
 
     source: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,32}$", description="A planet or the moon, e.g. 'jupiter'.")
-    boresight: float = Field(ge=-90, le=90, description="Boresight rotation during the scan, deg.")
+    boresight: float = Field(ge=-55, le=55, description="Boresight rotation during the scan, deg (-55..55).")
     elevation: float = Field(ge=20, le=90, description="Elevation of the scan, deg.")
     focus: str = Field(
         pattern=r"^[A-Za-z0-9_,]{1,64}$",
@@ -147,7 +154,7 @@ class CalTargetConfig(PolicyConfig):
     drift: bool = Field(True, description="Drift the scan in azimuth with the source.")
     az_branch: float | None = Field(None, ge=-45, le=405, description="Preferred azimuth of the crossing, deg.")
     az_speed: float | None = Field(None, gt=0, le=5, description="Scan speed; null: the policy's az_speed.")
-    az_accel: float | None = Field(None, gt=0, le=10, description="Scan acceleration; null: the policy's az_accel.")
+    az_accel: float | None = Field(None, gt=0, le=4, description="Scan acceleration; null: the policy's az_accel.")
 
     @model_validator(mode="after")
     def _direction(self):
@@ -168,7 +175,7 @@ class TelescopeState(PolicyConfig):
 
     az: float = Field(180.0, description="Current azimuth, deg (unwrapped, within plan_moves.az_limits).")
     el: float = Field(40.0, description="Current elevation, deg (within plan_moves.el_limits).")
-    boresight: float = Field(0.0, ge=-90, le=90, description="Current boresight rotation, deg.")
+    boresight: float = Field(0.0, ge=-55, le=55, description="Current boresight rotation, deg (-55..55).")
     hwp_spinning: bool = Field(False, description="Whether the HWP spins now.")
     hwp_dir: Literal["ccw", "cw"] | None = Field(
         None, description="Its direction: 'ccw' (positive frequency, schedlib's True) or 'cw'; null when stopped."
@@ -239,7 +246,7 @@ class SatConfig(PolicyConfig):
     stages: Stages = Field(default_factory=Stages)
 
     az_speed: float = Field(0.8, gt=0, le=5, description="CMB scan speed, deg/s.")
-    az_accel: float = Field(1.5, gt=0, le=10, description="CMB scan acceleration, deg/s^2.")
+    az_accel: float = Field(1.5, gt=0, le=4, description="CMB scan acceleration, deg/s^2 (the ACU's 4 at most).")
     iv_cadence: float | None = Field(4 * HOUR, gt=0, le=7 * DAY, description="Detector setup at least this often, s.")
     bias_step_cadence: float | None = Field(0.5 * HOUR, gt=0, le=7 * DAY, description="Bias steps this often, s.")
     relock_cadence: float | None = Field(
@@ -261,7 +268,7 @@ class SatConfig(PolicyConfig):
     hwp_override: Literal["ccw", "cw"] | None = Field(
         None, description="Force every scan's HWP direction ('ccw', or schedlib's true; 'cw', or false)."
     )
-    boresight_override: float | None = Field(None, ge=-90, le=90, description="Force every scan's boresight, deg.")
+    boresight_override: float | None = Field(None, ge=-55, le=55, description="Force every scan's boresight, deg.")
     apply_boresight_rot: bool = Field(True, description="Rotate the boresight as the plans say.")
     elevation_override: float | None = Field(None, ge=20, le=90, description="Force every scan's elevation, deg.")
     az_branch_override: float | None = Field(None, ge=-45, le=405, description="Force calibration az branches.")
@@ -289,12 +296,6 @@ class SatConfig(PolicyConfig):
         if isinstance(value, bool):  # schedlib's run_satp*.yaml say true (ccw) / false (cw)
             return "ccw" if value else "cw"
         return value
-
-    @model_validator(mode="after")
-    def _hwp_range(self):
-        if self.min_hwp_el > self.max_hwp_el:
-            raise ValueError("min_hwp_el must not be above max_hwp_el")
-        return self
 
     def el_limits(self) -> tuple[float, float]:
         """The elevations the planner may use: plan_moves.el_limits, capped as schedlib does."""

@@ -36,12 +36,25 @@ class Plans:
     wiregrid_name: str | None = None
 
 
-def check_state(config: SatConfig) -> None:
-    """The telescope's state must be one the platform can be in (schedlib's check_state), else a 400."""
+def check_state(config: SatConfig, t0: float | None = None) -> None:
+    """The telescope's state must be one the platform can be in (schedlib's check_state), else a 400. A stopped
+    HWP lets the telescope stand anywhere in the platform's elevation range (the planner moves it up first)."""
+    from scheduler_server.observing.policies.sat.config import EL_RANGE
+
+    if config.min_hwp_el > config.max_hwp_el:
+        raise ScheduleInputError(
+            FIELD + "min_hwp_el", f"{config.min_hwp_el:g} is above max_hwp_el {config.max_hwp_el:g}"
+        )
     state, moves = config.state, config.stages.build_op.plan_moves
     lo, hi = moves.el_limits
     if config.force_max_hwp_el and not config.disable_hwp:
         hi = min(hi, config.max_hwp_el)
+    if not state.hwp_spinning:
+        lo = min(lo, EL_RANGE[0])
+    for key in ("last_relock", "last_iv"):
+        when = getattr(state, key)
+        if t0 is not None and when is not None and when.timestamp() > t0:
+            raise ScheduleInputError(f"{FIELD}state.{key}", f"{when.isoformat()} is later than t0")
     if not lo <= state.el <= hi:
         raise ScheduleInputError(FIELD + "state.el", f"{state.el:g} is outside the elevation limits {lo:g}..{hi:g}")
     lo, hi = moves.az_limits

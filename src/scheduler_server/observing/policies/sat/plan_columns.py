@@ -37,7 +37,7 @@ def where(name: str, line: int) -> str:
 def rows(text: str) -> list[Row]:
     """Every non-comment, non-blank line of ``text``, split on ``|``."""
     found = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):  # a UTF-8 BOM is no cell
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -118,8 +118,8 @@ def optional_number(text: str, column: str, at: str, *, lo: float | None = None,
     return number(text, column, at, lo=lo, hi=hi)
 
 
-def positive(text: str, column: str, at: str) -> float:
-    value = number(text, column, at)
+def positive(text: str, column: str, at: str, hi: float | None = None) -> float:
+    value = number(text, column, at, hi=hi)
     if value <= 0:
         raise ScheduleInputError(at, f"{column} {text!r} is not a positive number")
     return value

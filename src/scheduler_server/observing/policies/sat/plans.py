@@ -18,6 +18,7 @@ from importlib.resources import files
 from typing import Protocol, TypeVar
 
 from scheduler_server.observing.policies.sat import plan_columns as col
+from scheduler_server.observing.policies.sat.config import AZ_RANGE, BORESIGHT_RANGE, MAX_AZ_ACCEL, MAX_AZ_SPEED
 from scheduler_server.observing.policies.sat.targets import CalTarget, CmbBlock, WiregridTarget
 from scheduler_server.observing.sky.ephemerides import BODIES
 from scheduler_server.observing.types import ScheduleInputError
@@ -133,8 +134,8 @@ def _sorted_without_overlap(data, read: Callable, columns: tuple[str, ...], what
 
 
 def _pointing(cells: dict[str, str], at: str) -> tuple[float, float, float]:
-    az_min = col.number(cells["az_min"], "az_min", at)
-    az_max = col.number(cells["az_max"], "az_max", at)
+    az_min = col.number(cells["az_min"], "az_min", at, lo=AZ_RANGE[0], hi=AZ_RANGE[1])
+    az_max = col.number(cells["az_max"], "az_max", at, lo=AZ_RANGE[0], hi=AZ_RANGE[1])
     if az_max < az_min:
         raise ScheduleInputError(at, f"az_max {cells['az_max']!r} is below az_min {cells['az_min']!r}")
     el = col.number(cells["el"], "el", at, lo=0.0, hi=90.0)
@@ -144,9 +145,12 @@ def _pointing(cells: dict[str, str], at: str) -> tuple[float, float, float]:
 def _sat_row(cells: dict[str, str], at: str) -> CmbBlock:
     t0, t1 = col.span(cells, at)
     az_min, az_max, el = _pointing(cells, at)
-    speed = col.positive(cells["speed"], "speed", at)
-    accel = col.positive(cells["accel"], "accel", at)
-    noobs = col.text_cell(cells["type"], "type", at).lower() == "none"
+    speed = col.positive(cells["speed"], "speed", at, hi=MAX_AZ_SPEED)
+    accel = col.positive(cells["accel"], "accel", at, hi=MAX_AZ_ACCEL)
+    kind = col.text_cell(cells["type"], "type", at).lower()
+    if kind not in ("cmb", "none", "1"):  # 1: schedlib's scan type 1, the constant-elevation scan planned here
+        raise ScheduleInputError(at, f"type {cells['type']!r} is not CMB (or 1: a scan) or None (no observation)")
+    noobs = kind == "none"
     return CmbBlock(
         name=col.text_cell(cells["patch"], "patch", at),
         t0=t0,
@@ -154,7 +158,7 @@ def _sat_row(cells: dict[str, str], at: str) -> CmbBlock:
         az_min=az_min,
         az_max=az_max,
         el=el,
-        boresight=col.number(cells["rotation"], "rotation", at, lo=-360.0, hi=360.0),
+        boresight=col.number(cells["rotation"], "rotation", at, lo=BORESIGHT_RANGE[0], hi=BORESIGHT_RANGE[1]),
         hwp_dir=col.hwp_direction(cells["hwp_dir"], at),
         az_speed=None if noobs else speed,
         az_accel=None if noobs else accel,
@@ -177,7 +181,7 @@ def _toast_row(cells: dict[str, str], at: str) -> CmbBlock:
         az_min=az_min,
         az_max=az_max,
         el=el,
-        boresight=col.number(cells["rotation"], "rotation", at, lo=-360.0, hi=360.0),
+        boresight=col.number(cells["rotation"], "rotation", at, lo=BORESIGHT_RANGE[0], hi=BORESIGHT_RANGE[1]),
         pass_=col.optional_integer(cells["pass"], "pass", at),
         sub_pass=col.optional_integer(cells["sub"], "sub", at),
         origin=at,
