@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler_server.pipelines.errors import InvalidInput
-from scheduler_server.pipelines.models import FINAL_STATES, Pipeline
+from scheduler_server.pipelines.models import CANCELLED, FAILED, Pipeline
 from scheduler_server.pipelines.xnat import workflows
 from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
 from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatNotFound, XnatUnavailable
@@ -27,6 +27,8 @@ from scheduler_server.pipelines.xnat.settings import XnatServer, XnatSettings
 from scheduler_server.pipelines.xnat.tokens import Tokens, refused_retry
 
 log = logging.getLogger(__name__)
+
+RETRYABLE = (FAILED, CANCELLED)  # as PipelineService.retry
 
 
 @dataclass
@@ -75,13 +77,13 @@ class Verifier:
 
     def verify(self, items: list[Item]) -> None:
         """Check every item with its XNAT; set each good one's token (``token_id``, ``secret``, the spec's
-        ``xnat_token``), each bad one's ``error``. XnatUnavailable (after invalidating what was issued) if a
-        server cannot be asked."""
+        ``xnat_token``), each bad one's ``error``. XnatUnavailable if a server cannot be asked; on that or any
+        other exception the tokens issued for this call are invalidated first."""
         issued: list[tuple[XnatServer, AliasToken]] = []
         try:
             for group in _groups(items):
                 self._verify_group(group, issued)
-        except XnatUnavailable:
+        except BaseException:  # any failure: no token issued for this request may stay live at XNAT
             for server, token in issued:
                 _forget(server, token)
             raise
@@ -236,8 +238,8 @@ def fresh_token(verifier: Verifier, pipeline: Pipeline, credentials: Any, settin
         if credentials is not None:
             raise InvalidInput(f"pwd: pipeline {pipeline.id} uses no XNAT alias token; retry it without a body", "pwd")
         return None
-    if pipeline.status not in FINAL_STATES:
-        return None  # the retry itself refuses it (409), before anything is issued
+    if pipeline.status not in RETRYABLE:
+        return None  # the retry itself refuses it (409, a succeeded one too), before anything is issued
     problem = verifier.tokens.problem(pipeline.token_id)
     if credentials is None:
         if problem:
@@ -246,9 +248,16 @@ def fresh_token(verifier: Verifier, pipeline: Pipeline, credentials: Any, settin
     server = match(settings, pipeline.spec.get("host", ""))
     if server is None:
         raise InvalidInput(f"host: {pipeline.spec.get('host')!r} is no longer in xnat.servers", "host")
+    copy = Pipeline(
+        id=pipeline.id,
+        spec=dict(pipeline.spec),
+        timeout=pipeline.timeout,
+        script=pipeline.script,
+        created_at=time.time(),  # a new workflow entry (if it kept none) is launched now
+    )
     item = Item(
         0,
-        Pipeline(id=pipeline.id, spec=dict(pipeline.spec), timeout=pipeline.timeout),
+        copy,
         _login(pipeline, credentials),
         server,
     )

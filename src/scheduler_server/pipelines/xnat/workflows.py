@@ -109,8 +109,8 @@ def at_submit(settings: XnatSettings | None, client: XnatClient, item: Any, auth
     item's error (XnatAuthError naming ``workflows`` when refused and workflow_permission is refuse) or None;
     a warning goes to ``item.warnings``. XnatUnavailable propagates (the submission is a 503)."""
     found = getattr(item, "experiment", None)
-    if not enabled(settings) or not found:
-        return None
+    if not enabled(settings) or not found or "xnat_workflow" in item.pipeline.spec:
+        return None  # a retry keeps its entry: the sweep writes its Queued after the retry committed
     pipeline = item.pipeline
     name = pipeline.script
     taken = {str(row.get("launch_time") or "")[:19] for row in client.workflows_of(auth, found["ID"], name)}
