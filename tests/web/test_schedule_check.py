@@ -68,4 +68,30 @@ def test_events_and_check_are_documented(client):
         "samples",
         "problems",
     }
-    assert set(schemas["StateEvent"]["required"]) == {"lane", "t0", "t1", "state"}
+    lanes = {}
+    for ref in (v["$ref"] for v in schemas["StateEvent"]["oneOf"]):
+        lane = schemas[ref.rsplit("/", 1)[-1]]
+        assert lane["additionalProperties"] is False
+        lanes[lane["properties"]["lane"]["const"]] = lane
+    assert set(schemas["StateEvent"]["discriminator"]["mapping"]) == set(lanes) == {"hwp", "boresight", "detectors"}
+    assert set(lanes["hwp"]["required"]) == {"lane", "t0", "t1", "state", "direction"}
+    assert lanes["hwp"]["properties"]["state"]["enum"] == ["stopped", "spin_up", "spinning", "spin_down"]
+    assert set(lanes["boresight"]["required"]) == {"lane", "t0", "t1", "state", "angle"}
+    assert lanes["boresight"]["properties"]["state"]["enum"] == ["fixed", "rotating"]
+    assert set(lanes["detectors"]["properties"]["state"]["enum"]) == {
+        "relock",
+        "setup",
+        "iv",
+        "bias",
+        "bias_step",
+        "noise",
+    }
+
+
+def test_every_event_of_a_sat_answer_fits_its_documented_lane(client):
+    from scheduler_server.web.schedule import StateEvent
+
+    events = _json(client, {"policy": "sat", "preset": "satp1"}, t0="2023-11-05 00:00", t1="2023-11-05 06:00")["events"]
+    assert {e["lane"] for e in events} == {"hwp", "boresight", "detectors"}
+    for event in events:
+        StateEvent.model_validate(event)

@@ -8,7 +8,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, current_app, jsonify
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    RootModel,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from scheduler_server.observing.policies.registry import available_policies
 from scheduler_server.observing.service import PolicyRequest, check_schedule, presets_of, run_schedule
@@ -111,14 +120,37 @@ class ScheduledBlock(BaseModel):
     cuts: list[str] = Field(default_factory=list, description="Why parts of this block were cut.")
 
 
-class StateEvent(BaseModel):
-    """One interval of a state lane (docs/observing.md lists the lanes and their states)."""
+class _LaneInterval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    t0: str = Field(description="Start, ISO 8601 UTC.")
+    t1: str = Field(description="End, ISO 8601 UTC.")
 
-    model_config = ConfigDict(extra="allow")
-    lane: Literal["hwp", "boresight", "detectors"]
-    t0: str
-    t1: str
-    state: str
+
+class HwpEvent(_LaneInterval):
+    """An interval of the HWP lane: its state and, while it turns, its direction."""
+
+    lane: Literal["hwp"]
+    state: Literal["stopped", "spin_up", "spinning", "spin_down"]
+    direction: Literal["ccw", "cw"] | None = Field(description="ccw: positive frequency; null when stopped.")
+
+
+class BoresightEvent(_LaneInterval):
+    """An interval of the boresight lane: fixed at, or rotating to, ``angle``."""
+
+    lane: Literal["boresight"]
+    state: Literal["fixed", "rotating"]
+    angle: float = Field(description="Boresight angle, deg (the target while rotating).")
+
+
+class DetectorEvent(_LaneInterval):
+    """An interval of the detectors lane: what the readout does."""
+
+    lane: Literal["detectors"]
+    state: Literal["relock", "setup", "iv", "bias", "bias_step", "noise"]
+
+
+class StateEvent(RootModel[Annotated[HwpEvent | BoresightEvent | DetectorEvent, Field(discriminator="lane")]]):
+    """One interval of a state lane, by ``lane`` (docs/observing.md lists the lanes and their states)."""
 
 
 class SafetyCheck(BaseModel):
