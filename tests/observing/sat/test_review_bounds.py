@@ -106,3 +106,18 @@ def test_an_unknown_row_type_is_refused_and_a_bom_is_accepted():
     plain = run_schedule(t0, t1, PolicyRequest("sat", {"cmb_plan_text": text}, "satp1"))
     with_bom = run_schedule(t0, t1, PolicyRequest("sat", {"cmb_plan_text": "\ufeff" + text}, "satp1"))
     assert [b.to_json() for b in with_bom.blocks] == [b.to_json() for b in plain.blocks] != []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e9"])
+def test_the_cli_says_a_bad_stow_position_in_one_line(tmp_path, value):
+    from click.testing import CliRunner
+
+    from scheduler_server.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    args = ["schedule", "--t0", "2023-11-05 00:00", "--t1", "2023-11-05 04:00", "--policy", "sat", "--preset", "satp1"]
+    args += ["--set", f"stow_position.az_stow={value}", "--set", "stow_position.el_stow=50", "--config", str(config)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code != 0 and (r.exception is None or isinstance(r.exception, SystemExit))
+    assert r.output.strip().count("\n") == 0 and "stow_position.az_stow" in r.output and "Traceback" not in r.output
