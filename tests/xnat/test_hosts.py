@@ -141,7 +141,7 @@ def test_archive_lookups(xnat_sim):
 def test_faults_are_503_reasons(make_xnat_sim):
     sim = make_xnat_sim(faults={"fail_500": "^/data/services/tokens"})
     client = client_of(sim.url, timeout=0.3)
-    with pytest.raises(XnatUnavailable, match="answered the token issue with 500"):
+    with pytest.raises(XnatUnavailable, match="answered the token issue with HTTP 500 Internal Server Error"):
         client.issue_token("alice", XNAT_USERS["alice"])
     sim.faults.fail_500 = None
     token = client.issue_token("alice", XNAT_USERS["alice"])
@@ -176,7 +176,7 @@ def test_redirects_are_never_followed():
         client = client_of(f"http://127.0.0.1:{server.server_port}")
         with pytest.raises(XnatUnavailable, match="redirects are not followed") as redirected:
             client.issue_token("alice", "pw")
-        assert "169.254.169.254/latest/meta-data" in str(redirected.value) and "x=1" not in str(redirected.value)
+        assert "169.254.169.254" in str(redirected.value) and "meta-data" not in str(redirected.value)
         assert _Redirect.seen == ["/data/services/tokens/issue"]
     finally:
         server.shutdown()

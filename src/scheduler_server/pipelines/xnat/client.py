@@ -15,11 +15,12 @@ project's ``experiments`` listing with ``columns`` and ``xsiType``, ``/data/work
 
 from __future__ import annotations
 
-import html
+import logging
 import re
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -28,8 +29,6 @@ from scheduler_server.pipelines.xnat.settings import XnatServer
 
 Auth = tuple[str, str]  # (user or alias, password or secret)
 LIST_COLUMNS = "ID,label,subject_label,xsiType,project"
-_H3 = re.compile(r"<h3>(.*?)</h3>", re.S)
-_TOMCAT_MESSAGE = re.compile(r"<b>Message</b>\s*(.*?)</p>", re.S)
 #: An alias token's alias: a UUID, as XNAT's AliasToken.isAliasFormat wants it.
 ALIAS = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -53,11 +52,30 @@ def _segment(value: str) -> str:
 
 
 def xnat_message(response: requests.Response) -> str:
-    """XNAT's own words for an error answer (Restlet's <h3>, Tomcat's Message), at most 200 characters."""
-    text = response.text or ""
-    found = _H3.search(text) or _TOMCAT_MESSAGE.search(text)
-    message = html.unescape(found.group(1)).strip() if found else text.strip()
-    return " ".join(message.split())[:200] or response.reason or str(response.status_code)
+    """An error answer in fixed words: its status code and the standard phrase for it. The page's body (and the
+    server's own reason phrase) is never quoted: an error page may echo the request's credentials in any form
+    (plain, URL-encoded, the basic auth header's base64, cut anywhere)."""
+    try:
+        phrase = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        phrase = "error"
+    return f"HTTP {response.status_code} {phrase}"
+
+
+class _SecretPaths(logging.Filter):
+    """urllib3's DEBUG line names each request's URL; ``tokens/validate/{alias}/{secret}`` (XNAT takes the
+    secret only in that path) has its secret replaced before the line is written."""
+
+    _PATH = re.compile(r"(/tokens/validate/[^/\s\"?]+/)[^\s\"?]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/tokens/validate/" in message:
+            record.msg, record.args = self._PATH.sub(r"\1********", message), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_SecretPaths())
 
 
 class XnatClient:
@@ -101,14 +119,13 @@ class XnatClient:
             reason = _os_reason(exc) or type(exc).__name__
             raise XnatUnavailable(f"cannot connect to {self.base} for {what}: {reason}") from None
         if 300 <= response.status_code < 400:
-            where = response.headers.get("Location", "?").split("?")[0][:200]
+            where = _host_of(response.headers.get("Location", ""))  # never its path: it may echo credentials
             raise XnatUnavailable(
                 f"{self.base} answered {what} with a redirect ({response.status_code} to {where}); "
                 "redirects are not followed: list the server's final base URL in xnat.servers"
             )
         if response.status_code >= 500:
-            message = xnat_message(response).replace(auth[1], "********") if auth[1] else xnat_message(response)
-            raise XnatUnavailable(f"{self.base} answered {what} with {response.status_code}: {message}")
+            raise XnatUnavailable(f"{self.base} answered {what} with {xnat_message(response)}")
         return response
 
     def _json(self, response: requests.Response, what: str) -> Any:
@@ -257,6 +274,15 @@ def _rows(body: Any) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise XnatUnavailable("XNAT answered a listing without a ResultSet")
     return [row for row in rows if isinstance(row, dict)]
+
+
+def _host_of(location: str) -> str:
+    """The host a redirect pointed to (or "?"), neither its path nor any user:password@ part."""
+    try:
+        host = urlsplit(location).hostname
+    except ValueError:
+        host = None
+    return (host or "?")[:200]
 
 
 def _os_reason(exc: BaseException) -> str | None:
