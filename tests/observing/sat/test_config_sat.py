@@ -121,9 +121,9 @@ def test_a_plan_ending_before_t0_is_refused_naming_it():
     [
         ({"cmb_plan_text": "2023-11-05 00:00:00|garbage\n"}, "policy.config.cmb_plan_text:1"),
         ({"cal_targets": [{"source": "pluto", "boresight": 0, "elevation": 50, "focus": "all"}]},
-         "policy.config.cal_targets[0].source"),
+         "policy.config.cal_targets.0.source"),
         ({"cal_targets": [{"source": "jupiter", "boresight": 0, "elevation": 50, "focus": "nowhere"}]},
-         "policy.config.cal_targets[0].focus"),
+         "policy.config.cal_targets.0.focus"),
     ],
 )  # fmt: skip
 def test_a_bad_plan_line_or_target_names_its_line_or_key(overrides, field):

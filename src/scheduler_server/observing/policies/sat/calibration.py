@@ -79,7 +79,7 @@ def plan_calibration(
     moves a sweep by whole turns into it, or drops it. ``allow_partial_override``: a plan row that gets no
     crossing (for any reason but overlapping earlier scans) is tried again with allow_partial. An unknown
     source or wafer is a ScheduleInputError naming ``target.origin`` (a plan's ``"<name>:<line>"``, or a
-    config's ``cal_targets[i]`` with ``.source`` or ``.array_query``); an unknown platform names ``platform``.
+    config's ``cal_targets.<i>`` with ``.source`` or ``.array_query``); an unknown platform names ``platform``.
     """
     offsets = (float(xi_offset), float(eta_offset))
     limits = (site, t0, t1, platform, offsets, sun_guard, float(min_duration), tuple(ignore_wafers), wafer_sets)

@@ -233,7 +233,7 @@ def _plan(targets: list, plans: Plans, config: SatConfig, site, a: float, b: flo
 def _config_names(exc: ScheduleInputError) -> ScheduleInputError:
     """A config target's field by the config's key names (``focus``, ``elevation``), not the target's."""
     field = exc.field
-    if field.startswith(FIELD + "cal_targets["):
+    if field.startswith(FIELD + "cal_targets."):
         for theirs, ours in ((".array_query", ".focus"), (".el_bore", ".elevation")):
             if field.endswith(theirs):
                 return ScheduleInputError(field[: -len(theirs)] + ours, exc.problem)
@@ -322,7 +322,7 @@ def _config_targets(config: SatConfig) -> list:
             az_speed=t.az_speed,
             az_accel=t.az_accel,
             source_direction=t.direction,
-            origin=f"{FIELD}cal_targets[{i}]",
+            origin=f"{FIELD}cal_targets.{i}",  # dotted as pydantic names it (cal_targets.0.focus), as basic does
         )
         for i, t in enumerate(config.cal_targets)
     ]
