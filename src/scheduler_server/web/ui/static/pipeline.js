@@ -122,6 +122,9 @@ async function tailRounds(name, log) {
 }
 
 async function refresh() {
+  // The log is read while the pipeline is (not after it): a reset for a new attempt below drops that read.
+  const reading = tail(stream);
+  reading.catch(() => {}); // its error, if any, is the one awaited below
   try {
     const p = await api(`/api/v1/pipelines/${pipelineId()}`);
     if (current && current.attempt !== p.attempt) {
@@ -131,7 +134,7 @@ async function refresh() {
     showDetails(p);
     showHistory(p.history);
     showButtons(p);
-    await tail(stream);
+    await reading;
     showLog();
     if (document.getElementById("page").dataset.state === "error") clearError();
     setState("ready");
