@@ -121,3 +121,14 @@ def test_the_cli_says_a_bad_stow_position_in_one_line(tmp_path, value):
     r = CliRunner().invoke(main, args)
     assert r.exit_code != 0 and (r.exception is None or isinstance(r.exception, SystemExit))
     assert r.output.strip().count("\n") == 0 and "stow_position.az_stow" in r.output and "Traceback" not in r.output
+
+
+def test_an_ra_of_nan_is_named_as_such():
+    from scheduler_server.observing.policies.sat.plans import bundled
+
+    lines = bundled("sample_cal_targets.txt").splitlines()
+    row = next(i for i, line in enumerate(lines) if "rcw38" in line)
+    lines[row] = lines[row].replace("134.70", "   nan")
+    caught = refused({"cmb_plan": "sample_cmb.txt", "cal_plan_text": "\n".join(lines) + "\n"})
+    assert caught.field == f"policy.config.cal_plan_text:{row + 1}"
+    assert "ra is 'nan', a missing value, but dec is given" in str(caught)

@@ -208,7 +208,10 @@ def _cal_row(cells: dict[str, str], at: str) -> CalTarget:
     ra = col.optional_number(cells["ra"], "ra", at, lo=-360.0, hi=360.0)
     dec = col.optional_number(cells["dec"], "dec", at, lo=-90.0, hi=90.0)
     if (ra is None) != (dec is None):
-        raise ScheduleInputError(at, "ra and dec go together: give both or neither")
+        gone, given = ("ra", "dec") if ra is None else ("dec", "ra")
+        raise ScheduleInputError(
+            at, f"ra and dec go together: {gone} is {cells[gone]!r}, a missing value, but {given} is given"
+        )
     if ra is None and source in FIXED_SOURCES:
         ra, dec = FIXED_SOURCES[source]
     if source == "sun":
