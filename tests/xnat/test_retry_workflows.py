@@ -73,3 +73,28 @@ def test_any_failure_while_verifying_invalidates_the_issued_token(make_app, xnat
     assert answer.status_code == 500
     assert xnat_sim.state.tokens, "a token was issued"
     assert all(xnat_sim.state.live_token(alias) is None for alias in xnat_sim.state.tokens)
+
+
+def test_a_later_items_503_leaves_no_queued_entry(make_app, make_xnat_sim):
+    first, down = make_xnat_sim(), make_xnat_sim(faults={"fail_500": "^/data/services/tokens"})
+    client = make_app([{"url": first.url}, {"url": down.url}], workflows=True)
+    answer = client.post("/api/v1/pipelines", json=[item(first.url), item(down.url)])
+    assert answer.status_code == 503, answer.json
+    (entry,) = _entries(first)  # written (the permission check), then dismissed before the answer
+    assert entry["status"] == "Failed (Dismissed)" and "created no pipeline" in entry["details"]
+    assert all(first.state.live_token(alias) is None for alias in first.state.tokens)
+
+
+def test_a_failed_insert_leaves_no_queued_entry(make_app, xnat_sim):
+    client = make_app([{"url": xnat_sim.url}], workflows=True)
+    service = service_of(client)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the insert failed")
+
+    service.store.add_pipelines = broken
+    client.application.config["PROPAGATE_EXCEPTIONS"] = False
+    answer = client.post("/api/v1/pipelines", json=[item(xnat_sim.url), item(xnat_sim.url, session="S01_MR2")])
+    assert answer.status_code == 500
+    entries = xnat_sim.state.workflows
+    assert len(entries) == 2 and {w["status"] for w in entries} == {"Failed (Dismissed)"}, entries

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ class Item:
     error: InvalidInput | None = None
     warnings: list[str] = field(default_factory=list)
     experiment: dict | None = None  # XNAT's row of the session, once found (workflows.py)
+    auth: tuple[str, str] | None = None  # the token its Queued workflow entry was written with (dismiss)
 
 
 @dataclass
@@ -83,7 +85,8 @@ class Verifier:
         try:
             for group in _groups(items):
                 self._verify_group(group, issued)
-        except BaseException:  # any failure: no token issued for this request may stay live at XNAT
+        except BaseException:  # any failure: no entry stays Queued, no token issued for it stays live at XNAT
+            dismiss(items)
             for server, token in issued:
                 _forget(server, token)
             raise
@@ -101,7 +104,8 @@ class Verifier:
             for item in group.items:
                 item.error = _check_session(client, group.server, item, token)
                 if item.error is None:  # the Queued workflow entry, with xnat.workflows (15W)
-                    item.error = workflows.at_submit(self.tokens.settings, client, item, (token.alias, token.secret))
+                    item.auth = (token.alias, token.secret)
+                    item.error = workflows.at_submit(self.tokens.settings, client, item, item.auth)
         good = [item for item in group.items if item.error is None]
         if not good:
             if not group.sso:
@@ -161,6 +165,29 @@ def _check_session(client: XnatClient, server: XnatServer, item: Item, token: Al
             "session", f"experiment {request.session!r} is a {kind or 'thing of no type'}, not a session ({allowed})"
         )
     return None
+
+
+def dismiss(items: list[Item]) -> None:
+    """The submission creates no pipeline for these items after all (a later item's 503, the insert failed):
+    each Queued workflow entry written for one is marked Failed (Dismissed), so none stays Queued (best effort)."""
+    for item in items:
+        if item.auth is None or item.pipeline.workflow_status != workflows.STATUS[workflows.QUEUED][0]:
+            continue
+        try:
+            with XnatClient(item.server) as client:
+                workflows.dismiss(client, item.pipeline, item.auth)
+        except (XnatUnavailable, XnatAuthError, XnatNotFound) as exc:
+            log.warning("could not dismiss the Queued XNAT workflow entry of a pipeline not created: %s", exc)
+
+
+@contextmanager
+def dismissing(items: list[Item]) -> Iterator[None]:
+    """Dismiss the items' Queued entries (``dismiss``) if the block raises, then raise on."""
+    try:
+        yield
+    except BaseException:
+        dismiss(items)
+        raise
 
 
 def _forget(server: XnatServer, token: AliasToken) -> None:

@@ -133,6 +133,14 @@ def at_submit(settings: XnatSettings | None, client: XnatClient, item: Any, auth
     return None
 
 
+def dismiss(client: XnatClient, pipeline: Pipeline, auth: tuple[str, str]) -> None:
+    """Mark the entry written for a pipeline that was never created "Failed (Dismissed)" (same key: no new one)."""
+    values = dict(fields(pipeline), status=STATUS[CANCELLED][0], step_description="not created")
+    values.update(current_step_id=CANCELLED, details="the submission created no pipeline")
+    client.put_workflow(auth, values)
+    pipeline.workflow_status = None
+
+
 class Workflows:
     def __init__(self, store: Store, tokens: Tokens):
         self.store = store
