@@ -43,7 +43,7 @@ from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
 from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatUnavailable
 from scheduler_server.pipelines.xnat.hosts import HostError, match, normalise
 from scheduler_server.pipelines.xnat.settings import XnatServer
-from scheduler_server.pipelines.xnat.verify import outlives
+from scheduler_server.pipelines.xnat.verify import Item, dismissing, outlives
 from scheduler_server.validation_text import field_and_problem
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class Launch:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     token_id: int | None = None
+    written: list[Item] = field(default_factory=list)  # the Queued entry written now (dismissed on a failure)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -132,7 +133,8 @@ def launch(service: Any, body: Any) -> Launch:
     if built:
         # The token row is written: from here a failure is the sweep's to clean up (a row no pipeline names is
         # let go after ORPHAN_GRACE), never an invalidation that could pull it from under committed pipelines.
-        _insert(service, request, result, built)
+        with dismissing(result.written):  # nothing created: no Queued entry left in XNAT
+            _insert(service, request, result, built)
     return result
 
 
@@ -299,7 +301,8 @@ def _prepare(service: Any, client: XnatClient, request: LaunchRequest, result: L
         for pipeline, entry in zip(built, result.pipelines):  # its Queued entry written by the workflow sweep (15W)
             workflows.prepare(pipeline, entry["session_id"], entry["xsiType"], pipeline.created_at)
         _workflow_permission(service.xnat_settings, client, built, token, result)
-    token_id, secret = service.tokens.record(server.url, token, user, request.token_secret() is None, len(built))
+    with dismissing(result.written):
+        token_id, secret = service.tokens.record(server.url, token, user, request.token_secret() is None, len(built))
     user_is_pwd = request.secret() is not None and request.user == request.secret()
     for pipeline in built:
         pipeline.token_id, pipeline.secret = token_id, secret
@@ -354,14 +357,20 @@ def _workflow_permission(settings: Any, client: XnatClient, built: list[Pipeline
     except XnatAuthError as exc:
         if settings.workflow_permission == "refuse":
             raise XnatAuthError(
-                f"{exc.message}; this user may not write workflows on the sessions", "workflows"
+                f"{_words(exc)}; this user may not write workflows on the sessions", "workflows"
             ) from None
         for pipeline in built:
             pipeline.spec = {k: v for k, v in pipeline.spec.items() if k != "xnat_workflow"}
             pipeline.workflow_status = None
-        result.warnings.append(f"workflows: no workflow entries in XNAT for these pipelines ({exc.message})")
+        result.warnings.append(f"workflows: no workflow entries in XNAT for these pipelines ({_words(exc)})")
         return
     first.workflow_status = workflows.STATUS[QUEUED][0]
+    result.written.append(Item(0, first, None, client.server, auth=(token.alias, token.secret)))
+
+
+def _words(exc: XnatAuthError) -> str:
+    """The refusal without its ``workflows: `` prefix (the launch's message names the field once)."""
+    return exc.message.removeprefix(f"{exc.field}: ")
 
 
 def _forget(client: XnatClient, token: AliasToken) -> None:
