@@ -40,7 +40,8 @@ _NUMBERS = {"step", "az", "el", "limit_deg"}
 _COVERED = tuple(datetime.fromisoformat(d).replace(tzinfo=UTC) for d in sky.COVERED)
 _ERRORS = {
     400: (
-        "A client mistake, the parameter named in 'field': missing or not in this document's form, or a rule the "
+        "A client mistake, the parameter named in 'field': missing, given more than once, not in this document's "
+        "form (a number as JSON writes it: no underscores, spaces or '+'), or a rule the "
         "schema cannot state: a time that is not in the calendar, t1 not after t0, a time outside the ephemeris "
         f"({sky.COVERED[0]} to {sky.COVERED[1]}), more than {MAX_SAMPLES} samples (step), a window longer than "
         "observing.max_window_hours (sun-limit)",
