@@ -14,8 +14,10 @@ its session, as XNAT's own pipeline engine does, so the session's history shows 
   write workflows is refused with a 400 naming ``workflows``, or with ``xnat.workflow_permission: warn`` the
   pipeline is queued with a warning and keeps no entry); every later status change by ``Workflows.sweep``, which
   the dispatcher runs on a worker thread, outside any of its transactions. A row whose ``workflow_at`` is None
-  (``Pipeline.move`` clears it) has an update to write; each pipeline's latest state is written, oldest change first,
-  so XNAT never sees a state older than one it was shown. XNAT down: the sweep stops for that host and tries again
+  (``Pipeline.move`` clears it) has an update to write; each pipeline's latest state is written (one row per
+  pipeline: its older states are never written after it), ended pipelines first, then running, then queued ones,
+  oldest change first within each, so a launch's 1,000 Queued entries never hold up a finished pipeline's last one.
+  XNAT down: the sweep stops for that host and tries again
   (``SWEEP_EVERY``); dispatching goes on; the backlog is written when XNAT answers.
 - **The token**: ``Tokens.hold`` keeps a pipeline's alias token while an update of one of its pipelines is still to
   be written, so the last one (Complete, Failed) is written with it; then the token is released.
@@ -27,7 +29,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from scheduler_server.pipelines.models import (
     CANCELLED,
@@ -160,7 +162,7 @@ class Workflows:
         """Write the updates due, oldest change first; returns how many were written."""
         settings = self.tokens.settings
         with self.store.read() as session:
-            rows = list(session.scalars(_due(Pipeline).order_by(Pipeline.updated_at, Pipeline.id).limit(BATCH)))
+            rows = list(session.scalars(_due(Pipeline).order_by(*_ORDER).limit(BATCH)))
         down: set[str] = set()
         written = 0
         for pipeline in rows:
@@ -220,6 +222,15 @@ class Workflows:
 def _words(exc: XnatAuthError | XnatNotFound) -> str:
     """The refusal without its ``field: `` prefix."""
     return exc.message.removeprefix(f"{exc.field}: ")
+
+
+#: Ended pipelines' updates first (their last, which releases the token), then running ones, then the queued
+#: (a 1,000-session launch's Queued entries wait behind them, never the other way); oldest change first within.
+_ORDER = (
+    case((Pipeline.status.in_(FINAL_STATES), 0), (Pipeline.status == RUNNING, 1), else_=2),
+    Pipeline.updated_at,
+    Pipeline.id,
+)
 
 
 def _due(what: Any = Pipeline.id):
