@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -53,12 +54,32 @@ class XnatSettings(BaseModel):
         "refuse",
         description="A user who may not write workflows: refused at submit, or submitted with a warning.",
     )
+    link_base: str | None = Field(
+        None,
+        description=(
+            "The scheduler's public base URL (e.g. https://scheduler.example.org): each workflow entry's comments link"
+            " to the pipeline's page there (<link_base>/ui/pipelines/<id>). Unset: only the API path"
+            " /api/v1/pipelines/<id>, since the server does not know the address it is reached at."
+        ),
+    )
     max_launch: int = Field(1000, ge=1, le=100000, description="Most pipelines one project launch may create.")
     token_renew_before: float = Field(
         6 * 3600.0,
         gt=0,
         description="Seconds before an alias token's expiry at which it is renewed while its pipelines wait.",
     )
+
+    @field_validator("link_base")
+    @classmethod
+    def _link_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL with a host and no query or fragment")
+        if len(value) > 200 or any(ord(c) < 33 or ord(c) == 127 for c in value) or "@" in parts.netloc:
+            raise ValueError("must be at most 200 characters, without spaces, control characters or user@")
+        return value.rstrip("/")
 
     @field_validator("servers")
     @classmethod

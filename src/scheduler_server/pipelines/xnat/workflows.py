@@ -79,8 +79,17 @@ def _same_time(xnat_value: Any, ours: str) -> bool:
     return str(xnat_value or "").replace("T", " ")[:19] == ours.replace("T", " ")
 
 
-def fields(pipeline: Pipeline) -> dict[str, Any]:
-    """The wrk:workflowData fields for the pipeline's state now."""
+def link(pipeline_id: int | None, settings: XnatSettings | None) -> str:
+    """The comments' link back: the pipeline's page under ``xnat.link_base``, else its API path only."""
+    if pipeline_id is None:
+        return "scheduler-server"
+    base = settings.link_base if settings is not None else None
+    where = f"{base}/ui/pipelines/{pipeline_id}" if base else f"/api/v1/pipelines/{pipeline_id}"
+    return f"scheduler-server pipeline {pipeline_id}: {where}"
+
+
+def fields(pipeline: Pipeline, settings: XnatSettings | None = None) -> dict[str, Any]:
+    """The wrk:workflowData fields for the pipeline's state now (``settings``: for the link back)."""
     key = pipeline.spec["xnat_workflow"]
     status, step, percent = STATUS[pipeline.status]
     values = {
@@ -92,7 +101,7 @@ def fields(pipeline: Pipeline) -> dict[str, Any]:
         "step_description": step,
         "current_step_id": pipeline.status,
         "percentageComplete": percent,
-        "comments": f"scheduler-server pipeline {pipeline.id}" if pipeline.id is not None else "scheduler-server",
+        "comments": link(pipeline.id, settings),
     }
     if pipeline.status in FINAL_STATES and pipeline.reason:
         values["details"] = pipeline.reason[:250]
@@ -121,7 +130,7 @@ def at_submit(settings: XnatSettings | None, client: XnatClient, item: Any, auth
         when += 1  # another entry of this script on this session in the same second: the next free one
     prepare(pipeline, found["ID"], found.get("xsiType") or "", when)
     try:
-        client.put_workflow(auth, fields(pipeline))
+        client.put_workflow(auth, fields(pipeline, settings))
     except (XnatAuthError, XnatNotFound) as exc:
         pipeline.spec = {k: v for k, v in pipeline.spec.items() if k != "xnat_workflow"}
         pipeline.workflow_status = None
@@ -191,7 +200,7 @@ class Workflows:
             log.warning("XNAT workflow of pipeline %s not updated: %s", pipeline.id, exc)
             self._mark(pipeline, None, pipeline.workflow_id)
             return 0
-        values = fields(pipeline)
+        values = fields(pipeline, settings)
         with XnatClient(server) as client:
             try:
                 client.put_workflow(auth, values)
