@@ -2,7 +2,8 @@
 
 "verified single submission" (15C): `scheduler-server serve` twice, one with ``xnat.servers`` listing the
 simulator (each submission exchanges the password for an alias token and looks the session up: two XNAT requests)
-and one without (the seed's behaviour: no contact); the same single-pipeline POST /api/v1/pipelines to each,
+a third also with ``xnat.workflows`` (the workflow listing and the Queued entry's PUT too: four requests), and one
+without (the seed's behaviour: no contact); the same single-pipeline POST /api/v1/pipelines to each,
 alternating, N times; the added latency is the difference of the medians (budget: < 20 ms). The pipelines queue
 behind one long-running one (max_active_pipelines 1), so what runs does not compete with the submissions.
 The simulator and both servers are separate processes; the client is ``requests`` with a kept-alive session.
@@ -38,7 +39,7 @@ from tests.pipelines.server import ServeProcess  # noqa: E402
 USER = default_seed()["users"][0]
 
 
-def _serve(home: Path, xnat_url: str | None) -> ServeProcess:
+def _serve(home: Path, xnat_url: str | None, workflows: bool = False) -> ServeProcess:
     (home / "scripts").mkdir(parents=True)
     # Waits while the benchmark's directory exists: the local backend's pipelines outlive the server (detached).
     (home / "scripts" / "wait.sh").write_text(f"while [ -d '{home}' ]; do sleep 0.5; done\n")
@@ -48,7 +49,7 @@ def _serve(home: Path, xnat_url: str | None) -> ServeProcess:
         "pipelines": {"local_scripts_folder": str(home / "scripts"), "max_active_pipelines": 1},
     }
     if xnat_url:
-        settings["xnat"] = {"servers": [{"url": xnat_url}]}
+        settings["xnat"] = {"servers": [{"url": xnat_url}], "workflows": workflows}
     (home / "config.yaml").write_text(yaml.safe_dump(settings))
     return ServeProcess(home, home / "config.yaml").start()
 
@@ -82,27 +83,33 @@ def _row(name: str, times: list[float]) -> str:
 def verified_single_submission(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, XnatSimProcess(Path(tmp) / "sim") as sim:
         listed = _serve(Path(tmp) / "listed", sim.url)
+        logged = _serve(Path(tmp) / "workflows", sim.url, workflows=True)
         seed = _serve(Path(tmp) / "seed", None)
         try:
             http = requests.Session()
-            for _ in range(5):  # warm up both (first requests import and connect)
-                _post(http, listed, sim.url), _post(http, seed, "http://xnat.invalid")
-            verified, unverified = [], []
+            for _ in range(5):  # warm up all three (first requests import and connect)
+                _post(http, listed, sim.url), _post(http, logged, sim.url), _post(http, seed, "http://xnat.invalid")
+            verified, with_workflows, unverified = [], [], []
             for _ in range(runs):
                 verified.append(_post(http, listed, sim.url))
+                with_workflows.append(_post(http, logged, sim.url))
                 unverified.append(_post(http, seed, "http://xnat.invalid"))
         finally:
             listed.stop()
+            logged.stop()
             seed.stop()
     load = os.getloadavg()[0]
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {runs} runs each, load average {load:.1f}")
     print("| submission | p50 ms | p10 ms | p90 ms | min ms |\n|---|---|---|---|---|")
     print(_row("verified (listed host: token issue + session lookup)", verified))
+    print(_row("verified, xnat.workflows on (+ workflow listing + Queued PUT: 4 requests)", with_workflows))
     print(_row("unverified (no xnat.servers: the seed's)", unverified))
     added = statistics.median(verified) - statistics.median(unverified)
     print(
         f"\nadded by verification: {added:.1f} ms at the median, {min(verified) - min(unverified):.1f} ms at the minima"
     )
+    added = statistics.median(with_workflows) - statistics.median(unverified)
+    print(f"added by verification with workflows: {added:.1f} ms at the median")
 
 
 def _launch(http: requests.Session, server: ServeProcess, host: str) -> float:
