@@ -116,10 +116,14 @@ class Slew(PolicyConfig):
 Turn = Literal["standard", "standard_gen", "two_leg", "three_leg"]  # the ACU's generate_scan choices
 
 
+# The ACU refuses "standard" for type 2 and 3 scans (socs acu agent generate_scan): they need a generated one
+Generated = Literal["standard_gen", "two_leg", "three_leg"]
+
+
 class TurnaroundCmb(PolicyConfig):
     type1: Turn = "standard"
-    type2: Turn = "standard_gen"
-    type3: Turn = "standard_gen"
+    type2: Generated = "standard_gen"
+    type3: Generated = "standard_gen"
 
 
 class Turnaround(PolicyConfig):
@@ -247,6 +251,22 @@ class SatConfig(PolicyConfig):
 
     az_speed: float = Field(0.8, gt=0, le=5, description="CMB scan speed, deg/s.")
     az_accel: float = Field(1.5, gt=0, le=4, description="CMB scan acceleration, deg/s^2 (the ACU's 4 at most).")
+    scan_type: Literal[1, 2, 3] = Field(
+        1,
+        description="CMB scan type (sorunlib seq.scan, the ACU's generate_scan): 1 constant elevation and az speed;"
+        " 2 constant elevation, az speed varied with az; 3 as 2 with an elevation nod of el_amp at el_freq.",
+    )
+    el_amp: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="Type 3's elevation nod, deg either side of the block's elevation (only with scan_type 3); the"
+        " nod stays within plan_moves.el_limits and, unless disable_hwp, min_hwp_el..max_hwp_el.",
+    )
+    el_freq: float = Field(
+        0.0, ge=0, le=1.0, allow_inf_nan=False, description="Type 3's nod frequency, Hz (only with scan_type 3)."
+    )
     iv_cadence: float | None = Field(4 * HOUR, gt=0, le=7 * DAY, description="Detector setup at least this often, s.")
     bias_step_cadence: float | None = Field(0.5 * HOUR, gt=0, le=7 * DAY, description="Bias steps this often, s.")
     relock_cadence: float | None = Field(

@@ -128,6 +128,7 @@ def _source(config: SatConfig, kind: str) -> tuple[str, str, str] | None:
 
 def cmb_items(blocks: list, config: SatConfig, a: float, b: float) -> list[Item]:
     lo, hi = config.el_limits()
+    _check_type(config)
     items = []
     for block in blocks:
         kind = NOOBS if block.subtype == "noobs" else MASTER
@@ -135,7 +136,10 @@ def cmb_items(blocks: list, config: SatConfig, a: float, b: float) -> list[Item]
         if kind == MASTER and not lo - 1e-6 <= el <= hi + 1e-6:
             log.info("CMB block %s at %s dropped: el %g outside %g..%g", block.name, merge.hhmm(block.t0), el, lo, hi)
             continue
-        scan_type = block.scan_type
+        scan_type = config.scan_type if kind == MASTER else block.scan_type
+        el_amp, el_freq = (config.el_amp, config.el_freq) if kind == MASTER else (block.el_amp, block.el_freq)
+        if kind == MASTER and block.t1 > a and block.t0 < b:
+            _check_nod(config, block.name, el, lo, hi)
         turnaround = getattr(config.turnaround_method.cmb, f"type{scan_type}", None)
         tag = ",".join(t for t in (block.tag, f"{block.az_min:.0f}-{block.az_max:.0f}", config.scan_tag) if t)
         visit = Visit(
@@ -151,8 +155,8 @@ def cmb_items(blocks: list, config: SatConfig, a: float, b: float) -> list[Item]
             az_speed=block.az_speed,
             az_accel=block.az_accel,
             scan_type=scan_type,
-            el_amp=block.el_amp,
-            el_freq=block.el_freq,
+            el_amp=el_amp,
+            el_freq=el_freq,
             subtype="cmb" if kind == MASTER else "noobs",
             tag=f"{tag},type{scan_type}",
             origin=block.origin,
@@ -160,6 +164,34 @@ def cmb_items(blocks: list, config: SatConfig, a: float, b: float) -> list[Item]
         )
         items.append(Item(visit))
     return merge.window(items, a, b)
+
+
+def _check_type(config: SatConfig) -> None:
+    """A 400 naming el_amp or el_freq when they are given without scan_type 3, or a nod without its frequency."""
+    amp = config.el_amp
+    if amp > 0 and config.scan_type != 3:
+        raise ScheduleInputError(f"{FIELD}el_amp", f"{amp:g}: an elevation nod is scan_type 3's only")
+    if config.el_freq > 0 and config.scan_type != 3:
+        raise ScheduleInputError(f"{FIELD}el_freq", f"{config.el_freq:g}: an elevation nod is scan_type 3's only")
+    if amp > 0 and config.el_freq <= 0:
+        raise ScheduleInputError(f"{FIELD}el_freq", f"give the nod's frequency (Hz) with el_amp {amp:g}")
+
+
+def _check_nod(config: SatConfig, name: str, el: float, lo: float, hi: float) -> None:
+    """A 400 naming el_amp when a CMB block's type-3 nod would leave the elevations it may use."""
+    amp = config.el_amp
+    if amp == 0:
+        return
+    ranges = [("plan_moves.el_limits", lo, hi)]
+    if not config.disable_hwp:
+        ranges.append(("min_hwp_el..max_hwp_el, the HWP's range", config.min_hwp_el, config.max_hwp_el))
+    for what, a, b in ranges:
+        if not (a - 1e-6 <= el - amp and el + amp <= b + 1e-6):
+            raise ScheduleInputError(
+                f"{FIELD}el_amp",
+                f"{amp:g} takes CMB block {name!r} (el {el:g}) over el {el - amp:g}..{el + amp:g},"
+                f" outside {what} {a:g}..{b:g}",
+            )
 
 
 def sun_cut(items: list[Item], guard, dropped: list) -> list[Item]:
