@@ -9,10 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from pydantic import BaseModel
 
-from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.xnat.launch import LaunchRequest, launch
-from scheduler_server.web.auth import AuthError
-from scheduler_server.web.errors import status_of, status_style
 from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import ErrorOut, TokenQuery
@@ -58,21 +55,7 @@ _400 = (
 )
 
 
-@bp.errorhandler(common.BodyError)
-def _body_error(exc: common.BodyError):
-    return status_style(exc.status, exc.message, exc.field)
-
-
-@bp.errorhandler(PipelineError)
-def _pipeline_error(exc: PipelineError):
-    return status_style(status_of(exc), exc.message, exc.field)
-
-
-@bp.errorhandler(AuthError)
-def _auth_error(exc: AuthError):
-    response, status = status_style(exc.status, exc.message)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="scheduler-server"'
-    return response, status
+common.answer_errors_in_status_style(bp)
 
 
 @spec.operation(

@@ -12,12 +12,10 @@ from dataclasses import asdict
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.redacted import instance_view, iso, pipeline_view
 from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from scheduler_server.validation_text import field_and_problem
-from scheduler_server.web.auth import AuthError
-from scheduler_server.web.errors import ApiError, status_of, status_style
+from scheduler_server.web.errors import ApiError
 from scheduler_server.web.integers import ID_RANGE, IntegerError, parse_int
 from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
@@ -53,21 +51,7 @@ _COMMON = {
 _ERRORS = {**_COMMON, 404: ("No such pipeline", ErrorOut)}
 
 
-@bp.errorhandler(common.BodyError)
-def _body_error(exc: common.BodyError):
-    return status_style(exc.status, exc.message, exc.field)
-
-
-@bp.errorhandler(PipelineError)
-def _pipeline_error(exc: PipelineError):
-    return status_style(status_of(exc), exc.message, exc.field)
-
-
-@bp.errorhandler(AuthError)
-def _auth_error(exc: AuthError):
-    response, status = status_style(exc.status, exc.message)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="scheduler-server"'
-    return response, status
+common.answer_errors_in_status_style(bp)
 
 
 def _query(model: type[BaseModel]):

@@ -12,16 +12,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Blueprint, Flask, current_app, request
 
 from scheduler_server.pipelines.backend_errors import BackendConfigError
 from scheduler_server.pipelines.clouds.backend import InstanceInfo
+from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.models import QUEUED
 from scheduler_server.pipelines.secrets import SecretError
 from scheduler_server.pipelines.service import PipelineService, Submitted, UntrackedCleanup
 from scheduler_server.startup_error import ConfigError
-from scheduler_server.web.auth import TokenAuth, warn_if_open
+from scheduler_server.web.auth import AuthError, TokenAuth, warn_if_open
 from scheduler_server.web.bodies import BodyError, json_body
+from scheduler_server.web.errors import status_of, status_style
 from scheduler_server.web.integers import INT32_MAX
 from scheduler_server.web.openapi import spec
 
@@ -31,6 +33,7 @@ __all__ = [
     "parse_ids",
     "service",
     "guard",
+    "answer_errors_in_status_style",
     "install",
     "start_pipelines",
     "submit_report",
@@ -38,6 +41,20 @@ __all__ = [
 ]
 
 EXTENSION = "pipelines"
+
+
+def answer_errors_in_status_style(bp: Blueprint) -> None:
+    """The /api/v1 answers of a blueprint's body, pipeline and token errors (the seed's routes keep their own shape)."""
+    bp.register_error_handler(BodyError, lambda exc: status_style(exc.status, exc.message, exc.field))
+    bp.register_error_handler(PipelineError, lambda exc: status_style(status_of(exc), exc.message, exc.field))
+    bp.register_error_handler(AuthError, _auth_error)
+
+
+def _auth_error(exc: AuthError):
+    response, status = status_style(exc.status, exc.message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="scheduler-server"'
+    return response, status
+
 
 spec.security_schemes.setdefault(
     "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A line of pipelines.tokens_file."}
