@@ -10,7 +10,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session, relationship
 
 
@@ -252,3 +252,21 @@ class XnatToken(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     renewed_by: Mapped[int | None] = mapped_column(Integer, doc="The token that took over its queued pipelines.")
     released_at: Mapped[float | None] = mapped_column(Float, index=True)
+
+
+class XnatWorkflowKey(Base):
+    """A claimed XNAT workflow key: XNAT names an entry by (session, pipeline name, launch time to the second), so
+    two pipelines of one script on one session in the same second would share one entry. Each claims its key here,
+    in its own short transaction before its entry is written; the unique constraint makes a second claimant take
+    the next second (pipelines/xnat/workflows.py). A claim whose submission then created nothing stays (harmless)."""
+
+    __tablename__ = "xnat_workflow_keys"
+    __table_args__ = (
+        UniqueConstraint("host", "session_id", "pipeline_name", "launch_time", name="uq_xnat_workflow_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(1024), doc="The server's normalised base URL.")
+    session_id: Mapped[str] = mapped_column(String(255), doc="The session's XNAT ID.")
+    pipeline_name: Mapped[str] = mapped_column(String(1024), doc="The script.")
+    launch_time: Mapped[int] = mapped_column(Integer, doc="The entry's launch time, UTC epoch seconds.")

@@ -298,8 +298,10 @@ def _prepare(service: Any, client: XnatClient, request: LaunchRequest, result: L
     server = client.server
     built = _build_all(service, request, result, token)
     if workflows.enabled(service.xnat_settings):
-        for pipeline, entry in zip(built, result.pipelines):  # its Queued entry written by the workflow sweep (15W)
-            workflows.prepare(pipeline, entry["session_id"], entry["xsiType"], pipeline.created_at)
+        keys = [(entry["session_id"], p.script, int(p.created_at)) for p, entry in zip(built, result.pipelines)]
+        seconds = workflows.claim_all(service.store, server.url, keys)  # no key shared with another pipeline
+        for pipeline, entry, second in zip(built, result.pipelines, seconds):  # Queued written by the sweep (15W)
+            workflows.prepare(pipeline, entry["session_id"], entry["xsiType"], second)
         _workflow_permission(service.xnat_settings, client, built, token, result)
     with dismissing(result.written):
         token_id, secret = service.tokens.record(server.url, token, user, request.token_secret() is None, len(built))

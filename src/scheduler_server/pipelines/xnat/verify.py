@@ -105,7 +105,7 @@ class Verifier:
                 item.error = _check_session(client, group.server, item, token)
                 if item.error is None:  # the Queued workflow entry, with xnat.workflows (15W)
                     item.auth = (token.alias, token.secret)
-                    item.error = workflows.at_submit(self.tokens.settings, client, item, item.auth)
+                    item.error = workflows.at_submit(self.tokens.settings, client, item, item.auth, self.tokens.store)
         good = [item for item in group.items if item.error is None]
         if not good:
             if not group.sso:

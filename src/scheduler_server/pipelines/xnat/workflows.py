@@ -9,7 +9,10 @@ its session, as XNAT's own pipeline engine does, so the session's history shows 
 - **Idempotent** on (session, pipeline name, launch time): XNAT's ``PUT /data/workflows`` with those fields finds
   and updates the entry they name, so a repeated update (a crash between the PUT and our record of it) never
   makes a second one. The launch time is fixed when the entry is first written; a submission picks the first
-  second that no entry of the same pipeline name on the session already has.
+  second that no entry of the same pipeline name on the session already has in XNAT and that no other pipeline
+  has claimed in ``xnat_workflow_keys`` (``claim``: its own short transaction, before the PUT; the unique key
+  sends a concurrent claimant of the same second to the next one); a launch claims its sessions' keys in one
+  INSERT (``claim_all``), the conflicting ones then one by one.
 - **When**: the Queued entry at submit (``at_submit``, which is also the permission check: a user who may not
   write workflows is refused with a 400 naming ``workflows``, or with ``xnat.workflow_permission: warn`` the
   pipeline is queued with a warning and keeps no entry); every later status change by ``Workflows.sweep``, which
@@ -29,7 +32,8 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from scheduler_server.pipelines.models import (
     CANCELLED,
@@ -41,6 +45,7 @@ from scheduler_server.pipelines.models import (
     STAGING,
     SUCCEEDED,
     Pipeline,
+    XnatWorkflowKey,
 )
 from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.xnat.client import XnatClient
@@ -64,6 +69,7 @@ STATUS = {
     CANCELLED: ("Failed (Dismissed)", "cancelled", None),
 }
 LAUNCH_FORMAT = "%Y-%m-%dT%H:%M:%S"
+CLAIM_ROUNDS = 5  # a launch's bulk claims at its second and the next ones, before one by one
 
 
 def enabled(settings: XnatSettings | None) -> bool:
@@ -115,7 +121,67 @@ def prepare(pipeline: Pipeline, session_id: str, data_type: str, when: float) ->
     pipeline.workflow_status, pipeline.workflow_at = "", None
 
 
-def at_submit(settings: XnatSettings | None, client: XnatClient, item: Any, auth: tuple[str, str]) -> Any:
+def claim(store: Store, host: str, session_id: str, name: str, when: int, taken: frozenset | set = frozenset()) -> int:
+    """The first second from ``when`` whose key no entry in XNAT has (``taken``: their launch times as XNAT writes
+    them) and no other pipeline has claimed: claimed now, in its own transaction (the unique key decides)."""
+    while True:
+        if launch_time(when).replace("T", " ") not in taken:
+            row = XnatWorkflowKey(host=host, session_id=session_id, pipeline_name=name, launch_time=when)
+            try:
+                with store.write() as session:
+                    session.add(row)
+                return when
+            except IntegrityError:
+                pass  # claimed by another pipeline in the meantime
+        when += 1
+
+
+def claim_all(store: Store, host: str, keys: list[tuple[str, str, int]]) -> list[int]:
+    """Claim many (session_id, name, second) keys, a launch's, in one INSERT. On a conflict the free ones are
+    claimed again in one and the held ones tried at their next second, together (the same project launched twice
+    in one second: 1,000 conflicts, one INSERT more), for a few seconds; what is left one by one. Returns each
+    key's second, in order."""
+    seconds: dict[int, int] = {}
+    for shift in range(CLAIM_ROUNDS):
+        tried = {n: (s, name, when + shift) for n, (s, name, when) in enumerate(keys) if n not in seconds}
+        if _insert_all(store, host, list(tried.values())):
+            seconds.update({n: key[2] for n, key in tried.items()})
+            break
+        held = _held(store, host, list(tried.values()))
+        free = {n: key for n, key in tried.items() if key not in held}
+        if _insert_all(store, host, list(free.values())):
+            seconds.update({n: key[2] for n, key in free.items()})
+    last = CLAIM_ROUNDS - 1
+    return [
+        seconds[n] if n in seconds else claim(store, host, s, name, w + last) for n, (s, name, w) in enumerate(keys)
+    ]
+
+
+def _insert_all(store: Store, host: str, keys: list[tuple[str, str, int]]) -> bool:
+    rows = [dict(host=host, session_id=s, pipeline_name=n, launch_time=w) for s, n, w in keys]
+    if not rows:
+        return True
+    try:
+        with store.write() as session:
+            session.execute(insert(XnatWorkflowKey), rows)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _held(store: Store, host: str, keys: list[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
+    key = XnatWorkflowKey
+    query = select(key.session_id, key.pipeline_name, key.launch_time).where(
+        key.host == host,
+        key.session_id.in_({s for s, _, _ in keys}),
+        key.pipeline_name.in_({n for _, n, _ in keys}),
+        key.launch_time.in_({w for _, _, w in keys}),
+    )
+    with store.read() as session:
+        return {tuple(row) for row in session.execute(query)}
+
+
+def at_submit(settings: XnatSettings | None, client: XnatClient, item: Any, auth: tuple[str, str], store: Store) -> Any:
     """Write the Queued entry of a verified item (``item.experiment``: XNAT's row of its session). Returns the
     item's error (XnatAuthError naming ``workflows`` when refused and workflow_permission is refuse) or None;
     a warning goes to ``item.warnings``. XnatUnavailable propagates (the submission is a 503)."""
@@ -125,9 +191,8 @@ def at_submit(settings: XnatSettings | None, client: XnatClient, item: Any, auth
     pipeline = item.pipeline
     name = pipeline.script
     taken = {str(row.get("launch_time") or "")[:19] for row in client.workflows_of(auth, found["ID"], name)}
-    when = int(pipeline.created_at)
-    while launch_time(when).replace("T", " ") in taken:
-        when += 1  # another entry of this script on this session in the same second: the next free one
+    # another entry of this script on this session in the same second (in XNAT, or claimed): the next free one
+    when = claim(store, client.server.url, found["ID"], name, int(pipeline.created_at), taken)
     prepare(pipeline, found["ID"], found.get("xsiType") or "", when)
     try:
         client.put_workflow(auth, fields(pipeline, settings))
