@@ -10,6 +10,7 @@ sequencer's ``import sorunlib as run`` scripts with their hazards.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 
 from scheduler_server.observing.safety.findings import Report, Span
@@ -17,7 +18,7 @@ from scheduler_server.observing.safety.script_reader import Call
 from scheduler_server.observing.telescope import TelescopeModel
 
 
-class Replay:
+class Replay(ABC):
     # What each understood call may be given (sorunlib's signatures), how many of those are
     # required, which must be numbers, and which further keywords it passes through.
     SIGNATURES: dict[str, tuple[str, ...]] = {}
@@ -36,8 +37,9 @@ class Replay:
             self.call(call)
         return self.spans
 
+    @abstractmethod
     def call(self, call: Call) -> None:
-        raise NotImplementedError
+        """Advance the clock and the pointing by one call (each script shape reads its own calls)."""
 
     def unknown(self, call: Call, name: str) -> None:
         self.problem(
