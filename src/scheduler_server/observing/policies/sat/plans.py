@@ -143,8 +143,7 @@ def _pointing(cells: dict[str, str], at: str) -> tuple[float, float, float]:
 
 
 def _sat_row(cells: dict[str, str], at: str) -> CmbBlock:
-    t0, t1 = col.span(cells, at)
-    az_min, az_max, el = _pointing(cells, at)
+    shared = _shared_columns(cells, at)  # times and pointing are judged first, as in the toast format
     speed = col.positive(cells["speed"], "speed", at, hi=MAX_AZ_SPEED)
     accel = col.positive(cells["accel"], "accel", at, hi=MAX_AZ_ACCEL)
     kind = col.text_cell(cells["type"], "type", at).lower()
@@ -152,40 +151,36 @@ def _sat_row(cells: dict[str, str], at: str) -> CmbBlock:
         raise ScheduleInputError(at, f"type {cells['type']!r} is not CMB (or 1: a scan) or None (no observation)")
     noobs = kind == "none"
     return CmbBlock(
-        name=col.text_cell(cells["patch"], "patch", at),
-        t0=t0,
-        t1=t1,
-        az_min=az_min,
-        az_max=az_max,
-        el=el,
-        boresight=col.number(cells["rotation"], "rotation", at, lo=BORESIGHT_RANGE[0], hi=BORESIGHT_RANGE[1]),
+        **shared,
         hwp_dir=col.hwp_direction(cells["hwp_dir"], at),
         az_speed=None if noobs else speed,
         az_accel=None if noobs else accel,
         priority=NOOBS_PRIORITY if noobs else col.number(cells["priority"], "priority", at),
         subtype="noobs" if noobs else "cmb",
         tag=cells["uid"],
-        pass_=col.optional_integer(cells["pass"], "pass", at),
-        sub_pass=col.optional_integer(cells["sub"], "sub", at),
-        origin=at,
     )
 
 
 def _toast_row(cells: dict[str, str], at: str) -> CmbBlock:
+    return CmbBlock(**_shared_columns(cells, at))
+
+
+def _shared_columns(cells: dict[str, str], at: str) -> dict:
+    """The fields both CMB formats give: patch, times, pointing, rotation, pass and sub-pass."""
     t0, t1 = col.span(cells, at)
     az_min, az_max, el = _pointing(cells, at)
-    return CmbBlock(
-        name=col.text_cell(cells["patch"], "patch", at),
-        t0=t0,
-        t1=t1,
-        az_min=az_min,
-        az_max=az_max,
-        el=el,
-        boresight=col.number(cells["rotation"], "rotation", at, lo=BORESIGHT_RANGE[0], hi=BORESIGHT_RANGE[1]),
-        pass_=col.optional_integer(cells["pass"], "pass", at),
-        sub_pass=col.optional_integer(cells["sub"], "sub", at),
-        origin=at,
-    )
+    return {
+        "name": col.text_cell(cells["patch"], "patch", at),
+        "t0": t0,
+        "t1": t1,
+        "az_min": az_min,
+        "az_max": az_max,
+        "el": el,
+        "boresight": col.number(cells["rotation"], "rotation", at, lo=BORESIGHT_RANGE[0], hi=BORESIGHT_RANGE[1]),
+        "pass_": col.optional_integer(cells["pass"], "pass", at),
+        "sub_pass": col.optional_integer(cells["sub"], "sub", at),
+        "origin": at,
+    }
 
 
 @lru_cache(maxsize=16)
