@@ -5,7 +5,10 @@ The ``logging:`` section of the settings lives here, with the code that reads it
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -22,10 +25,27 @@ class LoggingSettings(BaseModel):
     file: Path | None = Field(None, description="Also log to this file (stderr is always used).")
 
 
+#: Fields of the work being done (``pipeline_id``, ``instance``) that every log line made meanwhile carries.
+_context: contextvars.ContextVar[tuple[tuple[str, object], ...]] = contextvars.ContextVar("log_context", default=())
+
+
+@contextlib.contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Within the block, log records of this thread (or task) carry ``fields`` as attributes."""
+    token = _context.set(tuple({**dict(_context.get()), **fields}.items()))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = getattr(g, "request_id", "-") if has_request_context() else "-"
+        for key, value in _context.get():
+            if not hasattr(record, key):
+                setattr(record, key, value)
         return True
 
 
