@@ -53,6 +53,15 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted; bigger ones get 413."
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Processes of `scheduler-server serve` (`--workers`): 1 serves in one process; more forks that many"
+            " workers on the same port, one of which dispatches pipelines (docs/deployment.md)."
+        ),
+    )
     threads: int = Field(
         8,
         ge=1,

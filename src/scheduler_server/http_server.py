@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 
 from waitress.adjustments import Adjustments
@@ -67,11 +68,36 @@ class _DeadlineServer(TcpWSGIServer):
                 channel.will_close = True
 
 
-def create_server(app, host: str, port: int, settings: ServerSettings):
-    """Bind ``host:port`` (every address the name resolves to) and return the server; ``run()`` serves."""
+def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bind and listen on ``host:port`` (every address the name resolves to), for workers to serve.
+
+    ``serve --workers N`` binds here, once, in the master: a taken port is one error before any
+    worker starts, and every worker accepts from the same listening sockets.
+    """
+    bound: list[socket.socket] = []
+    adj = Adjustments(host=host, port=port)
+    try:
+        for family, socktype, proto, sockaddr in adj.listen:
+            sock = socket.socket(family, socktype, proto)
+            bound.append(sock)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(adj.backlog)
+    except OSError:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
+
+
+def create_server(app, host: str, port: int, settings: ServerSettings, sockets: list[socket.socket] | None = None):
+    """Bind ``host:port`` (every address the name resolves to), or serve on ``sockets`` already bound
+    (``bind_sockets``), and return the server; ``run()`` serves."""
+    where = {"sockets": sockets} if sockets else {"host": host, "port": port}
     adj = Adjustments(
-        host=host,
-        port=port,
+        **where,
         threads=settings.threads,
         connection_limit=settings.connection_limit,
         channel_timeout=int(settings.idle_timeout),
@@ -87,14 +113,20 @@ def create_server(app, host: str, port: int, settings: ServerSettings):
     dispatcher.set_thread_count(adj.threads)
     socket_map: dict = {}
     servers = []
-    for sockinfo in adj.listen:
-        server = _DeadlineServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo)
+    for sock in sockets or [None] * len(adj.listen):
+        kw = {"sockinfo": adj.listen[len(servers)]} if sock is None else _inherited(sock)
+        server = _DeadlineServer(app, socket_map, dispatcher=dispatcher, adj=adj, **kw)
         server.request_timeout = settings.request_timeout
         servers.append(server)
     if len(servers) == 1:
         return servers[0]
     listening = [(s.effective_host, s.effective_port) for s in servers]
     return MultiSocketServer(socket_map, adj, listening, dispatcher, servers[-1].log_info)
+
+
+def _inherited(sock: socket.socket) -> dict:
+    sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
+    return {"_sock": sock, "bind_socket": False, "sockinfo": sockinfo}
 
 
 def serve_until_stopped(server) -> None:

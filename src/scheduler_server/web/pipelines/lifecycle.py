@@ -9,6 +9,7 @@ first pipeline request or when ``scheduler-server serve`` boots its worker
 
 from __future__ import annotations
 
+import atexit
 import re
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "answer_errors_in_status_style",
     "install",
     "start_pipelines",
+    "stop_pipelines",
     "submit_report",
     "cleanup_report",
 ]
@@ -84,6 +86,15 @@ def start_pipelines(app: Flask) -> None:
     """Start the dispatcher in this process now (gunicorn worker boot) rather than on the first request."""
     install(app)
     app.extensions[EXTENSION].service.ensure_started()
+
+
+def stop_pipelines(app: Flask) -> None:
+    """The end of a serving process, once its requests are done: the dispatcher stops (handing the
+    lease over), running jobs keep running on their instances, the backend's connections close."""
+    ext = app.extensions.get(EXTENSION)
+    if ext is not None:
+        atexit.unregister(ext.service.stop)  # done here, not again at exit
+        ext.service.stop()
 
 
 def pipelines() -> Pipelines:
