@@ -82,12 +82,13 @@ def _check_password(auth: dict, cfg) -> str | None:
     return None
 
 
-def _catalog(base: str, region: str) -> list[dict]:
+def _catalog(base: str, region: str, project_id: str) -> list[dict]:
     services = [
         ("identity", "keystone", f"{base}/identity"),
         ("compute", "nova", f"{base}/compute/v2.1"),
         ("network", "neutron", f"{base}/network"),
         ("image", "glance", f"{base}/image"),
+        ("orchestration", "heat", f"{base}/orchestration/v1/{project_id}"),
     ]
     return [
         {
@@ -123,7 +124,7 @@ def issue_token():
             "project": {"id": cloud.project_id, "name": cfg.project_name, "domain": domain},
             "roles": [{"id": "member-role", "name": "member"}, {"id": "reader-role", "name": "reader"}],
             "is_domain": False,
-            "catalog": _catalog(cfg.base_url, cfg.region),
+            "catalog": _catalog(cfg.base_url, cfg.region, cloud.project_id),
         }
     }
     response = jsonify(payload)

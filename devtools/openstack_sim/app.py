@@ -17,13 +17,13 @@ import time
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-from . import api_admin, api_glance, api_keystone, api_neutron, api_nova
+from . import api_admin, api_glance, api_heat, api_keystone, api_neutron, api_nova
 from .cloud import Cloud
 from .config import SimConfig
 from .faults import FaultBook, FaultRule
 from .model import CloudError
 
-PROTECTED = re.compile(r"^/(compute/v2\.1|network/v2\.0|image/v2)/.+")
+PROTECTED = re.compile(r"^/(compute/v2\.1|network/v2\.0|image/v2|orchestration/v1)/.+")
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +33,8 @@ def error_response(path: str, status: int, message: str, kind: str | None = None
         return api_nova.nova_error(status, message)
     if path.startswith("/network"):
         return api_neutron.neutron_error(status, message, kind)
+    if path.startswith("/orchestration"):
+        return api_heat.heat_error(status, message, kind)
     if path.startswith("/image"):
         return jsonify({"message": message, "code": f"{status}", "title": kind or "Error"}), status
     return jsonify({"error": {"code": status, "title": kind or "Error", "message": message}}), status
@@ -44,6 +46,7 @@ class Simulator:
     def __init__(self, config: SimConfig | None = None, faults: list[FaultRule] | None = None):
         self.config = config or SimConfig()
         self.cloud = Cloud(self.config, FaultBook(faults))
+        self.stacks = api_heat.StackBook(self.cloud)
         self.tokens = api_keystone.TokenStore()
         self.request_log: collections.deque = collections.deque(maxlen=5000)
         self.app = self._make_app()
@@ -54,7 +57,7 @@ class Simulator:
         app = Flask("openstack_sim")
         app.config["SIM"] = self
         app.url_map.strict_slashes = False
-        for module in (api_keystone, api_nova, api_neutron, api_glance, api_admin):
+        for module in (api_keystone, api_nova, api_neutron, api_glance, api_admin, api_heat):
             app.register_blueprint(module.bp)
         app.before_request(self._gate)
         app.after_request(self._record)
@@ -124,6 +127,7 @@ class Simulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self.stacks.close()
         self.cloud.close()
 
     def __enter__(self) -> Simulator:

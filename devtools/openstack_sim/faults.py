@@ -10,6 +10,9 @@ kind                      effect
 ``server_stuck``          the next created server stays in BUILD forever
 ``server_vanish``         the next created server disappears ``after`` seconds after it turned
                           ACTIVE: gone from the API, its sshd and every process on it killed
+``stack_error``           the next created Heat stack goes to CREATE_FAILED ("Simulated fault:
+                          stack_error") ``after`` seconds after creation (default 0)
+``stack_stuck``           the next created Heat stack stays in CREATE_IN_PROGRESS until deleted
 ``api_error``             requests matching ``method`` and ``path`` (a regular expression
                           searched in the URL path) get HTTP ``status`` (default 500)
 ``api_timeout``           matching requests hang ``seconds`` (default 30): with ``phase=before``
@@ -29,9 +32,12 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-FaultKind = Literal["server_error", "server_stuck", "server_vanish", "api_error", "api_timeout"]
+FaultKind = Literal[
+    "server_error", "server_stuck", "server_vanish", "stack_error", "stack_stuck", "api_error", "api_timeout"
+]
 KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 SERVER_FATES = ("server_error", "server_stuck", "server_vanish")
+STACK_FATES = ("stack_error", "stack_stuck")
 
 
 @dataclass
@@ -113,6 +119,10 @@ class FaultBook:
     def take_server_fate(self) -> FaultRule | None:
         """The first live server_* rule, counted as fired: decides how a new server's boot goes."""
         return self._take(lambda r: r.kind in SERVER_FATES)
+
+    def take_stack_fate(self) -> FaultRule | None:
+        """The first live stack_* rule, counted as fired: decides how a new stack's create goes."""
+        return self._take(lambda r: r.kind in STACK_FATES)
 
     def _take(self, predicate) -> FaultRule | None:
         with self._lock:

@@ -1,0 +1,360 @@
+"""Simulated Heat stacks: the records, the check at create, and the engine that creates and deletes them.
+
+A stack's resources are created one at a time in dependency order by a thread per
+operation; each step is recorded as an event (what ``openstack stack create --wait``
+polls). Servers go through the Cloud's own lifecycle, so a stack's server boots, gets an
+sshd and can fail exactly as a plain server does. Deleted stacks stay readable by id
+(DELETE_COMPLETE), as in Heat, but leave the listing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import hot
+from .heat_types import TYPES, ResourceFailure, cloud_failure
+from .hot import HeatError, not_simulated
+from .model import CloudError, new_id, now_iso
+
+NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$")
+RESOURCE_KEYS = {"type", "properties", "depends_on"}
+
+
+@dataclass
+class StackResource:
+    name: str
+    type: str
+    definition: dict
+    depends: set[str]
+    physical_id: str = ""
+    status: str = "INIT_COMPLETE"
+    reason: str = ""
+    created: str = field(default_factory=now_iso)
+    updated: str | None = None
+    bound_to: str | None = None  # a port: the server that realises it
+
+
+@dataclass
+class Event:
+    id: str
+    time: str
+    resource_name: str
+    physical_id: str
+    status: str
+    reason: str
+    is_stack: bool
+
+
+@dataclass
+class Stack:
+    id: str
+    name: str
+    template: dict
+    params: dict
+    given_params: dict
+    tags: list[str]
+    timeout_mins: int | None
+    disable_rollback: bool
+    resources: dict[str, StackResource]
+    order: list[str]
+    status: str = "CREATE_IN_PROGRESS"
+    reason: str = "Stack CREATE started"
+    created: str = field(default_factory=now_iso)
+    updated: str | None = None
+    deleted: str | None = None
+    events: list[Event] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @property
+    def action(self) -> str:
+        return self.status.rsplit("_", 1)[0].removesuffix("_IN")
+
+
+def build(cloud, name, template, given: dict, environment: dict | None) -> Stack:
+    """A checked, not yet started stack; HeatError for anything Heat (or the simulator) refuses."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise HeatError(
+            400,
+            f'Invalid stack name {name} must contain only alphanumeric or "_-." characters, '
+            "must start with alpha and must be 255 characters or less.",
+        )
+    template = hot.load(template)
+    env = environment or {}
+    if set(env) - {"parameters", "parameter_defaults"}:
+        raise not_simulated(
+            f"environment section(s) {', '.join(sorted(set(env) - {'parameters', 'parameter_defaults'}))}"
+        )
+    merged = {**(env.get("parameter_defaults") or {}), **(env.get("parameters") or {}), **(given or {})}
+    declared = template.get("parameters") or {}
+    merged = {
+        k: v for k, v in merged.items() if k in declared or k in (given or {}) or k in (env.get("parameters") or {})
+    }
+    params = hot.parameter_values(template, merged)
+    resources = _checked_resources(cloud, template, params)
+    _bind_ports(resources)
+    outputs = template.get("outputs") or {}
+    version = hot.version_of(template)
+    for key, out in outputs.items():
+        if not isinstance(out, dict) or set(out) - {"value", "description"}:
+            raise not_simulated(f"outputs.{key}: keys other than value and description")
+        hot.check_functions(out.get("value"), f"outputs.{key}", version, set(resources), params)
+    return Stack(
+        id=new_id(),
+        name=name,
+        template=template,
+        params=params,
+        given_params=dict(given or {}),
+        tags=[],
+        timeout_mins=None,
+        disable_rollback=True,
+        resources=resources,
+        order=_order(resources),
+    )
+
+
+def _checked_resources(cloud, template: dict, params: dict) -> dict[str, StackResource]:
+    version = hot.version_of(template)
+    declared = template.get("resources") or {}
+    resources = {}
+    for name, definition in declared.items():
+        if not isinstance(definition, dict) or "type" not in definition:
+            raise HeatError(400, f'Resource {name}: "type" is missing')
+        if set(definition) - RESOURCE_KEYS:
+            raise not_simulated(f"resources.{name} key(s) {', '.join(sorted(set(definition) - RESOURCE_KEYS))}")
+        kind = TYPES.get(definition["type"])
+        if kind is None:
+            raise not_simulated(f"resource type {definition['type']} (resources.{name}; simulated: {', '.join(TYPES)})")
+        props = definition.get("properties") or {}
+        if not isinstance(props, dict):
+            raise HeatError(400, f"resources.{name}: properties must be a map")
+        unknown = set(props) - kind.PROPERTIES
+        if unknown:
+            raise not_simulated(f"property {', '.join(sorted(unknown))} of {definition['type']} (resources.{name})")
+        missing = kind.REQUIRED - set(props)
+        if missing:
+            raise HeatError(400, f"Property error: resources.{name}.properties: Property {min(missing)} not assigned")
+        depends = hot.check_functions(props, f"resources.{name}", version, set(declared), params)
+        extra = definition.get("depends_on") or []
+        extra = [extra] if isinstance(extra, str) else extra
+        for target in extra:
+            if target not in declared:
+                raise HeatError(400, f'The specified reference "{target}" (in {name}) is incorrect.')
+        resources[name] = StackResource(name, definition["type"], definition, depends | set(extra))
+        kind.check(cloud, name, _known(props, params))
+    return resources
+
+
+def _known(props: dict, params: dict) -> dict:
+    """The properties whose values need no resource (the others are left out of the check)."""
+    known = {}
+    for key, value in props.items():
+        try:
+            known[key] = hot.resolve(value, params, _unresolvable)
+        except LookupError:
+            known[key] = None
+    return {k: v for k, v in known.items() if v is not None}
+
+
+def _unresolvable(name, path):
+    raise LookupError(name)
+
+
+def _bind_ports(resources: dict[str, StackResource]) -> None:
+    for res in resources.values():
+        if res.type != "OS::Nova::Server":
+            continue
+        for item in (res.definition.get("properties") or {}).get("networks") or []:
+            ref = item.get("port") if isinstance(item, dict) else None
+            if ref is None:
+                continue
+            target = ref.get("get_resource") if isinstance(ref, dict) else None
+            port = resources.get(target) if isinstance(target, str) else None
+            if port is None or port.type != "OS::Neutron::Port":
+                raise not_simulated(f"resources.{res.name}: a port that is not an OS::Neutron::Port of this stack")
+            if port.bound_to:
+                raise not_simulated(f"resources.{target}: one port used by two servers")
+            port.bound_to = res.name
+            res.depends = (res.depends - {target}) | port.depends
+    for res in resources.values():
+        if res.type == "OS::Neutron::Port":
+            if not res.bound_to:
+                raise not_simulated(f"resources.{res.name}: an OS::Neutron::Port that no OS::Nova::Server lists")
+            res.depends = res.depends | {res.bound_to}
+
+
+def _order(resources: dict[str, StackResource]) -> list[str]:
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise HeatError(400, f"Circular Dependency Found: {name}", "CircularDependencyException")
+        visiting.add(name)
+        for dep in sorted(resources[name].depends):
+            visit(dep)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in resources:
+        visit(name)
+    return order
+
+
+# --- the engine ---------------------------------------------------------------------------
+
+
+class Engine:
+    """Runs one stack's create or delete; every change goes through ``record`` (status + event)."""
+
+    def __init__(self, cloud, stack: Stack):
+        self.cloud, self.stack = cloud, stack
+
+    def record(self, res: StackResource | None, status: str, reason: str) -> None:
+        stack = self.stack
+        with self.cloud.lock:
+            target = res or stack
+            target.status, target.reason = status, reason
+            if res is not None:
+                res.updated = now_iso()
+            else:
+                stack.updated = now_iso() if not status.startswith("CREATE") else stack.updated
+            stack.events.append(
+                Event(
+                    id=new_id(),
+                    time=now_iso(),
+                    resource_name=res.name if res else stack.name,
+                    physical_id=res.physical_id if res else stack.id,
+                    status=status,
+                    reason=reason,
+                    is_stack=res is None,
+                )
+            )
+
+    def lookup(self, name: str, path: list | None):
+        res = self.stack.resources[name]
+        if path is None:
+            return res.physical_id or None
+        if not res.physical_id:
+            return None
+        return hot.index(TYPES[res.type].attributes(self.cloud, res.physical_id).get(path[0]), path[1:])
+
+    def props(self, res: StackResource) -> dict:
+        return hot.resolve(res.definition.get("properties") or {}, self.stack.params, self.lookup)
+
+    def create(self, fate=None) -> None:
+        stack = self.stack
+        self.record(None, "CREATE_IN_PROGRESS", "Stack CREATE started")
+        deadline = time.monotonic() + stack.timeout_mins * 60 if stack.timeout_mins else None
+        stop = lambda: "Stack cancelled" if stack.cancel.is_set() else self._timed_out(deadline)  # noqa: E731
+        try:
+            self._fate(fate, stop)
+            for name in stack.order:
+                res = stack.resources[name]
+                if res.status == "INIT_COMPLETE":
+                    self._create_resource(res, stop)
+        except ResourceFailure as exc:
+            if stack.cancel.is_set():
+                return
+            self.record(None, "CREATE_FAILED", f"Resource CREATE failed: {exc}")
+            if not stack.disable_rollback:
+                self.record(None, "ROLLBACK_IN_PROGRESS", "Stack ROLLBACK started")
+                self._delete_resources()
+                self.record(None, "ROLLBACK_COMPLETE", "Stack ROLLBACK completed successfully")
+            return
+        self.record(None, "CREATE_COMPLETE", "Stack CREATE completed successfully")
+
+    def _timed_out(self, deadline) -> str | None:
+        return "Timed out" if deadline is not None and time.monotonic() > deadline else None
+
+    def _fate(self, fate, stop) -> None:
+        if fate is None:
+            return
+        if fate.kind == "stack_stuck":
+            self.stack.cancel.wait()
+            raise ResourceFailure("Stack cancelled")
+        if self.stack.cancel.wait(fate.after or 0.0):
+            raise ResourceFailure("Stack cancelled")
+        raise ResourceFailure("Simulated fault: stack_error")
+
+    def _create_resource(self, res: StackResource, stop) -> None:
+        self.record(res, "CREATE_IN_PROGRESS", "state changed")
+        kind = TYPES[res.type]
+        try:
+            props = self.props(res)
+            if res.type == "OS::Nova::Server":
+                self._create_server(res, props, stop)
+            elif res.type == "OS::Neutron::SecurityGroup":
+                res.physical_id = kind.create(self.cloud, res.name, props, self.stack.name)
+            else:
+                res.physical_id = kind.create(self.cloud, res.name, props)
+        except ResourceFailure as exc:
+            self.record(res, "CREATE_FAILED", str(exc))
+            raise
+        except (HeatError, CloudError) as exc:  # a value known only now (e.g. a get_attr) is refused
+            failure = ResourceFailure(f"resources.{res.name}: {exc.message}")
+            self.record(res, "CREATE_FAILED", str(failure))
+            raise failure from None
+        self.record(res, "CREATE_COMPLETE", "state changed")
+
+    def _create_server(self, res: StackResource, props: dict, stop) -> None:
+        ports = [p for p in self.stack.resources.values() if p.bound_to == res.name]
+        for port in ports:
+            self.record(port, "CREATE_IN_PROGRESS", "state changed")
+        port_props = self.props(ports[0]) if ports else None
+        server_type = TYPES[res.type]
+        body = server_type.create_body(self.cloud, self.stack.name, res.name, props, port_props)
+        try:
+            server = self.cloud.create_server(body)
+        except CloudError as exc:
+            failure = cloud_failure(res.name, exc)
+            for port in ports:
+                self.record(port, "CREATE_FAILED", str(failure))
+            raise failure from None
+        res.physical_id = server.id
+        for port in ports:
+            port.physical_id = server.port_id or ""
+            self.record(port, "CREATE_COMPLETE", "state changed")
+        server_type.wait_active(self.cloud, res.name, server.id, stop)
+
+    def delete(self) -> None:
+        stack = self.stack
+        stack.cancel.set()
+        if stack.thread is not None and stack.thread is not threading.current_thread():
+            stack.thread.join(timeout=30)
+        self.record(None, "DELETE_IN_PROGRESS", "Stack DELETE started")
+        self._delete_resources()
+        stack.deleted = now_iso()
+        self.record(None, "DELETE_COMPLETE", "Stack DELETE completed successfully")
+
+    def _delete_resources(self) -> None:
+        for name in reversed(self.stack.order):
+            res = self.stack.resources[name]
+            if res.status in ("INIT_COMPLETE", "DELETE_COMPLETE"):
+                continue
+            self.record(res, "DELETE_IN_PROGRESS", "state changed")
+            if res.physical_id and res.bound_to is None:
+                TYPES[res.type].delete(self.cloud, res.physical_id)
+            self.record(res, "DELETE_COMPLETE", "state changed")
+
+    def outputs(self) -> list[dict]:
+        result = []
+        for key, out in (self.stack.template.get("outputs") or {}).items():
+            entry = {"output_key": key, "description": out.get("description", "No description given")}
+            try:
+                entry["output_value"] = hot.resolve(out.get("value"), self.stack.params, self.lookup)
+            except (KeyError, TypeError, ValueError) as exc:
+                entry["output_value"], entry["output_error"] = None, str(exc)
+            result.append(entry)
+        return result
+
+    def attributes(self, res: StackResource) -> dict:
+        if not res.physical_id:
+            return {}
+        values = TYPES[res.type].attributes(self.cloud, res.physical_id)
+        return {k: v for k, v in values.items() if k in TYPES[res.type].ATTRIBUTES}
