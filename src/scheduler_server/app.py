@@ -12,6 +12,7 @@ import sys
 from flask import Flask
 from flask_cors import CORS
 
+from scheduler_server import metrics
 from scheduler_server.config import Settings, load_settings
 from scheduler_server.logging_setup import configure_logging
 from scheduler_server.observing.policies.registry import available_policies
@@ -22,6 +23,7 @@ from scheduler_server.web.errors import install_error_handlers
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings if settings is not None else load_settings()
+    metrics.setup(settings.data_path)  # before any series exists: where the workers' series meet
     configure_logging(settings.logging)
     app = Flask("scheduler_server")
     app.config["SETTINGS"] = settings

@@ -1,14 +1,18 @@
 """Log format and handlers; every line made while serving a request carries its id.
 
-The ``logging:`` section of the settings lives here, with the code that reads it.
+The ``logging:`` section of the settings lives here, with the code that reads it. ``format: json``
+writes one JSON object per line (time, level, logger, message, and request_id, pipeline_id, instance
+and exception where they apply) for a log collector; ``text`` (the default) is the line below.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +27,9 @@ class LoggingSettings(BaseModel):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     file: Path | None = Field(None, description="Also log to this file (stderr is always used).")
+    format: Literal["text", "json"] = Field(
+        "text", description="text: one readable line per record; json: one JSON object per line (docs/metrics.md)."
+    )
 
 
 #: Fields of the work being done (``pipeline_id``, ``instance``) that every log line made meanwhile carries.
@@ -49,6 +56,34 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+#: The fields of ``log_context`` (and the request id) a JSON line carries when a record has them.
+CONTEXT_FIELDS = ("request_id", "pipeline_id", "instance")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (a message's newlines are escaped by JSON)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = datetime.fromtimestamp(record.created, UTC)
+        line: dict[str, object] = {
+            "time": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in CONTEXT_FIELDS:
+            value = getattr(record, key, None)
+            if value is not None and value != "-":
+                line[key] = value if isinstance(value, int | float | str) else str(value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
 def configure_logging(settings: LoggingSettings) -> None:
     root = logging.getLogger()
     root.setLevel(settings.level)
@@ -61,6 +96,6 @@ def configure_logging(settings: LoggingSettings) -> None:
         handlers.append(logging.FileHandler(path, encoding="utf-8"))
     for handler in handlers:
         handler._scheduler_server = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter(FORMAT))
+        handler.setFormatter(JsonFormatter() if settings.format == "json" else logging.Formatter(FORMAT))
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)

@@ -10,15 +10,16 @@ from scheduler_server.web.openapi import unknown_query_parameter
 
 
 def register_blueprints(app: Flask) -> None:
-    from scheduler_server.web import docs, health, schedule, sky, xnat_api
+    from scheduler_server.web import docs, health, metrics, schedule, sky, xnat_api
     from scheduler_server.web.pipelines import api as pipelines_api
     from scheduler_server.web.pipelines import legacy_api as pipelines_seed
     from scheduler_server.web.pipelines import lifecycle as pipelines_common
     from scheduler_server.web.ui import pages as ui_pages
 
-    for module in (health, schedule, sky, docs, pipelines_seed, pipelines_api, xnat_api, ui_pages):
+    for module in (health, schedule, sky, docs, pipelines_seed, pipelines_api, xnat_api, ui_pages, metrics):
         app.register_blueprint(module.bp)
     pipelines_common.install(app)
+    metrics.install(app)
     app.before_request(_refuse_unknown_query_parameters)
     # Raised before a view runs; the seed and REST blueprints shape it in their own style.
     app.register_error_handler(BodyError, lambda exc: status_style(exc.status, exc.message, exc.field))

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, g, jsonify
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -223,6 +223,7 @@ def schedule():
         req = ScheduleRequest.model_validate(_body_object())
     except ValidationError as exc:
         raise _validation_error(exc) from None
+    g.policy = req.policy.policy  # the label of this request's metrics (web/metrics.py)
     observing = current_app.config["SETTINGS"].observing
     policy = PolicyRequest(req.policy.policy, req.policy.config, req.policy.preset)
     try:

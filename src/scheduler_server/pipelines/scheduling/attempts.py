@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from scheduler_server import metrics
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.backend_errors import BackendError, InstanceGone, InstanceUnreachable
 from scheduler_server.pipelines.models import (
@@ -138,6 +139,7 @@ class Attempts(AttemptOutcomes):
         self._launch_tries.pop(pipeline_id, None)
         self._set(pipeline_id, RUNNING, "script started", fence=attempt, started_at=time.time())
         self._last_full_check[pipeline_id] = time.time()
+        metrics.pipeline_started(time.time() - pipeline.created_at if attempt == 1 else None)
 
     def _settled_before(self, pipeline: Pipeline, executor, directory: str) -> bool:
         """A pipeline found in staging (a restart, a launch whose answer was lost): True if its job

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from scheduler_server import metrics
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.backend_errors import BackendError
 from scheduler_server.pipelines.logs.kept import MaskedLog
@@ -102,7 +103,10 @@ class AttemptOutcomes:
             instance_id, p.instance_id, p.job_dir = p.instance_id, None, None
             return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
 
-        self._after_release(self._end(pipeline_id, change), pipeline_id)
+        outcome = self._end(pipeline_id, change)
+        self._after_release(outcome, pipeline_id)
+        if outcome is not None:
+            metrics.pipeline_ended("retried")
 
     def _final(
         self,
@@ -130,6 +134,7 @@ class AttemptOutcomes:
         self._after_release(outcome, pipeline_id)
         if outcome is None:
             return  # it had already ended
+        metrics.pipeline_ended("timeout" if reason.startswith("timeout:") else to)
         pipeline = self.store.get_pipeline(pipeline_id)
         self.timing.record(pipeline)
         log.info("pipeline %s %s: %s", pipeline_id, to, reason)

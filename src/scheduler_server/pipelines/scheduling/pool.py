@@ -14,6 +14,7 @@ import uuid
 
 from sqlalchemy import select
 
+from scheduler_server import metrics
 from scheduler_server.pipelines.backend_errors import BackendError, NoCapacity
 from scheduler_server.pipelines.clouds.backend import CloudBackend, InstanceInfo
 from scheduler_server.pipelines.models import INSTANCE_MOVES, LIVE_INSTANCE_STATES, Instance, InstanceState
@@ -162,6 +163,7 @@ class Pool:
             row.idle_since = None if row.pipeline_id is not None else now
             waiting = row.pipeline_id
         log.info("instance %s ready (%s)", instance_id, info.address or info.id)
+        metrics.instance_booted(self.backend.name, now - instance.created_at)
         return waiting
 
     def _save_provisioned(self, instance_id: str, info: InstanceInfo) -> None:

@@ -17,6 +17,7 @@ from scheduler_server.pipelines.tasks.base import PLAIN_TEXT_SCHEMA, plain_text
 from scheduler_server.validation_text import field_and_problem
 from scheduler_server.web.errors import ApiError
 from scheduler_server.web.integers import ID_RANGE, IntegerError, parse_int
+from scheduler_server.web.metrics import count_submissions
 from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import (
@@ -111,6 +112,7 @@ def submit():
     if not isinstance(items, list) or not items or len(items) > MAX_SUBMISSION:
         raise common.BodyError(f"request body: must be a pipeline object or a list of 1 to {MAX_SUBMISSION} of them")
     results = common.service().submit(items)
+    count_submissions(items, results)
     accepted = sum(r.accepted for r in results)
     if not accepted and len(results) == 1:
         raise results[0].error

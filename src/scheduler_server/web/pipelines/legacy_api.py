@@ -21,6 +21,7 @@ from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.startup_error import ConfigError
 from scheduler_server.web.auth import AuthError
 from scheduler_server.web.errors import http_error_message, request_id, status_of, unavailable
+from scheduler_server.web.metrics import count_submissions
 from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import (
@@ -159,6 +160,7 @@ def submit_pipelines():
     if len(items) > MAX_SUBMISSION:
         raise common.BodyError(f"request body: a list of {len(items)} pipelines; at most {MAX_SUBMISSION} per request")
     results = service().submit(items)
+    count_submissions(items, results)
     if single:
         (result,) = results
         if not result.accepted:

@@ -9,6 +9,7 @@ the cloud's own message, which becomes the pipeline's status reason.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -16,6 +17,7 @@ from typing import TypeVar
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as os_exceptions
 
+from scheduler_server import metrics
 from scheduler_server.pipelines.backend_errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def operation(what: str) -> str:
+    """``what`` without the names and ids it may carry ("look up image 'x'" -> "look up image"): a label."""
+    return _NAMED.split(what, maxsplit=1)[0].strip()[:40] or "call"
+
+
+_NAMED = re.compile(r"['\"]| from | of server| [0-9a-f]{8}-")
+
+
 def call(what: str, fn: Callable[[], T], retries: int, *, on_retry: Callable[[], T | None] | None = None) -> T:
     """Run ``fn``; repeat it on transient failures, raise ``CloudAPIError`` naming ``what`` otherwise.
 
@@ -65,10 +75,12 @@ def call(what: str, fn: Callable[[], T], retries: int, *, on_retry: Callable[[],
         except (os_exceptions.SDKException, ks_exceptions.ClientException) as exc:
             if not is_transient(exc) or attempt == retries:
                 status = getattr(exc, "status_code", None)
+                metrics.backend_error("openstack", operation(what))
                 raise CloudAPIError(f"{what}: {describe(exc)}", status) from None
             log.warning(
                 "openstack: %s failed (%s); retry %d/%d in %.1f s", what, describe(exc), attempt + 1, retries, delay
             )
+            metrics.backend_retry("openstack", operation(what))
         time.sleep(delay)
         delay = min(delay * 2, 30.0)
         if on_retry is not None:
