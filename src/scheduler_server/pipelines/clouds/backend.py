@@ -39,7 +39,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from scheduler_server import metrics
 from scheduler_server.pipelines.backend_errors import BackendConfigError, InstanceUnreachable
 from scheduler_server.pipelines.clouds.executor import Executor
 
@@ -143,9 +142,7 @@ class CloudBackend(ABC):
                 last = exc
             log.info("instance %s not reachable yet (attempt %d/%d): %s", instance.id, attempt, attempts, last)
             if attempt < attempts:
-                metrics.backend_retry(self.name, "connect")
                 time.sleep(self.settings.connection_retry_interval)
-        metrics.backend_error(self.name, "connect")
         raise InstanceUnreachable(f"instance {instance.id} unreachable after {attempts} attempts: {last}")
 
     @abstractmethod
@@ -195,7 +192,7 @@ class CloudBackend(ABC):
 BACKENDS: dict[str, str] = {
     "local": "scheduler_server.pipelines.clouds.local.backend:LocalBackend",
     "ssh": "scheduler_server.pipelines.clouds.ssh.backend:SSHHostsBackend",
-    "openstack": "scheduler_server.pipelines.clouds.openstack.backend:OpenStackBackend",
+    "openstack": "scheduler_server.pipelines.clouds.openstack.chosen:ChosenOpenStackBackend",
 }
 
 

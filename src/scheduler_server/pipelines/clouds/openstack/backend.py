@@ -14,6 +14,7 @@ At most ``max_parallel_provisioning`` servers are between create and reachable.
 ``destroy`` deletes the floating IP we allocated (or hands a reused one back)
 and the server. ``list_instances`` also deletes our floating IPs that lost
 their server, so a crash between the two deletions leaks nothing for long.
+With ``provisioning: heat`` each instance is a Heat stack instead (``heat_backend.py``, ``chosen.py``).
 """
 
 from __future__ import annotations
@@ -303,13 +304,17 @@ class OpenStackBackend(CloudBackend):
 
     # --- release ----------------------------------------------------------------------
 
-    def destroy(self, instance: InstanceInfo) -> None:
+    def _let_go(self, instance: InstanceInfo) -> None:
+        """Forget an instance about to be deleted: its boot slot, its turn, its executors."""
         self._free_slot(instance.id)
         self._reach_order.release(instance.id)
         with self._lock:
             executors = [self._executors.pop(k) for k in list(self._executors) if k.startswith(f"{instance.id}@")]
         for executor in executors:
             executor.close()
+
+    def destroy(self, instance: InstanceInfo) -> None:
+        self._let_go(instance)
         try:
             fip_id = instance.extra.get("fip_id")
             if fip_id:

@@ -45,6 +45,12 @@ def create_attrs(settings, wanted: Resolved, name: str, request: str, scheduler_
 
 def user_data(settings) -> str | None:
     """The cloud-init user data, base64-encoded as Nova wants it (None without any)."""
+    text = user_data_text(settings)
+    return base64.b64encode(text.encode()).decode() if text else None
+
+
+def user_data_text(settings) -> str | None:
+    """The cloud-init user data as configured (text or file), None without any."""
     text = settings.user_data
     if settings.user_data_file:
         try:
@@ -53,7 +59,7 @@ def user_data(settings) -> str | None:
             raise ProvisionError(
                 f"pipelines.openstack.user_data_file: {exc.strerror}: {settings.user_data_file}"
             ) from None
-    return base64.b64encode(text.encode()).decode() if text else None
+    return text
 
 
 def instance_info(server, ssh_port: int, ssh_user: str, scheduler_id: str) -> InstanceInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,4 +39,18 @@ class OpenStackSettings(BaseModel):
     status_poll_interval: float = Field(5.0, gt=0, description="Seconds between two status checks of a booting server.")
     reuse_floating_ips: bool = Field(
         True, description="Claim an unassociated floating IP of ip_pool before allocating a new one."
+    )
+    provisioning: Literal["nova", "heat"] = Field(
+        "nova", description="nova: each instance is a server; heat: each instance is a Heat stack (a HOT template)."
+    )
+    heat_template_file: Path | None = Field(
+        None,
+        description="HOT template of each stack (heat provisioning); default: the bundled one "
+        "(server, port, optional floating IP and security group).",
+    )
+    heat_create_security_group: bool = Field(
+        False, description="Bundled template: give each stack a security group of its own that lets SSH in."
+    )
+    heat_parameters: dict[str, str | int | float | bool | list | dict] = Field(
+        default_factory=dict, description="More parameters of the template (each must be declared by it)."
     )

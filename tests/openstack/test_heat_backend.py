@@ -1,0 +1,153 @@
+"""``provisioning: heat``: each instance a Heat stack, on the simulator's Orchestration API
+(real openstacksdk, real HTTP, real sshd per server), and end to end under ``serve``."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.openstack_sim import parse_rule
+from scheduler_server.pipelines.backend_errors import BackendConfigError, ProvisionError
+from scheduler_server.pipelines.clouds.backend import TAG_KEY
+
+from .conftest import KEYPAIR, assert_nothing_left, wait_for
+
+
+def stacks_left(sim) -> list[str]:
+    return [s.name for s in sim.app.config["SIM"].stacks.stacks.values() if s.status != "DELETE_COMPLETE"]
+
+
+def heat_backend(make_backend, **overrides):
+    return make_backend(provisioning="heat", **overrides)
+
+
+def up(backend, name="pipeline-h-1"):
+    return backend.wait_until_reachable(backend.provision(name))
+
+
+def test_a_stack_per_instance_reached_over_ssh_and_deleted_whole(sim, conn, make_backend):
+    backend = heat_backend(make_backend, user_data="#cloud-config\n", security_group="default")
+    info = up(backend)
+    assert type(backend).__name__ == "HeatBackend" and info.extra["stack"] is True
+    stack = conn.orchestration.get_stack(info.id)
+    assert stack.name == "pipeline-h-1" and stack.status == "CREATE_COMPLETE"
+    assert f"{TAG_KEY}=sched-test" in stack.tags
+    server = sim.cloud.servers[info.extra["server_id"]]
+    assert info.address == server.fixed_ip and server.key_name == KEYPAIR
+    assert server.metadata.get(TAG_KEY) is None  # the stack is the instance, not its server
+    result = backend.executor(info).run("echo $SSH_CONNECTION")
+    assert result.ok and result.text().split()[2] == server.fixed_ip
+    assert backend.get_instance(info.id).state == "active"
+    backend.destroy(info)
+    backend.destroy(info)  # idempotent
+    assert_nothing_left(sim)
+    wait_for(lambda: not stacks_left(sim), what="the stack to go")
+    assert backend.get_instance(info.id) is None
+
+
+def test_floating_ip_variant_is_the_address_and_goes_with_the_stack(sim, conn, make_backend):
+    backend = heat_backend(make_backend, use_floating_ip=True, ip_pool="public")
+    info = up(backend)
+    assert info.address.startswith(f"127.{sim.config.address_block}.2")  # the floating range
+    resources = {r.name: r.resource_type for r in conn.orchestration.resources(info.id)}
+    assert resources["floating_ip"] == "OS::Neutron::FloatingIP"
+    assert backend.executor(info).run("true").ok
+    backend.destroy(info)
+    assert_nothing_left(sim)
+
+
+def test_create_failed_gives_the_stacks_reason(sim, make_backend):
+    sim.cloud.faults.add(parse_rule("stack_error"))
+    backend = heat_backend(make_backend)
+    info = backend.provision("pipeline-h-f")
+    with pytest.raises(ProvisionError, match="stack pipeline-h-f CREATE_FAILED: .*Simulated fault: stack_error"):
+        backend.wait_until_reachable(info)
+    backend.destroy(info)
+    assert_nothing_left(sim)
+
+
+def test_a_hanging_stack_times_out_and_is_deleted(sim, make_backend):
+    sim.cloud.faults.add(parse_rule("stack_stuck"))
+    backend = heat_backend(make_backend, boot_timeout=1)
+    info = backend.provision("pipeline-h-s")
+    with pytest.raises(ProvisionError, match=r"still CREATE_IN_PROGRESS after 1 s \(boot_timeout 1 s\); deleted"):
+        backend.wait_until_reachable(info)
+    wait_for(lambda: not stacks_left(sim), what="the hanging stack to be deleted")
+    assert_nothing_left(sim)
+
+
+def test_listing_is_by_stack_tag(sim, conn, make_backend):
+    backend = heat_backend(make_backend)
+    mine = backend.provision("pipeline-h-l")
+    other = heat_backend(make_backend, scheduler_id="someone-else").provision("pipeline-o-1")
+    ours = backend.list_instances()
+    assert [i.id for i in ours] == [mine.id] and ours[0].tagged
+    everything = {i.id: i.tagged for i in backend.list_instances(include_untagged=True)}
+    assert everything == {mine.id: True, other.id: False}
+    for info in (mine, other):
+        backend.destroy(info)
+    assert_nothing_left(sim)
+
+
+SITE_TEMPLATE = """
+heat_template_version: 2018-08-31
+parameters:
+  image: {type: string}
+  flavor: {type: string}
+  network: {type: string}
+  key_name: {type: string}
+  server_name_prefix: {type: string}
+resources:
+  port:
+    type: OS::Neutron::Port
+    properties: {network: {get_param: network}}
+  vm:
+    type: OS::Nova::Server
+    properties:
+      name: {str_replace: {template: PREFIX-vm, params: {PREFIX: {get_param: server_name_prefix}}}}
+      image: {get_param: image}
+      flavor: {get_param: flavor}
+      key_name: {get_param: key_name}
+      networks: [{port: {get_resource: port}}]
+outputs:
+  address: {value: {get_attr: [port, fixed_ips, 0, ip_address]}}
+  server_id: {value: {get_resource: vm}}
+"""
+
+
+def test_a_site_template_with_its_own_parameters(sim, tmp_path, make_backend):
+    template = tmp_path / "site.yaml"
+    template.write_text(SITE_TEMPLATE)
+    backend = heat_backend(
+        make_backend, heat_template_file=str(template), heat_parameters={"server_name_prefix": "lab"}
+    )
+    info = up(backend)
+    server = sim.cloud.servers[info.extra["server_id"]]
+    assert server.name == "lab-vm" and info.address == server.fixed_ip
+    assert backend.executor(info).run("true").ok
+    backend.destroy(info)
+    assert_nothing_left(sim)
+
+
+@pytest.mark.parametrize(
+    "text, overrides, message",
+    [
+        (None, {}, r"heat_template_file .*missing\.yaml: No such file or directory"),
+        ("resources: [\n", {}, r"not valid YAML at line 2"),
+        ("heat_template_version: 2018-08-31\nresources: {}\n", {}, "the template has no resources"),
+        (SITE_TEMPLATE.replace("  address:", "  where:"), {"heat_parameters": {"server_name_prefix": "x"}}, "output 'address'"),
+        (SITE_TEMPLATE, {"heat_parameters": {"server_name_prefix": "x", "colour": "red"}}, r"heat_parameters\.colour: not a parameter of"),
+        (SITE_TEMPLATE, {}, r"parameter 'server_name_prefix' has no default; set pipelines\.openstack\.heat_parameters\.server_name_prefix"),
+        (SITE_TEMPLATE, {"auth_keyname": None, "heat_parameters": {"server_name_prefix": "x"}}, r"'key_name' has no default.*auth_keyname"),
+    ],
+)  # fmt: skip
+def test_a_bad_template_or_parameter_is_a_clear_config_error(tmp_path, make_backend, text, overrides, message):
+    template = tmp_path / "missing.yaml"
+    if text is not None:
+        template.write_text(text)
+    with pytest.raises(BackendConfigError, match=message):
+        heat_backend(make_backend, heat_template_file=str(template), **overrides)
+
+
+def test_the_bundled_template_needs_a_network(make_backend):
+    with pytest.raises(BackendConfigError, match=r"'network' has no default.*pipelines\.openstack\.network_id"):
+        heat_backend(make_backend, network_id=None)
