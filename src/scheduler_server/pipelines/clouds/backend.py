@@ -39,6 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from scheduler_server import metrics
 from scheduler_server.pipelines.backend_errors import BackendConfigError, InstanceUnreachable
 from scheduler_server.pipelines.clouds.executor import Executor
 
@@ -142,7 +143,9 @@ class CloudBackend(ABC):
                 last = exc
             log.info("instance %s not reachable yet (attempt %d/%d): %s", instance.id, attempt, attempts, last)
             if attempt < attempts:
+                metrics.backend_retry(self.name, "connect")
                 time.sleep(self.settings.connection_retry_interval)
+        metrics.backend_error(self.name, "connect")
         raise InstanceUnreachable(f"instance {instance.id} unreachable after {attempts} attempts: {last}")
 
     @abstractmethod
