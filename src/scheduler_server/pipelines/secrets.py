@@ -4,13 +4,20 @@ The key comes from ``pipelines.secret_key`` (or its environment variable
 ``SCHEDULER_SERVER__PIPELINES__SECRET_KEY``); without one, a key is generated
 on first start into ``<data_dir>/pipelines.key`` with mode 0600 and reused.
 Losing the key only loses the passwords of pipelines not yet started.
+
+Replicas on one database must share the key: the database records its fingerprint (an HMAC-SHA256
+of a fixed label under the key, truncated: not the key) on first start, and a process whose key's
+fingerprint differs refuses to start (``check_shared``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -19,6 +26,9 @@ log = logging.getLogger(__name__)
 
 MASK = "********"
 KEY_FILE = "pipelines.key"
+#: The meta row holding the key's fingerprint, and what is signed to make it.
+FINGERPRINT_KEY = "secret_key_fingerprint"
+FINGERPRINT_LABEL = b"scheduler-server secret key fingerprint v1"
 
 
 class SecretError(Exception):
@@ -31,12 +41,29 @@ class SecretBox:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
             raise SecretError(f"{source}: not a Fernet key (32 url-safe base64-encoded bytes)") from None
+        self.source = source
+        raw = key.encode("ascii") if isinstance(key, str) else key
+        self.fingerprint = hmac.new(raw, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
 
     @classmethod
-    def from_config(cls, configured: str | None, data_path: Path) -> SecretBox:
-        if configured:
-            return cls(configured.strip())
-        return cls(_key_file(data_path), source=f"key file {data_path / KEY_FILE}")
+    def from_config(
+        cls, configured: str | None, data_path: Path, recorded: Callable[[str, str], str] | None = None
+    ) -> SecretBox:
+        """The configured key, else the data directory's key file; ``recorded`` (the store's
+        ``meta_setdefault``), if given: its fingerprint is checked against the database's."""
+        box = cls(configured.strip()) if configured else cls(_key_file(data_path), f"key file {data_path / KEY_FILE}")
+        if recorded is not None:
+            box.check_shared(recorded(FINGERPRINT_KEY, box.fingerprint))
+        return box
+
+    def check_shared(self, recorded: str) -> None:
+        """SecretError (one line) unless ``recorded``, the database's fingerprint, is this key's."""
+        if recorded != self.fingerprint:
+            raise SecretError(
+                f"the password encryption key ({self.source}, fingerprint {self.fingerprint}) is not the one "
+                f"this database's other replicas use (fingerprint {recorded}): give every replica the same key "
+                "in pipelines.secret_key or the environment variable SCHEDULER_SERVER__PIPELINES__SECRET_KEY"
+            )
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")

@@ -42,7 +42,7 @@ from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.settings import PipelineSettings
-from scheduler_server.pipelines.storage import legacy_specs
+from scheduler_server.pipelines.storage import legacy_specs, wake
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.migrations import SchemaError
 from scheduler_server.pipelines.storage.store import Store, default_url
@@ -121,7 +121,7 @@ class PipelineService:
         self.data_path = data_path
         self.store, self.scheduler_id = _open_store(data_path, settings.database_url or default_url(data_path))
         key = settings.secret_key.get_secret_value() if settings.secret_key else None
-        self.secrets = SecretBox.from_config(key, data_path)
+        self.secrets = SecretBox.from_config(key, data_path, self.store.meta_setdefault)  # its fingerprint checked
         try:
             legacy_specs.hide_users_equal_to_passwords(self.store, self.secrets)
         except StoreUnavailable as exc:
@@ -135,7 +135,8 @@ class PipelineService:
         self.workflows = self.attempts.workflows = Workflows(self.store, self.tokens)  # status back in XNAT
         self.tokens.hold = self.workflows.pending  # a token outlives its pipelines' last workflow update
         self.verifier = verify.Verifier(self.tokens, current)
-        self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, current)
+        self.waker = wake.for_store(self.store, self.scheduler_id, data_path)  # a follower wakes the leader
+        self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, current, self.waker)
         self._started_in: int | None = None
         self._start_lock = threading.Lock()
 
@@ -153,7 +154,7 @@ class PipelineService:
                 return
             if self._started_in is not None:  # forked: the parent's threads did not come along
                 self.store.engine.dispose(close=False)
-                self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, self.current_settings)
+                self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, self.current_settings, self.waker)
             self.dispatcher.start()
             self._started_in = os.getpid()
             atexit.register(self.stop)

@@ -27,6 +27,7 @@ from scheduler_server.pipelines.clouds.backend import InstanceInfo
 from scheduler_server.pipelines.models import LIVE_INSTANCE_STATES, AbandonedAttempt, Instance, Pipeline
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.settings import PipelineSettings
+from scheduler_server.pipelines.storage.lease import check_side_effect
 from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Reaper:
             return True
         try:
             executor = self.pool.backend.executor(InstanceInfo.from_dict(row.info))
+            check_side_effect()
             cleared = runner.kill(executor, row.job_dir, self.settings.kill_grace)
             if cleared:
                 executor.remove_tree(row.job_dir)

@@ -41,6 +41,7 @@ from scheduler_server.pipelines.scheduling.outcomes import AttemptOutcomes, Driv
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.settings import PipelineSettings
+from scheduler_server.pipelines.storage.lease import check_side_effect
 from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.tasks import TASK_TYPES, PathError, resolve_in_folder
 from scheduler_server.pipelines.tasks.environment import ForbiddenEnv
@@ -127,6 +128,7 @@ class Attempts(AttemptOutcomes):
             # this attempt's: heard after a later attempt began, it is ignored.
             on_exit = lambda code: self.dispatcher.poll_soon(pipeline_id, code, attempt)  # noqa: E731
             launching = True
+            check_side_effect()  # a leader whose lease lapsed launches nothing
             runner.stage_and_launch(executor, directory, *staged, on_exit)
         except runner.LaunchError:  # "already launched": an earlier try of this same attempt got through
             return self._reattach(pipeline, "re-attached: an earlier try of this attempt launched it")
@@ -294,6 +296,7 @@ class Attempts(AttemptOutcomes):
             try:
                 if instance is not None and instance.info:
                     executor = self.pool.executor(instance)
+                    check_side_effect()
                     healthy = runner.kill(executor, pipeline.job_dir, self.settings.kill_grace)
                     self._collect(pipeline)
             except BackendError as exc:

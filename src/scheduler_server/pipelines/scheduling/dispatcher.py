@@ -13,7 +13,9 @@ tick it:
 4. deletes instances idle longer than IDLE_TIMEOUT,
 5. tries again, now and then, to stop attempts given up on while they may still run (``abandoned.py``).
 
-A submission wakes the loop at once; otherwise it ticks every ``poll_interval``.
+A submission wakes the loop at once (one on another process through ``storage/wake.py``); otherwise
+it ticks every ``poll_interval``. The loop and its jobs run fenced (``storage/lease.py``): once this
+process's lease lapsed or was lost, they write and launch nothing (``leadership.py``).
 """
 
 from __future__ import annotations
@@ -23,19 +25,19 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
-
+from scheduler_server import metrics
+from scheduler_server.logging_setup import log_context
 from scheduler_server.pipelines.models import PROVISIONING, RUNNING, STAGING, Instance, InstanceState, Pipeline
-from scheduler_server.pipelines.scheduling import assignment
-from scheduler_server.pipelines.scheduling.assignment import Assigned
+from scheduler_server.pipelines.scheduling.assigning import Assigning
 from scheduler_server.pipelines.scheduling.attempts import Attempts
+from scheduler_server.pipelines.scheduling.leadership import Leadership
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.settings import PipelineSettings
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
-from scheduler_server.pipelines.storage.store import Store, new_holder_id
+from scheduler_server.pipelines.storage.lease import Fence, LeaseLost, fenced, new_holder_id
+from scheduler_server.pipelines.storage.store import Store
+from scheduler_server.pipelines.storage.wake import Listener, Waker
 from scheduler_server.pipelines.xnat.tokens import SWEEP_EVERY
 from scheduler_server.pipelines.xnat.workflows import SWEEP_EVERY as WORKFLOW_SWEEP_EVERY
 
@@ -43,17 +45,21 @@ log = logging.getLogger(__name__)
 
 #: Longest a used-up instance's delete waits for pipelines being started (seconds).
 DELETE_YIELD = 2.0
-
-T = TypeVar("T")
-
-
-class _Busy(Exception):
-    """A planned pipeline still has a job running: roll the assignment back, the loop assigns it."""
+#: Longest a follower's loop sleeps (the lease thread wakes it when this process takes the lease).
+FOLLOWER_WAIT = 1.0
 
 
-class Dispatcher:
-    def __init__(self, store: Store, pool: Pool, attempts: Attempts, settings: Callable[[], PipelineSettings]):
-        """``settings``: the current pipeline settings (a reload replaces them)."""
+class Dispatcher(Assigning):
+    def __init__(
+        self,
+        store: Store,
+        pool: Pool,
+        attempts: Attempts,
+        settings: Callable[[], PipelineSettings],
+        waker: Waker | None = None,
+    ):
+        """``settings``: the current pipeline settings (a reload replaces them); ``waker``: how
+        other processes wake this one when it leads (``storage.wake.for_store``)."""
         self.store = store
         self.pool = pool
         self.attempts = attempts
@@ -66,7 +72,12 @@ class Dispatcher:
         self._workers: ThreadPoolExecutor | None = None
         self._in_flight: set[Hashable] = set()
         self._lock = threading.Lock()
-        self._leading = False
+        self.waker = waker or Waker()
+        self.leadership = Leadership(store, self.holder, lambda: self.settings.dispatcher_lease, self._wake.set)
+        self._fence: Fence | None = None  # the leadership this loop last acted on
+        self._recovered = False
+        self._running = 0  # jobs running now
+        self._listener: Listener | None = None
         self._last_poll: dict[int, float] = {}
         self._last_full_tick = 0.0
         self._last_sweep = time.time()
@@ -81,7 +92,7 @@ class Dispatcher:
 
     @property
     def leading(self) -> bool:
-        return self._leading
+        return self.leadership.current() is not None
 
     # --- thread lifecycle -----------------------------------------------------------
 
@@ -90,23 +101,35 @@ class Dispatcher:
         self._workers = ThreadPoolExecutor(self.settings.backend_threads, thread_name_prefix="pipelines-worker")
         self._thread = threading.Thread(target=self._run, name="pipelines-dispatcher", daemon=True)
         self._thread.start()
+        self.leadership.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Graceful stop: no new job; the lease released at once (after the fenced transactions
+        already open commit); running pipelines keep running on their instances (whoever leads
+        next re-attaches them); jobs still running are given up to ``timeout`` s to wind down
+        (they can no longer write or act, so a half-made instance is undone or left to the next
+        leader's reboot of its row, never untracked)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.leadership.stop()
+        self._follow(None)
         if self._workers is not None:
-            self._workers.shutdown(wait=True, cancel_futures=True)
-        if self._leading:
-            try:
-                self.store.release_lease(self.holder)
-            except Exception:  # noqa: BLE001 - best effort on shutdown; the lease expires anyway
-                log.debug("could not release the dispatcher lease", exc_info=True)
-        self._leading = False
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            deadline = time.monotonic() + timeout
+            while self._running_jobs() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def _running_jobs(self) -> bool:
+        with self._lock:
+            return self._running > 0
 
     def wake(self) -> None:
+        """Tick now (this process leads) or wake the process that leads."""
         self._wake.set()
+        if not self.leading:
+            self.waker.poke()
 
     def poll_soon(self, pipeline_id: int, exit_code: int | None = None, attempt: int | None = None) -> None:
         """Its job (of ``attempt``) may have ended (the executor saw its process go, and maybe read
@@ -116,22 +139,29 @@ class Dispatcher:
             self._wake.set()
 
     def submit(self, key: Hashable, fn: Callable, *args) -> bool:
-        """Run ``fn(*args)`` on a worker unless a job with the same key is still running."""
+        """Run ``fn(*args)`` on a worker, fenced by this process's leadership, unless a job with the
+        same key is still running (or this process does not lead)."""
+        fence = self.leadership.current()
         with self._lock:
-            if key in self._in_flight or self._workers is None or self._stop.is_set():
+            if key in self._in_flight or self._workers is None or self._stop.is_set() or fence is None:
                 return False
             self._in_flight.add(key)
         try:
-            self._workers.submit(self._job, key, fn, *args)
+            self._workers.submit(self._job, key, fence, fn, *args)
         except RuntimeError:  # shut down meanwhile
             with self._lock:
                 self._in_flight.discard(key)
             return False
         return True
 
-    def _job(self, key: Hashable, fn: Callable, *args) -> None:
+    def _job(self, key: Hashable, fence: Fence, fn: Callable, *args) -> None:
+        with self._lock:
+            self._running += 1
         try:
-            fn(*args)
+            with fenced(fence), log_context(**_log_fields(key)):
+                fn(*args)
+        except LeaseLost as exc:  # this process stopped leading: whoever leads now does it
+            log.info("pipelines job %s stopped: %s", key, exc)
         except StoreUnavailable as exc:  # the database went away under the job: it runs again at a later tick
             log.warning("pipelines job %s stopped: the database is unavailable (%s)", key, exc.reason)
         except Exception:  # noqa: BLE001 - a bug in one job must not stop the others
@@ -139,6 +169,7 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._in_flight.discard(key)
+                self._running -= 1
             self._wake.set()
 
     def _boot(self, instance_id: str) -> None:
@@ -152,31 +183,48 @@ class Dispatcher:
             return key in self._in_flight
 
     def _run(self) -> None:
-        lease_renewed = 0.0
         unavailable: str | None = None  # the database's problem, logged once until it clears
         while not self._stop.is_set():
-            now = time.time()
+            fence = self.leadership.current()
             try:
-                if now - lease_renewed > self.settings.dispatcher_lease / 3:
-                    was_leading = self._leading
-                    self._leading = self.store.acquire_lease(self.holder, self.settings.dispatcher_lease)
-                    lease_renewed = now
-                    if self._leading and not was_leading:
-                        log.info("this process (%s) now dispatches pipelines", self.holder)
-                        self._recover()
-                if self._leading:
-                    self._wake.clear()  # before the tick: a wake during it means "tick again"
-                    self.tick(time.time())
-                if unavailable is not None and lease_renewed == now:  # a write went through
-                    log.info("the pipeline database takes writes again; dispatching resumes")
-                    unavailable = None
+                self._follow(fence)
+                if fence is not None:
+                    with fenced(fence):
+                        self._wake.clear()  # before the tick: a wake during it means "tick again"
+                        self.tick(time.time())
+                    if unavailable is not None:
+                        log.info("the pipeline database takes writes again; dispatching resumes")
+                        unavailable = None
+            except LeaseLost as exc:
+                log.info("dispatcher tick stopped: %s", exc)
             except StoreUnavailable as exc:  # a full disk or read-only database: one line, not a traceback per tick
                 if exc.reason != unavailable:
                     log.warning("dispatcher waiting for the database: %s", exc.reason)
                     unavailable = exc.reason
             except Exception:  # noqa: BLE001 - keep the loop alive through a DB hiccup
                 log.exception("dispatcher tick failed")
-            self._wake.wait(self.settings.poll_interval if self._leading else self.settings.dispatcher_lease / 3)
+            wait = min(self.settings.poll_interval, fence.remaining()) if fence is not None else FOLLOWER_WAIT
+            self._wake.wait(max(wait, 0.001))
+
+    def _follow(self, fence: Fence | None) -> None:
+        """Act on a change of leadership: start or stop listening for wake-ups, recover on taking over."""
+        if self._fence is not None and fence is not self._fence:
+            self._fence.end()
+            self._fence = None
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            metrics.set_leading(False)
+            log.info("this process (%s) no longer dispatches pipelines", self.holder)
+        if fence is not None and self._fence is None:
+            self._fence, self._recovered = fence, False
+            metrics.set_leading(True)
+            log.info("this process (%s) now dispatches pipelines", self.holder)
+            self._listener = self.waker.listen(self._wake.set)
+        if fence is not None and not self._recovered:
+            with fenced(fence):
+                self._recover()
+            self._recovered = True
 
     def _recover(self) -> None:
         leaked = self.pool.reconcile()
@@ -258,103 +306,9 @@ class Dispatcher:
                 self._last_poll[pipeline.id] = now
                 self.submit(key, self.attempts.poll, pipeline.id, first, (pipeline, instance))
 
-    def assign_queued(self, now: float) -> bool:
-        """Assign what can be; True if a pipeline was started on a ready instance."""
-        limit = self.pool.limit()
-        _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
-        if not queued:  # a plain read first: most ticks have nothing to assign and need no write
-            return False
-        assigned = None
-        try:
-            with self.store.write() as session:
-                assigned = self._assign_and_reserve(session, now, limit)
-        except _Busy:
-            return False
-        except BaseException:
-            self.drop(assigned)
-            raise
-        self.carry_out(assigned)
-        return bool(assigned and assigned.start)
 
-    def commit_and_assign(
-        self, write: Callable[[Callable[[Session], None]], T], committed: Callable[[T], bool] | None = None
-    ) -> tuple[T, bool]:
-        """Assign in a caller's write transaction: a submission's (the assignment commits with the
-        insert) or a pipeline's end (the freed lane is filled in the same commit). Nothing waits for
-        a second transaction or for this loop's tick.
-
-        ``write(assign)`` runs the transaction (retrying it, maybe) and calls ``assign(session)`` in
-        it; once it has committed, and ``committed(result)`` says it changed something, what was
-        assigned is booted and started. Returns what ``write`` returned and whether this process
-        assigned (False when it does not dispatch or assigning failed: this loop assigns as usual)."""
-        planned: list[Assigned | None] = []
-
-        def assign(session: Session) -> None:
-            for earlier in planned:  # planned by a try of the transaction that did not commit
-                self.drop(earlier)
-            planned[:] = [self._assign_in(session, time.time())]
-
-        try:
-            result = write(assign)
-        except BaseException:
-            for assigned in planned:
-                self.drop(assigned)
-            raise
-        for assigned in planned:
-            if committed is None or committed(result):
-                self.carry_out(assigned)
-            else:  # the try that planned did not commit
-                self.drop(assigned)
-        return result, any(assigned is not None for assigned in planned)
-
-    def _assign_in(self, session: Session, now: float) -> Assigned | None:
-        """None when this process does not dispatch, there was nothing to assign or assigning failed."""
-        if not self._leading or self._stop.is_set():
-            return None
-        assigned = None
-        try:
-            with session.begin_nested():  # a failure here must not lose the caller's change
-                assigned = self._assign_and_reserve(session, now, self.pool.limit())
-        except Exception as exc:  # noqa: BLE001 - the loop's next tick assigns them
-            self.drop(assigned)
-            if isinstance(exc, StaleDataError):  # a row changed under us (PostgreSQL): an expected race
-                log.info("assigning pipelines in a caller's transaction lost a race: %s", exc)
-            elif not isinstance(exc, _Busy):
-                log.exception("assigning pipelines in a caller's transaction failed")
-            return None
-        return assigned
-
-    def _assign_and_reserve(self, session: Session, now: float, limit: int) -> Assigned | None:
-        """Assign in ``session``, and reserve the pipelines to start: until their start jobs are
-        submitted, the loop must not drive them itself. One with a job of its own still running
-        (a retry returning) is left to the loop (_Busy rolls the assignment back)."""
-        busy = lambda pipeline_id: self.busy(("pipeline", pipeline_id))  # noqa: E731
-        assigned = assignment.assign(session, self.store, self.pool, self.settings, now, limit, busy, self._turns)
-        if assigned is None:
-            return None
-        keys = {("pipeline", p.id) for p, _ in assigned.start}
-        with self._lock:
-            if keys & self._in_flight:
-                raise _Busy
-            self._in_flight |= keys
-        return assigned
-
-    def carry_out(self, assigned: Assigned | None) -> None:
-        """Boot and start what was assigned, once its transaction has committed."""
-        if not assigned:
-            return
-        for instance_id in assigned.boot:
-            self.submit(("instance", instance_id), self._boot, instance_id)
-        for pipeline, instance in assigned.start:  # the key stays reserved into the job, which frees it
-            key = ("pipeline", pipeline.id)
-            try:
-                self._workers.submit(self._job, key, self.attempts.start, pipeline.id, True, (pipeline, instance))
-            except (RuntimeError, AttributeError):  # shut down meanwhile: a restart re-attaches it
-                with self._lock:
-                    self._in_flight.discard(key)
-
-    def drop(self, assigned: Assigned | None) -> None:
-        """Give up the reservations made for what was assigned (its transaction did not commit)."""
-        if assigned:
-            with self._lock:
-                self._in_flight.difference_update(("pipeline", p.id) for p, _ in assigned.start)
+def _log_fields(key: Hashable) -> dict:
+    """What a job's log records carry: the pipeline or instance it works on."""
+    if isinstance(key, tuple) and len(key) == 2 and key[0] in ("pipeline", "instance"):
+        return {"pipeline_id" if key[0] == "pipeline" else "instance": key[1]}
+    return {}

@@ -18,6 +18,7 @@ from scheduler_server import metrics
 from scheduler_server.pipelines.backend_errors import BackendError, NoCapacity
 from scheduler_server.pipelines.clouds.backend import CloudBackend, InstanceInfo
 from scheduler_server.pipelines.models import INSTANCE_MOVES, LIVE_INSTANCE_STATES, Instance, InstanceState
+from scheduler_server.pipelines.storage.lease import check_side_effect
 from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class Pool:
             if instance.info:
                 info = InstanceInfo.from_dict(instance.info)
             else:
+                check_side_effect()  # a leader whose lease lapsed provisions nothing
                 info = self.backend.provision(instance.id)
                 self._save_provisioned(instance_id, info)
             info = self.backend.wait_until_reachable(info)
@@ -189,6 +191,7 @@ class Pool:
             return
         if instance.info:
             try:
+                check_side_effect()
                 self.backend.destroy(InstanceInfo.from_dict(instance.info))
             except BackendError as exc:
                 log.warning("deleting instance %s failed, will retry: %s", instance_id, exc)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -32,14 +30,15 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED, Lease, Meta, Pipeline
+from scheduler_server.pipelines.storage import lease as fencing
 from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.storage.errors import StoreUnavailable, unavailable_reason
 from scheduler_server.pipelines.storage.health import WriteHealth
+from scheduler_server.pipelines.storage.lease import DISPATCHER_LEASE, holder_is_dead
 from scheduler_server.pipelines.storage.queries import ListFilter, ordered, summary
 
 log = logging.getLogger(__name__)
 
-DISPATCHER_LEASE = "dispatcher"
 #: The meta row the health probe writes (never read back).
 HEALTH_PROBE_KEY = "health_probe"
 #: The PostgreSQL advisory lock key of ``Store.lock_assignments`` (any fixed 64-bit number).
@@ -109,9 +108,15 @@ class Store:
     def write(self) -> Iterator[Session]:
         """A session whose transaction commits on leaving the block (rolls back on an exception).
 
-        StoreUnavailable if the database cannot take the write (read-only, full, corrupt, down)."""
+        StoreUnavailable if the database cannot take the write (read-only, full, corrupt, down).
+        Run as leader (``lease.fenced``): LeaseLost, writing nothing, unless this process holds the lease."""
+        fence = fencing.current()
+        if fence is not None:
+            fence.check_local()  # past the local deadline: not even a connection
         try:
             with self._writer() as session, session.begin():
+                if fence is not None:
+                    fence.check(session)
                 yield session
         except DBAPIError as exc:
             raise self._unavailable(exc) from None
@@ -162,22 +167,26 @@ class Store:
 
     def scheduler_id(self) -> str:
         """This scheduler's id (tags its instances), created on first use and then fixed."""
+        return self.meta_setdefault("scheduler_id", uuid.uuid4().hex[:12])
+
+    def meta_setdefault(self, key: str, value: str) -> str:
+        """The meta row ``key``'s value; ``value`` is recorded first if there is none."""
         with self.read() as session:
-            row = session.get(Meta, "scheduler_id")
+            row = session.get(Meta, key)
             if row is not None:
                 return row.value
         try:
             with self.write() as session:
-                row = session.get(Meta, "scheduler_id")
+                row = session.get(Meta, key)
                 if row is None:
-                    row = Meta(key="scheduler_id", value=uuid.uuid4().hex[:12])
+                    row = Meta(key=key, value=value)
                     session.add(row)
                 return row.value
         except IntegrityError:
             # Another process created it between our read and insert (PostgreSQL does not serialize
-            # writers as SQLite does, e.g. gunicorn's workers starting at once): theirs is the id.
+            # writers as SQLite does, e.g. gunicorn's workers starting at once): theirs is the value.
             with self.read() as session:
-                return session.get(Meta, "scheduler_id").value
+                return session.get(Meta, key).value
 
     # --- serializing assignment -----------------------------------------------------
 
@@ -214,13 +223,19 @@ class Store:
             if lease is None:
                 session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
                 return True
-            if lease.holder == holder or lease.expires_at < now or _holder_is_dead(lease.holder):
+            if lease.holder == holder or lease.expires_at < now or holder_is_dead(lease.holder):
                 if lease.holder != holder:
                     log.info("taking the %s lease over from %s", name, lease.holder)
                 lease.holder = holder
                 lease.expires_at = now + ttl
                 return True
             return False
+
+    def read_lease(self, name: str = DISPATCHER_LEASE) -> tuple[str, float] | None:
+        """(holder, expires_at) of the lease row, None if there is none: a plain read."""
+        with self.read() as session:
+            row = session.execute(select(Lease.holder, Lease.expires_at).where(Lease.name == name)).first()
+            return None if row is None else (row.holder, row.expires_at)
 
     def release_lease(self, holder: str, name: str = DISPATCHER_LEASE) -> None:
         with self.write() as session:
@@ -316,25 +331,3 @@ class Store:
         with self.read() as session:
             query = select(Pipeline.id).where(Pipeline.status == QUEUED, Pipeline.cancel_requested.is_(True))
             return list(session.scalars(query))
-
-
-def new_holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _holder_is_dead(holder: str) -> bool:
-    """A lease held by a process on this host that no longer exists can be taken at once (after kill -9)."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
