@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from .heat_types import TYPES
 from .hot import HeatError, not_simulated
 from .stacks import Engine, Stack, StackResource
 
 EVENT_KEYS = {"resource_action", "resource_status", "resource_name", "resource_type", "limit", "marker", "sort_dir"}
 EVENT_KEYS |= {"sort_keys", "nested_depth"}
-RESOURCE_KEYS = {"with_detail", "nested_depth", "name", "status", "action", "type", "id", "physical_resource_id"}
+RESOURCE_KEYS = {"with_detail", "nested_depth", "name", "status", "action", "type"}
 SORT_KEYS = {"stack_name": "name", "stack_status": "status", "creation_time": "created", "updated_time": "updated"}
 
 
@@ -72,8 +73,7 @@ def filtered_stacks(stacks: list[Stack], args) -> list[Stack]:
     for key in ("name", "status", "action", "id"):
         wanted = args.getlist(key)
         if wanted:
-            attribute = {"name": "name", "status": "status", "action": "action", "id": "id"}[key]
-            stacks = [s for s in stacks if _stack_value(s, attribute) in wanted]
+            stacks = [s for s in stacks if _stack_value(s, key) in wanted]
     stacks = _by_tags(stacks, args)
     sort_key = args.get("sort_keys", "creation_time")
     if sort_key not in SORT_KEYS:
@@ -85,11 +85,17 @@ def filtered_stacks(stacks: list[Stack], args) -> list[Stack]:
     return _page(stacks, args, "stack")
 
 
+def split_status(status: str) -> tuple[str, str]:
+    """ "CREATE_IN_PROGRESS" -> ("CREATE", "IN_PROGRESS"): Heat keeps (and filters on) the two apart."""
+    for state in ("IN_PROGRESS", "COMPLETE", "FAILED"):
+        if status.endswith(f"_{state}"):
+            return status.removesuffix(f"_{state}"), state
+    return status, ""
+
+
 def _stack_value(stack: Stack, attribute: str) -> str:
-    if attribute == "status":
-        return stack.status.rsplit("_", 1)[-1] if "_" in stack.status else stack.status
-    if attribute == "action":
-        return stack.status.removesuffix("_IN_PROGRESS").removesuffix("_COMPLETE").removesuffix("_FAILED")
+    if attribute in ("action", "status"):
+        return split_status(stack.status)[0 if attribute == "action" else 1]
     return getattr(stack, attribute)
 
 
@@ -154,12 +160,12 @@ def part(stack: Stack, url: str, rest: str, args):
 def _resources_part(stack: Stack, url: str, pieces: list[str], args):
     if not pieces:
         _strict(args, RESOURCE_KEYS)
-        resources = [render_resource(stack, r, url, detail=False) for r in stack.resources.values()]
+        detail = args.get("with_detail", "false").lower() == "true"
+        resources = [render_resource(stack, r, url, detail=detail) for r in stack.resources.values()]
         for key in ("name", "status", "action", "type"):
             wanted = args.getlist(key)
             if wanted:
-                field = {"name": "resource_name", "type": "resource_type"}.get(key, "resource_status")
-                resources = [r for r in resources if any(w in r[field] for w in wanted)]
+                resources = [r for r in resources if _resource_value(r, key) in wanted]
         return jsonify({"resources": resources})
     res = stack.resources.get(pieces[0])
     if res is None:
@@ -168,10 +174,19 @@ def _resources_part(stack: Stack, url: str, pieces: list[str], args):
         )
     if len(pieces) == 1:
         _strict(args, {"with_attr"})
+        unknown = set(args.getlist("with_attr")) - TYPES[res.type].ATTRIBUTES
+        if unknown:
+            raise not_simulated(f"attribute(s) {', '.join(sorted(unknown))} of {res.type}")
         return jsonify({"resource": render_resource(stack, res, url, detail=True)})
     if pieces[1] == "events":
         return jsonify({"events": _events(stack, url, args, res.name)})
     raise HeatError(404, f"The resource could not be found: {pieces[1]}", "NotFound")
+
+
+def _resource_value(resource: dict, key: str) -> str:
+    if key in ("action", "status"):
+        return split_status(resource["resource_status"])[0 if key == "action" else 1]
+    return resource[f"resource_{key}"]
 
 
 def render_resource(stack: Stack, res: StackResource, url: str, detail: bool) -> dict:
@@ -202,7 +217,7 @@ def _events(stack: Stack, url: str, args, resource_name: str | None) -> list[dic
         events = [e for e in events if e.resource_name == resource_name and not e.is_stack]
     if args.get("resource_name"):
         events = [e for e in events if e.resource_name in args.getlist("resource_name")]
-    for key, pick in (("resource_status", lambda e: e.status.rsplit("_", 1)[-1]), ("resource_action", _action)):
+    for key, pick in (("resource_status", lambda e: split_status(e.status)[1]), ("resource_action", _action)):
         if args.get(key):
             events = [e for e in events if pick(e) in args.getlist(key)]
     if args.get("resource_type"):
@@ -214,7 +229,7 @@ def _events(stack: Stack, url: str, args, resource_name: str | None) -> list[dic
 
 
 def _action(event) -> str:
-    return event.status.removesuffix("_IN_PROGRESS").removesuffix("_COMPLETE").removesuffix("_FAILED")
+    return split_status(event.status)[0]
 
 
 def _render_event(event, url: str) -> dict:

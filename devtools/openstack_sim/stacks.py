@@ -69,10 +69,6 @@ class Stack:
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
-    @property
-    def action(self) -> str:
-        return self.status.rsplit("_", 1)[0].removesuffix("_IN")
-
 
 def build(cloud, name, template, given: dict, environment: dict | None) -> Stack:
     """A checked, not yet started stack; HeatError for anything Heat (or the simulator) refuses."""
@@ -102,6 +98,8 @@ def build(cloud, name, template, given: dict, environment: dict | None) -> Stack
         if not isinstance(out, dict) or set(out) - {"value", "description"}:
             raise not_simulated(f"outputs.{key}: keys other than value and description")
         hot.check_functions(out.get("value"), f"outputs.{key}", version, set(resources), params)
+    for value in [r.definition.get("properties") for r in resources.values()] + list(outputs.values()):
+        _check_attributes(value, resources)
     return Stack(
         id=new_id(),
         name=name,
@@ -146,6 +144,23 @@ def _checked_resources(cloud, template: dict, params: dict) -> dict[str, StackRe
         resources[name] = StackResource(name, definition["type"], definition, depends | set(extra))
         kind.check(cloud, name, _known(props, params))
     return resources
+
+
+def _check_attributes(value, resources: dict[str, StackResource]) -> None:
+    """Refuse a get_attr on an attribute the simulator does not model."""
+    if hot.function_of(value) == "get_attr":
+        target, attribute = resources[value["get_attr"][0]], value["get_attr"][1]
+        if isinstance(attribute, str) and attribute not in TYPES[target.type].ATTRIBUTES:
+            known = ", ".join(sorted(TYPES[target.type].ATTRIBUTES)) or "none"
+            raise not_simulated(
+                f"attribute {attribute} of {target.type} (get_attr on {target.name}; simulated: {known})"
+            )
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_attributes(item, resources)
+    elif isinstance(value, list):
+        for item in value:
+            _check_attributes(item, resources)
 
 
 def _known(props: dict, params: dict) -> dict:

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from openstack import exceptions as os_exceptions
 
 from devtools.openstack_sim import FaultRule
@@ -113,6 +114,8 @@ def test_sdk_creates_a_stack_whose_outputs_reach_its_server_and_deletes_every_re
     assert template.description == "a worker reachable over SSH"
     assert [s.name for s in conn.orchestration.stacks(tags=["pool"])] == ["worker-1"]
     assert list(conn.orchestration.stacks(name="other")) == []
+    assert [s.name for s in conn.orchestration.stacks(status="COMPLETE", action="CREATE")] == ["worker-1"]
+    assert list(conn.orchestration.stacks(status="FAILED")) == []
 
     conn.orchestration.delete_stack(stack)
     conn.orchestration.wait_for_delete(stack, interval=0.1, wait=30)
@@ -270,6 +273,10 @@ def test_parameters_names_and_queries_are_checked_as_heat_does(conn):
         "not simulated: stack create field(s) template_url"
         in refusal(conn, {"stack_name": "p", "template_url": "x"})["message"]
     )
+    attribute = yaml.safe_load(ONE_SERVER) | {"heat_template_version": "wallaby"}
+    attribute["outputs"]["address"]["value"]["get_attr"][1] = "accessIPv4"
+    refused = refusal(conn, {"stack_name": "p", "template": attribute, "parameters": {"key_name": KEYPAIR}})
+    assert refused["message"].startswith("not simulated: attribute accessIPv4 of OS::Nova::Server")
     conn.orchestration.create_stack(name="twice", template=ONE_SERVER, parameters={"key_name": KEYPAIR})
     again = refusal(conn, {"stack_name": "twice", "template": ONE_SERVER, "parameters": {"key_name": KEYPAIR}}, 409)
     assert again["message"] == "The Stack (twice) already exists."
