@@ -8,9 +8,9 @@ their threads) after the fork, so nothing of that kind is shared across a fork.
 
 A worker tells the master over a pipe that it is ready, or why it cannot start (one
 line). The master respawns a worker that dies, waiting longer each time a slot's worker
-dies while starting (so a worker that cannot start does not spin); when every slot's
-latest worker failed at start and none is up, the master stops with that one-line
-reason. SIGTERM or SIGINT to the master is forwarded to the workers, which stop
+dies while starting (so a worker that cannot start does not spin), and only while another
+worker is up; when every slot's latest worker failed at start and none is left, the master
+stops with that one-line reason. SIGTERM or SIGINT to the master is forwarded to the workers, which stop
 gracefully; the master waits for them (``STOP_TIMEOUT``, then SIGKILL) and exits 0.
 A worker whose master is gone (``kill -9``) stops too, so none is orphaned.
 """
@@ -162,14 +162,17 @@ class Master:
             worker = self.workers.pop(pid, None)
             if worker is not None:
                 self._ended(worker, status)
-        if not self._stopping and not any(w.ready for w in self.workers.values()):
-            failed = [s for s in self.slots if s.failures]
-            if len(failed) == self.count and not self.workers:
-                return failed[0].reason
+        if self._stopping:
+            return None
+        if not self.workers and all(s.failures for s in self.slots):
+            return self.slots[0].reason
+        # A slot whose worker failed at start waits out its backoff, and waits for a worker that is up:
+        # while none is, the others' fate decides whether any can start at all.
+        up = any(w.ready for w in self.workers.values())
         now = time.monotonic()
         busy = {w.slot for w in self.workers.values()}
         for slot, state in enumerate(self.slots):
-            if slot not in busy and state.due <= now and not self._stopping:
+            if slot not in busy and state.due <= now and (up or not state.failures):
                 self._spawn(slot)
         return None
 

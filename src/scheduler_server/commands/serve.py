@@ -7,6 +7,7 @@ each of which builds the app and its pipeline service after the fork and serves 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import shutil
 from functools import partial
@@ -18,6 +19,13 @@ from scheduler_server.config import Settings
 from scheduler_server.startup_error import ConfigError
 
 log = logging.getLogger("scheduler_server.serve")
+
+#: What every worker imports; importing starts no thread and opens nothing.
+_SHARED_MODULES = (
+    "scheduler_server.app",
+    "scheduler_server.web.access_log",
+    "scheduler_server.web.pipelines.lifecycle",
+)
 
 
 @click.command("serve")
@@ -75,6 +83,8 @@ def _serve_with_workers(settings: Settings, host: str, port: int, count: int) ->
     from scheduler_server.workers import Master, metrics_directory
 
     configure_logging(settings.logging)
+    for module in _SHARED_MODULES:  # imported once, before the fork: shared by the workers copy-on-write
+        importlib.import_module(module)
     try:
         sockets = bind_sockets(host, port)
     except OSError as exc:
