@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import openstack.config
+import openstack.connection
 import pytest
+import requests
 
 from devtools.openstack_sim import parse_rule
+from devtools.openstack_sim.process import SimProcess
 from scheduler_server.pipelines.backend_errors import BackendConfigError, ProvisionError
 from scheduler_server.pipelines.clouds.backend import TAG_KEY
+from scheduler_server.pipelines.clouds.openstack import heat
+from scheduler_server.pipelines.clouds.openstack.settings import OpenStackSettings
 
 from .conftest import KEYPAIR, assert_nothing_left, wait_for
+from .harness import Service, markers, seed_config
 
 
 def stacks_left(sim) -> list[str]:
@@ -151,3 +160,111 @@ def test_a_bad_template_or_parameter_is_a_clear_config_error(tmp_path, make_back
 def test_the_bundled_template_needs_a_network(make_backend):
     with pytest.raises(BackendConfigError, match=r"'network' has no default.*pipelines\.openstack\.network_id"):
         heat_backend(make_backend, network_id=None)
+
+
+def test_a_create_that_timed_out_but_happened_is_found_by_name_and_request_tag(sim, conn, make_backend):
+    sim.cloud.faults.add(parse_rule("api_timeout:method=POST,path=/stacks$,seconds=2,phase=after"))
+    backend = heat_backend(make_backend, api_timeout=1)
+    info = up(backend, "pipeline-h-t")
+    assert [s.id for s in conn.orchestration.stacks()] == [info.id]  # one stack, not a second attempt's
+    backend.destroy(info)
+    assert_nothing_left(sim)
+
+
+# --- end to end: `serve` on the simulator as separate processes ---------------------------------
+
+
+@pytest.fixture
+def services():
+    started = []
+
+    def start(config, log):
+        service = Service(config, log).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def sim_process(tmp_path, ssh_key, **options) -> SimProcess:
+    return SimProcess(tmp_path / "sim", keypairs={KEYPAIR: ssh_key.with_suffix(".pub")}, delete_delay=0.05, **options)
+
+
+def heat_config(tmp_path, sim, ssh_key, **overrides):
+    overrides.setdefault("pipelines", {}).setdefault("openstack", {})["provisioning"] = "heat"
+    return seed_config(tmp_path, sim, ssh_key, **overrides)
+
+
+def sdk(sim: SimProcess):
+    config = openstack.config.OpenStackConfig(config_files=[str(sim.clouds_yaml)], load_envvars=False)
+    return openstack.connection.Connection(config=config.get_one(cloud="sim"))
+
+
+def make_stack(conn, name: str, tags: list[str]):
+    """A stack made by somebody else (a crashed scheduler: tagged; a colleague: not) from the bundled template."""
+    return conn.orchestration.create_stack(
+        name=name,
+        template=heat.bundled(OpenStackSettings()),
+        parameters={
+            "image": conn.image.find_image("ubuntu-22.04", ignore_missing=False).id,
+            "flavor": conn.compute.find_flavor("m1.small", ignore_missing=False).id,
+            "network": conn.network.find_network("private", ignore_missing=False).id,
+        },
+        tags=tags,
+    )
+
+
+def live_stacks(conn) -> dict[str, str]:
+    return {s.name: s.id for s in conn.orchestration.stacks()}
+
+
+@pytest.mark.slow
+def test_pipelines_run_on_stacks_and_delete_instance_works_by_stack_tag(tmp_path, ssh_key, services):
+    with sim_process(tmp_path, ssh_key, boot_delay=0.5) as sim:
+        service = services(heat_config(tmp_path, sim, ssh_key, work=3.0), tmp_path / "service.log")
+        ids = service.post_pipelines(["h1", "h2"])
+        wait_for(lambda: len(markers(tmp_path, "started")) == 2, 60, what="both pipelines running")
+        busy = [i for i in requests.get(f"{service.url}/instance", timeout=10).json()["content"] if i["pipeline"]]
+        assert len(busy) == 2 and all(i["address"].startswith(f"127.{sim.info['address_block']}.2") for i in busy)
+        conn = sdk(sim)
+        running = set(live_stacks(conn).values())
+        scheduler_id = scheduler_id_of(tmp_path)
+        orphan = make_stack(conn, "leftover", [f"{TAG_KEY}={scheduler_id}"])
+        foreign = make_stack(conn, "colleague", [])
+        url = f"{service.url}/instance"
+        dry = requests.delete(f"{url}?dry_run=true", timeout=30).json()["content"]
+        assert {c["id"] for c in dry["candidates"]} == {orphan.id}
+        assert requests.delete(url, timeout=30).json()["content"]["deleted"] == [orphan.id]
+        wait_for(lambda: "leftover" not in live_stacks(conn), 15, what="the orphan stack to go")
+        assert running | {foreign.id} == set(live_stacks(conn).values())
+        views = service.wait_final(ids)
+        assert {v["status"] for v in views.values()} == {"succeeded"}, views
+        assert sorted(markers(tmp_path, "done")) == ["h1", "h2"]
+        everything = requests.delete(f"{url}?all=true", timeout=30).json()["content"]
+        assert foreign.id in everything["deleted"]
+        wait_for(lambda: not live_stacks(conn), 30, what=f"no stack left, have {live_stacks(conn)}")
+        wait_for(lambda: sim.leftovers() == {"servers": [], "floating_ips": []}, 30, what="an empty cloud")
+
+
+def scheduler_id_of(tmp_path) -> str:
+    with sqlite3.connect(tmp_path / "data" / "pipelines.sqlite") as db:
+        return db.execute("SELECT value FROM meta WHERE key = 'scheduler_id'").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_a_failed_stack_is_the_pipelines_reason_and_a_leaked_stack_is_reconciled(tmp_path, ssh_key, services):
+    with sim_process(tmp_path, ssh_key, boot_delay=0.3, faults=["stack_error:count=1"]) as sim:
+        config = heat_config(tmp_path, sim, ssh_key, MAX_ATTEMPTS=1, pipelines={"reconcile_interval": 1})
+        service = services(config, tmp_path / "service.log")
+        [pipeline] = service.post_pipelines(["f1"])
+        view = service.wait_final([pipeline])[pipeline]
+        assert view["status"] == "failed"
+        assert "CREATE_FAILED: Resource CREATE failed: Simulated fault: stack_error" in view["reason"], view
+        conn = sdk(sim)
+        scheduler_id = scheduler_id_of(tmp_path)
+        leaked = make_stack(conn, "pipeline-leaked-1", [f"{TAG_KEY}={scheduler_id}", "scheduler_server_request=x"])
+        foreign = make_stack(conn, "colleague", [])
+        wait_for(lambda: leaked.id not in live_stacks(conn).values(), 20, what="reconciliation to delete the leak")
+        assert live_stacks(conn) == {"colleague": foreign.id}
