@@ -137,7 +137,10 @@ class SSHExecutor(Executor):
 
     def _drop(self) -> None:
         if self._launcher is not None:
-            self._launcher.close()  # EOF: the waiting launcher exits without doing anything
+            try:
+                self._launcher.close()  # EOF: the waiting launcher exits without doing anything
+            except Exception:  # noqa: BLE001 - on a dead connection the close itself raises (EOFError)
+                pass
             self._launcher = None
         if self._sftp is not None:
             try:
