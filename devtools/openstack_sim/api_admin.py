@@ -4,6 +4,7 @@
 ``PATCH /_sim/config`` change boot_delay, delete_delay, max_servers, fip_pool_size
 ``GET|POST|DELETE /_sim/faults`` list, add (JSON ``{"kind": ..., ...}``) or clear fault rules
 ``POST /_sim/servers/<id>/vanish`` make a server disappear now
+``POST /_sim/networks`` add a project network (JSON ``{"name": ...}``)
 ``GET /_sim/requests`` the last requests served (method, path, status, fault)
 """
 
@@ -13,7 +14,9 @@ import base64
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .config import SimConfig
 from .faults import FaultRule
+from .strict import accepts
 
 bp = Blueprint("admin", __name__, url_prefix="/_sim")
 
@@ -27,6 +30,7 @@ def _bad(message: str):
 
 
 @bp.get("/state")
+@accepts()
 def state():
     cloud = _sim().cloud
     with cloud.lock:
@@ -69,6 +73,7 @@ def state():
 
 
 @bp.patch("/config")
+@accepts(body={key: None for key in SimConfig.MUTABLE})
 def patch_config():
     try:
         _sim().config.update(request.get_json(silent=True) or {})
@@ -78,11 +83,13 @@ def patch_config():
 
 
 @bp.get("/faults")
+@accepts()
 def list_faults():
     return jsonify({"faults": _sim().cloud.faults.list()})
 
 
 @bp.post("/faults")
+@accepts(body={key: None for key in set(FaultRule.__dataclass_fields__) - {"fired"}})
 def add_fault():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -100,12 +107,14 @@ def add_fault():
 
 
 @bp.delete("/faults")
+@accepts()
 def clear_faults():
     _sim().cloud.faults.clear()
     return "", 204
 
 
 @bp.post("/servers/<server_id>/vanish")
+@accepts()
 def vanish(server_id):
     cloud = _sim().cloud
     with cloud.lock:
@@ -115,6 +124,18 @@ def vanish(server_id):
     return "", 204
 
 
+@bp.post("/networks")
+@accepts(body={"name": None})
+def add_network():
+    """Another project network (a server create without networks then is ambiguous, as in Nova)."""
+    name = (request.get_json(silent=True) or {}).get("name")
+    if not isinstance(name, str) or not name:
+        return _bad("name: a non-empty string is required")
+    net = _sim().cloud.add_network(name)
+    return jsonify({"id": net.id, "name": net.name}), 201
+
+
 @bp.get("/requests")
+@accepts()
 def requests_log():
     return jsonify({"requests": list(_sim().request_log)})

@@ -6,7 +6,9 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .model import CloudError, Image
 from .paging import page
+from .strict import accepts
 
+FILTERS = ("name", "status", "visibility", "os_hidden", "protected", "container_format", "disk_format")
 bp = Blueprint("glance", __name__, url_prefix="/image")
 
 
@@ -16,6 +18,7 @@ def _base() -> str:
 
 @bp.get("/")
 @bp.get("")
+@accepts()
 def versions():
     items = [
         {
@@ -52,11 +55,13 @@ def _render(image: Image) -> dict:
 
 
 @bp.get("/v2/images")
+@accepts(query={*FILTERS, "limit", "marker"})
 def list_images():
     items = [_render(i) for i in current_app.config["SIM"].cloud.images.values()]
-    for key in ("name", "status", "visibility"):
+    for key in FILTERS:
         if key in request.args:
-            items = [i for i in items if str(i[key]) == request.args[key]]
+            wanted = request.args[key].lower() if isinstance(items and items[0][key], bool) else request.args[key]
+            items = [i for i in items if (str(i[key]).lower() if isinstance(i[key], bool) else str(i[key])) == wanted]
     try:
         items, next_link = page(items, request.args, f"{_base()}/v2/images")
     except CloudError as exc:
@@ -70,6 +75,7 @@ def list_images():
 
 
 @bp.get("/v2/images/<image_id>")
+@accepts()
 def get_image(image_id):
     image = current_app.config["SIM"].cloud.images.get(image_id)
     if image is None:

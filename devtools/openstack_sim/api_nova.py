@@ -1,28 +1,53 @@
-"""Nova (compute API v2.1): servers, their metadata, flavors, keypairs and limits.
+"""Nova (compute API v2.1, microversions 2.1 to 2.37): servers, their metadata and actions.
 
-The simulator announces microversion 2.1 only, so clients use the 2.1 shapes;
-Nova's error bodies (``{"itemNotFound": {"code": 404, "message": ...}}``) are
-reproduced because openstacksdk turns their message into its exception text.
+Flavors, keypairs, limits and quota sets are in ``api_nova_resources``; the
+version negotiation in ``microversion``. Each answer has the shape of the
+requested microversion (``locked`` from 2.9, ``description`` from 2.19,
+``tags`` from 2.26; ``networks`` required from 2.37, where "auto"/"none"
+become valid). Nova's error bodies (``{"itemNotFound": {"code": 404,
+"message": ...}}``) are reproduced because openstacksdk turns their message
+into its exception text.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 
 from flask import Blueprint, current_app, jsonify, request
 
+from . import microversion
+from .microversion import at_least
 from .model import CloudError, Server
+from .nova_requests import check_networks, counts, filtered
 from .paging import page
+from .strict import accepts
 
 bp = Blueprint("nova", __name__, url_prefix="/compute")
+bp.after_request(microversion.add_headers)
 ERROR_KEYS = {
     400: "badRequest",
+    401: "unauthorized",
     403: "forbidden",
     404: "itemNotFound",
+    405: "badMethod",
     409: "conflictingRequest",
     503: "serviceUnavailable",
 }
+SERVER_FIELDS = {
+    "name",
+    "imageRef",
+    "flavorRef",
+    "key_name",
+    "networks",
+    "security_groups",
+    "metadata",
+    "user_data",
+    "min_count",
+    "max_count",
+    "description",
+}
+LIST_FILTERS = ("name", "status", "flavor", "image", "ip", "ip6", "changes-since", "tags", "tags-any", "not-tags")
+LIST_QUERY = {*LIST_FILTERS, "not-tags-any", "limit", "marker"}
 
 
 def nova_error(status: int, message: str):
@@ -39,11 +64,12 @@ def _base() -> str:
 
 
 def _version(base: str) -> dict:
+    top = microversion.text(microversion.MAX)
     return {
         "id": "v2.1",
         "status": "CURRENT",
-        "version": "2.1",
-        "min_version": "2.1",
+        "version": top,
+        "min_version": microversion.text(microversion.MIN),
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}],
@@ -51,12 +77,14 @@ def _version(base: str) -> dict:
 
 
 @bp.get("/")
+@accepts()
 def versions():
     return jsonify({"versions": [_version(current_app.config["SIM"].config.base_url)]})
 
 
 @bp.get("/v2.1")
 @bp.get("/v2.1/")
+@accepts()
 def version():
     return jsonify({"version": _version(current_app.config["SIM"].config.base_url)})
 
@@ -117,7 +145,19 @@ def render_server(s: Server, cloud) -> dict:
     }
     if s.fault:
         body["fault"] = s.fault
-    return body
+    return body | _versioned(s)
+
+
+def _versioned(s: Server) -> dict:
+    """The server fields later microversions add."""
+    extra: dict = {}
+    if at_least(9):
+        extra["locked"] = False
+    if at_least(19):
+        extra["description"] = s.description
+    if at_least(26):
+        extra["tags"] = []
+    return extra
 
 
 # --- servers ----------------------------------------------------------------------------
@@ -125,26 +165,16 @@ def render_server(s: Server, cloud) -> dict:
 
 def _list_servers(detail: bool):
     cloud = _cloud()
+    for key in ("tags", "tags-any", "not-tags", "not-tags-any"):
+        if key in request.args and not at_least(26):
+            raise CloudError(400, f"not simulated: query parameter {key!r} below microversion 2.26")
     with cloud.lock:
         servers = sorted(cloud.servers.values(), key=lambda s: (s.created, s.id), reverse=True)
-        name = request.args.get("name")
-        if name:
-            try:
-                pattern = re.compile(name)
-            except re.error:
-                return nova_error(400, f"Invalid filter name: {name}")
-            servers = [s for s in servers if pattern.search(s.name)]
-        status = request.args.get("status")
-        if status:
-            servers = [s for s in servers if s.status == status.upper()]
         items = [
             render_server(s, cloud) if detail else {"id": s.id, "name": s.name, "links": _links("servers", s.id)}
-            for s in servers
+            for s in filtered(servers, request.args, cloud)
         ]
-    try:
-        items, next_link = page(items, request.args, f"{_base()}/servers{'/detail' if detail else ''}")
-    except CloudError as exc:
-        return nova_error(exc.status, exc.message)
+    items, next_link = page(items, request.args, f"{_base()}/servers{'/detail' if detail else ''}")
     body = {"servers": items}
     if next_link:
         body["servers_links"] = [{"rel": "next", "href": next_link}]
@@ -152,21 +182,26 @@ def _list_servers(detail: bool):
 
 
 @bp.get("/v2.1/servers")
+@accepts(query=LIST_QUERY)
 def list_servers():
     return _list_servers(detail=False)
 
 
 @bp.get("/v2.1/servers/detail")
+@accepts(query=LIST_QUERY)
 def list_servers_detail():
     return _list_servers(detail=True)
 
 
 @bp.post("/v2.1/servers")
+@accepts(body={"server": SERVER_FIELDS})
 def create_server():
     body = (request.get_json(silent=True) or {}).get("server")
     if not isinstance(body, dict):
         return nova_error(400, "Invalid input for field/attribute server.")
-    server = _cloud().create_server(body)
+    check_networks(body)
+    low, high = counts(body)
+    server = _cloud().create_servers(body, low, high)[0]
     response = jsonify(
         {
             "server": {
@@ -184,19 +219,39 @@ def create_server():
 
 
 @bp.get("/v2.1/servers/<server_id>")
+@accepts()
 def get_server(server_id):
     cloud = _cloud()
     with cloud.lock:
         return jsonify({"server": render_server(cloud.get_server(server_id), cloud)})
 
 
+@bp.put("/v2.1/servers/<server_id>")
+@accepts(body={"server": {"name", "description"}})
+def update_server(server_id):
+    body = (request.get_json(silent=True) or {}).get("server")
+    if not isinstance(body, dict):
+        return nova_error(400, "Invalid input for field/attribute server.")
+    if "description" in body and not at_least(19):
+        return nova_error(
+            400,
+            "Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)",
+        )
+    cloud = _cloud()
+    server = cloud.update_server(server_id, body)
+    with cloud.lock:
+        return jsonify({"server": render_server(server, cloud)})
+
+
 @bp.delete("/v2.1/servers/<server_id>")
+@accepts()
 def delete_server(server_id):
     _cloud().delete_server(server_id)
     return "", 204
 
 
 @bp.post("/v2.1/servers/<server_id>/action")
+@accepts(body={"os-getConsoleOutput": {"length"}})
 def server_action(server_id):
     cloud = _cloud()
     body = request.get_json(silent=True) or {}
@@ -221,12 +276,14 @@ def _valid_metadata(data) -> dict[str, str]:
 
 
 @bp.get("/v2.1/servers/<server_id>/metadata")
+@accepts()
 def get_metadata(server_id):
     return jsonify({"metadata": dict(_cloud().get_server(server_id).metadata)})
 
 
 @bp.post("/v2.1/servers/<server_id>/metadata")
 @bp.put("/v2.1/servers/<server_id>/metadata")
+@accepts(body={"metadata": None})
 def set_metadata(server_id):
     cloud = _cloud()
     data = _valid_metadata((request.get_json(silent=True) or {}).get("metadata"))
@@ -240,6 +297,7 @@ def set_metadata(server_id):
 
 
 @bp.get("/v2.1/servers/<server_id>/metadata/<key>")
+@accepts()
 def get_metadata_item(server_id, key):
     metadata = _cloud().get_server(server_id).metadata
     if key not in metadata:
@@ -248,6 +306,7 @@ def get_metadata_item(server_id, key):
 
 
 @bp.put("/v2.1/servers/<server_id>/metadata/<key>")
+@accepts(body={"meta": None})
 def set_metadata_item(server_id, key):
     meta = _valid_metadata((request.get_json(silent=True) or {}).get("meta"))
     if list(meta) != [key]:
@@ -259,103 +318,10 @@ def set_metadata_item(server_id, key):
 
 
 @bp.delete("/v2.1/servers/<server_id>/metadata/<key>")
+@accepts()
 def delete_metadata_item(server_id, key):
     cloud = _cloud()
     with cloud.lock:
         if cloud.get_server(server_id).metadata.pop(key, None) is None:
             return nova_error(404, "Metadata item was not found")
     return "", 204
-
-
-# --- flavors, keypairs, limits ----------------------------------------------------------
-
-
-def _render_flavor(f, detail: bool) -> dict:
-    body = {"id": f.id, "name": f.name, "links": _links("flavors", f.id)}
-    if detail:
-        body.update(
-            {
-                "vcpus": f.vcpus,
-                "ram": f.ram,
-                "disk": f.disk,
-                "swap": "",
-                "OS-FLV-EXT-DATA:ephemeral": 0,
-                "OS-FLV-DISABLED:disabled": False,
-                "os-flavor-access:is_public": True,
-                "rxtx_factor": 1.0,
-            }
-        )
-    return body
-
-
-@bp.get("/v2.1/flavors")
-@bp.get("/v2.1/flavors/detail")
-def list_flavors():
-    detail = request.path.endswith("/detail")
-    return jsonify({"flavors": [_render_flavor(f, detail) for f in _cloud().flavors.values()]})
-
-
-@bp.get("/v2.1/flavors/<flavor_id>")
-def get_flavor(flavor_id):
-    flavor = _cloud().flavors.get(flavor_id)
-    if flavor is None:
-        return nova_error(404, f"Flavor {flavor_id} could not be found.")
-    return jsonify({"flavor": _render_flavor(flavor, True)})
-
-
-def _render_keypair(kp, full: bool) -> dict:
-    body = {"name": kp.name, "public_key": kp.public_key, "fingerprint": kp.fingerprint}
-    if full:
-        body.update(
-            {
-                "user_id": _cloud().user_id,
-                "created_at": kp.created_at,
-                "deleted": False,
-                "id": abs(hash(kp.name)) % 10**6,
-            }
-        )
-    return body
-
-
-@bp.get("/v2.1/os-keypairs")
-def list_keypairs():
-    return jsonify({"keypairs": [{"keypair": _render_keypair(kp, False)} for kp in _cloud().keypairs.values()]})
-
-
-@bp.post("/v2.1/os-keypairs")
-def create_keypair():
-    body = (request.get_json(silent=True) or {}).get("keypair") or {}
-    if not body.get("public_key"):
-        return nova_error(400, "The simulator only imports keypairs: public_key is required.")
-    kp = _cloud().import_keypair(str(body.get("name") or ""), body["public_key"])
-    return jsonify({"keypair": _render_keypair(kp, False) | {"user_id": _cloud().user_id}})
-
-
-@bp.get("/v2.1/os-keypairs/<name>")
-def get_keypair(name):
-    kp = _cloud().keypairs.get(name)
-    if kp is None:
-        return nova_error(404, f"Keypair {name} not found for user {_cloud().user_id}")
-    return jsonify({"keypair": _render_keypair(kp, True)})
-
-
-@bp.delete("/v2.1/os-keypairs/<name>")
-def delete_keypair(name):
-    _cloud().delete_keypair(name)
-    return "", 202
-
-
-@bp.get("/v2.1/limits")
-def limits():
-    cloud = _cloud()
-    with cloud.lock:
-        used = len(cloud.servers)
-    absolute = {
-        "maxTotalInstances": cloud.config.max_servers,
-        "totalInstancesUsed": used,
-        "maxTotalCores": -1,
-        "totalCoresUsed": 0,
-        "maxTotalRAMSize": -1,
-        "totalRAMUsed": 0,
-    }
-    return jsonify({"limits": {"absolute": absolute, "rate": []}})

@@ -13,9 +13,10 @@ import logging
 import threading
 import time
 
+from .cloud_fips import FloatingIPs
 from .config import SimConfig
 from .faults import FaultBook
-from .hosts import Forwarder, ServerHost
+from .hosts import ServerHost
 from .model import (
     DEFAULT_SG_ID,
     FLAVORS,
@@ -36,7 +37,7 @@ from .model import (
 log = logging.getLogger(__name__)
 
 
-class Cloud:
+class Cloud(FloatingIPs):
     def __init__(self, config: SimConfig, faults: FaultBook | None = None):
         self.config = config
         self.faults = faults or FaultBook()
@@ -101,6 +102,36 @@ class Cloud:
             return server
 
     def create_server(self, body: dict) -> Server:
+        return self.create_servers(body)[0]
+
+    def create_servers(self, body: dict, min_count: int = 1, max_count: int = 1) -> list[Server]:
+        """Boot between ``min_count`` and ``max_count`` servers, as many as the quota allows (Nova's rule).
+
+        With more than one, each is named ``<name>-<n>`` (Nova's default display name template).
+        """
+        fields = self._server_fields(body)
+        with self.lock:
+            used = len(self.servers)
+            count = min(max_count, self.config.max_servers - used)
+            if count < min_count:
+                raise CloudError(
+                    403,
+                    f"Quota exceeded for instances: Requested {min_count}, but already used {used} "
+                    f"of {self.config.max_servers} instances",
+                    "forbidden",
+                )
+            servers = []
+            for n in range(1, count + 1):
+                name = fields["name"] if count == 1 else f"{fields['name']}-{n}"
+                servers.append(self._new_server(fields | {"name": name, "metadata": dict(fields["metadata"])}))
+        for server in servers:
+            boot = threading.Thread(target=self._boot, args=(server,), name=f"boot-{server.id[:8]}", daemon=True)
+            with self.lock:
+                self._boots.add(boot)
+            boot.start()
+        return servers
+
+    def _server_fields(self, body: dict) -> dict:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
             raise CloudError(400, "Invalid input for field/attribute name.", "badRequest")
@@ -113,42 +144,56 @@ class Cloud:
         key_name = body.get("key_name")
         if key_name is not None and key_name not in self.keypairs:
             raise CloudError(400, "Invalid key_name provided.", "badRequest")
-        network_id = self._requested_network(body.get("networks"))
-        groups = self._requested_groups(body.get("security_groups"))
-        metadata = _checked_metadata(body.get("metadata") or {})
-        user_data = _checked_user_data(body.get("user_data"))
-        with self.lock:
-            used = len(self.servers)
-            if used + 1 > self.config.max_servers:
-                raise CloudError(
-                    403,
-                    f"Quota exceeded for instances: Requested 1, but already used {used} of {self.config.max_servers} instances",
-                    "forbidden",
-                )
-            server = Server(
-                id=new_id(),
-                name=name,
-                project_id=self.project_id,
-                user_id=self.user_id,
-                image_id=image_id,
-                flavor_id=flavor_id,
-                key_name=key_name,
-                network_id=network_id,
-                security_groups=groups,
-                metadata=dict(metadata),
-                user_data=user_data,
-            )
-            rule = self.faults.take_server_fate()
-            if rule is not None:
-                server.fate, server.fate_after = rule.kind, rule.after
-            if network_id:
-                self._attach_port(server, network_id)
-            self.servers[server.id] = server
-        boot = threading.Thread(target=self._boot, args=(server,), name=f"boot-{server.id[:8]}", daemon=True)
-        with self.lock:
-            self._boots.add(boot)
-        boot.start()
+        description = body.get("description")
+        if description is not None and (not isinstance(description, str) or len(description) > 255):
+            raise CloudError(400, "Invalid input for field/attribute description.", "badRequest")
+        return {
+            "name": name,
+            "image_id": image_id,
+            "flavor_id": flavor_id,
+            "key_name": key_name,
+            "description": description,
+            "network_id": self._requested_network(body.get("networks")),
+            "security_groups": self._requested_groups(body.get("security_groups")),
+            "metadata": _checked_metadata(body.get("metadata") or {}),
+            "user_data": _checked_user_data(body.get("user_data")),
+        }
+
+    def _new_server(self, fields: dict) -> Server:
+        """A server record in BUILD with its port (under the lock)."""
+        server = Server(id=new_id(), project_id=self.project_id, user_id=self.user_id, **fields)
+        rule = self.faults.take_server_fate()
+        if rule is not None:
+            server.fate, server.fate_after = rule.kind, rule.after
+        if server.network_id:
+            self._attach_port(server, server.network_id)
+        self.servers[server.id] = server
         return server
+
+    def update_server(self, server_id: str, changes: dict) -> Server:
+        """Rename a server or change its description (Nova's PUT /servers/{id})."""
+        name = changes.get("name")
+        if "name" in changes and (not isinstance(name, str) or not name.strip() or len(name) > 255):
+            raise CloudError(400, "Invalid input for field/attribute name.", "badRequest")
+        description = changes.get("description")
+        if description is not None and (not isinstance(description, str) or len(description) > 255):
+            raise CloudError(400, "Invalid input for field/attribute description.", "badRequest")
+        with self.lock:
+            server = self.get_server(server_id)
+            if "name" in changes:
+                server.name = name
+            if "description" in changes:
+                server.description = description
+            server.updated = now_iso()
+            return server
+
+    def add_network(self, name: str) -> Network:
+        """Another (internal) project network: a create without ``networks`` then is ambiguous (409)."""
+        with self.lock:
+            index = len(self.networks)
+            net = Network(id=new_id(), name=name, external=False, cidr=f"127.{self.config.address_block}.{index}.0/24")
+            self.networks[net.id] = net
+            return net
 
     def _requested_groups(self, requested) -> list[str]:
         groups = [g.get("name") for g in requested or [{"name": "default"}]]
@@ -159,8 +204,17 @@ class Cloud:
         return groups
 
     def _requested_network(self, networks) -> str | None:
-        if networks in (None, "auto"):
-            return PRIVATE_NET_ID
+        """The network a server gets: absent, ``[]`` or "auto" pick the project's only network (Nova)."""
+        if networks in (None, "auto", []):
+            with self.lock:
+                own = [n.id for n in self.networks.values() if not n.external]
+            if len(own) > 1:
+                raise CloudError(
+                    409,
+                    "More than one possible network found. Specify network ID(s) to select which one(s) to connect to.",
+                    "conflictingRequest",
+                )
+            return own[0] if own else None
         if networks == "none":
             return None
         if not isinstance(networks, list) or len(networks) != 1:
@@ -257,102 +311,6 @@ class Cloud:
                 self._delete_port(server.port_id)
         if host is not None:
             host.stop()
-
-    # --- ports and floating IPs -------------------------------------------------------
-
-    def _delete_port(self, port_id: str) -> None:
-        self.ports.pop(port_id, None)
-        for fip in self.floating_ips.values():
-            if fip.port_id == port_id:  # Neutron disassociates, it does not delete the floating IP
-                self._associate(fip, None)
-
-    def get_fip(self, fip_id: str) -> FloatingIP:
-        with self.lock:
-            fip = self.floating_ips.get(fip_id)
-            if fip is None:
-                raise CloudError(404, f"Floating IP {fip_id} could not be found", "FloatingIPNotFound")
-            return fip
-
-    def create_fip(self, network_id: str | None, port_id: str | None, description: str) -> FloatingIP:
-        with self.lock:
-            net = self.networks.get(network_id or "")
-            if net is None:
-                raise CloudError(404, f"Network {network_id} could not be found.", "NetworkNotFound")
-            if not net.external:
-                raise CloudError(
-                    400, f"Bad floatingip request: Network {network_id} is not a valid external network.", "BadRequest"
-                )
-            used = {f.floating_ip_address for f in self.floating_ips.values()}
-            free = [a for a in (self.config.floating_ip(i) for i in range(self.config.fip_pool_size)) if a not in used]
-            if not free:
-                raise CloudError(
-                    409, f"No more IP addresses available on network {network_id}.", "IpAddressGenerationFailure"
-                )
-            fip = FloatingIP(
-                id=new_id(),
-                floating_network_id=net.id,
-                floating_ip_address=free[0],
-                project_id=self.project_id,
-                description=description or "",
-            )
-            self.floating_ips[fip.id] = fip
-            if port_id:
-                self.update_fip(fip.id, {"port_id": port_id}, None)
-            return fip
-
-    def update_fip(self, fip_id: str, changes: dict, if_revision: int | None) -> FloatingIP:
-        with self.lock:
-            fip = self.get_fip(fip_id)
-            if if_revision is not None and if_revision != fip.revision_number:
-                raise CloudError(
-                    412,
-                    f"Constrained to revision {if_revision} but current revision is {fip.revision_number}.",
-                    "RevisionNumberConstraintFailed",
-                )
-            if "port_id" in changes:
-                port_id = changes["port_id"]
-                port = None
-                if port_id is not None:
-                    port = self.ports.get(port_id)
-                    if port is None:
-                        raise CloudError(404, f"Port {port_id} could not be found.", "PortNotFound")
-                    holder = next(
-                        (f for f in self.floating_ips.values() if f.port_id == port_id and f.id != fip.id), None
-                    )
-                    if holder is not None:
-                        raise CloudError(
-                            409,
-                            f"Cannot associate floating IP {fip.floating_ip_address} ({fip.id}) with port {port_id} "
-                            f"using fixed IP {port.ip_address}, as that fixed IP already has a floating IP on external "
-                            f"network {fip.floating_network_id}.",
-                            "FloatingIPPortAlreadyAssociated",
-                        )
-                self._associate(fip, port)
-            if "description" in changes:
-                fip.description = changes["description"] or ""
-            fip.revision_number += 1
-            fip.updated_at = now_iso()
-            return fip
-
-    def _associate(self, fip: FloatingIP, port: Port | None) -> None:
-        if fip.forwarder is not None:
-            fip.forwarder.stop()
-            fip.forwarder = None
-        fip.port_id = port.id if port else None
-        fip.fixed_ip_address = port.ip_address if port else None
-        if port is not None:
-            try:
-                fip.forwarder = Forwarder(
-                    (fip.floating_ip_address, self.config.ssh_port), (port.ip_address, self.config.ssh_port)
-                )
-            except OSError as exc:
-                log.warning("floating IP %s: cannot forward: %s", fip.floating_ip_address, exc)
-
-    def delete_fip(self, fip_id: str) -> None:
-        with self.lock:
-            fip = self.get_fip(fip_id)
-            self._associate(fip, None)
-            del self.floating_ips[fip_id]
 
     # --- shutdown ---------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ class Flavor:
     vcpus: int
     ram: int
     disk: int
+    extra_specs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Server:
     security_groups: list[str]
     metadata: dict[str, str]
     user_data: str | None
+    description: str | None = None
     fate: str = "ok"  # ok | server_error | server_stuck | server_vanish
     fate_after: float | None = None
     status: str = "BUILD"
