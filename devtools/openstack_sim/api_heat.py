@@ -171,6 +171,7 @@ def versions():
 @bp.post("/v1/<tenant>/stacks")
 def create_stack(tenant):
     _base(tenant)
+    _strict(set())
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise HeatError(400, "The request body must be a JSON object.")
@@ -193,6 +194,7 @@ def list_stacks(tenant):
 def lookup(tenant, name):
     _base(tenant)
     stack = _book().find(name)
+    _strict({"resolve_outputs"} if request.method == "GET" else set())
     query = request.query_string.decode()
     return redirect(_stack_url(tenant, stack) + (f"?{query}" if query else ""), code=302)
 
@@ -203,6 +205,7 @@ def stack(tenant, name, second):
         if request.method != "GET":
             raise HeatError(405, f"{request.method} is not allowed on {request.path}")
         stack = _book().find(name)
+        _strict(heat_views.SUBPATH_QUERY.get(second, set()))
         query = request.query_string.decode()
         return redirect(f"{_stack_url(tenant, stack)}/{second}" + (f"?{query}" if query else ""), code=302)
     stack = _canonical(tenant, name, second)

@@ -11,6 +11,7 @@ from .stacks import Engine, Stack, StackResource
 EVENT_KEYS = {"resource_action", "resource_status", "resource_name", "resource_type", "limit", "marker", "sort_dir"}
 EVENT_KEYS |= {"sort_keys", "nested_depth"}
 RESOURCE_KEYS = {"with_detail", "nested_depth", "name", "status", "action", "type"}
+SUBPATH_QUERY = {"resources": RESOURCE_KEYS, "events": EVENT_KEYS}
 SORT_KEYS = {"stack_name": "name", "stack_status": "status", "creation_time": "created", "updated_time": "updated"}
 
 
@@ -43,7 +44,6 @@ def render_stack(stack: Stack, url: str, summary: bool = False, outputs: bool = 
         return body
     hidden = {k for k, v in (stack.template.get("parameters") or {}).items() if v.get("hidden")}
     params = {k: "******" if k in hidden else _text(v) for k, v in stack.params.items()}
-    params |= {"OS::stack_id": stack.id, "OS::stack_name": stack.name, "OS::project_id": cloud.project_id}
     body |= {
         "template_description": description,
         "parameters": params,

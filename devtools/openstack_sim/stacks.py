@@ -89,7 +89,9 @@ def build(cloud, name, template, given: dict, environment: dict | None) -> Stack
     merged = {
         k: v for k, v in merged.items() if k in declared or k in (given or {}) or k in (env.get("parameters") or {})
     }
-    params = hot.parameter_values(template, merged)
+    stack_id = new_id()
+    pseudo = {"OS::stack_name": name, "OS::stack_id": stack_id, "OS::project_id": cloud.project_id}
+    params = hot.parameter_values(template, merged) | pseudo
     resources = _checked_resources(cloud, template, params)
     _bind_ports(resources)
     outputs = template.get("outputs") or {}
@@ -101,7 +103,7 @@ def build(cloud, name, template, given: dict, environment: dict | None) -> Stack
     for value in [r.definition.get("properties") for r in resources.values()] + list(outputs.values()):
         _check_attributes(value, resources)
     return Stack(
-        id=new_id(),
+        id=stack_id,
         name=name,
         template=template,
         params=params,

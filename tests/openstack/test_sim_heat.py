@@ -41,6 +41,7 @@ resources:
   server:
     type: OS::Nova::Server
     properties:
+      name: {str_replace: {template: STACK-vm, params: {STACK: {get_param: "OS::stack_name"}}}}
       image: ubuntu-22.04
       flavor: {get_param: flavor}
       key_name: {get_param: key_name}
@@ -97,7 +98,7 @@ def test_sdk_creates_a_stack_whose_outputs_reach_its_server_and_deletes_every_re
         (fip,) = sim.cloud.floating_ips.values()
     assert out["floating_ip"] == fip.floating_ip_address and fip.port_id == server.port_id
     assert out["fixed_ip"] == out["first_address"] == server.fixed_ip
-    assert out["label"] == f"{server.name}-m1.small" and server.name.startswith("worker-1-server-")
+    assert out["label"] == "worker-1-vm-m1.small" and server.name == "worker-1-vm"
     assert server.metadata == {"role": "worker"} and server.key_name == KEYPAIR
     group = next(r for r in conn.orchestration.resources(stack) if r.name == "group").physical_resource_id
     assert server.security_groups == [group] and group in sim.cloud.security_groups
@@ -283,4 +284,6 @@ def test_parameters_names_and_queries_are_checked_as_heat_does(conn):
     listing = conn.orchestration.get("/stacks?flavour=x")
     assert listing.status_code == 400 and "not simulated: query parameter(s) flavour" in listing.text
     assert conn.orchestration.get("/stacks/nothing-here").status_code == 404
+    bogus = conn.orchestration.get("/stacks/twice?bogus=1")  # refused before the redirect, not passed along
+    assert bogus.status_code == 400 and "not simulated: query parameter(s) bogus" in bogus.text
     wait_for(lambda: conn.orchestration.find_stack("twice").status == "CREATE_COMPLETE", what="stack twice complete")
