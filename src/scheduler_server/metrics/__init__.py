@@ -9,6 +9,7 @@ functions below are one-liners for the code they measure; each label takes a bou
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -49,10 +50,11 @@ def multiprocess_path() -> Path | None:
 
 def process_ended(pid: int) -> None:
     """Worker ``pid`` exited: its per-process gauges (leadership) no longer count; its counters stay."""
-    if _path is not None:
+    path = _path or os.environ.get(directory.VARIABLE)  # serve --workers' master: exported, no setup
+    if path is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid, str(_path))
+        multiprocess.mark_process_dead(pid, str(path))
 
 
 def _get() -> Series:
