@@ -7,7 +7,7 @@ otherwise from Python client processes. A second table opens connections that
 stall mid-request (headers sent, one byte of a 100-byte body) and times one
 ordinary request beside them.
 
-    .venv/bin/python bench/bench_schedule_api.py [--seconds 10]
+    .venv/bin/python bench/bench_schedule_api.py [--seconds 10] [--server NAME ...]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ SERVERS = {
     "gunicorn, 1 worker": ["gunicorn", "--bind", "localhost:{port}", "--workers", "1", "scheduler_server.app:app"],
     "gunicorn, 2 workers": ["gunicorn", "--bind", "localhost:{port}", "--workers", "2", "scheduler_server.app:app"],
     "serve (waitress)": ["scheduler-server", "serve", "--port", "{port}"],
+    "serve --workers 2": ["scheduler-server", "serve", "--port", "{port}", "--workers", "2"],
 }
 
 
@@ -160,12 +161,15 @@ def python_throughput(port: int, seconds: float, clients: int) -> tuple[float, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--server", action="append", choices=list(SERVERS), help="only these rows (repeatable)")
     args = parser.parse_args()
     rows, stalls = [], []
     home = tempfile.mkdtemp(prefix="bench-home-")
-    for name in SERVERS:
+    for name in args.server or SERVERS:
         port = free_port()
         proc = start_server(name, port, home)
+        if "--workers" in SERVERS[name]:
+            time.sleep(3)  # the first worker answered; let the others finish starting too
         try:
             for _ in range(200):
                 one_request(port)  # warm up

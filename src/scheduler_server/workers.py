@@ -179,7 +179,7 @@ class Master:
     def _ended(self, worker: _Worker, status: int) -> None:
         self._read(worker)
         os.close(worker.pipe)
-        _process_ended(worker.pid)
+        metrics.process_ended(worker.pid)  # its live gauges leave /metrics
         if self._stopping:
             return
         how = _exit_text(status)
@@ -258,13 +258,6 @@ def _watch_parent(master: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="watch-master", daemon=True).start()
-
-
-def _process_ended(pid: int) -> None:
-    """Its live metrics go (the agreed ``metrics.process_ended``; absent until the metrics work lands)."""
-    ended = getattr(metrics, "process_ended", None)
-    if ended is not None:
-        ended(pid)
 
 
 def _signal(pid: int, sig: int) -> None:

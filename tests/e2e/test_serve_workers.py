@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -66,13 +67,18 @@ def _request(port: int, workers: set[int], method: str, path: str, body=None) ->
         data = json.dumps(body).encode() if body is not None else b""
         head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len(data)}\r\n"
         sock.sendall((head + "Content-Type: application/json\r\n\r\n").encode() + data)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = _read_all(sock)
     finally:
         sock.close()
     head, _, content = answer.partition(b"\r\n\r\n")
     return pid, int(head.split()[1]), json.loads(content)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
 
 
 def _holder(port: int, client_port: int, workers: set[int]) -> int:
@@ -155,6 +161,20 @@ def _replaced(proc: subprocess.Popen, victim: int, count: int) -> set[int]:
     return found
 
 
+def _leading(port: int, workers: set[int]) -> dict[int, float]:
+    """/metrics' leadership gauge by pid, once every worker has one (the dead worker's is gone)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            text = _read_all(sock).decode()
+        found = re.findall(r'^scheduler_server_dispatcher_leading\{pid="(\d+)"\} (\S+)$', text, re.M)
+        series = {int(pid): float(value) for pid, value in found}
+        if set(series) == workers or time.monotonic() > deadline:
+            return series
+        time.sleep(0.2)
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -187,6 +207,7 @@ def test_three_workers_one_port_one_leader_respawn_and_graceful_stop(tmp_path, i
         assert _request(port, workers - {victim}, "GET", "/")[1] == 200
         respawned = _replaced(proc, victim, 3)
         assert len(respawned - workers) == 1
+        assert _leading(port, respawned) == {pid: 1.0 if pid == leader else 0.0 for pid in respawned}
         assert _request(port, respawned, "GET", "/")[1] == 200
         # SIGTERM: a running script keeps running, the lease is handed over, all exit 0
         _, long_one = _submit(port, respawned, marks, "long", seconds=5)
