@@ -11,9 +11,14 @@ per server, the runner staging and running the script over SSH. The status
 poll of booting servers is scaled down with the times (0.05 s instead of
 seconds); poll_interval stays at its default (a job's end is heard, not polled).
 
-Prints one table: scenario, makespan, floor, makespan / floor, servers created.
+The heat group runs the seed's row with ``provisioning: heat`` (each instance a stack
+of the simulator's Orchestration API): on the simulator a stack costs what its server
+costs, so the difference from the nova row is our own overhead (calls and polling).
 
-Usage: .venv/bin/python bench/bench_openstack.py [--only seed|large]
+Prints one table: scenario, makespan, floor, makespan / floor, servers (or stacks)
+created, API requests the service made (and how many of them were status polls).
+
+Usage: .venv/bin/python bench/bench_openstack.py [--only seed|large|heat]
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ STARTUP = 2.0  # seconds given to the service to finish starting before the subm
 SCRIPT = "#!/bin/bash\nsleep {work}\n"
 
 
-def config(root: Path, sim: SimProcess, key: Path, *, max_active: int, ttl: int, max_instances: int | None) -> Path:
+def config(
+    root: Path, sim: SimProcess, key: Path, *, max_active: int, ttl: int, max_instances: int | None, provisioning: str
+) -> Path:
     scripts = root / "scripts"
     scripts.mkdir(parents=True, exist_ok=True)
     (scripts / "work.sh").write_text(SCRIPT.format(work=WORK))
@@ -67,6 +74,7 @@ def config(root: Path, sim: SimProcess, key: Path, *, max_active: int, ttl: int,
             "ssh_port": sim.info["ssh_port"],
             "status_poll_interval": 0.05,
             "max_parallel_provisioning": 100,
+            "provisioning": provisioning,
         },
     }
     path = root / "config.yaml"
@@ -135,7 +143,16 @@ def submit_and_wait(url: str, pipelines: int) -> list[int]:
     return ids
 
 
-def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int, max_instances: int | None) -> dict:
+def scenario(
+    root: Path,
+    key: Path,
+    *,
+    pipelines: int,
+    max_active: int,
+    ttl: int,
+    max_instances: int | None,
+    provisioning: str = "nova",
+) -> dict:
     root.mkdir(parents=True)
     with SimProcess(
         root / "sim",
@@ -145,7 +162,10 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
         delete_delay=0.05,
     ) as sim:
         proc, url = serve(
-            config(root, sim, key, max_active=max_active, ttl=ttl, max_instances=max_instances), root / "service.log"
+            config(
+                root, sim, key, max_active=max_active, ttl=ttl, max_instances=max_instances, provisioning=provisioning
+            ),
+            root / "service.log",
         )
         try:
             ids = submit_and_wait(url, pipelines)
@@ -155,12 +175,12 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
                 raise RuntimeError(f"{len(failed)} pipeline(s) did not succeed: {failed[0]['reason']}")
             start = min(seconds(v["timings"]["queued"]) for v in views)
             end = max(seconds(v["timings"]["finished"]) for v in views)
-            created = sum(
-                1
-                for r in sim.requests_log()
-                if r["method"] == "POST" and r["path"].endswith("/servers") and r["status"] == 202
-            )
-            return {"makespan": end - start, "servers": created, "views": views, "start": start}
+            return {
+                "makespan": end - start,
+                "views": views,
+                "start": start,
+                **api_use(sim.requests_log(), provisioning),
+            }
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -168,6 +188,18 @@ def scenario(root: Path, key: Path, *, pipelines: int, max_active: int, ttl: int
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def api_use(log: list[dict], provisioning: str) -> dict:
+    """Servers (or stacks) created, the service's API requests, and how many of those were status polls."""
+    made = "/stacks" if provisioning == "heat" else "/servers"
+    polls = ("/stacks", "/stacks/") if provisioning == "heat" else ("/servers/detail", "/servers/")
+    calls = [r for r in log if not r["path"].startswith("/_sim")]
+    return {
+        "servers": sum(1 for r in calls if r["method"] == "POST" and r["path"].endswith(made) and r["status"] < 300),
+        "calls": len(calls),
+        "polls": sum(1 for r in calls if r["method"] == "GET" and any(p in r["path"] for p in polls)),
+    }
 
 
 SCENARIOS = {
@@ -180,6 +212,13 @@ SCENARIOS = {
         ("seed, TTL 1, MAX_INSTANCES 3 (active + 1)", dict(pipelines=10, max_active=2, ttl=1, max_instances=3), None),
         ("seed, TTL 1, MAX_INSTANCES 8", dict(pipelines=10, max_active=2, ttl=1, max_instances=8), BOOT + 5 * WORK),
         ("seed, TTL 10, MAX_INSTANCES 2", dict(pipelines=10, max_active=2, ttl=10, max_instances=2), BOOT + 5 * WORK),
+    ],
+    "heat": [
+        (
+            "heat, seed, TTL 1, MAX_INSTANCES default",
+            dict(pipelines=10, max_active=2, ttl=1, max_instances=None, provisioning="heat"),
+            BOOT + 5 * WORK,
+        ),
     ],
     "large": [
         (
@@ -199,12 +238,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-openstack-") as tmp:
         key = generate_keypair(Path(tmp) / "id_ed25519")
         print(f"boot {BOOT} s, work {WORK} s; the seed measured 16.6 s (scaled) for its 10 pipelines\n")
-        print(f"{'scenario':<44} {'makespan':>9} {'floor':>7} {'ratio':>6} {'servers':>8}")
+        print(f"{'scenario':<44} {'makespan':>9} {'floor':>7} {'ratio':>6} {'servers':>8} {'calls (polls)':>14}")
         for n, (name, params, floor) in enumerate(s for g in groups for s in SCENARIOS[g]):
             result = scenario(Path(tmp) / f"run{n}", key, **params)
             floor_text = f"{floor:6.1f}s" if floor else "      -"
             ratio = f"{result['makespan'] / floor:6.2f}" if floor else "     -"
-            print(f"{name:<44} {result['makespan']:8.2f}s {floor_text} {ratio} {result['servers']:8d}", flush=True)
+            use = f"{result['calls']} ({result['polls']})"
+            print(
+                f"{name:<44} {result['makespan']:8.2f}s {floor_text} {ratio} {result['servers']:8d} {use:>14}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
