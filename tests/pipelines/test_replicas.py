@@ -74,6 +74,7 @@ def _run_the_scenario(cluster: Cluster, marker: Path, remote: Path) -> None:
         _assert_nothing_left(engine, remote)
         late = writes(engine, app=frozen.name, after=thawed_at)
         assert late == [], f"{frozen.name} wrote after its thaw (it had lost the lease): {late[:5]}"
+        assert re.search(r"\((\S+)\) (stops dispatching|no longer dispatches)", frozen.log_text()), "no lost-lease line"
         assert kill_took < LEASE + 1 and freeze_took < LEASE + 1, "the goal: the lease + 1 s"
     finally:
         engine.dispose()
