@@ -11,7 +11,7 @@ import pytest
 import yaml
 from openstack import exceptions as os_exceptions
 
-from devtools.openstack_sim import FaultRule
+from devtools.openstack_sim import FaultRule, stacks
 
 from .conftest import KEYPAIR, assert_nothing_left, wait_for
 from .test_simulator import ssh
@@ -212,6 +212,19 @@ def test_rollback_removes_what_a_failed_create_made(sim, conn):
     assert statuses == dict.fromkeys(("group", "port", "server"), "DELETE_COMPLETE") | {"address": "INIT_COMPLETE"}
     assert_nothing_left(sim)
     conn.orchestration.delete_stack(stack)
+
+
+def test_a_stack_past_its_timeout_fails_timed_out(sim, conn, monkeypatch):
+    monkeypatch.setattr(stacks, "MINUTE", 0.5)  # timeout_mins=1 is half a second here
+    sim.cloud.faults.add(FaultRule("server_stuck"))
+    created = conn.orchestration.create_stack(
+        name="slow", template=ONE_SERVER, parameters={"key_name": KEYPAIR}, timeout_mins=1
+    )
+    stack = wait_stack(conn, created.id, "CREATE_FAILED")
+    assert stack.status_reason == "Timed out" and stack.timeout_mins == 1
+    server = next(r for r in conn.orchestration.resources(stack) if r.name == "server")
+    assert (server.status, server.status_reason) == ("CREATE_FAILED", "Timed out")
+    assert [s.status for s in sim.cloud.servers.values()] == ["BUILD"]
 
 
 def test_a_stuck_stack_stays_in_progress_until_deleted(sim, conn):
