@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from tests.pipelines.server import ServeProcess, clean_env
 from tests.waiting import wait_until
 
 TOKEN = "metrics-test-token"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 WINDOW = {"t0": "2022-01-01 00:00", "t1": "2022-01-01 01:00", "policy": {"policy": "dummy"}}
 
 
@@ -89,6 +91,10 @@ def test_a_submitted_pipeline_moves_the_counters_histograms_and_database_gauges(
     assert value(after, "scheduler_server_pipeline_submit_to_start_seconds_bucket", le="+Inf") == 1
     assert value(after, "scheduler_server_instance_boot_seconds_count", backend="local") >= 1
     assert value(after, "scheduler_server_pipelines", status="succeeded") == 1
+    families = {family.name for family in text_string_to_metric_families(requests.get(f"{url}/metrics").text)}
+    for document in ("metrics.md", "grafana-dashboard.json", "prometheus.yml"):  # every series the docs name
+        named = set(re.findall(r"scheduler_server_[a-z_]+[a-z]", (DOCS / document).read_text()))
+        assert named and {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in named} <= families, document
     live = sum(v for (name, labels), v in after.items() if name == "scheduler_server_instances")
     assert live >= 1 and ("backend", "local") in next(k for k in after if k[0] == "scheduler_server_instances")[1]
 
