@@ -85,9 +85,16 @@ class StackBook:
         return stack
 
     def delete(self, stack: Stack) -> None:
-        if stack.deleted is not None:
-            raise HeatError(404, f"The Stack ({stack.id}) could not be found.", "EntityNotFound")
-        threading.Thread(target=Engine(self.cloud, stack).delete, name=f"stack-del-{stack.id[:8]}", daemon=True).start()
+        with self.cloud.lock:
+            if stack.deleted is not None:
+                raise HeatError(404, f"The Stack ({stack.id}) could not be found.", "EntityNotFound")
+            if stack.deleting:  # a second DELETE while the first runs: nothing more to do
+                return
+            stack.deleting, creating = True, stack.thread
+            stack.thread = threading.Thread(
+                target=Engine(self.cloud, stack).delete, args=(creating,), name=f"stack-del-{stack.id[:8]}", daemon=True
+            )
+        stack.thread.start()
 
     def close(self) -> None:
         with self.cloud.lock:

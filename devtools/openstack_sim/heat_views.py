@@ -75,6 +75,8 @@ def filtered_stacks(stacks: list[Stack], args) -> list[Stack]:
         if wanted:
             stacks = [s for s in stacks if _stack_value(s, key) in wanted]
     stacks = _by_tags(stacks, args)
+    if len(args.getlist("sort_keys")) > 1:
+        raise not_simulated("more than one sort_keys")
     sort_key = args.get("sort_keys", "creation_time")
     if sort_key not in SORT_KEYS:
         raise HeatError(400, f"Invalid sort key {sort_key!r} (one of: {', '.join(SORT_KEYS)})")
@@ -223,6 +225,10 @@ def _events(stack: Stack, url: str, args, resource_name: str | None) -> list[dic
     if args.get("resource_type"):
         types = {r.name: r.type for r in stack.resources.values()}
         events = [e for e in events if types.get(e.resource_name) in args.getlist("resource_type")]
+    if set(args.getlist("sort_keys")) - {"event_time", "created_at"}:
+        raise not_simulated("event sort_keys other than event_time, created_at")
+    if args.get("sort_dir", "asc") not in ("asc", "desc"):
+        raise HeatError(400, f"Invalid sort direction {args.get('sort_dir')!r} (asc or desc)")
     if args.get("sort_dir", "asc") == "desc":
         events.reverse()
     return [_render_event(e, url) for e in _page(events, args, "event")]

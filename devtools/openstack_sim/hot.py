@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 
+import yaml  # PyYAML comes with openstacksdk
+
 VERSIONS = {
     "2013-05-23": 20130523,
     "2014-10-16": 20141016,
@@ -44,6 +46,16 @@ PARAM_KEYS = {"type", "default", "description", "label", "hidden", "constraints"
 CONSTRAINTS = {"allowed_values", "length", "range", "allowed_pattern", "description"}
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as Heat reads it: dates stay strings (``heat_template_version: 2018-08-31``)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class HeatError(Exception):
     """A refused request, in Heat's terms: ``kind`` is Heat's exception name."""
 
@@ -59,10 +71,8 @@ def not_simulated(what: str) -> HeatError:
 def load(template) -> dict:
     """The template as a dict (a JSON/YAML string or an object), with its sections checked."""
     if isinstance(template, str):
-        import yaml  # PyYAML comes with openstacksdk
-
         try:
-            template = yaml.safe_load(template)
+            template = yaml.load(template, Loader=_Loader)
         except yaml.YAMLError as exc:
             raise HeatError(400, f"Error parsing template: {exc}") from None
     if not isinstance(template, dict):

@@ -70,6 +70,7 @@ class Stack:
     events: list[Event] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    deleting: bool = False
 
 
 def build(cloud, name, template, given: dict, environment: dict | None) -> Stack:
@@ -342,11 +343,12 @@ class Engine:
             self.record(port, "CREATE_COMPLETE", "state changed")
         server_type.wait_active(self.cloud, res.name, server.id, stop)
 
-    def delete(self) -> None:
+    def delete(self, creating: threading.Thread | None = None) -> None:
+        """Stop a create still running (``creating``), then remove every resource in reverse order."""
         stack = self.stack
         stack.cancel.set()
-        if stack.thread is not None and stack.thread is not threading.current_thread():
-            stack.thread.join(timeout=30)
+        if creating is not None:
+            creating.join(timeout=30)
         self.record(None, "DELETE_IN_PROGRESS", "Stack DELETE started")
         self._delete_resources()
         stack.deleted = now_iso()

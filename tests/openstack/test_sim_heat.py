@@ -112,7 +112,7 @@ def test_sdk_creates_a_stack_whose_outputs_reach_its_server_and_deletes_every_re
     assert events[0] == ("worker-1", "CREATE_IN_PROGRESS") and events[-1] == ("worker-1", "CREATE_COMPLETE")
     assert events.index(("server", "CREATE_COMPLETE")) < events.index(("address", "CREATE_IN_PROGRESS"))
     template = conn.orchestration.get_stack_template(stack)
-    assert template.description == "a worker reachable over SSH"
+    assert (template.description, template.heat_template_version) == ("a worker reachable over SSH", "2018-08-31")
     assert [s.name for s in conn.orchestration.stacks(tags=["pool"])] == ["worker-1"]
     assert list(conn.orchestration.stacks(name="other")) == []
     assert [s.name for s in conn.orchestration.stacks(status="COMPLETE", action="CREATE")] == ["worker-1"]
@@ -236,7 +236,10 @@ def test_a_stuck_stack_stays_in_progress_until_deleted(sim, conn):
         )
     assert conn.orchestration.get_stack(created.id).status == "CREATE_IN_PROGRESS" and not sim.cloud.servers
     conn.orchestration.delete_stack(created)
+    conn.orchestration.delete_stack(created)  # again while the first runs: 204, one deletion
     conn.orchestration.wait_for_delete(created, interval=0.1, wait=30)
+    events = [(e.resource_name, e.resource_status) for e in conn.orchestration.stack_events(created)]
+    assert events == [("stuck", "CREATE_IN_PROGRESS"), ("stuck", "DELETE_IN_PROGRESS"), ("stuck", "DELETE_COMPLETE")]
 
 
 def refusal(conn, body: dict, status: int = 400) -> dict:
