@@ -43,6 +43,8 @@ def test_a_stack_per_instance_reached_over_ssh_and_deleted_whole(sim, conn, make
     server = sim.cloud.servers[info.extra["server_id"]]
     assert info.address == server.fixed_ip and server.key_name == KEYPAIR
     assert server.metadata.get(TAG_KEY) is None  # the stack is the instance, not its server
+    state = sim.app.test_client().get("/_sim/state").get_json()
+    assert state["servers"][0]["user_data"] == "#cloud-config\n"
     result = backend.executor(info).run("echo $SSH_CONNECTION")
     assert result.ok and result.text().split()[2] == server.fixed_ip
     assert backend.get_instance(info.id).state == "active"
@@ -53,12 +55,17 @@ def test_a_stack_per_instance_reached_over_ssh_and_deleted_whole(sim, conn, make
     assert backend.get_instance(info.id) is None
 
 
-def test_floating_ip_variant_is_the_address_and_goes_with_the_stack(sim, conn, make_backend):
-    backend = heat_backend(make_backend, use_floating_ip=True, ip_pool="public")
+def test_floating_ip_and_own_security_group_variant(sim, conn, make_backend):
+    backend = heat_backend(make_backend, use_floating_ip=True, ip_pool="public", heat_create_security_group=True)
     info = up(backend)
     assert info.address.startswith(f"127.{sim.config.address_block}.2")  # the floating range
     resources = {r.name: r.resource_type for r in conn.orchestration.resources(info.id)}
-    assert resources["floating_ip"] == "OS::Neutron::FloatingIP"
+    assert resources == {
+        "port": "OS::Neutron::Port",
+        "server": "OS::Nova::Server",
+        "floating_ip": "OS::Neutron::FloatingIP",
+        "security_group": "OS::Neutron::SecurityGroup",
+    }
     assert backend.executor(info).run("true").ok
     backend.destroy(info)
     assert_nothing_left(sim)

@@ -214,6 +214,8 @@ def create_attrs(template: StackTemplate, settings, wanted, name: str, scheduler
         "tags": [tag(scheduler_id), request_tag(request)],
         # Heat stops working on it too: boot_timeout is ours, this is Heat's own (whole minutes).
         "timeout_mins": max(1, math.ceil(settings.boot_timeout / 60)),
+        # A failed stack is deleted whole anyway; a rollback would only hide its reason.
+        "is_rollback_disabled": True,
     }
 
 

@@ -136,7 +136,7 @@ class HeatBackend(OpenStackBackend):
                 status = (getattr(stack, "status", None) or "").upper()
                 if status == "CREATE_COMPLETE":
                     stack = self._stacks.fetch(instance.id)  # a listing has no outputs
-                elif status.endswith("_FAILED"):
+                elif status.endswith("_FAILED") or status.startswith("ROLLBACK"):  # the events say why
                     orchestration = self.connection().orchestration
                     raise ProvisionError(heat.failure(orchestration, stack, instance.name, self.os.api_retries))
             except CloudAPIError as exc:
