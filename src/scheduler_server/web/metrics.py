@@ -94,3 +94,9 @@ def count_submissions(items: list[Any], results: list[Any]) -> None:
     for item, result in zip(items, results):
         kind = item.get("type", "xnat") if isinstance(item, dict) else None
         metrics.submitted(kind if isinstance(kind, str) and kind in TASK_TYPES else "other", result.accepted)
+
+
+def count_launched(created: int) -> None:
+    """A project launch (POST /api/v1/xnat/launch) queued ``created`` pipelines of type xnat."""
+    for _ in range(created):
+        metrics.submitted("xnat", True)

@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify
 from pydantic import BaseModel
 
 from scheduler_server.pipelines.xnat.launch import LaunchRequest, launch
+from scheduler_server.web.metrics import count_launched
 from scheduler_server.web.openapi import spec
 from scheduler_server.web.pipelines import lifecycle as common
 from scheduler_server.web.pipelines.models import ErrorOut, TokenQuery
@@ -84,4 +85,5 @@ def launch_project():
     answer lists the pipelines created and the sessions skipped, each with why. All or none."""
     body = common.json_body()
     result = launch(common.service(), body)
+    count_launched(0 if result.dry_run else len(result.pipelines))
     return jsonify(result.view()), 200 if result.dry_run else 201
