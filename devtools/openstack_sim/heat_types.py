@@ -47,8 +47,8 @@ class Type:
     REQUIRED: frozenset[str] = frozenset()
     ATTRIBUTES: frozenset[str] = frozenset()
 
-    def check(self, cloud, res: str, props: dict) -> None:
-        """Check the values known before any resource exists (those without get_resource/get_attr)."""
+    def check(self, cloud, res: str, props: dict, given: set[str]) -> None:
+        """Check the values known before any resource exists (``props``: those needing no other resource)."""
 
     def attributes(self, cloud, physical_id: str) -> dict:
         return {}
@@ -75,15 +75,15 @@ class Server(Type):
     ATTRIBUTES = frozenset({"name", "first_address", "networks", "addresses"})
     NETWORK_KEYS = frozenset({"network", "port"})
 
-    def check(self, cloud, res: str, props: dict) -> None:
-        if "image" not in props:
+    def check(self, cloud, res: str, props: dict, given: set[str]) -> None:
+        if "image" not in given:
             raise not_simulated(f"resources.{res}: a server without image (boot from volume)")
-        image = props["image"]
+        image = props.get("image")
         if isinstance(image, str) and not any(image in (i.id, i.name) for i in cloud.images.values()):
             raise _property_error(
                 res, "image", f"Error validating value '{image}': No images matching {{'name': '{image}'}}."
             )
-        flavor = props["flavor"]
+        flavor = props.get("flavor")
         if isinstance(flavor, str) and not any(flavor in (f.id, f.name) for f in cloud.flavors.values()):
             raise _property_error(
                 res, "flavor", f"Error validating value '{flavor}': The Flavor ID ({flavor}) could not be found."
@@ -95,6 +95,9 @@ class Server(Type):
             )
         if props.get("user_data_format", "RAW") != "RAW":
             raise not_simulated(f"resources.{res}.properties.user_data_format {props['user_data_format']!r} (only RAW)")
+        for key, kind in (("metadata", dict), ("security_groups", list)):
+            if key in props and not isinstance(props[key], kind):
+                raise _property_error(res, key, f"Value must be a {'map' if kind is dict else 'list'}")
         networks = props.get("networks") or []
         if not isinstance(networks, list) or len(networks) > 1:
             raise not_simulated(f"resources.{res}.properties.networks: more than one network")
@@ -186,8 +189,8 @@ class Port(Type):
     REQUIRED = frozenset({"network"})
     ATTRIBUTES = frozenset({"fixed_ips", "mac_address", "network_id", "device_id"})
 
-    def check(self, cloud, res: str, props: dict) -> None:
-        if isinstance(props["network"], str):
+    def check(self, cloud, res: str, props: dict, given: set[str]) -> None:
+        if isinstance(props.get("network"), str):
             find_network(cloud, props["network"], res, "network", external=False)
 
     def attributes(self, cloud, physical_id: str) -> dict:
@@ -208,8 +211,8 @@ class FloatingIP(Type):
     REQUIRED = frozenset({"floating_network"})
     ATTRIBUTES = frozenset({"floating_ip_address", "fixed_ip_address", "port_id", "floating_network_id"})
 
-    def check(self, cloud, res: str, props: dict) -> None:
-        if isinstance(props["floating_network"], str):
+    def check(self, cloud, res: str, props: dict, given: set[str]) -> None:
+        if isinstance(props.get("floating_network"), str):
             find_network(cloud, props["floating_network"], res, "floating_network", external=True)
 
     def create(self, cloud, res: str, props: dict) -> str:
@@ -246,8 +249,11 @@ class SecurityGroupType(Type):
         {"direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix", "remote_mode"}
     )
 
-    def check(self, cloud, res: str, props: dict) -> None:
-        for rule in props.get("rules") or []:
+    def check(self, cloud, res: str, props: dict, given: set[str]) -> None:
+        rules = props.get("rules") or []
+        if not isinstance(rules, list):
+            raise _property_error(res, "rules", "Value must be a list")
+        for rule in rules:
             if not isinstance(rule, dict) or set(rule) - self.RULE_KEYS:
                 raise not_simulated(
                     f"resources.{res}.properties.rules item {rule!r} (keys: {', '.join(sorted(self.RULE_KEYS))})"

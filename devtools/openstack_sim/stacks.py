@@ -147,7 +147,7 @@ def _checked_resources(cloud, template: dict, params: dict) -> dict[str, StackRe
             if target not in declared:
                 raise HeatError(400, f'The specified reference "{target}" (in {name}) is incorrect.')
         resources[name] = StackResource(name, definition["type"], definition, depends | set(extra))
-        kind.check(cloud, name, _known(props, params))
+        kind.check(cloud, name, _known(props, params), set(props))
     return resources
 
 
@@ -187,8 +187,13 @@ def _bind_ports(resources: dict[str, StackResource]) -> None:
     for res in resources.values():
         if res.type != "OS::Nova::Server":
             continue
-        for item in (res.definition.get("properties") or {}).get("networks") or []:
-            ref = item.get("port") if isinstance(item, dict) else None
+        networks = (res.definition.get("properties") or {}).get("networks") or []
+        if isinstance(networks, list) and len(networks) > 1:
+            raise not_simulated(f"resources.{res.name}.properties.networks: more than one network")
+        for item in networks if isinstance(networks, list) else []:
+            if not isinstance(item, dict) or len(item) != 1 or not set(item) <= {"network", "port"}:
+                raise not_simulated(f"resources.{res.name}.properties.networks item {item!r} (one of: network, port)")
+            ref = item.get("port")
             if ref is None:
                 continue
             target = ref.get("get_resource") if isinstance(ref, dict) else None
@@ -319,6 +324,10 @@ class Engine:
             raise
         except (HeatError, CloudError) as exc:  # a value known only now (e.g. a get_attr) is refused
             failure = ResourceFailure(f"resources.{res.name}: {exc.message}")
+            self.record(res, "CREATE_FAILED", str(failure))
+            raise failure from None
+        except Exception as exc:  # a value of the wrong shape: the stack fails saying so, never hangs
+            failure = ResourceFailure(f"resources.{res.name}: {type(exc).__name__}: {exc}")
             self.record(res, "CREATE_FAILED", str(failure))
             raise failure from None
         self.record(res, "CREATE_COMPLETE", "state changed")

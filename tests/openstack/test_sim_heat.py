@@ -259,8 +259,12 @@ def refusal(conn, body: dict, status: int = 400) -> dict:
          'The specified reference "nowhere"'),
         (("server", "properties", {"image": "no-such-image", "flavor": "m1.tiny"}),
          "Property error: resources.server.properties.image: Error validating value 'no-such-image'"),
+        (("server", "properties", {"image": "cirros-0.6.2", "flavor": "2", "networks": [{"network": "private", "fixed_ip": "127.0.0.9"}]}),
+         "not simulated: resources.server.properties.networks item"),
+        (("server", "properties", {"image": "cirros-0.6.2", "flavor": "2", "metadata": "role=worker"}),
+         "Property error: resources.server.properties.metadata: Value must be a map"),
     ],
-    ids=["resource-type", "property", "function", "reference", "image"],
+    ids=["resource-type", "property", "function", "reference", "image", "network-item", "metadata"],
 )  # fmt: skip
 def test_what_the_simulator_does_not_model_is_refused_at_create(conn, change, message):
     resource, key, value = change
