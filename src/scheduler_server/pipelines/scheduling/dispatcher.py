@@ -220,11 +220,25 @@ class Dispatcher(Assigning):
             self._fence, self._recovered = fence, False
             metrics.set_leading(True)
             log.info("this process (%s) now dispatches pipelines", self.holder)
-            self._listener = self.waker.listen(self._wake.set)
+            self._listener = self.waker.listen(self._woken)
         if fence is not None and not self._recovered:
             with fenced(fence):
                 self._recover()
             self._recovered = True
+
+    def _woken(self) -> None:
+        """Another process committed a submission: assign now on the listener's thread (as that
+        submission would have in its own transaction here), not after a tick that may be under way."""
+        fence = self.leadership.current()
+        try:
+            if fence is not None:
+                with fenced(fence):
+                    self.assign_queued(time.time())
+        except (LeaseLost, StoreUnavailable) as exc:
+            log.info("assigning on a wake-up stopped: %s", exc)
+        except Exception:  # noqa: BLE001 - the loop's tick assigns them
+            log.exception("assigning on a wake-up failed")
+        self._wake.set()
 
     def _recover(self) -> None:
         leaked = self.pool.reconcile()

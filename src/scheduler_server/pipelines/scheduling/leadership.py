@@ -42,6 +42,7 @@ class Leadership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._problem: str | None = None
+        self._expires_at = 0.0  # when the lease a follower waits for expires (0: not known)
 
     def current(self) -> Fence | None:
         """The fence of this process's leadership, None when it does not (or can no longer be sure it does) lead."""
@@ -83,10 +84,11 @@ class Leadership:
         if fence is not None and not fence.live():
             self._lose("its lease lapsed: renewals failed for too long")
             fence = None
-        if fence is None:
+        if fence is None and not 0 < self._expires_at <= time.time():  # woken at the expiry: take it, no read first
             wait = self._wait_as_follower()
             if wait is not None:
                 return wait
+        self._expires_at = 0.0
         requested = time.monotonic()
         try:
             held = self.store.acquire_lease(self.holder, ttl)
@@ -123,6 +125,8 @@ class Leadership:
         left = expires_at - time.time()
         if holder == self.holder or left < 0 or holder_is_dead(holder):
             return None
+        if left + EXPIRY_SLACK <= FOLLOWER_POLL:
+            self._expires_at = expires_at
         return min(left + EXPIRY_SLACK, FOLLOWER_POLL)
 
     def _lose(self, why: str) -> None:
