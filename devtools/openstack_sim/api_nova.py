@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, jsonify, request
 from . import microversion
 from .microversion import at_least
 from .model import CloudError, Server
-from .nova_requests import check_networks, counts, filtered
+from .nova_requests import check_boot_source, check_networks, counts, filtered
 from .paging import page
 from .strict import accepts
 
@@ -45,9 +45,10 @@ SERVER_FIELDS = {
     "min_count",
     "max_count",
     "description",
+    "block_device_mapping_v2",
 }
 LIST_FILTERS = ("name", "status", "flavor", "image", "ip", "ip6", "changes-since", "tags", "tags-any", "not-tags")
-LIST_QUERY = {*LIST_FILTERS, "not-tags-any", "limit", "marker"}
+LIST_QUERY = {*LIST_FILTERS, "not-tags-any", "limit", "marker", "deleted"}  # deleted: ignored for non-admins
 
 
 def nova_error(status: int, message: str):
@@ -169,7 +170,10 @@ def _list_servers(detail: bool):
         if key in request.args and not at_least(26):
             raise CloudError(400, f"not simulated: query parameter {key!r} below microversion 2.26")
     with cloud.lock:
-        servers = sorted(cloud.servers.values(), key=lambda s: (s.created, s.id), reverse=True)
+        servers = list(cloud.servers.values())
+        if request.args.get("changes-since"):  # Nova then lists the recently deleted ones too
+            servers += list(cloud.deleted_servers)
+        servers.sort(key=lambda s: (s.created, s.id), reverse=True)
         items = [
             render_server(s, cloud) if detail else {"id": s.id, "name": s.name, "links": _links("servers", s.id)}
             for s in filtered(servers, request.args, cloud)
@@ -200,6 +204,7 @@ def create_server():
     if not isinstance(body, dict):
         return nova_error(400, "Invalid input for field/attribute server.")
     check_networks(body)
+    check_boot_source(body)
     low, high = counts(body)
     server = _cloud().create_servers(body, low, high)[0]
     response = jsonify(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -62,6 +64,7 @@ class Cloud(FloatingIPs):
         self._fixed_index = 0
         self._closing = threading.Event()
         self._boots: set[threading.Thread] = set()
+        self.deleted_servers: collections.deque[Server] = collections.deque(maxlen=1000)  # for changes-since
 
     # --- keypairs ---------------------------------------------------------------------
 
@@ -307,6 +310,9 @@ class Cloud(FloatingIPs):
                 return
             server.deleted = True
             host, server.host = server.host, None
+            self.deleted_servers.append(
+                dataclasses.replace(server, status="DELETED", task_state=None, updated=now_iso(), host=None)
+            )
             if server.port_id:
                 self._delete_port(server.port_id)
         if host is not None:

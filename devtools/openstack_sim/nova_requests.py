@@ -90,3 +90,31 @@ def check_networks(body: dict) -> None:
             400,
             "Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)",
         )
+
+
+def check_boot_source(body: dict) -> None:
+    """A block device mapping is simulated only as what clients send for a plain image boot."""
+    mapping = body.get("block_device_mapping_v2")
+    if mapping is None:
+        return
+    plain = {
+        "uuid": body.get("imageRef"),
+        "boot_index": 0,
+        "source_type": "image",
+        "destination_type": "local",
+        "delete_on_termination": True,
+    }
+    entries = (
+        [dict(m, boot_index=0) if isinstance(m, dict) and str(m.get("boot_index")) == "0" else m for m in mapping]
+        if isinstance(mapping, list)
+        else [None]
+    )
+    if (
+        len(entries) != 1
+        or not isinstance(entries[0], dict)
+        or "uuid" not in entries[0]
+        or {**plain, **entries[0]} != plain
+    ):
+        raise CloudError(
+            400, "not simulated: block_device_mapping_v2 other than the image's own local boot disk on POST /servers"
+        )
