@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import openstack.config
 import openstack.connection
@@ -91,12 +92,20 @@ def test_a_hanging_stack_times_out_and_is_deleted(sim, make_backend):
     assert_nothing_left(sim)
 
 
-def test_listing_is_by_stack_tag(sim, conn, make_backend):
-    backend = heat_backend(make_backend)
-    mine = backend.provision("pipeline-h-l")
+def test_listing_is_by_stack_tag_and_hides_creates_in_flight(sim, conn, make_backend):
     other = heat_backend(make_backend, scheduler_id="someone-else").provision("pipeline-o-1")
+    # A create whose answer is slow: the stack exists before provision() returns.
+    sim.cloud.faults.add(parse_rule("api_timeout:method=POST,path=/stacks$,seconds=1.5,phase=after"))
+    backend = heat_backend(make_backend)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(info=backend.provision("pipeline-h-l")))
+    thread.start()
+    wait_for(lambda: len(stacks_left(sim)) == 2, what="our stack to exist")
+    assert backend.list_instances() == []  # the pool cannot know it yet: not an untracked one
+    thread.join()
+    mine = result["info"]
     ours = backend.list_instances()
-    assert [i.id for i in ours] == [mine.id] and ours[0].tagged
+    assert [i.id for i in ours] == [mine.id] and ours[0].tagged and ours[0].extra["request"] == mine.extra["request"]
     everything = {i.id: i.tagged for i in backend.list_instances(include_untagged=True)}
     assert everything == {mine.id: True, other.id: False}
     for info in (mine, other):
