@@ -244,6 +244,12 @@ def test_pipelines_run_on_stacks_and_delete_instance_works_by_stack_tag(tmp_path
         wait_for(lambda: len(markers(tmp_path, "started")) == 2, 60, what="both pipelines running")
         busy = [i for i in requests.get(f"{service.url}/instance", timeout=10).json()["content"] if i["pipeline"]]
         assert len(busy) == 2 and all(i["address"].startswith(f"127.{sim.info['address_block']}.2") for i in busy)
+        jobs = {f"job-{i['pipeline']}-1" for i in busy}  # the stack's server names the job it runs
+        wait_for(
+            lambda: jobs <= {s["metadata"].get("scheduler_server_job") for s in sim.state()["servers"]},
+            10,
+            what=f"server metadata {jobs}",
+        )
         conn = sdk(sim)
         running = set(live_stacks(conn).values())
         scheduler_id = scheduler_id_of(tmp_path)
