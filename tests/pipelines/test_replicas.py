@@ -119,13 +119,28 @@ def _freeze_the_leader(cluster: Cluster, engine, leader):
     wait_until(lambda: _progress(third)["queued"] >= 10, timeout=5, message="a queue left to freeze on")
     frozen_at = time.time()
     leader.signal(signal.SIGSTOP)
-    started = wait_until(
-        lambda: first_start(engine, third.name, frozen_at), timeout=3 * LEASE, message="a start by the third"
-    )
+    try:
+        started = wait_until(lambda: first_start(engine, third.name, frozen_at), timeout=3 * LEASE, message="a start")
+    except AssertionError as exc:
+        raise AssertionError(
+            f"no take-over from the frozen {leader.name}: {exc}; sessions: {_sessions(engine)}"
+        ) from None
     assert _progress(third)["queued"] > 0, "the frozen leader should thaw while work is left"
     thawed_at = time.time()
     leader.signal(signal.SIGCONT)
     return leader, third, started - frozen_at, thawed_at
+
+
+def _sessions(engine) -> list[tuple]:
+    """The replicas' database sessions: who waits on a lock, who sits in an open transaction."""
+    from sqlalchemy import text
+
+    query = (
+        "SELECT application_name, state, wait_event_type, left(query, 80) FROM pg_stat_activity"
+        " WHERE application_name LIKE 'replica-%' AND state <> 'idle'"
+    )
+    with engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(text(query))]
 
 
 def _all_ended(replica) -> list[dict] | None:
