@@ -41,6 +41,7 @@ def test_a_stack_per_instance_reached_over_ssh_and_deleted_whole(sim, conn, make
     stack = conn.orchestration.get_stack(info.id)
     assert stack.name == "pipeline-h-1" and stack.status == "CREATE_COMPLETE"
     assert f"{TAG_KEY}=sched-test" in stack.tags
+    assert stack.parameters["user_data"] == "******"  # hidden: user data may hold secrets
     server = sim.cloud.servers[info.extra["server_id"]]
     assert info.address == server.fixed_ip and server.key_name == KEYPAIR
     assert server.metadata.get(TAG_KEY) is None  # the stack is the instance, not its server
@@ -88,6 +89,7 @@ def test_a_hanging_stack_times_out_and_is_deleted(sim, make_backend):
     info = backend.provision("pipeline-h-s")
     with pytest.raises(ProvisionError, match=r"still CREATE_IN_PROGRESS after 1 s \(boot_timeout 1 s\); deleted"):
         backend.wait_until_reachable(info)
+    backend.destroy(info)  # as the pool then does: the stack is already being deleted
     wait_for(lambda: not stacks_left(sim), what="the hanging stack to be deleted")
     assert_nothing_left(sim)
 

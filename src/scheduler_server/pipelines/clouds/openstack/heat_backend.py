@@ -166,11 +166,20 @@ class HeatBackend(OpenStackBackend):
                 lambda: orchestration.delete_stack(instance.id, ignore_missing=True),
             )
         except CloudAPIError as exc:
+            if exc.status == 409 and self._being_deleted(instance.id):
+                return  # a delete asked for before (a timed-out stack, then the pool's destroy)
             if why:  # tagged: reconciliation deletes it later
                 log.warning("openstack: could not delete stack %s (%s): %s", instance.name, why, exc)
                 return
             raise ProvisionError(f"cannot delete stack {instance.name}: {exc}") from None
         log.info("openstack: deleted stack %s (%s)%s", instance.name, instance.id, f": {why}" if why else "")
+
+    def _being_deleted(self, stack_id: str) -> bool:
+        try:
+            stack = self._stacks.fetch(stack_id)
+        except CloudAPIError:
+            return False
+        return stack is None or (stack.status or "").upper() in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE")
 
     def destroy(self, instance: InstanceInfo) -> None:
         self._let_go(instance)
