@@ -55,6 +55,12 @@ class StackBook:
         unknown = set(body) - CREATE_KEYS
         if unknown:
             raise not_simulated(f"stack create field(s) {', '.join(sorted(unknown))}")
+        shapes = {"parameters": dict, "environment": dict, "files": dict, "environment_files": list, "tags": list | str}
+        for key, shape in shapes.items():
+            if body.get(key) is not None and not isinstance(body[key], shape):
+                raise HeatError(
+                    400, f"Invalid value for {key}: {body[key]!r} ({'a map' if shape is dict else 'a list'})"
+                )
         if body.get("files") or body.get("environment_files"):
             raise not_simulated("files / environment_files (get_file and environment files)")
         if "template" not in body:

@@ -99,7 +99,9 @@ class Server(Type):
             if key in props and not isinstance(props[key], kind):
                 raise _property_error(res, key, f"Value must be a {'map' if kind is dict else 'list'}")
         networks = props.get("networks") or []
-        if not isinstance(networks, list) or len(networks) > 1:
+        if not isinstance(networks, list):
+            raise _property_error(res, "networks", "Value must be a list")
+        if len(networks) > 1:
             raise not_simulated(f"resources.{res}.properties.networks: more than one network")
         for item in networks:
             if not isinstance(item, dict) or set(item) - self.NETWORK_KEYS or len(item) != 1:

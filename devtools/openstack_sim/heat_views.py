@@ -68,6 +68,9 @@ def _text(value) -> str:
 
 
 def filtered_stacks(stacks: list[Stack], args) -> list[Stack]:
+    for flag in ("show_deleted", "show_nested", "show_hidden", "global_tenant", "with_count"):
+        if args.get(flag, "false").lower() not in ("true", "false"):
+            raise HeatError(400, f'Unrecognized value "{args[flag]}" for "{flag}", acceptable values are: true, false')
     if args.get("show_deleted", "").lower() != "true":
         stacks = [s for s in stacks if s.deleted is None]
     for key in ("name", "status", "action", "id"):

@@ -91,7 +91,7 @@ def load(template) -> dict:
         if section not in SECTIONS:
             raise HeatError(400, f"The template section is invalid: {section}", "InvalidTemplateSection")
     for section in ("parameters", "resources", "outputs"):
-        if not isinstance(template.get(section) or {}, dict):
+        if template.get(section) is not None and not isinstance(template[section], dict):
             raise HeatError(400, f'"{section}" must be a map')
     return template
 
@@ -135,6 +135,8 @@ def _converted(name: str, kind: str, raw):
     try:
         if kind == "number":
             number = float(raw)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(raw)
             return int(number) if number.is_integer() and "." not in str(raw) else number
         if kind == "boolean":
             text = str(raw).lower()
@@ -153,21 +155,37 @@ def _converted(name: str, kind: str, raw):
 def _check_constraint(name: str, constraint: dict, value) -> None:
     if not isinstance(constraint, dict) or set(constraint) - CONSTRAINTS:
         raise not_simulated(f"parameter {name} constraint {constraint!r}")
-    message = constraint.get("description")
     problem = None
-    if "allowed_values" in constraint and value not in constraint["allowed_values"]:
-        problem = f'"{value}" is not an allowed value {constraint["allowed_values"]}'
-    for key, measure in (("length", len), ("range", lambda v: v)):
-        bounds = constraint.get(key)
-        if isinstance(bounds, dict) and value is not None:
-            size = measure(value)
-            if ("min" in bounds and size < bounds["min"]) or ("max" in bounds and size > bounds["max"]):
-                problem = f"{key} must be within {bounds}"
+    allowed = constraint.get("allowed_values")
+    if allowed is not None and (not isinstance(allowed, list) or value not in allowed):
+        problem = f'"{value}" is not an allowed value {allowed}'
+    for key in ("length", "range"):
+        if key in constraint:
+            problem = _out_of_bounds(name, key, constraint[key], value) or problem
     pattern = constraint.get("allowed_pattern")
-    if pattern is not None and not re.fullmatch(pattern, str(value)):
-        problem = f'"{value}" does not match pattern "{pattern}"'
+    if pattern is not None:
+        try:
+            if not re.fullmatch(str(pattern), str(value)):
+                problem = f'"{value}" does not match pattern "{pattern}"'
+        except re.error as exc:
+            raise HeatError(400, f"Parameter '{name}': allowed_pattern is not a regular expression: {exc}") from None
     if problem:
-        raise HeatError(400, f"Parameter '{name}' is invalid: {message or problem}")
+        raise HeatError(400, f"Parameter '{name}' is invalid: {constraint.get('description') or problem}")
+
+
+def _out_of_bounds(name: str, key: str, bounds, value) -> str | None:
+    if not isinstance(bounds, dict) or set(bounds) - {"min", "max"}:
+        raise HeatError(400, f"Parameter '{name}': {key} must be a map with min and/or max")
+    if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds.values()):
+        raise HeatError(400, f"Parameter '{name}': {key} min and max must be numbers")
+    if key == "length" and not isinstance(value, str | list | dict):
+        raise HeatError(400, f"Parameter '{name}': a length constraint applies to strings and lists, not {value!r}")
+    if key == "range" and not isinstance(value, int | float):
+        raise HeatError(400, f"Parameter '{name}': a range constraint applies to numbers, not {value!r}")
+    size = len(value) if key == "length" else value
+    if ("min" in bounds and size < bounds["min"]) or ("max" in bounds and size > bounds["max"]):
+        return f"{key} must be within {bounds}"
+    return None
 
 
 # --- intrinsic functions -------------------------------------------------------------------
@@ -183,37 +201,52 @@ def function_of(value) -> str | None:
 
 
 def check_functions(value, where: str, version: int, names: set[str], params: dict) -> set[str]:
-    """Refuse unknown functions and bad references in ``value``; the resource names it refers to."""
-    refs: set[str] = set()
+    """Refuse unknown functions, badly shaped arguments and bad references; the resource names referred to."""
     name = function_of(value)
     if name is not None:
         if name in UNSIMULATED or FUNCTIONS[name] > version:
             raise not_simulated(f"function {name} (in {where})")
-        args = value[name]
-        if name in ("get_resource", "get_attr"):
-            target = args if name == "get_resource" else (args[0] if isinstance(args, list) and args else None)
-            if name == "get_attr" and (not isinstance(args, list) or len(args) < 2):
-                raise HeatError(400, f"Arguments to get_attr must be a list [resource, attribute, ...] (in {where})")
-            if target not in names:
-                raise HeatError(
-                    400, f'The specified reference "{target}" (in {where}) is incorrect.', "InvalidTemplateReference"
-                )
-            refs.add(target)
-        elif name == "get_param":
-            key = args[0] if isinstance(args, list) and args else args
-            if key not in params:
-                raise HeatError(
-                    400, f"The Parameter ({key}) was not defined in template (in {where}).", "UnknownUserParameter"
-                )
-        refs |= check_functions(args, where, version, names, params)
-        return refs
-    if isinstance(value, dict):
-        for item in value.values():
-            refs |= check_functions(item, where, version, names, params)
-    elif isinstance(value, list):
-        for item in value:
-            refs |= check_functions(item, where, version, names, params)
+        refs = _check_call(name, value[name], where, names, params)
+        return refs | check_functions(value[name], where, version, names, params)
+    refs: set[str] = set()
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    for item in items:
+        refs |= check_functions(item, where, version, names, params)
     return refs
+
+
+def _check_call(name: str, args, where: str, names: set[str], params: dict) -> set[str]:
+    def bad(shape: str) -> HeatError:
+        return HeatError(400, f"Arguments to {name} must be {shape} (in {where})")
+
+    if name == "get_resource" or name == "get_attr":
+        if name == "get_attr" and not (
+            isinstance(args, list)
+            and len(args) >= 2
+            and isinstance(args[1], str)
+            and all(isinstance(a, str | int) for a in args[2:])
+        ):
+            raise bad("a list [resource, attribute, key or index ...]")
+        target = args[0] if name == "get_attr" else args
+        if not isinstance(target, str) or target not in names:
+            raise HeatError(
+                400, f'The specified reference "{target}" (in {where}) is incorrect.', "InvalidTemplateReference"
+            )
+        return {target}
+    if name == "get_param":
+        key = args[0] if isinstance(args, list) and args else args
+        if not isinstance(key, str):
+            raise bad("a parameter name or a list [name, key or index ...]")
+        if key not in params:
+            raise HeatError(
+                400, f"The Parameter ({key}) was not defined in template (in {where}).", "UnknownUserParameter"
+            )
+    elif name == "str_replace":
+        if not isinstance(args, dict) or set(args) != {"template", "params"} or not isinstance(args["params"], dict):
+            raise bad("a map with template and params (a map)")
+    elif name == "list_join" and not (isinstance(args, list) and len(args) >= 2 and isinstance(args[0], str)):
+        raise bad("a list [delimiter, list, ...]")
+    return set()
 
 
 def resolve(value, params: dict, lookup):

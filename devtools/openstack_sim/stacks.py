@@ -143,11 +143,13 @@ def _checked_resources(cloud, template: dict, params: dict) -> dict[str, StackRe
         depends = hot.check_functions(props, f"resources.{name}", version, set(declared), params)
         extra = definition.get("depends_on") or []
         extra = [extra] if isinstance(extra, str) else extra
+        if not isinstance(extra, list) or not all(isinstance(t, str) for t in extra):
+            raise HeatError(400, f"resources.{name}.depends_on: a resource name or a list of them")
         for target in extra:
             if target not in declared:
                 raise HeatError(400, f'The specified reference "{target}" (in {name}) is incorrect.')
         resources[name] = StackResource(name, definition["type"], definition, depends | set(extra))
-        kind.check(cloud, name, _known(props, params), set(props))
+        kind.check(cloud, name, _known(name, props, params), set(props))
     return resources
 
 
@@ -168,7 +170,7 @@ def _check_attributes(value, resources: dict[str, StackResource]) -> None:
             _check_attributes(item, resources)
 
 
-def _known(props: dict, params: dict) -> dict:
+def _known(name: str, props: dict, params: dict) -> dict:
     """The properties whose values need no resource (the others are left out of the check)."""
     known = {}
     for key, value in props.items():
@@ -176,6 +178,8 @@ def _known(props: dict, params: dict) -> dict:
             known[key] = hot.resolve(value, params, _unresolvable)
         except LookupError:
             known[key] = None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise HeatError(400, f"Property error: resources.{name}.properties.{key}: {exc}") from None
     return {k: v for k, v in known.items() if v is not None}
 
 

@@ -248,32 +248,30 @@ def refusal(conn, body: dict, status: int = 400) -> dict:
     return response.json()["error"]
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (("server", "type", "OS::Cinder::Volume"), "not simulated: resource type OS::Cinder::Volume"),
-        (("server", "properties", {"image": "cirros-0.6.2", "flavor": "m1.tiny", "config_drive": True}),
-         "not simulated: property config_drive of OS::Nova::Server"),
-        (("server", "properties", {"image": {"get_file": "x"}, "flavor": "m1.tiny"}), "not simulated: function get_file"),
-        (("server", "properties", {"image": "cirros-0.6.2", "flavor": {"get_attr": ["nowhere", "x"]}}),
-         'The specified reference "nowhere"'),
-        (("server", "properties", {"image": "no-such-image", "flavor": "m1.tiny"}),
-         "Property error: resources.server.properties.image: Error validating value 'no-such-image'"),
-        (("server", "properties", {"image": "cirros-0.6.2", "flavor": "2", "networks": [{"network": "private", "fixed_ip": "127.0.0.9"}]}),
-         "not simulated: resources.server.properties.networks item"),
-        (("server", "properties", {"image": "cirros-0.6.2", "flavor": "2", "metadata": "role=worker"}),
-         "Property error: resources.server.properties.metadata: Value must be a map"),
-    ],
-    ids=["resource-type", "property", "function", "reference", "image", "network-item", "metadata"],
-)  # fmt: skip
-def test_what_the_simulator_does_not_model_is_refused_at_create(conn, change, message):
-    resource, key, value = change
-    template = {"heat_template_version": "2021-04-16", "resources": {resource: {"type": "OS::Nova::Server"}}}
-    template["resources"][resource][key] = value
-    if key == "type":
-        template["resources"][resource]["properties"] = {}
-    error = refusal(conn, {"stack_name": "refused", "template": template})
-    assert message in error["message"]
+UNMODELLED = [  # (resource, key, value), the message: one simulator for all
+    (("server", "type", "OS::Cinder::Volume"), "not simulated: resource type OS::Cinder::Volume"),
+    (("server", "properties", {"image": "cirros-0.6.2", "flavor": "m1.tiny", "config_drive": True}),
+     "not simulated: property config_drive of OS::Nova::Server"),
+    (("server", "properties", {"image": {"get_file": "x"}, "flavor": "m1.tiny"}), "not simulated: function get_file"),
+    (("server", "properties", {"image": "cirros-0.6.2", "flavor": {"get_attr": ["nowhere", "x"]}}),
+     'The specified reference "nowhere"'),
+    (("server", "properties", {"image": "no-such-image", "flavor": "m1.tiny"}),
+     "Property error: resources.server.properties.image: Error validating value 'no-such-image'"),
+    (("server", "properties", {"image": "cirros-0.6.2", "flavor": "2", "networks": [{"network": "private", "fixed_ip": "127.0.0.9"}]}),
+     "not simulated: resources.server.properties.networks item"),
+    (("server", "properties", {"image": "cirros-0.6.2", "flavor": "2", "metadata": "role=worker"}),
+     "Property error: resources.server.properties.metadata: Value must be a map"),
+]  # fmt: skip
+
+
+def test_what_the_simulator_does_not_model_is_refused_at_create(conn):
+    for (resource, key, value), message in UNMODELLED:
+        template = {"heat_template_version": "2021-04-16", "resources": {resource: {"type": "OS::Nova::Server"}}}
+        template["resources"][resource][key] = value
+        if key == "type":
+            template["resources"][resource]["properties"] = {}
+        error = refusal(conn, {"stack_name": "refused", "template": template})
+        assert message in error["message"], (value, error)
     assert list(conn.orchestration.stacks()) == []
 
 
@@ -307,3 +305,33 @@ def test_parameters_names_and_queries_are_checked_as_heat_does(conn):
     bogus = conn.orchestration.get("/stacks/twice?bogus=1")  # refused before the redirect, not passed along
     assert bogus.status_code == 400 and "not simulated: query parameter(s) bogus" in bogus.text
     wait_for(lambda: conn.orchestration.find_stack("twice").status == "CREATE_COMPLETE", what="stack twice complete")
+
+
+def server_with(**properties) -> dict:
+    props = {"image": "cirros-0.6.2", "flavor": "m1.tiny"} | properties
+    return {
+        "heat_template_version": "2016-10-14",
+        "resources": {"s": {"type": "OS::Nova::Server", "properties": props}},
+    }
+
+
+MALFORMED = [  # one simulator for all: each case costs a request, not a simulator
+    ({"template": server_with(), "parameters": []}, "Invalid value for parameters"),
+    ({"template": server_with(), "tags": 5}, "Invalid value for tags"),
+    ({"template": server_with() | {"resources": []}}, '"resources" must be a map'),
+    ({"template": server_with(flavor={"str_replace": 5})}, "Arguments to str_replace must be a map"),
+    ({"template": server_with(flavor={"list_join": "x"})}, "Arguments to list_join must be a list"),
+    ({"template": server_with(flavor={"get_param": []})}, "Arguments to get_param must be"),
+    ({"template": server_with(networks="private")}, "resources.s.properties.networks: Value must be a list"),
+    ({"template": server_with() | {"parameters": {"p": {"type": "string", "constraints": [{"allowed_pattern": "("}]}}},
+      "parameters": {"p": "x"}}, "Parameter 'p': allowed_pattern is not a regular expression"),
+    ({"template": server_with() | {"parameters": {"p": {"type": "number", "constraints": [{"range": {"min": "a"}}]}}},
+      "parameters": {"p": "1"}}, "Parameter 'p': range min and max must be numbers"),
+    ({"template": server_with(), "timeout_mins": "soon"}, "Invalid value for timeout_mins"),
+]  # fmt: skip
+
+
+def test_malformed_requests_are_400_naming_the_part(conn):
+    for body, message in MALFORMED:
+        error = refusal(conn, {"stack_name": "malformed"} | body)
+        assert message in error["message"], (body, error)
