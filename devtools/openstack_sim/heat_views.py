@@ -157,7 +157,7 @@ def part(stack: Stack, url: str, rest: str, args):
         return jsonify({"output": output})
     if pieces == ["events"]:
         return jsonify({"events": _events(stack, url, args, None)})
-    if pieces[0] == "resources" and len(pieces) <= 3:
+    if pieces[0] == "resources" and len(pieces) <= 4:
         return _resources_part(stack, url, pieces[1:], args)
     raise HeatError(404, f"The resource could not be found: {rest}", "NotFound")
 
@@ -183,8 +183,14 @@ def _resources_part(stack: Stack, url: str, pieces: list[str], args):
         if unknown:
             raise not_simulated(f"attribute(s) {', '.join(sorted(unknown))} of {res.type}")
         return jsonify({"resource": render_resource(stack, res, url, detail=True)})
-    if pieces[1] == "events":
+    if pieces[1] == "events" and len(pieces) == 2:
         return jsonify({"events": _events(stack, url, args, res.name)})
+    if pieces[1] == "events":
+        _strict(args, set())
+        event = next((e for e in stack.events if e.id == pieces[2] and e.resource_name == res.name), None)
+        if event is None:
+            raise HeatError(404, f"The Event ({pieces[2]}) could not be found.", "EntityNotFound")
+        return jsonify({"event": _render_event(event, url)})
     raise HeatError(404, f"The resource could not be found: {pieces[1]}", "NotFound")
 
 

@@ -111,6 +111,13 @@ def test_sdk_creates_a_stack_whose_outputs_reach_its_server_and_deletes_every_re
     events = [(e.resource_name, e.resource_status) for e in conn.orchestration.stack_events(stack)]
     assert events[0] == ("worker-1", "CREATE_IN_PROGRESS") and events[-1] == ("worker-1", "CREATE_COMPLETE")
     assert events.index(("server", "CREATE_COMPLETE")) < events.index(("address", "CREATE_IN_PROGRESS"))
+    server_done = next(
+        e
+        for e in conn.orchestration.stack_events(stack, resource_name="server")
+        if e.resource_status == "CREATE_COMPLETE"
+    )
+    shown = conn.orchestration.get(f"/stacks/worker-1/{stack.id}/resources/server/events/{server_done.id}").json()
+    assert shown["event"]["physical_resource_id"] == server.id and shown["event"]["resource_name"] == "server"
     template = conn.orchestration.get_stack_template(stack)
     assert (template.description, template.heat_template_version) == ("a worker reachable over SSH", "2018-08-31")
     assert [s.name for s in conn.orchestration.stacks(tags=["pool"])] == ["worker-1"]
