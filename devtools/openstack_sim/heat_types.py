@@ -27,6 +27,11 @@ def cloud_failure(res_name: str, exc: CloudError) -> ResourceFailure:
     return ResourceFailure(f"{name}: resources.{res_name}: {exc.message} (HTTP {exc.status})")
 
 
+def _suffix() -> str:
+    """The random part of a name Heat makes up: <stack>-<resource>-<12 letters and digits>."""
+    return new_id().replace("-", "")[:12]
+
+
 def _property_error(res: str, prop: str, message: str) -> HeatError:
     return HeatError(400, f"Property error: resources.{res}.properties.{prop}: {message}")
 
@@ -113,7 +118,7 @@ class Server(Type):
         image = next(i.id for i in cloud.images.values() if props["image"] in (i.id, i.name))
         flavor = next(f.id for f in cloud.flavors.values() if str(props["flavor"]) in (f.id, f.name))
         body = {
-            "name": props.get("name") or f"{stack_name}-{res}-{new_id()[:12]}",
+            "name": props.get("name") or f"{stack_name}-{res}-{_suffix()}",
             "imageRef": image,
             "flavorRef": flavor,
         }
@@ -262,7 +267,7 @@ class SecurityGroupType(Type):
                 )
 
     def create(self, cloud, res: str, props: dict, stack_name: str) -> str:
-        group = SecurityGroup(id=new_id(), name=props.get("name") or f"{stack_name}-{res}-{new_id()[:12]}")
+        group = SecurityGroup(id=new_id(), name=props.get("name") or f"{stack_name}-{res}-{_suffix()}")
         with cloud.lock:
             cloud.security_groups[group.id] = group
         return group.id
