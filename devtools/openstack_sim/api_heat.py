@@ -173,6 +173,7 @@ def _canonical(tenant: str, name: str, stack_id: str) -> Stack:
 @bp.get("")
 def versions():
     _strict(set())
+    _strict(set())
     base = current_app.config["SIM"].config.base_url
     document = {
         "versions": [
