@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .strict import accepts
+
 TOKEN_LIFETIME = timedelta(hours=1)
 V3 = {
     "id": "v3.14",
@@ -17,6 +19,14 @@ V3 = {
     "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
 }
 
+DOMAIN = {"id", "name"}
+AUTH_BODY = {
+    "identity": {
+        "methods": None,
+        "password": {"user": {"id": None, "name": None, "password": None, "domain": DOMAIN}},
+    },
+    "scope": {"project": {"id": None, "name": None, "domain": DOMAIN}},
+}
 bp = Blueprint("keystone", __name__, url_prefix="/identity")
 
 
@@ -56,6 +66,7 @@ def _version(base: str) -> dict:
 
 @bp.get("/")
 @bp.get("")
+@accepts()
 def versions():
     response = jsonify({"versions": {"values": [_version(current_app.config["SIM"].config.base_url)]}})
     response.status_code = 300
@@ -64,6 +75,7 @@ def versions():
 
 @bp.get("/v3/")
 @bp.get("/v3")
+@accepts()
 def version():
     return jsonify({"version": _version(current_app.config["SIM"].config.base_url)})
 
@@ -105,6 +117,7 @@ def _catalog(base: str, region: str, project_id: str) -> list[dict]:
 
 
 @bp.post("/v3/auth/tokens")
+@accepts(body={"auth": AUTH_BODY})
 def issue_token():
     sim = current_app.config["SIM"]
     cfg = sim.config
@@ -134,6 +147,7 @@ def issue_token():
 
 
 @bp.delete("/v3/auth/tokens")
+@accepts()
 def revoke_token():
     sim = current_app.config["SIM"]
     if not sim.tokens.valid(request.headers.get("X-Auth-Token")):

@@ -17,13 +17,24 @@ import time
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-from . import api_admin, api_glance, api_heat, api_keystone, api_neutron, api_nova
+from . import (
+    api_admin,
+    api_glance,
+    api_heat,
+    api_keystone,
+    api_neutron,
+    api_nova,
+    api_nova_resources,
+    microversion,
+    strict,
+)
 from .cloud import Cloud
 from .config import SimConfig
 from .faults import FaultBook, FaultRule
 from .model import CloudError
 
 PROTECTED = re.compile(r"^/(compute/v2\.1|network/v2\.0|image/v2|orchestration/v1)/.+")
+STRICT_BLUEPRINTS = {"keystone", "nova", "nova_resources", "neutron", "glance", "admin"}
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +46,8 @@ def error_response(path: str, status: int, message: str, kind: str | None = None
         return api_neutron.neutron_error(status, message, kind)
     if path.startswith("/orchestration"):
         return api_heat.heat_error(status, message, kind)
+    if path.startswith("/_sim"):
+        return jsonify({"error": message}), status
     if path.startswith("/image"):
         return jsonify({"message": message, "code": f"{status}", "title": kind or "Error"}), status
     return jsonify({"error": {"code": status, "title": kind or "Error", "message": message}}), status
@@ -57,7 +70,7 @@ class Simulator:
         app = Flask("openstack_sim")
         app.config["SIM"] = self
         app.url_map.strict_slashes = False
-        for module in (api_keystone, api_nova, api_neutron, api_glance, api_admin, api_heat):
+        for module in (api_keystone, api_nova, api_nova_resources, api_neutron, api_glance, api_admin, api_heat):
             app.register_blueprint(module.bp)
         app.before_request(self._gate)
         app.after_request(self._record)
@@ -75,7 +88,7 @@ class Simulator:
     def _gate(self):
         request.environ["sim.fault"] = None
         if request.path.startswith("/_sim"):
-            return None
+            return self._understood()
         rule = self.cloud.faults.take_request_fault(request.method, request.path)
         if rule is not None:
             request.environ["sim.fault"] = rule.kind
@@ -89,7 +102,19 @@ class Simulator:
                 request.environ["sim.delay_response"] = rule.seconds
         if PROTECTED.match(request.path) and not self.tokens.valid(request.headers.get("X-Auth-Token")):
             return api_keystone.unauthorized()
-        return None
+        if request.path.startswith("/compute/v2.1"):
+            refused = microversion.negotiate()
+            if refused is not None:
+                return api_nova.nova_error(*refused)
+        return self._understood()
+
+    def _understood(self):
+        """A 400 "not simulated" for a query parameter or body field the endpoint does not implement."""
+        if request.url_rule is None:  # no such route: the 404/405 handlers answer
+            return None
+        strict_default = request.blueprint in STRICT_BLUEPRINTS
+        message = strict.refusal(request, self.app.view_functions.get(request.endpoint), strict_default)
+        return error_response(request.path, 400, message, "NotSimulated") if message else None
 
     def _record(self, response):
         time.sleep(request.environ.get("sim.delay_response", 0))
