@@ -134,7 +134,7 @@ class Assigning:
             key = ("pipeline", pipeline.id)
             try:
                 snapshot = (pipeline, instance)
-                self._workers.submit(self._job, key, fence, self.attempts.start, pipeline.id, True, snapshot)
+                self._workers.submit(self._job, key, self.attempts.start, pipeline.id, True, snapshot, fence=fence)
             except (RuntimeError, AttributeError):  # shut down meanwhile: a restart re-attaches it
                 with self._lock:
                     self._in_flight.discard(key)

@@ -147,14 +147,14 @@ class Dispatcher(Assigning):
                 return False
             self._in_flight.add(key)
         try:
-            self._workers.submit(self._job, key, fence, fn, *args)
+            self._workers.submit(self._job, key, fn, *args, fence=fence)
         except RuntimeError:  # shut down meanwhile
             with self._lock:
                 self._in_flight.discard(key)
             return False
         return True
 
-    def _job(self, key: Hashable, fence: Fence, fn: Callable, *args) -> None:
+    def _job(self, key: Hashable, fn: Callable, *args, fence: Fence | None = None) -> None:
         with self._lock:
             self._running += 1
         try:

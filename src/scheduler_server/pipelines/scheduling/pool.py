@@ -233,6 +233,7 @@ class Pool:
             for info in self.backend.list_instances():
                 if info.id not in tracked:
                     log.warning("deleting instance %s: tagged as ours but not tracked (leaked by a crash)", info.id)
+                    check_side_effect()
                     self.backend.destroy(info)
                     leaked.append(info.id)
         except BackendError as exc:
@@ -251,6 +252,7 @@ class Pool:
             known = {i.id for i in live} | {i.info["id"] for i in live if i.info}
             for info in listed:
                 if info.state != "gone" and info.id not in known and info.name not in known:
+                    check_side_effect()  # a thawed leader's listing is stale
                     log.warning("deleting instance %s (%s): tagged as ours but not tracked", info.id, info.name)
                     self.backend.destroy(info)
                     leaked.append(info.id)
