@@ -14,7 +14,8 @@ from flask import Blueprint, current_app, jsonify, redirect, request
 from . import heat_views
 from .heat_views import filtered_stacks, render_stack
 from .hot import HeatError, not_simulated
-from .stacks import Engine, Stack, build
+from .stack_build import build
+from .stacks import Engine, Stack
 
 bp = Blueprint("heat", __name__, url_prefix="/orchestration")
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
