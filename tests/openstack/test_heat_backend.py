@@ -234,6 +234,10 @@ def make_stack(conn, name: str, tags: list[str]):
     )
 
 
+def complete(conn, stack) -> bool:
+    return conn.orchestration.get_stack(stack.id).status == "CREATE_COMPLETE"
+
+
 def live_stacks(conn) -> dict[str, str]:
     return {s.name: s.id for s in conn.orchestration.stacks()}
 
@@ -241,7 +245,7 @@ def live_stacks(conn) -> dict[str, str]:
 @pytest.mark.slow
 def test_pipelines_run_on_stacks_and_delete_instance_works_by_stack_tag(tmp_path, ssh_key, services):
     with sim_process(tmp_path, ssh_key, boot_delay=0.5) as sim:
-        service = services(heat_config(tmp_path, sim, ssh_key, work=3.0), tmp_path / "service.log")
+        service = services(heat_config(tmp_path, sim, ssh_key, work=2.0), tmp_path / "service.log")
         ids = service.post_pipelines(["h1", "h2"])
         wait_for(lambda: len(markers(tmp_path, "started")) == 2, 60, what="both pipelines running")
         busy = [i for i in requests.get(f"{service.url}/instance", timeout=10).json()["content"] if i["pipeline"]]
@@ -257,6 +261,7 @@ def test_pipelines_run_on_stacks_and_delete_instance_works_by_stack_tag(tmp_path
         scheduler_id = scheduler_id_of(tmp_path)
         orphan = make_stack(conn, "leftover", [f"{TAG_KEY}={scheduler_id}"])
         foreign = make_stack(conn, "colleague", [])
+        wait_for(lambda: all(complete(conn, s) for s in (orphan, foreign)), 15, what="the two stacks made")
         url = f"{service.url}/instance"
         dry = requests.delete(f"{url}?dry_run=true", timeout=30).json()["content"]
         assert {c["id"] for c in dry["candidates"]} == {orphan.id}
@@ -292,3 +297,24 @@ def test_a_failed_stack_is_the_pipelines_reason_and_a_leaked_stack_is_reconciled
         foreign = make_stack(conn, "colleague", [])
         wait_for(lambda: leaked.id not in live_stacks(conn).values(), 20, what="reconciliation to delete the leak")
         assert live_stacks(conn) == {"colleague": foreign.id}
+        conn.orchestration.delete_stack(foreign.id)
+        wait_for(lambda: sim.leftovers() == {"servers": [], "floating_ips": []}, 30, what="an empty cloud")
+
+
+@pytest.mark.slow
+def test_kill_9_while_stacks_are_created_then_restart_leaks_nothing(tmp_path, ssh_key, services):
+    with sim_process(tmp_path, ssh_key, boot_delay=0.8) as sim:
+        config = heat_config(tmp_path, sim, ssh_key, work=1.0)
+        service = services(config, tmp_path / "service.log")
+        ids = service.post_pipelines(["k1", "k2"])
+        conn = sdk(sim)
+        booting = lambda: [s for s in conn.orchestration.stacks() if s.status == "CREATE_IN_PROGRESS"]  # noqa: E731
+        wait_for(booting, 30, interval=0.02, what="a stack being created")
+        service.kill9()
+        assert booting(), "stacks should be in progress at the moment of the crash"
+        service = services(config, tmp_path / "service-2.log")
+        views = service.wait_final(ids, timeout=90)
+        assert {v["status"] for v in views.values()} == {"succeeded"}, views
+        assert sorted(markers(tmp_path, "done")) == ["k1", "k2"]  # each ran once
+        wait_for(lambda: not live_stacks(conn), 30, what=f"no stack left, have {live_stacks(conn)}")
+        wait_for(lambda: sim.leftovers() == {"servers": [], "floating_ips": []}, 30, what="an empty cloud")
