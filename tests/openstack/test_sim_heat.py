@@ -11,7 +11,7 @@ import pytest
 import yaml
 from openstack import exceptions as os_exceptions
 
-from devtools.openstack_sim import FaultRule, stacks
+from devtools.openstack_sim import FaultRule, parse_rule, stacks
 
 from .conftest import KEYPAIR, assert_nothing_left, wait_for
 from .test_simulator import ssh
@@ -235,7 +235,7 @@ def test_a_stack_past_its_timeout_fails_timed_out(sim, conn, monkeypatch):
 
 
 def test_a_stuck_stack_stays_in_progress_until_deleted(sim, conn):
-    sim.cloud.faults.add(FaultRule("stack_stuck"))
+    sim.cloud.faults.add(parse_rule("stack_stuck"))  # as --fault stack_stuck gives it
     created = conn.orchestration.create_stack(name="stuck", template=ONE_SERVER, parameters={"key_name": KEYPAIR})
     with pytest.raises(os_exceptions.ResourceTimeout):
         conn.orchestration.wait_for_status(
