@@ -45,8 +45,7 @@ def scrape():
 def _census(service) -> metrics.Census:
     """The database's rows by state; none if it cannot be read now (the scrape still answers)."""
     try:
-        pipelines = census.pipelines_by_status(service.store)
-        instances = census.instances_by_state(service.store, service.backend.name)
+        pipelines, instances = census.count_rows(service.store, service.backend.name)
     except StoreUnavailable as exc:
         log.warning("/metrics: database series left out: %s", exc)
         return []

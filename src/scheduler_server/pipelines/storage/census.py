@@ -7,21 +7,19 @@ from sqlalchemy import func, select
 from scheduler_server.pipelines.models import PIPELINE_STATES, Instance, InstanceState, Pipeline
 from scheduler_server.pipelines.storage.store import Store
 
+Counts = dict[tuple[str, ...], int]
 
-def pipelines_by_status(store: Store) -> dict[tuple[str, ...], int]:
-    """Every status, zero included (a status missing from a scrape would read as 'no data', not 0)."""
-    counts = {(status,): 0 for status in PIPELINE_STATES}
+
+def count_rows(store: Store, backend: str) -> tuple[Counts, Counts]:
+    """(status -> pipelines, (state, backend) -> instance rows), in one read transaction. Every status,
+    and every state of this server's ``backend``, is there, zero included: a series missing from a
+    scrape would read as 'no data', not as 0."""
+    pipelines: Counts = {(status,): 0 for status in PIPELINE_STATES}
+    instances: Counts = {(state.value, backend): 0 for state in InstanceState}
+    by_state = select(Instance.state, Instance.backend, func.count()).group_by(Instance.state, Instance.backend)
     with store.read() as session:
         for status, n in session.execute(select(Pipeline.status, func.count()).group_by(Pipeline.status)):
-            counts[(status,)] = n
-    return counts
-
-
-def instances_by_state(store: Store, backend: str) -> dict[tuple[str, ...], int]:
-    """(state, backend) -> rows; this server's backend shows every state, zero included."""
-    counts = {(state.value, backend): 0 for state in InstanceState}
-    query = select(Instance.state, Instance.backend, func.count()).group_by(Instance.state, Instance.backend)
-    with store.read() as session:
-        for state, name, n in session.execute(query):
-            counts[(InstanceState(state).value, name)] = n
-    return counts
+            pipelines[(status,)] = n
+        for state, name, n in session.execute(by_state):
+            instances[(InstanceState(state).value, name)] = n
+    return pipelines, instances
