@@ -160,6 +160,39 @@ def test_two_gunicorn_workers_answer_with_the_same_merged_counts(tmp_path):
         process.wait(30)
 
 
+def test_serve_workers_2_one_leader_and_a_killed_leaders_gauge_goes_its_counts_stay(tmp_path):
+    home, config = _home(tmp_path)
+    settings = json.loads(config.read_text())
+    config.write_text(json.dumps({**settings, "server": {"workers": 2}}))
+    server = ServeProcess(home, config)
+    try:
+        try:
+            server.start(timeout=60)
+        except requests.ReadTimeout:  # a worker still building the app took the first probe
+            wait_until(lambda: _answers(server.url, server.process, server.log), timeout=60, message="serve")
+        for _ in range(6):
+            requests.post(f"{server.url}/api/v1/pipelines", json={"type": "nonsense"}, timeout=10)
+        leaders = wait_until(lambda: _leading(scrape(server.url)), timeout=30, message="one worker leading")
+        (leader,) = [pid for pid, v in leaders.items() if v == 1]
+        os.kill(int(leader), 9)  # the master respawns it and tells the metrics it ended
+        after = wait_until(lambda: (g := _leading(scrape(server.url))) and leader not in g and g, timeout=45)
+        assert sorted(after.values()) == [0, 1], after
+        refused = value(
+            scrape(server.url), "scheduler_server_pipeline_submissions_total", kind="other", outcome="refused"
+        )
+        assert refused == 6  # whichever worker counted them, the dead one included
+    finally:
+        server.stop()
+
+
+def _leading(found) -> dict[str, float] | None:
+    """pid -> leadership gauge, once exactly two workers report and one of them leads."""
+    gauges = {
+        dict(labels)["pid"]: v for (name, labels), v in found.items() if name == "scheduler_server_dispatcher_leading"
+    }
+    return gauges if sorted(gauges.values()) == [0, 1] else None
+
+
 def _answers(url: str, process: subprocess.Popen, log: Path) -> bool:
     assert process.poll() is None, log.read_text()[-3000:]
     try:
