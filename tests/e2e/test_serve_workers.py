@@ -142,9 +142,9 @@ def _stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> float:
 
 
 def _answering(port: int, workers: set[int]) -> set[int]:
-    """The workers seen answering GET / within 100 connections (all of them, as soon as each has)."""
+    """The workers seen answering GET / within 300 connections (all of them, as soon as each has)."""
     answered = set()
-    for _ in range(100):
+    for _ in range(300):
         pid, status, body = _request(port, workers, "GET", "/")
         assert status == 200 and body["content"]["status"] == "ok"
         answered.add(pid)
