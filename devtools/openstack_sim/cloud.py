@@ -46,8 +46,8 @@ class Cloud(FloatingIPs):
         self.lock = threading.RLock()
         self.project_id = new_id().replace("-", "")
         self.user_id = new_id().replace("-", "")
-        self.images = {i.id: i for i in IMAGES}
-        self.flavors = {f.id: f for f in FLAVORS}
+        self.images = {i.id: dataclasses.replace(i) for i in IMAGES}  # copies: each cloud changes its own
+        self.flavors = {f.id: dataclasses.replace(f, extra_specs=dict(f.extra_specs)) for f in FLAVORS}
         block = config.address_block
         self.networks = {
             PRIVATE_NET_ID: Network(id=PRIVATE_NET_ID, name="private", external=False, cidr=f"127.{block}.0.0/17"),
