@@ -4,6 +4,7 @@ take-over at the lease's expiry, and the graceful stop (SQLite and the suite's r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event, select, text
 
+from scheduler_server.logging_setup import RequestIdFilter
 from scheduler_server.pipelines.models import FINAL_STATES, Meta
 from scheduler_server.pipelines.storage.lease import Fence, LeaseLost, check_side_effect, fenced
 from scheduler_server.pipelines.storage.store import Store
@@ -219,3 +221,19 @@ def test_stop_hands_the_lease_over_at_once_and_leaves_a_running_pipeline_running
     wait_until(lambda: successor.dispatcher.leading, timeout=3, message="the successor")
     done = wait_status(successor, pipeline_id, FINAL_STATES)
     assert (done.status, done.attempt) == ("succeeded", 1)  # re-attached, not run again
+
+
+def test_a_jobs_log_records_name_its_pipeline_or_instance(make_service, caplog):
+    service = make_service(start=False)
+    job_log = logging.getLogger("scheduler_server.pipelines.scheduling.attempts")
+    caplog.handler.addFilter(RequestIdFilter())  # what logging_setup's handlers carry
+    with caplog.at_level("INFO"):
+        service.dispatcher._job(("pipeline", 7), lambda: job_log.info("in a pipeline's job"))
+        service.dispatcher._job(("instance", "pipeline-ab"), lambda: job_log.info("in an instance's job"))
+        service.dispatcher._job(("pipeline", 8), lambda: (_ for _ in ()).throw(LeaseLost("lost it")))
+    by_message = {r.getMessage(): r for r in caplog.records}
+    assert by_message["in a pipeline's job"].pipeline_id == 7
+    assert by_message["in an instance's job"].instance == "pipeline-ab"
+    [lost] = [r for r in caplog.records if "lost it" in r.getMessage()]
+    assert lost.exc_info is None and "('pipeline', 8)" in lost.getMessage()  # one line, no traceback
+    assert lost.pipeline_id == 8

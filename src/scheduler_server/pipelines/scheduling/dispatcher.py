@@ -157,20 +157,21 @@ class Dispatcher(Assigning):
     def _job(self, key: Hashable, fn: Callable, *args, fence: Fence | None = None) -> None:
         with self._lock:
             self._running += 1
-        try:
-            with fenced(fence), log_context(**_log_fields(key)):
-                fn(*args)
-        except LeaseLost as exc:  # this process stopped leading: whoever leads now does it
-            log.info("pipelines job %s stopped: %s", key, exc)
-        except StoreUnavailable as exc:  # the database went away under the job: it runs again at a later tick
-            log.warning("pipelines job %s stopped: the database is unavailable (%s)", key, exc.reason)
-        except Exception:  # noqa: BLE001 - a bug in one job must not stop the others
-            log.exception("pipelines job %s failed", key)
-        finally:
-            with self._lock:
-                self._in_flight.discard(key)
-                self._running -= 1
-            self._wake.set()
+        with log_context(**_log_fields(key)):  # its lines below too
+            try:
+                with fenced(fence):
+                    fn(*args)
+            except LeaseLost as exc:  # this process stopped leading: whoever leads now does it
+                log.info("pipelines job %s stopped: %s", key, exc)
+            except StoreUnavailable as exc:  # the database went away under the job: it runs again at a later tick
+                log.warning("pipelines job %s stopped: the database is unavailable (%s)", key, exc.reason)
+            except Exception:  # noqa: BLE001 - a bug in one job must not stop the others
+                log.exception("pipelines job %s failed", key)
+            finally:
+                with self._lock:
+                    self._in_flight.discard(key)
+                    self._running -= 1
+                self._wake.set()
 
     def _boot(self, instance_id: str) -> None:
         """Boot an instance; the pipeline waiting for it starts now, not at the loop's next tick."""
