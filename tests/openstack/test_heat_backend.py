@@ -52,6 +52,8 @@ def test_a_stack_per_instance_reached_over_ssh_and_deleted_whole(sim, conn, make
     assert backend.get_instance(info.id).state == "active"
     backend.destroy(info)
     backend.destroy(info)  # idempotent
+    deletes = [r["status"] for r in sim.request_log if r["method"] == "DELETE" and "/stacks/" in r["path"]]
+    assert deletes and 302 not in deletes  # to the canonical /stacks/<name>/<id>: no redirect
     assert_nothing_left(sim)
     wait_for(lambda: not stacks_left(sim), what="the stack to go")
     assert backend.get_instance(info.id) is None

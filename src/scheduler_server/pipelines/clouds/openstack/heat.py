@@ -21,9 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 from openstack import exceptions as os_exceptions
+from openstack.orchestration.v1.stack import Stack
 
 from scheduler_server.pipelines.backend_errors import BackendConfigError
 from scheduler_server.pipelines.clouds.backend import TAG_KEY, InstanceInfo
@@ -288,14 +290,25 @@ class StackBoard:
             stack = self._stacks.get(stack_id)
         return stack if stack is not None else self.fetch(stack_id)
 
-    def fetch(self, stack_id: str):
-        """The stack with its outputs, or None if it does not exist (any more)."""
+    def fetch(self, stack_id: str, name: str | None = None):
+        """The stack with its outputs, or None if it does not exist (any more). With its name, from
+        the canonical URL ``/stacks/<name>/<id>``: Heat answers ``/stacks/<id>`` with a redirect there."""
         orchestration = self._conn().orchestration
 
         def get():
             try:
+                if name:
+                    stack = Stack.existing(id=stack_id, name=name)
+                    return stack.fetch(orchestration, base_path=f"/stacks/{quote(name, safe='')}")
                 return orchestration.get_stack(stack_id)
             except os_exceptions.NotFoundException:  # also a DELETE_COMPLETE stack (openstacksdk's rule)
                 return None
 
         return call("get stack", get, self.retries)
+
+
+def delete(orchestration, stack_id: str, name: str) -> None:
+    """``DELETE /stacks/<name>/<id>`` (no redirect); a stack already gone is not an error."""
+    response = orchestration.delete(f"/stacks/{quote(name, safe='')}/{stack_id}", raise_exc=False)
+    if response.status_code != 404:
+        os_exceptions.raise_from_response(response)

@@ -135,7 +135,7 @@ class HeatBackend(OpenStackBackend):
                 stack = self._stacks.get(instance.id, max_age=self.os.status_poll_interval)
                 status = (getattr(stack, "status", None) or "").upper()
                 if status == "CREATE_COMPLETE":
-                    stack = self._stacks.fetch(instance.id)  # a listing has no outputs
+                    stack = self._stacks.fetch(instance.id, instance.name)  # a listing has no outputs
                 elif status.endswith("_FAILED") or status.startswith("ROLLBACK"):  # the events say why
                     orchestration = self.connection().orchestration
                     raise ProvisionError(heat.failure(orchestration, stack, instance.name, self.os.api_retries))
@@ -163,7 +163,7 @@ class HeatBackend(OpenStackBackend):
         try:
             self._call(
                 f"delete stack {instance.name}",
-                lambda: orchestration.delete_stack(instance.id, ignore_missing=True),
+                lambda: heat.delete(orchestration, instance.id, instance.name),
             )
         except CloudAPIError as exc:
             if exc.status == 409 and self._being_deleted(instance.id):
