@@ -36,7 +36,7 @@ def pipelines_of(client) -> list[Pipeline]:
 
 def _bytes(path) -> bytes:
     try:
-        return path.read_bytes()
+        return path.read_bytes() if path.is_file() else b""  # not the leader's wake-up socket (storage/wake.py)
     except FileNotFoundError:  # an ended instance's directory, deleted meanwhile
         return b""
 
