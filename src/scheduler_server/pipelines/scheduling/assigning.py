@@ -87,7 +87,7 @@ class Assigning:
     def _assign_in(self, session: Session, now: float) -> tuple[Assigned | None, bool]:
         """What was assigned (None when nothing was or assigning failed), and whether this process
         leads: then the transaction holds the lease's fence check (``Fence.check``) too."""
-        fence = self.leadership.current()
+        fence = self.recovered_fence()
         if fence is None or self._stop.is_set():
             return None, False
         assigned = None

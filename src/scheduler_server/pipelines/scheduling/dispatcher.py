@@ -92,7 +92,13 @@ class Dispatcher(Assigning):
 
     @property
     def leading(self) -> bool:
-        return self.leadership.current() is not None
+        return self.recovered_fence() is not None
+
+    def recovered_fence(self) -> Fence | None:
+        """This process's leadership once its take-over recovery is done (assigning before it, the
+        backend would not know the instances it adopts then: a slot in use could be handed out)."""
+        fence = self.leadership.current()
+        return fence if fence is not None and fence is self._fence and self._recovered else None
 
     # --- thread lifecycle -----------------------------------------------------------
 
@@ -221,16 +227,16 @@ class Dispatcher(Assigning):
             self._fence, self._recovered = fence, False
             metrics.set_leading(True)
             log.info("this process (%s) now dispatches pipelines", self.holder)
-            self._listener = self.waker.listen(self._woken)
         if fence is not None and not self._recovered:
             with fenced(fence):
                 self._recover()
             self._recovered = True
+            self._listener = self.waker.listen(self._woken)  # assigns: only once recovered
 
     def _woken(self) -> None:
         """Another process committed a submission: assign now on the listener's thread (as that
         submission would have in its own transaction here), not after a tick that may be under way."""
-        fence = self.leadership.current()
+        fence = self.recovered_fence()
         try:
             if fence is not None:
                 with fenced(fence):

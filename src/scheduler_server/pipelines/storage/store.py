@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 HEALTH_PROBE_KEY = "health_probe"
 #: The PostgreSQL advisory lock key of ``Store.lock_assignments`` (any fixed 64-bit number).
 ASSIGNMENT_LOCK = 0x5C4ED01E
+#: PostgreSQL ends a session left idle inside a transaction this long (seconds): a process frozen
+#: (SIGSTOP) mid-transaction must not keep its locks, the lease row's share lock among them, for ever.
+FROZEN_TRANSACTION_TIMEOUT = 3.0
 
 
 def default_url(data_path: Path) -> str:
@@ -70,6 +73,12 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _postgres_session(dbapi_connection, _record) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {int(FROZEN_TRANSACTION_TIMEOUT * 1000)}")
+    dbapi_connection.commit()  # a session setting: kept after the pool's rollbacks
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url
@@ -82,6 +91,8 @@ class Store:
             writer = self.engine.execution_options(sqlite_immediate=True)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
+            if self.engine.dialect.name == "postgresql":
+                event.listen(self.engine, "connect", _postgres_session)
             writer = self.engine
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(writer, expire_on_commit=False)
