@@ -89,6 +89,7 @@ class _Slot:
 
 def metrics_directory(data_path: Path) -> Path:
     """``<data_dir>/metrics/serve-<master pid>``, emptied, and exported for the workers to inherit."""
+    metrics.sweep(data_path)  # directories of masters killed -9
     path = data_path / "metrics" / f"serve-{os.getpid()}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.sshd import free_port
+from scheduler_server.metrics.directory import start_time
 from tests.pipelines.server import ServeProcess, clean_env
 from tests.waiting import wait_until
 
@@ -142,7 +143,7 @@ def test_two_gunicorn_workers_answer_with_the_same_merged_counts(tmp_path):
     process = subprocess.Popen(args, cwd=home, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: _answers(url, process, log), timeout=60, message="gunicorn to answer")
-        directory = home / "data" / "metrics" / f"gunicorn-{process.pid}"
+        directory = home / "data" / "metrics" / f"gunicorn-{process.pid}-{start_time(process.pid)}"
         with ThreadPoolExecutor(8) as pool:  # at once: both sync workers take some
             list(pool.map(lambda _: requests.post(f"{url}/api/v1/schedule/", json=WINDOW, timeout=30), range(24)))
         pids = {f.stem.rpartition("_")[2] for f in directory.glob("histogram_*.db")}

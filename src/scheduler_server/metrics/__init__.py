@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def setup(data_path: Path) -> None:
     with _lock:
         if _series is not None:
             return
-        _path = directory.choose(Path(data_path).expanduser())
+        data_path = Path(data_path).expanduser()
+        _path = directory.choose(data_path)
+        sweep(data_path)
         from prometheus_client import disable_created_metrics, values
 
         values.ValueClass = values.get_value_class()  # the choice just made, whoever imported it first
@@ -41,7 +44,13 @@ def setup(data_path: Path) -> None:
         if _path is not None:
             for pid in directory.dead_pids(_path):
                 process_ended(pid)
-    _get()
+    set_leading(False)  # until the dispatcher says otherwise: a reused pid's old file may say 1
+
+
+def sweep(data_path: Path) -> None:
+    """Remove the metric directories of ``serve --workers`` and gunicorn masters that are gone."""
+    for gone in directory.sweep(Path(data_path) / "metrics"):
+        log.info("metrics: removed %s (its server no longer runs)", gone)
 
 
 def multiprocess_path() -> Path | None:
@@ -79,12 +88,14 @@ def submitted(kind: str, accepted: bool) -> None:
     _get().submissions.labels(kind, "accepted" if accepted else "refused").inc()
 
 
-def pipeline_started(waited: float | None) -> None:
-    """A script started; ``waited``: seconds since submission for a first attempt, None for a retry."""
+def pipeline_started(submitted_at: float | None) -> None:
+    """An attempt's script started (launched, or re-attached: an earlier try launched it).
+    ``submitted_at``: the pipeline's submission time if this is its first script start, whatever the
+    attempt (one that failed before its script ran does not count); None for a later start."""
     series = _get()
     series.starts.inc()
-    if waited is not None:
-        series.submit_to_start.observe(max(0.0, waited))
+    if submitted_at is not None:
+        series.submit_to_start.observe(max(0.0, time.time() - submitted_at))
 
 
 def pipeline_ended(outcome: str) -> None:

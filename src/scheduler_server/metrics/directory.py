@@ -1,8 +1,12 @@
 """Where the processes of one server keep their metric files (prometheus-client's multiprocess mode).
 
 ``PROMETHEUS_MULTIPROC_DIR`` set by whoever started us (``serve --workers N``'s master, an operator)
-wins. Unset, a gunicorn worker picks ``<data>/metrics/gunicorn-<master pid>``, shared by every worker
-of that master; a lone process (``serve`` with one worker, the CLI, tests) keeps its series in memory.
+wins; an operator's must be empty at each start (docs/metrics.md). Unset, a gunicorn worker picks
+``<data>/metrics/gunicorn-<master pid>-<master start time>``, shared by every worker of that master
+(the start time: a later master with a reused pid gets a directory of its own); a lone process
+(``serve`` with one worker, the CLI, tests) keeps its series in memory. ``sweep`` removes the
+directories of masters that are gone (``serve-<pid>`` and ``gunicorn-<pid>-<start>``), killed -9
+included.
 """
 
 from __future__ import annotations
@@ -11,25 +15,36 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+from scheduler_server.startup_error import StartupError
 
 log = logging.getLogger(__name__)
 
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+#: The masters' directory names: serve-<pid> (workers.py) and gunicorn-<pid>-<start time>.
+PREFIXES = ("serve", "gunicorn")
 
 
 def choose(data_path: Path) -> Path | None:
-    """The multiprocess directory of this process, set in the environment; None: in-memory series."""
+    """The multiprocess directory of this process, set in the environment; None: in-memory series.
+
+    Raises ``StartupError`` naming the variable or the path if the directory cannot be used."""
     given = os.environ.get(VARIABLE) or os.environ.get(VARIABLE.lower())
     if given:
-        path = Path(given)
+        path, what = Path(given), f"{VARIABLE}={given}"
     elif _gunicorn_worker():
-        base = data_path / "metrics"
-        _remove_dead_masters(base)
-        path = base / f"gunicorn-{os.getppid()}"
+        master = os.getppid()
+        path = data_path / "metrics" / f"gunicorn-{master}-{start_time(master)}"
+        what = f"{path} (the metrics of gunicorn's workers; set {VARIABLE} to use another directory)"
     else:
         return None
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()  # writable: every worker writes its files here
+    except OSError as exc:
+        raise StartupError(f"{what}: cannot use it: {exc.strerror or exc}") from None
     os.environ[VARIABLE] = str(path)
     return path
 
@@ -39,14 +54,31 @@ def _gunicorn_worker() -> bool:
     return "gunicorn.workers.base" in sys.modules
 
 
-def _remove_dead_masters(base: Path) -> None:
-    """Directories of gunicorn masters that are gone: nobody will read them again."""
+def start_time(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22); "0" if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "0"
+    fields = stat.rpartition(")")[2].split()  # the name in parentheses may hold spaces
+    return fields[19] if len(fields) > 19 else "0"
+
+
+def sweep(base: Path) -> list[Path]:
+    """Remove the directories under ``base`` of masters that no longer run (nobody reads them again)."""
+    removed = []
     if not base.is_dir():
-        return
+        return removed
+    mine = {os.getpid(), os.getppid()}
     for entry in base.iterdir():
-        name, _, pid = entry.name.partition("-")
-        if name == "gunicorn" and pid.isdigit() and int(pid) != os.getppid() and not alive(int(pid)):
+        prefix, _, rest = entry.name.partition("-")
+        pid, _, started = rest.partition("-")
+        if prefix not in PREFIXES or not pid.isdigit() or int(pid) in mine or not entry.is_dir():
+            continue
+        if not alive(int(pid)) or (started and start_time(int(pid)) not in (started, "0")):
             shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def dead_pids(path: Path) -> set[int]:

@@ -142,8 +142,7 @@ class CloudBackend(ABC):
             except InstanceUnreachable as exc:
                 last = exc
             log.info("instance %s not reachable yet (attempt %d/%d): %s", instance.id, attempt, attempts, last)
-            if attempt < attempts:
-                metrics.backend_retry(self.name, "connect")
+            if attempt < attempts:  # not a retry in the metrics: a booting instance is not reachable yet
                 time.sleep(self.settings.connection_retry_interval)
         metrics.backend_error(self.name, "connect")
         raise InstanceUnreachable(f"instance {instance.id} unreachable after {attempts} attempts: {last}")

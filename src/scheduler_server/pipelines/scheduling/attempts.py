@@ -141,7 +141,7 @@ class Attempts(AttemptOutcomes):
         self._launch_tries.pop(pipeline_id, None)
         self._set(pipeline_id, RUNNING, "script started", fence=attempt, started_at=time.time())
         self._last_full_check[pipeline_id] = time.time()
-        metrics.pipeline_started(time.time() - pipeline.created_at if attempt == 1 else None)
+        metrics.pipeline_started(pipeline.created_at if pipeline.started_at is None else None)
 
     def _settled_before(self, pipeline: Pipeline, executor, directory: str) -> bool:
         """A pipeline found in staging (a restart, a launch whose answer was lost): True if its job
@@ -162,6 +162,7 @@ class Attempts(AttemptOutcomes):
     def _reattach(self, pipeline: Pipeline, reason: str) -> None:
         self._launch_tries.pop(pipeline.id, None)
         self._set(pipeline.id, RUNNING, reason, fence=pipeline.attempt, started_at=pipeline.started_at or time.time())
+        metrics.pipeline_started(pipeline.created_at if pipeline.started_at is None else None)  # it did start
         self.poll(pipeline.id, full=True, attempt=pipeline.attempt)
 
     def _launch_unclear(self, pipeline: Pipeline, why) -> None:
