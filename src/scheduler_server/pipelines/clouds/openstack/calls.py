@@ -9,7 +9,6 @@ the cloud's own message, which becomes the pipeline's status reason.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -54,12 +53,36 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: The ``operation`` label of backend_api_errors/retries: a closed list (docs/metrics.md). A call is
+#: labelled by the longest of these its ``what`` starts with, ``other`` if none: never a name or id.
+OPERATIONS = {
+    "create server": "create_server",
+    "delete server": "delete_server",
+    "delete duplicate server": "delete_server",
+    "get server": "get_server",
+    "list servers": "list_servers",
+    "set server metadata": "set_server_metadata",
+    "create stack": "create_stack",
+    "delete stack": "delete_stack",
+    "get stack": "get_stack",
+    "list stacks": "list_stacks",
+    "list stack events": "list_stack_events",
+    "list ports": "list_ports",
+    "list floating IPs": "list_floating_ips",
+    "allocate a floating IP": "create_floating_ip",
+    "delete floating IP": "delete_floating_ip",
+    "look up image": "find_image",
+    "look up flavor": "find_flavor",
+    "look up network": "find_network",
+    "look up floating IP network": "find_network",
+}
+OPERATION_LABELS = frozenset(OPERATIONS.values()) | {"other"}
+
+
 def operation(what: str) -> str:
-    """``what`` without the names and ids it may carry ("look up image 'x'" -> "look up image"): a label."""
-    return _NAMED.split(what, maxsplit=1)[0].strip()[:40] or "call"
-
-
-_NAMED = re.compile(r"['\"]| from | of server| [0-9a-f]{8}-")
+    """The label of a call described by ``what`` ("create server job-12" -> "create_server")."""
+    found = [prefix for prefix in OPERATIONS if what == prefix or what.startswith(prefix + " ")]
+    return OPERATIONS[max(found, key=len)] if found else "other"
 
 
 def call(what: str, fn: Callable[[], T], retries: int, *, on_retry: Callable[[], T | None] | None = None) -> T:

@@ -1,0 +1,158 @@
+"""The metrics package in-process: bounded backend_api_* labels, the multiprocess directory's choice,
+its sweep of dead masters, an unusable directory as one line, a Schedule API server_error."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openstack import exceptions as os_exceptions
+
+from devtools.sshd import free_port
+from scheduler_server import metrics
+from scheduler_server.metrics import directory
+from scheduler_server.pipelines.clouds.openstack import calls
+from scheduler_server.startup_error import StartupError
+from tests.pipelines.server import BIN, clean_env
+from tests.web.test_metrics import _home, samples, value
+
+OPENSTACK = Path(calls.__file__).parent
+
+
+def _fails(status: int, times: int):
+    left = [times]
+
+    def fn():
+        if left[0] > 0:
+            left[0] -= 1
+            raise os_exceptions.HttpException(message="boom", http_status=status)
+        return "done"
+
+    return fn
+
+
+def test_backend_api_series_count_retries_and_errors_by_a_closed_list_of_operations(monkeypatch):
+    monkeypatch.setattr(calls.time, "sleep", lambda s: None)
+    before = samples(metrics.render().decode())
+    assert calls.call("create server job-4711-abc", _fails(503, 2), retries=3) == "done"
+    with pytest.raises(calls.CloudAPIError):
+        calls.call("delete stack job-4711-abc", _fails(409, 1), retries=3)
+    with pytest.raises(calls.CloudAPIError):
+        calls.call("look up image 'secret-image-name'", _fails(500, 9), retries=1)
+    text = metrics.render().decode()
+    found = samples(text)
+    retries, errors = "scheduler_server_backend_api_retries_total", "scheduler_server_backend_api_errors_total"
+
+    def grew(name: str, op: str) -> float:
+        return value(found, name, backend="openstack", operation=op) - value(
+            before, name, backend="openstack", operation=op
+        )
+
+    assert grew(retries, "create_server") == 2 and grew(errors, "create_server") == 0
+    assert grew(errors, "delete_stack") == 1 and grew(retries, "delete_stack") == 0
+    assert grew(retries, "find_image") == 1 and grew(errors, "find_image") == 1
+    ops = {dict(labels)["operation"] for (name, labels) in found if name in (retries, errors)}
+    assert ops and ops <= calls.OPERATION_LABELS | {"connect"}, ops
+    assert "job-4711" not in text and "secret-image-name" not in text
+
+
+def _described_calls():
+    """The first argument of every call()/_call() in the OpenStack backend: its text before any {field}."""
+    for file in OPENSTACK.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                "call",
+                "_call",
+            ):
+                first = node.args[0] if node.args else None
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    yield file.name, first.value
+                elif isinstance(first, ast.JoinedStr) and isinstance(first.values[0], ast.Constant):
+                    yield file.name, first.values[0].value + "x"
+
+
+def test_every_openstack_call_has_an_operation_of_the_list():
+    found = list(_described_calls())
+    assert len(found) > 15, found
+    assert calls.operation("look up floating IP network 'ext'") == "find_network"
+    for kind in ("image", "flavor", "network", "floating IP network"):  # resolve.py: f"look up {kind} {value!r}"
+        assert calls.operation(f"look up {kind} 'name'") != "other"
+    unlabelled = [(f, what) for f, what in found if calls.operation(what) == "other" and what != "look up x"]
+    assert not unlabelled
+
+
+def test_a_gunicorn_worker_s_directory_names_its_master_and_when_it_started(tmp_path, monkeypatch):
+    monkeypatch.delenv(directory.VARIABLE, raising=False)
+    monkeypatch.setitem(sys.modules, "gunicorn.workers.base", sys)
+    path = directory.choose(tmp_path)
+    master = os.getppid()
+    assert path == tmp_path / "metrics" / f"gunicorn-{master}-{directory.start_time(master)}"
+    assert directory.start_time(master).isdigit() and directory.start_time(master) != "0"
+    assert os.environ[directory.VARIABLE] == str(path)
+
+
+def test_an_unusable_directory_or_data_dir_is_a_startup_error_naming_it(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(directory.VARIABLE, str(blocker))
+    with pytest.raises(StartupError, match=f"{directory.VARIABLE}={blocker}: cannot use it"):
+        directory.choose(tmp_path)
+    monkeypatch.delenv(directory.VARIABLE)
+    monkeypatch.setitem(sys.modules, "gunicorn.workers.base", sys)
+    with pytest.raises(StartupError, match=str(blocker / "metrics")):
+        directory.choose(blocker)
+
+
+def test_serve_says_so_on_one_line_when_the_multiprocess_directory_is_unusable(tmp_path):
+    home, config = _home(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    env = {**clean_env(home), directory.VARIABLE: str(tmp_path / "a-file")}
+    done = subprocess.run(
+        [str(BIN / "scheduler-server"), "serve", "--port", str(free_port()), "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=home,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert [line for line in done.stderr.splitlines() if directory.VARIABLE in line] == [
+        line for line in done.stderr.splitlines() if line.strip()
+    ][-1:], done.stderr
+
+
+def test_the_directories_of_masters_that_are_gone_are_swept_by_serve_and_setup(tmp_path, monkeypatch):
+    from scheduler_server.workers import metrics_directory
+
+    base = tmp_path / "metrics"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        started = directory.start_time(live.pid)
+        names = {
+            f"serve-{gone.pid}": False,
+            f"gunicorn-{gone.pid}-{started}": False,
+            f"gunicorn-{live.pid}-{int(started) + 1}": False,  # its pid reused by another process
+            f"gunicorn-{live.pid}-{started}": True,
+            f"serve-{live.pid}": True,
+            "something-else": True,
+        }
+        for name in names:
+            (base / name).mkdir(parents=True)
+            (base / name / "counter_1.db").write_text("")
+        monkeypatch.setenv(directory.VARIABLE, "unset by the master")
+        made = metrics_directory(tmp_path)  # serve --workers' master sweeps first
+        assert made == base / f"serve-{os.getpid()}" and made.is_dir()
+        assert {name for name, kept in names.items() if kept} | {made.name} == {p.name for p in base.iterdir()}
+        (base / f"serve-{gone.pid}").mkdir()
+        directory.sweep(base)  # what setup calls
+        assert not (base / f"serve-{gone.pid}").exists() and made.is_dir()  # its own is kept
+    finally:
+        live.kill()
+        live.wait()
