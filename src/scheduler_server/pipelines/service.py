@@ -42,7 +42,7 @@ from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.settings import PipelineSettings
-from scheduler_server.pipelines.storage import legacy_specs, wake
+from scheduler_server.pipelines.storage import census, legacy_specs, wake
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.migrations import SchemaError
 from scheduler_server.pipelines.storage.store import Store, default_url
@@ -128,6 +128,7 @@ class PipelineService:
             log.warning("stored pipelines not checked for a user name equal to the password: %s", exc)
         self.backend = create_backend(settings, scheduler_id=self.scheduler_id, data_dir=data_path)
         self.pool = Pool(self.store, self.backend, self.current_settings)
+        self.census = partial(census.count_rows, self.store, self.backend.name)  # rows by state: GET /metrics
         self.timetest = TimetestCsv(lambda: self.settings.timetest_csv_file)
         current = self.current_settings
         self.attempts = Attempts(self.store, self.pool, current, self.secrets, self.log_dir, self.timetest)

@@ -16,7 +16,6 @@ from flask import Blueprint, Flask, Response, g, request
 
 from scheduler_server import metrics
 from scheduler_server.observing.policies.registry import available_policies
-from scheduler_server.pipelines.storage import census
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.tasks import TASK_TYPES
 from scheduler_server.web.auth import AuthError
@@ -45,7 +44,7 @@ def scrape():
 def _census(service) -> metrics.Census:
     """The database's rows by state; none if it cannot be read now (the scrape still answers)."""
     try:
-        pipelines, instances = census.count_rows(service.store, service.backend.name)
+        pipelines, instances = service.census()
     except StoreUnavailable as exc:
         log.warning("/metrics: database series left out: %s", exc)
         return []
