@@ -125,7 +125,7 @@ def test_a_launch_cut_at_each_step_runs_the_script_exactly_once(
     assert done.attempt == attempt, service.store.get_pipeline(pipeline_id, with_history=True).transitions
     assert started[0].endswith(f"/job-{pipeline_id}-{attempt}")
     wait_until(lambda: not working_in(remote), message="nothing left running in a job directory")
-    assert abandoned(service) == []
+    wait_until(lambda: abandoned(service) == [], message="the ended attempt's directory removed, its note with it")
 
 
 def test_a_host_that_goes_away_is_given_up_and_its_job_killed_when_it_answers_again(

@@ -216,7 +216,8 @@ class Meta(Base):
 class AbandonedAttempt(Base):
     """An attempt given up on while its process may still run (its instance unreachable past the
     retry window, a kill not confirmed, a launch whose outcome is unknown). It never counts; the
-    dispatcher kills what is left of it when its instance answers again, then deletes the row."""
+    dispatcher kills what is left of it when its instance answers again, then deletes the row.
+    Also an attempt that ended, from its end's commit until its job directory is removed."""
 
     __tablename__ = "abandoned_attempts"
 

@@ -11,6 +11,12 @@ transaction that gives the attempt up, so a restart cannot forget it) is tried
 again with backoff until its instance answers; then ``runner.kill`` claims the
 launch (a launch message still on its way never starts), kills the process group
 and whatever else works in the job directory, and the directory and the row go.
+
+An attempt that ended gets such a row too, in the transaction that records its end
+(``outcomes``): its job directory is removed only after that commit, then the row goes.
+A process that dies in between leaves the row, and whoever leads next removes the
+directory (after ``CLEANUP_DELAY``), so an ended attempt never looks "lost" to a new
+leader (its directory gone while its row still said running) and is never run again.
 """
 
 from __future__ import annotations
@@ -34,13 +40,18 @@ log = logging.getLogger(__name__)
 
 #: Longest wait between two tries at one abandoned attempt (seconds).
 MAX_BACKOFF = 60.0
+#: An ended attempt's job directory is left to the reaper only if it is still there this long after
+#: the end (its process died before removing it): the reaper does not race the removal itself.
+CLEANUP_DELAY = 30.0
 
 
-def record(session, pipeline: Pipeline, reason: str) -> None:
-    """In the caller's transaction (the one giving the attempt up): remember its job directory."""
+def record(session, pipeline: Pipeline, reason: str, delay: float = 0.0) -> tuple[dict, str] | None:
+    """In the caller's transaction (the one giving the attempt up, or ending it): remember its job
+    directory. ``delay``: the reaper leaves it alone that long. Returns (instance info, job directory)."""
     instance = session.get(Instance, pipeline.instance_id) if pipeline.instance_id else None
     if instance is None or not instance.info or not pipeline.job_dir:
-        return  # never placed on an instance: nothing of it can run
+        return None  # never placed on an instance: nothing of it can run
+    now = time.time()
     session.add(
         AbandonedAttempt(
             pipeline_id=pipeline.id,
@@ -49,11 +60,24 @@ def record(session, pipeline: Pipeline, reason: str) -> None:
             info=dict(instance.info),
             job_dir=pipeline.job_dir,
             reason=reason[:2000],
-            created_at=time.time(),
-            next_try_at=0.0,
+            created_at=now,
+            next_try_at=now + delay,
             tries=0,
         )
     )
+    return dict(instance.info), pipeline.job_dir
+
+
+def forget(store: Store, pipeline_id: int, attempt: int, job_dir: str) -> None:
+    """Its job directory is gone: the row ``record`` wrote for it goes too."""
+    with store.write() as session:
+        query = select(AbandonedAttempt).where(
+            AbandonedAttempt.pipeline_id == pipeline_id,
+            AbandonedAttempt.attempt == attempt,
+            AbandonedAttempt.job_dir == job_dir,
+        )
+        for row in session.scalars(query):
+            session.delete(row)
 
 
 class Reaper:

@@ -3,6 +3,11 @@
 ``AttemptOutcomes`` is the part of ``Attempts`` that writes an attempt's end: the
 instance is released (reused, or deleted), a given-up attempt is handed to the
 reaper, the logs are brought home, and the lane it frees is filled in the same commit.
+
+The attempt's job directory is removed from its instance only after that commit (and
+noted in it, for the reaper, in case this process dies first): removed before, a
+crash in between would leave a row still "running" whose directory is gone, which
+the next leader counts as lost and runs again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Protocol
 from scheduler_server import metrics
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.backend_errors import BackendError
+from scheduler_server.pipelines.clouds.backend import InstanceInfo
 from scheduler_server.pipelines.logs.kept import MaskedLog
 from scheduler_server.pipelines.models import (
     ACTIVE_STATES,
@@ -90,21 +96,24 @@ class AttemptOutcomes:
         attempt: int | None = None,
         abandon: bool = False,
     ) -> None:
+        left: list = []
+
         def change(session, p: Pipeline):
             if p.status not in ACTIVE_STATES or (attempt is not None and p.attempt != attempt):
                 return None  # fenced: only the current attempt's outcome is recorded
-            if abandon:
-                abandoned.record(session, p, reason)
+            instance_id = p.instance_id
+            deleting = self.pool.release(session, instance_id, healthy=instance_ok)
+            self._note_job_dir(session, p, reason, abandon, deleting, left)
             used = p.attempts_used()
             delay = min(self.settings.retry_backoff * (2 ** max(0, used - 1)), self.settings.retry_backoff_max)
             p.move(QUEUED, f"{reason}; retry {used + 1}/{self.settings.max_attempts} in {delay:g} s")
             p.next_attempt_at = time.time() + delay
             p.exit_code = exit_code
-            instance_id, p.instance_id, p.job_dir = p.instance_id, None, None
-            return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
+            p.instance_id, p.job_dir = None, None
+            return deleting, instance_id
 
         outcome = self._end(pipeline_id, change)
-        self._after_release(outcome, pipeline_id)
+        self._after_release(outcome, pipeline_id, left)
         if outcome is not None:
             metrics.pipeline_ended("retried")
 
@@ -118,20 +127,21 @@ class AttemptOutcomes:
         attempt: int | None = None,
         abandon: bool = False,
     ) -> None:
+        left: list = []
+
         def change(session, p: Pipeline):
             if p.status in FINAL_STATES or (attempt is not None and p.attempt != attempt):
                 return None  # fenced: only the current attempt's outcome is recorded
-            if abandon:
-                abandoned.record(session, p, reason)
+            deleting = self.pool.release(session, p.instance_id, healthy=instance_ok)
+            self._note_job_dir(session, p, reason, abandon, deleting, left)
             p.move(to, reason)
             p.finished_at = time.time()
             if exit_code is not None:
                 p.exit_code = exit_code
-            instance_id = p.instance_id
-            return self.pool.release(session, instance_id, healthy=instance_ok), instance_id
+            return deleting, p.instance_id
 
         outcome = self._end(pipeline_id, change)
-        self._after_release(outcome, pipeline_id)
+        self._after_release(outcome, pipeline_id, left)
         if outcome is None:
             return  # it had already ended
         metrics.pipeline_ended("timeout" if reason.startswith("timeout:") else to)
@@ -158,7 +168,30 @@ class AttemptOutcomes:
         outcome, _ = self.dispatcher.commit_and_assign(write, committed=lambda outcome: outcome is not None)
         return outcome
 
-    def _after_release(self, outcome, pipeline_id: int) -> None:
+    def _note_job_dir(self, session, p: Pipeline, reason: str, abandon: bool, deleting: bool, left: list) -> None:
+        """In the end's transaction: hand a given-up attempt to the reaper, or note the ended attempt's
+        job directory for removal after the commit (``left``; the reaper's if this process dies first).
+        Not when deleting its instance (to happen next) erases it anyway."""
+        left.clear()  # the transaction may be tried again
+        if abandon:
+            abandoned.record(session, p, reason)
+        elif not (deleting and self.pool.backend.destroy_erases):
+            why = f"ended ({reason[:200]}); its job directory was left behind"
+            noted = abandoned.record(session, p, why, abandoned.CLEANUP_DELAY)
+            if noted is not None:
+                left.append((p.id, p.attempt, *noted))
+
+    def _remove_job_dirs(self, left: list) -> None:
+        """After the end is committed: remove the ended attempt's job directory, then its note."""
+        for pipeline_id, attempt, info, job_dir in left:
+            try:
+                self.pool.backend.executor(InstanceInfo.from_dict(info)).remove_tree(job_dir)
+            except (BackendError, OSError) as exc:
+                log.warning("pipeline %s: could not remove %s (the reaper will): %s", pipeline_id, job_dir, exc)
+                continue
+            abandoned.forget(self.store, pipeline_id, attempt, job_dir)
+
+    def _after_release(self, outcome, pipeline_id: int, left: list) -> None:
         self._last_full_check.pop(pipeline_id, None)
         self._unreachable_since.pop(pipeline_id, None)
         self._launch_tries.pop(pipeline_id, None)
@@ -167,6 +200,7 @@ class AttemptOutcomes:
             # rest, such as deleting an instance now "deleting" (after any start: a delete is not
             # urgent, a start is, and they compete for the CPU).
             self.dispatcher.wake()
+            self._remove_job_dirs(left)
 
     def _set(self, pipeline_id: int, to: str, reason: str, fence: int | None = None, **values) -> None:
         """Move the pipeline to ``to``; with ``fence``, only while that attempt is still its current one."""
@@ -182,7 +216,7 @@ class AttemptOutcomes:
 
     def _collect(self, pipeline: Pipeline, instance: Instance | None = None) -> None:
         """Complete the attempt's masked logs at home (``masked_logs``: what live readers were served,
-        continued to the end) and remove its job directory from the instance.
+        continued to the end), before its end is committed (its job directory goes after: see above).
         ``instance``: its row if the caller has it (it must be the pipeline's instance)."""
         if not pipeline.job_dir or not pipeline.instance_id:
             return
@@ -197,9 +231,5 @@ class AttemptOutcomes:
             for stream in runner.STREAMS:
                 read_raw = partial(runner.read_log, executor, pipeline.job_dir, stream)
                 MaskedLog(destination, stream).catch_up(read_raw, secrets, final=True)
-            # An instance that has run its VIRTUAL_SERVER_TTL jobs is deleted next, files and all (where
-            # deleting erases): removing the job directory first would only delay the next pipeline.
-            if not (self.pool.backend.destroy_erases and instance.uses >= self.settings.virtual_server_ttl):
-                executor.remove_tree(pipeline.job_dir)
         except (BackendError, OSError, SecretError) as exc:
             log.warning("pipeline %s: could not fetch its logs: %s", pipeline.id, exc)
