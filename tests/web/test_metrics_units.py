@@ -156,3 +156,30 @@ def test_the_directories_of_masters_that_are_gone_are_swept_by_serve_and_setup(t
     finally:
         live.kill()
         live.wait()
+
+
+REUSED = """
+import os, sys
+from pathlib import Path
+from scheduler_server import metrics
+folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+if sys.argv[1] == "lead":
+    metrics.setup(folder)
+    metrics.set_leading(True)
+else:  # a new process whose pid a dead leader had: its file is there, saying 1
+    (folder / f"gauge_liveall_{sys.argv[2]}.db").rename(folder / f"gauge_liveall_{os.getpid()}.db")
+    metrics.setup(folder)
+    sys.stdout.write(metrics.render().decode())
+"""
+
+
+def test_a_process_that_never_led_shows_0_even_in_a_reused_pid_s_file(tmp_path):
+    env = {**os.environ, directory.VARIABLE: str(tmp_path)}
+    leader = subprocess.Popen([sys.executable, "-c", REUSED, "lead"], env=env)
+    leader.wait()
+    assert leader.returncode == 0 and (tmp_path / f"gauge_liveall_{leader.pid}.db").exists()
+    shown = subprocess.run(
+        [sys.executable, "-c", REUSED, "show", str(leader.pid)], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    leading = [v for (name, _), v in samples(shown).items() if name == "scheduler_server_dispatcher_leading"]
+    assert leading == [0], shown
