@@ -183,3 +183,28 @@ def test_a_process_that_never_led_shows_0_even_in_a_reused_pid_s_file(tmp_path):
     ).stdout
     leading = [v for (name, _), v in samples(shown).items() if name == "scheduler_server_dispatcher_leading"]
     assert leading == [0], shown
+
+
+def test_a_schedule_request_a_policy_fails_in_is_counted_as_server_error(tmp_path, monkeypatch):
+    from scheduler_server.app import create_app
+    from scheduler_server.config import Settings
+    from scheduler_server.observing.policies.dummy import DummyPolicy
+
+    def broken(self, t0, t1, config):
+        raise RuntimeError("the policy broke")
+
+    monkeypatch.setattr(DummyPolicy, "schedule", broken)
+    client = create_app(Settings(data_dir=tmp_path / "data")).test_client()
+    before = samples(metrics.render().decode())
+    window = {"t0": "2022-01-01 00:00", "t1": "2022-01-01 01:00", "policy": {"policy": "dummy"}}
+    answer = client.post("/api/v1/schedule/", json=window)
+    assert answer.status_code == 500 and "Traceback" not in answer.get_data(as_text=True)
+    assert client.post("/api/v1/schedule/", json={**window, "t1": "nonsense"}).status_code == 400
+    found = samples(metrics.render().decode())
+    count = "scheduler_server_schedule_request_duration_seconds_count"
+    for policy, outcome in (("dummy", "server_error"), ("none", "client_error")):
+        assert (
+            value(found, count, policy=policy, outcome=outcome) - value(before, count, policy=policy, outcome=outcome)
+            == 1
+        )
+    assert value(found, count, policy="dummy", outcome="ok") == value(before, count, policy="dummy", outcome="ok")
