@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 DELETE_YIELD = 2.0
 #: Longest a follower's loop sleeps (the lease thread wakes it when this process takes the lease).
 FOLLOWER_WAIT = 1.0
+#: A booting instance with no boot job this long (its job died of something unexpected, or the database
+#: went away under it) is booted again; after MAX_REBOOTS such boots it is marked broken instead.
+BOOT_STALL = 5.0
+MAX_REBOOTS = 2
 
 
 class Dispatcher(Assigning):
@@ -79,6 +83,7 @@ class Dispatcher(Assigning):
         self._running = 0  # jobs running now
         self._listener: Listener | None = None
         self._last_poll: dict[int, float] = {}
+        self._boot_stalls: dict[str, tuple[float | None, int]] = {}  # booting instance -> (no job since, reboots)
         self._last_full_tick = 0.0
         self._last_sweep = time.time()
         self._last_reap = 0.0
@@ -275,6 +280,7 @@ class Dispatcher(Assigning):
         instances = {i.id: i for i in self.pool.live()}
         for pipeline in active:
             self._drive(pipeline, instances.get(pipeline.instance_id or ""), now)
+        self._watch_boots([i.id for i in instances.values() if i.state == InstanceState.BOOTING], now)
         timeout = self.settings.idle_timeout
         if any(i.state == InstanceState.IDLE and (i.idle_since or 0) + timeout <= now for i in instances.values()):
             for instance_id in self.pool.expire_idle(now):
@@ -299,6 +305,28 @@ class Dispatcher(Assigning):
         if workflows is not None and workflows.enabled() and now - self._last_workflow_sweep >= WORKFLOW_SWEEP_EVERY:
             self._last_workflow_sweep = now
             self.submit(("xnat-workflows",), workflows.sweep)
+
+    def _watch_boots(self, booting: list[str], now: float) -> None:
+        """Boot again a booting instance left without a boot job for BOOT_STALL s; give it up (broken:
+        its pipeline is retried) after MAX_REBOOTS. (On taking over, ``_recover`` boots them all.)"""
+        for gone in self._boot_stalls.keys() - set(booting):
+            del self._boot_stalls[gone]
+        for instance_id in booting:
+            since, reboots = self._boot_stalls.get(instance_id, (None, 0))
+            if self.busy(("instance", instance_id)):
+                self._boot_stalls[instance_id] = (None, reboots)
+            elif since is None:
+                self._boot_stalls[instance_id] = (now, reboots)
+            elif now - since >= BOOT_STALL:
+                self._boot_stalls[instance_id] = (None, reboots + 1)
+                if reboots < MAX_REBOOTS:
+                    log.warning(
+                        "instance %s: booting with no boot job for %.0f s; booting it again", instance_id, now - since
+                    )
+                    self.submit(("instance", instance_id), self._boot, instance_id)
+                else:
+                    why = f"its boot stopped unexpectedly {reboots + 1} times (see the log)"
+                    self.submit(("instance", instance_id), self.pool.fail_boot, instance_id, why)
 
     def _drive(self, pipeline: Pipeline, instance: Instance | None, now: float) -> None:
         key = ("pipeline", pipeline.id)

@@ -148,9 +148,7 @@ class Pool:
             return None
         except BackendError as exc:
             log.warning("instance %s failed to come up: %s", instance_id, exc)
-            # Deleted meanwhile (DELETE /api/v1/instances) or taken over by another dispatcher: not ours to mark.
-            if self._save(instance_id, state=InstanceState.BROKEN, error=str(exc)):
-                self.destroy(instance_id, final_state=InstanceState.BROKEN)
+            self.fail_boot(instance_id, str(exc))
             return None
         now = time.time()
         with self.store.write() as session:
@@ -167,6 +165,12 @@ class Pool:
         log.info("instance %s ready (%s)", instance_id, info.address or info.id)
         metrics.instance_booted(self.backend.name, now - instance.created_at)
         return waiting
+
+    def fail_boot(self, instance_id: str, error: str) -> None:
+        """A boot that failed: the row broken (its pipeline, if any, is retried elsewhere), whatever it made deleted."""
+        # Deleted meanwhile (DELETE /api/v1/instances) or taken over by another dispatcher: not ours to mark.
+        if self._save(instance_id, state=InstanceState.BROKEN, error=error):
+            self.destroy(instance_id, final_state=InstanceState.BROKEN)
 
     def _save_provisioned(self, instance_id: str, info: InstanceInfo) -> None:
         """Record what provision() made. If that write fails, nothing would ever wait for, use or
