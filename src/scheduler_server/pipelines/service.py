@@ -41,7 +41,7 @@ from scheduler_server.pipelines.scheduling.attempts import Attempts
 from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.scheduling.pool import Pool
 from scheduler_server.pipelines.secrets import SecretBox, SecretError
-from scheduler_server.pipelines.settings import PipelineSettings
+from scheduler_server.pipelines.settings import PipelineSettings, keep_running
 from scheduler_server.pipelines.storage import census, legacy_specs, wake
 from scheduler_server.pipelines.storage.errors import StoreUnavailable
 from scheduler_server.pipelines.storage.migrations import SchemaError
@@ -58,7 +58,7 @@ from scheduler_server.validation_text import field_and_problem
 log = logging.getLogger(__name__)
 
 #: Settings that only take effect on a restart; ``reconfigure`` keeps them and names them.
-RESTART_KEYS = ("backend", "database_url", "ssh_hosts", "backend_threads", "secret_key")
+RESTART_KEYS = ("backend", "database_url", "ssh_hosts", "backend_threads", "secret_key", "openstack.provisioning")
 
 
 @dataclass(frozen=True)
@@ -373,10 +373,8 @@ class PipelineService:
     def reconfigure(self, fresh: PipelineSettings, data_path: Path) -> list[str]:
         """Take a re-read configuration's pipeline settings; returns the keys that need a restart
         (``data_dir`` among them if ``data_path`` moved), which keep their running values."""
-        restart = [k for k in RESTART_KEYS if getattr(self.settings, k) != getattr(fresh, k)]
-        if restart:
-            # Keep what needs a restart as it is, so the running backend and store stay consistent.
-            fresh = fresh.model_copy(update={k: getattr(self.settings, k) for k in restart})
+        # Keep what needs a restart as it is, so the running backend and store stay consistent.
+        restart, fresh = keep_running(self.settings, fresh, RESTART_KEYS)
         if data_path != self.data_path:
             restart.append("data_dir")
         self.settings = fresh

@@ -174,3 +174,25 @@ LEGACY_KEYS: dict[str, tuple[str, ...]] = {
     "IP_POOL": ("pipelines", "openstack", "ip_pool"),
     "NETWORK_ID": ("pipelines", "openstack", "network_id"),
 }
+
+
+def keep_running(running: BaseModel, fresh: BaseModel, keys) -> tuple[list[str], BaseModel]:
+    """The ``keys`` (dotted for a nested one: ``openstack.provisioning``) whose value differs in
+    ``fresh``, and ``fresh`` with their running values put back (they need a restart)."""
+    changed = []
+    for key in keys:
+        *parents, leaf = key.split(".")
+        old, new = running, fresh
+        for part in parents:
+            old, new = getattr(old, part), getattr(new, part)
+        if getattr(old, leaf) != getattr(new, leaf):
+            changed.append(key)
+            fresh = _replaced(fresh, parents, leaf, getattr(old, leaf))
+    return changed, fresh
+
+
+def _replaced(model: BaseModel, parents: list[str], leaf: str, value) -> BaseModel:
+    if not parents:
+        return model.model_copy(update={leaf: value})
+    head = parents[0]
+    return model.model_copy(update={head: _replaced(getattr(model, head), parents[1:], leaf, value)})

@@ -135,25 +135,27 @@ class OpenStackBackend(CloudBackend):
         self._booting.acquire()
         with self._lock:
             self._in_flight.add(name)
-        compute = self.connection().compute
         retried = []
+        server = None
 
         def find_created():
             retried.append(True)
             return self._find_created(name, request)
 
         try:
+            compute = self.connection().compute  # inside: any failure frees the slot
             # Servers a pipeline waits for are created first: a burst of creates slows each one down.
             with self._reach_order.turn(lambda: self.awaited(name)):
                 server = self._call(
                     f"create server {name}", lambda: compute.create_server(**attrs), on_retry=find_created
                 )
         except CloudAPIError as exc:
-            self._booting.release()
             raise ProvisionError(str(exc)) from None
         finally:
             with self._lock:
                 self._in_flight.discard(name)
+            if server is None:
+                self._booting.release()
         with self._lock:
             self._holding.add(server.id)
         log.info("openstack: created server %s (%s)", name, server.id)

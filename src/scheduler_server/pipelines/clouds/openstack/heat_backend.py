@@ -13,7 +13,9 @@ still in progress after ``boot_timeout`` is deleted and reported.
 
 ``destroy`` deletes the stack, and with it everything it made (port, floating
 IP, security group). ``list_instances`` lists stacks by tag, so reconciliation,
-untracked cleanup and ``DELETE /instance`` work as for servers.
+untracked cleanup and ``DELETE /instance`` work as for servers; it also lists our
+tagged plain servers (from before a switch nova -> heat), which ``get_instance`` and
+``destroy`` handle as the nova backend does, so a switch leaks nothing.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ class HeatBackend(OpenStackBackend):
         self._booting.acquire()
         with self._lock:
             self._in_flight.add(name)
-        orchestration = self.connection().orchestration
+        stack = None
         try:
+            orchestration = self.connection().orchestration  # inside: any failure frees the slot
             with self._reach_order.turn(lambda: self.awaited(name)):
                 stack = self._call(
                     f"create stack {name}",
@@ -80,11 +83,12 @@ class HeatBackend(OpenStackBackend):
                     on_retry=lambda: self._find_created(name, request),
                 )
         except CloudAPIError as exc:
-            self._booting.release()
             raise ProvisionError(str(exc)) from None
         finally:
             with self._lock:
                 self._in_flight.discard(name)
+            if stack is None:
+                self._booting.release()
         with self._lock:
             self._holding.add(stack.id)
         log.info("openstack: created stack %s (%s)", name, stack.id)
@@ -182,6 +186,9 @@ class HeatBackend(OpenStackBackend):
         return stack is None or (stack.status or "").upper() in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE")
 
     def destroy(self, instance: InstanceInfo) -> None:
+        if not instance.extra.get("stack"):  # a plain server of ours, made before provisioning became heat
+            super().destroy(instance)
+            return
         self._let_go(instance)
         with self._lock:
             self._server_ids.pop(instance.id, None)
@@ -191,7 +198,9 @@ class HeatBackend(OpenStackBackend):
 
     def get_instance(self, instance_id: str) -> InstanceInfo | None:
         stack = self._stacks.fetch(instance_id)
-        return None if stack is None else self._stack_info(stack)
+        if stack is None:  # or a plain server of ours from before provisioning became heat
+            return super().get_instance(instance_id)
+        return self._stack_info(stack)
 
     def _tag_job(self, stack_id: str, job: str) -> None:
         with self._lock:
@@ -212,4 +221,7 @@ class HeatBackend(OpenStackBackend):
                 continue  # its create call has not returned yet: the pool cannot know it
             if info.tagged or include_untagged:
                 found.append(info)
+        # Our tagged plain servers, made while provisioning was nova: reconciliation deletes them.
+        # (A stack's server carries STACK_OF_KEY, not the tag: it is not listed twice.)
+        found += [i for i in super().list_instances() if i.tagged]
         return found

@@ -1,0 +1,44 @@
+"""Switching ``provisioning`` nova -> heat on a running cloud: the heat backend still finds, reads
+and deletes the plain servers the nova backend made, so reconciliation leaks nothing; the key is a
+restart key (a reload keeps the running backend)."""
+
+from __future__ import annotations
+
+from scheduler_server.pipelines.service import PipelineService
+
+from .conftest import assert_nothing_left, wait_for
+
+
+def test_heat_backend_lists_reads_and_deletes_our_plain_servers(sim, make_backend):
+    nova = make_backend(provisioning="nova")
+    plain = nova.wait_until_reachable(nova.provision("pipeline-n-1"))
+    heat = make_backend(provisioning="heat")
+    stack = heat.wait_until_reachable(heat.provision("pipeline-h-1"))
+    listed = {i.id: i for i in heat.list_instances()}
+    assert set(listed) == {plain.id, stack.id}  # the stack's own server is not listed again
+    assert listed[plain.id].tagged and not listed[plain.id].extra.get("stack")
+    found = heat.get_instance(plain.id)
+    assert found is not None and found.state == "active" and found.name == "pipeline-n-1"
+    heat.destroy(listed[plain.id])  # as reconciliation does with an untracked one
+    wait_for(lambda: heat.get_instance(plain.id) is None, what="the plain server to go")
+    assert [i.id for i in heat.list_instances()] == [stack.id]
+    heat.destroy(stack)
+    assert_nothing_left(sim)
+
+
+def test_provisioning_is_a_restart_key(sim, make_backend, tmp_path):
+    backend = make_backend(provisioning="nova")
+    settings = backend.settings
+    service = PipelineService.__new__(PipelineService)  # reconfigure's state only: no store, no threads
+    service.settings, service.backend, service.data_path = settings, backend, tmp_path
+
+    class Wake:
+        def wake(self):
+            pass
+
+    service.dispatcher = Wake()
+    fresh = settings.model_copy(update={"openstack": settings.openstack.model_copy(update={"provisioning": "heat"})})
+    fresh = fresh.model_copy(update={"max_connection_retries": 3})
+    assert service.reconfigure(fresh, tmp_path) == ["openstack.provisioning"]
+    assert service.settings.openstack.provisioning == "nova"  # kept: the running backend makes servers
+    assert service.settings.max_connection_retries == 3  # the rest is taken
