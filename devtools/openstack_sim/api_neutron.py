@@ -253,6 +253,7 @@ def create_fip():
     body = (request.get_json(silent=True) or {}).get("floatingip")
     if not isinstance(body, dict):
         return neutron_error(400, "Invalid input: a floatingip object is required.", "BadRequest")
+    _check_strings(body)
     fip = _cloud().create_fip(
         body.get("floating_network_id"),
         body.get("port_id"),
@@ -284,9 +285,19 @@ def update_fip(fip_id):
         if key.strip() != "revision_number" or not value.strip().isdigit():
             return neutron_error(400, f"If-Match header {match!r} must be revision_number=<int>.", "BadRequest")
         revision = int(value)
+    _check_strings(body)
     _check_fixed_ip(body)
     fip = _cloud().update_fip(fip_id, {k: v for k, v in body.items() if k != "fixed_ip_address"}, revision)
     return jsonify({"floatingip": _render_fip(fip)})
+
+
+def _check_strings(body: dict) -> None:
+    """A floating IP's fields are all strings (or null), as Neutron's attribute validators say."""
+    for key, value in body.items():
+        if value is not None and not isinstance(value, str):
+            raise CloudError(
+                400, f"Invalid input for {key}. Reason: '{value}' is not a valid string.", "HTTPBadRequest"
+            )
 
 
 def _check_fixed_ip(body: dict) -> None:

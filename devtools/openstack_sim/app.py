@@ -112,8 +112,11 @@ class Simulator:
         """A 400 "not simulated" for a query parameter or body field the endpoint does not implement."""
         if request.url_rule is None:  # no such route: the 404/405 handlers answer
             return None
-        strict_default = request.blueprint in STRICT_BLUEPRINTS
-        message = strict.refusal(request, self.app.view_functions.get(request.endpoint), strict_default)
+        view = self.app.view_functions.get(request.endpoint)
+        malformed = strict.malformed(request, view)
+        if malformed:
+            return error_response(request.path, 400, malformed, "BadRequest")
+        message = strict.refusal(request, view, request.blueprint in STRICT_BLUEPRINTS)
         return error_response(request.path, 400, message, "NotSimulated") if message else None
 
     def _record(self, response):

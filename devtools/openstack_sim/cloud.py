@@ -139,7 +139,7 @@ class Cloud(FloatingIPs):
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
             raise CloudError(400, "Invalid input for field/attribute name.", "badRequest")
         image_id = body.get("imageRef")
-        if image_id not in self.images:
+        if not isinstance(image_id, str) or image_id not in self.images:
             raise CloudError(400, f"Image {image_id} could not be found.", "badRequest")
         flavor_id = str(body.get("flavorRef"))
         if flavor_id not in self.flavors:
@@ -199,7 +199,12 @@ class Cloud(FloatingIPs):
             return net
 
     def _requested_groups(self, requested) -> list[str]:
-        groups = [g.get("name") for g in requested or [{"name": "default"}]]
+        requested = requested or [{"name": "default"}]
+        if not isinstance(requested, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("name"), str) for g in requested
+        ):
+            raise CloudError(400, "Invalid input for field/attribute security_groups.", "badRequest")
+        groups = [g["name"] for g in requested]
         known = {sg.name for sg in self.security_groups.values()} | set(self.security_groups)
         for group in groups:
             if group not in known:

@@ -33,6 +33,9 @@ def build(cloud, name, template, given: dict, environment: dict | None) -> Stack
         raise not_simulated(
             f"environment section(s) {', '.join(sorted(set(env) - {'parameters', 'parameter_defaults'}))}"
         )
+    for section in ("parameters", "parameter_defaults"):
+        if env.get(section) is not None and not isinstance(env[section], dict):
+            raise HeatError(400, f"Invalid value for environment.{section}: {env[section]!r} (a map)")
     merged = {**(env.get("parameter_defaults") or {}), **(env.get("parameters") or {}), **(given or {})}
     declared = template.get("parameters") or {}
     merged = {

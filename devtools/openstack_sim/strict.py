@@ -61,6 +61,56 @@ def unknown_body_field(value, spec: Mapping | set | frozenset | None, prefix: st
     return None
 
 
+def not_an_object(value, spec: Mapping | set | frozenset | None, prefix: str = "") -> str | None:
+    """The dotted name of the first field ``spec`` describes as an object whose value is not one."""
+    if not isinstance(spec, Mapping) or not isinstance(value, dict):
+        return None
+    for key, sub in spec.items():
+        if key in value and sub is not None:
+            if not isinstance(value[key], dict):
+                return f"{prefix}{key}"
+            found = not_an_object(value[key], sub, f"{prefix}{key}.")
+            if found:
+                return found
+    return None
+
+
+#: Deepest nesting of objects and lists in a request body (templates with functions need ~10).
+MAX_DEPTH = 64
+
+
+def depth(value) -> int:
+    """How deeply ``value`` nests lists and objects (without recursion: a deep body cannot overflow it)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                todo += [(child, level + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest
+
+
+def malformed(request, view: Callable | None) -> str | None:
+    """A 400 message for a request body that is not a JSON object, or whose declared object fields
+    are not objects (any view: none takes another kind of body), else None."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.content_length:
+        return None
+    try:
+        body = request.get_json(silent=True)
+        too_deep = depth(body) > MAX_DEPTH  # nothing simulated nests this deep; a recursive check would overflow
+    except RecursionError:  # deeper than the JSON parser goes
+        too_deep = True
+    if too_deep:
+        return f"not simulated: a request body nested deeper than {MAX_DEPTH} levels"
+    if not isinstance(body, dict):
+        what = "null or not valid JSON" if body is None else f"a JSON {type(body).__name__}"
+        return f"the request body must be a JSON object, got {what}"
+    spec = spec_of(view)
+    found = not_an_object(body, spec.body if spec else None)
+    return f"body field {found!r} must be an object" if found else None
+
+
 def refusal(request, view: Callable | None, strict_default: bool = True) -> str | None:
     """The "not simulated" message for ``request`` (a Flask request) to ``view``, or None if all is understood.
 

@@ -1,0 +1,56 @@
+"""Malformed bodies never make the simulator answer 500: every POST/PUT/PATCH route (walked from the
+app's url_map) gets junk bodies, on made-up ids and on real ones (a server, a floating IP, a stack)."""
+
+from __future__ import annotations
+
+import re
+
+from devtools.openstack_sim import strict
+from devtools.openstack_sim.model import PUBLIC_NET_ID
+from tests.openstack.conftest import wait_for
+from tests.openstack.test_sim_fidelity import Api
+
+JUNK = [[], "text", 7, True, [{"a": 1}], {"x": []}, b"null", b"{not json", b"[" * 5000 + b"]" * 5000]
+VALUES = [[], "text", -1, 10**30, None, {"a": []}, [[[]]], "a" * 300]
+
+
+def bodies(spec) -> list:
+    """Junk at the top, then each declared field (and each declared sub-field) given each junk value."""
+    out = list(JUNK)
+    body = spec.body if spec else {}
+    for key, sub in body.items():
+        out += [{key: value} for value in VALUES]
+        if isinstance(sub, dict | set | frozenset):
+            out += [{key: {name: value}} for name in sub for value in VALUES]
+    return out
+
+
+def walk(sim, api, ids: dict) -> tuple[int, list]:
+    probed, broken = 0, []
+    for rule in sim.app.url_map.iter_rules():
+        methods = sorted(rule.methods & {"POST", "PUT", "PATCH"})
+        if not methods or rule.rule.startswith("/identity"):
+            continue
+        path = re.sub(r"<([^>]+)>", lambda m, e=rule.endpoint: ids.get((e, m.group(1)), "x"), rule.rule)
+        for method in methods:
+            for body in bodies(strict.spec_of(sim.app.view_functions[rule.endpoint])):
+                raw = {"data": body, "headers": {"Content-Type": "application/json"}}
+                answer = api.call(method, path, **(raw if isinstance(body, bytes) else {"json": body}))
+                probed += 1
+                if answer.status_code >= 500 or (body in JUNK and not 400 <= answer.status_code < 500):
+                    broken.append((method, path, body, answer.status_code, answer.text[:200]))
+    return probed, broken
+
+
+def test_junk_bodies_are_4xx_never_500(sim):
+    api = Api(sim)
+    server = api.boot().json()["server"]["id"]
+    wait_for(lambda: sim.cloud.servers[server].status == "ACTIVE", what="the server")
+    fip = api.call("POST", "/network/v2.0/floatingips", json={"floatingip": {"floating_network_id": PUBLIC_NET_ID}})
+    ids = {(endpoint, "server_id"): server for endpoint in ("nova.update_server", "nova.server_action")}
+    ids |= {("nova.set_metadata", "server_id"): server, ("nova.set_metadata_item", "server_id"): server}
+    ids |= {("nova.set_metadata_item", "key"): "k", ("neutron.update_fip", "fip_id"): fip.json()["floatingip"]["id"]}
+    ids |= {(e, "tenant"): sim.cloud.project_id for e in ("heat.create_stack", "heat.lookup", "heat.stack")}
+    probed, broken = walk(sim, api, ids)
+    assert probed > 200
+    assert broken == []
