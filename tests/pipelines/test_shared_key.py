@@ -10,6 +10,7 @@ from scheduler_server.config import Settings
 from scheduler_server.pipelines.models import Meta
 from scheduler_server.pipelines.secrets import FINGERPRINT_KEY, SecretError
 from scheduler_server.pipelines.service import PipelineService
+from scheduler_server.pipelines.storage.store import Store
 
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
@@ -61,3 +62,17 @@ def test_a_database_without_a_fingerprint_records_the_first_key_it_sees(tmp_path
         assert again.store.meta_setdefault(FINGERPRINT_KEY, "unused") == again.secrets.fingerprint
     finally:
         again.close()
+
+
+def test_a_refused_replica_closes_the_store_it_opened(tmp_path, database_url, monkeypatch):
+    opened, closed = [], []
+    real_init, real_close = Store.__init__, Store.close
+    monkeypatch.setattr(Store, "__init__", lambda self, *a, **k: (real_init(self, *a, **k), opened.append(self))[0])
+    monkeypatch.setattr(Store, "close", lambda self: (closed.append(self), real_close(self))[1])
+    first = _service(tmp_path, "one", database_url, Fernet.generate_key().decode())
+    try:
+        with pytest.raises(SecretError):
+            _service(tmp_path, "two", database_url)
+        assert len(opened) == 2 and closed == [opened[1]], "the refused one's store, and only it, closed"
+    finally:
+        first.close()

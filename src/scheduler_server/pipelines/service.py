@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from scheduler_server.pipelines import jobdir as runner
 from scheduler_server.pipelines.backend_errors import BackendError
-from scheduler_server.pipelines.clouds.backend import InstanceInfo, create_backend
+from scheduler_server.pipelines.clouds.backend import create_backend
 from scheduler_server.pipelines.errors import Conflict, InvalidInput, NotFound, Unavailable
 from scheduler_server.pipelines.logs.kept import MaskedLog
 from scheduler_server.pipelines.models import (
@@ -37,9 +37,11 @@ from scheduler_server.pipelines.models import (
     InstanceState,
     Pipeline,
 )
+from scheduler_server.pipelines.scheduling import untracked
 from scheduler_server.pipelines.scheduling.attempts import Attempts
 from scheduler_server.pipelines.scheduling.dispatcher import Dispatcher
 from scheduler_server.pipelines.scheduling.pool import Pool
+from scheduler_server.pipelines.scheduling.untracked import UntrackedCleanup
 from scheduler_server.pipelines.secrets import SecretBox, SecretError
 from scheduler_server.pipelines.settings import PipelineSettings, keep_running
 from scheduler_server.pipelines.storage import census, legacy_specs, wake
@@ -89,17 +91,6 @@ class LogChunk:
     complete: bool
 
 
-@dataclass(frozen=True)
-class UntrackedCleanup:
-    """The backend's instances this scheduler does not track (``candidates``), and what deleting them did."""
-
-    dry_run: bool
-    include_untagged: bool
-    candidates: list[InstanceInfo]
-    deleted: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (instance id, why)
-
-
 def _open_store(data_path: Path, url: str) -> tuple[Store, str]:
     """The store and this scheduler's id; StartupError (one line naming the file) if either cannot be had."""
     try:
@@ -120,6 +111,18 @@ class PipelineService:
         self.xnat_settings = xnat
         self.data_path = data_path
         self.store, self.scheduler_id = _open_store(data_path, settings.database_url or default_url(data_path))
+        try:
+            self._assemble(settings, data_path)
+        except BaseException:  # a key that does not fit (SecretError, StartupError), a bad backend setting...
+            if getattr(self, "backend", None) is not None:
+                self.backend.close()
+            self.store.close()
+            raise
+        self._started_in: int | None = None
+        self._start_lock = threading.Lock()
+
+    def _assemble(self, settings: PipelineSettings, data_path: Path) -> None:
+        """Everything but the store: the key (checked against the database's), the backend, the dispatcher."""
         key = settings.secret_key.get_secret_value() if settings.secret_key else None
         self.secrets = SecretBox.from_config(key, data_path, self.store.meta_setdefault)  # its fingerprint checked
         try:
@@ -138,8 +141,6 @@ class PipelineService:
         self.verifier = verify.Verifier(self.tokens, current)
         self.waker = wake.for_store(self.store, self.scheduler_id, data_path)  # a follower wakes the leader
         self.dispatcher = Dispatcher(self.store, self.pool, self.attempts, current, self.waker)
-        self._started_in: int | None = None
-        self._start_lock = threading.Lock()
 
     def current_settings(self) -> PipelineSettings:
         """The pipeline settings now (``reconfigure`` replaces them): what the collaborators call."""
@@ -353,20 +354,7 @@ class PipelineService:
 
     def delete_untracked(self, *, include_untagged: bool, dry_run: bool) -> UntrackedCleanup:
         """The seed's DELETE /instance: delete backend instances this scheduler does not track."""
-        try:
-            candidates = self.pool.untracked(include_untagged)
-        except BackendError as exc:
-            raise Unavailable(f"cannot list the backend's instances: {exc}") from None
-        cleanup = UntrackedCleanup(dry_run, include_untagged, candidates)
-        for info in candidates:
-            if dry_run:
-                continue
-            try:
-                self.pool.delete_backend_instance(info)
-                cleanup.deleted.append(info.id)
-            except BackendError as exc:
-                cleanup.failed.append((info.id, str(exc)))
-        return cleanup
+        return untracked.delete_untracked(self.pool, include_untagged=include_untagged, dry_run=dry_run)
 
     # --- configuration --------------------------------------------------------------
 
