@@ -236,9 +236,11 @@ def _events(stack: Stack, url: str, args, resource_name: str | None) -> list[dic
         events = [e for e in events if types.get(e.resource_name) in args.getlist("resource_type")]
     if set(args.getlist("sort_keys")) - {"event_time", "created_at"}:
         raise not_simulated("event sort_keys other than event_time, created_at")
-    if args.get("sort_dir", "asc") not in ("asc", "desc"):
+    # As Heat: newest first by default; with sort_keys and no sort_dir, oldest first.
+    direction = args.get("sort_dir") or ("asc" if args.get("sort_keys") else "desc")
+    if direction not in ("asc", "desc"):
         raise HeatError(400, f"Invalid sort direction {args.get('sort_dir')!r} (asc or desc)")
-    if args.get("sort_dir", "asc") == "desc":
+    if direction == "desc":
         events.reverse()
     return [_render_event(e, url) for e in _page(events, args, "event")]
 

@@ -108,7 +108,9 @@ def test_sdk_creates_a_stack_whose_outputs_reach_its_server_and_deletes_every_re
     assert conn.orchestration.find_stack("worker-1").id == stack.id  # GET /stacks/worker-1 -> 302 -> canonical
     resources = {r.name: (r.status, r.resource_type) for r in conn.orchestration.resources(stack)}
     assert resources["port"] == ("CREATE_COMPLETE", "OS::Neutron::Port") and len(resources) == 4
-    events = [(e.resource_name, e.resource_status) for e in conn.orchestration.stack_events(stack)]
+    events = [(e.resource_name, e.resource_status) for e in conn.orchestration.stack_events(stack)][
+        ::-1
+    ]  # newest first
     assert events[0] == ("worker-1", "CREATE_IN_PROGRESS") and events[-1] == ("worker-1", "CREATE_COMPLETE")
     assert events.index(("server", "CREATE_COMPLETE")) < events.index(("address", "CREATE_IN_PROGRESS"))
     server_done = next(
@@ -246,7 +248,7 @@ def test_a_stuck_stack_stays_in_progress_until_deleted(sim, conn):
     conn.orchestration.delete_stack(created)  # again while the first runs: 204, one deletion
     conn.orchestration.wait_for_delete(created, interval=0.1, wait=30)
     events = [(e.resource_name, e.resource_status) for e in conn.orchestration.stack_events(created)]
-    assert events == [("stuck", "CREATE_IN_PROGRESS"), ("stuck", "DELETE_IN_PROGRESS"), ("stuck", "DELETE_COMPLETE")]
+    assert events == [("stuck", "DELETE_COMPLETE"), ("stuck", "DELETE_IN_PROGRESS"), ("stuck", "CREATE_IN_PROGRESS")]
 
 
 def refusal(conn, body: dict, status: int = 400) -> dict:

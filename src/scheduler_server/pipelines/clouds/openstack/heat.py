@@ -259,7 +259,10 @@ def failure(orchestration, stack, name: str, retries: int) -> str:
         events = call("list stack events", lambda: list(orchestration.stack_events(stack)), retries)
     except CloudAPIError:
         return message
-    for event in reversed(events):
+    # Newest first whatever order the cloud listed them in (Heat's default: newest first); a stable
+    # sort, as event times are whole seconds.
+    events.sort(key=lambda e: e.event_time or "", reverse=True)
+    for event in events:
         if (event.resource_status or "").endswith("_FAILED") and event.resource_name != name:
             detail = (event.resource_status_reason or "").strip()
             if detail and detail not in reason:
