@@ -93,7 +93,12 @@ def test_a_submitted_pipeline_moves_the_counters_histograms_and_database_gauges(
     assert value(after, "scheduler_server_instance_boot_seconds_count", backend="local") >= 1
     assert value(after, "scheduler_server_pipelines", status="succeeded") == 1
     families = {family.name for family in text_string_to_metric_families(requests.get(f"{url}/metrics").text)}
-    for document in ("metrics.md", "grafana-dashboard.json", "prometheus.yml"):  # every series the docs name
+    for document in (
+        "metrics.md",
+        "grafana-dashboard.json",
+        "prometheus.yml",
+        "scheduler-server-rules.yml",
+    ):  # every series the docs name
         named = set(re.findall(r"scheduler_server_[a-z_]+[a-z]", (DOCS / document).read_text()))
         assert named and {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in named} <= families, document
     live = sum(v for (name, labels), v in after.items() if name == "scheduler_server_instances")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from openstack import exceptions as os_exceptions
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.sshd import free_port
 from scheduler_server import metrics
@@ -208,3 +210,31 @@ def test_a_schedule_request_a_policy_fails_in_is_counted_as_server_error(tmp_pat
             == 1
         )
     assert value(found, count, policy="dummy", outcome="ok") == value(before, count, policy="dummy", outcome="ok")
+
+
+def test_the_shipped_rules_parse_and_name_real_series_and_prometheus_yml_names_them():
+    from types import SimpleNamespace
+
+    import yaml
+
+    from scheduler_server.web import metrics as endpoint
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    scrape_config = yaml.safe_load((docs / "prometheus.yml").read_text())
+    assert scrape_config["rule_files"] == ["scheduler-server-rules.yml"]
+    rules = yaml.safe_load((docs / "scheduler-server-rules.yml").read_text())
+    (group,) = rules["groups"]
+    names = [rule["alert"] for rule in group["rules"]]
+    assert names == ["SchedulerNoSingleLeader", "SchedulerQueueNotMoving", "SchedulerBackendErrors"]
+    families = {family.name for family in text_string_to_metric_families(metrics.render().decode())}
+    families |= {"scheduler_server_" + name for name, *_ in endpoint._census(SimpleNamespace(census=lambda: ({}, {})))}
+    for rule in group["rules"]:
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"} and rule["expr"].count("(") == rule[
+            "expr"
+        ].count(")")
+        named = {
+            re.sub(r"_(total|bucket|count|sum)$", "", n) for n in re.findall(r"scheduler_server_\w+", rule["expr"])
+        }
+        assert named and named <= families, (rule["alert"], named - families)
+    moving = group["rules"][1]["expr"]
+    assert 'status=~"provisioning|staging|running"' in moving and "pipeline_starts_total" in moving
