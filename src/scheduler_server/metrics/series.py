@@ -21,11 +21,13 @@ class Series:
         self.submissions = Counter(
             p + "pipeline_submissions", "Pipelines submitted, by task type and outcome.", ["kind", "outcome"]
         )
-        self.starts = Counter(p + "pipeline_starts", "Pipeline attempts whose script was started.")
+        self.starts = Counter(
+            p + "pipeline_starts", "Pipeline attempts whose script was started (launched, or re-attached)."
+        )
         self.ends = Counter(p + "pipeline_ends", "Pipeline attempts ended, by outcome.", ["outcome"])
         self.submit_to_start = Histogram(
             p + "pipeline_submit_to_start_seconds",
-            "From submission to the start of the first attempt's script.",
+            "From submission to the pipeline's first script start, whatever the attempt.",
             buckets=WAIT_BUCKETS,
         )
         self.boot = Histogram(
