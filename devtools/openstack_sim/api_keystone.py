@@ -137,7 +137,11 @@ def issue_token():
             "project": {"id": cloud.project_id, "name": cfg.project_name, "domain": domain},
             "roles": [{"id": "member-role", "name": "member"}, {"id": "reader-role", "name": "reader"}],
             "is_domain": False,
-            "catalog": _catalog(cfg.base_url, cfg.region, cloud.project_id),
+            "catalog": [
+                entry
+                for entry in _catalog(cfg.base_url, cfg.region, cloud.project_id)
+                if cfg.orchestration or entry["type"] != "orchestration"
+            ],
         }
     }
     response = jsonify(payload)

@@ -33,6 +33,8 @@ class SimConfig:
     address_block: int = field(default_factory=lambda: random.randint(100, 250))
     #: Security group names that exist besides "default".
     security_groups: list[str] = field(default_factory=list)
+    #: Whether the catalogue lists Heat (a cloud without the orchestration service: False).
+    orchestration: bool = True
 
     MUTABLE = ("boot_delay", "delete_delay", "max_servers", "fip_pool_size")
 

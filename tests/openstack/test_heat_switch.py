@@ -4,9 +4,18 @@ restart key (a reload keeps the running backend)."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+import yaml
+
+from devtools.openstack_sim import SimConfig, Simulator
+from scheduler_server.pipelines.backend_errors import ProvisionError
+from scheduler_server.pipelines.clouds.backend import create_backend
+from scheduler_server.pipelines.clouds.openstack.heat_backend import NO_HEAT
 from scheduler_server.pipelines.service import PipelineService
 
-from .conftest import assert_nothing_left, wait_for
+from .conftest import assert_nothing_left, pipeline_settings, wait_for
 
 
 def test_heat_backend_lists_reads_and_deletes_our_plain_servers(sim, make_backend):
@@ -42,3 +51,27 @@ def test_provisioning_is_a_restart_key(sim, make_backend, tmp_path):
     assert service.reconfigure(fresh, tmp_path) == ["openstack.provisioning"]
     assert service.settings.openstack.provisioning == "nova"  # kept: the running backend makes servers
     assert service.settings.max_connection_retries == 3  # the rest is taken
+
+
+def test_a_cloud_without_heat_is_one_clear_reason(ssh_key, tmp_path, caplog):
+    sim = Simulator(SimConfig(boot_delay=0.1, orchestration=False)).start()
+    try:
+        path = tmp_path / "no-heat.yaml"
+        path.write_text(yaml.safe_dump(sim.clouds_yaml("sim")))
+        settings = pipeline_settings(sim, path, ssh_key, provisioning="heat")
+        backend = create_backend(settings, scheduler_id="sched-test", data_dir=tmp_path)
+        with caplog.at_level(logging.ERROR):
+            backend._warm_up()  # what adopt() runs in its thread at start
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [f"openstack: {NO_HEAT}"]
+        with pytest.raises(ProvisionError) as raised:
+            backend.provision("pipeline-h-n")
+        assert str(raised.value) == NO_HEAT and not sim.cloud.servers
+        backend.close()
+    finally:
+        sim.stop()
+
+
+def test_security_group_with_an_own_group_warns_at_start(make_backend, caplog):
+    with caplog.at_level(logging.WARNING):
+        make_backend(provisioning="heat", security_group="default", heat_create_security_group=True)
+    assert any("security_group is not used" in r.getMessage() for r in caplog.records)

@@ -34,6 +34,11 @@ from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError
 
 log = logging.getLogger(__name__)
 
+NO_HEAT = (
+    "pipelines.openstack.provisioning is heat, but the cloud's catalogue has no orchestration service "
+    "(Heat): set provisioning: nova, or ask the cloud's operators for Heat"
+)
+
 
 class HeatBackend(OpenStackBackend):
     def __init__(self, settings, *, scheduler_id, data_dir):
@@ -42,6 +47,13 @@ class HeatBackend(OpenStackBackend):
         self.template  # noqa: B018 - a bad template or parameter is a config error at start
         self._stacks = heat.StackBoard(self.connection, self.os.api_retries, scheduler_id)
         self._server_ids: dict[str, str] = {}  # stack id -> its server's id (for the job tag)
+        self._has_heat: bool | None = None
+        if self.os.security_group and self.os.heat_create_security_group:
+            log.warning(
+                "openstack: security_group %r and heat_create_security_group are both set: the bundled "
+                "template gives each stack's port only the stack's own group; security_group is not used",
+                self.os.security_group,
+            )
 
     @property
     def template(self) -> heat.StackTemplate:
@@ -58,6 +70,20 @@ class HeatBackend(OpenStackBackend):
                 self._template = (key, heat.load_template(os))
             return self._template[1]
 
+    def _check_heat(self) -> None:
+        """A BackendConfigError with one clear reason on a cloud whose catalogue has no Heat."""
+        if self._has_heat is None:
+            self._has_heat = bool(self.connection().has_service("orchestration"))
+        if not self._has_heat:
+            raise BackendConfigError(NO_HEAT)
+
+    def _warm_up(self) -> None:
+        super()._warm_up()
+        try:
+            self._check_heat()
+        except (CloudAPIError, BackendConfigError) as exc:
+            log.error("openstack: %s", exc)
+
     def _stack_info(self, stack) -> InstanceInfo:
         return heat.instance_info(stack, self.os.ssh_port, self.settings.ssh_user, self.scheduler_id)
 
@@ -65,6 +91,7 @@ class HeatBackend(OpenStackBackend):
 
     def provision(self, name: str) -> InstanceInfo:
         try:
+            self._check_heat()
             wanted = self.resolved()
             request = secrets.token_hex(8)
             attrs = heat.create_attrs(self.template, self.os, wanted, name, self.scheduler_id, request)
