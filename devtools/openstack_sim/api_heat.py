@@ -45,8 +45,12 @@ def heat_error(status: int, message: str, kind: str | None = None):
 bp.register_error_handler(HeatError, lambda exc: heat_error(exc.status, exc.message, exc.kind))
 
 
+#: Deleted stacks kept readable by id; older ones are forgotten, so a long run's memory stays bounded.
+KEEP_DELETED = 1000
+
+
 class StackBook:
-    """Every stack of the simulated project (deleted ones stay readable by id)."""
+    """Every stack of the simulated project (the last KEEP_DELETED deleted ones stay readable by id)."""
 
     def __init__(self, cloud):
         self.cloud = cloud
@@ -76,11 +80,18 @@ class StackBook:
             if any(s.name == stack.name and s.deleted is None for s in self.stacks.values()):
                 raise HeatError(409, f"The Stack ({stack.name}) already exists.", "StackExists")
             self.stacks[stack.id] = stack
+            self._forget_deleted()
             fate = self.cloud.faults.take_stack_fate()
         engine = Engine(self.cloud, stack)
         stack.thread = threading.Thread(target=engine.create, args=(fate,), name=f"stack-{stack.id[:8]}", daemon=True)
         stack.thread.start()
         return stack
+
+    def _forget_deleted(self) -> None:
+        """Drop the deleted stacks beyond the last KEEP_DELETED (under the cloud's lock)."""
+        deleted = sorted((s for s in self.stacks.values() if s.deleted is not None), key=lambda s: s.deleted)
+        for stack in deleted[: max(0, len(deleted) - KEEP_DELETED)]:
+            del self.stacks[stack.id]
 
     def find(self, name_or_id: str) -> Stack:
         with self.cloud.lock:

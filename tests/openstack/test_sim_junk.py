@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from devtools.openstack_sim import strict
+from devtools.openstack_sim import api_heat, strict
 from devtools.openstack_sim.model import PUBLIC_NET_ID
 from tests.openstack.conftest import wait_for
 from tests.openstack.test_sim_fidelity import Api
@@ -54,3 +54,24 @@ def test_junk_bodies_are_4xx_never_500(sim):
     probed, broken = walk(sim, api, ids)
     assert probed > 200
     assert broken == []
+
+
+GROUP_ONLY = {
+    "heat_template_version": "2018-08-31",
+    "resources": {"g": {"type": "OS::Neutron::SecurityGroup", "properties": {"rules": []}}},
+}
+
+
+def test_deleted_stacks_beyond_a_bound_are_forgotten(sim, conn, monkeypatch):
+    monkeypatch.setattr(api_heat, "KEEP_DELETED", 2)
+    made = []
+    for n in range(4):
+        stack = conn.orchestration.create_stack(name=f"gone-{n}", template=GROUP_ONLY)
+        conn.orchestration.wait_for_status(stack, "CREATE_COMPLETE", interval=0.05, wait=10)
+        conn.orchestration.delete_stack(stack)
+        conn.orchestration.wait_for_delete(stack, interval=0.05, wait=10)
+        made.append(stack.id)
+    conn.orchestration.create_stack(name="kept", template=GROUP_ONLY)
+    known = set(sim.stacks.stacks)
+    assert not known & set(made[:2]) and set(made[2:]) <= known and len(known) == 3
+    assert conn.orchestration.get(f"/stacks/{made[0]}").status_code == 404
