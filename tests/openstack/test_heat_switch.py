@@ -4,13 +4,15 @@ restart key (a reload keeps the running backend)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 import yaml
 
 from devtools.openstack_sim import SimConfig, Simulator
-from scheduler_server.pipelines.backend_errors import ProvisionError
+from scheduler_server.config import Settings
+from scheduler_server.pipelines.backend_errors import BackendConfigError, ProvisionError
 from scheduler_server.pipelines.clouds.backend import create_backend
 from scheduler_server.pipelines.clouds.openstack.heat_backend import NO_HEAT
 from scheduler_server.pipelines.service import PipelineService
@@ -75,3 +77,21 @@ def test_security_group_with_an_own_group_warns_at_start(make_backend, caplog):
     with caplog.at_level(logging.WARNING):
         make_backend(provisioning="heat", security_group="default", heat_create_security_group=True)
     assert any("security_group is not used" in r.getMessage() for r in caplog.records)
+
+
+def test_heat_parameters_are_masked_in_get_config_and_user_data_must_be_hidden(tmp_path, make_backend):
+    settings = Settings(pipelines={"backend": "openstack", "openstack": {"heat_parameters": {"db_password": "s3cret"}}})
+    shown = settings.public_dict()["pipelines"]["openstack"]["heat_parameters"]
+    assert shown == {"db_password": "**********"} and "s3cret" not in json.dumps(settings.public_dict())
+    assert settings.pipelines.openstack.heat_parameters == {"db_password": "s3cret"}  # what the stacks get
+    template = tmp_path / "shown.yaml"
+    template.write_text(
+        "heat_template_version: 2018-08-31\nparameters:\n  user_data: {type: string, default: ''}\n"
+        "resources:\n  vm:\n    type: OS::Nova::Server\n"
+        "    properties: {image: cirros-0.6.2, flavor: m1.tiny, user_data: {get_param: user_data}}\n"
+        "outputs:\n  address: {value: {get_attr: [vm, first_address]}}\n"
+    )
+    with pytest.raises(BackendConfigError, match="parameter 'user_data' must be declared with hidden: true"):
+        make_backend(provisioning="heat", heat_template_file=str(template), user_data="#cloud-config\n")
+    backend = make_backend(provisioning="heat", heat_template_file=str(template))  # no user data: nothing to hide
+    assert "user_data" in backend.template.declared

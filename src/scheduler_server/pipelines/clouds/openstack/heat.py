@@ -102,6 +102,12 @@ def load_template(settings) -> StackTemplate:
             known = ", ".join(sorted(declared)) or "none"
             raise BackendConfigError(f"{KEY}.heat_parameters.{key}: not a parameter of {source} (it declares: {known})")
     ours = supplied(settings)
+    user_data = declared.get("user_data")
+    if "user_data" in ours and user_data is not None and not (isinstance(user_data, dict) and user_data.get("hidden")):
+        raise BackendConfigError(
+            f"{source}: parameter 'user_data' must be declared with hidden: true "
+            "(user data may hold secrets; Heat shows parameters that are not hidden to anyone who can read the stack)"
+        )
     for name, spec in declared.items():
         has_default = isinstance(spec, dict) and "default" in spec
         if not has_default and name not in ours and name not in settings.heat_parameters:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 
 class OpenStackSettings(BaseModel):
@@ -54,3 +54,8 @@ class OpenStackSettings(BaseModel):
     heat_parameters: dict[str, str | int | float | bool | list | dict] = Field(
         default_factory=dict, description="More parameters of the template (each must be declared by it)."
     )
+
+    @field_serializer("heat_parameters", when_used="json")
+    def _masked(self, value: dict) -> dict:
+        """GET /config shows the names only: a parameter (a password, a token) may be a secret."""
+        return dict.fromkeys(value, "**********")
