@@ -32,6 +32,7 @@ _POSTGRES_UNAVAILABLE = {
     "53": "out of resources (disk full, memory or connections)",
     "57P": "the server is shutting down or not accepting connections",
     "25006": "read-only (a hot standby or default_transaction_read_only)",
+    "55P03": "a lock held elsewhere for too long (a process frozen inside a transaction?)",
     "XX001": "corrupt data",
     "XX002": "corrupt index",
 }

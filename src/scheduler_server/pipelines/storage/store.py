@@ -46,6 +46,11 @@ ASSIGNMENT_LOCK = 0x5C4ED01E
 #: PostgreSQL ends a session left idle inside a transaction this long (seconds): a process frozen
 #: (SIGSTOP) mid-transaction must not keep its locks, the lease row's share lock among them, for ever.
 FROZEN_TRANSACTION_TIMEOUT = 3.0
+#: PostgreSQL gives up a lock wait this long (seconds; below FROZEN_TRANSACTION_TIMEOUT): a frozen
+#: process's transactions that were waiting for a lock (the assignment lock, while holding the lease
+#: row's share lock) end by then, instead of being granted it, one after the other, as each holder
+#: before them times out, and so keeping the lease from being taken over for many timeouts in a row.
+LOCK_WAIT_TIMEOUT = 2.0
 
 
 def default_url(data_path: Path) -> str:
@@ -76,6 +81,7 @@ def _sqlite_engine(url: str) -> Engine:
 def _postgres_session(dbapi_connection, _record) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute(f"SET idle_in_transaction_session_timeout = {int(FROZEN_TRANSACTION_TIMEOUT * 1000)}")
+        cursor.execute(f"SET lock_timeout = {int(LOCK_WAIT_TIMEOUT * 1000)}")
     dbapi_connection.commit()  # a session setting: kept after the pool's rollbacks
 
 
