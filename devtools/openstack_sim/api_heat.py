@@ -228,7 +228,8 @@ def lookup(tenant, name):
 
 @bp.route("/v1/<tenant>/stacks/<name>/<second>", methods=["GET", "PUT", "PATCH", "DELETE"])
 def stack(tenant, name, second):
-    if second in ("resources", "events", "template", "outputs", "environment", "files", "actions"):
+    # Heat's lookup sub-paths; /stacks/<name>/outputs is not one (Heat answers 404: no stack "outputs").
+    if second in ("resources", "events", "template", "environment", "files", "actions"):
         if request.method != "GET":
             raise HeatError(405, f"{request.method} is not allowed on {request.path}")
         stack = _book().find(name)
@@ -236,12 +237,12 @@ def stack(tenant, name, second):
         query = request.query_string.decode()
         return redirect(f"{_stack_url(tenant, stack)}/{second}" + (f"?{query}" if query else ""), code=302)
     stack = _canonical(tenant, name, second)
+    _strict(set() if request.method == "DELETE" else {"resolve_outputs"})
     if request.method == "DELETE":
         _book().delete(stack)
         return "", 204
     if request.method != "GET":
         raise not_simulated("stack update")
-    _strict({"resolve_outputs"})
     outputs = request.args.get("resolve_outputs", "true").lower() != "false"
     return jsonify({"stack": render_stack(stack, _stack_url(tenant, stack), outputs=outputs)})
 

@@ -65,6 +65,7 @@ def _listing(collection: str, items: list[dict]):
         items = [i for i in items if any(_matches(i.get(key), value) for value in wanted)]
     keys = request.args.getlist("sort_key")
     directions = request.args.getlist("sort_dir")
+    _check_sorting(keys, directions, {k for i in items for k in i})
     for n in reversed(range(len(keys))):
         descending = (directions[n] if n < len(directions) else "asc") == "desc"
         items = sorted(items, key=lambda i, k=keys[n]: (i.get(k) is None, str(i.get(k))), reverse=descending)
@@ -76,6 +77,20 @@ def _listing(collection: str, items: list[dict]):
     if next_link:
         body[f"{collection}_links"] = [{"rel": "next", "href": next_link}]
     return jsonify(body)
+
+
+def _check_sorting(keys: list[str], directions: list[str], attributes: set[str]) -> None:
+    """As Neutron: known attributes (of the listed records: an empty listing checks none), asc or desc."""
+    for key in keys:
+        if attributes and key not in attributes:
+            raise CloudError(400, f"{key} is an invalid attribute for sort_keys", "HTTPBadRequest")
+    for direction in directions:
+        if direction not in ("asc", "desc"):
+            raise CloudError(
+                400, f"{direction} is an invalid value for sort_dirs, valid values are asc, desc", "HTTPBadRequest"
+            )
+    if directions and len(directions) != len(keys):
+        raise CloudError(400, "The number of sort_keys and sort_dirs must be same", "HTTPBadRequest")
 
 
 def _matches(attribute, value: str) -> bool:
@@ -346,6 +361,7 @@ def get_quotas(project_id):
 
 
 @bp.get("/v2.0/quotas/<project_id>/details")
+@bp.get("/v2.0/quotas/<project_id>/details.json")  # what `openstack quota show --usage` asks for
 @accepts()
 def get_quota_details(project_id):
     return jsonify(_quotas(project_id, detail=True))

@@ -10,6 +10,7 @@ An ``OS::Neutron::Port`` is realised by the ``OS::Nova::Server`` that lists it i
 from __future__ import annotations
 
 import base64
+import ipaddress
 import time
 
 from .hot import HeatError, not_simulated
@@ -83,6 +84,11 @@ class Server(Type):
     def check(self, cloud, res: str, props: dict, given: set[str]) -> None:
         if "image" not in given:
             raise not_simulated(f"resources.{res}: a server without image (boot from volume)")
+        for key in ("name", "image", "flavor", "key_name", "user_data"):  # String properties, as Heat's schema
+            if isinstance(props.get(key), int | float) and not isinstance(props[key], bool):
+                props[key] = str(props[key])
+            elif key in props and not isinstance(props[key], str):
+                raise _property_error(res, key, f"Value must be a string; got {props[key]!r}")
         image = props.get("image")
         if isinstance(image, str) and not any(image in (i.id, i.name) for i in cloud.images.values()):
             raise _property_error(
@@ -265,6 +271,14 @@ class SecurityGroupType(Type):
                 raise not_simulated(
                     f"resources.{res}.properties.rules item {rule!r} (keys: {', '.join(sorted(self.RULE_KEYS))})"
                 )
+            prefix = rule.get("remote_ip_prefix")
+            try:
+                if prefix is not None:
+                    ipaddress.ip_network(prefix, strict=False)
+            except (TypeError, ValueError):
+                raise _property_error(
+                    res, "rules.remote_ip_prefix", f"Error validating value '{prefix}': Invalid net cidr {prefix}"
+                ) from None
 
     def create(self, cloud, res: str, props: dict, stack_name: str) -> str:
         group = SecurityGroup(id=new_id(), name=props.get("name") or f"{stack_name}-{res}-{_suffix()}")

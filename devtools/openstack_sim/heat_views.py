@@ -67,10 +67,19 @@ def _text(value) -> str:
     return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
+def _flag(args, flag: str) -> bool:
+    """A boolean query parameter, checked as Heat does."""
+    value = args.get(flag, "false").lower()
+    if value not in ("true", "false"):
+        raise HeatError(400, f'Unrecognized value "{args[flag]}" for "{flag}", acceptable values are: true, false')
+    return value == "true"
+
+
 def filtered_stacks(stacks: list[Stack], args) -> list[Stack]:
-    for flag in ("show_deleted", "show_nested", "show_hidden", "global_tenant", "with_count"):
-        if args.get(flag, "false").lower() not in ("true", "false"):
-            raise HeatError(400, f'Unrecognized value "{args[flag]}" for "{flag}", acceptable values are: true, false')
+    for flag in ("show_deleted", "show_nested", "show_hidden", "with_count"):
+        _flag(args, flag)
+    if _flag(args, "global_tenant"):  # Heat's policy: stacks:global_index is for admins; the user is not one
+        raise HeatError(403, "You are not authorized to use global_index.", "Forbidden")
     if args.get("show_deleted", "").lower() != "true":
         stacks = [s for s in stacks if s.deleted is None]
     for key in ("name", "status", "action", "id"):
@@ -157,6 +166,16 @@ def part(stack: Stack, url: str, rest: str, args):
         return jsonify({"output": output})
     if pieces == ["events"]:
         return jsonify({"events": _events(stack, url, args, None)})
+    if pieces == ["environment"]:  # what the stack was given (hidden parameters masked)
+        _strict(args, set())
+        hidden = {k for k, v in (stack.template.get("parameters") or {}).items() if v.get("hidden")}
+        given = {k: "******" if k in hidden else v for k, v in stack.given_params.items()}
+        registry = {"resources": {}}
+        return jsonify({"parameters": given, "parameter_defaults": {}, "resource_registry": registry,
+                        "encrypted_param_names": [], "event_sinks": []})  # fmt: skip
+    if pieces == ["files"]:  # get_file is not simulated: a stack has none
+        _strict(args, set())
+        return jsonify({})
     if pieces[0] == "resources" and len(pieces) <= 4:
         return _resources_part(stack, url, pieces[1:], args)
     raise HeatError(404, f"The resource could not be found: {rest}", "NotFound")
@@ -165,7 +184,7 @@ def part(stack: Stack, url: str, rest: str, args):
 def _resources_part(stack: Stack, url: str, pieces: list[str], args):
     if not pieces:
         _strict(args, RESOURCE_KEYS)
-        detail = args.get("with_detail", "false").lower() == "true"
+        detail = _flag(args, "with_detail")
         resources = [render_resource(stack, r, url, detail=detail) for r in stack.resources.values()]
         for key in ("name", "status", "action", "type"):
             wanted = args.getlist(key)

@@ -99,6 +99,9 @@ def _checked_resources(cloud, template: dict, params: dict) -> dict[str, StackRe
                 raise HeatError(400, f'The specified reference "{target}" (in {name}) is incorrect.')
         resources[name] = StackResource(name, definition["type"], definition, depends | set(extra))
         kind.check(cloud, name, _known(name, props, params), set(props))
+        made_by = hot.function_of(props.get("port_id"))
+        if definition["type"] == "OS::Neutron::FloatingIP" and made_by not in (None, "get_resource", "get_param"):
+            raise not_simulated(f"resources.{name}.properties.port_id from {made_by} (use get_resource of the port)")
     return resources
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from devtools.openstack_sim import api_heat, strict
+from devtools.openstack_sim import api_heat, heat_views, strict
 from devtools.openstack_sim.model import PUBLIC_NET_ID
 from tests.openstack.conftest import wait_for
 from tests.openstack.test_sim_fidelity import Api
@@ -75,3 +75,29 @@ def test_deleted_stacks_beyond_a_bound_are_forgotten(sim, conn, monkeypatch):
     known = set(sim.stacks.stacks)
     assert not known & set(made[:2]) and set(made[2:]) <= known and len(known) == 3
     assert conn.orchestration.get(f"/stacks/{made[0]}").status_code == 404
+
+
+BAD_VALUES = ["", "x", "-1", "1e999", "true,false", "a" * 300, "\u00e9", "%", "0"]
+
+
+def test_per_stack_heat_routes_with_bad_values_of_their_parameters_are_never_500(sim, conn):
+    stack = conn.orchestration.create_stack(name="probed", template=GROUP_ONLY)
+    conn.orchestration.wait_for_status(stack, "CREATE_COMPLETE", interval=0.05, wait=10)
+    event = next(iter(conn.orchestration.stack_events(stack, resource_name="g")))
+    base = f"/stacks/probed/{stack.id}"
+    known = sorted(api_heat.LIST_KEYS | heat_views.EVENT_KEYS | heat_views.RESOURCE_KEYS | {"resolve_outputs"})
+    paths = ["/stacks", "/stacks/probed", base, f"{base}/resources", f"{base}/resources/g", f"{base}/events"]
+    paths += [f"{base}/resources/g/events", f"{base}/resources/g/events/{event.id}", f"{base}/template"]
+    paths += [f"{base}/outputs", f"{base}/environment", f"{base}/files", "/stacks/probed/resources"]
+    client, token = sim.app.test_client(), Api(sim).token  # in-process: some 4,000 requests
+    prefix = f"/orchestration/v1/{sim.cloud.project_id}"
+    broken, probed = [], 0
+    for path in paths:
+        for key in known:
+            for value in BAD_VALUES:
+                answer = client.get(prefix + path, query_string={key: value}, headers={"X-Auth-Token": token})
+                probed += 1
+                if answer.status_code >= 500:
+                    broken.append((path, key, value, answer.status_code))
+    assert probed > 1000 and broken == []
+    conn.orchestration.delete_stack(stack)
