@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import pytest
 import yaml
@@ -95,3 +96,17 @@ def test_heat_parameters_are_masked_in_get_config_and_user_data_must_be_hidden(t
         make_backend(provisioning="heat", heat_template_file=str(template), user_data="#cloud-config\n")
     backend = make_backend(provisioning="heat", heat_template_file=str(template))  # no user data: nothing to hide
     assert "user_data" in backend.template.declared
+
+
+def test_nova_backend_says_loudly_that_live_stacks_need_heat(make_backend, caplog):
+    heat = make_backend(provisioning="heat")
+    stack = heat.provision("pipeline-h-d")
+    nova = make_backend(provisioning="nova")
+    with caplog.at_level(logging.ERROR):
+        nova.adopt([stack])
+    for thread in threading.enumerate():
+        if thread.name == "openstack-warm-up":  # adopt's warm-up: done before the simulator stops
+            thread.join(15)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("1 live instance(s) are Heat stacks (pipeline-h-d)" in m and "drain" in m for m in errors), errors
+    heat.destroy(stack)

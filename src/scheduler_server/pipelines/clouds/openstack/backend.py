@@ -109,6 +109,14 @@ class OpenStackBackend(CloudBackend):
     def adopt(self, instances: list[InstanceInfo]) -> None:
         """Called once at start: connect and resolve names now, so the first pipeline does not wait
         for it and a wrong image or flavor name shows in the log right away."""
+        stacks = [i.name for i in instances if i.extra.get("stack")]
+        if stacks and self.os.provisioning == "nova":
+            log.error(
+                "openstack: %d live instance(s) are Heat stacks (%s) and provisioning is nova, which can neither "
+                "reach nor delete them: set provisioning: heat until they are gone (drain before switching)",
+                len(stacks),
+                ", ".join(stacks[:5]),
+            )
         threading.Thread(target=self._warm_up, name="openstack-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
