@@ -73,7 +73,10 @@ class HeatBackend(OpenStackBackend):
     def _check_heat(self) -> None:
         """A BackendConfigError with one clear reason on a cloud whose catalogue has no Heat."""
         if self._has_heat is None:
-            self._has_heat = bool(self.connection().has_service("orchestration"))
+            conn = self.connection()
+            self._has_heat = bool(
+                self._call("look up orchestration service", lambda: conn.has_service("orchestration"))
+            )
         if not self._has_heat:
             raise BackendConfigError(NO_HEAT)
 
