@@ -15,6 +15,7 @@ from devtools.openstack_sim import SimConfig, Simulator
 from scheduler_server.config import Settings
 from scheduler_server.pipelines.backend_errors import BackendConfigError, ProvisionError
 from scheduler_server.pipelines.clouds.backend import create_backend
+from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError
 from scheduler_server.pipelines.clouds.openstack.heat_backend import NO_HEAT
 from scheduler_server.pipelines.service import PipelineService
 
@@ -110,3 +111,26 @@ def test_nova_backend_says_loudly_that_live_stacks_need_heat(make_backend, caplo
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("1 live instance(s) are Heat stacks (pipeline-h-d)" in m and "drain" in m for m in errors), errors
     heat.destroy(stack)
+
+
+@pytest.mark.parametrize("provisioning", ["nova", "heat"])
+def test_a_failed_connection_at_create_frees_the_boot_slot(make_backend, monkeypatch, provisioning):
+    backend = make_backend(provisioning=provisioning, max_parallel_provisioning=1)
+    backend.resolved()  # looked up: provision's next use of the connection is the create
+    if provisioning == "heat":
+        backend._check_heat()  # the catalogue too
+    working = backend.connection
+
+    def down():
+        raise CloudAPIError("connect: the cloud is down")
+
+    monkeypatch.setattr(backend, "connection", down)
+    with pytest.raises(ProvisionError, match="the cloud is down"):
+        backend.provision("pipeline-c-1")
+    monkeypatch.setattr(backend, "connection", working)
+    done = {}
+    thread = threading.Thread(target=lambda: done.update(info=backend.provision("pipeline-c-2")), daemon=True)
+    thread.start()
+    thread.join(15)
+    assert "info" in done, "the one boot slot was not given back"
+    backend.destroy(done["info"])
