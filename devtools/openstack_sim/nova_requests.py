@@ -63,11 +63,10 @@ def counts(body: dict) -> tuple[int, int]:
         raw = body.get(key)
         if raw is None:
             continue
-        try:
-            values[key] = int(raw)
-        except (TypeError, ValueError):
-            values[key] = 0
-        if values[key] < 1 or isinstance(raw, bool):
+        # Nova's schema: an integer, or a string of digits (a float, 1e999 or inf is a 400, not an overflow)
+        digits = isinstance(raw, str) and raw.isascii() and raw.isdigit()
+        values[key] = int(raw) if digits or (isinstance(raw, int) and not isinstance(raw, bool)) else 0
+        if values[key] < 1:
             raise CloudError(400, f"Invalid input for field/attribute {key}. Value: {raw}.")
     low = values.get("min_count", 1)
     high = values.get("max_count", low)

@@ -8,7 +8,7 @@ import re
 from devtools.openstack_sim import api_heat, heat_views, strict
 from devtools.openstack_sim.model import PUBLIC_NET_ID
 from tests.openstack.conftest import wait_for
-from tests.openstack.test_sim_fidelity import Api
+from tests.openstack.test_sim_fidelity import IMAGE, Api
 
 JUNK = [[], "text", 7, True, [{"a": 1}], {"x": []}, b"null", b"{not json", b"[" * 5000 + b"]" * 5000]
 VALUES = [[], "text", -1, 10**30, None, {"a": []}, [[[]]], "a" * 300]
@@ -40,6 +40,15 @@ def walk(sim, api, ids: dict) -> tuple[int, list]:
                 if answer.status_code >= 500 or (body in JUNK and not 400 <= answer.status_code < 500):
                     broken.append((method, path, body, answer.status_code, answer.text[:200]))
     return probed, broken
+
+
+def test_server_counts_are_nova_integers(sim):
+    api = Api(sim)
+    for raw in (b"1e999", b"1.5", b"-1", b"true", b'"1e3"', b'" 2"'):
+        body = b'{"server": {"name": "n", "imageRef": "%s", "flavorRef": "1", "max_count": %s}}' % (IMAGE.encode(), raw)
+        answer = api.call("POST", "/compute/v2.1/servers", data=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400 and "max_count" in answer.text, (raw, answer.text)
+    assert api.boot(max_count="2", min_count=2).status_code == 202 and len(sim.cloud.servers) == 2
 
 
 def test_junk_bodies_are_4xx_never_500(sim):
