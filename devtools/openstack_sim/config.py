@@ -47,7 +47,9 @@ class SimConfig:
             cast = float if types[key] in ("float", float) else int
             try:
                 number = cast(value)
-            except (TypeError, ValueError):
+                if number != number or abs(number) == float("inf"):  # NaN, Infinity
+                    raise ValueError(value)
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"{key}: expected a number, got {value!r}") from None
             if number < 0:
                 raise ValueError(f"{key}: must not be negative")
