@@ -129,7 +129,7 @@ def _number(name: str, value):
         return None
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         raise HeatError(400, f"Invalid value for {name}: {value!r} is not an integer") from None
     if number <= 0:
         raise HeatError(400, f"Invalid value for {name}: must be positive")

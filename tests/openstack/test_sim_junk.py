@@ -10,6 +10,7 @@ from devtools.openstack_sim import api_heat, heat_views, strict
 from devtools.openstack_sim.model import PUBLIC_NET_ID
 from tests.openstack.conftest import wait_for
 from tests.openstack.test_sim_fidelity import IMAGE, Api
+from tests.openstack.test_sim_heat import server_with
 
 JUNK = [[], "text", 7, True, [{"a": 1}], {"x": []}, b"null", b"{not json", b"[" * 5000 + b"]" * 5000]
 VALUES = [[], "text", -1, 10**30, float("inf"), 1.5, None, {"a": []}, [[[]]], "a" * 300]
@@ -112,3 +113,20 @@ def test_per_stack_heat_routes_with_bad_values_of_their_parameters_are_never_500
                     broken.append((path, key, value, answer.status_code))
     assert probed > 1000 and broken == []
     conn.orchestration.delete_stack(stack)
+
+
+def test_heat_create_fields_and_server_properties_with_junk_are_never_500(sim):
+    api, n, broken = Api(sim), 0, []
+    create = f"/orchestration/v1/{sim.cloud.project_id}/stacks"
+    fields = ["stack_name", "template", "parameters", "tags", "timeout_mins", "disable_rollback", "environment"]
+    properties = ["name", "image", "flavor", "key_name", "networks", "security_groups", "metadata", "user_data"]
+    bodies = [{"stack_name": "s", "template": server_with()} | {key: value} for key in fields for value in VALUES]
+    bodies += [{"stack_name": "p", "template": server_with(**{key: value})} for key in properties for value in VALUES]
+    for body in bodies:
+        n += 1
+        if body["stack_name"] in ("s", "p"):
+            body["stack_name"] += str(n)  # one name each: no 409 hides a 500
+        answer = api.call("POST", create, data=json.dumps(body), headers={"Content-Type": "application/json"})
+        if answer.status_code >= 500:
+            broken.append((body, answer.status_code))
+    assert n > 100 and broken == []
