@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -38,13 +37,14 @@ def test_lease_is_exclusive_until_it_lapses(tmp_path):
 
 
 def test_lease_of_a_dead_local_process_is_taken_at_once(tmp_path):
-    import socket
+    from scheduler_server.pipelines.storage.lease import new_holder_id
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     store = Store(f"sqlite:///{tmp_path / 'p.sqlite'}")
-    assert store.acquire_lease(f"{socket.gethostname()}:{dead.pid}:x", ttl=600)
-    assert store.acquire_lease(f"{socket.gethostname()}:{os.getpid()}:y", ttl=600)
+    host, _, *rest = new_holder_id().split(":")
+    assert store.acquire_lease(":".join([host, str(dead.pid), *rest]), ttl=600)
+    assert store.acquire_lease(new_holder_id(), ttl=600)
 
 
 def test_cli_submit_list_show_cancel_retry(tmp_path, make_settings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from scheduler_server.pipelines.storage import lease as fencing
 from scheduler_server.pipelines.storage.store import Store
 
 
@@ -33,16 +34,16 @@ def test_a_lease_row_created_by_another_process_meanwhile_is_theirs(tmp_path, mo
     url = f"sqlite:///{tmp_path / 'pipelines.sqlite'}"
     ours, theirs = Store(url), Store(url)
     assert theirs.acquire_lease("them", ttl=60)
-    real_get = Session.get
+    real_read = fencing._read
     blind = {"left": 1}  # our lookup ran before their insert committed
 
-    def get(self, entity, key, *args, **kwargs):
-        if getattr(entity, "__tablename__", "") == "leases" and blind["left"]:
+    def read(session, name, lock=False):
+        if blind["left"]:
             blind["left"] -= 1
             return None
-        return real_get(self, entity, key, *args, **kwargs)
+        return real_read(session, name, lock)
 
-    monkeypatch.setattr(Session, "get", get)
+    monkeypatch.setattr(fencing, "_read", read)
     assert ours.acquire_lease("us", ttl=60) is False
     assert blind["left"] == 0
     assert theirs.acquire_lease("them", ttl=60)  # still theirs

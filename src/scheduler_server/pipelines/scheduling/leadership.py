@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from scheduler_server.pipelines.storage.lease import Fence, holder_is_dead, margin
+from scheduler_server.pipelines.storage.lease import Fence, clock, holder_is_dead, margin
 from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Leadership:
         self._changed = changed
         self.fence: Fence | None = None
         self._stop = threading.Event()
+        self._acquiring = threading.Lock()  # held across one take/renew and what follows from it
         self._thread: threading.Thread | None = None
         self._problem: str | None = None
         self._expires_at = 0.0  # when the lease a follower waits for expires (0: not known)
@@ -60,7 +61,8 @@ class Leadership:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        fence, self.fence = self.fence, None
+        with self._acquiring:  # a take still under way ends first; none starts after (stop flag)
+            fence, self.fence = self.fence, None
         if fence is not None:
             fence.end()
             try:
@@ -89,7 +91,13 @@ class Leadership:
             if wait is not None:
                 return wait
         self._expires_at = 0.0
-        requested = time.monotonic()
+        with self._acquiring:
+            if self._stop.is_set():
+                return RETRY
+            return self._take(ttl, fence)
+
+    def _take(self, ttl: float, fence: Fence | None) -> float:
+        requested = clock()
         try:
             held = self.store.acquire_lease(self.holder, ttl)
         except Exception as exc:  # noqa: BLE001 - the database is away: the fence's deadline decides

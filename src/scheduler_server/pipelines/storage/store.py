@@ -34,7 +34,7 @@ from scheduler_server.pipelines.storage import lease as fencing
 from scheduler_server.pipelines.storage import migrations
 from scheduler_server.pipelines.storage.errors import StoreUnavailable, unavailable_reason
 from scheduler_server.pipelines.storage.health import WriteHealth
-from scheduler_server.pipelines.storage.lease import DISPATCHER_LEASE, holder_is_dead
+from scheduler_server.pipelines.storage.lease import DISPATCHER_LEASE
 from scheduler_server.pipelines.storage.queries import ListFilter, ordered, summary
 
 log = logging.getLogger(__name__)
@@ -227,26 +227,12 @@ class Store:
     # --- the dispatcher lease -------------------------------------------------------
 
     def acquire_lease(self, holder: str, ttl: float, name: str = DISPATCHER_LEASE) -> bool:
-        """Take or renew the lease; True if ``holder`` has it for the next ``ttl`` seconds."""
-        now = time.time()
+        """Take or renew the lease; True if ``holder`` has it for the next ``ttl`` seconds (``lease.take``)."""
         try:
-            return self._take_lease(holder, ttl, name, now)
+            with self.write() as session:
+                return fencing.take(session, holder, ttl, name)
         except IntegrityError:
             return False  # another process created the lease row between our read and insert: it holds it
-
-    def _take_lease(self, holder: str, ttl: float, name: str, now: float) -> bool:
-        with self.write() as session:
-            lease = session.get(Lease, name)
-            if lease is None:
-                session.add(Lease(name=name, holder=holder, expires_at=now + ttl))
-                return True
-            if lease.holder == holder or lease.expires_at < now or holder_is_dead(lease.holder):
-                if lease.holder != holder:
-                    log.info("taking the %s lease over from %s", name, lease.holder)
-                lease.holder = holder
-                lease.expires_at = now + ttl
-                return True
-            return False
 
     def read_lease(self, name: str = DISPATCHER_LEASE) -> tuple[str, float] | None:
         """(holder, expires_at) of the lease row, None if there is none: a plain read."""
