@@ -33,6 +33,7 @@ from sqlalchemy import func, select, update
 from scheduler_server.pipelines.errors import InvalidInput
 from scheduler_server.pipelines.models import FINAL_STATES, QUEUED, Pipeline, XnatToken
 from scheduler_server.pipelines.secrets import SecretBox
+from scheduler_server.pipelines.storage.lease import check_side_effect
 from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.xnat.client import AliasToken, XnatClient
 from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatUnavailable
@@ -188,6 +189,7 @@ class Tokens:
             session.execute(update(Pipeline).where(Pipeline.id == pipeline_id).values(token_id=token_id, secret=secret))
 
     def _client(self, host: str):
+        check_side_effect()  # run as leader (the sweep): nothing sent to XNAT once its lease lapsed
         server = match(self.settings, host)
         if server is None:  # no longer configured: it cannot be contacted
             return _NoClient()

@@ -47,6 +47,7 @@ from scheduler_server.pipelines.models import (
     Pipeline,
     XnatWorkflowKey,
 )
+from scheduler_server.pipelines.storage.lease import check_side_effect
 from scheduler_server.pipelines.storage.store import Store
 from scheduler_server.pipelines.xnat.client import XnatClient
 from scheduler_server.pipelines.xnat.errors import XnatAuthError, XnatNotFound, XnatUnavailable
@@ -266,6 +267,7 @@ class Workflows:
             self._mark(pipeline, None, pipeline.workflow_id)
             return 0
         values = fields(pipeline, settings)
+        check_side_effect()  # run as leader (the sweep): nothing sent to XNAT once its lease lapsed
         with XnatClient(server) as client:
             try:
                 client.put_workflow(auth, values)
