@@ -17,6 +17,7 @@ from scheduler_server.pipelines.storage import wake
 from .conftest import script, submit_ok, wait_status, wait_until
 from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 from .test_leadership import _child, _end, _holder
+from .test_wake_bursts import short_root  # noqa: F401  (fixture)
 
 SLOW = {"poll_interval": 5.0}
 
@@ -80,14 +81,17 @@ def test_a_submission_in_another_process_wakes_the_sqlite_leader_by_datagram(mak
         _end(leader)
 
 
-def test_the_local_socket_replaces_a_stale_file_and_a_long_path_uses_an_abstract_name(tmp_path):
+def test_the_local_socket_replaces_a_stale_file_and_a_long_path_uses_a_short_private_one(
+    tmp_path, monkeypatch, short_root
+):
+    monkeypatch.setattr(wake, "FALLBACK_ROOT", short_root)
     woken = []
     short = tmp_path / "d"
     short.mkdir()
     (short / wake.SOCKET_NAME).write_text("left by a leader killed -9")
     deep = tmp_path / ("x" * 60) / ("y" * 60)
     deep.mkdir(parents=True)
-    assert isinstance(wake.socket_address(deep / wake.SOCKET_NAME), bytes)
+    assert Path(wake.socket_address(deep / wake.SOCKET_NAME)).parent.parent == short_root
     for folder in (short, deep):
         waker = wake.LocalWaker(folder)
         listener = waker.listen(lambda folder=folder: woken.append(folder))
