@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from scheduler_server.pipelines.scheduling import assignment
 from scheduler_server.pipelines.scheduling.assignment import Assigned
+from scheduler_server.pipelines.storage.errors import is_lock_wait
 from scheduler_server.pipelines.storage.lease import LeaseLost
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,11 @@ class Assigning:
             self.drop(assigned)
             if isinstance(exc, StaleDataError):  # a row changed under us (PostgreSQL): an expected race
                 log.info("assigning pipelines in a caller's transaction lost a race: %s", exc)
+            elif is_lock_wait(exc):  # PostgreSQL's lock_timeout: contention, one line (the next tick assigns)
+                log.warning(
+                    "assigning pipelines in a caller's transaction gave up waiting for a lock: %s",
+                    str(exc.orig).splitlines()[0],
+                )
             elif not isinstance(exc, _Busy):
                 log.exception("assigning pipelines in a caller's transaction failed")
             return None, True

@@ -89,6 +89,11 @@ def _sqlite_problem(exc: DBAPIError, url: str) -> str | None:
     return problem if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_FULL")) else f"{problem} ({exc.orig})"
 
 
+def is_lock_wait(exc: BaseException) -> bool:
+    """PostgreSQL gave up a lock wait (lock_timeout): contention, not a database that cannot take writes."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"
+
+
 def _postgres_problem(exc: DBAPIError) -> str | None:
     state = getattr(exc.orig, "sqlstate", None)
     if state is None:

@@ -32,7 +32,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED, Lease, Meta, Pipeline
 from scheduler_server.pipelines.storage import lease as fencing
 from scheduler_server.pipelines.storage import migrations
-from scheduler_server.pipelines.storage.errors import StoreUnavailable, unavailable_reason
+from scheduler_server.pipelines.storage.errors import StoreUnavailable, is_lock_wait, unavailable_reason
 from scheduler_server.pipelines.storage.health import WriteHealth
 from scheduler_server.pipelines.storage.lease import DISPATCHER_LEASE
 from scheduler_server.pipelines.storage.queries import ListFilter, ordered, summary
@@ -55,6 +55,18 @@ LOCK_WAIT_TIMEOUT = 2.0
 
 def default_url(data_path: Path) -> str:
     return f"sqlite:///{data_path / 'pipelines.sqlite'}"
+
+
+#: libpq: give up connecting after 5 s; TCP keepalives and a 15 s user timeout, so a renewal or release
+#: on a connection whose server vanished fails in seconds (not the kernel's ~2 min, or 15 min of retransmits).
+POSTGRES_CONNECT = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -96,7 +108,8 @@ class Store:
             self.engine = _sqlite_engine(url)
             writer = self.engine.execution_options(sqlite_immediate=True)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            postgres = url.startswith("postgresql")
+            self.engine = create_engine(url, pool_pre_ping=True, connect_args=POSTGRES_CONNECT if postgres else {})
             if self.engine.dialect.name == "postgresql":
                 event.listen(self.engine, "connect", _postgres_session)
             writer = self.engine
@@ -147,7 +160,8 @@ class Store:
         reason = unavailable_reason(exc, self.url)
         if reason is None:
             return exc  # a bug, not the database's state: raised as it was
-        self.health.failed(reason)
+        if not is_lock_wait(exc):  # a lock wait given up: contention, the database takes writes
+            self.health.failed(reason)
         return StoreUnavailable(reason)
 
     def _probe_write(self) -> None:
