@@ -88,6 +88,7 @@ class InstanceInfo:
         data = dict(data)
         if data.get("created_at"):
             data["created_at"] = datetime.fromisoformat(data["created_at"])
+        data.setdefault("name", data.get("id"))  # rows written before instances had names
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -253,7 +253,15 @@ class Dispatcher(Assigning):
         self._wake.set()
 
     def _recover(self) -> None:
-        leaked = self.pool.reconcile()
+        try:
+            leaked = self.pool.reconcile()
+        except (LeaseLost, StoreUnavailable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. the cloud's API is down: the periodic sweep reconciles later
+            log.warning(
+                "reconciling instances on taking over failed (%s: %s); dispatching anyway", type(exc).__name__, exc
+            )
+            leaked = []
         if leaked:
             log.warning("deleted %d leaked instance(s): %s", len(leaked), ", ".join(leaked))
         self._last_poll.clear()
