@@ -129,8 +129,9 @@ def _inherited(sock: socket.socket) -> dict:
     return {"_sock": sock, "bind_socket": False, "sockinfo": sockinfo}
 
 
-def serve_until_stopped(server) -> None:
-    """Serve until SIGTERM or SIGINT; then stop accepting, let running requests finish (5 s at most)."""
+def serve_until_stopped(server, pending: list | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; then stop accepting, let running requests finish (5 s at most).
+    ``pending``: signals the caller's own handler recorded while it started: serve nothing, return."""
 
     def _stop(signum, _frame):
         log.info("received %s: stopping", signal.Signals(signum).name)
@@ -141,4 +142,9 @@ def serve_until_stopped(server) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if pending:  # looked at after our handlers are in place: no signal falls between
+        log.info("received %s while starting: stopping", signal.Signals(pending[0]).name)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return
     server.run()  # returns after SystemExit, once the worker threads are shut down

@@ -35,8 +35,10 @@ from scheduler_server import metrics
 
 log = logging.getLogger("scheduler_server.workers")
 
-#: Seconds the master waits for its workers after forwarding SIGTERM, then it kills them.
-STOP_TIMEOUT = 20.0
+#: Seconds the master waits for its workers after forwarding SIGTERM, then it kills them. Above a
+#: worker's worst case (docs/deployment.md): requests 5 + dispatcher loop 10 + lease thread 5 + release
+#: 2-5 + jobs 10, about 35 s.
+STOP_TIMEOUT = 45.0
 #: A worker that dies within this many seconds of its start counts as failing at start.
 STARTUP_GRACE = 10.0
 #: First and longest wait before respawning a slot whose workers keep failing at start.

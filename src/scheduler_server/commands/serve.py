@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import shutil
+import signal
 from functools import partial
 
 import click
@@ -113,6 +114,9 @@ def _worker(settings: Settings, host: str, port: int, sockets, reporter) -> int 
     from scheduler_server.web.pipelines.lifecycle import start_pipelines, stop_pipelines
     from scheduler_server.workers import CANNOT_START
 
+    pending: list[int] = []  # SIGTERM/SIGINT during the start: it finishes, then the worker stops cleanly
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: pending.append(signum))
     try:
         app = create_app(settings)
         install_access_log(app)
@@ -122,7 +126,7 @@ def _worker(settings: Settings, host: str, port: int, sockets, reporter) -> int 
         reporter.failed(start_failure(exc).message)
         return CANNOT_START
     reporter.ready()
-    serve_until_stopped(server)
+    serve_until_stopped(server, pending)
     stop_pipelines(app)
     return None
 
