@@ -140,32 +140,13 @@ class OpenStackBackend(CloudBackend):
             raise ProvisionError(str(exc)) from None
         request = secrets.token_hex(8)
         attrs = servers.create_attrs(self.os, wanted, name, request, self.scheduler_id)
-        self._booting.acquire()
-        with self._lock:
-            self._in_flight.add(name)
         retried = []
-        server = None
 
         def find_created():
             retried.append(True)
             return self._find_created(name, request)
 
-        try:
-            compute = self.connection().compute  # inside: any failure frees the slot
-            # Servers a pipeline waits for are created first: a burst of creates slows each one down.
-            with self._reach_order.turn(lambda: self.awaited(name)):
-                server = self._call(
-                    f"create server {name}", lambda: compute.create_server(**attrs), on_retry=find_created
-                )
-        except CloudAPIError as exc:
-            raise ProvisionError(str(exc)) from None
-        finally:
-            with self._lock:
-                self._in_flight.discard(name)
-            if server is None:
-                self._booting.release()
-        with self._lock:
-            self._holding.add(server.id)
+        server = self._create(f"create server {name}", name, lambda c: c.compute.create_server(**attrs), find_created)
         log.info("openstack: created server %s (%s)", name, server.id)
         return InstanceInfo(
             id=server.id,
@@ -176,6 +157,27 @@ class OpenStackBackend(CloudBackend):
             created_at=datetime.now(UTC),
             extra={"request": request, "dedupe": bool(retried)},
         )
+
+    def _create(self, what: str, name: str, create, on_retry):
+        """``create(conn)``, a server or a stack (Heat's too), holding a boot slot that a failure frees."""
+        self._booting.acquire()
+        with self._lock:
+            self._in_flight.add(name)
+        made = None
+        try:
+            conn = self.connection()  # inside: a failure here frees the slot too
+            with self._reach_order.turn(lambda: self.awaited(name)):  # awaited first: a burst slows all
+                made = self._call(what, lambda: create(conn), on_retry=on_retry)
+        except CloudAPIError as exc:
+            raise ProvisionError(str(exc)) from None
+        finally:
+            with self._lock:
+                self._in_flight.discard(name)
+                if made is not None:
+                    self._holding.add(made.id)
+            if made is None:
+                self._booting.release()
+        return made
 
     def _created(self, name: str, request: str) -> list:
         compute = self.connection().compute

@@ -100,27 +100,12 @@ class HeatBackend(OpenStackBackend):
             attrs = heat.create_attrs(self.template, self.os, wanted, name, self.scheduler_id, request)
         except (CloudAPIError, BackendConfigError) as exc:
             raise ProvisionError(str(exc)) from None
-        self._booting.acquire()
-        with self._lock:
-            self._in_flight.add(name)
-        stack = None
-        try:
-            orchestration = self.connection().orchestration  # inside: any failure frees the slot
-            with self._reach_order.turn(lambda: self.awaited(name)):
-                stack = self._call(
-                    f"create stack {name}",
-                    lambda: orchestration.create_stack(**attrs),
-                    on_retry=lambda: self._find_created(name, request),
-                )
-        except CloudAPIError as exc:
-            raise ProvisionError(str(exc)) from None
-        finally:
-            with self._lock:
-                self._in_flight.discard(name)
-            if stack is None:
-                self._booting.release()
-        with self._lock:
-            self._holding.add(stack.id)
+        stack = self._create(
+            f"create stack {name}",
+            name,
+            lambda conn: conn.orchestration.create_stack(**attrs),
+            lambda: self._find_created(name, request),
+        )
         log.info("openstack: created stack %s (%s)", name, stack.id)
         return InstanceInfo(
             id=stack.id,
