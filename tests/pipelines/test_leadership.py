@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event, select, text
 
 from scheduler_server.logging_setup import RequestIdFilter
 from scheduler_server.pipelines.models import FINAL_STATES, Meta
-from scheduler_server.pipelines.storage.lease import Fence, LeaseLost, check_side_effect, fenced
+from scheduler_server.pipelines.storage.lease import Fence, LeaseLost, check_side_effect, clock, fenced
 from scheduler_server.pipelines.storage.store import Store
 
 from .conftest import script, submit_ok, wait_status, wait_until
@@ -39,14 +39,14 @@ def test_a_fenced_write_needs_the_lease_row_and_a_live_deadline(store_url):
     event.listen(store.engine, "checkout", lambda *args: checkouts.append(1))
     try:
         assert store.acquire_lease("us", ttl=30)
-        ours = Fence("us", time.monotonic() + 30)
+        ours = Fence("us", clock() + 30)
         with fenced(ours), store.write() as session:
             session.add(Meta(key="ours", value="1"))
         store.release_lease("us")
         assert store.acquire_lease("them", ttl=30)  # taken over: the row names them
         with pytest.raises(LeaseLost, match="held by them"), fenced(ours), store.write() as session:
             session.add(Meta(key="late", value="1"))
-        lapsed = Fence("them", time.monotonic() - 0.01)  # e.g. frozen, then thawed past its deadline
+        lapsed = Fence("them", clock() - 0.01)  # e.g. frozen, then thawed past its deadline
         before = len(checkouts)
         with pytest.raises(LeaseLost, match="lapsed"), fenced(lapsed), store.write() as session:
             session.add(Meta(key="thawed", value="1"))
