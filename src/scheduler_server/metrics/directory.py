@@ -44,7 +44,7 @@ def choose(data_path: Path) -> Path | None:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()  # writable: every worker writes its files here
     except OSError as exc:
-        raise StartupError(f"{what}: cannot use it: {exc.strerror or exc}") from None
+        raise StartupError(f"{what}: cannot use it: {(exc.strerror or str(exc)).lower()}") from None
     os.environ[VARIABLE] = str(path)
     return path
 
