@@ -15,6 +15,8 @@ from scheduler_server.pipelines.clouds.backend import create_backend
 from scheduler_server.pipelines.settings import PipelineSettings
 from tests.waiting import wait_until
 
+from .harness import Service
+
 KEYPAIR = "scheduler"
 HERE = Path(__file__).parent
 
@@ -130,3 +132,18 @@ def make_backend(sim, clouds_yaml, ssh_key, tmp_path):
     yield factory
     for backend in made:
         backend.close()
+
+
+@pytest.fixture
+def services():
+    """Start ``serve`` processes on the simulator (harness.Service); all are stopped after the test."""
+    started = []
+
+    def start(config, log):
+        service = Service(config, log).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -19,7 +19,7 @@ from scheduler_server.pipelines.clouds.openstack import heat
 from scheduler_server.pipelines.clouds.openstack.settings import OpenStackSettings
 
 from .conftest import KEYPAIR, assert_nothing_left, wait_for
-from .harness import Service, markers, seed_config
+from .harness import markers, seed_config
 
 
 def stacks_left(sim) -> list[str]:
@@ -192,20 +192,6 @@ def test_a_create_that_timed_out_but_happened_is_found_by_name_and_request_tag(s
 
 
 # --- end to end: `serve` on the simulator as separate processes ---------------------------------
-
-
-@pytest.fixture
-def services():
-    started = []
-
-    def start(config, log):
-        service = Service(config, log).start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.stop()
 
 
 def sim_process(tmp_path, ssh_key, **options) -> SimProcess:

@@ -20,7 +20,7 @@ from devtools.openstack_sim.process import SimProcess
 from scheduler_server.pipelines.clouds.backend import TAG_KEY
 
 from .conftest import wait_for
-from .harness import KEYPAIR, Service, markers, seed_config
+from .harness import KEYPAIR, markers, seed_config
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +32,6 @@ def sim_proc(tmp_path, ssh_key):
     )
     with sim:
         yield sim
-
-
-@pytest.fixture
-def services():
-    started = []
-
-    def start(config, log):
-        service = Service(config, log).start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.stop()
 
 
 def curl(*args: str) -> str:
