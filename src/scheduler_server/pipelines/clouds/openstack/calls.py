@@ -75,6 +75,7 @@ OPERATIONS = {
     "look up flavor": "find_flavor",
     "look up network": "find_network",
     "look up floating IP network": "find_network",
+    "look up orchestration service": "find_service",
 }
 OPERATION_LABELS = frozenset(OPERATIONS.values()) | {"other"}
 
