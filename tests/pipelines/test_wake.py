@@ -45,6 +45,30 @@ def test_a_submission_on_a_follower_starts_as_fast_as_on_the_leader(make_service
     assert follower_p50 < 0.05 + leader_p50, waits  # never a poll interval (5 s) late
 
 
+def test_a_wake_up_that_starts_a_pipeline_leaves_the_bookkeeping_tick_until_its_start_job_ends(
+    make_service, postgres_url
+):
+    # A full tick during the staging competes with it for the interpreter: the follower's submissions
+    # were 10 ms slower to reach their script than the leader's (bench/README.md "Replicas").
+    leader = make_service(database_url=postgres_url, virtual_server_ttl=600, **SLOW)
+    wait_until(lambda: leader.dispatcher.leading, message="the leader")
+    follower = make_service(database_url=postgres_url, **SLOW)
+    time.sleep(0.3)  # the leader's listener is connected
+    (first,) = submit_ok(follower, script("ok.sh"))
+    wait_status(leader, first, "succeeded")  # its instance stays ready for the next one
+    time.sleep(0.3)  # the ticks the first pipeline's end caused are over
+    ticks = []
+    tick = leader.dispatcher.tick
+    leader.dispatcher.tick = lambda now: (ticks.append(time.time()), tick(now))
+    (second,) = submit_ok(follower, script("sleep.sh", "0.5"))  # outlives its start job
+    wait_status(leader, second, "succeeded")
+    pipeline = leader.get(second)
+    assert pipeline.instance_id == leader.get(first).instance_id  # started on the ready instance
+    running_at = min(t.at for t in pipeline.transitions if t.to_status == "running")
+    assert ticks, "the start job's end wakes the loop"
+    assert min(ticks) >= running_at, (ticks, running_at)
+
+
 def test_a_notify_from_another_connection_wakes_the_leader_and_a_foreign_payload_does_not(make_service, postgres_url):
     leader = make_service(database_url=postgres_url, **SLOW)
     wait_until(lambda: leader.dispatcher.leading, message="the leader")

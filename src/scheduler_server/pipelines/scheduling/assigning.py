@@ -31,12 +31,14 @@ class _Busy(Exception):
 
 
 class Assigning:
-    def assign_queued(self, now: float) -> bool:
-        """Assign what can be; True if a pipeline was started on a ready instance."""
+    def assign_queued(self, now: float, known_queued: bool = False) -> bool:
+        """Assign what can be; True if a pipeline was started on a ready instance. ``known_queued``:
+        a submission was just committed (a wake-up), so the write transaction needs no read first."""
         limit = self.pool.limit()
-        _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
-        if not queued:  # a plain read first: most ticks have nothing to assign and need no write
-            return False
+        if not known_queued:  # a plain read first: most ticks have nothing to assign and need no write
+            _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
+            if not queued:
+                return False
         assigned = None
         try:
             with self.store.write() as session:

@@ -242,15 +242,17 @@ class Dispatcher(Assigning):
         """Another process committed a submission: assign now on the listener's thread (as that
         submission would have in its own transaction here), not after a tick that may be under way."""
         fence = self.recovered_fence()
+        started = False
         try:
             if fence is not None:
                 with fenced(fence):
-                    self.assign_queued(time.time())
+                    started = self.assign_queued(time.time(), known_queued=True)
         except (LeaseLost, StoreUnavailable) as exc:
             log.info("assigning on a wake-up stopped: %s", exc)
         except Exception:  # noqa: BLE001 - the loop's tick assigns them
             log.exception("assigning on a wake-up failed")
-        self._wake.set()
+        if not started:  # as after a submission here: a start's bookkeeping waits for its job's end
+            self._wake.set()  # (which wakes the loop) instead of competing with the staging for the CPU
 
     def _recover(self) -> None:
         try:
