@@ -8,6 +8,7 @@ the step after it is skipped, then the service is closed and a new one starts on
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,10 @@ def test_a_crash_after_the_logs_are_fetched_but_before_the_end_is_committed(make
     wait_until(lambda: not job_dir.exists() and not abandoned(service), message="its job directory removed")
 
 
-def test_a_crash_after_the_end_is_committed_leaves_the_directory_to_the_next_leader(make_service, settings, counted):
+def test_a_crash_after_the_end_is_committed_leaves_the_directory_to_the_next_leader(
+    make_service, settings, counted, caplog
+):
+    caplog.set_level(logging.INFO, logger="scheduler_server.pipelines.scheduling.abandoned")
     service = make_service(**settings)
     (first,) = submit_ok(service, script("ok.sh"))
     wait_status(service, first, SUCCEEDED)
@@ -74,3 +78,9 @@ def test_a_crash_after_the_end_is_committed_leaves_the_directory_to_the_next_lea
     done = service.store.get_pipeline(pipeline_id)
     assert (done.status, done.attempt) == (SUCCEEDED, 1)
     assert [len(found) for found in runs(counted)] == [1, 1], "ran once"
+    # Its log line says what happened: an ended attempt's directory, not an attempt given up on.
+    (line,) = [
+        r.getMessage() for r in caplog.records if r.name.endswith(".abandoned") and str(job_dir) in r.getMessage()
+    ]
+    assert f"pipeline {pipeline_id} attempt 1" in line and "given up" not in line, line
+    assert f"removed the job directory {job_dir} it left behind: its end (" in line, line

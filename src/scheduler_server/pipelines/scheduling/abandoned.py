@@ -38,6 +38,10 @@ from scheduler_server.pipelines.storage.store import Store
 
 log = logging.getLogger(__name__)
 
+#: How the reason of a note written by ``note_ended`` begins and ends (as did the rows written before
+#: it was a function): such a row is an ended attempt's directory, not an attempt given up on.
+_ENDED, _LEFT = "ended (", "); its job directory was left behind"
+
 #: Longest wait between two tries at one abandoned attempt (seconds).
 MAX_BACKOFF = 60.0
 #: An ended attempt's job directory is left to the reaper only if it is still there this long after
@@ -66,6 +70,13 @@ def record(session, pipeline: Pipeline, reason: str, delay: float = 0.0) -> tupl
         )
     )
     return dict(instance.info), pipeline.job_dir
+
+
+def note_ended(session, pipeline: Pipeline, reason: str) -> tuple[dict, str] | None:
+    """In the transaction that records an attempt's end (``reason``): note its job directory, which
+    the caller removes after the commit and then ``forget``s; the reaper's after ``CLEANUP_DELAY``
+    if that removal never happens (the process stopped first) or fails (the instance did not answer)."""
+    return record(session, pipeline, f"{_ENDED}{reason[:200]}{_LEFT}", CLEANUP_DELAY)
 
 
 def forget(store: Store, pipeline_id: int, attempt: int, job_dir: str) -> None:
@@ -125,7 +136,8 @@ class Reaper:
                 executor.remove_tree(row.job_dir)
         except InstanceGone as exc:  # e.g. a host taken out of pipelines.ssh_hosts: nothing can reach it
             self._forget(row.id)
-            log.warning("%s: given up for good, its instance cannot be reached any more: %s", what, exc)
+            left = "its job directory is left there" if ended(row) else "given up for good"
+            log.warning("%s: %s, its instance cannot be reached any more: %s", what, left, exc)
             return False
         except BackendError as exc:
             self._later(row.id)
@@ -136,7 +148,7 @@ class Reaper:
             log.warning("%s: processes are still working in %s after the kill; will try again", what, row.job_dir)
             return False
         self._forget(row.id)
-        log.warning("%s: stopped what was left of it (given up earlier: %s)", what, row.reason)
+        _log_cleared(what, row)
         return True
 
     def _later(self, row_id: int) -> None:
@@ -152,3 +164,21 @@ class Reaper:
             row = session.get(AbandonedAttempt, row_id)
             if row is not None:
                 session.delete(row)
+
+
+def ended(row: AbandonedAttempt) -> bool:
+    """The row notes an ended attempt's job directory (``note_ended``), not an attempt given up on."""
+    return row.reason.startswith(_ENDED)
+
+
+def _log_cleared(what: str, row: AbandonedAttempt) -> None:
+    if ended(row):  # nothing went wrong with the attempt: only its directory's removal did not happen
+        log.info(
+            "%s: removed the job directory %s it left behind: its end (%s) was recorded, but the process that "
+            "recorded it did not remove the directory after that (it stopped first, or could not reach the instance)",
+            what,
+            row.job_dir,
+            row.reason.removeprefix(_ENDED).removesuffix(_LEFT),
+        )
+    else:
+        log.warning("%s: stopped what was left of it (given up earlier: %s)", what, row.reason)

@@ -176,8 +176,7 @@ class AttemptOutcomes:
         if abandon:
             abandoned.record(session, p, reason)
         elif not (deleting and self.pool.backend.destroy_erases):
-            why = f"ended ({reason[:200]}); its job directory was left behind"
-            noted = abandoned.record(session, p, why, abandoned.CLEANUP_DELAY)
+            noted = abandoned.note_ended(session, p, reason)
             if noted is not None:
                 left.append((p.id, p.attempt, *noted))
 
