@@ -74,9 +74,12 @@ class HeatBackend(OpenStackBackend):
         """A BackendConfigError with one clear reason on a cloud whose catalogue has no Heat."""
         if self._has_heat is None:
             conn = self.connection()
-            self._has_heat = bool(
-                self._call("look up orchestration service", lambda: conn.has_service("orchestration"))
-            )
+
+            def in_catalogue() -> bool:
+                conn.session.get_token()  # has_service says False for a cloud it cannot reach: ask first
+                return conn.has_service("orchestration")
+
+            self._has_heat = bool(self._call("look up orchestration service", in_catalogue))
         if not self._has_heat:
             raise BackendConfigError(NO_HEAT)
 

@@ -24,11 +24,15 @@ class Resolved:
 
 
 def _find(kind: str, key: str, value: str, finder, retries: int):
-    """``finder(value)`` (an openstacksdk find_*), with 'not found' and 'ambiguous' named after the config key."""
+    """``finder()(value)`` (an openstacksdk find_*), with 'not found' and 'ambiguous' named after the config key.
+
+    ``finder`` returns the method: reaching a service proxy (``conn.image``) is a request too (the
+    token, the catalogue, version discovery), so it happens inside ``call()``, retried and classified.
+    """
 
     def lookup():
         try:
-            return finder(value, ignore_missing=False)
+            return finder()(value, ignore_missing=False)
         except os_exceptions.NotFoundException:
             raise CloudAPIError(f"pipelines.openstack.{key}: no {kind} named or with id {value!r}", 404) from None
         except os_exceptions.DuplicateResource:
@@ -46,14 +50,14 @@ def _find(kind: str, key: str, value: str, finder, retries: int):
 
 def resolve(conn, settings: OpenStackSettings) -> Resolved:
     retries = settings.api_retries
-    image = _find("image", "image_id", settings.image_id, conn.image.find_image, retries)
-    flavor = _find("flavor", "flavor", settings.flavor, conn.compute.find_flavor, retries)
+    image = _find("image", "image_id", settings.image_id, lambda: conn.image.find_image, retries)
+    flavor = _find("flavor", "flavor", settings.flavor, lambda: conn.compute.find_flavor, retries)
     network = None
     if settings.network_id:
-        network = _find("network", "network_id", settings.network_id, conn.network.find_network, retries)
+        network = _find("network", "network_id", settings.network_id, lambda: conn.network.find_network, retries)
     pool = None
     if settings.use_floating_ip and settings.ip_pool:
-        pool = _find("floating IP network", "ip_pool", settings.ip_pool, conn.network.find_network, retries)
+        pool = _find("floating IP network", "ip_pool", settings.ip_pool, lambda: conn.network.find_network, retries)
         if not pool.is_router_external:
             raise CloudAPIError(
                 f"pipelines.openstack.ip_pool: network {settings.ip_pool!r} is not external (router:external)"
