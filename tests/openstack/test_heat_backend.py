@@ -157,6 +157,9 @@ def test_a_site_template_with_its_own_parameters(sim, tmp_path, make_backend):
     assert_nothing_left(sim)
 
 
+PREFIX = {"heat_parameters": {"server_name_prefix": "x"}}
+
+
 @pytest.mark.parametrize(
     "text, overrides, message",
     [
@@ -167,14 +170,20 @@ def test_a_site_template_with_its_own_parameters(sim, tmp_path, make_backend):
         (SITE_TEMPLATE, {"heat_parameters": {"server_name_prefix": "x", "colour": "red"}}, r"heat_parameters\.colour: not a parameter of"),
         (SITE_TEMPLATE, {}, r"parameter 'server_name_prefix' has no default; set pipelines\.openstack\.heat_parameters\.server_name_prefix"),
         (SITE_TEMPLATE, {"auth_keyname": None, "heat_parameters": {"server_name_prefix": "x"}}, r"'key_name' has no default.*auth_keyname"),
+        # A configured value the template has no parameter for is refused, not silently dropped.
+        (SITE_TEMPLATE, {"user_data": "#cloud-config\n", **PREFIX}, r"heat_template_file \S+missing\.yaml: declares no parameter 'user_data', so pipelines\.openstack\.user_data would be dropped: declare it in the template or unset that setting$"),
+        (SITE_TEMPLATE, {"user_data_file": __file__, **PREFIX}, r"no parameter 'user_data', so pipelines\.openstack\.user_data_file would be dropped"),
+        (SITE_TEMPLATE, {"use_floating_ip": True, "ip_pool": "public", "security_group": "default", **PREFIX}, r"no parameters 'floating_network', 'security_groups', so pipelines\.openstack\.ip_pool with use_floating_ip, pipelines\.openstack\.security_group would be dropped"),
+        (SITE_TEMPLATE.replace("  image: {type: string}\n", "").replace("{get_param: image}", "cirros"), PREFIX, r"no parameter 'image', so pipelines\.openstack\.image_id would be dropped: declare it in the template$"),
     ],
 )  # fmt: skip
 def test_a_bad_template_or_parameter_is_a_clear_config_error(tmp_path, make_backend, text, overrides, message):
     template = tmp_path / "missing.yaml"
     if text is not None:
         template.write_text(text)
-    with pytest.raises(BackendConfigError, match=message):
+    with pytest.raises(BackendConfigError, match=message) as raised:
         heat_backend(make_backend, heat_template_file=str(template), **overrides)
+    assert "\n" not in str(raised.value)  # the start error is one line
 
 
 def test_the_bundled_template_needs_a_network(make_backend):

@@ -21,6 +21,8 @@ from scheduler_server.pipelines.service import PipelineService
 
 from .conftest import assert_nothing_left, pipeline_settings, wait_for
 
+NO_NET = {"network_id": None, "auth_keyname": None}  # a template declaring neither network nor key_name
+
 
 def test_heat_backend_lists_reads_and_deletes_our_plain_servers(sim, make_backend):
     nova = make_backend(provisioning="nova")
@@ -89,13 +91,14 @@ def test_heat_parameters_are_masked_in_get_config_and_user_data_must_be_hidden(t
     template = tmp_path / "shown.yaml"
     template.write_text(
         "heat_template_version: 2018-08-31\nparameters:\n  user_data: {type: string, default: ''}\n"
+        "  image: {type: string}\n  flavor: {type: string}\n"
         "resources:\n  vm:\n    type: OS::Nova::Server\n"
-        "    properties: {image: cirros-0.6.2, flavor: m1.tiny, user_data: {get_param: user_data}}\n"
+        "    properties: {image: {get_param: image}, flavor: {get_param: flavor}, user_data: {get_param: user_data}}\n"
         "outputs:\n  address: {value: {get_attr: [vm, first_address]}}\n"
     )
     with pytest.raises(BackendConfigError, match="parameter 'user_data' must be declared with hidden: true"):
-        make_backend(provisioning="heat", heat_template_file=str(template), user_data="#cloud-config\n")
-    backend = make_backend(provisioning="heat", heat_template_file=str(template))  # no user data: nothing to hide
+        make_backend(provisioning="heat", heat_template_file=str(template), user_data="#cloud-config\n", **NO_NET)
+    backend = make_backend(provisioning="heat", heat_template_file=str(template), **NO_NET)  # nothing to hide
     assert "user_data" in backend.template.declared
 
 

@@ -102,6 +102,7 @@ def load_template(settings) -> StackTemplate:
             known = ", ".join(sorted(declared)) or "none"
             raise BackendConfigError(f"{KEY}.heat_parameters.{key}: not a parameter of {source} (it declares: {known})")
     ours = supplied(settings)
+    _nothing_dropped(settings, ours, declared, source)
     user_data = declared.get("user_data")
     if "user_data" in ours and user_data is not None and not (isinstance(user_data, dict) and user_data.get("hidden")):
         raise BackendConfigError(
@@ -118,13 +119,42 @@ def load_template(settings) -> StackTemplate:
     return StackTemplate(body=body, source=source, declared=declared)
 
 
+#: Standard parameters a template may leave out without losing a setting: we connect to ssh_port
+#: anyway, and the metadata only names the stack on its server.
+NOT_LOST = frozenset({"ssh_port", "metadata"})
+
 _SETTING_OF = {
+    "image": f"{KEY}.image_id",
+    "flavor": f"{KEY}.flavor",
     "network": f"{KEY}.network_id",
     "key_name": f"{KEY}.auth_keyname",
     "floating_network": f"{KEY}.ip_pool with use_floating_ip",
     "security_groups": f"{KEY}.security_group",
     "user_data": f"{KEY}.user_data",
 }
+
+
+def _nothing_dropped(settings, ours: set[str], declared: dict, source: str) -> None:
+    """A configured value the template has no parameter for would never reach the stacks: refuse."""
+    missing = sorted(ours - NOT_LOST - set(declared))
+    if not missing:
+        return
+    names = ", ".join(repr(name) for name in missing)
+    keys = ", ".join(configured_as(settings, name) for name in missing)
+    one = len(missing) == 1
+    fix = f"declare {'it' if one else 'them'} in the template"
+    if not {"image", "flavor"} & set(missing):  # settings that can be left out
+        fix += f" or unset {'that setting' if one else 'those settings'}"
+    raise BackendConfigError(
+        f"{source}: declares no parameter{'' if one else 's'} {names}, so {keys} would be dropped: {fix}"
+    )
+
+
+def configured_as(settings, name: str) -> str:
+    """The setting behind the standard parameter ``name``, as the configuration spells it."""
+    if name == "user_data" and settings.user_data_file:
+        return f"{KEY}.user_data_file"
+    return _SETTING_OF.get(name, f"{KEY}.{name}")
 
 
 def bundled(settings) -> dict:
