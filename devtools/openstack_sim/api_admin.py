@@ -1,6 +1,6 @@
 """The simulator's own control API under ``/_sim`` (not OpenStack): inspect state, inject faults.
 
-``GET /_sim/state`` servers, ports, floating IPs, keypairs and the config
+``GET /_sim/state`` servers, ports, floating IPs, keypairs, stacks (no parameters: they may be secret) and the config
 ``PATCH /_sim/config`` change boot_delay, delete_delay, max_servers, fip_pool_size
 ``GET|POST|DELETE /_sim/faults`` list, add (JSON ``{"kind": ..., ...}``) or clear fault rules
 ``POST /_sim/servers/<id>/vanish`` make a server disappear now
@@ -61,6 +61,7 @@ def state():
         ]
         ports = [{"id": p.id, "device_id": p.device_id, "ip_address": p.ip_address} for p in cloud.ports.values()]
         keypairs = sorted(cloud.keypairs)
+        stacks = _stacks(_sim().stacks.stacks.values())
     return jsonify(
         {
             "config": cloud.config.public(),
@@ -68,8 +69,32 @@ def state():
             "floating_ips": fips,
             "ports": ports,
             "keypairs": keypairs,
+            "stacks": stacks,
         }
     )
+
+
+def _stacks(stacks) -> list[dict]:
+    """The stacks as ``state`` lists them (under the cloud's lock), each with its resources in template order."""
+    return [
+        {
+            "id": stack.id,
+            "name": stack.name,
+            "status": stack.status,
+            "status_reason": stack.reason,
+            "tags": list(stack.tags),
+            "resources": [
+                {
+                    "name": res.name,
+                    "type": res.type,
+                    "status": res.status,
+                    "physical_id": res.physical_id or None,
+                }
+                for res in (stack.resources[name] for name in stack.order)
+            ],
+        }
+        for stack in stacks
+    ]
 
 
 @bp.patch("/config")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -47,6 +48,12 @@ def test_a_stack_per_instance_reached_over_ssh_and_deleted_whole(sim, conn, make
     assert server.metadata.get(TAG_KEY) is None  # the stack is the instance, not its server
     state = sim.app.test_client().get("/_sim/state").get_json()
     assert state["servers"][0]["user_data"] == "#cloud-config\n"
+    [listed] = state["stacks"]  # as the servers are listed, and without the (maybe secret) parameters
+    assert (listed["id"], listed["name"], listed["status"]) == (info.id, "pipeline-h-1", "CREATE_COMPLETE")
+    resources = {r["name"]: r for r in listed["resources"]}
+    assert resources["server"]["physical_id"] == server.id and resources["server"]["type"] == "OS::Nova::Server"
+    assert {r["status"] for r in resources.values()} == {"CREATE_COMPLETE"} and "port" in resources
+    assert "cloud-config" not in json.dumps(listed) and f"{TAG_KEY}=sched-test" in listed["tags"]
     result = backend.executor(info).run("echo $SSH_CONNECTION")
     assert result.ok and result.text().split()[2] == server.fixed_ip
     assert backend.get_instance(info.id).state == "active"
@@ -57,6 +64,10 @@ def test_a_stack_per_instance_reached_over_ssh_and_deleted_whole(sim, conn, make
     assert_nothing_left(sim)
     wait_for(lambda: not stacks_left(sim), what="the stack to go")
     assert backend.get_instance(info.id) is None
+    gone = sim.app.test_client().get("/_sim/state").get_json()["stacks"]
+    assert [(s["status"], {r["status"] for r in s["resources"]}) for s in gone] == [
+        ("DELETE_COMPLETE", {"DELETE_COMPLETE"})
+    ]
 
 
 def test_floating_ip_and_own_security_group_variant(sim, conn, make_backend):
