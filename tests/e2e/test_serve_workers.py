@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from devtools.sshd import free_port
+from scheduler_server.web.auth import OPEN_WARNING
 from tests.e2e.conftest import BIN, wait_for_http
 
 # Records its pid, sleeps $3 s, then appends its name to `ran`: each pipeline's runs are counted.
@@ -218,6 +219,8 @@ def test_three_workers_one_port_one_leader_respawn_and_graceful_stop(tmp_path, i
         if proc.poll() is None:
             _stop(proc)
     assert proc.returncode == 0
+    # no tokens_file: said once, by the master, not by each worker (nor by the respawned one)
+    assert (tmp_path / f"serve-{port}.log").read_text().count(OPEN_WARNING) == 1
     assert took < 8, f"stopping took {took:.1f} s"
     assert not any(_alive(pid) for pid in respawned)
     assert _lease(data)[1] <= time.time()  # released at once, not left to expire
@@ -300,4 +303,5 @@ def test_gunicorn_workers_all_answer_one_dispatches_and_stop_gracefully(tmp_path
         if proc.poll() is None:
             _stop(proc)
     assert proc.returncode == 0 and took < 10
+    assert (tmp_path / "gunicorn.log").read_text().count(OPEN_WARNING) == 1  # by the first worker only
     assert _lease(data)[1] <= time.time()  # the leading worker handed the lease over on its way out

@@ -5,11 +5,13 @@ under the schema lock, and every one of them starts (before the lock, 2 starts i
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 
+import psutil
 import pytest
 import requests
 from sqlalchemy import create_engine, text
@@ -87,16 +89,47 @@ def start_gunicorn(home, data_dir, workers: int = 4, database_url: str | None = 
 
 
 def wait_all_workers_serving(process, port: int, log, workers: int, timeout: float = 60.0) -> str:
-    """Every worker built the app (each warns once that the API is open) and the service answers."""
+    """Every worker built the app and the service answers. The API is open: that is said once, by one worker."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         output = log.read_text(errors="replace")
         assert process.poll() is None, f"gunicorn exited {process.returncode}:\n{output[-3000:]}"
-        if output.count(OPEN_WARNING) >= workers:
+        if built(process, port, workers) >= workers:
+            output = log.read_text(errors="replace")
+            assert output.count(OPEN_WARNING) == 1, output[-3000:]
             assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
             return output
         time.sleep(0.1)
     raise AssertionError(f"not every worker started within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def built(process, port: int, workers: int) -> int:
+    """How many of gunicorn's workers built the app: ``workers`` connections are held open at once, and a
+    worker accepts one only once it has (then it reads it until it closes)."""
+    pids = {child.pid for child in psutil.Process(process.pid).children()}
+    try:
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(workers)]
+    except ConnectionRefusedError:
+        return 0  # not listening yet
+    mine = {sock.getsockname()[1] for sock in held}
+    holders: set[int] = set()
+    try:
+        deadline = time.monotonic() + 0.5
+        while len(holders) < workers and time.monotonic() < deadline:
+            holders |= {pid for pid in pids if _holds(pid, port, mine)}
+            time.sleep(0.02)
+    finally:
+        for sock in held:
+            sock.close()
+    return len(holders)
+
+
+def _holds(pid: int, port: int, clients: set[int]) -> bool:
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    return any(c.laddr.port == port and c.raddr and c.raddr.port in clients for c in connections)
 
 
 def stop(process) -> None:

@@ -81,6 +81,7 @@ def _serve_alone(settings: Settings, host: str, port: int) -> None:
 def _serve_with_workers(settings: Settings, host: str, port: int, count: int) -> None:
     from scheduler_server.http_server import bind_sockets
     from scheduler_server.logging_setup import configure_logging
+    from scheduler_server.web.auth import warn_for_workers
     from scheduler_server.workers import Master, metrics_directory
 
     configure_logging(settings.logging)
@@ -95,6 +96,7 @@ def _serve_with_workers(settings: Settings, host: str, port: int, count: int) ->
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc.filename}: {exc.strerror or exc}") from None
     log.info("serving on http://%s:%d with %d workers", host, port, count)
+    warn_for_workers(settings.pipelines.tokens_file)  # once here, not once per worker
     try:
         failure = Master(count, partial(_worker, settings, host, port, sockets)).run()
     finally:

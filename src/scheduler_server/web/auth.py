@@ -5,13 +5,17 @@ comments ignored); the file is re-read when it changes. A request presents one
 with ``Authorization: Bearer <token>`` or ``?token=<token>``. Every configured
 token is compared in constant time, so the answer's timing does not tell how
 much of a guess was right. Without a tokens file the API is open, and the
-service says so loudly at start.
+service says so loudly at start: once per process, or once for all the workers of
+one master (``serve --workers N``'s master says it before it forks; of gunicorn's
+workers, the first of each master).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -82,6 +86,37 @@ def presented_token(request: Request) -> str | None:
     return request.args.get("token") or None
 
 
-def warn_if_open(auth: TokenAuth) -> None:
-    if not auth.configured():
+class _Said:
+    by_master = False  # ``serve --workers N``'s master warned: its workers (forked after) stay quiet
+
+
+def warn_for_workers(tokens_file: object) -> None:
+    """``serve --workers N``'s master, before it forks: the warning once, for every worker it starts."""
+    if tokens_file is None:
         log.warning(OPEN_WARNING)
+    _Said.by_master = True
+
+
+def warn_if_open(auth: TokenAuth) -> None:
+    """When the app is built: unless the master warned for this worker already (``warn_for_workers``)."""
+    if not auth.configured() and not _Said.by_master and _first_of_gunicorn_master():
+        log.warning(OPEN_WARNING)
+
+
+#: In the multiprocess directory of gunicorn's workers (metrics/directory.py: one per master, removed
+#: with it): made by the first worker to warn, so the others of that master (and respawned ones) do not.
+_GUNICORN_MARK = "open-api-warned"
+
+
+def _first_of_gunicorn_master() -> bool:
+    """True but in a gunicorn worker that finds the mark of another worker of its master."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by metrics.setup, before the app is built
+    if "gunicorn.workers.base" not in sys.modules or not directory:
+        return True
+    try:
+        os.close(os.open(os.path.join(directory, _GUNICORN_MARK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # no mark to leave: better said by each worker than by none
+    return True
