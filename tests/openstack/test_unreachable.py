@@ -10,6 +10,7 @@ import yaml
 
 from devtools.openstack_sim import SimConfig, Simulator
 from scheduler_server.pipelines.clouds.backend import create_backend
+from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError
 
 from .conftest import pipeline_settings
 
@@ -30,6 +31,11 @@ def test_a_cloud_refusing_connections_is_one_line_at_start(ssh_key, tmp_path, ca
             for thread in threading.enumerate():
                 if thread.name == "openstack-warm-up":
                     thread.join(15)
+        # What the pool's reconciliation and restart call next: a BackendError naming the call, too.
+        with pytest.raises(CloudAPIError, match=r"^list (servers|stacks): .*Connection refused"):
+            backend.list_instances()
+        with pytest.raises(CloudAPIError, match=r"^get (server|stack): .*Connection refused"):
+            backend.get_instance("d6f1c0de-0000-4000-8000-000000000000")
     finally:
         backend.close()
     assert escaped == [], "an exception escaped the warm-up thread"

@@ -8,7 +8,7 @@ a late duplicate of a repeated create is deleted once found.
 
 ``wait_until_reachable`` polls until ACTIVE (ERROR, disappearance or
 ``boot_timeout`` become a ``ProvisionError`` with the cloud's reason), attaches
-a floating IP if configured (``ips.py``), then probes SSH with backoff.
+a floating IP if configured (``ips.py``), then probes SSH with backoff (``reach.py``).
 At most ``max_parallel_provisioning`` servers are between create and reachable.
 
 ``destroy`` deletes the floating IP we allocated (or hands a reused one back)
@@ -25,27 +25,18 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from scheduler_server.pipelines.backend_errors import (
-    BackendConfigError,
-    InstanceGone,
-    InstanceUnreachable,
-    ProvisionError,
-)
+from scheduler_server.pipelines.backend_errors import BackendConfigError, ProvisionError
 from scheduler_server.pipelines.clouds.backend import CloudBackend, InstanceInfo
 from scheduler_server.pipelines.clouds.openstack import servers
 from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call
 from scheduler_server.pipelines.clouds.openstack.executor import OpenStackExecutor
 from scheduler_server.pipelines.clouds.openstack.ips import FloatingIPs
+from scheduler_server.pipelines.clouds.openstack.reach import SshReach
 from scheduler_server.pipelines.clouds.openstack.resolve import Resolved, resolve
 from scheduler_server.pipelines.clouds.openstack.status import ServerStatusBoard
 from scheduler_server.pipelines.clouds.openstack.urgent_first import UrgentFirst
 
 log = logging.getLogger(__name__)
-
-#: First pause between two SSH probes of a fresh server; it doubles up to CONNECTION_RETRY_INTERVAL.
-SSH_PROBE_FIRST = 0.2
-#: Longest spares wait for an awaited server's first launch after its probe (seconds).
-FIRST_LAUNCH_HOLD = 1.0
 
 
 class OpenStackBackend(CloudBackend):
@@ -73,7 +64,13 @@ class OpenStackBackend(CloudBackend):
         self._holding: set[str] = set()  # servers holding a _booting slot
         self._reach_order = UrgentFirst()
         self._in_flight: set[str] = set()  # names being created: not yet known to the pool's store
-        self._executors: dict[str, OpenStackExecutor] = {}
+        self._reach = SshReach(
+            lambda: self.settings,
+            self._reach_order,
+            lambda name: self.awaited(name),  # the pool sets self.awaited after this
+            self._exists,
+            self._launched,
+        )
         self.ips = FloatingIPs(self.connection, scheduler_id, self.os.api_retries)
         self._status = ServerStatusBoard(self.connection, self.os.api_retries)
 
@@ -91,6 +88,10 @@ class OpenStackBackend(CloudBackend):
 
                 self._conn = connect(self.os)
             return self._conn
+
+    def _compute(self):
+        """The compute proxy: reaching it may be a request (token, catalogue), so only inside ``call()``."""
+        return self.connection().compute
 
     def resolved(self) -> Resolved:
         wanted = (
@@ -180,8 +181,7 @@ class OpenStackBackend(CloudBackend):
         return made
 
     def _created(self, name: str, request: str) -> list:
-        compute = self.connection().compute
-        named = compute.servers(details=True, name=f"^{name}$")
+        named = self._compute().servers(details=True, name=f"^{name}$")
         return [s for s in named if (s.metadata or {}).get(servers.REQUEST_KEY) == request]
 
     def _find_created(self, name: str, request: str):
@@ -195,12 +195,13 @@ class OpenStackBackend(CloudBackend):
 
         Checked once the server is ACTIVE and again when it is destroyed.
         """
-        compute = self.connection().compute
         extras = self._call("list servers", lambda: self._created(instance.name, instance.extra.get("request")))
         for server in extras:
             if server.id != instance.id:
                 log.warning("openstack: deleting duplicate server %s (%s) of a retried create", server.name, server.id)
-                self._call("delete duplicate server", lambda s=server: compute.delete_server(s.id, ignore_missing=True))
+                self._call(
+                    "delete duplicate server", lambda s=server: self._compute().delete_server(s.id, ignore_missing=True)
+                )
 
     def _free_slot(self, server_id: str) -> None:
         with self._lock:
@@ -222,11 +223,7 @@ class OpenStackBackend(CloudBackend):
             address = self._address(instance, server)
         finally:
             self._free_slot(instance.id)
-        instance.address, instance.port, instance.user = address, self.os.ssh_port, self.settings.ssh_user
-        instance.state = "building"
-        self._probe_ssh(instance)
-        instance.state = "active"
-        return instance
+        return self._reach.reached(instance, address)
 
     def _wait_active(self, instance: InstanceInfo):
         started = instance.created_at.timestamp() if instance.created_at else time.time()
@@ -267,52 +264,8 @@ class OpenStackBackend(CloudBackend):
                     return entry["addr"]
         raise ProvisionError(f"server {instance.name} is ACTIVE but has no fixed IPv4 address")
 
-    def _probe_ssh(self, instance: InstanceInfo) -> None:
-        """The seed's MAX_CONNECTION_RETRIES x CONNECTION_RETRY_INTERVAL, with the first probes sooner."""
-        attempts = self.settings.max_connection_retries + 1
-        interval = self.settings.connection_retry_interval
-        delay = min(SSH_PROBE_FIRST, interval)
-        last: Exception | None = None
-        for attempt in range(1, attempts + 1):
-            try:
-                # Reachable once connected, authenticated and the first job's launcher session is
-                # open: that session's sshd set-up is then off the job's start.
-                with self._reach_order.turn(lambda: self.awaited(instance.name)) as urgent:
-                    self.executor(instance).prepare_launcher()
-                    if urgent:  # its first launch comes next: spares keep waiting until it happened
-                        self._reach_order.hold(instance.id, FIRST_LAUNCH_HOLD)
-                return
-            except InstanceGone:
-                raise
-            except InstanceUnreachable as exc:
-                last = exc
-            if attempt < attempts:
-                time.sleep(delay)
-                delay = min(delay * 2, interval)
-        raise InstanceUnreachable(f"server {instance.name}: no SSH after {attempts} attempts: {last}")
-
     def executor(self, instance: InstanceInfo) -> OpenStackExecutor:
-        key = f"{instance.id}@{instance.address}"
-        with self._lock:
-            executor = self._executors.get(key)
-            if executor is None:
-                if not instance.address:
-                    raise InstanceUnreachable(f"server {instance.name} has no address yet")
-                password = self.settings.ssh_password.get_secret_value() if self.settings.ssh_password else None
-                executor = OpenStackExecutor(
-                    instance.address,
-                    instance.port,
-                    instance.user or self.settings.ssh_user,
-                    key_file=self.settings.ssh_key_file,
-                    password=password,
-                    exists=lambda sid=instance.id: self._exists(sid),
-                    server_name=instance.name,
-                    launched=lambda job, sid=instance.id: self._launched(sid, job),
-                    # With TTL 1 a server runs one job: the session its probe opened is the only one needed.
-                    relaunch_ahead=self.settings.virtual_server_ttl > 1,
-                )
-                self._executors[key] = executor
-            return executor
+        return self._reach.executor(instance)
 
     # --- release ----------------------------------------------------------------------
 
@@ -320,10 +273,7 @@ class OpenStackBackend(CloudBackend):
         """Forget an instance about to be deleted: its boot slot, its turn, its executors."""
         self._free_slot(instance.id)
         self._reach_order.release(instance.id)
-        with self._lock:
-            executors = [self._executors.pop(k) for k in list(self._executors) if k.startswith(f"{instance.id}@")]
-        for executor in executors:
-            executor.close()
+        self._reach.forget(instance.id)
 
     def destroy(self, instance: InstanceInfo) -> None:
         self._let_go(instance)
@@ -335,9 +285,9 @@ class OpenStackBackend(CloudBackend):
                 self.ips.release_for_server(instance.id)
             if instance.extra.get("dedupe"):
                 self._drop_duplicates(instance)
-            compute = self.connection().compute
             self._call(
-                f"delete server {instance.name}", lambda: compute.delete_server(instance.id, ignore_missing=True)
+                f"delete server {instance.name}",
+                lambda: self._compute().delete_server(instance.id, ignore_missing=True),
             )
         except CloudAPIError as exc:
             raise ProvisionError(f"cannot delete server {instance.name}: {exc}") from None
@@ -346,9 +296,8 @@ class OpenStackBackend(CloudBackend):
     # --- inventory --------------------------------------------------------------------
 
     def get_instance(self, instance_id: str) -> InstanceInfo | None:
-        compute = self.connection().compute
         try:
-            server = self._call("get server", lambda: compute.get_server(instance_id))
+            server = self._call("get server", lambda: self._compute().get_server(instance_id))
         except CloudAPIError as exc:
             if exc.status == 404:
                 return None
@@ -360,9 +309,9 @@ class OpenStackBackend(CloudBackend):
         self._tag_job(server_id, job)
 
     def _tag_job(self, server_id: str, job: str) -> None:
-        compute = self.connection().compute
+        metadata = {servers.JOB_KEY: job}
         try:
-            self._call("set server metadata", lambda: compute.set_server_metadata(server_id, **{servers.JOB_KEY: job}))
+            self._call("set server metadata", lambda: self._compute().set_server_metadata(server_id, **metadata))
         except CloudAPIError as exc:  # only informative: never fail a running pipeline for it
             log.warning("openstack: could not tag server %s with %s: %s", server_id, job, exc)
 
@@ -371,17 +320,8 @@ class OpenStackBackend(CloudBackend):
         return info is not None and info.state != "gone"
 
     def list_instances(self, *, include_untagged: bool = False) -> list[InstanceInfo]:
-        compute = self.connection().compute
-        listed = self._call("list servers", lambda: list(compute.servers(details=True)))
-        with self._lock:
-            in_flight = set(self._in_flight)
-        found = []
-        for server in listed:
-            info = self._instance(server)
-            if info.tagged and info.name in in_flight:
-                continue  # its create call has not returned yet: the pool cannot know it
-            if info.tagged or include_untagged:
-                found.append(info)
+        listed = self._call("list servers", lambda: list(self._compute().servers(details=True)))
+        found = self._listed([self._instance(server) for server in listed], include_untagged)
         if self.os.use_floating_ip:
             try:
                 self.ips.sweep()
@@ -389,11 +329,16 @@ class OpenStackBackend(CloudBackend):
                 log.warning("openstack: floating IP sweep failed: %s", exc)
         return found
 
-    def close(self) -> None:
+    def _listed(self, infos: list[InstanceInfo], include_untagged: bool) -> list[InstanceInfo]:
+        """What ``list_instances`` shows of the cloud's listing (servers or stacks)."""
         with self._lock:
-            executors, self._executors = list(self._executors.values()), {}
+            in_flight = set(self._in_flight)
+        # One whose create call has not returned yet is left out: the pool cannot know it.
+        return [i for i in infos if (i.tagged and i.name not in in_flight) or (include_untagged and not i.tagged)]
+
+    def close(self) -> None:
+        self._reach.close()
+        with self._lock:
             conn, self._conn = self._conn, None
-        for executor in executors:
-            executor.close()
         if conn is not None:
             conn.close()

@@ -322,8 +322,9 @@ class StackBoard:
     def get(self, stack_id: str, max_age: float):
         with self._lock:
             if time.monotonic() - self._taken_at >= max_age:
-                orchestration = self._conn().orchestration
-                listed = call("list stacks", lambda: list(orchestration.stacks(tags=[self.tag])), self.retries)
+                listed = call(
+                    "list stacks", lambda: list(self._conn().orchestration.stacks(tags=[self.tag])), self.retries
+                )
                 self._stacks = {s.id: s for s in listed}
                 self._taken_at = time.monotonic()
             stack = self._stacks.get(stack_id)
@@ -332,9 +333,9 @@ class StackBoard:
     def fetch(self, stack_id: str, name: str | None = None):
         """The stack with its outputs, or None if it does not exist (any more). With its name, from
         the canonical URL ``/stacks/<name>/<id>``: Heat answers ``/stacks/<id>`` with a redirect there."""
-        orchestration = self._conn().orchestration
 
         def get():
+            orchestration = self._conn().orchestration  # inside call(): reaching it may be a request
             try:
                 if name:
                     stack = Stack.existing(id=stack_id, name=name)

@@ -144,11 +144,7 @@ class HeatBackend(OpenStackBackend):
             instance.extra["server_id"] = found["server_id"]
             with self._lock:
                 self._server_ids[instance.id] = found["server_id"]
-        instance.address, instance.port, instance.user = str(address), self.os.ssh_port, self.settings.ssh_user
-        instance.state = "building"
-        self._probe_ssh(instance)
-        instance.state = "active"
-        return instance
+        return self._reach.reached(instance, str(address))
 
     def _wait_complete(self, instance: InstanceInfo):
         started = instance.created_at.timestamp() if instance.created_at else time.time()
@@ -181,11 +177,10 @@ class HeatBackend(OpenStackBackend):
     # --- release ----------------------------------------------------------------------
 
     def _delete_stack(self, instance: InstanceInfo, why: str = "") -> None:
-        orchestration = self.connection().orchestration
         try:
             self._call(
                 f"delete stack {instance.name}",
-                lambda: heat.delete(orchestration, instance.id, instance.name),
+                lambda: heat.delete(self.connection().orchestration, instance.id, instance.name),
             )
         except CloudAPIError as exc:
             if exc.status == 409 and self._being_deleted(instance.id):
@@ -227,18 +222,10 @@ class HeatBackend(OpenStackBackend):
             super()._tag_job(server_id, job)
 
     def list_instances(self, *, include_untagged: bool = False) -> list[InstanceInfo]:
-        orchestration = self.connection().orchestration
         query = {} if include_untagged else {"tags": [heat.tag(self.scheduler_id)]}  # a list: the SDK joins it
-        listed = self._call("list stacks", lambda: list(orchestration.stacks(**query)))
-        with self._lock:
-            in_flight = set(self._in_flight)
-        found = []
-        for stack in listed:
-            info = self._stack_info(stack)
-            if info.tagged and info.name in in_flight:
-                continue  # its create call has not returned yet: the pool cannot know it
-            if info.tagged or include_untagged:
-                found.append(info)
+        # The proxy inside the call: reaching it may be a request (token, catalogue), retried and classified.
+        listed = self._call("list stacks", lambda: list(self.connection().orchestration.stacks(**query)))
+        found = self._listed([self._stack_info(stack) for stack in listed], include_untagged)
         # Our tagged plain servers, made while provisioning was nova: reconciliation deletes them.
         # (A stack's server carries STACK_OF_KEY, not the tag: it is not listed twice.)
         found += [i for i in super().list_instances() if i.tagged]

@@ -60,16 +60,14 @@ class ServerStatusBoard:
         seen at most ``max_age`` seconds ago, or None if it does not exist."""
         with self._lock:
             if time.monotonic() - self._taken_at >= max_age:
-                compute = self._conn().compute
-                servers = call("list servers", lambda: _list_statuses(compute), self.retries)
+                servers = call("list servers", lambda: _list_statuses(self._conn().compute), self.retries)
                 self._servers = {s.id: s for s in servers}
                 self._taken_at = time.monotonic()
             server = self._servers.get(server_id)
         if server is not None:
             return server
-        compute = self._conn().compute
         try:
-            return call("get server", lambda: compute.get_server(server_id), self.retries)
+            return call("get server", lambda: self._conn().compute.get_server(server_id), self.retries)
         except CloudAPIError as exc:
             if exc.status == 404:
                 return None
