@@ -112,10 +112,12 @@ class FloatingIPs:
 
     def release(self, fip_id: str, allocated: bool, server_id: str) -> None:
         """Delete an address we allocated; give a reused one back to the pool."""
-        network = self._conn().network
         if allocated:
-            call("delete floating IP", lambda: network.delete_ip(fip_id, ignore_missing=True), self.retries)
+            call(
+                "delete floating IP", lambda: self._conn().network.delete_ip(fip_id, ignore_missing=True), self.retries
+            )
             return
+        network = self._conn().network
         try:
             fip = network.get_ip(fip_id)
         except os_exceptions.NotFoundException:
@@ -132,17 +134,19 @@ class FloatingIPs:
 
     def release_for_server(self, server_id: str) -> None:
         """Delete every address we allocated for ``server_id`` (found by description, so nothing is missed)."""
-        network = self._conn().network
         wanted = self.description(server_id)
-        for fip in call("list floating IPs", lambda: list(network.ips(description=wanted)), self.retries):
+        listed = call("list floating IPs", lambda: list(self._conn().network.ips(description=wanted)), self.retries)
+        network = self._conn().network  # reached by the listing
+        for fip in listed:
             if fip.description == wanted:
                 call("delete floating IP", lambda f=fip: network.delete_ip(f.id, ignore_missing=True), self.retries)
 
     def sweep(self) -> list[str]:
         """Delete our addresses that lost their server; return their addresses."""
-        network = self._conn().network
+        listed = call("list floating IPs", lambda: list(self._conn().network.ips()), self.retries)
+        network = self._conn().network  # reached by the listing
         removed = []
-        for fip in call("list floating IPs", lambda: list(network.ips()), self.retries):
+        for fip in listed:
             if self._ours(fip) and not fip.port_id:
                 try:
                     network.delete_ip(fip.id, ignore_missing=True)
