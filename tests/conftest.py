@@ -23,9 +23,15 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def app(settings):
+    """The app; its pipeline service (whose dispatcher a pipeline request starts) is closed after the test,
+    so no dispatcher is left to stop, and log, at interpreter exit once pytest has closed its capture."""
     from scheduler_server.app import create_app
 
-    return create_app(settings)
+    made = create_app(settings)
+    yield made
+    pipelines = made.extensions.get("pipelines")
+    if pipelines is not None:
+        pipelines.service.close()
 
 
 @pytest.fixture
