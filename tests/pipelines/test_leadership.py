@@ -199,8 +199,10 @@ def test_a_follower_takes_over_at_the_lease_expiry_and_starts_queued_work_within
     wait_until(lambda: second.dispatcher.leading, timeout=5, interval=0.002, message="the take-over")
     took_over = time.time()
     taken_at = second.store.read_lease()[1] - 2  # when the follower's take-over transaction ran
-    assert expires_at <= taken_at < expires_at + 0.1, taken_at - expires_at
-    assert took_over < expires_at + 0.3, took_over - expires_at  # committed and seen (a loaded machine: 20-100 ms)
+    # At the expiry, not at a poll of the lease (a third of it, 0.67 s here, would be late); a loaded
+    # machine (load 6) took 140 ms to run the take-over transaction once.
+    assert expires_at <= taken_at < expires_at + 0.35, taken_at - expires_at
+    assert took_over < expires_at + 0.5, took_over - expires_at  # committed and seen
     started = wait_status(second, pipeline_id, ("running", *FINAL_STATES))
     left_queue = min(t.at for t in second.get(pipeline_id).transitions if t.from_status == "queued")
     assert left_queue - took_over < 1.0 and started.attempt == 1
