@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from types import SimpleNamespace
 
 from scheduler_server.pipelines.models import FINAL_STATES
 from scheduler_server.pipelines.scheduling import planner
@@ -349,3 +350,18 @@ def test_an_instance_moves_only_along_its_lifecycle():
         assert "deleted" in str(exc)
     else:
         raise AssertionError("a deleted instance came back")
+
+
+def test_a_closed_service_leaves_nothing_to_stop_at_exit(make_service, monkeypatch):
+    # Started, a service registers its stop for interpreter exit; closed, it takes that back, so no
+    # dispatcher stops (and logs) at exit, after pytest has closed its capture, and none is kept alive.
+    from scheduler_server.pipelines import service as module
+
+    at_exit: list = []
+    forget = lambda f: f in at_exit and at_exit.remove(f)  # noqa: E731 - as atexit.unregister: absent is no error
+    monkeypatch.setattr(module, "atexit", SimpleNamespace(register=at_exit.append, unregister=forget))
+    service = make_service(start=False)
+    service.ensure_started()
+    assert at_exit == [service.stop]
+    service.close()
+    assert at_exit == []
