@@ -87,9 +87,17 @@ def test_every_openstack_call_has_an_operation_of_the_list():
     assert not unlabelled
 
 
-def test_a_gunicorn_worker_s_directory_names_its_master_and_when_it_started(tmp_path, monkeypatch):
-    monkeypatch.delenv(directory.VARIABLE, raising=False)
+def _as_gunicorn_worker(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "gunicorn.workers.base", sys)
+    monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/27.0.1")  # what its arbiter exports to its workers
+
+
+def test_a_gunicorn_worker_s_directory_names_its_master_and_when_it_started(tmp_path, monkeypatch):
+    monkeypatch.setenv(directory.VARIABLE, "")  # recorded, so that what choose() exports is undone after
+    monkeypatch.delenv(directory.VARIABLE)
+    monkeypatch.setitem(sys.modules, "gunicorn.workers.base", sys)
+    assert directory.choose(tmp_path) is None  # gunicorn imported, but no arbiter started this process
+    _as_gunicorn_worker(monkeypatch)
     path = directory.choose(tmp_path)
     master = os.getppid()
     assert path == tmp_path / "metrics" / f"gunicorn-{master}-{directory.start_time(master)}"
@@ -104,7 +112,7 @@ def test_an_unusable_directory_or_data_dir_is_a_startup_error_naming_it(tmp_path
     with pytest.raises(StartupError, match=f"{directory.VARIABLE}={blocker}: cannot use it"):
         directory.choose(tmp_path)
     monkeypatch.delenv(directory.VARIABLE)
-    monkeypatch.setitem(sys.modules, "gunicorn.workers.base", sys)
+    _as_gunicorn_worker(monkeypatch)
     with pytest.raises(StartupError, match=str(blocker / "metrics")):
         directory.choose(blocker)
 

@@ -50,8 +50,10 @@ def choose(data_path: Path) -> Path | None:
 
 
 def _gunicorn_worker() -> bool:
-    """A worker forked by a gunicorn master (``gunicorn scheduler_server.app:app``)."""
-    return "gunicorn.workers.base" in sys.modules
+    """A worker forked by a gunicorn master (``gunicorn scheduler_server.app:app``): gunicorn loaded,
+    and the arbiter's SERVER_SOFTWARE inherited (a process that merely imported gunicorn, a test
+    runner say, must not pick a directory and export it to every process it starts)."""
+    return "gunicorn.workers.base" in sys.modules and os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/")
 
 
 def start_time(pid: int) -> str:
