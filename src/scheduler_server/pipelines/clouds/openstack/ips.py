@@ -117,20 +117,29 @@ class FloatingIPs:
                 "delete floating IP", lambda: self._conn().network.delete_ip(fip_id, ignore_missing=True), self.retries
             )
             return
-        network = self._conn().network
-        try:
-            fip = network.get_ip(fip_id)
-        except os_exceptions.NotFoundException:
+        fip = self._found(f"get floating IP {fip_id}", lambda: self._conn().network.get_ip(fip_id))
+        if fip is None or not fip.port_id:
             return
-        except os_exceptions.SDKException as exc:
-            log.warning("openstack: cannot check floating IP %s: %s", fip_id, describe(exc))
-            return
-        port = fip.port_id and network.get_port(fip.port_id)
-        if port and port.device_id == server_id:
+        network = self._conn().network  # reached by the look-up
+        port = self._found(f"get port {fip.port_id}", lambda: network.get_port(fip.port_id))
+        if port is not None and port.device_id == server_id:
             try:
-                network.update_ip(fip_id, port_id=None, if_revision=fip.revision_number)
-            except os_exceptions.SDKException as exc:  # deleting the server disassociates it anyway
-                log.info("openstack: floating IP %s not disassociated: %s", fip.floating_ip_address, describe(exc))
+                call(
+                    f"disassociate floating IP {fip.floating_ip_address}",
+                    lambda: network.update_ip(fip_id, port_id=None, if_revision=fip.revision_number),
+                    self.retries,
+                )
+            except CloudAPIError as exc:  # deleting the server disassociates it anyway
+                log.info("openstack: floating IP not disassociated: %s", exc)
+
+    def _found(self, what: str, fn: Callable):
+        """``call(what, fn)``, None if the cloud answers 404."""
+        try:
+            return call(what, fn, self.retries)
+        except CloudAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def release_for_server(self, server_id: str) -> None:
         """Delete every address we allocated for ``server_id`` (found by description, so nothing is missed)."""
