@@ -1,6 +1,7 @@
 """Calling the OpenStack APIs: retries of transient failures, and errors a person can read.
 
-Transient means HTTP 5xx, a timeout or a refused connection: the call is
+Transient means HTTP 5xx, a timeout or a refused connection (also when the very first login's
+version discovery failed for that reason, never for a wrong ``auth_url``): the call is
 repeated up to ``api_retries`` times with exponential backoff. Everything else
 (400 bad request, 403 quota exceeded, 404, 409...) is final and is described by
 the cloud's own message, which becomes the pipeline's status reason.
@@ -34,7 +35,22 @@ class CloudAPIError(BackendError):
         self.status = status
 
 
+def _unreachable_cause(exc: ks_exceptions.DiscoveryFailure) -> bool:
+    """A failed version discovery whose cause is a refused or timed-out connection (not a 404, not a bad answer).
+
+    keystoneauth raises the DiscoveryFailure inside its ``except``: the cause is its ``__context__``.
+    """
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    for _ in range(5):
+        if seen is None or isinstance(seen, ks_exceptions.RetriableConnectionFailure):
+            return seen is not None
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ks_exceptions.DiscoveryFailure):
+        return _unreachable_cause(exc)  # the very first login against a cloud refusing connections
     if isinstance(exc, ks_exceptions.RetriableConnectionFailure):
         return True  # timeouts and refused connections
     if isinstance(exc, ks_exceptions.ConnectionError):
