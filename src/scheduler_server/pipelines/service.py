@@ -361,9 +361,11 @@ class PipelineService:
 
     def reconfigure(self, fresh: PipelineSettings, data_path: Path) -> list[str]:
         """Take a re-read configuration's pipeline settings; returns the keys that need a restart
-        (``data_dir`` among them if ``data_path`` moved), which keep their running values."""
+        (``data_dir`` among them if ``data_path`` moved), which keep their running values. Settings the
+        running backend cannot take raise its ``BackendConfigError`` and nothing is taken."""
         # Keep what needs a restart as it is, so the running backend and store stay consistent.
         restart, fresh = keep_running(self.settings, fresh, RESTART_KEYS)
+        self.backend.check_settings(fresh)  # BackendConfigError: refused, the running settings kept
         if data_path != self.data_path:
             restart.append("data_dir")
         self.settings = fresh

@@ -184,6 +184,10 @@ class CloudBackend(ABC):
         """Most instances that can exist at once (SSH: total slots), or None if only MAX_INSTANCES bounds it."""
         return None
 
+    def check_settings(self, settings: PipelineSettings) -> None:
+        """Raise ``BackendConfigError`` naming the key if this running backend cannot take ``settings``
+        (``PUT /config``, the restart keys already put back): the reload is refused. Default: no check."""
+
     def close(self) -> None:
         """Close connections and cached executors. The service calls it on shutdown."""
 

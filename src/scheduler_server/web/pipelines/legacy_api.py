@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from scheduler_server.config import load_settings
-from scheduler_server.pipelines.backend_errors import BackendError
+from scheduler_server.pipelines.backend_errors import BackendConfigError, BackendError
 from scheduler_server.pipelines.errors import PipelineError
 from scheduler_server.pipelines.models import ACTIVE_STATES, QUEUED
 from scheduler_server.pipelines.redacted import instance_view, pipeline_view
@@ -250,7 +250,10 @@ def reload_config():
         fresh = load_settings(running.source)
     except ConfigError as exc:
         return _error(f"configuration not reloaded, the running one is kept: {exc}", 400)
-    restart = service().reconfigure(fresh.pipelines, fresh.data_path)
+    try:
+        restart = service().reconfigure(fresh.pipelines, fresh.data_path)
+    except BackendConfigError as exc:  # what the running backend's start check says of them
+        return _error(f"configuration not reloaded, the running one is kept: {exc}", 400)
     service().xnat_settings = fresh.xnat  # the XNAT servers take effect at once
     kept = {"pipelines": service().settings}
     if "data_dir" in restart:

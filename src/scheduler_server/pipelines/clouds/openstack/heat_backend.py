@@ -40,6 +40,16 @@ NO_HEAT = (
 )
 
 
+def _template_key(os) -> tuple:
+    """What the template and its check depend on."""
+    return (
+        os.heat_template_file,
+        json.dumps(os.heat_parameters, sort_keys=True),
+        frozenset(heat.supplied(os)),
+        os.heat_create_security_group,
+    )
+
+
 class HeatBackend(OpenStackBackend):
     def __init__(self, settings, *, scheduler_id, data_dir):
         super().__init__(settings, scheduler_id=scheduler_id, data_dir=data_dir)
@@ -59,16 +69,17 @@ class HeatBackend(OpenStackBackend):
     def template(self) -> heat.StackTemplate:
         """The template, read again when PUT /config changed the settings it depends on."""
         os = self.os
-        key = (
-            os.heat_template_file,
-            json.dumps(os.heat_parameters, sort_keys=True),
-            frozenset(heat.supplied(os)),
-            os.heat_create_security_group,
-        )
+        key = _template_key(os)
         with self._lock:
             if self._template is None or self._template[0] != key:
                 self._template = (key, heat.load_template(os))
             return self._template[1]
+
+    def check_settings(self, settings) -> None:
+        """PUT /config: the start check of the template (a configured setting it has no parameter for...)."""
+        os = settings.openstack
+        if _template_key(os) != _template_key(self.os):
+            heat.load_template(os)
 
     def _check_heat(self) -> None:
         """A BackendConfigError with one clear reason on a cloud whose catalogue has no Heat."""
