@@ -14,11 +14,13 @@ from scheduler_server.observing.sky.ephemerides import ATACAMA, Samples
 
 
 @pytest.fixture(scope="session", autouse=True)
-def observing_cache(tmp_path_factory, worker_id):
+def observing_cache(request, tmp_path_factory):
     # One cache per test run, shared by its xdist workers (their basetemps have a
     # common parent), so ephemeris tables and generated months are computed once a run.
+    # Read from the config, not xdist's worker_id fixture: `-p no:xdist` runs work too.
     base = tmp_path_factory.getbasetemp()
-    root = (base.parent if worker_id != "master" else base) / "observing-cache"
+    worker = getattr(request.config, "workerinput", None)
+    root = (base.parent if worker is not None else base) / "observing-cache"
     previous = os.environ.get(ENV_CACHE_DIR)
     os.environ[ENV_CACHE_DIR] = str(root)
     yield root

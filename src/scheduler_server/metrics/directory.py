@@ -34,9 +34,8 @@ def choose(data_path: Path) -> Path | None:
     given = os.environ.get(VARIABLE) or os.environ.get(VARIABLE.lower())
     if given:
         path, what = Path(given), f"{VARIABLE}={given}"
-    elif _gunicorn_worker():
-        master = os.getppid()
-        path = data_path / "metrics" / f"gunicorn-{master}-{start_time(master)}"
+    elif (master := gunicorn_master()) is not None:
+        path = data_path / "metrics" / f"gunicorn-{master}"
         what = f"{path} (the metrics of gunicorn's workers; set {VARIABLE} to use another directory)"
     else:
         return None
@@ -47,6 +46,14 @@ def choose(data_path: Path) -> Path | None:
         raise StartupError(f"{what}: cannot use it: {(exc.strerror or str(exc)).lower()}") from None
     os.environ[VARIABLE] = str(path)
     return path
+
+
+def gunicorn_master() -> str | None:
+    """``<pid>-<start time>`` of the gunicorn master that forked this worker; None: not a gunicorn worker."""
+    if not _gunicorn_worker():
+        return None
+    master = os.getppid()
+    return f"{master}-{start_time(master)}"
 
 
 def _gunicorn_worker() -> bool:

@@ -168,9 +168,9 @@ class PipelineService:
         self.backend.close()
 
     def close(self) -> None:
-        atexit.unregister(self.stop)  # closed: nothing of it is left to stop at exit (nor kept alive until then)
         self.stop()
         self.store.close()
+        atexit.unregister(self.stop)  # closed: nothing of it is left to stop at exit (nor kept alive until then)
 
     # --- submit ---------------------------------------------------------------------
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import sys
 import threading
 from pathlib import Path
 
 from flask import Request
+
+from scheduler_server.metrics import directory
 
 log = logging.getLogger("scheduler_server.web.auth")
 
@@ -104,17 +105,21 @@ def warn_if_open(auth: TokenAuth) -> None:
 
 
 #: In the multiprocess directory of gunicorn's workers (metrics/directory.py: one per master, removed
-#: with it): made by the first worker to warn, so the others of that master (and respawned ones) do not.
-_GUNICORN_MARK = "open-api-warned"
+#: with it): made by the first worker to warn, so the others of that master (and respawned ones) do
+#: not. Named by the master (pid and start time): an operator's directory left from an earlier master
+#: must not keep the next one quiet.
+_GUNICORN_MARK = "open-api-warned-{master}"
 
 
 def _first_of_gunicorn_master() -> bool:
     """True but in a gunicorn worker that finds the mark of another worker of its master."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by metrics.setup, before the app is built
-    if "gunicorn.workers.base" not in sys.modules or not directory:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by metrics.setup, before the app is built
+    master = directory.gunicorn_master()
+    if master is None or not folder:
         return True
     try:
-        os.close(os.open(os.path.join(directory, _GUNICORN_MARK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        mark = os.path.join(folder, _GUNICORN_MARK.format(master=master))
+        os.close(os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         return False
     except OSError:

@@ -113,9 +113,8 @@ class Reaper:
             try:
                 stopped += self._reap(row)
             except Exception:  # noqa: BLE001 - one bad row must not keep the others waiting
-                log.exception(
-                    "pipeline %s attempt %s: stopping the given-up attempt failed", row.pipeline_id, row.attempt
-                )
+                doing = "removing the ended attempt's job directory" if ended(row) else "stopping the given-up attempt"
+                log.exception("pipeline %s attempt %s: %s failed", row.pipeline_id, row.attempt, doing)
                 self._later(row.id)
         return stopped
 
@@ -126,7 +125,8 @@ class Reaper:
         if erased and self.pool.backend.destroy_erases:
             # The instance was deleted, and deleting it (a server, a sandbox) took its processes along.
             self._forget(row.id)
-            log.info("%s: its instance is deleted, and the attempt with it", what)
+            gone = "its job directory with it" if ended(row) else "the attempt with it"
+            log.info("%s: its instance is deleted, and %s", what, gone)
             return True
         try:
             executor = self.pool.backend.executor(InstanceInfo.from_dict(row.info))

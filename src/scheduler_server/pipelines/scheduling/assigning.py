@@ -33,7 +33,8 @@ class _Busy(Exception):
 class Assigning:
     def assign_queued(self, now: float, known_queued: bool = False) -> bool:
         """Assign what can be; True if a pipeline was started on a ready instance. ``known_queued``:
-        a submission was just committed (a wake-up), so the write transaction needs no read first."""
+        a wake-up from another process (most often its submission) says there may be work, so the
+        write transaction goes first, without the plain read that spares the idle ticks a write."""
         limit = self.pool.limit()
         if not known_queued:  # a plain read first: most ticks have nothing to assign and need no write
             _, queued = self.store.queue_view(now, self.settings.max_active_pipelines + limit)
