@@ -168,6 +168,22 @@ def test_a_site_template_with_its_own_parameters(sim, tmp_path, make_backend):
     assert_nothing_left(sim)
 
 
+def test_a_site_template_may_hard_code_its_image_and_is_told_so(sim, tmp_path, make_backend, caplog):
+    # Site templates written before the settings check named their image themselves: they still start.
+    own = SITE_TEMPLATE.replace("  image: {type: string}\n", "").replace("{get_param: image}", "cirros-0.6.2")
+    template = tmp_path / "site.yaml"
+    template.write_text(own)
+    with caplog.at_level("WARNING"):
+        backend = heat_backend(make_backend, heat_template_file=str(template), **PREFIX)  # image_id ubuntu-22.04
+    said = [r.getMessage() for r in caplog.records if "declares no parameter 'image'" in r.getMessage()]
+    assert said and said[0].endswith("its stacks take the template's own, not pipelines.openstack.image_id"), said
+    info = up(backend)
+    image = sim.cloud.servers[info.extra["server_id"]].image_id
+    assert image == next(i.id for i in sim.cloud.images.values() if i.name == "cirros-0.6.2")  # the template's
+    backend.destroy(info)
+    assert_nothing_left(sim)
+
+
 PREFIX = {"heat_parameters": {"server_name_prefix": "x"}}
 
 
@@ -185,7 +201,7 @@ PREFIX = {"heat_parameters": {"server_name_prefix": "x"}}
         (SITE_TEMPLATE, {"user_data": "#cloud-config\n", **PREFIX}, r"heat_template_file \S+missing\.yaml: declares no parameter 'user_data', so pipelines\.openstack\.user_data would be dropped: declare it in the template or unset that setting$"),
         (SITE_TEMPLATE, {"user_data_file": __file__, **PREFIX}, r"no parameter 'user_data', so pipelines\.openstack\.user_data_file would be dropped"),
         (SITE_TEMPLATE, {"use_floating_ip": True, "ip_pool": "public", "security_group": "default", **PREFIX}, r"no parameters 'floating_network', 'security_groups', so pipelines\.openstack\.ip_pool with use_floating_ip, pipelines\.openstack\.security_group would be dropped"),
-        (SITE_TEMPLATE.replace("  image: {type: string}\n", "").replace("{get_param: image}", "cirros"), PREFIX, r"no parameter 'image', so pipelines\.openstack\.image_id would be dropped: declare it in the template$"),
+        (SITE_TEMPLATE, {"use_floating_ip": True, "ip_pool": "public", **PREFIX}, r"or unset that setting \(pipelines\.openstack\.use_floating_ip: false\)$"),
     ],
 )  # fmt: skip
 def test_a_bad_template_or_parameter_is_a_clear_config_error(tmp_path, make_backend, text, overrides, message):

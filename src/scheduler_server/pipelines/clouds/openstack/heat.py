@@ -14,6 +14,7 @@ despite an error).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -31,6 +32,8 @@ from scheduler_server.pipelines.backend_errors import BackendConfigError
 from scheduler_server.pipelines.clouds.backend import TAG_KEY, InstanceInfo
 from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call
 from scheduler_server.pipelines.clouds.openstack.servers import NAME_KEY, REQUEST_KEY, user_data_text
+
+log = logging.getLogger(__name__)
 
 BUNDLED = Path(__file__).with_name("templates") / "server.yaml"
 OPTIONS = BUNDLED.with_name("server-options.yaml")
@@ -122,6 +125,12 @@ def load_template(settings) -> StackTemplate:
 #: Standard parameters a template may leave out without losing a setting: we connect to ssh_port
 #: anyway, and the metadata only names the stack on its server.
 NOT_LOST = frozenset({"ssh_port", "metadata"})
+#: Standard parameters a site template may hard-code (its own image or flavor, as templates written
+#: before this check did): the settings behind them stay required and looked up, the stacks take the
+#: template's; a warning at start says so.
+HARD_CODED = frozenset({"image", "flavor"})
+#: How to stop giving a value, where that is not "unset the setting".
+_STOP_GIVING = {"floating_network": f"{KEY}.use_floating_ip: false"}
 
 _SETTING_OF = {
     "image": f"{KEY}.image_id",
@@ -136,15 +145,22 @@ _SETTING_OF = {
 
 def _nothing_dropped(settings, ours: set[str], declared: dict, source: str) -> None:
     """A configured value the template has no parameter for would never reach the stacks: refuse."""
-    missing = sorted(ours - NOT_LOST - set(declared))
+    hard_coded = sorted(HARD_CODED - set(declared))
+    if hard_coded:
+        log.warning(
+            "%s: declares no parameter %s: its stacks take the template's own, not %s",
+            source,
+            ", ".join(repr(name) for name in hard_coded),
+            ", ".join(configured_as(settings, name) for name in hard_coded),
+        )
+    missing = sorted(ours - NOT_LOST - HARD_CODED - set(declared))
     if not missing:
         return
     names = ", ".join(repr(name) for name in missing)
     keys = ", ".join(configured_as(settings, name) for name in missing)
     one = len(missing) == 1
-    fix = f"declare {'it' if one else 'them'} in the template"
-    if not {"image", "flavor"} & set(missing):  # settings that can be left out
-        fix += f" or unset {'that setting' if one else 'those settings'}"
+    fix = f"declare {'it' if one else 'them'} in the template or unset {'that setting' if one else 'those settings'}"
+    fix += "".join(f" ({_STOP_GIVING[name]})" for name in missing if name in _STOP_GIVING)
     raise BackendConfigError(
         f"{source}: declares no parameter{'' if one else 's'} {names}, so {keys} would be dropped: {fix}"
     )
