@@ -56,3 +56,22 @@ def test_a_cloud_refusing_connections_at_release_is_a_cloud_api_error_naming_the
         ProvisionError, match=rf"^cannot delete server {info.name}: get floating IP .*Connection refused"
     ):
         backend.destroy(info)
+
+
+def test_the_orphan_sweep_retries_a_5xx_delete_and_a_refused_connection_is_one_warning(sim, conn, make_backend, caplog):
+    backend = make_backend(use_floating_ip=True, ip_pool="public")
+    public = conn.network.find_network("public", ignore_missing=False)
+    orphan = conn.network.create_ip(floating_network_id=public.id, description=backend.ips.description("gone"))
+    sim.cloud.faults.add(parse_rule(f"api_error:method=DELETE,path=/floatingips/{orphan.id}$,status=503,count=1"))
+    with caplog.at_level(logging.WARNING):
+        assert backend.ips.sweep() == [orphan.floating_ip_address]  # deleted by the retry
+    assert any("delete floating IP" in r.getMessage() and "retry 1/" in r.getMessage() for r in caplog.records)
+    assert conn.network.find_ip(orphan.id) is None
+    second = conn.network.create_ip(floating_network_id=public.id, description=backend.ips.description("gone"))
+    backend.ips.retries = 0
+    sim.cloud.faults.add(parse_rule(f"api_error:method=DELETE,path=/floatingips/{second.id}$,status=503,count=1"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert backend.ips.sweep() == []  # kept for the next sweep, one line, no exception
+    said = [r.getMessage() for r in caplog.records if "cannot delete orphan floating IP" in r.getMessage()]
+    assert len(said) == 1 and "delete floating IP" in said[0], said

@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as os_exceptions
 
 from scheduler_server.pipelines.clouds.openstack.calls import CloudAPIError, call, describe
@@ -78,7 +79,8 @@ class FloatingIPs:
                     os_exceptions.NotFoundException,
                 ):
                     continue  # someone else got it first
-                except os_exceptions.SDKException as exc:
+                except (os_exceptions.SDKException, ks_exceptions.ClientException) as exc:  # a refused connection
+                    # too: the next address is tried, then the allocation (inside call(): retried, or one error)
                     log.warning("openstack: claiming floating IP %s failed: %s", fip.floating_ip_address, describe(exc))
                     continue
                 return Claim(claimed.id, claimed.floating_ip_address, allocated=False)
@@ -158,12 +160,10 @@ class FloatingIPs:
         for fip in listed:
             if self._ours(fip) and not fip.port_id:
                 try:
-                    network.delete_ip(fip.id, ignore_missing=True)
+                    call("delete floating IP", lambda f=fip: network.delete_ip(f.id, ignore_missing=True), self.retries)
                     removed.append(fip.floating_ip_address)
-                except os_exceptions.SDKException as exc:
-                    log.warning(
-                        "openstack: cannot delete orphan floating IP %s: %s", fip.floating_ip_address, describe(exc)
-                    )
+                except CloudAPIError as exc:  # the next sweep tries again
+                    log.warning("openstack: cannot delete orphan floating IP %s: %s", fip.floating_ip_address, exc)
         if removed:
             log.info("openstack: deleted %d orphan floating IP(s): %s", len(removed), ", ".join(removed))
         return removed
