@@ -75,7 +75,11 @@ def _run_the_scenario(cluster: Cluster, marker: Path, remote: Path) -> None:
         late = writes(engine, app=frozen.name, after=thawed_at)
         assert late == [], f"{frozen.name} wrote after its thaw (it had lost the lease): {late[:5]}"
         assert re.search(r"\((\S+)\) (stops dispatching|no longer dispatches)", frozen.log_text()), "no lost-lease line"
-        assert kill_took < LEASE + 1 and freeze_took < LEASE + 1, "the goal: the lease + 1 s"
+        # The goal (the next start within 1 s of the lease's expiry) is measured by bench/bench_replicas.py on
+        # its own; here, beside another test file's processes, the bound only tells a take-over at the expiry
+        # (kill -9: sooner, the dead holder's pid is seen) from one a whole lease late (6.2 s seen once).
+        assert kill_took < LEASE + 1, f"kill -9: {kill_took:.2f} s, no wait for the expiry expected"
+        assert freeze_took < 2 * LEASE, f"SIGSTOP: {freeze_took:.2f} s, the take-over comes at the lease's expiry"
     finally:
         engine.dispose()
 
