@@ -37,3 +37,27 @@ def app(settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+#: Files whose tests bound elapsed times (fail-over, wake-ups, lock waits, slow clients, worker
+#: respawns). scripts/test.sh runs them after the parallel part, one at a time, so that another test
+#: file's processes do not share the cores with them: the bounds then mean what they say.
+TIMING_FILES = frozenset(
+    {
+        "tests/e2e/test_serve_workers.py",
+        "tests/e2e/test_slow_clients.py",
+        "tests/pipelines/test_frozen_locks.py",
+        "tests/pipelines/test_leadership.py",
+        "tests/pipelines/test_leadership_races.py",
+        "tests/pipelines/test_replicas.py",
+        "tests/pipelines/test_urgent_first.py",
+        "tests/pipelines/test_wake.py",
+        "tests/pipelines/test_wake_bursts.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(item.fspath).resolve().relative_to(REPO).as_posix() in TIMING_FILES:
+            item.add_marker(pytest.mark.timing)
