@@ -21,16 +21,9 @@ from scheduler_server.pipelines.storage.lease import Fence, LeaseLost, check_sid
 from scheduler_server.pipelines.storage.store import Store
 
 from .conftest import script, submit_ok, wait_status, wait_until
-from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
+from .postgres import postgres_server, postgres_url, store_url  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fence.sqlite'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def test_a_fenced_write_needs_the_lease_row_and_a_live_deadline(store_url):

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 
-import pytest
 from sqlalchemy import delete, text
 
 from scheduler_server.pipelines.models import Lease
@@ -18,14 +17,7 @@ from scheduler_server.pipelines.storage import lease as fencing
 from scheduler_server.pipelines.storage.lease import Fence, LeaseLost, clock, fenced, holder_is_dead, new_holder_id
 from scheduler_server.pipelines.storage.store import Store
 
-from .postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'lease.sqlite'}"
-    return request.getfixturevalue("postgres_url")
+from .postgres import postgres_server, postgres_url, store_url  # noqa: F401  (fixtures)
 
 
 def test_two_followers_racing_at_the_expiry_exactly_one_leads(store_url):
